@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a local virtual environment (.venv) and run graphtickets in it.
+#
+#   bash bootstrap.sh run [ARGS...]    set up, then `graphtickets run ARGS...` (the default study)
+#   bash bootstrap.sh test [ARGS...]   set up, then run the test suite (pytest ARGS...)
+#   bash bootstrap.sh setup            set up only
+#
+# Needs only Python >= 3.10 with venv and pip. The pinned CPU build of torch is installed first
+# (constraints.txt) so that pip never resolves a multi-GB CUDA build. Set PYTHON to choose the
+# interpreter, GT_VENV to put the environment elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+VENV="${GT_VENV:-.venv}"
+what="${1:-run}"; shift || true
+
+stamp="$VENV/.graphtickets-installed"
+want="$(cat pyproject.toml constraints.txt | "$PYTHON" -c 'import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "graphtickets: setting up $VENV (first time takes a few minutes)" >&2
+    [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    "$VENV/bin/python" -m pip install -q -c constraints.txt torch
+    "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+    echo "$want" > "$stamp"
+fi
+
+case "$what" in
+    setup) echo "graphtickets: environment ready in $VENV" >&2 ;;
+    run)   exec "$VENV/bin/graphtickets" run "$@" ;;
+    test)  exec "$VENV/bin/python" -m pytest -q -n 2 "$@" ;;
+    *)     echo "usage: bash bootstrap.sh run|test|setup [ARGS...]" >&2; exit 2 ;;
+esac

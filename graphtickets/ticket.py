@@ -1,0 +1,406 @@
+"""The Ticket: boolean masks keyed by parameter name, with provenance.
+
+A :class:`Ticket` is the one object every method produces and every analysis consumes.
+It holds ``masks`` (``{parameter name: torch.bool tensor}``), the ``method`` that found it,
+its ``config`` (hyperparameters, seed, model spec, dataset) and ``meta`` (what the search
+cost, what it found on the way, the package version). Optionally it carries ``weights``
+(for instance the rewound weights of an IMP ticket).
+
+Files are safetensors: the masks (and weights) as tensors, the provenance as JSON in the
+metadata. Never pickle. A ticket file alone is enough to rebuild its model
+(:meth:`Ticket.build_model`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from graphtickets._version import __version__
+from graphtickets.errors import TicketError
+
+__all__ = ["Ticket", "prunable", "check_density", "FORMAT"]
+
+#: Key of the safetensors metadata entry that marks a graphtickets file.
+FORMAT = "graphtickets.ticket/1"
+_WEIGHT_PREFIX = "weight::"
+_MASK_PREFIX = "mask::"
+
+_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def prunable(
+    model: nn.Module,
+    *,
+    include_bias: bool = False,
+    exclude: Iterable[str] = (),
+    keep_classifier_dense: bool = False,
+) -> dict[str, nn.Parameter]:
+    """Return the prunable parameters of ``model``, keyed by ``named_parameters()`` names.
+
+    By default these are the weights of ``Linear`` and ``Conv1d/2d/3d`` modules, never
+    biases or normalisation layers.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    include_bias : bool, default False
+        Also return the biases of those modules.
+    exclude : iterable of str
+        Parameter names (or module names) to leave out.
+    keep_classifier_dense : bool, default False
+        Leave out the last prunable module (the classifier), as open_lth does.
+
+    Returns
+    -------
+    dict[str, nn.Parameter]
+        In the order of ``model.named_parameters()``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> sorted(prunable(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))))
+    ['0.weight', '2.weight']
+    """
+    excluded = set(exclude)
+    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE_TYPES)]
+    if keep_classifier_dense and modules:
+        excluded.add(modules[-1][0])
+    out: dict[str, nn.Parameter] = {}
+    for mname, module in modules:
+        if mname in excluded:
+            continue
+        for pname in ("weight", "bias") if include_bias else ("weight",):
+            p = getattr(module, pname, None)
+            full = f"{mname}.{pname}" if mname else pname
+            if isinstance(p, nn.Parameter) and full not in excluded:
+                out[full] = p
+    order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
+    missing = [n for n in out if n not in order]
+    if missing:  # parametrized / pruned modules expose weight_orig instead
+        for n in missing:
+            base = n.rsplit(".", 1)
+            alt = f"{base[0]}.{base[1]}_orig" if len(base) == 2 else f"{n}_orig"
+            if alt not in order:
+                raise TicketError(f"parameter {n!r} is not a named parameter of the model")
+        return out
+    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+
+
+def check_density(density: float, name: str = "density") -> float:
+    """Validate a density (the fraction of weights KEPT): a number in (0, 1]."""
+    try:
+        d = float(density)
+    except (TypeError, ValueError):
+        raise TicketError(f"{name} must be a number in (0, 1], got {density!r}") from None
+    if not (0.0 < d <= 1.0) or math.isnan(d):
+        hint = " (did you mean sparsity? density is the fraction kept)" if d > 1.0 or d == 0 else ""
+        raise TicketError(f"{name} must be in (0, 1], got {density!r}{hint}")
+    return d
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert provenance values to plain JSON types (tensors, numpy, tuples, paths)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+@dataclass
+class Ticket:
+    """A sparse subnetwork: boolean masks keyed by parameter name, with provenance.
+
+    Parameters
+    ----------
+    masks : dict[str, torch.Tensor]
+        ``torch.bool`` tensors keyed by ``model.named_parameters()`` names. ``True`` = kept.
+    method : str
+        Name of the method that found the ticket (a key of ``gt.pruning.METHODS``).
+    config : dict
+        What was asked for: ``hparams``, ``seed``, ``density``, ``model`` (the spec that
+        ``gt.models.build`` takes: ``name``, ``in_shape``, ``num_classes``, ``seed``, kwargs),
+        ``dataset``.
+    meta : dict
+        What happened: ``cost`` (``seconds``, ``epochs``, ``iterations``), results found on
+        the way, ``version`` of graphtickets.
+    weights : dict[str, torch.Tensor], optional
+        Weights that go with the masks (e.g. rewound weights); ``None`` means the model's
+        own initialisation (rebuilt from the spec).
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = Ticket({"fc.weight": torch.tensor([[True, False], [True, True]])}, method="manual")
+    >>> t.density, t.sparsity
+    (0.75, 0.25)
+    """
+
+    masks: dict[str, torch.Tensor]
+    method: str = "manual"
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.masks, Mapping) or not self.masks:
+            raise TicketError("a Ticket needs a non-empty dict of masks {parameter name: bool tensor}")
+        clean: dict[str, torch.Tensor] = {}
+        for name, m in self.masks.items():
+            if not isinstance(name, str):
+                raise TicketError(f"mask keys must be parameter names (str), got {name!r}")
+            if not isinstance(m, torch.Tensor):
+                raise TicketError(f"mask {name!r} must be a torch.bool tensor, got {type(m).__name__}")
+            if m.dtype != torch.bool:
+                raise TicketError(
+                    f"mask {name!r} has dtype {m.dtype}; masks must be torch.bool "
+                    f"(convert with mask.bool() if it holds only 0/1)"
+                )
+            clean[name] = m.detach().to("cpu")
+        self.masks = clean
+        if self.weights is not None:
+            missing = set(self.masks) - set(self.weights)
+            if missing:
+                raise TicketError(f"weights are missing for masked parameters {sorted(missing)}")
+            for name, w in self.weights.items():
+                if name in self.masks and tuple(w.shape) != tuple(self.masks[name].shape):
+                    raise TicketError(
+                        f"weights[{name!r}] has shape {tuple(w.shape)} but its mask has "
+                        f"{tuple(self.masks[name].shape)}"
+                    )
+            self.weights = {k: v.detach().to("cpu") for k, v in self.weights.items()}
+        self.meta.setdefault("version", __version__)
+        if self.kept == 0:
+            raise TicketError("the ticket keeps no weight at all (density 0); density must be in (0, 1]")
+
+    # ------------------------------------------------------------------ counts
+    @property
+    def total(self) -> int:
+        """Number of prunable weights covered by the masks."""
+        return sum(m.numel() for m in self.masks.values())
+
+    @property
+    def kept(self) -> int:
+        """Number of weights kept (mask ``True``)."""
+        return int(sum(int(m.count_nonzero()) for m in self.masks.values()))
+
+    @property
+    def density(self) -> float:
+        """Fraction of the masked weights that are kept."""
+        return self.kept / self.total
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of the masked weights that are pruned: ``1 - density``."""
+        return 1.0 - self.density
+
+    def layer_densities(self) -> dict[str, float]:
+        """Density of each masked parameter, in mask order."""
+        return {n: float(m.count_nonzero()) / m.numel() for n, m in self.masks.items()}
+
+    def layer_counts(self) -> dict[str, tuple[int, int]]:
+        """``(kept, total)`` of each masked parameter."""
+        return {n: (int(m.count_nonzero()), m.numel()) for n, m in self.masks.items()}
+
+    # ------------------------------------------------------------------ model
+    def check(self, model: nn.Module) -> None:
+        """Raise :class:`TicketError` unless every mask matches a parameter of ``model``."""
+        params = dict(model.named_parameters())
+        unknown = [n for n in self.masks if n not in params and f"{n}_orig" not in params]
+        if unknown:
+            sample = ", ".join(list(params)[:6])
+            raise TicketError(
+                f"the ticket masks parameters the model does not have: {unknown[:5]}; "
+                f"the model's parameters are [{sample}, ...] — was the ticket found on another "
+                f"architecture? (its spec: {self.config.get('model')})"
+            )
+        for n, m in self.masks.items():
+            p = params.get(n, params.get(f"{n}_orig"))
+            assert p is not None
+            if tuple(p.shape) != tuple(m.shape):
+                raise TicketError(
+                    f"mask {n!r} has shape {tuple(m.shape)} but the model's parameter has "
+                    f"{tuple(p.shape)} — the ticket belongs to a model of other widths"
+                )
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module, *, weights: bool = True) -> nn.Module:
+        """Zero the pruned weights of ``model`` in place (and return it).
+
+        If the ticket carries ``weights`` and ``weights=True`` they are copied in first.
+        """
+        self.check(model)
+        params = dict(model.named_parameters())
+        for n, m in self.masks.items():
+            p = params[n] if n in params else params[f"{n}_orig"]
+            if weights and self.weights is not None and n in self.weights:
+                p.copy_(self.weights[n].to(p.device, p.dtype))
+            p.mul_(m.to(p.device, p.dtype))
+        if weights and self.weights is not None:
+            for n, w in self.weights.items():
+                if n not in self.masks and n in params:
+                    params[n].copy_(w.to(params[n].device, params[n].dtype))
+        return model
+
+    def to_torch_prune(self, model: nn.Module) -> nn.Module:
+        """Apply with ``torch.nn.utils.prune.custom_from_mask`` (``weight_orig``/``weight_mask``)."""
+        from torch.nn.utils import prune as tprune
+
+        self.check(model)
+        modules = dict(model.named_modules())
+        for n, m in self.masks.items():
+            mod_name, _, pname = n.rpartition(".")
+            module = modules[mod_name]
+            tprune.custom_from_mask(module, pname, mask=m.to(getattr(module, pname).device))
+        return model
+
+    @classmethod
+    def from_torch_prune(cls, model: nn.Module, *, method: str = "torch_prune", **kw: Any) -> Ticket:
+        """Read a ticket from a model pruned with ``torch.nn.utils.prune`` (its ``*_mask`` buffers)."""
+        masks: dict[str, torch.Tensor] = {}
+        for name, buf in model.named_buffers():
+            if name.endswith("_mask"):
+                masks[name[: -len("_mask")]] = buf.detach().bool().cpu().clone()
+        if not masks:
+            raise TicketError(
+                "the model has no '*_mask' buffers: it was not pruned with torch.nn.utils.prune"
+            )
+        return cls(masks=masks, method=method, **kw)
+
+    def build_model(self) -> nn.Module:
+        """Rebuild the model this ticket was found on (from ``config['model']``), masked."""
+        from graphtickets import models
+
+        spec = self.config.get("model")
+        if not spec or "name" not in spec:
+            raise TicketError(
+                "this ticket records no model spec (config['model']); build the model yourself "
+                "and use ticket.apply(model)"
+            )
+        model = models.build_from_spec(spec)
+        self.apply(model)
+        return model
+
+    # ------------------------------------------------------------------ derived tickets
+    def replace(self, masks: dict[str, torch.Tensor], *, method: str | None = None, **meta: Any) -> Ticket:
+        """A new ticket with other masks and the same provenance (plus ``meta`` updates)."""
+        return Ticket(
+            masks=masks,
+            method=method or self.method,
+            config=json.loads(json.dumps(_jsonable(self.config))),
+            meta={**json.loads(json.dumps(_jsonable(self.meta))), **meta},
+            weights=None,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Ticket(method={self.method!r}, density={self.density:.4g}, "
+            f"layers={len(self.masks)}, weights={self.total})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ticket):
+            return NotImplemented
+        return (
+            self.masks.keys() == other.masks.keys()
+            and all(torch.equal(self.masks[k], other.masks[k]) for k in self.masks)
+            and self.method == other.method
+        )
+
+    # ------------------------------------------------------------------ files
+    def provenance(self) -> dict[str, Any]:
+        """Everything but the tensors, as plain JSON types."""
+        return {
+            "format": FORMAT,
+            "method": self.method,
+            "config": _jsonable(self.config),
+            "meta": _jsonable(self.meta),
+            "order": list(self.masks),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ticket as a safetensors file (atomically: temp file + rename)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {_MASK_PREFIX + n: m.contiguous() for n, m in self.masks.items()}
+        if self.weights is not None:
+            tensors.update({_WEIGHT_PREFIX + n: w.contiguous() for n, w in self.weights.items()})
+        meta = {"graphtickets": json.dumps(self.provenance())}
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Ticket:
+        """Read a ticket written by :meth:`save`; clear errors for corrupt or foreign files."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise TicketError(f"no ticket file at {str(path)!r}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                raw = meta.get("graphtickets")
+                if raw is None:
+                    raise TicketError(
+                        f"{str(path)!r} is a safetensors file but not a graphtickets ticket "
+                        f"(no 'graphtickets' metadata); tickets are written by Ticket.save"
+                    )
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except TicketError:
+            raise
+        except Exception as exc:  # safetensors raises its own error types for bad headers
+            raise TicketError(
+                f"{str(path)!r} is not a readable ticket file (corrupt or not safetensors): {exc}"
+            ) from None
+        try:
+            prov = json.loads(raw)
+        except json.JSONDecodeError:
+            raise TicketError(f"{str(path)!r}: the ticket's provenance is not valid JSON (corrupt file)") from None
+        if prov.get("format") != FORMAT:
+            raise TicketError(
+                f"{str(path)!r} has ticket format {prov.get('format')!r}; this graphtickets reads {FORMAT!r}"
+            )
+        order = prov.get("order") or []
+        masks = {k[len(_MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(_MASK_PREFIX)}
+        weights = {k[len(_WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(_WEIGHT_PREFIX)}
+        masks = {n: masks[n] for n in order if n in masks} | masks
+        return cls(
+            masks=masks,
+            method=prov.get("method", "unknown"),
+            config=prov.get("config", {}),
+            meta=prov.get("meta", {}),
+            weights=weights or None,
+        )
