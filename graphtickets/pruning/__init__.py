@@ -1,0 +1,43 @@
+"""Pruning methods: one module per method, a registry, and the :func:`prune` front end.
+
+>>> import graphtickets as gt
+>>> "magnitude" in gt.pruning.METHODS
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from graphtickets.pruning.core import (
+    METHODS,
+    MethodSpec,
+    masked_copy,
+    prune,
+    register_method,
+    resolve_params,
+    schedule_densities,
+    score_prune,
+)
+from graphtickets.pruning.select import keep_count, select_topk
+
+__all__ = [
+    "METHODS",
+    "MethodSpec",
+    "prune",
+    "register_method",
+    "score_prune",
+    "schedule_densities",
+    "select_topk",
+    "keep_count",
+    "masked_copy",
+    "resolve_params",
+]
+
+# Each module registers its methods on import. Add new method modules here.
+_METHOD_MODULES = [
+    "baselines",
+]
+
+for _m in _METHOD_MODULES:
+    importlib.import_module(f"graphtickets.pruning.{_m}")

@@ -1,0 +1,159 @@
+"""Baselines every study needs: random pruning (uniform or ERK) and magnitude pruning.
+
+References
+----------
+.. [1] Evci, Gale, Menick, Castro, Elsen. "Rigging the Lottery: Making All Tickets Winners."
+   ICML 2020 (the Erdős–Rényi-Kernel layer densities).
+.. [2] Han, Pool, Tran, Dally. "Learning both Weights and Connections for Efficient Neural
+   Networks." NeurIPS 2015 (magnitude pruning).
+.. [3] Frankle, Dziugaite, Roy, Carbin. "Pruning Neural Networks at Initialization: Why are We
+   Missing the Mark?" ICLR 2021 (random and magnitude at initialization as baselines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.core import register_method, resolve_params, score_prune
+from graphtickets.pruning.select import select_topk
+from graphtickets.ticket import Ticket
+
+__all__ = ["erk_densities", "magnitude_scores", "random_scores"]
+
+
+def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """Per-layer densities of the Erdős–Rényi-Kernel distribution (Evci et al. 2020).
+
+    Layer ``l`` gets ``eps * sum(shape_l) / prod(shape_l)`` (for a conv weight
+    ``(c_out, c_in, kh, kw)`` this is ``(c_out + c_in + kh + kw) / (c_out c_in kh kw)``),
+    with ``eps`` chosen so that the total kept equals ``density * N``. A layer whose density
+    would exceed 1 is made dense and ``eps`` is solved again for the others.
+
+    >>> d = erk_densities({"a": (100, 10), "b": (10, 10)}, 0.5)
+    >>> round(d["b"], 3), round(100*10*d["a"] + 100*d["b"]) == 550
+    (1.0, True)
+    """
+    sizes = {n: int(np.prod(s)) for n, s in shapes.items()}
+    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    total = sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        budget = density * total - sum(sizes[n] for n in dense)
+        rest = [n for n in shapes if n not in dense]
+        if not rest:
+            break
+        eps = budget / sum(raw[n] * sizes[n] for n in rest)
+        over = [n for n in rest if eps * raw[n] > 1.0]
+        if not over:
+            break
+        dense.update(over)
+    return {n: 1.0 if n in dense else float(eps * raw[n]) for n in shapes}
+
+
+def _exact_counts(densities: Mapping[str, float], sizes: Mapping[str, int], k: int) -> dict[str, int]:
+    """Integer counts close to ``density * size`` per layer that add up to exactly ``k``."""
+    want = {n: densities[n] * sizes[n] for n in sizes}
+    counts = {n: min(sizes[n], int(np.floor(want[n]))) for n in sizes}
+    short = k - sum(counts.values())
+    order = sorted(sizes, key=lambda n: (-(want[n] - np.floor(want[n])), list(sizes).index(n)))
+    i = 0
+    while short > 0:
+        n = order[i % len(order)]
+        if counts[n] < sizes[n]:
+            counts[n] += 1
+            short -= 1
+        i += 1
+    return counts
+
+
+def random_scores(model: nn.Module, masks: Mapping[str, torch.Tensor], data: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Scores drawn uniformly at random from ``generator``."""
+    return {n: torch.rand(m.shape, generator=generator) for n, m in masks.items()}
+
+
+def magnitude_scores(model: nn.Module, masks: Mapping[str, torch.Tensor], data: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Scores ``|w|``."""
+    params = dict(model.named_parameters())
+    return {n: params[n].detach().abs().cpu() for n in masks}
+
+
+@register_method(
+    "random",
+    needs_data=False,
+    kind="baseline",
+    summary="random masks: uniform density per layer, or ERK layer densities",
+    reference="Frankle et al. 2021 (ICLR); ERK: Evci et al. 2020 (ICML)",
+)
+def random_method(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    distribution: str = "uniform",
+    scope: str = "layer",
+    include_bias: bool = False,
+    keep_classifier_dense: bool = False,
+    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Random ticket. ``distribution="uniform"``: each layer keeps ``round(density n_l)``
+    (``scope="layer"``, the default) or the whole network keeps ``round(density N)`` chosen
+    uniformly (``scope="global"``). ``distribution="erk"``: layer densities from
+    :func:`erk_densities`, rounded so the total is exactly ``round(density N)``.
+    """
+    if distribution == "uniform":
+        masks, meta = score_prune(
+            model, random_scores, density=density, seed=seed, scope=scope, prior=prior,
+            include_bias=include_bias, keep_classifier_dense=keep_classifier_dense,
+        )
+        return masks, {**meta, "distribution": "uniform"}
+    if distribution != "erk":
+        raise GraphticketsError(f"distribution must be 'uniform' or 'erk', got {distribution!r}")
+    names, start = resolve_params(
+        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
+    )
+    if any(not bool(m.all()) for m in start.values()):
+        raise GraphticketsError("random(distribution='erk') does not take a prior mask")
+    shapes = {n: tuple(start[n].shape) for n in names}
+    sizes = {n: start[n].numel() for n in names}
+    dens = erk_densities(shapes, density)
+    counts = _exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
+    gen = torch.Generator().manual_seed(seed)
+    scores = random_scores(model, start, None, gen)
+    masks = select_topk(scores, density, counts=counts)
+    return masks, {"distribution": "erk", "erk_densities": dens}
+
+
+@register_method(
+    "magnitude",
+    needs_data=False,
+    kind="baseline",
+    summary="keep the largest |w| (at initialization, or of trained weights)",
+    reference="Han et al. 2015 (NeurIPS); at init: Frankle et al. 2021 (ICLR)",
+)
+def magnitude_method(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    scope: str = "global",
+    rounds: int = 1,
+    schedule: str = "exponential",
+    include_bias: bool = False,
+    keep_classifier_dense: bool = False,
+    invert: bool = False,
+    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One-shot (or iterated) magnitude pruning of the model's current weights."""
+    return score_prune(
+        model, magnitude_scores, density=density, seed=seed, scope=scope, rounds=rounds,
+        schedule=schedule, prior=prior, include_bias=include_bias,
+        keep_classifier_dense=keep_classifier_dense, invert=invert,
+    )

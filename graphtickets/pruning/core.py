@@ -1,0 +1,344 @@
+"""The pruning front end: the method registry, :func:`prune`, and the iterative scorer driver.
+
+A method is a plain function ``fn(model, *, density, data, seed, **hparams)`` that returns
+``(masks, meta)`` — boolean masks keyed by parameter name and a dict of what the search found
+and cost. It is registered in :data:`METHODS` with :func:`register_method`. :func:`prune`
+validates the request, calls the method, and wraps the result in a :class:`~graphtickets.Ticket`
+with full provenance.
+
+Methods that score weights (magnitude, SNIP, GraSP, SynFlow, random) go through
+:func:`score_prune`, which adds what every scorer gets for free: global or layer scope,
+multi-round schedules, a prior mask the result is nested in, a choice of prunable parameters,
+and inverted scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from graphtickets._registry import Registry
+from graphtickets._version import __version__
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.select import select_topk
+from graphtickets.ticket import Ticket, check_density, prunable
+
+__all__ = [
+    "MethodSpec",
+    "METHODS",
+    "register_method",
+    "prune",
+    "score_prune",
+    "schedule_densities",
+    "masked_copy",
+    "resolve_params",
+    "Scorer",
+]
+
+log = logging.getLogger("graphtickets.pruning")
+
+#: A scorer: ``scorer(model, masks, data, generator, **kw) -> {name: score tensor}``.
+#: ``model`` is a private copy with ``masks`` already applied; it may be modified freely.
+Scorer = Callable[..., dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered pruning method.
+
+    Attributes
+    ----------
+    name : str
+        Registry key.
+    fn : callable
+        ``fn(model, *, density, data, seed, **hparams) -> (masks, meta)``.
+    needs_data : bool
+        Whether ``data`` (batches of ``(inputs, targets)``) is required.
+    kind : str
+        ``"baseline"``, ``"init"`` (pruning at initialization), ``"train"`` (found by
+        training) or ``"transform"`` (made from another ticket).
+    summary : str
+        One line for listings.
+    reference : str
+        The paper.
+    """
+
+    name: str
+    fn: Callable[..., tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    needs_data: bool
+    kind: str
+    summary: str
+    reference: str
+
+    def hparams(self) -> dict[str, Any]:
+        """The method's hyperparameters and their defaults."""
+        sig = inspect.signature(self.fn)
+        skip = {"model", "density", "data", "seed"}
+        return {
+            n: (None if p.default is inspect.Parameter.empty else p.default)
+            for n, p in sig.parameters.items()
+            if n not in skip and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+
+#: Every pruning method, by name.
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def register_method(
+    name: str, *, needs_data: bool, kind: str, summary: str, reference: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``fn`` as the pruning method ``name`` in :data:`METHODS`."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        METHODS.register(
+            name,
+            MethodSpec(name=name, fn=fn, needs_data=needs_data, kind=kind, summary=summary, reference=reference),
+        )
+        return fn
+
+    return deco
+
+
+def _plain(value: Any) -> Any:
+    """Hyperparameters as JSON-friendly values; objects (tickets, models) as short strings."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Ticket):
+        return {"ticket": value.method, "density": value.density, "model": value.config.get("model")}
+    if isinstance(value, nn.Module):
+        return {"model": getattr(value, "gt_spec", type(value).__name__)}
+    return repr(value)
+
+
+def prune(
+    model: nn.Module,
+    method: str,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    dataset: str | None = None,
+    **hparams: Any,
+) -> Ticket:
+    """Find a ticket of ``model`` with ``method`` at ``density`` (the fraction of weights kept).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network, at initialization. Its weights are not modified.
+    method : str
+        A key of :data:`METHODS` (``graphtickets methods`` lists them).
+    density : float
+        Fraction of prunable weights to keep, in (0, 1].
+    data : iterable of (inputs, targets), optional
+        Batches, consumed as given (no hidden resampling). Required by data-driven methods.
+    seed : int
+        Seed of everything the method draws.
+    dataset : str, optional
+        Name of the dataset ``data`` comes from, recorded in the provenance.
+    **hparams
+        The method's hyperparameters (see ``METHODS[method].hparams()``).
+
+    Returns
+    -------
+    Ticket
+        With provenance: method, density, seed, hyperparameters, model spec, dataset, cost.
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16,))
+    >>> t = gt.pruning.prune(model, "random", density=0.5, seed=1)
+    >>> t.method, t.density
+    ('random', 0.5)
+    """
+    spec = METHODS.get_or_raise(method)
+    density = check_density(density)
+    if spec.needs_data and data is None:
+        raise GraphticketsError(
+            f"method {method!r} needs data: pass data=<batches of (inputs, targets)>, e.g. "
+            f"gt.data.batches(gt.data.load('mnist1d'), batch_size=128)"
+        )
+    known = spec.hparams()
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise GraphticketsError(
+            f"method {method!r} does not take {', '.join(map(repr, unknown))}; "
+            f"its hyperparameters are: {', '.join(sorted(known)) or '(none)'}"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise GraphticketsError(f"seed must be an int, got {seed!r}")
+    t0 = time.perf_counter()
+    masks, meta = spec.fn(model, density=density, data=data, seed=seed, **hparams)
+    seconds = time.perf_counter() - t0
+    meta = dict(meta)
+    cost = dict(meta.pop("cost", {}))
+    cost.setdefault("seconds", seconds)
+    used = {**{k: v for k, v in known.items()}, **hparams}
+    config = {
+        "method": method,
+        "density": density,
+        "seed": seed,
+        "hparams": _plain(used),
+        "model": getattr(model, "gt_spec", None),
+        "dataset": dataset or getattr(data, "dataset_name", None),
+    }
+    ticket = Ticket(
+        masks=masks,
+        method=method,
+        config=config,
+        meta={"cost": cost, "version": __version__, **meta},
+    )
+    log.info("%s: density %.4g in %.2fs", method, ticket.density, seconds)
+    return ticket
+
+
+# ---------------------------------------------------------------------------- scorer driver
+def resolve_params(
+    model: nn.Module,
+    *,
+    include_bias: bool = False,
+    keep_classifier_dense: bool = False,
+    exclude: Iterable[str] = (),
+    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The names of the parameters to prune and the starting masks (all-ones, or ``prior``)."""
+    params = prunable(
+        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, exclude=exclude
+    )
+    if not params:
+        raise GraphticketsError(
+            "the model has no prunable parameters (Linear/Conv weights); nothing to prune"
+        )
+    pmasks: Mapping[str, torch.Tensor] = prior.masks if isinstance(prior, Ticket) else (prior or {})
+    masks: dict[str, torch.Tensor] = {}
+    for n, p in params.items():
+        if n in pmasks:
+            m = pmasks[n]
+            if tuple(m.shape) != tuple(p.shape) or m.dtype != torch.bool:
+                raise GraphticketsError(
+                    f"prior mask {n!r} must be a bool tensor of shape {tuple(p.shape)}, "
+                    f"got {m.dtype} {tuple(m.shape)}"
+                )
+            masks[n] = m.detach().cpu().clone()
+        else:
+            masks[n] = torch.ones(p.shape, dtype=torch.bool)
+    extra = sorted(set(pmasks) - set(params))
+    if extra:
+        raise GraphticketsError(f"prior masks parameters that are not prunable here: {extra[:5]}")
+    return list(params), masks
+
+
+def masked_copy(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Module:
+    """A deep copy of ``model`` with ``masks`` applied (the original is untouched)."""
+    clone = copy.deepcopy(model)
+    params = dict(clone.named_parameters())
+    with torch.no_grad():
+        for n, m in masks.items():
+            params[n].mul_(m.to(params[n].device, params[n].dtype))
+    return clone
+
+
+def schedule_densities(density: float, rounds: int, schedule: str = "exponential", start: float = 1.0) -> list[float]:
+    """Target density after each of ``rounds`` rounds, ending exactly at ``density``.
+
+    ``"exponential"``: ``start * (density/start)^(k/rounds)`` (SynFlow's schedule; with
+    ``start=1`` this is ``density^(k/rounds)``); ``"linear"``: equal steps in density.
+
+    >>> [round(d, 3) for d in schedule_densities(0.01, 2)]
+    [0.1, 0.01]
+    """
+    if rounds < 1:
+        raise GraphticketsError(f"rounds must be >= 1, got {rounds}")
+    if schedule == "exponential":
+        ds = [start * (density / start) ** (k / rounds) for k in range(1, rounds + 1)]
+    elif schedule == "linear":
+        ds = [start - (start - density) * k / rounds for k in range(1, rounds + 1)]
+    else:
+        raise GraphticketsError(f"schedule must be 'exponential' or 'linear', got {schedule!r}")
+    ds[-1] = density
+    return ds
+
+
+def score_prune(
+    model: nn.Module,
+    scorer: Scorer,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    scope: str = "global",
+    rounds: int = 1,
+    schedule: str = "exponential",
+    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+    include_bias: bool = False,
+    keep_classifier_dense: bool = False,
+    invert: bool = False,
+    **scorer_kw: Any,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Prune by a scorer, in one or more rounds; the generic body of every scoring method.
+
+    Each round re-scores the weights still alive (on a copy of the model with the current mask
+    applied) and keeps the top ones at the round's target density. The final mask is nested
+    in ``prior`` and keeps exactly ``round(density * N)`` weights (global scope).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Not modified.
+    scorer : Scorer
+        ``scorer(model_copy, masks, data, generator, **scorer_kw) -> {name: scores}``.
+    density, data, seed
+        As in :func:`prune`.
+    scope : {"global", "layer"}
+    rounds : int
+        Number of prune-rescore rounds (SynFlow uses 100).
+    schedule : {"exponential", "linear"}
+        Density after round k (see :func:`schedule_densities`).
+    prior : masks or Ticket, optional
+        Start from these masks; pruned weights never come back.
+    include_bias, keep_classifier_dense : bool
+        Which parameters are prunable (see :func:`graphtickets.prunable`).
+    invert : bool
+        Keep the LOWEST scores instead (the "inverted" ablation of Frankle et al. 2021).
+
+    Returns
+    -------
+    (masks, meta)
+    """
+    names, masks = resolve_params(
+        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
+    )
+    total = sum(m.numel() for m in masks.values())
+    start = sum(int(m.count_nonzero()) for m in masks.values()) / total
+    if density > start + 1e-12:
+        raise GraphticketsError(
+            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
+    for d in targets:
+        work = masked_copy(model, masks)
+        scores = scorer(work, masks, data, gen, **scorer_kw)
+        scores = {n: scores[n] for n in names}
+        if invert:
+            scores = {n: -s for n, s in scores.items()}
+        masks = select_topk(scores, d, scope=scope, prior=masks)
+    meta: dict[str, Any] = {"rounds": rounds}
+    if not math.isclose(sum(int(m.count_nonzero()) for m in masks.values()) / total, density, abs_tol=1.0 / total + 1e-12) and scope == "global":
+        log.warning("global density differs from the request (rounding)")
+    return masks, meta

@@ -1,0 +1,181 @@
+"""Selection: turn scores into masks with exact counts (shared by every method).
+
+Scoring and selection are separate (as in ``torch.nn.utils.prune`` and Synaptic-Flow): a
+method computes a score per weight, :func:`select_topk` keeps the highest. Counts are exact:
+global scope keeps ``round(density * N)`` weights of all ``N`` prunable weights, layer scope
+``round(density * n_l)`` in each layer. Ties at the threshold are broken by position (the
+earlier parameter, then the lower flat index, is kept), so equal scores never prune in bulk
+and the same scores always give the same mask. Weights already pruned (``prior``) never
+come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.ticket import check_density
+
+__all__ = ["select_topk", "keep_count", "topk_flat"]
+
+
+def keep_count(density: float, n: int) -> int:
+    """Number of weights a density keeps out of ``n``: ``round(density * n)``.
+
+    >>> keep_count(0.2, 10), keep_count(0.05, 30)
+    (2, 2)
+    """
+    return int(round(check_density(density) * n))
+
+
+def topk_flat(scores: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the ``k`` largest entries of a 1-D array; ties kept by lowest index.
+
+    ``-inf`` entries are never selected unless ``k`` exceeds the finite ones (the caller
+    prevents that). O(n) with ``numpy.partition``, plus work proportional to the ties.
+    """
+    n = scores.shape[0]
+    out = np.zeros(n, dtype=bool)
+    if k <= 0:
+        return out
+    if k >= n:
+        out[:] = True
+        return out
+    thr = np.partition(scores, n - k)[n - k]  # the k-th largest value
+    above = scores > thr
+    n_above = int(np.count_nonzero(above))
+    out |= above
+    need = k - n_above
+    if need > 0:
+        tied = np.flatnonzero(scores == thr)[:need]
+        out[tied] = True
+    return out
+
+
+def _as_numpy(t: torch.Tensor) -> np.ndarray:
+    a = t.detach().to("cpu")
+    if a.dtype not in (torch.float32, torch.float64):
+        a = a.to(torch.float64)
+    return a.reshape(-1).numpy()
+
+
+def select_topk(
+    scores: Mapping[str, torch.Tensor],
+    density: float,
+    *,
+    scope: str = "global",
+    prior: Mapping[str, torch.Tensor] | None = None,
+    counts: Mapping[str, int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Keep the highest-scoring weights.
+
+    Parameters
+    ----------
+    scores : dict[str, torch.Tensor]
+        A score per weight, keyed by parameter name. NaN is an error.
+    density : float
+        Fraction of all weights in ``scores`` to keep, in (0, 1].
+    scope : {"global", "layer"}
+        ``"global"`` ranks all weights together and keeps ``round(density * N)``;
+        ``"layer"`` keeps ``round(density * n_l)`` in each layer.
+    prior : dict[str, torch.Tensor], optional
+        Boolean masks of weights still alive; pruned ones are never selected.
+    counts : dict[str, int], optional
+        Exact number to keep per layer (overrides ``density`` and ``scope``), e.g. from an
+        ERK distribution.
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+        ``torch.bool`` masks with the shapes of the scores.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = select_topk({"w": torch.tensor([0.1, 0.5, 0.5, 0.2])}, 0.5)
+    >>> m["w"].tolist()
+    [False, True, True, False]
+    >>> select_topk({"w": torch.ones(4)}, 0.5)["w"].tolist()   # ties: first by position
+    [True, True, False, False]
+    """
+    if scope not in ("global", "layer"):
+        raise GraphticketsError(f"scope must be 'global' or 'layer', got {scope!r}")
+    density = check_density(density)
+    names = list(scores)
+    if not names:
+        raise GraphticketsError("nothing to select from: no scores (no prunable parameters?)")
+    flat: dict[str, np.ndarray] = {}
+    alive: dict[str, np.ndarray | None] = {}
+    for n in names:
+        s = _as_numpy(scores[n])
+        if np.isnan(s).any():
+            raise GraphticketsError(
+                f"scores of {n!r} contain NaN (overflow or a dead network?); cannot rank them"
+            )
+        flat[n] = s
+        if prior is not None and n in prior:
+            a = prior[n].detach().to("cpu").reshape(-1).numpy().astype(bool, copy=False)
+            if a.shape != s.shape:
+                raise GraphticketsError(f"prior mask {n!r} has {a.size} entries, scores have {s.size}")
+            alive[n] = a
+        else:
+            alive[n] = None
+
+    def _alive_count(n: str) -> int:
+        a = alive[n]
+        return flat[n].size if a is None else int(np.count_nonzero(a))
+
+    def _pick(n: str, k: int) -> np.ndarray:
+        s, a = flat[n], alive[n]
+        if k > _alive_count(n):
+            raise GraphticketsError(
+                f"layer {n!r} has {_alive_count(n)} live weights, cannot keep {k}: "
+                f"pruned weights never come back (ask for a lower density)"
+            )
+        if a is None:
+            keep = topk_flat(s, k)
+        else:
+            idx = np.flatnonzero(a)
+            keep = np.zeros(s.size, dtype=bool)
+            keep[idx[topk_flat(s[idx], k)]] = True
+        return keep
+
+    out_flat: dict[str, np.ndarray] = {}
+    if counts is not None:
+        for n in names:
+            out_flat[n] = _pick(n, int(counts[n]))
+    elif scope == "layer":
+        for n in names:
+            out_flat[n] = _pick(n, int(round(density * flat[n].size)))
+    else:
+        total = sum(s.size for s in flat.values())
+        k = int(round(density * total))
+        n_alive = sum(_alive_count(n) for n in names)
+        if k > n_alive:
+            raise GraphticketsError(
+                f"only {n_alive} of {total} weights are alive, cannot keep {k} "
+                f"(density {density}): pruned weights never come back"
+            )
+        # rank the alive entries of all layers together; position order = layer order, index
+        parts, owners = [], []
+        for n in names:
+            a = alive[n]
+            idx = np.arange(flat[n].size) if a is None else np.flatnonzero(a)
+            parts.append(flat[n][idx] if a is not None else flat[n])
+            owners.append(idx)
+        dtype = np.result_type(*[p.dtype for p in parts])
+        cat = np.concatenate([p.astype(dtype, copy=False) for p in parts])
+        keep_cat = topk_flat(cat, k)
+        start = 0
+        for n, idx in zip(names, owners):
+            piece = keep_cat[start : start + idx.size]
+            start += idx.size
+            m = np.zeros(flat[n].size, dtype=bool)
+            m[idx[piece]] = True
+            out_flat[n] = m
+    return {
+        n: torch.from_numpy(out_flat[n]).reshape(scores[n].shape) for n in names
+    }
