@@ -120,7 +120,7 @@ class Graph:
         records = self.nodes.to_dict(orient="records")
         g.add_nodes_from((i, {k: _py(v) for k, v in rec.items()}) for i, rec in enumerate(records))
         src, dst, w = self.edges()
-        g.add_weighted_edges_from(zip(src.tolist(), dst.tolist(), w.tolist()))
+        g.add_weighted_edges_from(zip(src.tolist(), dst.tolist(), w.tolist(), strict=True))
         return g
 
     def to_igraph(self) -> Any:

@@ -170,7 +170,7 @@ def select_topk(
         cat = np.concatenate([p.astype(dtype, copy=False) for p in parts])
         keep_cat = topk_flat(cat, k)
         start = 0
-        for n, idx in zip(names, owners):
+        for n, idx in zip(names, owners, strict=True):
             piece = keep_cat[start : start + idx.size]
             start += idx.size
             m = np.zeros(flat[n].size, dtype=bool)

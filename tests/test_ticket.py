@@ -1,0 +1,166 @@
+"""Ticket: counts, validation, apply, torch.nn.utils.prune interop, safetensors files."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as tprune
+
+import graphtickets as gt
+from graphtickets.errors import TicketError
+
+
+def _net(seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return net
+
+
+def _masks() -> dict[str, torch.Tensor]:
+    m0 = torch.zeros(3, 4, dtype=torch.bool)
+    m0[0, :] = True  # 4 kept of 12
+    m2 = torch.tensor([[True, False, True], [False, False, True]])  # 3 kept of 6
+    return {"0.weight": m0, "2.weight": m2}
+
+
+def test_counts_by_hand():
+    t = gt.Ticket(_masks(), method="manual")
+    assert t.total == 18 and t.kept == 7
+    assert t.density == pytest.approx(7 / 18)
+    assert t.sparsity == pytest.approx(11 / 18)
+    assert t.layer_densities() == {"0.weight": pytest.approx(4 / 12), "2.weight": pytest.approx(3 / 6)}
+    assert t.layer_counts() == {"0.weight": (4, 12), "2.weight": (3, 6)}
+
+
+def test_prunable_is_linear_and_conv_weights_only():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    names = list(gt.prunable(net))
+    assert names == ["0.weight", "3.weight"]
+    assert list(gt.prunable(net, include_bias=True)) == ["0.weight", "0.bias", "3.weight", "3.bias"]
+    assert list(gt.prunable(net, keep_classifier_dense=True)) == ["0.weight"]
+
+
+@pytest.mark.parametrize(
+    "masks, fragment",
+    [
+        ({"0.weight": torch.ones(3, 4)}, "torch.bool"),
+        ({"0.weight": [[True]]}, "torch.bool tensor"),
+        ({}, "non-empty"),
+        ({"0.weight": torch.zeros(3, 4, dtype=torch.bool)}, "density 0"),
+    ],
+)
+def test_bad_masks_raise_clear_errors(masks, fragment):
+    with pytest.raises(TicketError, match=fragment):
+        gt.Ticket(masks)
+
+
+def test_check_density_bounds():
+    assert gt.check_density(1) == 1.0
+    for bad in (0, -0.1, 1.5, float("nan"), "x"):
+        with pytest.raises(TicketError, match=r"\(0, 1\]"):
+            gt.check_density(bad)
+
+
+def test_mismatch_with_model_names_the_problem():
+    net = _net()
+    with pytest.raises(TicketError, match="does not have"):
+        gt.Ticket({"fc.weight": torch.ones(3, 4, dtype=torch.bool)}).apply(net)
+    with pytest.raises(TicketError, match="shape"):
+        gt.Ticket({"0.weight": torch.ones(4, 3, dtype=torch.bool)}).apply(net)
+
+
+def test_apply_zeroes_exactly_the_pruned_weights():
+    net, ref = _net(), _net()
+    t = gt.Ticket(_masks())
+    t.apply(net)
+    for name, m in _masks().items():
+        w, w0 = dict(net.named_parameters())[name], dict(ref.named_parameters())[name]
+        assert torch.all(w[~m] == 0)
+        assert torch.equal(w[m], w0[m])
+    assert torch.equal(net[0].bias, ref[0].bias)  # biases untouched
+
+
+def test_torch_prune_interop_both_ways():
+    net = _net()
+    t = gt.Ticket(_masks())
+    t.to_torch_prune(net)
+    assert hasattr(net[0], "weight_orig") and hasattr(net[0], "weight_mask")
+    assert torch.equal(net[0].weight_mask.bool(), _masks()["0.weight"])
+    back = gt.Ticket.from_torch_prune(net)
+    assert back.masks.keys() == t.masks.keys()
+    assert all(torch.equal(back.masks[k], t.masks[k]) for k in t.masks)
+    # and from a model pruned by torch itself
+    net2 = _net()
+    tprune.l1_unstructured(net2[0], "weight", amount=6)
+    t2 = gt.Ticket.from_torch_prune(net2)
+    assert t2.kept == 6 and t2.total == 12
+    with pytest.raises(TicketError, match="not pruned"):
+        gt.Ticket.from_torch_prune(_net())
+
+
+def test_save_load_round_trip_with_provenance(tmp_path):
+    t = gt.Ticket(
+        _masks(),
+        method="snip",
+        config={"seed": 3, "hparams": {"scope": "global", "shape": (1, 2)}, "model": {"name": "x"}},
+        meta={"cost": {"seconds": 1.5, "epochs": 2}, "curve": torch.tensor([0.5, 0.25])},
+    )
+    p = t.save(tmp_path / "sub" / "t.safetensors")
+    back = gt.Ticket.load(p)
+    assert back == t
+    assert list(back.masks) == ["0.weight", "2.weight"]
+    assert back.config["hparams"]["shape"] == [1, 2]
+    assert back.meta["cost"] == {"seconds": 1.5, "epochs": 2}
+    assert back.meta["curve"] == [0.5, 0.25]
+    assert back.meta["version"] == gt.__version__
+    # the file is safetensors: header length + JSON header naming our metadata, no pickle
+    raw = p.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    assert "graphtickets" in header["__metadata__"]
+    assert b"\x80\x04" not in raw[:2]  # not a pickle protocol header
+    assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_weights_round_trip(tmp_path):
+    net = _net(1)
+    w = {n: p.detach().clone() for n, p in net.named_parameters()}
+    t = gt.Ticket(_masks(), weights=w)
+    back = gt.Ticket.load(t.save(tmp_path / "w.safetensors"))
+    assert back.weights is not None and torch.equal(back.weights["0.bias"], w["0.bias"])
+    fresh = _net(2)
+    back.apply(fresh)
+    assert torch.equal(fresh[0].bias, w["0.bias"])
+    assert torch.equal(fresh[0].weight, w["0.weight"] * _masks()["0.weight"])
+
+
+def test_corrupt_and_foreign_files(tmp_path):
+    from safetensors.torch import save_file
+
+    good = gt.Ticket(_masks()).save(tmp_path / "good.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(TicketError, match="corrupt"):
+        gt.Ticket.load(corrupt)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"hello world, not a ticket")
+    with pytest.raises(TicketError, match="corrupt|not a readable"):
+        gt.Ticket.load(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(foreign))
+    with pytest.raises(TicketError, match="not a graphtickets ticket"):
+        gt.Ticket.load(foreign)
+    with pytest.raises(TicketError, match="no ticket file"):
+        gt.Ticket.load(tmp_path / "missing.safetensors")
+
+
+def test_build_model_needs_a_spec():
+    with pytest.raises(TicketError, match="no model spec"):
+        gt.Ticket(_masks()).build_model()
