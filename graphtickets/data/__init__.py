@@ -1,0 +1,57 @@
+"""Datasets: a registry of loaders, the :func:`load` / :func:`info` front end, and batching.
+
+Registered datasets (:data:`DATASETS`):
+
+``mnist1d``
+    MNIST-1D (Greydanus 2020), the embedded default: generated locally by the ``mnist1d``
+    package's generator and cached under the data root. ``(40,)``, 10 classes.
+``digits``
+    scikit-learn's bundled 8x8 digits, scaled to [0, 1]. ``(1, 8, 8)``, 10 classes.
+``mnist``, ``fashion_mnist``
+    From ``<root>/MNIST/raw`` / ``<root>/FashionMNIST/raw``. ``(1, 28, 28)``, 10 classes.
+``cifar10``, ``cifar100``
+    From ``<root>/cifar-10-batches-py`` / ``<root>/cifar-100-python``. ``(3, 32, 32)``.
+
+The data root is ``root=`` if given, else ``$GRAPHTICKETS_DATA``, else
+``~/.cache/graphtickets``. Nothing is fetched unless ``download=True``.
+
+>>> import graphtickets as gt
+>>> train = gt.data.load("digits")
+>>> x, y = next(iter(gt.data.batches(train, batch_size=32, seed=0)))
+>>> tuple(x.shape), y.dtype
+((32, 1, 8, 8), torch.int64)
+"""
+
+from __future__ import annotations
+
+from graphtickets.data import digits as _digits  # noqa: F401  (registers "digits")
+from graphtickets.data import images as _images  # noqa: F401  (registers mnist, cifar, ...)
+from graphtickets.data import mnist1d as _mnist1d  # noqa: F401  (registers "mnist1d")
+from graphtickets.data.batching import Batches, batches, epoch_seed, take
+from graphtickets.data.core import (
+    DATASETS,
+    SPLITS,
+    DatasetInfo,
+    DatasetSource,
+    data_root,
+    info,
+    load,
+    register_dataset,
+    split_indices,
+)
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "DatasetInfo",
+    "DatasetSource",
+    "register_dataset",
+    "data_root",
+    "info",
+    "load",
+    "split_indices",
+    "Batches",
+    "batches",
+    "take",
+    "epoch_seed",
+]
