@@ -1,0 +1,260 @@
+"""The ``graphtickets`` command.
+
+Subcommands: ``datasets``, ``models``, ``methods`` list what exists; ``prune`` writes a ticket
+file; ``train`` trains a ticket and records its accuracy; ``info`` prints a ticket's provenance
+and layer densities; ``run``, ``report``, ``compare``, ``graph`` drive studies (see
+:mod:`graphtickets.study.cli`).
+
+Bad input gives one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graphtickets._version import __version__
+from graphtickets.errors import GraphticketsError
+
+__all__ = ["main", "build_parser", "parse_assignments"]
+
+log = logging.getLogger("graphtickets")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"graphtickets: error: {message} (see `{self.prog} --help`)\n")
+
+
+def parse_assignments(items: Sequence[str] | None, what: str = "hyperparameter") -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as YAML (``3``, ``0.1``, ``[100, 100]``, ``true``).
+
+    >>> parse_assignments(["rounds=10", "widths=[64, 64]", "scope=layer"])
+    {'rounds': 10, 'widths': [64, 64], 'scope': 'layer'}
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise GraphticketsError(f"{what} {item!r} must look like key=value, e.g. rounds=10")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- listings
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from graphtickets import data
+
+    rows = []
+    for name in sorted(data.DATASETS):
+        i = data.info(name)
+        rows.append((name, "x".join(map(str, i.in_shape)), str(i.num_classes), getattr(i, "description", "")))
+    print(_table(rows, ("dataset", "input", "classes", "description")))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from graphtickets import models
+
+    rows = []
+    for name in sorted(models.MODELS):
+        entry = models.MODELS[name]
+        doc = (getattr(entry, "__doc__", None) or "").strip().splitlines()
+        rows.append((name, doc[0] if doc else ""))
+    print(_table(rows, ("model", "description")))
+    return 0
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from graphtickets import pruning
+
+    rows = []
+    for name in sorted(pruning.METHODS):
+        spec = pruning.METHODS[name]
+        rows.append((name, spec.kind, "yes" if spec.needs_data else "no", spec.summary, spec.reference))
+    print(_table(rows, ("method", "kind", "data", "summary", "paper")))
+    return 0
+
+
+# ---------------------------------------------------------------------------- tickets
+def _cmd_prune(args: argparse.Namespace) -> int:
+    import graphtickets as gt
+
+    info = gt.data.info(args.dataset)
+    model_kw = parse_assignments(args.model_arg, "model argument")
+    model = gt.models.build(
+        args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw
+    )
+    hparams = parse_assignments(args.hparam)
+    spec = gt.pruning.METHODS.get_or_raise(args.method)
+    batches = None
+    if spec.needs_data:
+        train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed)
+        batches = gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+        if spec.kind in ("init", "baseline") and args.batches:
+            batches = gt.data.take(batches, args.batches)
+    ticket = gt.pruning.prune(
+        model, args.method, density=args.density, data=batches, seed=args.seed,
+        dataset=args.dataset, **hparams,
+    )
+    out = Path(args.out or f"{args.method}-{args.model}-{args.dataset}-d{args.density:g}-s{args.seed}.safetensors")
+    ticket.save(out)
+    print(f"{out}: {ticket.method} ticket of {args.model}, density {ticket.density:.4g} "
+          f"({ticket.kept}/{ticket.total} weights), {ticket.meta['cost']['seconds']:.2f}s")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import graphtickets as gt
+
+    ticket = gt.Ticket.load(args.ticket)
+    dataset = args.dataset or ticket.config.get("dataset")
+    if not dataset:
+        raise GraphticketsError("the ticket records no dataset; pass --dataset NAME")
+    model = ticket.build_model()
+    train = gt.data.load(dataset, split="train", root=args.root, seed=args.seed)
+    test = gt.data.load(dataset, split="test", root=args.root, seed=args.seed)
+    hist = gt.training.train(
+        model,
+        gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
+        masks=ticket,
+        epochs=args.epochs,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        eval_data=gt.data.batches(test, batch_size=1024, shuffle=False),
+        device=args.device,
+        seed=args.seed,
+    )
+    final = hist.final()
+    ticket.meta["train"] = {
+        "dataset": dataset, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
+        "seed": args.seed, "history": hist.epochs, "test_accuracy": final.get("eval_accuracy"),
+        "seconds": hist.seconds,
+    }
+    out = Path(args.out or args.ticket)
+    ticket.save(out)
+    print(f"{out}: test accuracy {final.get('eval_accuracy', float('nan')):.4f} after {args.epochs} "
+          f"epochs ({hist.seconds:.1f}s)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    import graphtickets as gt
+
+    t = gt.Ticket.load(args.ticket)
+    if args.json:
+        print(json.dumps({**t.provenance(), "density": t.density, "layers": t.layer_densities()}, indent=2))
+        return 0
+    cfg, meta = t.config, t.meta
+    print(f"ticket    {args.ticket}")
+    print(f"method    {t.method}")
+    print(f"density   {t.density:.6g}  ({t.kept}/{t.total} weights kept, sparsity {t.sparsity:.6g})")
+    print(f"model     {cfg.get('model')}")
+    print(f"dataset   {cfg.get('dataset')}")
+    print(f"seed      {cfg.get('seed')}")
+    print(f"hparams   {cfg.get('hparams')}")
+    print(f"cost      {meta.get('cost')}")
+    print(f"version   {meta.get('version')}")
+    if "train" in meta:
+        print(f"trained   test accuracy {meta['train'].get('test_accuracy')} ({meta['train'].get('epochs')} epochs)")
+    rows = [(n, f"{k}/{tot}", f"{k / tot:.4f}") for n, (k, tot) in t.layer_counts().items()]
+    print()
+    print(_table(rows, ("layer", "kept", "density")))
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``graphtickets`` command."""
+    p = _Parser(prog="graphtickets", description="Lottery tickets as graphs: find, convert, compare.")
+    p.add_argument("--version", action="version", version=f"graphtickets {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("datasets", help="list datasets").set_defaults(handler=_cmd_datasets)
+    sub.add_parser("models", help="list models").set_defaults(handler=_cmd_models)
+    sub.add_parser("methods", help="list pruning methods").set_defaults(handler=_cmd_methods)
+
+    q = sub.add_parser("prune", help="find a ticket and write it to a file")
+    q.add_argument("--model", default="mlp", help="model name (graphtickets models)")
+    q.add_argument("--dataset", default="mnist1d", help="dataset name (graphtickets datasets)")
+    q.add_argument("--method", required=True, help="pruning method (graphtickets methods)")
+    q.add_argument("--density", type=float, required=True, help="fraction of weights kept, in (0, 1]")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", help="ticket file to write (.safetensors)")
+    q.add_argument("--root", help="data folder (default: $GRAPHTICKETS_DATA or ~/.cache/graphtickets)")
+    q.add_argument("--batch-size", type=int, default=128)
+    q.add_argument("--batches", type=int, default=10, help="batches given to pruning-at-init scorers")
+    q.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword, e.g. widths=[100,100]")
+    q.add_argument("--hparam", "-p", action="append", metavar="KEY=VALUE", help="method hyperparameter, e.g. rounds=100")
+    q.set_defaults(handler=_cmd_prune)
+
+    t = sub.add_parser("train", help="train a ticket (mask enforced) and record its accuracy")
+    t.add_argument("ticket", help="ticket file")
+    t.add_argument("--dataset", help="dataset (default: the one the ticket records)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--optimizer", default="adam", help="sgd | adam | adamw")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--root", help="data folder")
+    t.add_argument("--out", help="write the trained ticket here instead of updating TICKET")
+    t.set_defaults(handler=_cmd_train)
+
+    i = sub.add_parser("info", help="a ticket's provenance and layer densities")
+    i.add_argument("ticket", help="ticket file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(handler=_cmd_info)
+
+    from graphtickets.study import cli as study_cli
+
+    study_cli.add_commands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``graphtickets`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except GraphticketsError as exc:
+        print(f"graphtickets: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"graphtickets: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphtickets: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""environment.yml and pyproject.toml declare the same dependencies with the same bounds."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# pyproject name -> conda-forge name, where they differ
+CONDA_NAMES = {"igraph": "python-igraph"}
+
+
+def _split(req: str) -> tuple[str, str]:
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    assert m, req
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def test_environment_matches_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = dict(_split(r) for r in pyproject["project"]["dependencies"])
+    wanted.update(_split(r) for r in pyproject["project"]["optional-dependencies"]["dev"])
+    wanted = {CONDA_NAMES.get(k, k): v for k, v in wanted.items()}
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    have: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for p in dep["pip"]:
+                if not p.startswith("-"):
+                    k, v = _split(p)
+                    have[k] = v
+        else:
+            k, v = _split(dep)
+            if k not in ("python", "pip"):
+                have[k] = v
+    assert have == wanted
+
+
+def test_constraints_pin_cpu_torch():
+    pins = (ROOT / "constraints.txt").read_text()
+    assert re.search(r"^torch==\d+\.\d+\.\d+$", pins, flags=re.M)
+
+
+def test_ci_calls_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash bootstrap.sh test" in readme
+    assert "bash bootstrap.sh test" in ci
+    assert "bash bootstrap.sh run" in readme
