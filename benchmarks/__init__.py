@@ -1,0 +1,1 @@
+"""Benchmarks: study configs (studies/), paper reproductions, and the performance suite (perf/)."""
