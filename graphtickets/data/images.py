@@ -184,7 +184,7 @@ def _load_idx_dataset(
     if any(f is None for f in found) and download:
         _download(tv_class, root, train=split == "train")
         found = [_find(folder, n) for n in names]
-    missing = [n for n, f in zip(names, found) if f is None]
+    missing = [n for n, f in zip(names, found, strict=True) if f is None]
     if missing:
         raise _missing_error(name, folder, missing)
     img_path, lab_path = found

@@ -87,12 +87,12 @@ def generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
     from mnist1d.data import make_dataset
     from mnist1d.utils import ObjectView
 
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002  (the generator uses the global RNG)
     py_state = random.getstate()
     try:
         d = make_dataset(ObjectView(dict(args)))
     finally:
-        np.random.set_state(np_state)
+        np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
     return {
         "x": np.asarray(d["x"], dtype=np.float32),
