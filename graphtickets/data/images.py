@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -234,25 +235,36 @@ def _load_fashion(split: str, root: Path, download: bool) -> tuple[np.ndarray, n
 
 
 # ---------------------------------------------------------------- CIFAR (pickled batches)
+@dataclass(frozen=True)
+class _CifarLayout:
+    folder: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    label_key: str
+    tv_class: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
 _CIFAR = {
-    "cifar10": {
-        "folder": "cifar-10-batches-py",
-        "train": [f"data_batch_{i}" for i in range(1, 6)],
-        "test": ["test_batch"],
-        "label_key": "labels",
-        "tv_class": "CIFAR10",
-        "mean": CIFAR10_MEAN,
-        "std": CIFAR10_STD,
-    },
-    "cifar100": {
-        "folder": "cifar-100-python",
-        "train": ["train"],
-        "test": ["test"],
-        "label_key": "fine_labels",
-        "tv_class": "CIFAR100",
-        "mean": CIFAR100_MEAN,
-        "std": CIFAR100_STD,
-    },
+    "cifar10": _CifarLayout(
+        folder="cifar-10-batches-py",
+        train=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        test=("test_batch",),
+        label_key="labels",
+        tv_class="CIFAR10",
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+    ),
+    "cifar100": _CifarLayout(
+        folder="cifar-100-python",
+        train=("train",),
+        test=("test",),
+        label_key="fine_labels",
+        tv_class="CIFAR100",
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
+    ),
 }
 
 _CITE_CIFAR = "Krizhevsky, A. (2009). Learning Multiple Layers of Features from Tiny Images. Tech. report, U. Toronto."
@@ -262,21 +274,21 @@ def _load_cifar(
     name: str, split: str, root: Path, download: bool, standardize: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     spec = _CIFAR[name]
-    folder = root / spec["folder"]
-    names = spec[split]
+    folder = root / spec.folder
+    names = spec.train if split == "train" else spec.test
     missing = [n for n in names if not (folder / n).is_file()]
     if missing and download:
-        _download(spec["tv_class"], root, train=split == "train")
+        _download(spec.tv_class, root, train=split == "train")
         missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise _missing_error(name, folder, missing)
-    parts = [read_cifar_batch(folder / n, spec["label_key"]) for n in names]
+    parts = [read_cifar_batch(folder / n, spec.label_key) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     x = images.astype(np.float32) / np.float32(255.0)
     if standardize:
-        mean = np.asarray(spec["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(spec["std"], dtype=np.float32).reshape(1, 3, 1, 1)
+        mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1)
         x = (x - mean) / std
     return x, labels
 

@@ -113,7 +113,8 @@ def _write_atomic(path: Path, arrays: dict[str, np.ndarray], args: dict[str, Any
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, args=np.array(json.dumps(args, sort_keys=True)), **arrays)
+            payload: dict[str, Any] = {"args": np.array(json.dumps(args, sort_keys=True)), **arrays}
+            np.savez(fh, **payload)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -149,7 +149,8 @@ def build(
             raise
         except (TypeError, ValueError) as exc:
             raise ModelError(f"cannot build model {name!r} with {kw}: {exc}") from None
-    model.gt_spec = spec
+    # a plain attribute (not a submodule or tensor)
+    model.gt_spec = spec  # type: ignore[assignment]
     return model
 
 

@@ -92,7 +92,7 @@ def mlp(
 @register_model("lenet300_100")
 def lenet300_100(
     in_shape: tuple[int, ...], num_classes: int, activation: str = "relu", bias: bool = True
-) -> nn.Sequential:
+) -> nn.Module:
     """LeNet-300-100: an :func:`mlp` with hidden widths (300, 100).
 
     References
