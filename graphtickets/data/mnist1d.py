@@ -8,7 +8,7 @@ were. The arrays are kept as the package makes them (already centred with unit s
 deviation over the whole set); no further standardisation is applied.
 
 The generated arrays are cached under ``<data root>/mnist1d/`` in a file named by a hash of
-the generator arguments, written atomically (temporary file + rename) and read back with
+the generator arguments (and the ``mnist1d`` version), written atomically (temporary file + rename) and read back with
 ``allow_pickle=False``.
 """
 
@@ -102,9 +102,23 @@ def generate(args: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
+def _generator_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mnist1d")
+    except Exception:  # not installed as a distribution (e.g. vendored): key on args only
+        return "unknown"
+
+
 def cache_path(root: Path, args: dict[str, Any]) -> Path:
-    """The cache file of the data generated with ``args`` under data root ``root``."""
-    key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+    """The cache file of the data generated with ``args`` under data root ``root``.
+
+    The name is a hash of the generator arguments and the ``mnist1d`` package version, so
+    another generator release never reads a stale cache.
+    """
+    keyed = {"args": args, "mnist1d": _generator_version()}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     return Path(root) / "mnist1d" / f"mnist1d-{key}.npz"
 
 
