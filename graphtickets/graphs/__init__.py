@@ -1,7 +1,40 @@
-"""Tickets as graphs: layered, relational (You et al. 2020) and per-layer bipartite graphs."""
+"""Tickets as graphs: layered, relational (You et al. 2020) and per-layer bipartite graphs.
+
+>>> import graphtickets as gt
+>>> from torch import nn
+>>> g = gt.graphs.layered_graph(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), input_shape=(3,))
+>>> g.n_edges
+20
+"""
 
 from __future__ import annotations
 
 from graphtickets.graphs.base import Graph, edge_arrays, from_edges
+from graphtickets.graphs.bipartite import BipartiteGraph, layer_bipartite
+from graphtickets.graphs.generators import ws_flex
+from graphtickets.graphs.layered import LayeredGraph, layered_graph
+from graphtickets.graphs.relational import (
+    RelationalGraph,
+    default_layers,
+    group_ids,
+    group_sizes,
+    masks_from_relational,
+    relational_graph,
+)
 
-__all__ = ["Graph", "edge_arrays", "from_edges"]
+__all__ = [
+    "Graph",
+    "LayeredGraph",
+    "RelationalGraph",
+    "BipartiteGraph",
+    "edge_arrays",
+    "from_edges",
+    "layered_graph",
+    "relational_graph",
+    "layer_bipartite",
+    "masks_from_relational",
+    "ws_flex",
+    "default_layers",
+    "group_ids",
+    "group_sizes",
+]
