@@ -9,6 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+# Test tensors are tiny: one intra-op thread avoids thread oversubscription (spinning OpenMP
+# workers made the suite 10-25x slower on a loaded 2-core machine, and under pytest-xdist).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def gt_data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
