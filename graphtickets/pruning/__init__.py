@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from graphtickets.pruning.ablations import invert_scores, reinit, shuffle
+from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
     METHODS,
     MethodSpec,
@@ -32,11 +34,18 @@ __all__ = [
     "keep_count",
     "masked_copy",
     "resolve_params",
+    "shuffle",
+    "reinit",
+    "invert_scores",
+    "collapsed_layers",
 ]
 
 # Each module registers its methods on import. Add new method modules here.
 _METHOD_MODULES = [
     "baselines",
+    "snip",
+    "grasp",
+    "synflow",
 ]
 
 for _m in _METHOD_MODULES:
