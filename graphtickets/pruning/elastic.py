@@ -1,0 +1,315 @@
+"""Elastic Lottery Ticket Hypothesis: move a ticket to a deeper or shallower network.
+
+A ticket found on one depth of a family (ResNet-20, an MLP with 3 hidden layers) is turned
+into a ticket of another depth of the same family (ResNet-32, an MLP with 5 hidden layers)
+by copying whole blocks of masks (and, optionally, weights):
+
+* **ResNets** (``stage<s>.<i>.*``): per stage, target block ``i`` takes the masks of source
+  block ``mapping[i]``. Stretching replicates blocks, squeezing drops them. Block 0 of every
+  stage (in stages 2 and 3 the downsampling block, whose shapes differ from the others) is
+  always kept and mapped to block 0. Everything outside the stages (``conv1``,
+  ``classifier``) is copied as is.
+* **MLPs** (``fc<i>``, ``classifier``): the hidden layers after the first are the "blocks";
+  they must have equal widths. ``fc1`` (input side) and ``classifier`` are copied as is.
+
+The default mapping (:func:`block_mapping`) is the paper's: each source block is copied to
+adjacent target slots when stretching (``1 1 2 2`` for two blocks into four), and blocks are
+dropped evenly when squeezing; block 0 stays block 0.
+
+The density of the result is whatever the mapping gives (copied blocks keep their own
+densities), not a number one asks for. ``prune(target, "elastic", density=d, ...)`` needs a
+``density`` like every method; it is recorded as requested, and the ticket's
+``meta["density_requested"]`` / actual ``Ticket.density`` tell the two apart. Passing
+``density=source.density`` is the idiomatic call.
+
+References
+----------
+.. [1] Chen, X., Cheng, Y., Wang, S., Gan, Z., Liu, J. & Wang, Z. (2021). The Elastic Lottery
+   Ticket Hypothesis. NeurIPS 2021.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.core import register_method
+from graphtickets.ticket import Ticket
+
+__all__ = ["block_mapping", "block_layout", "mapping_table", "name_mapping", "elastic_transform"]
+
+_STAGE = re.compile(r"^(stage\d+)\.(\d+)\.(.+)$")
+_FC = re.compile(r"^fc(\d+)\.(.+)$")
+
+
+def block_mapping(n_source: int, n_target: int) -> list[int]:
+    """Which source block fills each of ``n_target`` block slots (the paper's default).
+
+    Slot 0 always takes block 0 (the downsampling block of a ResNet stage). The other
+    ``n_target - 1`` slots take source blocks ``1 .. n_source - 1`` spread evenly:
+    slot ``j`` (counting from 1) takes block ``1 + floor((j - 1) (n_source - 1) / (n_target - 1))``.
+    Stretching therefore copies each block to adjacent slots; squeezing drops blocks evenly.
+    With a single source block, every slot takes block 0.
+
+    Parameters
+    ----------
+    n_source, n_target : int
+        Blocks per stage in the source and the target (>= 1).
+
+    Returns
+    -------
+    list of int
+        ``n_target`` source block indices, non-decreasing.
+
+    Examples
+    --------
+    >>> block_mapping(3, 5)   # ResNet-20 -> ResNet-32
+    [0, 1, 1, 2, 2]
+    >>> block_mapping(5, 3)   # ResNet-32 -> ResNet-20
+    [0, 1, 3]
+    >>> block_mapping(3, 3)
+    [0, 1, 2]
+    """
+    for v, nm in ((n_source, "n_source"), (n_target, "n_target")):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise GraphticketsError(f"{nm} must be a positive int (blocks per stage), got {v!r}")
+    if n_target == 1:
+        return [0]
+    if n_source == 1:
+        return [0] * n_target
+    return [0] + [1 + ((j - 1) * (n_source - 1)) // (n_target - 1) for j in range(1, n_target)]
+
+
+def _split(name: str) -> tuple[str, int, str] | None:
+    """``(group, index, rest)`` of a block parameter name, or None outside the blocks."""
+    m = _STAGE.match(name)
+    if m:
+        return m.group(1), int(m.group(2)), m.group(3)
+    m = _FC.match(name)
+    if m:
+        return "fc", int(m.group(1)) - 1, m.group(2)  # fc1 is block 0 of group "fc"
+    return None
+
+
+def block_layout(names: Iterable[str]) -> dict[str, int]:
+    """Number of blocks of each group (``stage1``.. or ``fc``) among parameter names.
+
+    >>> block_layout(["fc1.weight", "fc2.weight", "fc3.weight", "classifier.weight"])
+    {'fc': 3}
+    """
+    out: dict[str, int] = {}
+    for n in names:
+        s = _split(n)
+        if s is not None:
+            out[s[0]] = max(out.get(s[0], 0), s[1] + 1)
+    return out
+
+
+def mapping_table(
+    source_layout: Mapping[str, int],
+    target_layout: Mapping[str, int],
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, list[int]]:
+    """The source block of every target slot, per group (validated).
+
+    >>> mapping_table({"stage1": 3}, {"stage1": 5})
+    {'stage1': [0, 1, 1, 2, 2]}
+    """
+    if set(source_layout) != set(target_layout):
+        raise GraphticketsError(
+            f"the two networks are not depths of one family: source blocks {dict(source_layout)}, "
+            f"target blocks {dict(target_layout)}; elastic tickets map ResNet stages "
+            f"(stage<s>.<i>) or MLP hidden layers (fc<i>) of equal widths"
+        )
+    table: dict[str, list[int]] = {}
+    for g, n_t in target_layout.items():
+        n_s = source_layout[g]
+        if mapping is None:
+            table[g] = block_mapping(n_s, n_t)
+            continue
+        m = mapping.get(g) if isinstance(mapping, Mapping) else mapping
+        if m is None:
+            raise GraphticketsError(f"mapping has no entry for {g!r}; give one list per group {sorted(target_layout)}")
+        m = [int(i) for i in m]
+        if len(m) != n_t or any(i < 0 or i >= n_s for i in m):
+            raise GraphticketsError(
+                f"mapping for {g!r} must list {n_t} source block indices in 0..{n_s - 1}, got {m}"
+            )
+        table[g] = m
+    return table
+
+
+def name_mapping(
+    source_names: Iterable[str],
+    target_names: Iterable[str],
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, str]:
+    """``{target parameter name: source parameter name}`` for a block mapping.
+
+    Parameters
+    ----------
+    source_names, target_names : iterable of str
+        Parameter names (``named_parameters()``) of the two networks.
+    mapping : list of int, or dict group -> list of int, optional
+        Source block of each target slot; one list for every group, or one per group
+        (``{"stage1": [0, 1, 1, 2, 2], ...}``). Default: :func:`block_mapping` per group.
+
+    Returns
+    -------
+    dict[str, str]
+    """
+    source_names, target_names = list(source_names), list(target_names)
+    src_set = set(source_names)
+    table = mapping_table(block_layout(source_names), block_layout(target_names), mapping)
+    out: dict[str, str] = {}
+    for n in target_names:
+        s = _split(n)
+        if s is None:
+            src = n
+        else:
+            g, i, rest = s
+            j = table[g][i]
+            src = f"{g}.{j}.{rest}" if g != "fc" else f"fc{j + 1}.{rest}"
+        if src not in src_set:
+            raise GraphticketsError(
+                f"target parameter {n!r} maps to {src!r}, which the source network does not have"
+            )
+        out[n] = src
+    return out
+
+
+def elastic_transform(
+    source_ticket: Ticket,
+    source_model: nn.Module,
+    target_model: nn.Module,
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+    carry_weights: bool = False,
+) -> Ticket:
+    """Turn a ticket of ``source_model`` into a ticket of ``target_model`` (another depth).
+
+    Parameters
+    ----------
+    source_ticket : Ticket
+        Found on ``source_model``.
+    source_model : nn.Module
+        The source network (its weights are carried when the ticket has none).
+    target_model : nn.Module
+        A network of the same family at another depth. Not modified.
+    mapping : list or dict, optional
+        See :func:`name_mapping`; default the paper's (:func:`block_mapping`).
+    carry_weights : bool, default False
+        Also copy weights: the ticket's ``weights`` (e.g. rewound weights) where it has them,
+        else the source model's current parameters; every target parameter (biases and
+        BatchNorm too) is filled from its mapped source parameter.
+
+    Returns
+    -------
+    Ticket
+        ``method="elastic"``; ``meta["mapping"]`` holds the block table per group and
+        ``meta["source"]`` the source ticket's method, density and model spec.
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> src = gt.models.build("mlp", in_shape=(8,), num_classes=2, widths=(6, 6, 6))
+    >>> dst = gt.models.build("mlp", in_shape=(8,), num_classes=2, widths=(6, 6, 6, 6, 6))
+    >>> t = gt.pruning.prune(src, "magnitude", density=0.5)
+    >>> e = elastic_transform(t, src, dst)
+    >>> e.meta["mapping"]["fc"]
+    [0, 1, 1, 2, 2]
+    """
+    source_ticket.check(source_model)
+    s_params = dict(source_model.named_parameters())
+    t_params = dict(target_model.named_parameters())
+    names = name_mapping(s_params, t_params, mapping)
+    masks: dict[str, torch.Tensor] = {}
+    for t_name, s_name in names.items():
+        if s_name in source_ticket.masks:
+            m = source_ticket.masks[s_name]
+            if tuple(m.shape) != tuple(t_params[t_name].shape):
+                raise GraphticketsError(
+                    f"cannot copy the mask of {s_name!r} {tuple(m.shape)} to {t_name!r} "
+                    f"{tuple(t_params[t_name].shape)}: block shapes differ (widths must match, and "
+                    f"a downsampling block only maps to block 0)"
+                )
+            masks[t_name] = m.clone()
+    weights: dict[str, torch.Tensor] | None = None
+    if carry_weights:
+        src_w = {n: p.detach().cpu() for n, p in s_params.items()}
+        if source_ticket.weights is not None:
+            src_w.update(source_ticket.weights)
+        weights = {}
+        for t_name, s_name in names.items():
+            w = src_w[s_name]
+            if tuple(w.shape) != tuple(t_params[t_name].shape):
+                raise GraphticketsError(
+                    f"cannot copy the weights of {s_name!r} {tuple(w.shape)} to {t_name!r} "
+                    f"{tuple(t_params[t_name].shape)}: block shapes differ"
+                )
+            weights[t_name] = w.clone()
+    s_layout, t_layout = block_layout(s_params), block_layout(t_params)
+    table = mapping_table(s_layout, t_layout, mapping)
+    config = {
+        "method": "elastic",
+        "density": None,
+        "hparams": {"mapping": table, "carry_weights": carry_weights},
+        "model": getattr(target_model, "gt_spec", None),
+        "dataset": source_ticket.config.get("dataset"),
+        "seed": source_ticket.config.get("seed"),
+    }
+    meta = {
+        "mapping": table,
+        "source_blocks": s_layout,
+        "target_blocks": t_layout,
+        "source": {
+            "method": source_ticket.method,
+            "density": source_ticket.density,
+            "model": source_ticket.config.get("model"),
+        },
+    }
+    ticket = Ticket(masks=masks, method="elastic", config=config, meta=meta, weights=weights)
+    ticket.config["density"] = ticket.density
+    return ticket
+
+
+@register_method(
+    "elastic",
+    needs_data=False,
+    kind="transform",
+    summary="carry a ticket to another depth of the same family by replicating/dropping blocks",
+    reference="Chen et al. 2021, The Elastic Lottery Ticket Hypothesis (NeurIPS)",
+)
+def elastic_method(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    source: Ticket | None = None,
+    source_model: nn.Module | None = None,
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Elastic ticket of ``model`` (the target) from ``source`` found on ``source_model``.
+
+    ``density`` is recorded but not enforced: the result's density is the mapping's (see the
+    module docstring). Weights are not carried through ``prune()`` (which returns masks); use
+    :func:`elastic_transform` with ``carry_weights=True`` for them. ``data`` and ``seed`` are
+    unused (the transform is deterministic).
+    """
+    if source is None or source_model is None:
+        raise GraphticketsError(
+            "elastic needs the ticket to transform and the model it was found on: "
+            "prune(target, 'elastic', density=t.density, source=t, source_model=model)"
+        )
+    if not isinstance(source, Ticket):
+        raise GraphticketsError(f"source must be a Ticket, got {type(source).__name__}")
+    t = elastic_transform(source, source_model, model, mapping=mapping)
+    meta = dict(t.meta)
+    meta["density_requested"] = density
+    meta["cost"] = {"epochs": 0, "iterations": 0}
+    return t.masks, meta
