@@ -162,6 +162,12 @@ def _shape(node: fx.Node) -> tuple[int, ...] | None:
     return None if shape is None else tuple(int(s) for s in shape)
 
 
+def _is_shape_query(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in ("size", "dim", "numel", "ndimension")
+    return node.op == "call_function" and (node.target is getattr or node.target is len) and _shape(node) is None
+
+
 def _fname(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
@@ -406,8 +412,8 @@ class _Tracer:
                         for x in a.values():
                             collect(x)
                 collect(node.args)
-            elif not self.block_args(node):
-                continue  # arithmetic on sizes, constants
+            elif not self.block_args(node) or _is_shape_query(node):
+                continue  # arithmetic on sizes, constants, x.size(0), x.shape
             elif node.op == "call_module":
                 self.module(node, gm.get_submodule(str(node.target)))
             elif node.op == "call_function":
