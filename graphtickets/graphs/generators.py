@@ -29,7 +29,9 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
     to ``m`` (average degree ``2m/n``, between ``floor(k)`` and ``ceil(k)`` per node up to the
     draw). Then each edge ``(i, j)`` is, with probability ``p``, replaced by ``(i, w)`` with
     ``w`` uniform among the nodes other than ``i``; a proposal that would create a multi-edge
-    is redrawn (vectorized rounds), so the graph never has self-loops or multi-edges.
+    (with any current edge, the old ends of edges still being rewired included) is redrawn
+    in vectorized rounds; a node already joined to all others keeps its edge (as networkx's
+    ``watts_strogatz_graph``). No self-loops or multi-edges; exactly ``m`` edges.
 
     Parameters
     ----------
@@ -90,7 +92,8 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
         w = rng.integers(0, n - 1, size=todo.shape[0])
         w = w + (w >= todo)  # uniform over the nodes other than the source
         cand = _codes(todo, w, n)
-        taken = np.concatenate([kept, new])
+        # edges still waiting for a new end keep their old one meanwhile (as in networkx)
+        taken = np.concatenate([kept, new, orig])
         bad = np.isin(cand, taken)
         _, first = np.unique(cand, return_index=True)
         dup = np.ones(cand.shape[0], dtype=bool)
