@@ -1,0 +1,297 @@
+"""Gem-Miner ("Rare Gems"): find a sparse mask over the frozen initial weights by training scores.
+
+Every prunable weight ``w`` gets a score ``s`` in [0, 1], drawn uniformly at random (seeded).
+The weights never change; the forward pass uses ``w * 1[s > 0.5] * p``, where ``p`` is the
+permanent mask, and the gradient reaches ``s`` through a straight-through estimator (as if
+``1[s > 0.5]`` were ``s``: :func:`ste_mask`). The loss is cross-entropy plus
+``lam * ||s||^2`` (over scores still alive); after each optimizer step the scores are
+clamped to [0, 1]. At the end of every ``prune_every`` epochs the lowest-scoring weights
+still alive are pruned for good, on the geometric schedule ``density^(j / R)`` of
+:func:`graphtickets.pruning.schedule_densities` whose last event (at the end of the last
+epoch) keeps exactly ``round(density * N)`` weights: the gem is that permanent mask.
+
+The method records the gem's accuracy with the initial weights, before any weight training
+(``meta["accuracy_before_finetune"]``: the paper's claim is that it is well above chance),
+and, with ``finetune_epochs > 0``, after training the gem's weights
+(``meta["accuracy_after_finetune"]``). Both are measured on ``eval_data`` when given,
+otherwise on the training batches (``meta["accuracy_on"]`` says which).
+
+The forward with substituted weights uses :func:`torch.func.functional_call`: no model code
+is touched. BatchNorm running statistics are updated by the masked forward passes (all
+parameters, BatchNorm affine ones included, stay frozen).
+
+References
+----------
+.. [1] Sreenivasan, K., Sohn, J., Yang, L., Grinde, M., Nagle, A., Wang, H., Xing, E., Lee, K.
+   & Papailiopoulos, D. (2022). Rare Gems: Finding Lottery Tickets at Initialization.
+   NeurIPS 2022.
+.. [2] Ramanujan, V., Wortsman, M., Kembhavi, A., Farhadi, A. & Rastegari, M. (2020). What's
+   Hidden in a Randomly Weighted Neural Network? CVPR 2020 (scores with straight-through).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.core import register_method, resolve_params, schedule_densities
+from graphtickets.pruning.imp import reiterable
+from graphtickets.pruning.select import select_topk
+from graphtickets.ticket import check_density
+
+__all__ = ["ste_mask", "prune_epochs", "GemMinerResult", "gem_mine"]
+
+log = logging.getLogger("graphtickets.pruning.gem_miner")
+
+
+def ste_mask(scores: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """``1[scores > threshold]`` in the forward pass, the identity in the backward pass.
+
+    >>> s = torch.tensor([0.2, 0.7], requires_grad=True)
+    >>> m = ste_mask(s); m.tolist()
+    [0.0, 1.0]
+    >>> (m * torch.tensor([3.0, 5.0])).sum().backward(); s.grad.tolist()
+    [3.0, 5.0]
+    """
+    hard = (scores > threshold).to(scores.dtype)
+    return hard + scores - scores.detach()
+
+
+def prune_epochs(epochs: int, prune_every: int) -> list[int]:
+    """Epochs (1-based) after which Gem-Miner prunes: every ``prune_every``, and the last.
+
+    >>> prune_epochs(10, 3)
+    [3, 6, 9, 10]
+    >>> prune_epochs(4, 1)
+    [1, 2, 3, 4]
+    """
+    if epochs < 1 or prune_every < 1:
+        raise GraphticketsError(f"epochs and prune_every must be >= 1, got {epochs} and {prune_every}")
+    out = list(range(prune_every, epochs + 1, prune_every))
+    if not out or out[-1] != epochs:
+        out.append(epochs)
+    return out
+
+
+@dataclass
+class GemMinerResult:
+    """What :func:`gem_mine` found.
+
+    Attributes
+    ----------
+    masks : dict[str, torch.Tensor]
+        The gem: the permanent mask after the last pruning event (exact density).
+    scores : dict[str, torch.Tensor]
+        The final scores (in [0, 1]).
+    event_masks : list of dict[str, torch.Tensor]
+        The permanent mask after each pruning event (nested).
+    meta : dict
+        Schedule, per-epoch losses, densities after each event, cost.
+    """
+
+    masks: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor]
+    event_masks: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    model: nn.Module | None = None
+
+
+def _make_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise GraphticketsError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
+
+
+def gem_mine(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None,
+    seed: int = 0,
+    epochs: int = 10,
+    prune_every: int = 1,
+    lam: float = 1e-4,
+    optimizer: str = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    keep_classifier_dense: bool = False,
+    device: str = "cpu",
+) -> GemMinerResult:
+    """Train scores over the frozen weights of a copy of ``model`` and prune on schedule.
+
+    Parameters
+    ----------
+    model : nn.Module
+        At initialization; not modified.
+    density : float
+        Density of the gem.
+    data : iterable of (inputs, targets)
+        Batches, iterated once per epoch.
+    seed : int
+        Seed of the initial scores (uniform in [0, 1]).
+    epochs : int, default 10
+        Epochs of score training.
+    prune_every : int, default 1
+        Epochs between pruning events (:func:`prune_epochs`).
+    lam : float, default 1e-4
+        Weight of the ``||s||^2`` penalty.
+    optimizer : {"sgd", "adam"}
+        Optimizer of the scores (the paper's SGD, lr 0.1, momentum 0.9).
+    lr, momentum : float
+    keep_classifier_dense : bool
+        Leave the classifier out of the masks.
+    device : str
+
+    Returns
+    -------
+    GemMinerResult
+        ``model`` is the copy the scores were trained on (initial weights, BatchNorm
+        statistics of the masked forward passes).
+    """
+    density = check_density(density)
+    data = reiterable(data, "gem_miner")
+    names, perm = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
+    work = copy.deepcopy(model).to(device)
+    for p in work.parameters():
+        p.requires_grad_(False)
+    params = dict(work.named_parameters())
+    gen = torch.Generator().manual_seed(seed)
+    scores = {n: torch.rand(perm[n].shape, generator=gen).to(device).requires_grad_(True) for n in names}
+    perm = {n: m.to(device) for n, m in perm.items()}
+    opt = _make_optimizer(optimizer, list(scores.values()), lr, momentum)
+    events = prune_epochs(epochs, prune_every)
+    targets = schedule_densities(density, len(events))
+    total = sum(m.numel() for m in perm.values())
+    event_masks: list[dict[str, torch.Tensor]] = []
+    history: list[dict[str, Any]] = []
+    iterations = 0
+    t0 = time.perf_counter()
+    work.train()
+    for epoch in range(1, epochs + 1):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch in data:
+            x, y = batch[0].to(device), batch[1].to(device)
+            subs = {n: params[n] * ste_mask(scores[n]) * perm[n] for n in names}
+            out = functional_call(work, subs, (x,))
+            ce = F.cross_entropy(out, y)
+            reg = sum((scores[n] * perm[n]).pow(2).sum() for n in names)
+            loss = ce + lam * reg
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                for s in scores.values():
+                    s.clamp_(0.0, 1.0)
+            iterations += 1
+            loss_sum += float(ce) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+        if not math.isfinite(loss_sum):
+            raise GraphticketsError("gem_miner: the loss is not finite; lower lr")
+        row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        if epoch in events:
+            d = targets[events.index(epoch)]
+            perm = select_topk({n: scores[n].detach() for n in names}, d, prior=perm)
+            perm = {n: m.to(device) for n, m in perm.items()}
+            event_masks.append({n: m.detach().cpu().clone() for n, m in perm.items()})
+            row["density"] = sum(int(m.count_nonzero()) for m in perm.values()) / total
+        with torch.no_grad():
+            active = sum(int(((scores[n] > 0.5) & perm[n]).count_nonzero()) for n in names)
+        row["active_density"] = active / total
+        history.append(row)
+        log.info("gem_miner epoch %d: loss %.4g, active density %.4g", epoch, row["loss"], row["active_density"])
+    masks = {n: m.detach().cpu().clone() for n, m in perm.items()}
+    meta = {
+        "schedule": [{"epoch": e, "density": d} for e, d in zip(events, targets, strict=True)],
+        "epochs": history,
+        "active_density": history[-1]["active_density"],
+        "cost": {"epochs": epochs, "iterations": iterations, "seconds": time.perf_counter() - t0},
+    }
+    return GemMinerResult(
+        masks=masks,
+        scores={n: s.detach().cpu().clone() for n, s in scores.items()},
+        event_masks=event_masks,
+        meta=meta,
+        model=work,
+    )
+
+
+@register_method(
+    "gem_miner",
+    needs_data=True,
+    kind="init",
+    summary="train scores over frozen initial weights (straight-through), prune on a geometric schedule",
+    reference="Sreenivasan et al. 2022, Rare Gems: Finding Lottery Tickets at Initialization (NeurIPS)",
+)
+def gem_miner_method(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    epochs: int = 10,
+    prune_every: int = 1,
+    lam: float = 1e-4,
+    optimizer: str = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    keep_classifier_dense: bool = False,
+    finetune_epochs: int = 0,
+    finetune_optimizer: str = "adam",
+    finetune_lr: float = 1.2e-3,
+    eval_data: Iterable[Any] | None = None,
+    device: str = "cpu",
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The gem (see :func:`gem_mine`), with its accuracy before and after fine-tuning.
+
+    ``finetune_epochs`` > 0 trains the gem's weights (from the initial values, mask
+    enforced) with ``finetune_optimizer``/``finetune_lr`` (Adam 1.2e-3 by default, as IMP).
+    The fine-tuning epochs are part of ``meta["cost"]`` but not of
+    ``meta["search_seconds"]`` (the mining alone).
+    """
+    from graphtickets import training
+
+    res = gem_mine(
+        model, density=density, data=data, seed=seed, epochs=epochs, prune_every=prune_every,
+        lam=lam, optimizer=optimizer, lr=lr, momentum=momentum,
+        keep_classifier_dense=keep_classifier_dense, device=device,
+    )
+    assert res.model is not None
+    data = reiterable(data, "gem_miner")
+    target = eval_data if eval_data is not None else data
+    meta = dict(res.meta)
+    meta["accuracy_on"] = "eval_data" if eval_data is not None else "train"
+    meta["search_seconds"] = meta["cost"]["seconds"]
+    gem = res.model
+    with torch.no_grad():
+        training.enforce_masks(gem, res.masks)
+    meta["accuracy_before_finetune"] = training.evaluate(gem, target, masks=res.masks, device=device)["accuracy"]
+    if finetune_epochs > 0:
+        for p in gem.parameters():
+            p.requires_grad_(True)
+        hist = training.train(
+            gem, data, masks=res.masks, epochs=finetune_epochs, optimizer=finetune_optimizer,
+            lr=finetune_lr, device=device, seed=seed,
+        )
+        meta["accuracy_after_finetune"] = training.evaluate(gem, target, masks=res.masks, device=device)["accuracy"]
+        meta["cost"] = {
+            "epochs": meta["cost"]["epochs"] + len(hist.epochs),
+            "iterations": meta["cost"]["iterations"] + hist.iterations,
+        }
+    else:
+        meta["accuracy_after_finetune"] = None
+        meta["cost"] = {k: v for k, v in meta["cost"].items() if k != "seconds"}
+    return res.masks, meta

@@ -1,0 +1,97 @@
+"""Gem-Miner: straight-through mask, score update, clamping, pruning schedule, exact density."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import graphtickets as gt
+from graphtickets.pruning.gem_miner import gem_mine, prune_epochs, ste_mask
+
+
+def _data(n_batches: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [(torch.randn(16, 6, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(n_batches)]
+
+
+def test_ste_forward_is_hard_backward_is_identity() -> None:
+    s = torch.tensor([0.0, 0.5, 0.5001, 1.0, 0.3], requires_grad=True)
+    m = ste_mask(s)
+    assert m.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]  # strictly above 0.5
+    c = torch.tensor([1.0, -2.0, 3.0, 4.0, 5.0])
+    (m * c).sum().backward()
+    assert s.grad is not None and s.grad.tolist() == c.tolist()
+
+
+def test_one_score_step_matches_hand_update() -> None:
+    # one layer, one batch, one SGD step (no momentum, no penalty): the score update is
+    # s - lr * w * dL/dW_eff, with W_eff = w * 1[s > 0.5] and dL/dW_eff from plain autograd.
+    net = nn.Sequential(nn.Linear(6, 3, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn((3, 6), generator=torch.Generator().manual_seed(0)))
+    x, y = _data(1)[0]
+    w = net[0].weight.detach().clone()
+    s0 = torch.rand(w.shape, generator=torch.Generator().manual_seed(7))
+    w_eff = (w * (s0 > 0.5)).requires_grad_(True)
+    F.cross_entropy(F.linear(x, w_eff), y).backward()
+    assert w_eff.grad is not None
+    expect = (s0 - 0.05 * w * w_eff.grad).clamp(0, 1)
+    res = gem_mine(net, density=1.0, data=[(x, y)], seed=7, epochs=1, lam=0.0, lr=0.05, momentum=0.0)
+    assert torch.allclose(res.scores["0.weight"], expect, atol=1e-7)
+    assert torch.equal(net[0].weight, w)  # weights frozen, the model untouched
+    assert res.model is not None and torch.equal(res.model[0].weight, w)
+
+
+def test_penalty_enters_the_score_gradient() -> None:
+    net = nn.Sequential(nn.Linear(6, 3, bias=False))
+    nn.init.zeros_(net[0].weight)  # no CE gradient reaches the scores: only the penalty acts
+    s0 = torch.rand((3, 6), generator=torch.Generator().manual_seed(3))
+    res = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, lr=0.1, momentum=0.0)
+    assert torch.allclose(res.scores["0.weight"], (s0 - 0.1 * 0.5 * 2 * s0).clamp(0, 1), atol=1e-7)
+
+
+def test_scores_are_clamped() -> None:
+    net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8,), seed=0)
+    res = gem_mine(net, density=0.5, data=_data(), epochs=2, lr=1e3, momentum=0.0)
+    allv = torch.cat([s.reshape(-1) for s in res.scores.values()])
+    assert float(allv.min()) >= 0.0 and float(allv.max()) <= 1.0
+    assert bool((allv == 0.0).any()) and bool((allv == 1.0).any())  # clamping did act
+
+
+def test_schedule_nested_and_exact() -> None:
+    assert prune_epochs(10, 3) == [3, 6, 9, 10] and prune_epochs(3, 5) == [3]
+    net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8, 8), seed=0)
+    n = 6 * 8 + 8 * 8 + 8 * 3
+    res = gem_mine(net, density=0.1, data=_data(), epochs=4, prune_every=1)
+    dens = [e["density"] for e in res.meta["schedule"]]
+    assert dens == pytest.approx([0.1 ** (j / 4) for j in range(1, 5)])
+    counts = [sum(int(m.sum()) for m in em.values()) for em in res.event_masks]
+    assert counts == [round(d * n) for d in dens]
+    for a, b in zip(res.event_masks, res.event_masks[1:], strict=False):
+        assert all(not bool((b[k] & ~a[k]).any()) for k in a)
+    assert all(torch.equal(res.masks[k], res.event_masks[-1][k]) for k in res.masks)
+    # the last event keeps the highest final scores among the weights alive before it
+    alive = res.event_masks[-2]
+    flat_s = torch.cat([res.scores[k][alive[k]] for k in res.masks])
+    kept_s = torch.cat([res.scores[k][res.masks[k]] for k in res.masks])
+    assert float(kept_s.min()) >= float(flat_s.sort(descending=True).values[round(0.1 * n) - 1])
+
+
+def test_method_records_accuracy_before_and_after_finetune() -> None:
+    net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8,), seed=0)
+    state = copy.deepcopy(net.state_dict())
+    data = _data()
+    t = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=2, finetune_epochs=1, seed=4)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert t.kept == round(0.2 * t.total)
+    assert 0.0 <= t.meta["accuracy_before_finetune"] <= 1.0
+    assert 0.0 <= t.meta["accuracy_after_finetune"] <= 1.0
+    assert t.meta["accuracy_on"] == "train"
+    assert t.meta["cost"]["epochs"] == 3
+    again = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=2, seed=4, eval_data=data[:1])
+    assert again == t  # same seed, same bits
+    assert again.meta["accuracy_after_finetune"] is None and again.meta["accuracy_on"] == "eval_data"

@@ -1,0 +1,155 @@
+"""IMP with rewinding: round counts, exact nested densities, rewinding, a hand-checked example."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import graphtickets as gt
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.imp import family, imp_rounds, n_rounds, round_densities
+
+
+def _data(n_batches: int = 2, n_in: int = 8, classes: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(16, n_in, generator=g), torch.randint(0, classes, (16,), generator=g))
+        for _ in range(n_batches)
+    ]
+
+
+def _mlp() -> nn.Module:
+    return gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10, 10), seed=0)
+
+
+def test_round_counts() -> None:
+    # smallest r with 0.8^r <= d: 0.8^7 = 0.2097 > 0.2 >= 0.8^8; 0.8^13 = 0.055 > 0.05 >= 0.8^14
+    assert [n_rounds(d, 0.2) for d in (0.8, 0.64, 0.5, 0.2, 0.05, 0.01)] == [1, 2, 4, 8, 14, 21]
+    assert n_rounds(1.0, 0.2) == 1 and n_rounds(0.25, 0.5) == 2
+    ds = round_densities(0.3, 0.2)
+    assert ds[:-1] == pytest.approx([0.8**r for r in range(1, 6)]) and ds[-1] == 0.3
+    with pytest.raises(GraphticketsError):
+        n_rounds(0.5, 1.0)
+
+
+def test_family_is_nested_with_exact_counts() -> None:
+    model = _mlp()
+    before = copy.deepcopy(model.state_dict())
+    fam = imp_rounds(model, density=0.3, data=_data(), epochs=1, train_last=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+    n = fam[0].total
+    assert n == 8 * 10 + 10 * 10 + 10 * 3
+    expected = [round(0.8**r * n) for r in range(1, 6)] + [round(0.3 * n)]
+    assert [t.kept for t in fam] == expected
+    assert [t.meta["round"] for t in fam] == list(range(1, 7))
+    dens = family(fam)
+    assert list(dens) == [t.density for t in fam]
+    for a, b in zip(fam, fam[1:], strict=False):
+        assert all(not bool((b.masks[k] & ~a.masks[k]).any()) for k in a.masks)
+    rounds = fam[-1].meta["rounds"]
+    assert [r["round"] for r in rounds] == list(range(7))
+    assert all(r["accuracy"] is not None for r in rounds[:-1]) and "accuracy" not in rounds[-1]
+    assert fam[-1].weights is None  # rewind 0: the model's own initialization
+
+
+def _hand_model() -> nn.Module:
+    net = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.5, -0.2], [0.1, 0.3]]))
+    return net
+
+
+def test_two_round_example_by_hand() -> None:
+    # One example x = (1, 2), label 0; SGD with lr 1, no momentum, one step per round.
+    # CE gradient of a linear layer: (softmax(Wx) - e_y) x^T.
+    x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([0])
+    w0 = np.array([[0.5, -0.2], [0.1, 0.3]])
+
+    def step(w: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        z = w @ np.array([1.0, 2.0])
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        grad = np.outer(p - np.array([1.0, 0.0]), [1.0, 2.0])
+        return (w - grad) * mask
+
+    # round 1: train dense -> W1 = [[1.1457, 1.0913], [-0.5457, -0.9913]]: keep the 2 largest
+    w1 = step(w0, np.ones((2, 2)))
+    assert np.allclose(w1, [[1.145656, 1.091313], [-0.545656, -0.991313]], atol=1e-6)
+    m1 = np.array([[True, True], [False, False]])
+    # round 2: rewind to W0 * m1, train -> [[0.975, 0.750], [0, 0]]: keep the largest
+    w2 = step(w0 * m1, m1)
+    assert np.allclose(w2, [[0.975021, 0.750042], [0.0, 0.0]], atol=1e-6)
+    m2 = np.array([[True, False], [False, False]])
+    # (pruning the INITIAL magnitudes would have kept (0,0) and (1,1) in round 1)
+
+    fam = imp_rounds(
+        _hand_model(), density=0.25, data=[(x, y)], rate=0.5, epochs=1, optimizer="sgd",
+        lr=1.0, momentum=0.0,
+    )
+    assert len(fam) == 2
+    assert fam[0].masks["0.weight"].numpy().tolist() == m1.tolist()
+    assert fam[1].masks["0.weight"].numpy().tolist() == m2.tolist()
+    # recorded accuracy of round 2's ticket trained from W0 * m2: logits (0.5 + 1, 0) -> class 0
+    assert fam[1].meta["accuracy"] == 1.0
+
+
+def test_rewind_zero_retrains_from_initialization() -> None:
+    from graphtickets import training
+
+    model, data = _mlp(), _data()
+    t = gt.pruning.prune(model, "imp", density=0.5, data=data, epochs=2, optimizer="sgd", lr=0.05, seed=3)
+    # the last ticket's recorded training equals training the masked init from scratch
+    fresh = copy.deepcopy(model)
+    training.enforce_masks(fresh, t.masks)
+    h = training.train(fresh, data, masks=t.masks, epochs=2, optimizer="sgd", lr=0.05, seed=3)
+    assert t.meta["rounds"][-1]["loss"] == h.epochs[-1]["loss"]
+    assert t.meta["accuracy"] == h.epochs[-1]["accuracy"]
+    assert len(t.meta["rounds"]) == n_rounds(0.5, 0.2) + 1
+    assert t.meta["cost"]["epochs"] == 2 * len(t.meta["rounds"])
+    assert t.config["hparams"]["rewind"] == 0 and t.kept == round(0.5 * t.total)
+
+
+def test_rewinding_restores_saved_weights_bit_for_bit() -> None:
+    from graphtickets import training
+
+    model, data = _mlp(), _data(n_batches=3)
+    fam = imp_rounds(model, density=0.6, data=data, rewind=2, epochs=2, seed=5, train_last=False)
+    ref = copy.deepcopy(model)
+    hist = training.train(ref, data, epochs=2, optimizer="adam", lr=1.2e-3, seed=5, rewind_iteration=2)
+    assert hist.rewind is not None
+    for t in fam:
+        assert t.weights is not None
+        for name, w in t.weights.items():
+            saved = hist.rewind[name]
+            expect = saved * t.masks[name] if name in t.masks else saved
+            assert torch.equal(w, expect), name
+        # the saved weights differ from the initialization: rewinding is not to init
+        assert not torch.equal(t.weights["fc1.weight"], dict(model.named_parameters())["fc1.weight"] * t.masks["fc1.weight"])
+    with pytest.raises(GraphticketsError, match="rewind"):
+        imp_rounds(model, density=0.8, data=data, rewind=100, epochs=1)
+
+
+def test_layer_scope_output_rate_and_dense_classifier() -> None:
+    model, data = _mlp(), _data()
+    lay = imp_rounds(model, density=0.4, data=data, epochs=1, scope="layer", train_last=False)
+    for t, d in zip(lay, round_densities(0.4, 0.2), strict=True):
+        assert t.layer_counts() == {n: (round(d * tot), tot) for n, (_, tot) in t.layer_counts().items()}
+    out = imp_rounds(model, density=0.4, data=data, epochs=1, output_rate=0.1, train_last=False)
+    for r, (t, d) in enumerate(zip(out, round_densities(0.4, 0.2), strict=True), start=1):
+        assert t.kept == round(d * t.total)
+        assert t.layer_counts()["classifier.weight"][0] == round(0.9**r * 30)
+    kc = gt.pruning.prune(model, "imp", density=0.5, data=data, epochs=1, keep_classifier_dense=True)
+    assert "classifier.weight" not in kc.masks and kc.kept == round(0.5 * 180)
+    with pytest.raises(GraphticketsError, match="exclude"):
+        imp_rounds(model, density=0.5, data=data, output_rate=0.1, keep_classifier_dense=True)
+
+
+def test_one_shot_iterator_data_is_reused_each_epoch() -> None:
+    model = _mlp()
+    t = gt.pruning.prune(model, "imp", density=0.8, data=iter(_data()), epochs=2)
+    assert t.meta["cost"]["iterations"] == 2 * 2 * 2  # 2 trainings x 2 epochs x 2 batches
+    assert math.isclose(t.density, round(0.8 * t.total) / t.total)
