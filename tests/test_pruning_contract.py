@@ -1,0 +1,108 @@
+"""Contract of every registered pruning method (loops over gt.pruning.METHODS at test time).
+
+Methods registered by other modules are picked up automatically. A method that needs more
+than the defaults to run quickly on a tiny MLP gets them from TEST_HPARAMS (extend it when you
+register a method); "train" methods get any of TRAIN_BUDGET_KEYS they accept set to 1;
+"transform" methods (made from another ticket) are skipped unless SOURCE_ARGS supplies them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import graphtickets as gt
+from graphtickets.pruning import METHODS
+
+#: Per-method hyperparameters that make the method fast on the tiny MLP.
+TEST_HPARAMS: dict[str, dict[str, Any]] = {
+    "synflow": {"rounds": 5},
+    "imp": {"rounds": 2, "epochs": 1},
+    "early_bird": {"epochs": 2},
+    "gem_miner": {"epochs": 1},
+}
+#: Budget hyperparameters set to 1 for "train" methods that accept them (unless in TEST_HPARAMS).
+TRAIN_BUDGET_KEYS = ("epochs", "iterations", "steps", "max_epochs", "train_epochs")
+#: Per-method callables giving extra arguments for "transform" methods: (model, data) -> hparams.
+SOURCE_ARGS: dict[str, Callable[[nn.Module, Any], dict[str, Any]]] = {}
+
+DENSITY = 0.3
+
+
+def _hparams(name: str, model: nn.Module, data: Any) -> dict[str, Any]:
+    spec = METHODS[name]
+    accepted = spec.hparams()
+    hp = dict(TEST_HPARAMS.get(name, {}))
+    if spec.kind == "train":
+        for key in TRAIN_BUDGET_KEYS:
+            if key in accepted and key not in hp:
+                hp[key] = 1
+    if name in SOURCE_ARGS:
+        hp.update(SOURCE_ARGS[name](model, data))
+    return {k: v for k, v in hp.items() if k in accepted}
+
+
+def _run(name: str, model: nn.Module, data: Any, seed: int = 0, **extra: Any) -> gt.Ticket:
+    spec = METHODS[name]
+    if spec.kind == "transform" and name not in SOURCE_ARGS:
+        pytest.skip(f"{name!r} is a transform of another ticket; add SOURCE_ARGS[{name!r}] to test it here")
+    hp = {**_hparams(name, model, data), **extra}
+    return gt.pruning.prune(model, name, density=DENSITY, data=data if spec.needs_data or spec.kind == "train" else None, seed=seed, **hp)
+
+
+def _names() -> list[str]:
+    return sorted(METHODS)
+
+
+@pytest.mark.parametrize("name", _names())
+def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
+    spec = METHODS[name]
+    assert spec.kind in ("baseline", "init", "train", "transform")
+    assert spec.summary and spec.reference
+    before = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
+    params = dict(tiny_mlp.named_parameters())
+    a = _run(name, tiny_mlp, tiny_batches, seed=3)
+    # bool masks of the right shapes, keyed by parameter names
+    assert a.masks and all(n in params for n in a.masks)
+    for n, m in a.masks.items():
+        assert m.dtype == torch.bool and tuple(m.shape) == tuple(params[n].shape)
+    # exact count: round(d*N) globally, or round(d*n_l) in every layer (layer scope)
+    total = sum(m.numel() for m in a.masks.values())
+    per_layer = all(int(m.sum()) == round(DENSITY * m.numel()) for m in a.masks.values())
+    assert a.kept == round(DENSITY * total) or per_layer, (a.kept, round(DENSITY * total))
+    # the model is untouched
+    after = tiny_mlp.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    # deterministic for a seed
+    b = _run(name, tiny_mlp, tiny_batches, seed=3)
+    assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
+    # provenance
+    assert a.method == name and a.config["seed"] == 3 and a.config["density"] == DENSITY
+    assert "seconds" in a.meta["cost"]
+
+
+@pytest.mark.parametrize("name", _names())
+def test_method_nested_in_prior(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
+    if "prior" not in METHODS[name].hparams():
+        pytest.skip(f"{name!r} takes no prior mask")
+    prior = gt.pruning.prune(tiny_mlp, "random", density=0.6, seed=9)
+    t = _run(name, tiny_mlp, tiny_batches, seed=1, prior=prior)
+    for n, m in t.masks.items():
+        assert not bool((m & ~prior.masks[n]).any()), f"{name} revived pruned weights of {n}"
+
+
+@pytest.mark.parametrize("name", [n for n in _names() if "invert" in METHODS[n].hparams()])
+def test_invert_keeps_a_different_ticket(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
+    a = _run(name, tiny_mlp, tiny_batches)
+    b = _run(name, tiny_mlp, tiny_batches, invert=True)
+    assert a.kept == b.kept and a != b
+
+
+@pytest.mark.parametrize("name", [n for n in _names() if METHODS[n].needs_data])
+def test_data_methods_refuse_missing_data(name: str, tiny_mlp: nn.Module) -> None:
+    with pytest.raises(gt.errors.GraphticketsError, match="data"):
+        gt.pruning.prune(tiny_mlp, name, density=DENSITY, **_hparams(name, tiny_mlp, None) if METHODS[name].kind != "transform" else {})
