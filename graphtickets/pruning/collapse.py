@@ -74,7 +74,7 @@ def _map_units(prev_out: np.ndarray, n_in: int, name: str) -> np.ndarray:
     if n_in == n_out:
         return prev_out
     if n_in % n_out == 0:  # flatten: channel c -> features c*s .. c*s+s-1
-        return np.repeat(prev_out, n_in // n_out)
+        return np.asarray(np.repeat(prev_out, n_in // n_out), dtype=bool)
     raise GraphticketsError(
         f"layer {name!r} takes {n_in} inputs but the layer before it gives {n_out} units; "
         "collapsed_layers handles chains of Linear/Conv (with flatten) only"
@@ -85,7 +85,7 @@ def _to_prev(units: np.ndarray, n_prev: int) -> np.ndarray:
     """Backward version of :func:`_map_units`: a channel reaches the output if any feature does."""
     if units.size == n_prev:
         return units
-    return units.reshape(n_prev, -1).any(axis=1)
+    return np.asarray(units.reshape(n_prev, -1).any(axis=1), dtype=bool)
 
 
 def collapsed_layers(model: nn.Module, ticket: Ticket) -> list[str]:
@@ -136,14 +136,14 @@ def collapsed_layers(model: nn.Module, ticket: Ticket) -> list[str]:
         if i > 0:
             reach = _map_units(reach, c.shape[1], name)
         fwd_in.append(reach)
-        reach = (c & reach[None, :]).any(axis=1)
+        reach = np.asarray((c & reach[None, :]).any(axis=1), dtype=bool)
     # backward: units that reach the output
     bwd_out: list[np.ndarray] = [np.empty(0, dtype=bool)] * len(conn)
     co = np.ones(conn[-1][1].shape[0], dtype=bool)
     for i in range(len(conn) - 1, -1, -1):
         name, c = conn[i]
         bwd_out[i] = co
-        co = (c & co[:, None]).any(axis=0)
+        co = np.asarray((c & co[:, None]).any(axis=0), dtype=bool)
         if i > 0:
             co = _to_prev(co, conn[i - 1][1].shape[0])
     cut = {

@@ -73,7 +73,7 @@ def linearized_copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.
     return work
 
 
-def _flow(work: nn.Module, weights: list[torch.Tensor], in_shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _flow(work: nn.Module, weights: Sequence[torch.Tensor], in_shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``R`` and ``∂R/∂w`` for the listed weights of the linearized copy, all-ones input."""
     p0 = weights[0]
     x = torch.ones((1, *in_shape), dtype=p0.dtype, device=p0.device)
@@ -183,14 +183,14 @@ def _fast(
             keeps = _keep_top(parts, k)
         else:
             keeps = []
-            for n, p, size in zip(names, parts, sizes, strict=True):
+            for n, part, size in zip(names, parts, sizes, strict=True):
                 k = int(round(d * size))
-                if k > p.size:
+                if k > part.size:
                     raise GraphticketsError(
-                        f"layer {n!r} has {p.size} live weights, cannot keep {k}: "
+                        f"layer {n!r} has {part.size} live weights, cannot keep {k}: "
                         f"pruned weights never come back (ask for a lower density)"
                     )
-                keeps.append(_keep_top([p], k)[0])
+                keeps.append(_keep_top([part], k)[0])
         with torch.no_grad():
             for i, (w, keep) in enumerate(zip(weights, keeps, strict=True)):
                 if keep.all():
@@ -200,9 +200,9 @@ def _fast(
                 alive[i] = alive[i][keep]
     out: dict[str, torch.Tensor] = {}
     for n, idx, size in zip(names, alive, sizes, strict=True):
-        m = np.zeros(size, dtype=bool)
-        m[idx] = True
-        out[n] = torch.from_numpy(m).reshape(masks[n].shape)
+        kept = np.zeros(size, dtype=bool)
+        kept[idx] = True
+        out[n] = torch.from_numpy(kept).reshape(masks[n].shape)
     return out, float(r)
 
 
