@@ -1,0 +1,140 @@
+"""Tanaka et al. (2020) Fig. 1: the order of layer collapse on VGG-16 at initialization.
+
+For compression ratios ``10^c`` (density ``10^-c``), prune an untrained VGG-16 (CIFAR-10
+shape, 3x32x32, 10 classes) with magnitude, GraSP, random, SNIP and SynFlow, all with global
+scope as in the paper, and count the layers :func:`graphtickets.pruning.collapsed_layers`
+finds collapsed (no live weight, or no input-to-output path through the layer; on a chain
+like VGG, once one layer is cut no layer has a path, so this count jumps from 0 to all) and,
+separately, the ``empty`` layers (no live weight at all, Tanaka et al.'s definition). No training,
+CPU only. Paper: magnitude and GraSP collapse first, then random and SNIP, while SynFlow keeps
+every layer alive up to about 10^5 ... its maximal compression.
+
+SNIP and GraSP need data: they get SYNTHETIC batches of CIFAR shape (standard normal inputs,
+uniform random labels, fixed seed), not CIFAR-10 itself (no download here); at initialization
+the scores depend on data mostly through input statistics.
+
+The one-shot methods (magnitude, GraSP, SNIP) score once and select at each density with the
+same code as ``gt.pruning.prune`` (``score_prune`` with one round is exactly: score the model,
+keep the top ``round(d N)``); random and SynFlow (100 rounds per density) run through
+``gt.pruning.prune`` at each density.
+
+Usage::
+
+    python -m benchmarks.layer_collapse --out DIR [--cs 0.5,1,...,5] [--batches 2]
+
+Writes ``DIR/layer_collapse.csv`` (method, c, density, collapsed layers, fraction, names) and
+``DIR/layer_collapse.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import graphtickets as gt
+from graphtickets.pruning.baselines import magnitude_scores
+from graphtickets.pruning.core import masked_copy, resolve_params
+from graphtickets.pruning.grasp import grasp_scores
+from graphtickets.pruning.select import select_topk
+from graphtickets.pruning.snip import snip_scores
+from graphtickets.ticket import Ticket
+
+log = logging.getLogger("layer_collapse")
+
+METHODS = ("magnitude", "grasp", "random", "snip", "synflow")
+
+
+def sweep(out_dir: Path, *, cs: list[float], model_name: str = "vgg16", n_batches: int = 2,
+          batch_size: int = 64, seed: int = 0) -> list[dict[str, Any]]:
+    """Run the sweep; write CSV and PNG; return the rows."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    in_shape = (3, 32, 32)
+    model = gt.models.build(model_name, in_shape=in_shape, num_classes=10, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    data = [(torch.randn((batch_size, *in_shape), generator=g), torch.randint(0, 10, (batch_size,), generator=g))
+            for _ in range(n_batches)]
+    names, ones = resolve_params(model)
+    n_layers = len(names)
+    one_shot = {"magnitude": magnitude_scores, "snip": snip_scores, "grasp": grasp_scores}
+    scores: dict[str, dict[str, torch.Tensor]] = {}
+    for m, fn in one_shot.items():
+        t0 = time.perf_counter()
+        s = fn(masked_copy(model, ones), ones, data, None)
+        scores[m] = {n: s[n] for n in names}
+        log.info("%s scores in %.1fs", m, time.perf_counter() - t0)
+    rows: list[dict[str, Any]] = []
+    for method in METHODS:
+        for c in cs:
+            d = 10.0 ** (-c)
+            t0 = time.perf_counter()
+            if method in one_shot:
+                ticket = Ticket(select_topk(scores[method], d), method=method)
+            elif method == "random":
+                ticket = gt.pruning.prune(model, "random", density=d, seed=seed, scope="global")
+            else:
+                ticket = gt.pruning.prune(model, "synflow", density=d, seed=seed)
+            dead = gt.pruning.collapsed_layers(model, ticket)
+            empty = [n for n, m in ticket.masks.items() if not bool(m.any())]
+            rows.append({"method": method, "c": c, "density": d, "kept": ticket.kept,
+                         "collapsed": len(dead), "empty": len(empty), "layers": n_layers,
+                         "fraction": len(dead) / n_layers, "names": " ".join(dead),
+                         "seconds": round(time.perf_counter() - t0, 3)})
+            log.info("%s c=%.1f: %d/%d collapsed (%.1fs)", method, c, len(dead), n_layers, rows[-1]["seconds"])
+    with open(out_dir / "layer_collapse.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    _plot(rows, out_dir / "layer_collapse.png", model_name)
+    return rows
+
+
+def first_collapse(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The smallest ``c`` at which each method has a collapsed layer (None if never)."""
+    out: dict[str, float | None] = {}
+    for r in rows:
+        out.setdefault(r["method"], None)
+        if r["collapsed"] > 0 and (out[r["method"]] is None or r["c"] < out[r["method"]]):
+            out[r["method"]] = r["c"]
+    return out
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, model_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in METHODS:
+        rs = [r for r in rows if r["method"] == method]
+        ax.plot([r["c"] for r in rs], [r["fraction"] for r in rs], marker="o", label=method)
+    ax.set_xlabel("compression 10^c (c)")
+    ax.set_ylabel("fraction of layers collapsed")
+    ax.set_title(f"Layer collapse at initialization, {model_name} (Tanaka et al. 2020, Fig. 1)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/layer_collapse"))
+    ap.add_argument("--cs", default=",".join(str(c / 2) for c in range(1, 11)),
+                    help="comma-separated exponents c (compression 10^c)")
+    ap.add_argument("--model", default="vgg16")
+    ap.add_argument("--batches", type=int, default=2, help="synthetic batches of 64 for SNIP/GraSP")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = sweep(args.out, cs=[float(c) for c in args.cs.split(",")], model_name=args.model, n_batches=args.batches)
+    log.info("first collapse (c): %s", first_collapse(rows))
+
+
+if __name__ == "__main__":
+    main()
