@@ -193,8 +193,8 @@ def bn_channels(model: nn.Module) -> dict[str, str]:
         if isinstance(mod, _LAYER):
             last = (name, mod)
         elif isinstance(mod, _BN) and last is not None:
-            n_out = last[1].weight.shape[0]
-            if n_out == mod.num_features:
+            w = last[1].weight
+            if isinstance(w, torch.Tensor) and w.shape[0] == mod.num_features:
                 out[name] = f"{last[0]}.weight"
     return out
 
@@ -344,7 +344,7 @@ def early_bird_method(
         log.warning("early_bird: the rule did not fire in %d epochs; returning the last mask", max_epochs)
         drawn["state"] = {n: p.detach().cpu().clone() for n, p in work.named_parameters()}
         drawn["channels"] = masks_at[-1]
-    epoch_drawn = (det.fired_at if detected else len(masks_at) - 1) + 1
+    epoch_drawn = (det.fired_at if det.fired_at is not None else len(masks_at) - 1) + 1
     meta: dict[str, Any] = {"mode": mode, "detected": detected, "epoch_drawn": epoch_drawn}
     if mode == "channel":
         wmask = channel_to_weight_masks(work, drawn["channels"], names)
