@@ -93,7 +93,7 @@ def round_densities(density: float, rate: float) -> list[float]:
     """Target density after each round: ``(1 - rate)^r``, the last one exactly ``density``.
 
     >>> [round(d, 4) for d in round_densities(0.5, 0.2)]
-    [0.8, 0.64, 0.5]
+    [0.8, 0.64, 0.512, 0.5]
     """
     r = n_rounds(density, rate)
     return [(1.0 - rate) ** k for k in range(1, r)] + [float(density)]
@@ -218,7 +218,7 @@ def imp_rounds(
     >>> data = [(torch.randn(16, 8, generator=g), torch.randint(0, 2, (16,), generator=g))]
     >>> fam = imp_rounds(model, density=0.5, data=data, epochs=1)
     >>> [t.meta["round"] for t in fam], round(fam[-1].density, 3)
-    ([1, 2, 3], 0.5)
+    ([1, 2, 3, 4], 0.5)
     """
     from graphtickets import training
 
