@@ -1,0 +1,100 @@
+"""What do tickets share? Metrics of one graph, distances between tickets, null models, compare().
+
+>>> import networkx as nx
+>>> import graphtickets as gt
+>>> gt.analysis.clustering(nx.complete_graph(4)), gt.analysis.path_length(nx.complete_graph(4)).value
+(1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from graphtickets.analysis._util import from_networkx, gini, simple_undirected
+from graphtickets.analysis.community import assortativity, communities, modularity, small_world
+from graphtickets.analysis.compare import compare, pivot, summarize
+from graphtickets.analysis.distances import (
+    DISTANCES,
+    DistanceSpec,
+    align_units,
+    distance,
+    distance_details,
+    ged_bounds,
+)
+from graphtickets.analysis.metrics import METRICS, MetricSpec, metrics, register_metric
+from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
+from graphtickets.analysis.paths import (
+    PathLength,
+    clustering,
+    layer_path_lengths,
+    local_clustering,
+    path_length,
+)
+from graphtickets.analysis.spectral import (
+    algebraic_connectivity,
+    laplacian,
+    laplacian_spectrum,
+    ramanujan,
+    ramanujan_layers,
+    spectral_gap,
+)
+from graphtickets.analysis.structure import (
+    average_square_clustering,
+    collapsed_layers,
+    dead_units,
+    degree_stats,
+    edge_density,
+    effective_density,
+    effective_fraction,
+    effective_mask,
+    layer_degree_stats,
+    layer_densities,
+    log10_paths,
+    square_clustering,
+)
+
+__all__ = [
+    "METRICS",
+    "MetricSpec",
+    "metrics",
+    "register_metric",
+    "DISTANCES",
+    "DistanceSpec",
+    "distance",
+    "distance_details",
+    "ged_bounds",
+    "align_units",
+    "compare",
+    "pivot",
+    "summarize",
+    "shuffle_within_layers",
+    "rewire_preserving_degrees",
+    "PathLength",
+    "clustering",
+    "local_clustering",
+    "path_length",
+    "layer_path_lengths",
+    "laplacian",
+    "laplacian_spectrum",
+    "algebraic_connectivity",
+    "spectral_gap",
+    "ramanujan",
+    "ramanujan_layers",
+    "modularity",
+    "communities",
+    "assortativity",
+    "small_world",
+    "edge_density",
+    "layer_densities",
+    "effective_mask",
+    "effective_fraction",
+    "effective_density",
+    "dead_units",
+    "collapsed_layers",
+    "degree_stats",
+    "layer_degree_stats",
+    "log10_paths",
+    "square_clustering",
+    "average_square_clustering",
+    "from_networkx",
+    "gini",
+    "simple_undirected",
+]

@@ -1,0 +1,235 @@
+"""The metric registry and ``metrics(graph)``: every metric that applies to a graph, as floats.
+
+Each entry of :data:`METRICS` is a :class:`MetricSpec`: a function ``graph -> dict[str,
+float]``, a predicate saying which graphs it applies to, and whether :func:`metrics` runs it
+by default. The one-function-per-metric API lives in the family modules
+(:mod:`~graphtickets.analysis.paths`, :mod:`~graphtickets.analysis.structure`,
+:mod:`~graphtickets.analysis.spectral`, :mod:`~graphtickets.analysis.community`).
+
+Examples
+--------
+>>> import networkx as nx
+>>> from graphtickets.analysis import metrics
+>>> m = metrics(nx.complete_graph(5))
+>>> m["clustering"], m["path_length"]
+(1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphtickets._registry import Registry
+from graphtickets.analysis import community, paths, spectral, structure
+from graphtickets.analysis._util import as_graph
+from graphtickets.graphs.base import Graph
+
+__all__ = ["MetricSpec", "METRICS", "metrics", "register_metric"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registered metric family.
+
+    Attributes
+    ----------
+    fn : callable
+        ``fn(graph) -> dict[str, float]`` (keys prefixed by the metric's name where there are
+        several).
+    applies : callable
+        ``applies(graph) -> bool``: whether the metric means something on this graph.
+    default : bool
+        Run by :func:`metrics` unless asked for by name (False for costly ones).
+    keys : tuple of str
+        The keys ``fn`` returns (stable, for tables).
+    """
+
+    fn: Callable[[Graph], dict[str, float]]
+    applies: Callable[[Graph], bool]
+    default: bool
+    keys: tuple[str, ...]
+
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+
+def register_metric(name: str, applies: Callable[[Graph], bool], keys: Iterable[str], *, default: bool = True) -> Callable[[Callable[[Graph], dict[str, float]]], Callable[[Graph], dict[str, float]]]:
+    """Decorator registering ``fn(graph) -> dict[str, float]`` as metric ``name``."""
+
+    def deco(fn: Callable[[Graph], dict[str, float]]) -> Callable[[Graph], dict[str, float]]:
+        METRICS.register(name, MetricSpec(fn=fn, applies=applies, default=default, keys=tuple(keys)))
+        return fn
+
+    return deco
+
+
+def _any(g: Graph) -> bool:
+    return True
+
+
+def _undirected(g: Graph) -> bool:
+    return not g.directed
+
+
+def _unipartite(g: Graph) -> bool:
+    return not g.directed and g.kind != "bipartite"
+
+
+def _directed(g: Graph) -> bool:
+    return g.directed
+
+
+def _layered(g: Graph) -> bool:
+    ep = getattr(g, "edge_params", None)
+    return g.directed and ep is not None and len(ep) > 0
+
+
+def _has_roles(g: Graph) -> bool:
+    return g.directed and "role" in g.nodes
+
+
+def _bipartite(g: Graph) -> bool:
+    return hasattr(g, "biadjacency")
+
+
+@register_metric("size", _any, ("n_nodes", "n_edges", "edge_density"))
+def _size(g: Graph) -> dict[str, float]:
+    return {"n_nodes": float(g.n_nodes), "n_edges": float(g.n_edges), "edge_density": structure.edge_density(g)}
+
+
+@register_metric("degree", _any, ("degree_mean", "degree_std", "degree_gini"))
+def _degree(g: Graph) -> dict[str, float]:
+    return structure.degree_stats(g)
+
+
+@register_metric("clustering", _unipartite, ("clustering",))
+def _clustering(g: Graph) -> dict[str, float]:
+    return {"clustering": paths.clustering(g)}
+
+
+@register_metric(
+    "path_length",
+    _undirected,
+    ("path_length", "path_length_connected_fraction", "path_length_exact", "path_length_n_sources", "path_length_stderr"),
+)
+def _path_length(g: Graph) -> dict[str, float]:
+    r = paths.path_length(g)
+    return {"path_length": r.value, "path_length_connected_fraction": r.connected_fraction,
+            "path_length_exact": float(r.exact), "path_length_n_sources": float(r.n_sources),
+            "path_length_stderr": r.stderr}  # fmt: skip
+
+
+@register_metric("spectral", _undirected, ("algebraic_connectivity", "spectral_gap"))
+def _spectral(g: Graph) -> dict[str, float]:
+    return {"algebraic_connectivity": spectral.algebraic_connectivity(g), "spectral_gap": spectral.spectral_gap(g)}
+
+
+@register_metric("modularity", _unipartite, ("modularity",))
+def _modularity(g: Graph) -> dict[str, float]:
+    return {"modularity": community.modularity(g, seed=0)}
+
+
+@register_metric("assortativity", _any, ("assortativity",))
+def _assortativity(g: Graph) -> dict[str, float]:
+    return {"assortativity": community.assortativity(g)}
+
+
+@register_metric("small_world", _unipartite, ("sigma", "omega"), default=False)
+def _small_world(g: Graph) -> dict[str, float]:
+    r = community.small_world(g, seed=0)
+    return {"sigma": r["sigma"], "omega": r["omega"]}
+
+
+@register_metric("square_clustering", lambda g: g.directed or g.kind == "bipartite", ("square_clustering",))
+def _square(g: Graph) -> dict[str, float]:
+    return {"square_clustering": structure.average_square_clustering(g)}
+
+
+@register_metric("log10_paths", _directed, ("log10_paths",))
+def _paths(g: Graph) -> dict[str, float]:
+    return {"log10_paths": structure.log10_paths(g)}
+
+
+@register_metric("effective", _directed, ("effective_fraction",))
+def _effective(g: Graph) -> dict[str, float]:
+    return {"effective_fraction": structure.effective_fraction(g)}
+
+
+@register_metric("dead_units", _directed, ("dead", "dead_fraction", "inactive", "inactive_fraction"))
+def _dead(g: Graph) -> dict[str, float]:
+    return structure.dead_units(g)
+
+
+@register_metric("collapsed_layers", _layered, ("collapsed_layers",))
+def _collapsed(g: Graph) -> dict[str, float]:
+    return {"collapsed_layers": float(len(structure.collapsed_layers(g)))}
+
+
+@register_metric("layer_degree", _directed, ("layer_in_gini", "layer_out_gini"))
+def _layer_degree(g: Graph) -> dict[str, float]:
+    t = structure.layer_degree_stats(g)
+    return {"layer_in_gini": float(t["in_gini"].mean()), "layer_out_gini": float(t["out_gini"].mean())}
+
+
+@register_metric("layer_path_length", _has_roles, ("io_path_length", "io_connected_fraction"))
+def _layer_paths(g: Graph) -> dict[str, float]:
+    t = paths.layer_path_lengths(g)
+    outs = g.nodes.loc[g.nodes["role"].astype(str) == "output", "layer"].astype(str).unique()
+    row = t[t["layer"].isin(outs)]
+    if row.empty:
+        return {"io_path_length": float("nan"), "io_connected_fraction": float("nan")}
+    return {"io_path_length": float(row["mean"].mean()), "io_connected_fraction": float(row["connected_fraction"].mean())}
+
+
+@register_metric(
+    "ramanujan",
+    _bipartite,
+    ("mu0", "mu_hat", "delta_s", "delta_r", "weighted_gap", "disconnected"),
+)
+def _ramanujan(g: Graph) -> dict[str, float]:
+    r = spectral.ramanujan(g)
+    return {k: float(r[k]) for k in ("mu0", "mu_hat", "delta_s", "delta_r", "weighted_gap", "disconnected")}
+
+
+def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, float]:
+    """Every metric of :data:`METRICS` that applies to ``graph``, flattened into floats.
+
+    Parameters
+    ----------
+    graph : Graph or networkx graph
+        A layered graph gets the DAG metrics (square clustering, path counts, effective
+        fraction, dead units, collapsed layers, per-layer degrees, input->output path length);
+        a relational (undirected) graph gets clustering, path length, spectrum, modularity,
+        assortativity (You et al. 2020); a bipartite layer graph its Ramanujan gaps.
+    names : iterable of str, optional
+        Metric names to run (also non-default ones such as ``"small_world"``); default:
+        every default metric that applies.
+
+    Returns
+    -------
+    dict[str, float]
+        Relational graphs are measured without self-loops (You et al.).
+
+    References
+    ----------
+    You et al. (2020); Vysogorets & Kempe (2023); Hoang et al. (2023) -- see each metric.
+    """
+    g = as_graph(graph)
+    if g.kind == "relational" and hasattr(g, "simple"):
+        g = g.simple()  # You et al. measure the graph without self-loops
+    out: dict[str, float] = {}
+    if names is None:
+        chosen = [n for n, s in METRICS.items() if s.default and s.applies(g)]
+    else:
+        chosen = list(names)
+        for n in chosen:
+            METRICS.get_or_raise(n)
+    for name in chosen:
+        spec = METRICS[name]
+        for k, v in spec.fn(g).items():
+            out[k] = float(v) if v is not None else float(np.nan)
+    return out
