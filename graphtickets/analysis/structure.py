@@ -174,7 +174,7 @@ def effective_fraction(graph: Any) -> float:
     return live / total if total else float("nan")
 
 
-def effective_density(ticket: Ticket, model: nn.Module) -> float:
+def effective_density(ticket: Ticket, model: nn.Module, *, input_shape: tuple[int, ...] | None = None) -> float:
     """Effective density of a ticket: weights on some input -> output path over all weights.
 
     A live weight none of whose input -> output paths survives cannot affect the output;
@@ -187,6 +187,8 @@ def effective_density(ticket: Ticket, model: nn.Module) -> float:
     ticket : Ticket
     model : nn.Module
         The architecture the ticket belongs to.
+    input_shape : tuple of int, optional
+        One sample's shape, for models without ``gt_spec`` (see ``layered_graph``).
 
     Returns
     -------
@@ -199,7 +201,7 @@ def effective_density(ticket: Ticket, model: nn.Module) -> float:
     """
     from graphtickets.graphs import layered_graph
 
-    g = layered_graph(model, ticket, weights="count")
+    g = layered_graph(model, ticket, weights="count", input_shape=input_shape)
     kept, total = kept_total(ticket, model)
     return float(effective_fraction(g) * kept / total)
 
