@@ -541,21 +541,29 @@ def _ged_approx(a: Any, b: Any, ctx: Context) -> float:
 
 
 # --------------------------------------------------------------------------- aligned jaccard
-def align_units(a: Ticket, b: Ticket) -> dict[str, np.ndarray]:
-    """Permutations of ``b``'s output units matching ``a``'s, layer by layer (Hungarian).
+def align_units(a: Ticket, b: Ticket, *, sweeps: int = 5) -> dict[str, np.ndarray]:
+    """Permutations of ``b``'s hidden units that maximize the live weights shared with ``a``.
 
-    Masks are taken in order as a chain: layer ``l``'s output units feed layer ``l+1``
-    (a flatten repeats each channel's permutation over its features). For each layer but the
-    last, ``b``'s input units are first permuted as matched before, then its output units are
-    matched to ``a``'s to maximize the number of shared live weights
-    (:func:`scipy.optimize.linear_sum_assignment` on the overlap matrix). The last layer's
-    outputs (classes) and the first layer's inputs stay fixed. Greedy layer by layer (the joint
-    problem is NP-hard); exact for a single hidden layer.
+    Masks are taken in order as a chain: layer ``l``'s output units are layer ``l+1``'s input
+    units (a flatten repeats each channel over its features; a layer whose input width does
+    not fit the previous output breaks the chain there). The first layer's inputs and the last
+    layer's outputs (classes) stay fixed. The total overlap ``sum_l |A_l and P_l B_l P_{l-1}^T|``
+    is maximized by coordinate ascent, as Git Re-Basin's weight matching: a first forward pass
+    matches each layer's outputs on its inputs alone, then ``sweeps`` passes re-solve each
+    layer's permutation with both neighbours fixed (a linear assignment,
+    :func:`scipy.optimize.linear_sum_assignment`, on the incoming plus outgoing overlap). Each
+    step can only increase the overlap; the result is a local optimum (the joint problem is
+    NP-hard), exact for one hidden layer.
+
+    Parameters
+    ----------
+    a, b : Ticket
+    sweeps : int, default 5
 
     Returns
     -------
     dict[str, numpy.ndarray]
-        ``perm[name][i]`` = unit of ``b`` matched to unit ``i`` of ``a`` (output units).
+        ``perm[name][i]`` = output unit of ``b`` matched to unit ``i`` of ``a``.
 
     Notes
     -----
@@ -567,47 +575,87 @@ def align_units(a: Ticket, b: Ticket) -> dict[str, np.ndarray]:
     Ainsworth, Hayase, Srinivasa, "Git Re-Basin", ICLR 2023 (weight matching).
     """
     pairs = _pair_masks(a, b)
-    perms: dict[str, np.ndarray] = {}
-    prev: np.ndarray | None = None
-    for i, (name, ma, mb) in enumerate(pairs):
-        mb = _permute_inputs(mb, prev)
-        out = ma.shape[0]
-        if i == len(pairs) - 1 or ma.dim() < 2:
-            p = np.arange(out)
-        else:
-            fa = ma.reshape(out, -1).to(torch.float32)
-            fb = mb.reshape(out, -1).to(torch.float32)
-            overlap = (fa @ fb.T).numpy()
-            p = _assign(-overlap)
-        perms[name] = p
-        prev = p
-    return perms
+    names = [n for n, _, _ in pairs]
+    ma = [_as3(x) for _, x, _ in pairs]
+    mb = [_as3(y) for _, _, y in pairs]
+    L = len(pairs)
+    # link[l] = r when layer l+1 takes layer l's outputs (each repeated r times), else None
+    link: list[int | None] = []
+    for i in range(L - 1):
+        out, nxt = ma[i].shape[0], ma[i + 1].shape[1]
+        link.append(nxt // out if out and nxt % out == 0 and pairs[i + 1][1].dim() >= 2 else None)
+    link.append(None)
+    perms = [np.arange(x.shape[0]) for x in ma]
+    free = [i < L - 1 and pairs[i][1].dim() >= 2 for i in range(L)]
+
+    def inputs_perm(i: int) -> np.ndarray | None:
+        if i == 0 or link[i - 1] is None:
+            return None
+        r = link[i - 1]
+        assert r is not None
+        return (perms[i - 1][:, None] * r + np.arange(r)[None, :]).ravel()
+
+    def incoming(i: int) -> np.ndarray:
+        p_in = inputs_perm(i)
+        yb = mb[i] if p_in is None else mb[i][:, torch.from_numpy(p_in)]
+        return (ma[i].reshape(ma[i].shape[0], -1) @ yb.reshape(yb.shape[0], -1).T).numpy()
+
+    def outgoing(i: int) -> np.ndarray:
+        r = link[i]
+        if r is None:
+            return np.zeros((ma[i].shape[0], ma[i].shape[0]))
+        out = ma[i].shape[0]
+        xa = ma[i + 1].reshape(ma[i + 1].shape[0], out, -1).permute(1, 0, 2).reshape(out, -1)
+        yb = mb[i + 1][torch.from_numpy(perms[i + 1])]
+        yb = yb.reshape(yb.shape[0], out, -1).permute(1, 0, 2).reshape(out, -1)
+        return (xa @ yb.T).numpy()
+
+    for i in range(L):
+        if free[i]:
+            perms[i] = _assign(-incoming(i))
+    for _ in range(int(sweeps)):
+        changed = False
+        for i in range(L):
+            if not free[i]:
+                continue
+            gain = incoming(i) + outgoing(i)
+            p = _assign(-gain)
+            rows = np.arange(p.size)
+            if gain[rows, p].sum() > gain[rows, perms[i]].sum() + 1e-9:
+                perms[i], changed = p, True
+        if not changed:
+            break
+    return dict(zip(names, perms, strict=True))
 
 
-def _permute_inputs(m: torch.Tensor, prev: np.ndarray | None) -> torch.Tensor:
-    if prev is None or m.dim() < 2:
-        return m
-    n_in = m.shape[1]
-    if n_in == prev.size:
-        idx = prev
-    elif n_in % prev.size == 0:
-        r = n_in // prev.size
-        idx = (prev[:, None] * r + np.arange(r)[None, :]).ravel()
-    else:
-        return m
-    return m[:, torch.from_numpy(idx)]
+def _as3(m: torch.Tensor) -> torch.Tensor:
+    """A mask as float ``(out, in, prod(kernel))`` (a 1-D mask as ``(n, 1, 1)``)."""
+    if m.dim() < 2:
+        return m.reshape(-1, 1, 1).to(torch.float32)
+    return m.reshape(m.shape[0], m.shape[1], -1).to(torch.float32)
 
 
 def _aligned_overlap(a: Ticket, b: Ticket) -> tuple[float, float]:
     perms = align_units(a, b)
     inter, total = 0.0, 0.0
-    prev = None
+    prev: np.ndarray | None = None
     for name, ma, mb in _pair_masks(a, b):
         mb = _permute_inputs(mb, prev)[torch.from_numpy(perms[name])]
         inter += float((ma & mb).count_nonzero())
         total += float(ma.count_nonzero() + mb.count_nonzero())
         prev = perms[name]
     return inter, total - inter
+
+
+def _permute_inputs(m: torch.Tensor, prev: np.ndarray | None) -> torch.Tensor:
+    if prev is None or m.dim() < 2:
+        return m
+    n_in = m.shape[1]
+    if n_in % prev.size:
+        return m
+    r = n_in // prev.size
+    idx = (prev[:, None] * r + np.arange(r)[None, :]).ravel()
+    return m[:, torch.from_numpy(idx)]
 
 
 @register_distance("aligned_jaccard")

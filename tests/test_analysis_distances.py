@@ -1,0 +1,206 @@
+"""Distances: contract over every DISTANCES entry, hand values, networkx GED as oracle."""
+
+from __future__ import annotations
+
+import itertools
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import graphtickets as gt
+from graphtickets.analysis import (
+    DISTANCES,
+    align_units,
+    distance,
+    distance_details,
+    from_networkx,
+    ged_bounds,
+)
+from graphtickets.analysis import distances as D
+from graphtickets.errors import GraphticketsError, TicketError
+from graphtickets.graphs.base import Graph, from_edges
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[nn.Module, list[gt.Ticket]]:
+    m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16, 16), seed=0)
+    ts = [gt.pruning.prune(m, "random", density=d, seed=s) for s, d in enumerate([0.2, 0.25])]
+    ts.append(gt.pruning.prune(m, "magnitude", density=0.3, seed=0))
+    return m, ts
+
+
+@pytest.mark.parametrize("kind", sorted(DISTANCES))
+def test_distance_contract(kind: str, setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+    m, ts = setup
+    for a in ts:
+        assert distance(a, a, kind, model=m) == pytest.approx(0.0, abs=1e-12)
+    for a, b in itertools.combinations(ts, 2):
+        d = distance(a, b, kind, model=m)
+        assert d > 0
+        assert distance(b, a, kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+
+
+def test_hand_values() -> None:
+    a = gt.Ticket({"w": torch.tensor([[1, 1, 0, 0]], dtype=torch.bool), "v": torch.tensor([True, False])})
+    b = gt.Ticket({"w": torch.tensor([[1, 0, 1, 0]], dtype=torch.bool), "v": torch.tensor([True, True])})
+    assert distance(a, b, "jaccard") == pytest.approx(1 - 2 / 5)
+    assert distance(a, b, "hamming") == pytest.approx(3 / 6)
+    assert distance(a, b, "layer_density") == pytest.approx(0 + 0.5)
+    assert distance(a, b, "ged") == 3 and distance(a, b, "ged_normalized") == pytest.approx(3 / 7)
+
+
+def test_mismatched_tickets_and_missing_model_raise(setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+    _, ts = setup
+    other = gt.Ticket({"x": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(TicketError, match="different parameters"):
+        distance(ts[0], other, "jaccard")
+    with pytest.raises(GraphticketsError, match="model="):
+        distance(ts[0], ts[1], "spectral")
+    with pytest.raises(GraphticketsError, match="known distances"):
+        distance(ts[0], ts[1], "jacard")
+
+
+def test_ged_from_masks_equals_ged_of_layered_graphs() -> None:
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
+    a = gt.pruning.prune(m, "random", density=0.05, seed=0)
+    b = gt.pruning.prune(m, "magnitude", density=0.05, seed=0)
+    ga, gb = (gt.graphs.layered_graph(m, t, weights="count") for t in (a, b))
+    for weighted in (True, False):
+        via_masks = distance(a, b, "ged", weighted=weighted)
+        if weighted:
+            oracle = float(np.abs((ga.adjacency - gb.adjacency).toarray()).sum())
+        else:
+            xa, xb = (g.adjacency.toarray() != 0 for g in (ga, gb))
+            oracle = float((xa ^ xb).sum())
+        assert via_masks == oracle
+        assert distance(ga, gb, "ged", weighted=weighted) == oracle
+    assert distance(ga, gb, "jaccard") == pytest.approx(
+        1 - ((ga.adjacency != 0).multiply(gb.adjacency != 0)).sum() / ((ga.adjacency + gb.adjacency) != 0).sum()
+    )
+
+
+def test_distance_details_expectation_and_z() -> None:
+    g = torch.Generator().manual_seed(0)
+    shape = (40, 50)
+    a = gt.Ticket({"w": torch.rand(shape, generator=g) < 0.3})
+    b = gt.Ticket({"w": torch.rand(shape, generator=g) < 0.2})
+    det = distance_details(a, b).set_index("layer")
+    # Monte Carlo over independent random masks with the same counts (the oracle)
+    ka, kb, n = int(a.masks["w"].sum()), int(b.masks["w"].sum()), 2000
+    rng = np.random.default_rng(0)
+    js, hs = [], []
+    for _ in range(2000):
+        x = np.zeros(n, bool)
+        x[rng.choice(n, ka, replace=False)] = True
+        y = np.zeros(n, bool)
+        y[rng.choice(n, kb, replace=False)] = True
+        inter = (x & y).sum()
+        js.append(1 - inter / (ka + kb - inter))
+        hs.append((ka + kb - 2 * inter) / n)
+    assert det.loc["w", "expected_jaccard"] == pytest.approx(np.mean(js), abs=3 * np.std(js) / np.sqrt(2000) + 1e-4)
+    assert det.loc["w", "expected_hamming"] == pytest.approx(np.mean(hs), abs=3 * np.std(hs) / np.sqrt(2000) + 1e-4)
+    assert abs(det.loc["w", "overlap_z"]) < 4  # independent masks
+    assert det.loc["w", "jaccard"] == pytest.approx(distance(a, b, "jaccard"))
+    same = distance_details(a, a).set_index("layer")
+    assert same.loc["total", "overlap_z"] > 10 and same.loc["total", "jaccard"] == 0
+
+
+def layered(sizes: list[int], edges: list[tuple[int, int]]) -> Graph:
+    n = sum(sizes)
+    layer = np.repeat([f"L{i}" for i in range(len(sizes))], sizes)
+    role = np.where(layer == "L0", "input", np.where(layer == f"L{len(sizes) - 1}", "output", "hidden"))
+    unit = np.concatenate([np.arange(s) for s in sizes])
+    e = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    return Graph(from_edges(n, e[:, 0], e[:, 1]), pd.DataFrame({"layer": layer, "unit": unit, "role": role}), directed=True)
+
+
+def nx_ged(a: Graph, b: Graph) -> float:
+    """networkx's exact GED restricted to layer-preserving matches (inputs/outputs fixed)."""
+    ga, gb = a.to_networkx(), b.to_networkx()
+
+    def subst(x: dict, y: dict) -> float:
+        if x["layer"] != y["layer"]:
+            return 1e6
+        if x["role"] != "hidden" and x["unit"] != y["unit"]:
+            return 1e6
+        return 0.0
+
+    return float(nx.graph_edit_distance(ga, gb, node_subst_cost=subst, node_del_cost=lambda x: 1e6, node_ins_cost=lambda x: 1e6, timeout=20))
+
+
+def random_layered(rng: np.random.Generator, sizes: list[int], p: float) -> Graph:
+    starts = np.cumsum([0] + sizes)
+    edges = []
+    for i in range(len(sizes) - 1):
+        for u in range(starts[i], starts[i + 1]):
+            for v in range(starts[i + 1], starts[i + 2]):
+                if rng.random() < p:
+                    edges.append((u, v))
+    return layered(sizes, edges)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ged_bounds_bracket_networkx_exact_ged(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = [2, 3, 2]  # 7 nodes: networkx's exact GED stays fast
+    a, b = random_layered(rng, sizes, 0.5), random_layered(rng, sizes, 0.5)
+    exact = nx_ged(a, b)
+    r = ged_bounds(a, b)
+    assert r["lower"] - 1e-9 <= exact <= r["upper"] + 1e-9
+    assert r["upper"] <= r["identity"]
+
+
+def test_ged_approx_is_zero_for_a_permuted_copy() -> None:
+    rng = np.random.default_rng(3)
+    sizes = [3, 6, 6, 2]
+    a = random_layered(rng, sizes, 0.5)
+    p = np.arange(sum(sizes))
+    p[3:9] = 3 + rng.permutation(6)
+    p[9:15] = 9 + rng.permutation(6)
+    b = Graph(a.adjacency[p][:, p], a.nodes.copy(), directed=True)
+    r = ged_bounds(a, b)
+    assert r["identity"] > 0 and r["upper"] == 0 and r["lower"] == 0
+    assert distance(a, b, "ged_approx") == 0 and distance(a, b, "aligned_jaccard") == 0
+
+
+def test_aligned_jaccard_recovers_a_unit_permutation() -> None:
+    m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 12), seed=0)
+    a = gt.pruning.prune(m, "random", density=0.3, seed=0)
+    rng = np.random.default_rng(0)
+    p1, p2 = torch.from_numpy(rng.permutation(16)), torch.from_numpy(rng.permutation(12))
+    masks = dict(a.masks)
+    masks["fc1.weight"] = masks["fc1.weight"][p1]
+    masks["fc2.weight"] = masks["fc2.weight"][p2][:, p1]
+    masks["classifier.weight"] = masks["classifier.weight"][:, p2]
+    b = a.replace(masks)
+    assert distance(a, b, "jaccard") > 0.3
+    assert distance(a, b, "aligned_jaccard") == 0.0
+    perms = align_units(a, b)
+    assert np.array_equal(a.masks["fc1.weight"].numpy(), b.masks["fc1.weight"][perms["fc1.weight"]].numpy())
+
+
+def test_netlsd_exact_signature_and_interpolated_spectrum(monkeypatch: pytest.MonkeyPatch) -> None:
+    G = nx.connected_watts_strogatz_graph(300, 8, 0.2, seed=0)
+    g = from_networkx(G)
+    lam = np.linalg.eigvalsh(nx.normalized_laplacian_matrix(G).toarray())
+    t = D.NETLSD_TIMESCALES
+    ref = np.exp(-np.outer(t, lam)).sum(axis=1) / 300
+    assert np.allclose(D.heat_trace(g), ref, atol=1e-10)
+    monkeypatch.setattr(D, "NETLSD_EXACT_MAX", 100)
+    monkeypatch.setattr(D, "NETLSD_K", 40)
+    approx = D.heat_trace(g)
+    assert np.abs(approx - ref).max() < 0.05  # ends exact, middle interpolated
+    assert np.allclose(approx[:5], ref[:5], atol=1e-3) and np.allclose(approx[-5:], ref[-5:], atol=1e-6)
+
+
+def test_spectral_and_degree_on_graphs() -> None:
+    a = from_networkx(nx.cycle_graph(10))
+    b = from_networkx(nx.path_graph(10))
+    la = np.sort(np.linalg.eigvalsh(nx.normalized_laplacian_matrix(nx.cycle_graph(10)).toarray()))
+    lb = np.sort(np.linalg.eigvalsh(nx.normalized_laplacian_matrix(nx.path_graph(10)).toarray()))
+    assert distance(a, b, "spectral") == pytest.approx(np.linalg.norm(la - lb), abs=1e-9)
+    assert distance(a, b, "degree") == pytest.approx(2 / 10)  # two degree-2 nodes become degree 1
