@@ -61,3 +61,12 @@ def test_metrics_per_kind(graphs: list[Graph]) -> None:
 def test_complete_graph_metrics() -> None:
     m = metrics(nx.complete_graph(6))
     assert m["clustering"] == 1 and m["path_length"] == 1 and m["edge_density"] == 1
+
+
+def test_ticket_metrics_equal_metrics_of_the_built_graph() -> None:
+    from graphtickets.analysis import ticket_metrics
+
+    m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16, 16), seed=0)
+    t = gt.pruning.prune(m, "random", density=0.3, seed=1)
+    assert ticket_metrics(t, m) == metrics(gt.graphs.layered_graph(m, t, weights="count"))
+    assert ticket_metrics(t, m, graph="relational") == metrics(gt.graphs.relational_graph(m, t).simple())

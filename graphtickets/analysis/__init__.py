@@ -19,7 +19,13 @@ from graphtickets.analysis.distances import (
     distance_details,
     ged_bounds,
 )
-from graphtickets.analysis.metrics import METRICS, MetricSpec, metrics, register_metric
+from graphtickets.analysis.metrics import (
+    METRICS,
+    MetricSpec,
+    metrics,
+    register_metric,
+    ticket_metrics,
+)
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.analysis.paths import (
     PathLength,
@@ -56,6 +62,7 @@ __all__ = [
     "MetricSpec",
     "metrics",
     "register_metric",
+    "ticket_metrics",
     "DISTANCES",
     "DistanceSpec",
     "distance",

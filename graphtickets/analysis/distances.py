@@ -509,7 +509,7 @@ def ged_bounds(
     Recognition 48, 2015.
     """
     ctx = Context(model=model)
-    ga, gb = (ctx.graph(a, "layered"), ctx.graph(b, "layered")) if isinstance(a, Ticket) else (a, b)
+    ga, gb = ctx.graph(a, "layered"), ctx.graph(b, "layered")
     groups, fixed = _check_groups(ga, gb, tuple(fixed_roles))
     directed = ga.directed
     x = simple_directed(ga) if directed else simple_undirected(ga)

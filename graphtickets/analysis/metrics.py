@@ -28,7 +28,7 @@ from graphtickets.analysis import community, paths, spectral, structure
 from graphtickets.analysis._util import as_graph
 from graphtickets.graphs.base import Graph
 
-__all__ = ["MetricSpec", "METRICS", "metrics", "register_metric"]
+__all__ = ["MetricSpec", "METRICS", "metrics", "register_metric", "ticket_metrics"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +233,36 @@ def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, floa
         for k, v in spec.fn(g).items():
             out[k] = float(v) if v is not None else float(np.nan)
     return out
+
+
+def ticket_metrics(ticket: Any, model: Any, *, graph: str = "layered", names: Iterable[str] | None = None) -> dict[str, float]:
+    """:func:`metrics` of a ticket's graph built on ``model``.
+
+    Parameters
+    ----------
+    ticket : Ticket
+    model : nn.Module
+    graph : {"layered", "relational"}
+        The layered graph (``weights="count"``: DAG metrics, effective fraction, dead units)
+        or the relational graph (You et al.: clustering, path length, spectrum).
+    names : iterable of str, optional
+        As in :func:`metrics`.
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16, 16), seed=0)
+    >>> ticket_metrics(None, m, graph="relational")["clustering"]
+    1.0
+    """
+    from graphtickets import graphs
+
+    if graph == "layered":
+        g: Graph = graphs.layered_graph(model, ticket, weights="count")
+    elif graph == "relational":
+        g = graphs.relational_graph(model, ticket)
+    else:
+        from graphtickets.errors import GraphticketsError
+
+        raise GraphticketsError(f"graph must be 'layered' or 'relational', got {graph!r}")
+    return metrics(g, names=names)
