@@ -46,6 +46,10 @@ _METHOD_MODULES = [
     "snip",
     "grasp",
     "synflow",
+    "imp",
+    "early_bird",
+    "gem_miner",
+    "elastic",
 ]
 
 for _m in _METHOD_MODULES:
