@@ -196,7 +196,7 @@ def gem_mine(
                 for s in scores.values():
                     s.clamp_(0.0, 1.0)
             iterations += 1
-            loss_sum += float(ce) * len(y)
+            loss_sum += float(ce.detach()) * len(y)
             correct += int((out.argmax(1) == y).sum())
             seen += len(y)
         if not math.isfinite(loss_sum):
