@@ -58,7 +58,8 @@ def test_against_networkx_random(seed: int) -> None:
     ref = nx.clustering(H)
     assert np.allclose(local_clustering(g), [ref[i] for i in range(70)], atol=1e-12)
     if nx.is_connected(H):
-        assert abs(path_length(g).value - nx.average_shortest_path_length(H)) < 1e-9
+        for backend in ("bitset", "igraph"):
+            assert abs(path_length(g, backend=backend).value - nx.average_shortest_path_length(H)) < 1e-9
 
 
 def test_disconnected_reports_connected_pairs() -> None:
@@ -107,3 +108,14 @@ def test_layer_path_lengths_with_a_skip() -> None:
         G.nodes[v].update(layer=layer, role=role)
     t = layer_path_lengths(from_networkx(G)).set_index("layer")
     assert t.loc["h2", "mean"] == 1 and t.loc["out", "mean"] == 2 and t.loc["out", "connected_fraction"] == 1
+
+
+def test_backends_agree_on_disconnected_graphs_and_samples() -> None:
+    G = nx.disjoint_union(nx.connected_watts_strogatz_graph(150, 4, 0.2, seed=0), nx.cycle_graph(70))
+    G.add_node(1000)
+    g = from_networkx(G)
+    a, b = path_length(g, backend="bitset"), path_length(g, backend="igraph")
+    assert abs(a.value - b.value) < 1e-12 and a.connected_fraction == b.connected_fraction
+    sa = path_length(g, exact=False, n_sources=90, seed=4, backend="bitset")
+    sb = path_length(g, exact=False, n_sources=90, seed=4, backend="igraph")
+    assert abs(sa.value - sb.value) < 1e-12 and abs(sa.stderr - sb.stderr) < 1e-12

@@ -164,6 +164,53 @@ def _connected_fraction(a: sp.csr_matrix) -> float:
     return float(np.sum(sizes * (sizes - 1)) / (n * (n - 1.0)))
 
 
+#: Sources per bit-parallel BFS batch (bits per node row: 4096 = 64 uint64 words).
+_BITSET_BATCH = 4096
+
+
+def _bfs_bitset(a: sp.csr_matrix, sources: np.ndarray, *, per_source: bool = False) -> tuple[Any, Any]:
+    """Bit-parallel BFS from ``sources`` at once on a symmetric 0/1 CSR adjacency.
+
+    Every node holds one bit per source (packed in uint64 words); a level ORs the frontier
+    words of each node's neighbours (``bitwise_or.reduceat`` over the CSR rows, only edges
+    leaving the frontier) and keeps the bits not yet visited. Returns ``(sum of distances,
+    number of reachable pairs)``, totals or per source.
+    """
+    n, k = a.shape[0], int(sources.size)
+    words = (k + 63) // 64
+    visited = np.zeros((n, words), dtype=np.uint64)
+    j = np.arange(k)
+    np.bitwise_or.at(visited, (sources, j // 64), np.left_shift(np.uint64(1), (j % 64).astype(np.uint64)))
+    frontier = visited.copy()
+    row_of = np.repeat(np.arange(n), np.diff(a.indptr))
+    tot: Any = np.zeros(k) if per_source else 0
+    cnt: Any = np.zeros(k) if per_source else 0
+    level = 0
+    while True:
+        level += 1
+        active = frontier.any(axis=1)
+        e = np.flatnonzero(active[a.indices])
+        if e.size == 0:
+            break
+        rows = row_of[e]
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        nxt = np.zeros_like(visited)
+        nxt[rows[first]] = np.bitwise_or.reduceat(frontier[a.indices[e]], first, axis=0)
+        new = nxt & ~visited
+        if per_source:
+            c = np.unpackbits(new.view(np.uint8), axis=1, bitorder="little")[:, :k].sum(axis=0)
+            found = int(c.sum())
+        else:
+            c = found = int(np.bitwise_count(new).sum())
+        if found == 0:
+            break
+        tot = tot + level * c
+        cnt = cnt + c
+        visited |= new
+        frontier = new
+    return tot, cnt
+
+
 def _bfs_rows(a: sp.csr_matrix, sources: np.ndarray, use_igraph: bool) -> np.ndarray:
     """Hop distances from ``sources`` to every node (``inf`` when unreachable)."""
     if use_igraph:
@@ -179,6 +226,7 @@ def path_length(
     n_sources: int = 256,
     seed: int = 0,
     max_exact_nodes: int = EXACT_PATH_MAX_NODES,
+    backend: str = "bitset",
 ) -> PathLength:
     """Average shortest path length as You et al. (2020) define it, safe on disconnected graphs.
 
@@ -190,7 +238,7 @@ def path_length(
     ----------
     graph : Graph or networkx graph
     exact : bool, optional
-        ``True``: all-pairs BFS (igraph ``average_path_length``, O(n m)). ``False``: BFS from
+        ``True``: all-pairs BFS (O(n m)). ``False``: BFS from
         ``n_sources`` nodes drawn without replacement. Default: exact when
         ``n <= max_exact_nodes``.
     n_sources : int, default 256
@@ -198,6 +246,11 @@ def path_length(
     seed : int
         Seed of the source sample (local generator).
     max_exact_nodes : int, default 20000
+    backend : {"bitset", "igraph"}
+        ``"bitset"``: bit-parallel BFS from up to 4096 sources at once in numpy (each node
+        holds one bit per source; a level is one ``bitwise_or.reduceat`` over the edges
+        leaving the frontier) -- about 2x faster than igraph's C ``average_path_length`` on
+        WS-flex graphs of 4096 nodes; ``"igraph"``: igraph's BFS. Both are exact.
 
     Returns
     -------
@@ -228,26 +281,30 @@ def path_length(
         return PathLength(float("nan"), 0.0 if n >= 2 else float("nan"), True, n, 0.0)
     if exact is None:
         exact = n <= max_exact_nodes
-    use_ig = _has_igraph()
+    if backend not in ("bitset", "igraph"):
+        raise GraphticketsError(f"backend must be 'bitset' or 'igraph', got {backend!r}")
+    use_ig = backend == "igraph" and _has_igraph()
     if exact:
         if use_ig:
             value = float(to_igraph_simple(a).average_path_length(directed=False, unconn=True))
-        else:  # chunked BFS
-            tot, cnt = 0.0, 0.0
-            for s in range(0, n, 512):
-                d = _bfs_rows(a, np.arange(s, min(n, s + 512)), False)
-                fin = np.isfinite(d) & (d > 0)
-                tot += float(d[fin].sum())
-                cnt += float(fin.sum())
+        else:
+            tot, cnt = 0, 0
+            for s0 in range(0, n, _BITSET_BATCH):
+                t, c0 = _bfs_bitset(a, np.arange(s0, min(n, s0 + _BITSET_BATCH)))
+                tot, cnt = tot + t, cnt + c0
             value = tot / cnt
-        return PathLength(value, frac, True, n, 0.0)
+        return PathLength(float(value), frac, True, n, 0.0)
     k = int(min(max(2, n_sources), n))
     rng = np.random.default_rng(seed)
     src = np.sort(rng.choice(n, size=k, replace=False))
-    d = _bfs_rows(a, src, use_ig)
-    fin = np.isfinite(d) & (d > 0)
-    s = np.where(fin, d, 0.0).sum(axis=1)  # per-source total distance
-    c = fin.sum(axis=1).astype(np.float64)  # per-source reachable count
+    if use_ig:
+        d = _bfs_rows(a, src, True)
+        fin = np.isfinite(d) & (d > 0)
+        s = np.where(fin, d, 0.0).sum(axis=1)  # per-source total distance
+        c = fin.sum(axis=1).astype(np.float64)  # per-source reachable count
+    else:
+        s, c = _bfs_bitset(a, src, per_source=True)
+        s, c = np.asarray(s, dtype=np.float64), np.asarray(c, dtype=np.float64)
     if c.sum() == 0:
         return PathLength(float("nan"), frac, False, k, float("nan"))
     r = s.sum() / c.sum()
