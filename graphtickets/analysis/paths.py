@@ -188,7 +188,7 @@ def _bfs_bitset(a: sp.csr_matrix, sources: np.ndarray, *, per_source: bool = Fal
     level = 0
     while True:
         level += 1
-        active = frontier.any(axis=1)
+        active: np.ndarray = np.asarray(frontier.any(axis=1))
         e = np.flatnonzero(active[a.indices])
         if e.size == 0:
             break
