@@ -320,7 +320,8 @@ def lr_at_epoch(
 ) -> float:
     """The learning rate of 0-based ``epoch`` (schedules are stepped once per epoch).
 
-    Linear warmup over the first ``warmup`` epochs (``lr * (epoch + 1) / warmup``), then
+    Linear warmup over the first ``warmup`` epochs (``lr * (epoch + 1) / (warmup + 1)``:
+    ``warmup=1`` runs epoch 0 at ``lr / 2``, ``warmup=3`` at ``lr/4, lr/2, 3lr/4``), then
     ``None``: constant ``lr``; ``"cosine"``: ``lr * (1 + cos(pi * t / T)) / 2`` with ``t``
     the epochs since warmup and ``T = epochs - warmup`` (the last epoch stays above zero);
     ``"step"``: ``lr * gamma ** (number of milestones <= epoch)`` (milestones are 0-based
@@ -330,8 +331,8 @@ def lr_at_epoch(
     --------
     >>> [lr_at_epoch(e, lr=1.0, epochs=4, schedule="step", milestones=[2]) for e in range(4)]
     [1.0, 1.0, 0.1, 0.1]
-    >>> [lr_at_epoch(e, lr=1.0, epochs=4, warmup=2) for e in range(4)]
-    [0.5, 1.0, 1.0, 1.0]
+    >>> [lr_at_epoch(e, lr=1.0, epochs=4, warmup=3) for e in range(4)]
+    [0.25, 0.5, 0.75, 1.0]
     >>> [round(lr_at_epoch(e, lr=1.0, epochs=4, schedule="cosine"), 4) for e in range(4)]
     [1.0, 0.8536, 0.5, 0.1464]
     """
@@ -340,7 +341,7 @@ def lr_at_epoch(
             f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'"
         )
     if epoch < warmup:
-        return lr * (epoch + 1) / warmup
+        return lr * (epoch + 1) / (warmup + 1)
     if schedule == "cosine":
         span = max(epochs - warmup, 1)
         return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
@@ -362,7 +363,7 @@ def _split(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tens
 
 def _correct(out: torch.Tensor, y: torch.Tensor) -> float:
     """Number of correct predictions, NaN when targets are not class labels."""
-    if out.dim() < 2:
+    if out.dim() < 2 or out.shape[1] < 2:  # a single output: regression, not classes
         return math.nan
     if not y.is_floating_point() and not y.is_complex() and y.dim() == out.dim() - 1:
         return float((out.argmax(dim=1) == y).sum())
@@ -457,7 +458,7 @@ def train(
     *,
     masks: Masks = None,
     epochs: int = 1,
-    optimizer: str = "sgd",
+    optimizer: str | torch.optim.Optimizer = "sgd",
     lr: float = 0.1,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
@@ -491,8 +492,11 @@ def train(
         after every step.
     epochs : int, default 1
         Passes over ``data`` (0: nothing is trained).
-    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-        See :func:`make_optimizer`. All parameters that require gradients are optimized.
+    optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer, default "sgd"
+        See :func:`make_optimizer`; all parameters that require gradients are optimized.
+        An optimizer instance (built on ``model``'s parameters, after moving the model to
+        ``device``) is used as given: ``lr``, ``momentum``, ``weight_decay`` and
+        ``nesterov`` are then ignored and a schedule scales each group's own learning rate.
     lr : float, default 0.1
         Base learning rate (``>= 0``; 0 keeps the weights frozen, which Early-Bird's tests use).
     momentum, weight_decay, nesterov
@@ -566,8 +570,12 @@ def train(
     model.to(device)
     pairs = _pruned_on_device(model, masks)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, nesterov=nesterov)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        opt = optimizer
+    else:
+        opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum,
+                             weight_decay=weight_decay, nesterov=nesterov)
+    base_lrs = [float(g["lr"]) for g in opt.param_groups]
     hist = History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at)
     was_training = model.training
     t0 = time.perf_counter()
@@ -585,10 +593,11 @@ def train(
                 hist.stopped = "max_iterations"
                 break
             t_epoch = time.perf_counter()
-            lr_now = lr_at_epoch(epoch, lr=lr, epochs=epochs_i, schedule=schedule,
+            factor = lr_at_epoch(epoch, lr=1.0, epochs=epochs_i, schedule=schedule,
                                  milestones=miles, gamma=gamma, warmup=warmup_i)
-            for group in opt.param_groups:
-                group["lr"] = lr_now
+            for group, base in zip(opt.param_groups, base_lrs, strict=True):
+                group["lr"] = base * factor
+            lr_now = float(opt.param_groups[0]["lr"])
             model.train()
             total_loss, correct, n = 0.0, 0.0, 0
             for batch in _iterate(data, "data"):
