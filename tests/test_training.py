@@ -99,6 +99,7 @@ def test_matches_torch_prune_forward_masking(optimizer: str) -> None:
         tprune.custom_from_mask(ref[int(n.split(".")[0])], "weight", mask=m)
     data = _data(n_batches=3)
     train(ours, data, masks=masks, epochs=3, optimizer=optimizer, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    opt: torch.optim.Optimizer
     if optimizer == "sgd":
         opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     else:
@@ -110,7 +111,8 @@ def test_matches_torch_prune_forward_masking(optimizer: str) -> None:
             opt.step()
     for i in (0, 2):
         # (module.weight is only recomputed in the next forward: read weight_orig * mask)
-        effective = ref[i].weight_orig * ref[i].weight_mask
+        layer = ref[i]
+        effective = getattr(layer, "weight_orig") * getattr(layer, "weight_mask")  # noqa: B009
         torch.testing.assert_close(ours[i].weight, effective, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(ours[i].bias, ref[i].bias, rtol=1e-5, atol=1e-6)
 
@@ -125,9 +127,10 @@ def test_masks_from_ticket_and_torch_prune_names() -> None:
     # a model pruned with torch.nn.utils.prune exposes `weight_orig`; names still resolve
     pruned = _mlp()
     tprune.l1_unstructured(pruned[0], "weight", amount=0.5)
-    mask0 = pruned[0].weight_mask.bool()
+    layer0 = pruned[0]
+    mask0 = getattr(layer0, "weight_mask").bool()  # noqa: B009
     train(pruned, _data(), masks={"0.weight": mask0}, epochs=2, lr=0.1)
-    assert (pruned[0].weight_orig[~mask0] == 0).all()
+    assert (getattr(layer0, "weight_orig")[~mask0] == 0).all()  # noqa: B009
 
 
 def test_enforce_masks_zeroes_in_place() -> None:
@@ -204,7 +207,7 @@ def test_extra_loss_gradient_is_applied() -> None:
     hist = train(
         lin, data, epochs=1, lr=0.01, momentum=0.0,
         loss_fn=lambda out, y: out.sum() * 0.0,
-        extra_loss=lambda m: m.weight.abs().sum(),
+        extra_loss=lambda m: dict(m.named_parameters())["weight"].abs().sum(),
     )
     torch.testing.assert_close(lin.weight.detach(), w0 - 0.01 * torch.sign(w0), rtol=0, atol=1e-7)
     assert (lin.weight.abs() < w0.abs()).all()
@@ -405,10 +408,12 @@ def test_lr_zero_freezes_and_frozen_params_stay() -> None:
     before = snapshot(m)
     train(m, _data(), epochs=2, lr=0.0)
     assert _equal_states(snapshot(m), before)
-    m[0].weight.requires_grad_(False)
+    first, last = m[0], m[2]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+    first.weight.requires_grad_(False)
     train(m, _data(), epochs=2, lr=0.1)
-    assert torch.equal(m[0].weight, before["0.weight"])
-    assert not torch.equal(m[2].weight, before["2.weight"])
+    assert torch.equal(first.weight, before["0.weight"])
+    assert not torch.equal(last.weight, before["2.weight"])
 
 
 # ---------------------------------------------------------------------------- errors
@@ -439,7 +444,7 @@ def test_bad_data_raises() -> None:
     with pytest.raises(GraphticketsError, match="empty"):
         train(_mlp(), [])
     with pytest.raises(GraphticketsError, match="no batches"):
-        train(_mlp(), (b for b in []))
+        train(_mlp(), iter([]))
     with pytest.raises(GraphticketsError, match="one-shot iterator"):
         train(_mlp(), iter(_data()), epochs=2)
     assert train(_mlp(), iter(_data()), epochs=1).iterations == 2  # one pass is fine
