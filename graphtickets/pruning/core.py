@@ -113,7 +113,11 @@ def _plain(value: Any) -> Any:
     """Hyperparameters as JSON-friendly values; objects (tickets, models) as short strings."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, torch.Tensor):
+        return f"<tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}>"
     if isinstance(value, (list, tuple)):
+        if len(value) > 32 or any(isinstance(v, (torch.Tensor, list, tuple)) for v in value):
+            return f"<{type(value).__name__} of {len(value)} items>"
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -121,7 +125,9 @@ def _plain(value: Any) -> Any:
         return {"ticket": value.method, "density": value.density, "model": value.config.get("model")}
     if isinstance(value, nn.Module):
         return {"model": getattr(value, "gt_spec", type(value).__name__)}
-    return repr(value)
+    if hasattr(value, "__iter__"):  # batches, loaders: never store the data itself
+        return f"<{type(value).__name__}>"
+    return repr(value)[:200]
 
 
 def prune(
