@@ -361,15 +361,41 @@ def _split(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tens
     return x.to(device), y.to(device)
 
 
-def _correct(out: torch.Tensor, y: torch.Tensor) -> float:
-    """Number of correct predictions, NaN when targets are not class labels."""
+def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+    """Number of correct predictions (a 0-d tensor on the batch's device, no host sync);
+    ``None`` when the targets are not class labels."""
     if out.dim() < 2 or out.shape[1] < 2:  # a single output: regression, not classes
-        return math.nan
+        return None
     if not y.is_floating_point() and not y.is_complex() and y.dim() == out.dim() - 1:
-        return float((out.argmax(dim=1) == y).sum())
+        return (out.argmax(dim=1) == y).sum()
     if y.shape == out.shape:  # one-hot or soft targets
-        return float((out.argmax(dim=1) == y.argmax(dim=1)).sum())
-    return math.nan
+        return (out.argmax(dim=1) == y.argmax(dim=1)).sum()
+    return None
+
+
+class _Meter:
+    """Example-weighted sums of loss and correct predictions, kept on the device (float64)
+    so the loop never waits for the accelerator; read once per epoch."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.float64, device=device)
+        self.labels = True
+        self.n = 0
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        b = int(y.shape[0])
+        self.loss += loss.detach().to(torch.float64) * b
+        right = _correct(out.detach(), y)
+        if right is None:
+            self.labels = False
+        else:
+            self.correct += right
+        self.n += b
+
+    def means(self) -> tuple[float, float]:
+        accuracy = float(self.correct) / self.n if self.labels else math.nan
+        return float(self.loss) / self.n, accuracy
 
 
 def _known_empty(data: Any) -> bool:
@@ -434,21 +460,19 @@ def evaluate(
     model.to(device)
     enforce_masks(model, masks)
     model.eval()
-    total_loss, correct, n = 0.0, 0.0, 0
+    meter = _Meter(device)
     try:
         with torch.no_grad():
             for batch in _iterate(data, "data"):
                 x, y = _split(batch, device)
                 out = model(x)
-                b = int(y.shape[0])
-                total_loss += float(loss_fn(out, y)) * b
-                correct += _correct(out, y)
-                n += b
+                meter.add(loss_fn(out, y), out, y)
     finally:
         model.train(was_training)
-    if n == 0:
+    if meter.n == 0:
         raise GraphticketsError("evaluate got no batches: the data is empty (or an exhausted iterator)")
-    return {"loss": total_loss / n, "accuracy": correct / n, "n": n}
+    loss, accuracy = meter.means()
+    return {"loss": loss, "accuracy": accuracy, "n": meter.n}
 
 
 # ---------------------------------------------------------------------------- train
@@ -599,7 +623,7 @@ def train(
                 group["lr"] = base * factor
             lr_now = float(opt.param_groups[0]["lr"])
             model.train()
-            total_loss, correct, n = 0.0, 0.0, 0
+            meter = _Meter(device)
             for batch in _iterate(data, "data"):
                 if rewind_at is not None and hist.iterations == rewind_at and hist.rewind is None:
                     hist.rewind = snapshot(model)
@@ -616,18 +640,11 @@ def train(
                 opt.step()
                 _zero(pairs)
                 hist.iterations += 1
-                b = int(y.shape[0])
-                value = float(loss.detach())
-                if not math.isfinite(value) and not warned_nan:
-                    log.warning("training loss is %s at iteration %d (lr too high?)", value, hist.iterations)
-                    warned_nan = True
-                total_loss += value * b
-                correct += _correct(out.detach(), y)
-                n += b
+                meter.add(loss, out, y)
                 if max_steps is not None and hist.iterations >= max_steps:
                     hist.stopped = "max_iterations"
                     break
-            if n == 0:
+            if meter.n == 0:
                 if epoch == 0:
                     raise GraphticketsError(
                         "data gave no batches: training needs at least one (inputs, targets) batch"
@@ -636,10 +653,14 @@ def train(
                     f"data gave no batches in epoch {epoch + 1}: it was exhausted by the first "
                     f"epoch; pass a re-iterable (a list, a DataLoader, graphtickets.data.batches)"
                 )
+            train_loss, train_accuracy = meter.means()
+            if not math.isfinite(train_loss) and not warned_nan:
+                log.warning("training loss is %s in epoch %d (lr too high?)", train_loss, epoch + 1)
+                warned_nan = True
             row: dict[str, Any] = {
                 "epoch": epoch + 1,
-                "loss": total_loss / n,
-                "accuracy": correct / n,
+                "loss": train_loss,
+                "accuracy": train_accuracy,
                 "eval_loss": math.nan,
                 "eval_accuracy": math.nan,
                 "seconds": 0.0,

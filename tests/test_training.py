@@ -466,3 +466,27 @@ def test_bad_masks_raise_ticket_errors() -> None:
         train(m, _data(), masks=Ticket(masks={"9.weight": torch.ones(2, 2, dtype=torch.bool)}, method="x"))
     with pytest.raises(TicketError, match="dict"):
         train(m, _data(), masks=[torch.ones(8, 6, dtype=torch.bool)])  # type: ignore[arg-type]
+
+
+def test_diverging_loss_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    x = torch.full((4, 6), 1e30)
+    with caplog.at_level(logging.WARNING, logger="graphtickets.training"):
+        h = train(_mlp(), [(x, torch.zeros(4, dtype=torch.long))], epochs=2, lr=1e10)
+    assert not math.isfinite(h.epochs[-1]["loss"])
+    assert sum("lr too high" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_keeps_masks_and_matches_cpu() -> None:
+    data = _data()
+    cpu, gpu = _mlp(), _mlp()
+    masks = _masks(cpu)
+    train(cpu, data, masks=masks, epochs=3, optimizer="adam", lr=0.01)
+    h = train(gpu, data, masks=masks, epochs=3, optimizer="adam", lr=0.01, device="cuda",
+              eval_data=data, rewind_iteration=1)
+    assert h.rewind is not None and all(t.device.type == "cpu" for t in h.rewind.values())
+    params = dict(gpu.named_parameters())
+    for n, m in masks.items():
+        assert params[n].device.type == "cuda"
+        assert (params[n][~m.to("cuda")] == 0.0).all()
+        torch.testing.assert_close(params[n].cpu(), dict(cpu.named_parameters())[n], rtol=1e-4, atol=1e-5)
