@@ -197,6 +197,16 @@ def _pruned_on_device(model: nn.Module, masks: Masks) -> list[tuple[nn.Parameter
 
 
 @torch.no_grad()
+def _zero_state(opt: torch.optim.Optimizer, pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+    """Zero the pruned entries of per-weight optimizer state (momentum, Adam moments) that a
+    reused optimizer may carry from dense training."""
+    for p, pruned in pairs:
+        for value in opt.state.get(p, {}).values():
+            if isinstance(value, torch.Tensor) and value.shape == pruned.shape:
+                value.masked_fill_(pruned, 0)
+
+
+@torch.no_grad()
 def _zero(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
     for p, pruned in pairs:
         p.masked_fill_(pruned, 0.0)
@@ -612,6 +622,7 @@ def train(
         if cuda:
             torch.cuda.default_generators[cuda[0]].manual_seed(int(seed))
         _zero(pairs)
+        _zero_state(opt, pairs)
         for epoch in range(epochs_i):
             if max_steps is not None and hist.iterations >= max_steps:
                 hist.stopped = "max_iterations"

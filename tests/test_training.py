@@ -490,3 +490,15 @@ def test_cuda_training_keeps_masks_and_matches_cpu() -> None:
         assert params[n].device.type == "cuda"
         assert (params[n][~m.to("cuda")] == 0.0).all()
         torch.testing.assert_close(params[n].cpu(), dict(cpu.named_parameters())[n], rtol=1e-4, atol=1e-5)
+
+
+def test_reused_optimizer_state_is_cleaned_at_pruned_positions() -> None:
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train(model, _data(), epochs=1, optimizer=opt)  # dense: momentum everywhere
+    masks = _masks(model)
+    w = dict(model.named_parameters())["0.weight"]
+    assert (opt.state[w]["momentum_buffer"][~masks["0.weight"]] != 0).all()
+    train(model, _data(), masks=masks, epochs=1, optimizer=opt)
+    assert (opt.state[w]["momentum_buffer"][~masks["0.weight"]] == 0).all()
+    assert (w[~masks["0.weight"]] == 0).all()
