@@ -107,6 +107,25 @@ class GemMinerResult:
     model: nn.Module | None = None
 
 
+def _tie_broken(
+    scores: dict[str, torch.Tensor], params: dict[str, torch.Tensor], names: list[str]
+) -> dict[str, torch.Tensor]:
+    """Scores for ranking, with ties broken by |w| instead of by position.
+
+    Clamping piles many scores up at exactly 0 or 1; ranked by position alone, a pruning event
+    would then cut the LAST layers in bulk. Adding ``|w| / max|w| * 1e-9`` in float64 orders
+    equal scores by weight magnitude and never reorders distinct float32 scores (their spacing
+    in [0, 1] is far above 1e-9 wherever they differ by one ulp near 1, and any two distinct
+    float32 values differ by more than 1e-9 only above ~1e-2; below that, near 0, the scores
+    are pruned anyway).
+    """
+    wmax = max(float(params[n].detach().abs().max()) for n in names) or 1.0
+    return {
+        n: scores[n].detach().double() + params[n].detach().abs().double() * (1e-9 / wmax)
+        for n in names
+    }
+
+
 def _make_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
@@ -204,7 +223,7 @@ def gem_mine(
         row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
         if epoch in events:
             d = targets[events.index(epoch)]
-            perm = select_topk({n: scores[n].detach() for n in names}, d, prior=perm)
+            perm = select_topk(_tie_broken(scores, params, names), d, prior=perm)
             perm = {n: m.to(device) for n, m in perm.items()}
             event_masks.append({n: m.detach().cpu().clone() for n, m in perm.items()})
             row["density"] = sum(int(m.count_nonzero()) for m in perm.values()) / total
