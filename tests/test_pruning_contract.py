@@ -28,7 +28,13 @@ TEST_HPARAMS: dict[str, dict[str, Any]] = {
 #: Budget hyperparameters set to 1 for "train" methods that accept them (unless in TEST_HPARAMS).
 TRAIN_BUDGET_KEYS = ("epochs", "iterations", "steps", "max_epochs", "train_epochs")
 #: Per-method callables giving extra arguments for "transform" methods: (model, data) -> hparams.
-SOURCE_ARGS: dict[str, Callable[[nn.Module, Any], dict[str, Any]]] = {}
+SOURCE_ARGS: dict[str, Callable[[nn.Module, Any], dict[str, Any]]] = {
+    # same depth: the identity mapping, so the transformed ticket keeps the source's exact count
+    "elastic": lambda model, data: {
+        "source": gt.pruning.prune(model, "magnitude", density=DENSITY),
+        "source_model": model,
+    },
+}
 
 DENSITY = 0.3
 
