@@ -35,9 +35,12 @@ def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict
     with ``eps`` chosen so that the total kept equals ``density * N``. A layer whose density
     would exceed 1 is made dense and ``eps`` is solved again for the others.
 
-    >>> d = erk_densities({"a": (100, 10), "b": (10, 10)}, 0.5)
-    >>> round(d["b"], 3), round(100*10*d["a"] + 100*d["b"]) == 550
-    (1.0, True)
+    >>> d = erk_densities({"a": (100, 10), "b": (10, 10)}, 0.5)   # b is denser: smaller fan
+    >>> round(d["a"], 3), round(d["b"], 3), round(1000 * d["a"] + 100 * d["b"])
+    (0.465, 0.846, 550)
+    >>> d = erk_densities({"a": (1000, 10), "b": (2, 2)}, 0.5)    # b would exceed 1: dense
+    >>> d["b"], round(10000 * d["a"] + 4)
+    (1.0, 5002)
     """
     sizes = {n: int(np.prod(s)) for n, s in shapes.items()}
     raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
