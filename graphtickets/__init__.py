@@ -17,7 +17,13 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket, check_density, prunable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from graphtickets import analysis, data, graphs, models, pruning, study, training
+    import graphtickets.analysis as analysis
+    import graphtickets.data as data
+    import graphtickets.graphs as graphs
+    import graphtickets.models as models
+    import graphtickets.pruning as pruning
+    import graphtickets.study as study
+    import graphtickets.training as training
 
 __all__ = [
     "__version__",

@@ -52,7 +52,7 @@ def parse_assignments(items: Sequence[str] | None, what: str = "hyperparameter")
     return out
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -106,7 +106,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     )
     hparams = parse_assignments(args.hparam)
     spec = gt.pruning.METHODS.get_or_raise(args.method)
-    batches = None
+    batches: Any = None
     if spec.needs_data:
         train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed)
         batches = gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)

@@ -35,7 +35,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,16 +108,15 @@ class GemMinerResult:
 
 
 def _tie_broken(
-    scores: dict[str, torch.Tensor], params: dict[str, torch.Tensor], names: list[str]
+    scores: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor], names: list[str]
 ) -> dict[str, torch.Tensor]:
     """Scores for ranking, with ties broken by |w| instead of by position.
 
     Clamping piles many scores up at exactly 0 or 1; ranked by position alone, a pruning event
-    would then cut the LAST layers in bulk. Adding ``|w| / max|w| * 1e-9`` in float64 orders
-    equal scores by weight magnitude and never reorders distinct float32 scores (their spacing
-    in [0, 1] is far above 1e-9 wherever they differ by one ulp near 1, and any two distinct
-    float32 values differ by more than 1e-9 only above ~1e-2; below that, near 0, the scores
-    are pruned anyway).
+    would then cut the LAST layers in bulk. Adding ``1e-9 * |w| / max|w|`` in float64 orders
+    equal scores by weight magnitude. It cannot reorder two distinct float32 scores above
+    ~0.017, whose spacing (2^-24 relative) exceeds 1e-9; below that, among near-zero scores
+    that are pruned first anyway, it may.
     """
     wmax = max(float(params[n].detach().abs().max()) for n in names) or 1.0
     return {

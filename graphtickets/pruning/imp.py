@@ -241,7 +241,7 @@ def imp_rounds(
         "output_rate": output_rate, "keep_classifier_dense": keep_classifier_dense,
         "train_last": train_last,
     }
-    settings = {
+    settings: dict[str, Any] = {
         "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum,
         "weight_decay": weight_decay, "device": device, "seed": seed, "eval_data": eval_data,
     }

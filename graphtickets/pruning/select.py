@@ -162,9 +162,13 @@ def select_topk(
         # rank the alive entries of all layers together; position order = layer order, index
         parts, owners = [], []
         for n in names:
-            a = alive[n]
-            idx = np.arange(flat[n].size) if a is None else np.flatnonzero(a)
-            parts.append(flat[n][idx] if a is not None else flat[n])
+            alive_n = alive[n]
+            if alive_n is None:
+                idx = np.arange(flat[n].size)
+                parts.append(flat[n])
+            else:
+                idx = np.flatnonzero(alive_n)
+                parts.append(flat[n][idx])
             owners.append(idx)
         dtype = np.result_type(*[p.dtype for p in parts])
         cat = np.concatenate([p.astype(dtype, copy=False) for p in parts])
