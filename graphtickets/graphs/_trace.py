@@ -380,8 +380,8 @@ class _Tracer:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         if si is None or dims is None:
             raise self.fail(node, what, "a reduction over all dimensions mixes units")
-        dims = [dims] if isinstance(dims, int) else list(dims)
-        if any(d % len(si) in (0, 1) for d in dims):
+        dim_list: list[int] = [dims] if isinstance(dims, int) else [int(d) for d in dims]  # type: ignore[union-attr, arg-type]
+        if any(d % len(si) in (0, 1) for d in dim_list):
             raise self.fail(node, what, "it reduces over the batch or unit dimension")
         return self.keep(node, what)
 

@@ -89,7 +89,7 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
         rounds += 1
         if rounds > _MAX_ROUNDS:  # pragma: no cover - guarded by the saturation rule below
             raise GraphticketsError(f"ws_flex could not rewire (n={n}, k={k}); use a smaller k")
-        w: np.ndarray = rng.integers(0, n - 1, size=todo.shape[0])
+        w = np.asarray(rng.integers(0, n - 1, size=todo.shape[0]), dtype=np.int64)
         w = w + (w >= todo)  # uniform over the nodes other than the source
         cand = _codes(todo, w, n)
         # edges still waiting for a new end keep their old one meanwhile (as in networkx)
