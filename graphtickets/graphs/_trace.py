@@ -172,6 +172,63 @@ def _fname(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+@dataclass(frozen=True)
+class _TensorShape:
+    """What the tracer reads of an activation: its shape (``node.meta["tensor_meta"]``)."""
+
+    shape: tuple[int, ...]
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the traced graph and stores every tensor result's shape in ``node.meta``.
+
+    A light replacement for ``torch.fx.passes.shape_prop.ShapeProp``, whose first call imports
+    sympy (about 0.4 s) for metadata the tracer never reads.
+    """
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            what = f"{n.op} {n.target}"
+            if n.op == "call_module":
+                what += f" ({type(self.module.get_submodule(str(n.target))).__name__})"
+            raise RuntimeError(f"{what}: {exc}") from exc
+        if isinstance(result, torch.Tensor):
+            n.meta["tensor_meta"] = _TensorShape(tuple(int(s) for s in result.shape))
+        return result
+
+
+def _propagate_shapes(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
+    """Record the activation shapes of ``gm`` for one input of ``input_shape`` (batch 1).
+
+    A real forward of a zero input in eval mode without autograd (the modules' train/eval
+    flags are restored). The ``meta`` device was tried and is slower cold: its first use
+    imports torch's decompositions (about 1 s), far more than a batch-1 forward costs.
+    """
+    try:
+        param = next(model.parameters())
+        device, dtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
+    except StopIteration:
+        device, dtype = torch.device("cpu"), torch.float32
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        gm.eval()
+        x = torch.zeros((1, *input_shape), device=device, dtype=dtype)
+        try:
+            with torch.no_grad():
+                _ShapeRecorder(gm).run(x)
+        except Exception as exc:
+            raise UnsupportedModuleError(
+                f"running {type(model).__name__} on a zero input of shape {(1, *input_shape)} "
+                f"failed ({exc}); pass the right input_shape (without the batch dimension)"
+            ) from None
+    finally:
+        for m, t in modes.items():
+            m.train(t)
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, input_shape: tuple[int, ...]) -> None:
         self.model = model
@@ -191,27 +248,7 @@ class _Tracer:
                 f"without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
                 f"pooling/flatten/add"
             ) from None
-        try:
-            param = next(self.model.parameters())
-            device, dtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
-        except StopIteration:
-            device, dtype = torch.device("cpu"), torch.float32
-        from torch.fx.passes.shape_prop import ShapeProp
-
-        modes = {m: m.training for m in self.model.modules()}
-        x = torch.zeros((1, *self.input_shape), device=device, dtype=dtype)
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                ShapeProp(gm).propagate(x)
-        except Exception as exc:
-            raise UnsupportedModuleError(
-                f"running {type(self.model).__name__} on a zero input of shape {(1, *self.input_shape)} "
-                f"failed ({exc}); pass the right input_shape (without the batch dimension)"
-            ) from None
-        finally:
-            for m, t in modes.items():
-                m.train(t)
+        _propagate_shapes(self.model, gm, self.input_shape)
         return gm
 
     def new_block(self, layer: str, size: int, depth: int, role: str, ndim: int) -> int:
