@@ -15,20 +15,21 @@ baseline / ours):
 
 Run::
 
-    python -m benchmarks.perf.bench_analysis --out bench_analysis.csv
+    python -m benchmarks.perf.bench_analysis --out DIR   # writes DIR/bench_analysis.csv
     python -m benchmarks.perf.bench_analysis --tiny      # smoke test (seconds)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from benchmarks.perf.harness import Timing, row, time_it
@@ -153,39 +154,54 @@ def suite_ged_approx(width: int, repeat: int) -> list[dict[str, Any]]:
                 per_layer_s=t.median / 3)]  # fmt: skip
 
 
+SUITES = ("CL", "L_sampled", "mask_dist", "graph_dist", "ged_approx")
+
+
+def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: int | None = None,
+        suites: list[str] | None = None) -> pd.DataFrame:
+    """Run the suites; return their rows (``harness.row`` format) and write ``bench_analysis.csv``.
+
+    ``C+L`` rows (clustering + exact path length vs networkx) carry the target ratio 20.
+    """
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rep = repeat if repeat is not None else (2 if tiny else 5)
+    want = set(suites or SUITES)
+    rows: list[dict[str, Any]] = []
+    if "CL" in want:
+        rows += suite_cl([100, 300] if tiny else [100, 1000, 4096, 10000], rep)
+    if "L_sampled" in want:
+        rows += suite_sampled([600] if tiny else [4096, 10000], rep)
+    if "mask_dist" in want:
+        rows += suite_mask(rep, tiny)
+    if "graph_dist" in want:
+        rows += suite_graph([64, 256] if tiny else [256, 1024, 4096], rep)
+    if "ged_approx" in want:
+        rows += suite_ged_approx(32 if tiny else 512, rep)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["target"] = np.where(df["case"] == "C+L", 20.0, np.nan)
+        df["case"] = df["suite"] + "_" + df["case"]
+        df["suite"] = "analysis"
+    df.to_csv(out_dir / "bench_analysis.csv", index=False)
+    return df
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="smoke test: small cases only")
-    ap.add_argument("--out", default="bench_analysis.csv", help="CSV file to write")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", default="results/perf", help="folder for bench_analysis.csv")
+    ap.add_argument("--repeat", type=int, default=None, help="repeats (default 5, tiny 2)")
     ap.add_argument("--suite", action="append", help="run only these suites (CL, L_sampled, mask_dist, graph_dist, ged_approx)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rep = 2 if args.tiny else args.repeat
-    want = set(args.suite or ["CL", "L_sampled", "mask_dist", "graph_dist", "ged_approx"])
-    rows: list[dict[str, Any]] = []
-    if "CL" in want:
-        rows += suite_cl([100, 300] if args.tiny else [100, 1000, 4096, 10000], rep)
-    if "L_sampled" in want:
-        rows += suite_sampled([600] if args.tiny else [4096, 10000], rep)
-    if "mask_dist" in want:
-        rows += suite_mask(rep, args.tiny)
-    if "graph_dist" in want:
-        rows += suite_graph([64, 256] if args.tiny else [256, 1024, 4096], rep)
-    if "ged_approx" in want:
-        rows += suite_ged_approx(32 if args.tiny else 512, rep)
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    for r in rows:
+    df = run(args.tiny, args.out, repeat=args.repeat, suites=args.suite)
+    for r in df.to_dict("records"):
         extra = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()
-                 if k in ("ratio", "abs_diff", "median_abs_err", "median_stderr", "slowdown", "upper", "lower", "identity", "value")}  # fmt: skip
-        sys.stdout.write(f"{r['suite']:<11} {r['case']:<24} {r['size']!s:>9}  ours {r['ours_median']:.4g}s"
-                         + (f"  base {r['base_median']:.4g}s" if "base_median" in r and r.get("base_median") == r.get("base_median") else "")
+                 if k in ("ratio", "abs_diff", "median_abs_err", "median_stderr", "slowdown", "upper", "lower", "identity", "value")
+                 and v == v}  # fmt: skip
+        sys.stdout.write(f"{r['case']:<32} {r['size']!s:>9}  ours {r['ours_median']:.4g}s"
+                         + (f"  base {r['base_median']:.4g}s" if r.get("base_median") == r.get("base_median") else "")
                          + f"  {extra}\n")  # fmt: skip
     return 0
 

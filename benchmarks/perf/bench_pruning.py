@@ -12,8 +12,10 @@ Usage::
 
     python -m benchmarks.perf.bench_pruning [--out DIR] [--repeats 5] [--tiny]
 
-Writes ``DIR/bench_pruning.csv`` (one row per timed run) and ``DIR/bench_pruning_summary.csv``
-(medians, ratio, mask identity) and logs the summary.
+Writes ``DIR/bench_pruning.csv`` (one row per timed SynFlow run) and
+``DIR/bench_pruning_summary.csv`` (one row per figure: median/min/max, ratio, mask identity);
+:func:`run` returns the summary as a DataFrame (``python -m benchmarks.perf`` collects it).
+Global magnitude pruning is timed against ``torch.nn.utils.prune.global_unstructured``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
 import graphtickets as gt
+from benchmarks.perf.harness import Timing, row, time_it
 
 log = logging.getLogger("bench_pruning")
 
@@ -88,9 +92,41 @@ def _timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def run(out_dir: Path, *, repeats: int = 5, tiny: bool = False, models: list[str] | None = None) -> list[dict[str, Any]]:
-    """Time everything; return the summary rows (also written as CSV under ``out_dir``)."""
+def magnitude_vs_torch(model: nn.Module, density: float, repeats: int) -> dict[str, Any]:
+    """Global magnitude pruning: graphtickets vs ``torch.nn.utils.prune.global_unstructured``."""
+    from torch.nn.utils import prune as tprune
+
+    names = list(gt.prunable(model))
+
+    def ours() -> dict[str, torch.Tensor]:
+        return gt.pruning.prune(model, "magnitude", density=density).masks
+
+    def theirs() -> dict[str, torch.Tensor]:
+        work = copy.deepcopy(model)
+        mods = [(work.get_submodule(n.rpartition(".")[0]), n.rpartition(".")[2]) for n in names]
+        total = sum(getattr(m, a).numel() for m, a in mods)
+        tprune.global_unstructured(mods, pruning_method=tprune.L1Unstructured, amount=total - int(round(density * total)))
+        return {n: getattr(m, a + "_mask").bool() for n, (m, a) in zip(names, mods, strict=True)}
+
+    t_ours = time_it(ours, repeat=repeats)
+    t_base = time_it(theirs, repeat=repeats)
+    a, b = ours(), theirs()
+    same = all(torch.equal(a[n], b[n]) for n in names)
+    diff = sum(int((a[n] ^ b[n]).count_nonzero()) for n in names)
+    return {"ours": t_ours, "base": t_base, "identical_mask": same, "mask_diff": diff}
+
+
+def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: int | None = None,
+        models: list[str] | None = None) -> pd.DataFrame:
+    """Time everything; return one row per figure (harness format) and write CSVs under ``out``.
+
+    Rows: ``snip``/``grasp`` (seconds only), ``synflow`` (ratio = straightforward / ours, with
+    ``identical_mask``; target 5), ``magnitude`` (ratio = torch.nn.utils.prune / ours).
+    """
+    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if repeats is None:
+        repeats = 1 if tiny else 5
     if tiny:
         cases = [("conv2", {}, (3, 16, 16)), ("mlp", {"widths": (64, 32)}, (40,))]
         rounds, densities, batch_size, n_batches = 10, [0.05], 16, 1
@@ -100,22 +136,17 @@ def run(out_dir: Path, *, repeats: int = 5, tiny: bool = False, models: list[str
     if models:
         cases = [c for c in cases if c[0] in models]
     rows: list[dict[str, Any]] = []
-    summary: list[dict[str, Any]] = []
+    out_rows: list[dict[str, Any]] = []
     for name, kw, in_shape in cases:
         model = gt.models.build(name, in_shape=in_shape, num_classes=10, seed=0, **kw)
         n_weights = sum(p.numel() for p in gt.prunable(model).values())
         data = _batches(in_shape, 10, n_batches, batch_size)
         for method in ("snip", "grasp"):
-            times = []
-            for r in range(repeats):
-                sec, _ = _timed(lambda m=method, mo=model, da=data: gt.pruning.prune(mo, m, density=densities[0], data=da))
-                times.append(sec)
-                rows.append({"model": name, "method": method, "impl": "graphtickets", "density": densities[0], "repeat": r, "seconds": sec})
-            summary.append({"model": name, "weights": n_weights, "method": method, "density": densities[0],
-                            "rounds": 1, "batch": f"{n_batches}x{batch_size}", "repeats": repeats,
-                            "seconds": statistics.median(times), "straightforward_seconds": "", "speedup": "",
-                            "identical_mask": ""})
-            log.info("%s %s: %.2fs", name, method, statistics.median(times))
+            t = time_it(lambda m=method, mo=model, da=data: gt.pruning.prune(mo, m, density=densities[0], data=da),
+                        repeat=repeats, warmup=0 if tiny else 1)  # fmt: skip
+            out_rows.append(row("pruning", f"{name}_{method}", n_weights, t, density=densities[0],
+                                batch=f"{n_batches}x{batch_size}"))  # fmt: skip
+            log.info("%s %s: %s", name, method, t)
         for d in densities:
             ours_t, base_t, same = [], [], True
             for r in range(repeats):
@@ -127,31 +158,36 @@ def run(out_dir: Path, *, repeats: int = 5, tiny: bool = False, models: list[str
                 log.info("%s synflow repeat %d: ours %.2fs, straightforward %.2fs, identical so far=%s", name, r, s1, s2, same)
                 rows.append({"model": name, "method": "synflow", "impl": "graphtickets", "density": d, "repeat": r, "seconds": s1})
                 rows.append({"model": name, "method": "synflow", "impl": "straightforward", "density": d, "repeat": r, "seconds": s2})
-            mo, mb = statistics.median(ours_t), statistics.median(base_t)
-            summary.append({"model": name, "weights": n_weights, "method": "synflow", "density": d, "rounds": rounds,
-                            "batch": "1 (ones)", "repeats": repeats, "seconds": mo,
-                            "straightforward_seconds": mb, "speedup": mb / mo, "identical_mask": same})
-            log.info("%s synflow d=%g: %.2fs vs straightforward %.2fs (x%.1f), identical=%s", name, d, mo, mb, mb / mo, same)
-    for fname, table in (("bench_pruning.csv", rows), ("bench_pruning_summary.csv", summary)):
-        with open(out_dir / fname, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(table[0]))
-            w.writeheader()
-            w.writerows(table)
-    return summary
+            to = Timing(statistics.median(ours_t), min(ours_t), max(ours_t), repeats)
+            tb = Timing(statistics.median(base_t), min(base_t), max(base_t), repeats)
+            out_rows.append(row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
+                                target=5.0, identical_mask=same, density=d, rounds=rounds))  # fmt: skip
+            log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
+        m = magnitude_vs_torch(model, densities[0], repeats)
+        out_rows.append(row("pruning", f"{name}_magnitude", n_weights, m["ours"], m["base"],
+                            "torch.nn.utils.prune.global_unstructured", identical_mask=m["identical_mask"],
+                            mask_diff=m["mask_diff"], density=densities[0]))  # fmt: skip
+        log.info("%s magnitude: %s vs torch %s, identical=%s", name, m["ours"], m["base"], m["identical_mask"])
+    with open(out_dir / "bench_pruning.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["model"])
+        w.writeheader()
+        w.writerows(rows)
+    df = pd.DataFrame(out_rows)
+    df.to_csv(out_dir / "bench_pruning_summary.csv", index=False)
+    return df
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/perf/results"))
+    ap.add_argument("--out", type=Path, default=Path("results/perf"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", default=None, help="comma-separated subset of the models (default: vgg16,resnet20)")
     ap.add_argument("--tiny", action="store_true", help="small models, 10 rounds, 1 repeat (smoke test)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run(args.out, repeats=1 if args.tiny else args.repeats, tiny=args.tiny,
+    summary = run(args.tiny, args.out, repeats=1 if args.tiny else args.repeats,
                   models=args.models.split(",") if args.models else None)
-    for row in summary:
-        log.info("%s", row)
+    log.info("%s", summary.to_string())
 
 
 if __name__ == "__main__":
