@@ -1,0 +1,138 @@
+"""The study subcommands of ``graphtickets``: ``run``, ``report``, ``compare``, ``graph``.
+
+:func:`add_commands` adds them to the top-level parser (:mod:`graphtickets.cli`); each
+handler takes the parsed arguments and returns an exit code. Bad input raises a
+:class:`~graphtickets.errors.GraphticketsError`, which the top level prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from graphtickets.errors import GraphticketsError
+
+__all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR]``."""
+    from graphtickets.study.runner import run
+
+    res = run(
+        args.config, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.restart,
+        quick=args.quick, progress=not args.no_progress,
+    )
+    print(f"{res.out_dir}: {res.done}/{res.cells} cells done ({res.ran} run now, {res.failed} failed) "
+          f"in {res.seconds:.0f}s; report: {res.out_dir / 'report.html'}")
+    for label, err in res.errors.items():
+        print(f"  failed: {label}: {err}", file=sys.stderr)
+    if res.failed:
+        print(f"{res.failed} cell(s) failed (see {res.out_dir / 'study.log'}); run the same command again to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``graphtickets report DIR``: rebuild tables, figures and report from the store."""
+    from graphtickets.study.config import validate
+    from graphtickets.study.grid import expand
+    from graphtickets.study.report import write_report
+    from graphtickets.study.runner import tables, write_tables
+    from graphtickets.study.store import DB_NAME, Store, folder_lock
+
+    out = Path(args.dir)
+    if not (out / DB_NAME).exists():
+        raise GraphticketsError(f"{out} holds no study ({DB_NAME} is missing); run `graphtickets run --out {out}` first")
+    with folder_lock(out), Store(out) as store:
+        raw = store.get_meta("study")
+        study = validate(raw, source=str(out / DB_NAME)) if raw else None
+        cells = expand(study) if study is not None else None
+        tk, dist = tables(store, cells)
+        write_tables(out, tk, dist)
+        md, page = write_report(out, tk, dist, study=study, store=store)
+    print(f"{md}\n{page}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
+    import graphtickets as gt
+
+    if len(args.tickets) < 2:
+        raise GraphticketsError("compare needs at least two ticket files")
+    tickets = {}
+    for p in args.tickets:
+        name = Path(p).stem
+        while name in tickets:
+            name += "'"
+        tickets[name] = gt.Ticket.load(p)
+    first = next(iter(tickets.values()))
+    model = first.build_model() if first.config.get("model") else None
+    table = gt.analysis.compare(tickets, model, kinds=args.kinds, null_samples=args.nulls, seed=args.seed)
+    with_pd = table.copy()
+    print(with_pd.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
+    import graphtickets as gt
+
+    ticket = gt.Ticket.load(args.ticket)
+    if not ticket.config.get("model"):
+        raise GraphticketsError(f"{args.ticket} records no model spec; graphs need the architecture")
+    model = ticket.build_model()
+    g = gt.graphs.layered_graph(model, ticket) if args.kind == "layered" else gt.graphs.relational_graph(model, ticket)
+    ext = {"graphml": ".graphml", "edgelist": ".edgelist", "pyg": ".pt"}[args.format]
+    out = Path(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.kind}{ext}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "pyg":
+        import torch
+
+        torch.save(g.to_pyg(), out)
+    else:
+        g.write(out, args.format)
+    n_edges = int(g.adjacency.nnz)
+    print(f"{out}: {args.kind} graph, {g.adjacency.shape[0]} nodes, {n_edges} edges ({args.format})")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``run``, ``report``, ``compare`` and ``graph`` to an argparse subparsers object."""
+    r = subparsers.add_parser("run", help="run a study (default: the bundled MNIST-1D study)")
+    r.add_argument("config", nargs="?", default=None,
+                   help="study YAML (default: the bundled default study; a bare name like 'quick' picks a bundled one)")
+    r.add_argument("--out", default=None, help="output folder (default: results/<study name>)")
+    r.add_argument("--quick", action="store_true", help="the config's quick variant: 1 seed, 2 densities, few epochs")
+    r.add_argument("--workers", type=int, default=1, help="N > 1: run cells on a Dask LocalCluster of N processes")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler, tcp://host:port")
+    r.add_argument("--restart", action="store_true", help="redo every cell instead of resuming")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(handler=cmd_run)
+
+    p = subparsers.add_parser("report", help="rebuild a study's tables, figures and report from its store")
+    p.add_argument("dir", help="the study's output folder")
+    p.set_defaults(handler=cmd_report)
+
+    c = subparsers.add_parser("compare", help="pairwise distances between ticket files")
+    c.add_argument("tickets", nargs="+", help="ticket files (.safetensors)")
+    c.add_argument("--kinds", nargs="+", default=None, help="distance kinds (default: every default kind)")
+    c.add_argument("--nulls", type=int, default=0, help="shuffled null samples per pair (adds z-scores)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None, help="also write the table as CSV")
+    c.set_defaults(handler=cmd_compare)
+
+    g = subparsers.add_parser("graph", help="export a ticket's graph")
+    g.add_argument("ticket", help="ticket file")
+    g.add_argument("--format", choices=("graphml", "edgelist", "pyg"), default="graphml")
+    g.add_argument("--kind", choices=("layered", "relational"), default="layered")
+    g.add_argument("--out", default=None, help="output file (default: next to the ticket)")
+    g.set_defaults(handler=cmd_graph)

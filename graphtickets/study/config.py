@@ -1,0 +1,391 @@
+"""Study configuration: a YAML file validated with pydantic, with errors that name the key and the fix.
+
+A study is a grid ``dataset x model x method x density x seed``. Every cell finds a ticket
+with its method, trains it from the model's initial weights with the ``train`` settings,
+evaluates it on the test split and measures its graphs. Afterwards the tickets of each
+``(dataset, model, density, seed)`` are compared pairwise (``analysis``).
+
+Example (``benchmarks/studies/quick.yaml`` has a complete one)::
+
+    name: tiny
+    datasets: [mnist1d]
+    models:
+      - {name: mlp, widths: [32, 32]}
+    methods:
+      random: {}
+      magnitude: {}
+      imp: {epochs: 2}
+      elastic: {source: {method: imp, model: {widths: [32, 32, 32]}, hparams: {epochs: 2}}}
+    densities: [0.2]
+    seeds: [0]
+    train: {epochs: 3}
+    quick: {seeds: [0], densities: [0.2], train: {epochs: 1}}
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from graphtickets.errors import ConfigError
+
+__all__ = [
+    "StudyConfig",
+    "DatasetConfig",
+    "ModelConfig",
+    "MethodConfig",
+    "TrainConfig",
+    "PruneDataConfig",
+    "AnalysisConfig",
+    "QuickConfig",
+    "load_config",
+    "default_config_path",
+    "STUDY_SUPPLIED",
+]
+
+#: Method hyperparameters the study supplies itself (a config may not set them).
+STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    """A dataset of the grid: a name of ``gt.data.DATASETS`` and how to load it."""
+
+    name: str
+    root: str | None = Field(default=None, description="data folder (default $GRAPHTICKETS_DATA)")
+    download: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from graphtickets import data
+
+        if v not in data.DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; known datasets: {', '.join(sorted(data.DATASETS))}")
+        return v
+
+
+class ModelConfig(BaseModel):
+    """A model of the grid: a name of ``gt.models.MODELS`` and its keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from graphtickets import models
+
+        if v not in models.MODELS:
+            raise ValueError(f"unknown model {v!r}; known models: {', '.join(sorted(models.MODELS))}")
+        return v
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments given to ``gt.models.build``."""
+        return dict(self.model_extra or {})
+
+    def label(self) -> str:
+        """A short name: ``mlp(100,100)``."""
+        kw = self.kwargs()
+        if not kw:
+            return self.name
+        vals = [",".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in kw.items()]
+        return f"{self.name}({';'.join(vals)})"
+
+
+class SourceConfig(_Strict):
+    """Where an elastic ticket comes from: a method run on another depth of the model family."""
+
+    method: str = "imp"
+    model: dict[str, Any] = Field(default_factory=dict, description="keyword arguments overriding the target model's")
+    hparams: dict[str, Any] = Field(default_factory=dict)
+
+
+class MethodConfig(_Strict):
+    """One method of the grid: its name, hyperparameters, and (elastic) its source."""
+
+    name: str
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    source: SourceConfig | None = None
+
+
+class TrainConfig(_Strict):
+    """How every ticket is trained (from the model's initial weights, mask enforced) and evaluated."""
+
+    epochs: int = Field(default=10, ge=0)
+    optimizer: str = "adam"
+    lr: float = Field(default=1.2e-3, gt=0)
+    momentum: float = 0.9
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    eval_batch_size: int = Field(default=1000, ge=1)
+
+
+class PruneDataConfig(_Strict):
+    """The batches pruning methods see: ``batches`` of them for pruning-at-init scorers."""
+
+    batch_size: int = Field(default=128, ge=1)
+    batches: int = Field(default=10, ge=1, description="batches given to snip/grasp/... (init methods)")
+
+
+class AnalysisConfig(_Strict):
+    """What is compared after the cells."""
+
+    kinds: list[str] | None = Field(default=None, description="distance kinds; default every default kind")
+    null_samples: int = Field(default=10, ge=0)
+    null_model: str = "shuffle"
+    mds_kind: str = "netlsd"
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[str] | None) -> list[str] | None:
+        from graphtickets.analysis import DISTANCES
+
+        for k in v or []:
+            if k not in DISTANCES:
+                raise ValueError(f"unknown distance kind {k!r}; known kinds: {', '.join(sorted(DISTANCES))}")
+        return v
+
+    @field_validator("mds_kind")
+    @classmethod
+    def _mds(cls, v: str) -> str:
+        from graphtickets.analysis import DISTANCES
+
+        if v not in DISTANCES:
+            raise ValueError(f"unknown distance kind {v!r}; known kinds: {', '.join(sorted(DISTANCES))}")
+        return v
+
+    @field_validator("null_model")
+    @classmethod
+    def _null(cls, v: str) -> str:
+        if v not in ("shuffle", "rewire"):
+            raise ValueError(f"null_model must be 'shuffle' or 'rewire', got {v!r}")
+        return v
+
+
+class QuickConfig(_Strict):
+    """Overrides applied by ``--quick``; missing keys: 1 seed, 2 densities, at most 2 epochs."""
+
+    seeds: list[int] | None = None
+    densities: list[float] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hparam overrides per method")
+    analysis: dict[str, Any] = Field(default_factory=dict)
+
+
+def _check_densities(v: list[float]) -> list[float]:
+    if not v:
+        raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
+    for d in v:
+        if not (0.0 < float(d) <= 1.0):
+            raise ValueError(
+                f"density {d!r} is outside (0, 1]; density is the fraction of weights KEPT "
+                f"(sparsity 0.95 is density 0.05)"
+            )
+    return [float(d) for d in v]
+
+
+class StudyConfig(_Strict):
+    """A whole study (see the module docstring for the YAML form)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    datasets: list[DatasetConfig]
+    models: list[ModelConfig]
+    methods: list[MethodConfig]
+    densities: list[float]
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    prune_data: PruneDataConfig = Field(default_factory=PruneDataConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    device: str = "cpu"
+    quick: QuickConfig = Field(default_factory=QuickConfig)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        if isinstance(v, (str, Mapping)):
+            v = [v]
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v: Any) -> Any:
+        # accepted: [random, snip], {random: {}, imp: {epochs: 3}}, [{name: imp, hparams: {...}}]
+        if isinstance(v, Mapping):
+            out = []
+            for name, body in v.items():
+                body = dict(body or {})
+                source = body.pop("source", None)
+                entry: dict[str, Any] = {"name": name, "hparams": body}
+                if source is not None:
+                    entry["source"] = source
+                out.append(entry)
+            return out
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("densities")
+    @classmethod
+    def _densities(cls, v: list[float]) -> list[float]:
+        return _check_densities(v)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("give at least one seed, e.g. seeds: [0]")
+        return v
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> StudyConfig:
+        from graphtickets.pruning import METHODS
+
+        seen: set[str] = set()
+        for i, m in enumerate(self.methods):
+            where = f"methods.{m.name}"
+            if m.name not in METHODS:
+                raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
+            if m.name in seen:
+                raise ValueError(f"{where}: listed twice; list each method once")
+            seen.add(m.name)
+            known = METHODS[m.name].hparams()
+            bad = sorted(k for k in m.hparams if k in STUDY_SUPPLIED)
+            if bad:
+                raise ValueError(f"{where}: {', '.join(bad)} are set by the study; remove them from the config")
+            unknown = sorted(set(m.hparams) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"{where}: method {m.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                    f"its hyperparameters are: {', '.join(sorted(k for k in known if k not in STUDY_SUPPLIED))}"
+                )
+            if METHODS[m.name].kind == "transform":
+                if m.source is None:
+                    self.methods[i] = m = m.model_copy(update={"source": SourceConfig()})
+                assert m.source is not None
+                src = m.source.method
+                if src not in METHODS or METHODS[src].kind == "transform":
+                    raise ValueError(
+                        f"{where}.source.method: {src!r} is not a method that finds tickets; use one of "
+                        f"{', '.join(sorted(k for k, s in METHODS.items() if s.kind != 'transform'))}"
+                    )
+            elif m.source is not None:
+                raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
+        return self
+
+    def apply_quick(self) -> StudyConfig:
+        """The ``--quick`` variant: the ``quick`` overrides (default 1 seed, 2 densities, <= 2 epochs)."""
+        q = self.quick
+        data = self.model_dump()
+        data["name"] = f"{self.name}-quick"
+        data["seeds"] = q.seeds if q.seeds is not None else self.seeds[:1]
+        data["densities"] = q.densities if q.densities is not None else self.densities[:2]
+        data["train"] = {**data["train"], **({"epochs": min(self.train.epochs, 2)} if not q.train else q.train)}
+        data["analysis"] = {**data["analysis"], **q.analysis}
+        for m in data["methods"]:
+            m["hparams"] = {**m["hparams"], **q.methods.get(m["name"], {})}
+            if m.get("source") is not None:
+                over = q.methods.get(f"{m['name']}.source", {})
+                m["source"]["hparams"] = {**m["source"]["hparams"], **over}
+        data["quick"] = QuickConfig().model_dump()
+        return validate(data, source=f"{self.name} (quick)")
+
+
+def _loc(err: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for p in err.get("loc", ()):
+        if isinstance(p, int) and isinstance(node, list) and p < len(node):
+            item = node[p]
+            name = item.get("name") if isinstance(item, Mapping) else item if isinstance(item, str) else None
+            parts[-1:] = [f"{parts[-1]}[{p}]" if name is None else f"{parts[-1]}.{name}"] if parts else [str(p)]
+            node = item
+        elif isinstance(p, str):
+            parts.append(p)
+            node = node.get(p) if isinstance(node, Mapping) else None
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def validate(raw: Any, *, source: str = "config") -> StudyConfig:
+    """Validate a mapping into a :class:`StudyConfig`; a :class:`ConfigError` names key and fix."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: a study config is a YAML mapping (name:, datasets:, ...), got {type(raw).__name__}")
+    try:
+        return StudyConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            key = _loc(err, raw)
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown key; remove it or check its spelling (see graphtickets/study/config.py)"
+            elif err.get("type") == "missing":
+                msg = "required key is missing; add it"
+            msgs.append(f"{key}: {msg}" if key else msg)
+        raise ConfigError(f"{source}: " + "; ".join(msgs)) from None
+
+
+def default_config_path() -> Path:
+    """The bundled default study (``graphtickets/studies/default.yaml``)."""
+    return Path(__file__).resolve().parent.parent / "studies" / "default.yaml"
+
+
+def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | StudyConfig | None = None) -> StudyConfig:
+    """Read and validate a study config.
+
+    Parameters
+    ----------
+    config : path, mapping, StudyConfig or None
+        A YAML file, an already-parsed mapping, a config, or None for the bundled default
+        study. A bare name (``"quick"``) is looked up in the bundled studies.
+
+    Returns
+    -------
+    StudyConfig
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not YAML, or does not validate (the message names the key).
+    """
+    if config is None:
+        config = default_config_path()
+    if isinstance(config, StudyConfig):
+        return config
+    if isinstance(config, Mapping):
+        return validate(copy.deepcopy(dict(config)))
+    path = Path(config)
+    if not path.exists() and not path.suffix:
+        bundled = default_config_path().parent / f"{path.name}.yaml"
+        if bundled.exists():
+            path = bundled
+    if not path.exists():
+        raise ConfigError(f"study config {str(path)!r} does not exist; give a YAML file (see benchmarks/studies/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return validate(raw, source=str(path))

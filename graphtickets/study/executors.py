@@ -1,0 +1,133 @@
+"""Where cells run: in the driver process, on a Dask ``LocalCluster``, or on an existing cluster.
+
+Every executor maps :func:`graphtickets.study.cell.run_cell_safe` over cell configs and yields
+outcomes as they finish. Workers only compute; the driver alone writes the store. A worker
+runs torch with one thread (the cell sets it), and a LocalCluster has one thread per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.study.cell import CellOutcome, run_cell_safe
+from graphtickets.study.grid import Cell
+
+__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "make_executor"]
+
+log = logging.getLogger("graphtickets.study")
+
+
+class Executor:
+    """Base: ``map(cells, on_start) -> iterator of (cell, outcome)`` in completion order."""
+
+    description = "executor"
+
+    def __init__(self, *, root: str | None = None, device: str = "cpu", download: bool = False) -> None:
+        self.kw = {"root": root, "device": device, "download": download}
+
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class InProcessExecutor(Executor):
+    """Run cells one after the other in this process."""
+
+    description = "in-process"
+
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+        for cell in cells:
+            if on_start is not None:
+                on_start(cell)
+            yield cell, run_cell_safe(cell.config, cell_id=cell.id, **self.kw)
+
+
+def _worker_setup() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class DaskExecutor(Executor):
+    """Run cells on Dask: a new ``LocalCluster`` of ``workers`` processes, or ``scheduler``.
+
+    Parameters
+    ----------
+    workers : int
+        Processes of the LocalCluster (one thread each); ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:port``), e.g. of a dask-jobqueue cluster.
+    """
+
+    def __init__(self, *, workers: int = 2, scheduler: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise GraphticketsError("--workers/--scheduler need dask[distributed]: pip install 'dask[distributed]'") from exc
+        self.cluster = None
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout="20s")
+            except OSError as exc:
+                raise GraphticketsError(
+                    f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); start it, or check the address"
+                ) from None
+            self.description = f"Dask scheduler {scheduler}"
+        else:
+            self.cluster = LocalCluster(
+                n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+            self.description = f"Dask LocalCluster ({workers} workers)"
+        with contextlib.suppress(Exception):
+            self.client.run(_worker_setup)
+
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+        from dask.distributed import as_completed
+
+        futures = {}
+        for cell in cells:
+            fut = self.client.submit(run_cell_safe, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}", **self.kw)
+            futures[fut.key] = (cell, fut)
+        try:
+            for fut in as_completed([f for _, f in futures.values()]):
+                cell, _ = futures[fut.key]
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker: record and go on
+                    outcome = CellOutcome(id=cell.id, error=f"{type(exc).__name__}: {exc}")
+                fut.release()
+                yield cell, outcome
+        finally:
+            for _, f in futures.values():
+                f.cancel()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+def make_executor(*, workers: int = 1, scheduler: str | None = None, **kw: Any) -> Executor:
+    """In-process for ``workers <= 1`` without a scheduler, else :class:`DaskExecutor`."""
+    if scheduler:
+        return DaskExecutor(scheduler=scheduler, **kw)
+    if workers is None or int(workers) <= 1:
+        return InProcessExecutor(**kw)
+    return DaskExecutor(workers=int(workers), **kw)

@@ -1,0 +1,295 @@
+"""The study report: ``report.md`` and a self-contained ``report.html`` (figures inlined).
+
+The findings are computed from the tables, never written by hand: which methods' tickets are
+most alike, whether that likeness exceeds what layer densities alone explain (z-scores
+against layer-shuffled nulls), and how IMP's tickets differ from pruning-at-init tickets.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graphtickets.study.figures import FIGURES, make_figures, method_order
+
+__all__ = ["findings", "write_report", "build_report"]
+
+log = logging.getLogger("graphtickets.study")
+
+_PAI = ("snip", "grasp", "synflow")
+_KEY_METRICS = [
+    ("layered.effective_fraction", "effective fraction of kept weights (on an input-output path)"),
+    ("layered.dead_fraction", "fraction of dead units"),
+    ("layered.collapsed_layers", "collapsed layers"),
+    ("layered.log10_paths", "log10 input-output paths"),
+    ("relational.clustering", "clustering C (relational)"),
+    ("relational.path_length", "path length L (relational)"),
+    ("bipartite.delta_r", "Ramanujan gap delta_r (mean over layers)"),
+]
+
+
+def _pairs(dist: pd.DataFrame) -> pd.DataFrame:
+    """Mean distance / z per unordered method pair and kind (same-initialization groups)."""
+    d = dist[~dist["group"].str.endswith("/all")].copy()
+    if d.empty:
+        return pd.DataFrame(columns=["pair", "kind", "value", "z", "n"])
+    d["pair"] = [" ~ ".join(sorted((a, b))) for a, b in zip(d["a"], d["b"], strict=True)]
+    agg = {"value": ("value", "mean"), "n": ("value", "size")}
+    if "z" in d:
+        agg["z"] = ("z", "mean")
+    return d.groupby(["pair", "kind"]).agg(**agg).reset_index()
+
+
+def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
+    """The study's findings as numbers and sentences.
+
+    Returns
+    -------
+    dict
+        ``sentences`` (list of str, in report order), ``accuracy`` (method x density mean
+        table), ``alike`` (the lowest mean-distance pairs per kind), ``z`` (pairs whose mean
+        z is below -2 / above 2, per kind), ``imp_vs_pai`` (metric means).
+    """
+    out: dict[str, Any] = {"sentences": []}
+    say = out["sentences"].append
+    if tk.empty:
+        say("No cell finished; there is nothing to report yet.")
+        return out
+    acc = tk.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
+    acc = acc.reindex(index=method_order(acc.index), columns=sorted(acc.columns, reverse=True))
+    out["accuracy"] = acc
+    for d in acc.columns:
+        col = acc[d].dropna()
+        if len(col) >= 2:
+            say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}) "
+                f"and the least accurate {col.idxmin()}'s ({col.min():.3f}); random gets "
+                f"{col.get('random', float('nan')):.3f}.")
+    pairs = _pairs(dist)
+    alike: dict[str, pd.DataFrame] = {}
+    if not pairs.empty:
+        ranks = []
+        for kind, g in pairs.groupby("kind"):
+            g = g.sort_values("value")
+            alike[kind] = g.head(3)
+            ranks.append(g.assign(rank=g["value"].rank(pct=True))[["pair", "rank"]])
+        out["alike"] = alike
+        consensus = pd.concat(ranks).groupby("pair")["rank"].mean().sort_values()
+        out["consensus"] = consensus
+        top = consensus.head(3)
+        say("Most alike tickets, averaged over every distance kind (mean percentile rank of the pair's "
+            "distance, lower = more alike): " + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
+            + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
+        if "jaccard" in alike:
+            j = alike["jaccard"].iloc[0]
+            say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
+                f"at {j['value']:.3f}.")
+    if "z" in pairs and pairs["z"].notna().any():
+        zs = pairs.dropna(subset=["z"])
+        below = zs[zs["z"] < -2]
+        above = zs[zs["z"] > 2]
+        out["z"] = {"below": below, "above": above}
+        frac = len(below) / len(zs)
+        say(f"Against shuffled nulls that keep every layer's density, {len(below)} of {len(zs)} "
+            f"(pair, kind) combinations ({frac:.0%}) are more alike than chance (mean z < -2) and "
+            f"{len(above)} less alike (z > 2); the rest is explained by layer densities alone.")
+        if not below.empty:
+            strongest = below.sort_values("z").head(3)
+            say("Strongest likeness beyond layer densities: " + "; ".join(
+                f"{r.pair} by {r.kind} (z = {r.z:.1f})" for r in strongest.itertuples()) + ".")
+        rnd = zs[zs["pair"].str.contains(r"\brandom\b") & zs["kind"].isin(["jaccard", "hamming"])]
+        if not rnd.empty:
+            say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
+                f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
+                f"layer-shuffled null, so this should be near 0).")
+    imp = tk[tk["method"] == "imp"]
+    pai = tk[tk["method"].isin(_PAI)]
+    if not imp.empty and not pai.empty:
+        rows = []
+        for col, label in [("accuracy", "test accuracy"), *_KEY_METRICS]:
+            if col in tk:
+                a, b = float(imp[col].mean()), float(pai[col].mean())
+                rows.append({"quantity": label, "imp": a, "pruning at init": b, "difference": a - b})
+        cmp_ = pd.DataFrame(rows)
+        out["imp_vs_pai"] = cmp_
+        big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[["imp", "pruning at init"]].abs().max(axis=1).replace(0, np.nan)))
+        big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
+        acc_row = cmp_.iloc[0]
+        say(f"IMP vs pruning at init ({', '.join(m for m in _PAI if m in set(pai['method']))}): test accuracy "
+            f"{acc_row['imp']:.3f} vs {acc_row['pruning at init']:.3f} (mean over densities and seeds). "
+            "Largest structural differences: " + "; ".join(
+                f"{r.quantity} {r.imp:.3g} vs {r._3:.3g}" for r in big.itertuples()) + ".")
+        if not pairs.empty and "jaccard" in set(pairs["kind"]):
+            j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
+            to_pai = [j[p] for p in j.index if "imp" in p.split(" ~ ") and any(m in p.split(" ~ ") for m in _PAI)]
+            among = [j[p] for p in j.index if all(m in _PAI for m in p.split(" ~ "))]
+            if to_pai and among:
+                say(f"IMP's masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
+                    f"which are at {np.mean(among):.3f} from each other.")
+    return out
+
+
+# ---------------------------------------------------------------------------- rendering
+def _fmt(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "" if not np.isfinite(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _md_table(df: pd.DataFrame, index: bool = True) -> str:
+    d = df.reset_index() if index else df
+    cols = [str(c) for c in d.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in d.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _html_table(df: pd.DataFrame, index: bool = True) -> str:
+    d = df.reset_index() if index else df
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in d.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in d.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_report(
+    out: Path, tk: pd.DataFrame, dist: pd.DataFrame, figures: dict[str, list[Path]], *, study: Any = None,
+    status: dict[str, int] | None = None, config_path: str | None = None,
+) -> list[tuple[str, Any]]:
+    """The report as a list of blocks ``(kind, payload)``: h1/h2/p/ul/table/img/code."""
+    f = findings(tk, dist)
+    name = getattr(study, "name", out.name)
+    blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {name}")]
+    blocks.append(("p", "**Question.** What do sparse networks (lottery tickets) found by different methods on the "
+                        "same data have in common? Each method finds a ticket of the same initialized network at the "
+                        "same density; we train every ticket the same way, turn it into graphs (layered, relational, "
+                        "per-layer bipartite), measure them, and compare tickets pairwise with several distances, "
+                        "each against null tickets that keep every layer's density but shuffle the mask within the layer."))
+    if study is not None:
+        setup = [
+            f"datasets: {', '.join(d.name for d in study.datasets)}",
+            f"models: {', '.join(m.label() for m in study.models)}",
+            f"methods: {', '.join(m.name for m in study.methods)}",
+            f"densities: {', '.join(f'{d:g}' for d in study.densities)}; seeds: {', '.join(map(str, study.seeds))}",
+            f"training of every ticket: {study.train.epochs} epochs, {study.train.optimizer} lr {study.train.lr:g}, "
+            f"batch {study.train.batch_size}, from the model's initial weights with the mask enforced",
+            f"comparison: {study.analysis.null_samples} {study.analysis.null_model} nulls per pair; kinds "
+            f"{', '.join(study.analysis.kinds) if study.analysis.kinds else 'all default distance kinds'}",
+        ]
+        if status:
+            setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
+        if not tk.empty:
+            setup.append(f"compute: {tk['seconds'].sum():.0f} s of cell time in total "
+                         f"(search {tk['search_seconds'].sum():.0f} s, training {tk['train_seconds'].sum():.0f} s)")
+        blocks += [("h2", "Setup"), ("ul", setup)]
+    blocks += [("h2", "Findings"), ("ul", f["sentences"])]
+    if "accuracy" in f:
+        blocks += [("h2", "Test accuracy (mean over seeds)"), ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
+    if "imp_vs_pai" in f:
+        blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
+    if "alike" in f:
+        rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
+        blocks += [("h2", "Most alike pairs per distance kind"), ("table", rows.set_index("kind"))]
+    if not tk.empty:
+        cost = tk.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
+        blocks += [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
+    blocks.append(("h2", "Figures"))
+    for key, caption in FIGURES.items():
+        for p in figures.get(key, []):
+            if p.suffix == ".png":
+                blocks.append(("img", (p, f"{caption} ({p.stem})")))
+    cfg = config_path if config_path is not None else "CONFIG.yaml"
+    run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
+    blocks += [
+        ("h2", "Reproduce"),
+        ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
+                 f"graphtickets report {out}   # rebuild this report from the store"),
+        ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
+              "`tables/distances.csv` (pairwise distances with null z-scores); tickets: `tickets/<cell id>.safetensors`."),
+    ]
+    return blocks
+
+
+def _render_md(blocks: Sequence[tuple[str, Any]], out: Path) -> str:
+    parts = []
+    for kind, x in blocks:
+        if kind == "h1":
+            parts.append(f"# {x}")
+        elif kind == "h2":
+            parts.append(f"## {x}")
+        elif kind == "p":
+            parts.append(x)
+        elif kind == "ul":
+            parts.append("\n".join(f"- {s}" for s in x))
+        elif kind == "table":
+            parts.append(_md_table(x))
+        elif kind == "img":
+            p, cap = x
+            parts.append(f"![{cap}]({p.relative_to(out).as_posix()})\n\n*{cap}*")
+        elif kind == "code":
+            parts.append(f"```\n{x}\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def _inline(text: str) -> str:
+    s = html.escape(text)
+    import re
+
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def _render_html(blocks: Sequence[tuple[str, Any]], title: str) -> str:
+    parts = []
+    for kind, x in blocks:
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(x)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline(x)}</p>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_inline(s)}</li>" for s in x) + "</ul>")
+        elif kind == "table":
+            parts.append(_html_table(x))
+        elif kind == "img":
+            p, cap = x
+            data = base64.b64encode(Path(p).read_bytes()).decode()
+            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(cap)}">'
+                         f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+        elif kind == "code":
+            parts.append(f"<pre><code>{html.escape(x)}</code></pre>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}"
+             "img{max-width:100%}figcaption{font-style:italic;color:#444}pre{background:#f4f4f4;padding:1em}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_report(
+    out: str | os.PathLike[str], tk: pd.DataFrame, dist: pd.DataFrame, *, study: Any = None, store: Any = None,
+    config_path: str | None = None,
+) -> tuple[Path, Path]:
+    """Figures, ``report.md`` and ``report.html`` in ``out``; returns the two report paths."""
+    out = Path(out)
+    results: dict[str, Any] = {}
+    status = None
+    if store is not None:
+        cells = store.cells(set(tk["id"]) if not tk.empty else set())
+        results = dict(zip(cells["id"], cells["results"], strict=True))
+        status = store.status()
+        if config_path is None:
+            config_path = (store.get_meta("commands") or {}).get("config")
+    figs = make_figures(tk, dist, results, out / "figures")
+    blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path)
+    md, page = out / "report.md", out / "report.html"
+    for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    log.info("report: %s, %s", md, page)
+    return md, page

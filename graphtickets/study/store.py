@@ -1,0 +1,261 @@
+"""The study store: a SQLite database plus one ticket file per cell, and the folder lock.
+
+Layout of an output folder::
+
+    study.db                  cells, metrics, distances, groups, meta (SQLite)
+    tickets/<cell id>.safetensors
+    study.log, tables/, figures/, report.md, report.html
+    .lock                     held (flock) while a run writes the folder
+
+A finished cell is written in this order: its ticket file (atomic: temp file + rename, by
+:meth:`graphtickets.Ticket.save`), then ONE SQLite transaction with its row and its metrics.
+A run killed at any point leaves either a finished cell or no trace of it (a ticket file
+without a row is simply redone), so a re-run loses nothing and redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.ticket import Ticket
+
+__all__ = ["Store", "StudyLockedError", "folder_lock", "DB_NAME"]
+
+DB_NAME = "study.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    dataset TEXT, model TEXT, method TEXT, density REAL, seed INTEGER,
+    status TEXT NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started REAL, finished REAL, seconds REAL,
+    ticket TEXT,
+    results TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    cell_id TEXT NOT NULL, graph TEXT NOT NULL, name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (cell_id, graph, name)
+);
+CREATE TABLE IF NOT EXISTS groups (
+    key TEXT PRIMARY KEY, signature TEXT NOT NULL, finished REAL, seconds REAL
+);
+CREATE TABLE IF NOT EXISTS distances (
+    grp TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, kind TEXT NOT NULL,
+    value REAL, null_mean REAL, null_std REAL, z REAL,
+    PRIMARY KEY (grp, a, b, kind)
+);
+"""
+
+
+class StudyLockedError(GraphticketsError):
+    """Another run holds the output folder."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``folder/.lock`` for the duration of the block.
+
+    The kernel drops the lock when the holder exits in any way (``kill -9`` included), so a
+    stale lock file never blocks a later run.
+
+    Raises
+    ------
+    StudyLockedError
+        Another process holds the lock.
+    """
+    path = Path(folder) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = Path(path).read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            raise StudyLockedError(
+                f"{folder} is in use by another graphtickets run (pid {holder}); wait for it to finish, "
+                f"or pass another --out folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        os.fsync(fd)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, allow_nan=True)
+
+
+class Store:
+    """The SQLite store of one study folder.
+
+    Parameters
+    ----------
+    folder : path
+        The output folder (created if missing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     s = Store(d)
+    ...     s.done_ids()
+    set()
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "tickets").mkdir(exist_ok=True)
+        self.path = self.folder / DB_NAME
+        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ basics
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (committed at the end of the block, rolled back on error)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under ``key``."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The JSON value stored under ``key``."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # ------------------------------------------------------------------ cells
+    def ticket_path(self, cell_id: str) -> Path:
+        """Where the ticket of ``cell_id`` lives."""
+        return self.folder / "tickets" / f"{cell_id}.safetensors"
+
+    def done_ids(self) -> set[str]:
+        """Ids of finished cells."""
+        return {r[0] for r in self.conn.execute("SELECT id FROM cells WHERE status = 'done'")}
+
+    def status(self) -> dict[str, int]:
+        """Number of cells per status."""
+        return dict(self.conn.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall())
+
+    def record_done(
+        self,
+        cell: Any,
+        ticket: Ticket,
+        results: Mapping[str, Any],
+        metrics: Mapping[str, Mapping[str, float]],
+        *,
+        seconds: float,
+    ) -> None:
+        """Write a finished cell: its ticket file (atomic), then its row and metrics (one transaction)."""
+        path = ticket.save(self.ticket_path(cell.id))
+        now = time.time()
+        rows = [(cell.id, g, k, float(v) if v is not None else None) for g, ms in metrics.items() for k, v in ms.items()]
+        with self.transaction() as c:
+            prev = c.execute("SELECT attempts FROM cells WHERE id = ?", (cell.id,)).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO cells (id, config, dataset, model, method, density, seed, status, error,"
+                " attempts, started, finished, seconds, ticket, results) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (cell.id, _dumps(cell.config), cell.dataset, cell.model, cell.method, cell.density, cell.seed,
+                 "done", None, (prev[0] if prev else 0) + 1, now - seconds, now, seconds,
+                 str(path.relative_to(self.folder)), _dumps(results)),
+            )
+            c.execute("DELETE FROM metrics WHERE cell_id = ?", (cell.id,))
+            c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
+
+    def record_failed(self, cell: Any, error: str, *, seconds: float) -> None:
+        """Record a failed cell (retried by the next run)."""
+        now = time.time()
+        with self.transaction() as c:
+            prev = c.execute("SELECT attempts FROM cells WHERE id = ?", (cell.id,)).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO cells (id, config, dataset, model, method, density, seed, status, error,"
+                " attempts, started, finished, seconds, ticket, results) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (cell.id, _dumps(cell.config), cell.dataset, cell.model, cell.method, cell.density, cell.seed,
+                 "failed", error, (prev[0] if prev else 0) + 1, now - seconds, now, seconds, None, None),
+            )
+
+    def cells(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The cells table (``results`` and ``config`` parsed), optionally only ``ids``, in id order."""
+        df = pd.read_sql_query("SELECT * FROM cells ORDER BY id", self.conn)
+        if ids is not None:
+            keep = set(ids)
+            df = df[df["id"].isin(keep)].reset_index(drop=True)
+        df["config"] = [json.loads(x) for x in df["config"]]
+        df["results"] = [json.loads(x) if x else {} for x in df["results"]]
+        return df
+
+    def metrics(self) -> pd.DataFrame:
+        """The metrics table: ``cell_id, graph, name, value``."""
+        return pd.read_sql_query("SELECT * FROM metrics ORDER BY cell_id, graph, name", self.conn)
+
+    def load_ticket(self, cell_id: str) -> Ticket:
+        """The ticket of a finished cell."""
+        return Ticket.load(self.ticket_path(cell_id))
+
+    # ------------------------------------------------------------------ distances
+    def group_signature(self, key: str) -> str | None:
+        """The signature the distances of group ``key`` were computed with (None if never)."""
+        row = self.conn.execute("SELECT signature FROM groups WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def record_distances(self, key: str, signature: str, table: pd.DataFrame, *, seconds: float) -> None:
+        """Replace the distances of group ``key`` (one transaction)."""
+        cols = ["a", "b", "kind", "value", "null_mean", "null_std", "z"]
+        t = table.reindex(columns=cols)
+        rows = [
+            (key, r[0], r[1], r[2], *[None if pd.isna(v) else float(v) for v in r[3:]])
+            for r in t.itertuples(index=False, name=None)
+        ]
+        with self.transaction() as c:
+            c.execute("DELETE FROM distances WHERE grp = ?", (key,))
+            c.executemany("INSERT INTO distances VALUES (?,?,?,?,?,?,?,?)", rows)
+            c.execute("INSERT OR REPLACE INTO groups VALUES (?, ?, ?, ?)", (key, signature, time.time(), seconds))
+
+    def distances(self, groups: Iterable[str] | None = None) -> pd.DataFrame:
+        """The distances table: ``grp, a, b, kind, value, null_mean, null_std, z``."""
+        df = pd.read_sql_query("SELECT * FROM distances ORDER BY grp, a, b, kind", self.conn)
+        if groups is not None:
+            df = df[df["grp"].isin(set(groups))].reset_index(drop=True)
+        return df
