@@ -11,10 +11,10 @@ the ideal ratio is 2 (the machine here has two cores; the target is 1.6).
 
 The time of a run is the wall time of ``gt.study.run(..., report=False)`` with the cheapest
 analysis (one distance kind, no nulls), including the start and the shutdown of the
-cluster, so the ratio is what a user gets. The cells are coarse (a 2x512 MLP trained for one
+cluster, so the ratio is what a user gets. The cells are coarse (a 2x1024 MLP trained for one
 epoch, graph measures of the ticket: seconds each) so that scheduling is a small share.
 The dataset is generated once into a shared cache before either run is timed.
-Runs alternate (in-process, Dask, in-process, ...) ``repeat`` times (3 by default: a run
+Runs alternate (in-process, Dask, in-process, ...) ``repeat`` times (2 by default: a run
 takes a minute; tiny: 1).
 
 Usage::
@@ -49,7 +49,7 @@ def grid(tiny: bool, root: str) -> dict[str, Any]:
         methods: dict[str, Any] = {"random": {}, "magnitude": {}}
         densities = [0.2, 0.05]
     else:
-        model = {"name": "mlp", "widths": [512, 512]}
+        model = {"name": "mlp", "widths": [1024, 1024]}
         methods = {"random": {}, "magnitude": {}, "snip": {}, "synflow": {}}
         densities = [0.2, 0.1, 0.05, 0.02]
     return {
@@ -102,7 +102,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
     """Time the grid in-process and on 2 Dask workers; one row (ratio = cells/min ratio, target 1.6)."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rep = repeat if repeat is not None else (1 if tiny else 3)
+    rep = repeat if repeat is not None else (1 if tiny else 2)
     import graphtickets as gt
 
     with tempfile.TemporaryDirectory(prefix="perf-study-data-") as root:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="a 4-cell grid of a tiny MLP (smoke test)")
     ap.add_argument("--out", default="results/perf", help="folder for bench_study.csv")
-    ap.add_argument("--repeat", type=int, default=None, help="alternating runs of each (default 3, tiny 1)")
+    ap.add_argument("--repeat", type=int, default=None, help="alternating runs of each (default 2, tiny 1)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     df = run(args.tiny, args.out, repeat=args.repeat)
