@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     res = run(
         args.config, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.restart,
-        quick=args.quick, progress=not args.no_progress,
+        quick=args.quick, progress=not args.no_progress, report=not args.no_report,
     )
     print(f"{res.out_dir}: {res.done}/{res.cells} cells done ({res.ran} run now, {res.failed} failed) "
           f"in {res.seconds:.0f}s; report: {res.out_dir / 'report.html'}")
@@ -116,6 +116,7 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler, tcp://host:port")
     r.add_argument("--restart", action="store_true", help="redo every cell instead of resuming")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-report", action="store_true", help="write the tables but no figures or report")
     r.set_defaults(handler=cmd_run)
 
     p = subparsers.add_parser("report", help="rebuild a study's tables, figures and report from its store")

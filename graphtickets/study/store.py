@@ -223,7 +223,7 @@ class Store:
             keep = set(ids)
             df = df[df["id"].isin(keep)].reset_index(drop=True)
         df["config"] = [json.loads(x) for x in df["config"]]
-        df["results"] = [json.loads(x) if x else {} for x in df["results"]]
+        df["results"] = [json.loads(x) if isinstance(x, str) and x else {} for x in df["results"]]
         return df
 
     def metrics(self) -> pd.DataFrame:

@@ -1,0 +1,141 @@
+"""Study configs: validation errors name the key and the fix; grid expansion; pinned cell ids."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from graphtickets.errors import ConfigError, DataError
+from graphtickets.study import expand, load_config
+from graphtickets.study.config import default_config_path
+from graphtickets.study.grid import canonical_json, cell_id
+
+BASE = {
+    "name": "t",
+    "datasets": ["digits"],
+    "models": [{"name": "mlp", "widths": [16]}],
+    "methods": {"random": {}, "imp": {"epochs": 1}},
+    "densities": [0.5],
+    "seeds": [0],
+}
+
+
+def _with(**kw: object) -> dict:
+    return {**BASE, **kw}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "change, needles",
+    [
+        ({"methods": ["random", "snipp"]}, ["methods", "snipp", "known methods", "snip", "synflow"]),
+        ({"densities": [0.5, 1.5]}, ["densities", "outside (0, 1]", "fraction of weights KEPT"]),
+        ({"densities": [0.0]}, ["densities", "outside (0, 1]"]),
+        ({"datasets": ["mnist2d"]}, ["datasets", "mnist2d", "known datasets", "mnist1d"]),
+        ({"models": [{"name": "resnet7"}]}, ["models", "resnet7", "known models", "resnet20"]),
+        ({"methods": {"imp": {"epochz": 3}}}, ["methods.imp", "epochz", "its hyperparameters are", "epochs"]),
+        ({"methods": {"imp": {"eval_data": 3}}}, ["methods.imp", "eval_data", "set by the study"]),
+        ({"methods": {"elastic": {"source": {"method": "elastic"}}}}, ["methods.elastic.source.method", "not a method that finds"]),
+        ({"trian": {"epochs": 3}}, ["trian", "unknown key"]),
+        ({"train": {"epochs": -1}}, ["train.epochs", "greater than or equal to 0"]),
+        ({"seeds": []}, ["seeds", "at least one seed"]),
+        ({"analysis": {"kinds": ["jacard"]}}, ["analysis.kinds", "jacard", "known kinds", "jaccard"]),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(change: dict, needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(_with(**change))
+    msg = str(exc.value)
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_bad_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "name: [unclosed"))
+    with pytest.raises(ConfigError, match="YAML mapping"):
+        load_config(_write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ConfigError, match="name: required key is missing"):
+        load_config(_write(tmp_path, "datasets: [digits]\nmodels: [mlp]\nmethods: [random]\ndensities: [0.5]\n"))
+
+
+def test_missing_dataset_files_raise_data_error(tmp_path: Path) -> None:
+    from graphtickets.study import run
+
+    cfg = _with(datasets=[{"name": "cifar10", "root": str(tmp_path / "data")}], models=[{"name": "conv2"}],
+                methods=["random"])
+    with pytest.raises(DataError) as exc:
+        run(cfg, tmp_path / "out", progress=False)
+    assert "datasets.cifar10" in str(exc.value) and "cifar" in str(exc.value).lower()
+
+
+def test_every_bundled_study_validates() -> None:
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
+    files = sorted(root.glob("*.yaml"))
+    names = {f.stem for f in files}
+    assert {"default", "digits", "cifar10_conv", "cifar10_vgg", "cifar10_resnet"} <= names
+    for f in files:
+        study = load_config(f)
+        assert expand(study) and expand(study.apply_quick())
+    # the packaged default equals the benchmark one
+    assert default_config_path().read_text() == (root / "default.yaml").read_text()
+
+
+def test_default_study_covers_every_method_and_the_issue_grid() -> None:
+    from graphtickets.pruning import METHODS
+
+    study = load_config(None)
+    assert {m.name for m in study.methods} == set(METHODS)
+    assert study.densities == [0.2, 0.05, 0.01] and len(study.seeds) == 2
+    assert len(expand(study)) == len(METHODS) * 3 * 2
+    q = study.apply_quick()
+    assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 2
+    assert q.train.epochs < study.train.epochs
+
+
+def test_grid_expansion_order_and_content() -> None:
+    study = load_config(_with(seeds=[0, 1], densities=[0.5, 0.1], models=["mlp", {"name": "mlp", "widths": [8]}]))
+    cells = expand(study)
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert len({c.id for c in cells}) == len(cells)
+    first = cells[0]
+    assert (first.dataset, first.model, first.method, first.density, first.seed) == ("digits", "mlp", "random", 0.5, 0)
+    assert [c.method for c in cells[:2]] == ["random", "imp"]
+    assert cells[2].seed == 1 and cells[4].density == 0.1
+    assert cells[8].model == "mlp(8)" and cells[8].config["model"] == {"name": "mlp", "widths": [8]}
+
+
+def test_cell_id_is_sha256_of_canonical_json_and_pinned() -> None:
+    cells = expand(load_config(BASE))
+    c = cells[0]
+    # the canonical JSON spelled out by hand: sorted keys, no spaces
+    literal = (
+        '{"dataset":{"name":"digits"},"density":0.5,"format":"graphtickets.cell/1",'
+        '"method":{"hparams":{},"name":"random"},"model":{"name":"mlp","widths":[16]},'
+        '"prune_data":{"batch_size":128,"batches":10},"seed":0,'
+        '"train":{"batch_size":128,"epochs":10,"eval_batch_size":1000,"lr":0.0012,"momentum":0.9,'
+        '"optimizer":"adam","weight_decay":0.0}}'
+    )
+    assert canonical_json(c.config) == literal
+    assert c.id == hashlib.sha256(literal.encode()).hexdigest()[:16]
+    # regression pins: change these only with a CELL_FORMAT bump (finished studies would re-run)
+    assert c.id == "f50842f7070ca91d"
+    assert cells[1].id == "d8dbad5dde7045d1"
+
+
+def test_cell_id_ignores_key_order_and_where_things_run() -> None:
+    a = expand(load_config(BASE))
+    b = expand(load_config({**BASE, "device": "cuda", "datasets": [{"name": "digits", "root": "/elsewhere"}]}))
+    assert [c.id for c in a] == [c.id for c in b]
+    assert cell_id({"x": 1, "y": 2}) == cell_id({"y": 2, "x": 1})
+    changed = expand(load_config({**BASE, "methods": {"random": {}, "imp": {"epochs": 2}}}))
+    assert changed[0].id == a[0].id and changed[1].id != a[1].id
