@@ -125,6 +125,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
     """
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    explicit = repeats
     if repeats is None:
         repeats = 1 if tiny else 5
     if tiny:
@@ -147,9 +148,12 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
             out_rows.append(row("pruning", f"{name}_{method}", n_weights, t, density=densities[0],
                                 batch=f"{n_batches}x{batch_size}"))  # fmt: skip
             log.info("%s %s: %s", name, method, t)
+        # SynFlow on VGG-16 costs ~10-30 s per run and side (100 float64 rounds): 3 alternating
+        # runs of each unless repeats is given explicitly (the row's *_repeat says how many)
+        syn_reps = min(repeats, 3) if (explicit is None and n_weights > 5_000_000) else repeats
         for d in densities:
             ours_t, base_t, same = [], [], True
-            for r in range(repeats):
+            for r in range(syn_reps):
                 s1, t = _timed(lambda dd=d, mo=model, sh=in_shape: gt.pruning.prune(mo, "synflow", density=dd, rounds=rounds, in_shape=sh))
                 s2, base = _timed(lambda dd=d, mo=model, sh=in_shape: straightforward_synflow(mo, dd, sh, rounds))
                 same = same and all(torch.equal(t.masks[n], base[n]) for n in base)
@@ -158,8 +162,8 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
                 log.info("%s synflow repeat %d: ours %.2fs, straightforward %.2fs, identical so far=%s", name, r, s1, s2, same)
                 rows.append({"model": name, "method": "synflow", "impl": "graphtickets", "density": d, "repeat": r, "seconds": s1})
                 rows.append({"model": name, "method": "synflow", "impl": "straightforward", "density": d, "repeat": r, "seconds": s2})
-            to = Timing(statistics.median(ours_t), min(ours_t), max(ours_t), repeats)
-            tb = Timing(statistics.median(base_t), min(base_t), max(base_t), repeats)
+            to = Timing(statistics.median(ours_t), min(ours_t), max(ours_t), syn_reps)
+            tb = Timing(statistics.median(base_t), min(base_t), max(base_t), syn_reps)
             out_rows.append(row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
                                 target=5.0, identical_mask=same, density=d, rounds=rounds))  # fmt: skip
             log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
