@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import logging
 import statistics
 import time
@@ -143,7 +144,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
         n_weights = sum(p.numel() for p in gt.prunable(model).values())
         data = _batches(in_shape, 10, n_batches, batch_size)
         for method in ("snip", "grasp"):
-            t = time_it(lambda m=method, mo=model, da=data: gt.pruning.prune(mo, m, density=densities[0], data=da),
+            t = time_it(functools.partial(gt.pruning.prune, model, method, density=densities[0], data=data),
                         repeat=repeats, warmup=0 if tiny else 1)  # fmt: skip
             out_rows.append(row("pruning", f"{name}_{method}", n_weights, t, density=densities[0],
                                 batch=f"{n_batches}x{batch_size}"))  # fmt: skip
