@@ -154,12 +154,13 @@ def _method_extras(ticket: Ticket) -> dict[str, Any]:
 def derived_seed(seed: int, purpose: str) -> int:
     """A seed for ``purpose`` ("prune", "train") derived from the cell seed.
 
-    The model is initialized with the cell seed itself; a pruning method seeded with the same
+    The model is initialized with the cell seed itself. A pruning method seeded with the same
     number would draw the same random stream as the initialization (the random baseline's
-    scores would then correlate with the weights' magnitudes), so methods and training get
-    their own seeds.
+    scores then correlate with the weights' magnitudes), and two methods seeded alike draw the
+    same stream (Gem-Miner's initial scores equal the random baseline's scores). So training
+    gets ``derived_seed(seed, "train")`` and each method ``derived_seed(seed, "prune:<name>")``.
 
-    >>> derived_seed(0, "prune") != derived_seed(0, "train") != 0
+    >>> derived_seed(0, "prune:random") != derived_seed(0, "prune:gem_miner") != derived_seed(0, "train")
     True
     """
     import hashlib
@@ -201,7 +202,7 @@ def run_cell(
     with _one_thread():
         ds_name = config["dataset"]["name"]
         seed = int(config["seed"])
-        prune_seed, train_seed = derived_seed(seed, "prune"), derived_seed(seed, "train")
+        train_seed = derived_seed(seed, "train")
         density = float(config["density"])
         tcfg, pcfg = config["train"], config["prune_data"]
         info = gt.data.info(ds_name)
@@ -230,6 +231,7 @@ def run_cell(
                 kw.setdefault("eval_data", test_b)
             if "device" in known:
                 kw.setdefault("device", device)
+            prune_seed = derived_seed(seed, f"prune:{name}")
             return gt.pruning.prune(target, name, density=density, data=data, seed=prune_seed, dataset=ds_name, **kw, **extra)
 
         extras: dict[str, Any] = {}

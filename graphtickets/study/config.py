@@ -142,6 +142,9 @@ class AnalysisConfig(_Strict):
 
     kinds: list[str] | None = Field(default=None, description="distance kinds; default every default kind")
     null_samples: int = Field(default=10, ge=0)
+    null_samples_by_kind: dict[str, int] = Field(
+        default_factory=dict, description="fewer (or more) nulls for costly kinds, e.g. {spectral: 4}"
+    )
     null_model: str = "shuffle"
     mds_kind: str = "netlsd"
 
@@ -153,6 +156,18 @@ class AnalysisConfig(_Strict):
         for k in v or []:
             if k not in DISTANCES:
                 raise ValueError(f"unknown distance kind {k!r}; known kinds: {', '.join(sorted(DISTANCES))}")
+        return v
+
+    @field_validator("null_samples_by_kind")
+    @classmethod
+    def _by_kind(cls, v: dict[str, int]) -> dict[str, int]:
+        from graphtickets.analysis import DISTANCES
+
+        for k, n in v.items():
+            if k not in DISTANCES:
+                raise ValueError(f"unknown distance kind {k!r}; known kinds: {', '.join(sorted(DISTANCES))}")
+            if int(n) < 0:
+                raise ValueError(f"null samples for {k!r} must be >= 0, got {n}")
         return v
 
     @field_validator("mds_kind")

@@ -252,7 +252,8 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     jobs: list[tuple[str, list[Cell], dict[str, Any], dict[str, Any]]] = []
     for key, members in groups.items():
         if len(members) >= 2:
-            jobs.append((key, members, {"kinds": a.kinds, "null_samples": a.null_samples, "null": a.null_model}, {"by": "method"}))
+            jobs.append((key, members, {"kinds": a.kinds, "null_samples": a.null_samples, "null": a.null_model,
+                                        "by_kind": a.null_samples_by_kind}, {"by": "method"}))
     for key, members in by_model.items():
         if len(members) >= 2:
             jobs.append((key, members, {"kinds": [a.mds_kind], "null_samples": 0, "null": a.null_model}, {"by": "id"}))
@@ -263,8 +264,13 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
         t0 = time.perf_counter()
         tickets = {(c.method if naming["by"] == "method" else c.id): store.load_ticket(c.id) for c in members}
         model = next(iter(tickets.values())).build_model()
-        table = gt.analysis.compare(tickets, model, kinds=opts["kinds"], null_samples=opts["null_samples"],
-                                    seed=0, null=opts["null"])
+        kinds = opts["kinds"] or [k for k, s in gt.analysis.DISTANCES.items() if s.default]
+        by_count: dict[int, list[str]] = {}
+        for k in kinds:
+            by_count.setdefault(int(opts.get("by_kind", {}).get(k, opts["null_samples"])), []).append(k)
+        parts = [gt.analysis.compare(tickets, model, kinds=ks, null_samples=n, seed=0, null=opts["null"])
+                 for n, ks in by_count.items()]
+        table = pd.concat([p for p in parts if not p.empty] or parts, ignore_index=True)
         store.record_distances(key, sig, table, seconds=time.perf_counter() - t0)
         log.info("compared %s: %d tickets, %d rows in %.1fs", key, len(tickets), len(table), time.perf_counter() - t0)
 
