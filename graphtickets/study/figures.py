@@ -292,7 +292,7 @@ def degree_distributions(tk: pd.DataFrame, results: Mapping[str, Mapping[str, An
     dens = sorted(curves, reverse=True)
     fig, axes = plt.subplots(1, len(dens), figsize=(4.2 * len(dens), 3.8), squeeze=False)
     for ax, d in zip(axes[0], dens, strict=True):
-        for m in method_order(curves[d]):
+        for m in method_order(list(curves[d])):
             n = max(len(h) for h in curves[d][m])
             h = np.mean([np.pad(x, (0, n - len(x))) for x in curves[d][m]], axis=0)
             total = h.sum()
@@ -323,7 +323,7 @@ def laplacian_spectra(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
     dens = sorted(curves, reverse=True)
     fig, axes = plt.subplots(1, len(dens), figsize=(4.2 * len(dens), 3.8), squeeze=False, sharey=True)
     for ax, d in zip(axes[0], dens, strict=True):
-        for m in method_order(curves[d]):
+        for m in method_order(list(curves[d])):
             n = min(len(x) for x in curves[d][m])
             s = np.mean([np.sort(x)[:n] for x in curves[d][m]], axis=0)
             ax.plot(np.arange(n) / max(n - 1, 1), s, label=m, color=colors[m])
@@ -375,7 +375,8 @@ def imp_rounds(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folde
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     cmap = plt.get_cmap("viridis")
     dlist = sorted({r[0] for r in rows}, reverse=True)
-    for d, s, rounds in rows:
+    for d, s, rounds_ in rows:
+        rounds: list[dict[str, Any]] = list(rounds_ or [])
         x = [r["density"] for r in rounds]
         y = [r["eval_accuracy"] if r.get("eval_accuracy") is not None else r.get("accuracy") for r in rounds]
         y = [np.nan if v is None else v for v in y]
