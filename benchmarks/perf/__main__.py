@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny sizes, 1-2 repeats (a smoke run: seconds)")
     ap.add_argument("--only", default=",".join(SUITES), help=f"comma-separated suites (default: {','.join(SUITES)})")
     ap.add_argument("--out", type=Path, default=Path("results/perf"), help="output folder (default results/perf)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other suites' rows of an existing DIR/perf.csv (re-run one suite when the machine is quieter)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -75,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     before = machine()
     df = run_suites(names, tiny=args.tiny, out=args.out)
+    old = args.out / "perf.csv"
+    if args.merge and old.exists():
+        kept = pd.read_csv(old)
+        kept = kept[~kept["bench"].isin(names)]
+        df = pd.concat([kept, df], ignore_index=True, sort=False)
+        names = [n for n in SUITES if n in set(kept["bench"]) | set(names)]
     cmd = "python -m benchmarks.perf" + (" --tiny" if args.tiny else "") + (
         f" --only {','.join(names)}" if names != list(SUITES) else "")  # fmt: skip
     paths = report.write_all(df, args.out, command=cmd, machine=f"before: {before}; after: {machine()}")
