@@ -76,15 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     before = machine()
+    cmd = "python -m benchmarks.perf" + (" --tiny" if args.tiny else "") + (
+        f" --only {','.join(names)}" if names != list(SUITES) else "") + (" --merge" if args.merge else "")  # fmt: skip
     df = run_suites(names, tiny=args.tiny, out=args.out)
     old = args.out / "perf.csv"
     if args.merge and old.exists():
         kept = pd.read_csv(old)
         kept = kept[~kept["bench"].isin(names)]
         df = pd.concat([kept, df], ignore_index=True, sort=False)
-        names = [n for n in SUITES if n in set(kept["bench"]) | set(names)]
-    cmd = "python -m benchmarks.perf" + (" --tiny" if args.tiny else "") + (
-        f" --only {','.join(names)}" if names != list(SUITES) else "")  # fmt: skip
+        cmd += f" (after an earlier run of {', '.join(sorted(set(kept['bench'])))})"
     paths = report.write_all(df, args.out, command=cmd, machine=f"before: {before}; after: {machine()}")
     sys.stdout.write(paths["md"].read_text())
     sys.stdout.write(f"\nwrote {paths['csv']}, {paths['md']}, {paths['png']}\n")
