@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["met", "write_csv", "markdown", "plot", "write_all"]
+__all__ = ["met", "labels", "write_csv", "markdown", "plot", "write_all"]
 
 
 def _num(v: Any) -> float:
@@ -57,12 +57,20 @@ def _t(median: Any, lo: Any, hi: Any, n: Any) -> str:
     return s
 
 
+def labels(df: pd.DataFrame) -> list[str]:
+    """``suite/case``, with ``@size`` added where one case appears at several sizes."""
+    base = [f"{s}/{c}" for s, c in zip(df["suite"], df["case"], strict=True)]
+    dup = {b for b in base if base.count(b) > 1}
+    sizes = df["size"] if "size" in df else pd.Series([""] * len(df), index=df.index)
+    return [f"{b} @{sz}" if b in dup else b for b, sz in zip(base, sizes, strict=True)]
+
+
 def _table(df: pd.DataFrame) -> list[str]:
     lines = [
         "| figure | ours (median [min, max] ×runs) | baseline | ratio | target | met? |",
         "|---|---|---|---|---|---|",
     ]
-    for _, r in df.iterrows():
+    for label, (_, r) in zip(labels(df), df.iterrows(), strict=True):
         ok = met(r)
         target = _num(r.get("target"))
         extra = ""
@@ -71,7 +79,7 @@ def _table(df: pd.DataFrame) -> list[str]:
         base = f"{r.get('baseline', '')}: {_t(r.get('base_median'), r.get('base_min'), r.get('base_max'), r.get('base_repeat'))}"
         ratio = _num(r.get("ratio"))
         lines.append(
-            f"| {r['suite']}/{r['case']} | {_t(r.get('ours_median'), r.get('ours_min'), r.get('ours_max'), r.get('ours_repeat'))} "
+            f"| {label} | {_t(r.get('ours_median'), r.get('ours_min'), r.get('ours_max'), r.get('ours_repeat'))} "
             f"| {base if not math.isnan(_num(r.get('base_median'))) else ''} "
             f"| {'' if math.isnan(ratio) else f'{ratio:.3g}×'}{extra} "
             f"| {'' if math.isnan(target) else f'≥ {target:g}×'} "
@@ -122,14 +130,14 @@ def plot(df: pd.DataFrame, path: Path) -> Path:
     if sub.empty:
         ax.text(0.5, 0.5, "no ratios with a target", ha="center", va="center", transform=ax.transAxes)
     else:
-        labels = [f"{s}/{c}" for s, c in zip(sub["suite"], sub["case"], strict=True)]
+        names = labels(sub)
         ratios = [_num(v) for v in sub["ratio"]]
         targets = [_num(v) for v in sub["target"]]
         colors = ["tab:green" if met(r) else "tab:red" for _, r in sub.iterrows()]
         y = list(range(len(sub)))
         ax.barh(y, ratios, color=colors, alpha=0.8)
         ax.scatter(targets, y, marker="|", s=300, color="black", label="target", zorder=3)
-        ax.set_yticks(y, labels, fontsize=8)
+        ax.set_yticks(y, names, fontsize=8)
         ax.set_xscale("log")
         ax.axvline(1.0, color="gray", lw=0.8, ls=":")
         ax.invert_yaxis()
