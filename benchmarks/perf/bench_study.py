@@ -4,9 +4,11 @@ The same grid (MNIST-1D, an MLP, several pruning methods x densities, 1 training
 run with :func:`graphtickets.study.run` twice into separate temporary folders: ``workers=1``
 (cells one after the other in this process) and ``workers=2`` (a fresh ``LocalCluster`` of
 two one-thread worker processes). Both use ONE torch thread per cell: the study's cells set
-``torch.set_num_threads(1)`` themselves, Dask's workers start with ``OMP_NUM_THREADS=1`` and
-the executor sets one torch thread on them, and this benchmark also pins the driver to one
-thread while the in-process run goes. So the comparison is one core against two cores, and
+``torch.set_num_threads(1)`` themselves, Dask's workers start with ``OMP_NUM_THREADS=1``,
+``OPENBLAS_NUM_THREADS=1`` (Dask's defaults) and the executor sets one torch thread on them,
+and this benchmark pins the driver to one torch thread AND one thread in every native pool
+(``threadpoolctl``: numpy/scipy's OpenBLAS, OpenMP) while it runs. Without the latter the
+in-process run borrows the second core for its BLAS calls and the comparison is not 1 vs 2. So the comparison is one core against two cores, and
 the ideal ratio is 2 (the machine here has two cores; the target is 1.6).
 
 The time of a run is the wall time of ``gt.study.run(..., report=False)`` with the cheapest
@@ -76,12 +78,16 @@ def _study_run() -> Any:
 
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
+    """``n`` torch threads and ``n`` threads in every native pool (OpenBLAS of numpy/scipy,
+    OpenMP) of this process, as Dask's workers get from ``OMP_NUM_THREADS=1`` etc."""
     import torch
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n):
+            yield
     finally:
         torch.set_num_threads(before)
 
