@@ -268,8 +268,8 @@ def schedule_densities(density: float, rounds: int, schedule: str = "exponential
     >>> [round(d, 3) for d in schedule_densities(0.01, 2)]
     [0.1, 0.01]
     """
-    if rounds < 1:
-        raise GraphticketsError(f"rounds must be >= 1, got {rounds}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
     if schedule == "exponential":
         ds = [start * (density / start) ** (k / rounds) for k in range(1, rounds + 1)]
     elif schedule == "linear":
@@ -326,6 +326,8 @@ def score_prune(
     -------
     (masks, meta)
     """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
     names, masks = resolve_params(
         model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
     )
