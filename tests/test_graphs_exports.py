@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 from torch import nn
 
 import graphtickets as gt
-from graphtickets.graphs import Graph, layer_bipartite, layered_graph, relational_graph, ws_flex
+from graphtickets.graphs import (
+    Graph,
+    from_edges,
+    layer_bipartite,
+    layered_graph,
+    relational_graph,
+    ws_flex,
+)
 
 
 def _conv_net() -> nn.Module:
@@ -67,21 +75,60 @@ def _canonical(g: Graph) -> dict[tuple[int, int], float]:
     return {(int(a), int(b)): float(c) for a, b, c in zip(src, dst, w, strict=True)}
 
 
+def _pairs(src: np.ndarray, dst: np.ndarray) -> list[tuple[int, int]]:
+    return list(zip(src.tolist(), dst.tolist(), strict=True))
+
+
 @pytest.mark.parametrize("i", range(4))
 def test_networkx_igraph_round_trip(i: int) -> None:
     g = _graphs()[i]
     ref = _canonical(g)
+    src, dst, _ = g.edges()
     gx = g.to_networkx()
     assert gx.number_of_nodes() == g.n_nodes and gx.number_of_edges() == g.n_edges
-    got = {((a, b) if g.directed else (min(a, b), max(a, b))): d["weight"] for a, b, d in gx.edges(data=True)}
-    assert got == ref
+    assert list(gx.nodes()) == list(range(g.n_nodes))
+    # the tuples as exported, not normalised here: canonical (src <= dst when undirected), sorted
+    assert list(gx.edges()) == _pairs(src, dst)
+    assert {(a, b): d["weight"] for a, b, d in gx.edges(data=True)} == ref
     back = nx.to_scipy_sparse_array(gx, nodelist=range(g.n_nodes), weight="weight", format="csr")
     assert abs(sp.csr_matrix(back) - g.adjacency).max() == 0 if g.n_edges else True
     gi = g.to_igraph()
     assert gi.vcount() == g.n_nodes and gi.ecount() == g.n_edges and gi.is_directed() == g.directed
-    igot = {((e.source, e.target) if g.directed else (min(e.tuple), max(e.tuple))): e["weight"] for e in gi.es}
-    assert igot == ref
+    assert gi.get_edgelist() == _pairs(src, dst)
+    assert dict(zip(gi.get_edgelist(), gi.es["weight"], strict=True)) == ref
     assert gi.vs["layer"] == [str(x) for x in g.nodes["layer"]] or gi.vs["layer"] == list(g.nodes["layer"])
+
+
+@pytest.mark.parametrize("directed", [True, False])
+def test_edge_tuples_are_canonical_whatever_the_insertion_order(directed: bool) -> None:
+    # the netrd trap: Jaccard on set(G.edges()) must be 1.0 for identical graphs whatever the
+    # order their edges (or the ends of an undirected edge) were given in
+    edges = [(5, 1), (3, 2), (0, 4), (4, 3), (2, 5), (1, 0)]
+    perm = [3, 0, 5, 1, 4, 2]
+    g1 = Graph(from_edges(6, *np.array(edges).T, directed=directed), _nodes(6), directed=directed)
+    flipped = [edges[j][::-1] if not directed else edges[j] for j in perm]
+    g2 = Graph(from_edges(6, *np.array(flipped).T, directed=directed), _nodes(6), directed=directed)
+    want = sorted(edges) if directed else sorted((min(e), max(e)) for e in edges)  # by hand
+    if directed:
+        assert want == [(0, 4), (1, 0), (2, 5), (3, 2), (4, 3), (5, 1)]
+    else:
+        assert want == [(0, 1), (0, 4), (1, 5), (2, 3), (2, 5), (3, 4)]
+    for g in (g1, g2):
+        csr = g.adjacency if directed else sp.triu(g.adjacency).tocsr()
+        assert sorted(zip(*(x.tolist() for x in csr.nonzero()), strict=True)) == want
+        assert list(g.to_networkx().edges()) == want
+        assert g.to_igraph().get_edgelist() == want
+    # the trap is real: a networkx graph filled in the raw order reports other tuples
+    raw = (nx.DiGraph if directed else nx.Graph)(flipped)
+    if not directed:
+        assert set(raw.edges()) != set(want)
+    a, b = set(g1.to_networkx().edges()), set(g2.to_networkx().edges())
+    assert len(a & b) / len(a | b) == 1.0
+    assert set(g1.to_igraph().get_edgelist()) == set(g2.to_igraph().get_edgelist())
+
+
+def _nodes(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"layer": ["x"] * n, "unit": np.arange(n)})
 
 
 @pytest.mark.parametrize("i", range(4))
@@ -91,12 +138,37 @@ def test_pyg_keeps_nodes_edges_and_weights(i: int) -> None:
 
     g = _graphs()[i]
     d = g.to_pyg()
-    assert d.num_nodes == g.n_nodes  # dead trailing units are not dropped
     assert d.edge_index.shape[1] == g.adjacency.nnz  # undirected: both directions
-    a = sp.csr_matrix((d.edge_weight.double().numpy(), tuple(d.edge_index.numpy())), shape=(g.n_nodes,) * 2)
-    assert np.allclose((a - g.adjacency).toarray(), 0, atol=1e-6)
+    assert d.edge_weight.dtype == torch.float64  # lossless: the adjacency's own dtype
+    a = sp.csr_matrix((d.edge_weight.numpy(), tuple(d.edge_index.numpy())), shape=(g.n_nodes,) * 2)
+    assert (a != g.adjacency).nnz == 0  # exactly equal, no tolerance
+    # num_nodes is stored, not inferred from x: it survives without node features
+    assert d.x is not None and d.x.shape[0] == g.n_nodes
+    del d.x
+    assert d.num_nodes == g.n_nodes
+    # PyG's to_networkx(to_undirected=True) keeps only the upper triangle: nothing may be lost
     gx = to_networkx(d, edge_attrs=["edge_weight"], to_undirected=not g.directed)
-    assert gx.number_of_edges() == g.n_edges and gx.number_of_nodes() == g.n_nodes
+    assert gx.number_of_nodes() == g.n_nodes and gx.number_of_edges() == g.n_edges
+    assert {(u, v): w["edge_weight"] for u, v, w in gx.edges(data=True)} == _canonical(g)
+
+
+def test_pyg_num_nodes_trap_is_real_on_the_dead_tail_graph() -> None:
+    pytest.importorskip("torch_geometric")
+    from torch_geometric.data import Data
+
+    g = _graphs()[0]  # its last node (a dead output unit) is isolated
+    d = g.to_pyg()
+    with pytest.warns(UserWarning, match="num_nodes"):
+        inferred = Data(edge_index=d.edge_index).num_nodes  # what PyG does when not told
+    assert inferred < g.n_nodes
+    assert d.num_nodes == g.n_nodes and "num_nodes" in d
+
+
+def test_pyg_weights_exact_for_non_float32_values() -> None:
+    pytest.importorskip("torch_geometric")
+    third = Graph(from_edges(3, [0, 1], [1, 2], [1 / 3, 0.1 + 1e-12], directed=False), _nodes(3), directed=False)
+    d = third.to_pyg()
+    assert d.edge_weight.tolist() == [1 / 3, 1 / 3, 0.1 + 1e-12, 0.1 + 1e-12]
 
 
 def test_layered_dead_trailing_unit_is_kept() -> None:

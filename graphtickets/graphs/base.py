@@ -138,8 +138,12 @@ class Graph:
         """A ``torch_geometric.data.Data`` with ``edge_index``, ``edge_weight`` and node features.
 
         ``num_nodes`` is set explicitly (PyG would otherwise infer it from the largest index and
-        drop dead trailing units). An undirected graph gets both directions, as PyG expects.
-        Node features ``x``: the numeric columns of the node table (float32).
+        drop dead trailing units). An undirected graph gets both directions, as PyG expects, so
+        ``to_networkx(data, to_undirected=True)`` (which keeps the upper triangle) loses nothing.
+        ``edge_weight`` is float64, the adjacency's own dtype, so the export is lossless (conv
+        ``abs`` sums, relational ``mean`` densities); GNN layers that want float32 need
+        ``data.edge_weight.float()``. Node features ``x``: the numeric columns of the node table
+        (float32; their names in ``data.feature_names``), None when there are none.
         """
         import torch
         from torch_geometric.data import Data
@@ -147,7 +151,7 @@ class Graph:
         coo = sp.coo_matrix(self.adjacency)
         order = np.lexsort((coo.col, coo.row))
         edge_index = torch.from_numpy(np.vstack([coo.row[order], coo.col[order]]).astype(np.int64))
-        edge_weight = torch.from_numpy(coo.data[order].astype(np.float32))
+        edge_weight = torch.from_numpy(coo.data[order].astype(np.float64))
         numeric = self.nodes.select_dtypes(include=[np.number])
         x = torch.from_numpy(np.array(numeric.to_numpy(dtype=np.float32))) if numeric.shape[1] else None
         data = Data(edge_index=edge_index, edge_weight=edge_weight, x=x, num_nodes=self.n_nodes)
