@@ -264,3 +264,99 @@ def test_collapsed_layers_conv_flatten_and_residual() -> None:
     masks = dict(tr.masks)
     masks[first] = torch.zeros_like(masks[first])
     assert gt.pruning.collapsed_layers(res, gt.Ticket(masks)) == [first]
+
+
+# --------------------------------------------------------------------------- GraSP with a prior
+def _masked_grasp_oracle(w1: np.ndarray, w2: np.ndarray, m1: np.ndarray, m2: np.ndarray, data: list, temperature: float) -> np.ndarray:
+    """``w ⊙ Hg`` of the MASKED network f(W1⊙M1, W2⊙M2) on its live weights, flattened.
+
+    g is the hand-derived gradient of the masked network (chain rule: ∇_W = ∇_{W⊙M} ⊙ M),
+    Hg the central finite difference of that gradient along g. Pruned entries score 0.
+    """
+    def grad(a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q1, q2 = _grad_closed_form(a1 * m1, a2 * m2, data, temperature)
+        return q1 * m1, q2 * m2
+
+    g1, g2 = grad(w1, w2)
+    eps = 1e-4 / np.sqrt((g1**2).sum() + (g2**2).sum())
+    p1, p2 = grad(w1 + eps * g1, w2 + eps * g2)
+    n1, n2 = grad(w1 - eps * g1, w2 - eps * g2)
+    hg1, hg2 = (p1 - n1) / (2 * eps), (p2 - n2) / (2 * eps)
+    return np.concatenate([(w1 * m1 * hg1).ravel(), (w2 * m2 * hg2).ravel()])
+
+
+def _flat(t: gt.Ticket) -> np.ndarray:
+    return np.concatenate([t.masks["0.weight"].numpy().ravel(), t.masks["1.weight"].numpy().ravel()])
+
+
+def _top_live(score: np.ndarray, alive: np.ndarray, k: int) -> set[int]:
+    live = np.flatnonzero(alive)
+    return set(live[np.argsort(-score[live], kind="stable")[:k]].tolist())
+
+
+@pytest.mark.parametrize("temperature", [2.0, 200.0])
+def test_grasp_with_prior_matches_masked_network_oracle(temperature: float) -> None:
+    from graphtickets.pruning.core import masked_copy
+    from graphtickets.pruning.grasp import grasp_scores
+
+    net, data = _two_layer(), _batches()
+    w1, w2 = net[0].weight.detach().numpy().copy(), net[1].weight.detach().numpy().copy()
+    prior = gt.pruning.prune(net, "random", density=0.6, seed=3, scope="global")
+    m1, m2 = prior.masks["0.weight"].numpy(), prior.masks["1.weight"].numpy()
+    oracle = _masked_grasp_oracle(w1, w2, m1.astype(float), m2.astype(float), data, temperature)
+    s = grasp_scores(masked_copy(net, prior.masks), prior.masks, data, temperature=temperature)
+    ours = np.concatenate([s["0.weight"].numpy().ravel(), s["1.weight"].numpy().ravel()])
+    alive = _flat(prior)
+    scale = np.abs(oracle).max()
+    np.testing.assert_allclose(ours[alive], oracle[alive], rtol=1e-5, atol=1e-6 * scale)
+    assert not ours[~alive].any()  # pruned weights score 0 and have no Hg
+    t = gt.pruning.prune(net, "grasp", density=0.25, data=data, temperature=temperature, prior=prior)
+    assert set(np.flatnonzero(_flat(t))) == _top_live(oracle, alive, 6)
+
+
+def test_grasp_two_rounds_match_hand_oracle() -> None:
+    """Iterated GraSP, round by round on the masked network (exponential schedule)."""
+    net, data = _two_layer(), _batches()
+    w1, w2 = net[0].weight.detach().numpy().copy(), net[1].weight.detach().numpy().copy()
+    n = w1.size + w2.size
+    alive = np.ones(n, dtype=bool)
+    for d in (0.25**0.5, 0.25):
+        m1, m2 = alive[: w1.size].reshape(w1.shape), alive[w1.size :].reshape(w2.shape)
+        score = _masked_grasp_oracle(w1, w2, m1.astype(float), m2.astype(float), data, 200.0)
+        keep = _top_live(score, alive, round(d * n))
+        alive = np.isin(np.arange(n), list(keep))
+    t = gt.pruning.prune(net, "grasp", density=0.25, data=data, rounds=2)
+    assert np.array_equal(_flat(t), alive)
+
+
+# --------------------------------------------------------------------------- scoring mode (BatchNorm)
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_data_scorers_use_eval_mode_by_default(method: str) -> None:
+    from graphtickets.pruning.core import masked_copy
+    from graphtickets.pruning.grasp import grasp_scores
+
+    scorer = {"snip": snip_scores, "grasp": grasp_scores}[method]
+    net = _bn_net()
+    g = torch.Generator().manual_seed(0)
+    data = [(2.0 * torch.randn(16, 3, 8, 8, generator=g) + 0.5, torch.randint(0, 5, (16,), generator=g))]
+    masks = {n: torch.ones(p.shape, dtype=torch.bool) for n, p in gt.prunable(net).items()}
+    ev = scorer(masked_copy(net, masks), masks, data, train_mode=False)
+    tr = scorer(masked_copy(net, masks), masks, data, train_mode=True)
+    # BatchNorm with batch statistics vs running statistics: the scores differ
+    assert any(not torch.allclose(ev[n], tr[n], rtol=1e-3, atol=0.0) for n in masks)
+    # an explicit oracle of eval mode: the same copy put in eval mode by hand
+    hand = masked_copy(net, masks).eval()
+    ref = scorer(hand, masks, data, train_mode=False)
+    assert all(torch.equal(ev[n], ref[n]) for n in masks)
+    default = gt.pruning.prune(net, method, density=0.2, data=data)
+    assert default.config["hparams"]["train_mode"] is False
+    assert default.meta["scoring_mode"] == "eval"
+    from graphtickets.pruning.select import select_topk
+
+    assert default.masks.keys() == ev.keys()
+    expect = select_topk(ev, 0.2)
+    assert all(torch.equal(default.masks[n], expect[n]) for n in masks)
+    train = gt.pruning.prune(net, method, density=0.2, data=data, train_mode=True)
+    assert train.config["hparams"]["train_mode"] is True and train.meta["scoring_mode"] == "train"
+    assert all(torch.equal(train.masks[n], select_topk(tr, 0.2)[n]) for n in masks)
+    assert net.training  # the model's own mode is untouched

@@ -31,13 +31,24 @@ __all__ = ["grasp_scores", "hessian_gradient", "grasp"]
 
 
 def hessian_gradient(
-    model: nn.Module, names: Iterable[str], data: Iterable[Any], *, temperature: float = 200.0
+    model: nn.Module,
+    names: Iterable[str],
+    data: Iterable[Any],
+    *,
+    temperature: float = 200.0,
+    masks: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(g, Hg)`` of the temperature-scaled cross-entropy with respect to parameters ``names``.
 
     ``g = Σ_b ∇L_b`` (first pass, no graph); ``Hg = Σ_b ∇(<g, ∇L_b>)`` (second pass, double
     back-propagation), where ``L_b`` is the mean cross-entropy of batch ``b`` on
     ``model(x) / temperature``. Only the listed parameters enter ``g`` and ``H``.
+
+    With ``masks`` (the weights still alive), the derivatives are those of the MASKED network
+    ``f(w ⊙ m)`` with respect to its live weights: the pruned entries (zero in ``model``, but
+    still free parameters whose gradient is not zero) are removed from ``g`` before the
+    second pass, and ``g`` and ``Hg`` are zero there. Without this, an iterated or
+    prior-constrained GraSP would score ``w ⊙ H g_full`` instead of ``w ⊙ H (g ⊙ m)``.
     """
     batches = as_batches(data, "grasp")
     params = dict(model.named_parameters())
@@ -50,6 +61,13 @@ def hessian_gradient(
         for acc, gi in zip(g, torch.autograd.grad(loss, weights, allow_unused=True), strict=True):
             if gi is not None:
                 acc.add_(gi)
+    live = [
+        None if masks is None or n not in masks else masks[n].to(w.device, w.dtype)
+        for n, w in zip(names, weights, strict=True)
+    ]
+    for acc, m in zip(g, live, strict=True):
+        if m is not None:
+            acc.mul_(m)  # the masked network has no pruned weights: no direction along them
     hg = [torch.zeros_like(w) for w in weights]
     for x, y in batches:  # second pass: Hessian-gradient product by double backprop
         loss = F.cross_entropy(model(x.to(dev)) / temperature, y.to(dev))
@@ -60,6 +78,9 @@ def hessian_gradient(
         for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True), strict=True):
             if h is not None:
                 acc.add_(h)
+    for acc, m in zip(hg, live, strict=True):
+        if m is not None:
+            acc.mul_(m)
     return dict(zip(names, g, strict=True)), dict(zip(names, hg, strict=True))
 
 
@@ -70,6 +91,7 @@ def grasp_scores(
     generator: torch.Generator | None = None,
     *,
     temperature: float = 200.0,
+    train_mode: bool = False,
 ) -> dict[str, torch.Tensor]:
     """GraSP scores ``w ⊙ Hg`` (keep the largest; the paper removes the largest ``-w ⊙ Hg``).
 
@@ -84,13 +106,17 @@ def grasp_scores(
         Unused.
     temperature : float
         Logits are divided by it (the paper uses 200).
+    train_mode : bool
+        Score in train mode (BatchNorm with batch statistics); by default eval mode, as the
+        Synaptic-Flow reference does (see :data:`graphtickets.pruning.snip.SCORING_MODE_NOTE`).
 
     Returns
     -------
     dict[str, torch.Tensor]
         Signed scores on the CPU; pruned weights score 0.
     """
-    _, hg = hessian_gradient(model, masks, data, temperature=temperature)
+    model.train(train_mode)
+    _, hg = hessian_gradient(model, masks, data, temperature=temperature, masks=masks)
     params = dict(model.named_parameters())
     return {n: (params[n].detach() * hg[n]).cpu() for n in masks}
 
@@ -116,8 +142,10 @@ def grasp(
     keep_classifier_dense: bool = False,
     invert: bool = False,
     prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+    train_mode: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """GraSP ticket of ``model`` at ``density``; see :func:`grasp_scores`.
+    """GraSP ticket of ``model`` at ``density``; see :func:`grasp_scores`. Scored in eval mode
+    unless ``train_mode=True`` (:data:`graphtickets.pruning.snip.SCORING_MODE_NOTE`).
 
     Examples
     --------
@@ -133,5 +161,6 @@ def grasp(
         model, grasp_scores, density=density, data=batches, seed=seed, scope=scope, rounds=rounds,
         schedule=schedule, prior=prior, include_bias=include_bias,
         keep_classifier_dense=keep_classifier_dense, invert=invert, temperature=temperature,
+        train_mode=train_mode,
     )
-    return masks, {**meta, "batches": len(batches)}
+    return masks, {**meta, "batches": len(batches), "scoring_mode": "train" if train_mode else "eval"}

@@ -25,7 +25,18 @@ from graphtickets.pruning._data import as_batches, model_device
 from graphtickets.pruning.core import register_method, score_prune
 from graphtickets.ticket import Ticket
 
-__all__ = ["snip_scores", "snip"]
+__all__ = ["snip_scores", "snip", "SCORING_MODE_NOTE"]
+
+#: Why the data-based scorers (SNIP, GraSP) run the model in eval mode by default.
+SCORING_MODE_NOTE = (
+    "Scores are computed on a private copy of the model in eval mode unless train_mode=True: "
+    "BatchNorm then normalizes with its running statistics (at initialization mean 0, variance 1, "
+    "so the layer is an affine map that does not depend on the batch) instead of the batch's "
+    "statistics, and dropout is off. This is what the Synaptic-Flow reference code does for every "
+    "pruner (prune_loop calls model.eval() unless train_mode), and Tanaka et al.'s Fig. 1 was "
+    "made that way. Train mode changes the scores of networks with BatchNorm (batch statistics "
+    "rescale each channel by the batch's spread). The model's own mode and training are untouched."
+)
 
 
 def snip_scores(
@@ -33,6 +44,8 @@ def snip_scores(
     masks: Mapping[str, torch.Tensor],
     data: Iterable[Any],
     generator: torch.Generator | None = None,
+    *,
+    train_mode: bool = False,
 ) -> dict[str, torch.Tensor]:
     """SNIP scores ``|∂L/∂w ⊙ w|`` of the masked parameters of ``model``.
 
@@ -46,6 +59,11 @@ def snip_scores(
         The loss is the sum over batches of each batch's mean cross-entropy.
     generator : torch.Generator, optional
         Unused (SNIP draws nothing); part of the scorer signature.
+    train_mode : bool
+        Score in train mode (BatchNorm normalizes by the batch's statistics, dropout drops).
+        By default the copy is scored in eval mode (BatchNorm uses its running statistics),
+        as the Synaptic-Flow reference code scores every pruner (Tanaka et al. 2020,
+        ``prune_loop(..., train_mode=False)``); see :data:`SCORING_MODE_NOTE`.
 
     Returns
     -------
@@ -53,6 +71,7 @@ def snip_scores(
         A score per weight, on the CPU. Pruned weights score 0.
     """
     batches = as_batches(data, "snip")
+    model.train(train_mode)
     params = dict(model.named_parameters())
     weights = [params[n] for n in masks]
     dev = model_device(model)
@@ -86,9 +105,11 @@ def snip(
     keep_classifier_dense: bool = False,
     invert: bool = False,
     prior: Mapping[str, torch.Tensor] | Ticket | None = None,
+    train_mode: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """SNIP ticket of ``model`` at ``density``; see :func:`snip_scores` and
-    :func:`graphtickets.pruning.score_prune` for the options.
+    :func:`graphtickets.pruning.score_prune` for the options. ``train_mode=False`` (default)
+    scores in eval mode, as the Synaptic-Flow reference does (:data:`SCORING_MODE_NOTE`).
 
     Examples
     --------
@@ -103,6 +124,6 @@ def snip(
     masks, meta = score_prune(
         model, snip_scores, density=density, data=batches, seed=seed, scope=scope, rounds=rounds,
         schedule=schedule, prior=prior, include_bias=include_bias,
-        keep_classifier_dense=keep_classifier_dense, invert=invert,
+        keep_classifier_dense=keep_classifier_dense, invert=invert, train_mode=train_mode,
     )
-    return masks, {**meta, "batches": len(batches)}
+    return masks, {**meta, "batches": len(batches), "scoring_mode": "train" if train_mode else "eval"}
