@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import graphtickets as gt
@@ -204,3 +206,92 @@ def test_spectral_and_degree_on_graphs() -> None:
     lb = np.sort(np.linalg.eigvalsh(nx.normalized_laplacian_matrix(nx.path_graph(10)).toarray()))
     assert distance(a, b, "spectral") == pytest.approx(np.linalg.norm(la - lb), abs=1e-9)
     assert distance(a, b, "degree") == pytest.approx(2 / 10)  # two degree-2 nodes become degree 1
+
+
+# --------------------------------------------------------------------------- aligned jaccard
+def _random_chain(seed: int, shapes: list[tuple[int, ...]], densities: list[float]) -> gt.Ticket:
+    g = torch.Generator().manual_seed(seed)
+    return gt.Ticket({f"l{i}": torch.rand(s, generator=g) < d for i, (s, d) in enumerate(zip(shapes, densities, strict=True))})
+
+
+MLP_SHAPES = [(6, 5), (7, 6), (3, 7)]
+CONV_SHAPES = [(4, 2, 3, 3), (5, 4, 3, 3), (6, 5 * 4), (3, 6)]  # conv, conv, flatten (2x2) -> fc, fc
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shapes=st.sampled_from([MLP_SHAPES, CONV_SHAPES]),
+    seeds=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
+    dens=st.lists(st.floats(0.05, 0.95), min_size=8, max_size=8),
+)
+def test_aligned_jaccard_never_exceeds_jaccard(shapes: list[tuple[int, ...]], seeds: tuple[int, int], dens: list[float]) -> None:
+    a = _random_chain(seeds[0], shapes, dens[: len(shapes)])
+    b = _random_chain(seeds[1], shapes, dens[4 : 4 + len(shapes)])
+    aj, j = distance(a, b, "aligned_jaccard"), distance(a, b, "jaccard")
+    assert 0.0 <= aj <= j + 1e-12
+    assert distance(b, a, "aligned_jaccard") == pytest.approx(aj, abs=1e-12)
+    assert distance(a, a, "aligned_jaccard") == 0.0
+
+
+def test_aligned_jaccard_of_conv_tickets_differing_in_kernel_positions() -> None:
+    """The auditor's case: only positions inside kernels differ, so no channel permutation helps;
+    the identity (jaccard 0.139) must not be lost (it was 0.834 before the identity start)."""
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
+    a = gt.pruning.prune(m, "random", density=0.2, seed=0)
+    g = torch.Generator().manual_seed(1)
+    masks = {}
+    for n, mk in a.masks.items():
+        if mk.dim() == 4:
+            o, i, kh, kw = mk.shape
+            perm = torch.stack([torch.randperm(kh * kw, generator=g) for _ in range(o * i)]).reshape(o, i, -1)
+            masks[n] = torch.gather(mk.reshape(o, i, -1), 2, perm).reshape(mk.shape)
+        else:
+            masks[n] = mk.clone()
+    b = a.replace(masks)
+    j = distance(a, b, "jaccard")
+    assert 0.1 < j < 0.2
+    assert distance(a, b, "aligned_jaccard") <= j
+
+
+def _permuted_conv_ticket(a: gt.Ticket, rng: np.random.Generator) -> gt.Ticket:
+    """``a`` with the hidden channels/units of every layer permuted consistently (same network)."""
+    names = list(a.masks)
+    masks = {n: a.masks[n].clone() for n in names}
+    prev: torch.Tensor | None = None
+    for k, n in enumerate(names):
+        m = masks[n]
+        if prev is not None:
+            r = m.shape[1] // prev.numel()
+            idx = (prev[:, None] * r + torch.arange(r)[None, :]).reshape(-1) if r > 1 else prev
+            m = m[:, idx]
+        if k < len(names) - 1:
+            p = torch.from_numpy(rng.permutation(m.shape[0]))
+            m, prev = m[p], p
+        masks[n] = m
+    return a.replace(masks)
+
+
+def test_aligned_jaccard_recovers_a_channel_permutation_through_flatten() -> None:
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)  # conv, conv, pool, flatten (4x4), fc, fc, fc
+    a = gt.pruning.prune(m, "magnitude", density=0.3, seed=0)
+    b = _permuted_conv_ticket(a, np.random.default_rng(0))
+    assert b.masks["fc.0.weight"].sum() == a.masks["fc.0.weight"].sum()
+    assert distance(a, b, "jaccard") > 0.5
+    assert distance(a, b, "aligned_jaccard") == pytest.approx(0.0, abs=1e-12)
+    perms = align_units(a, b)
+    assert torch.equal(a.masks["features.0.weight"], b.masks["features.0.weight"][torch.from_numpy(perms["features.0.weight"])])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_aligned_jaccard_is_exact_for_one_hidden_layer(seed: int) -> None:
+    """Brute force over all 5! permutations of the one hidden layer is the oracle."""
+    g = torch.Generator().manual_seed(seed)
+    a = gt.Ticket({"h": torch.rand(5, 4, generator=g) < 0.5, "o": torch.rand(3, 5, generator=g) < 0.5})
+    b = gt.Ticket({"h": torch.rand(5, 4, generator=g) < 0.5, "o": torch.rand(3, 5, generator=g) < 0.5})
+    total = sum(int(a.masks[n].sum() + b.masks[n].sum()) for n in a.masks)
+    best = 1.0
+    for p in itertools.permutations(range(5)):
+        pt = torch.tensor(p)
+        inter = int((a.masks["h"] & b.masks["h"][pt]).sum() + (a.masks["o"] & b.masks["o"][:, pt]).sum())
+        best = min(best, 1 - inter / (total - inter))
+    assert distance(a, b, "aligned_jaccard") == pytest.approx(best, abs=1e-12)
