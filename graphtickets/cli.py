@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     spec = gt.pruning.METHODS.get_or_raise(args.method)
     batches: Any = None
     if spec.needs_data:
-        train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed)
+        train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed,
+                             download=args.download)
         batches = gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
         if spec.kind in ("init", "baseline") and args.batches:
             batches = gt.data.take(batches, args.batches)
@@ -123,6 +125,25 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_fits(ticket: Any, dataset: str, where: str) -> None:
+    """Raise unless ``dataset``'s input shape and class count are those of the ticket's model."""
+    import graphtickets as gt
+
+    spec = ticket.config.get("model")
+    if not isinstance(spec, dict) or "in_shape" not in spec or "num_classes" not in spec:
+        raise GraphticketsError(f"{where} records no model spec; cannot rebuild its model to train it")
+    info = gt.data.info(dataset)
+    want_shape = tuple(int(d) for d in spec["in_shape"])
+    want_classes = int(spec["num_classes"])
+    if tuple(info.in_shape) != want_shape or int(info.num_classes) != want_classes:
+        recorded = ticket.config.get("dataset") or "unknown"
+        raise GraphticketsError(
+            f"{where} holds a {spec.get('name')} for inputs {want_shape} and {want_classes} classes "
+            f"(dataset {recorded}), but dataset {dataset!r} has inputs {tuple(info.in_shape)} and "
+            f"{info.num_classes} classes; train it on a dataset of that shape"
+        )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import graphtickets as gt
 
@@ -130,9 +151,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = args.dataset or ticket.config.get("dataset")
     if not dataset:
         raise GraphticketsError("the ticket records no dataset; pass --dataset NAME")
+    _check_fits(ticket, dataset, args.ticket)
     model = ticket.build_model()
-    train = gt.data.load(dataset, split="train", root=args.root, seed=args.seed)
-    test = gt.data.load(dataset, split="test", root=args.root, seed=args.seed)
+    train = gt.data.load(dataset, split="train", root=args.root, seed=args.seed, download=args.download)
+    test = gt.data.load(dataset, split="test", root=args.root, seed=args.seed, download=args.download)
     hist = gt.training.train(
         model,
         gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
@@ -206,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", help="ticket file to write (.safetensors)")
     q.add_argument("--root", help="data folder (default: $GRAPHTICKETS_DATA or ~/.cache/graphtickets)")
+    q.add_argument("--download", action="store_true",
+                   help="fetch missing dataset files with torchvision (pip install 'graphtickets[vision]')")
     q.add_argument("--batch-size", type=int, default=128)
     q.add_argument("--batches", type=int, default=10, help="batches given to pruning-at-init scorers")
     q.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword, e.g. widths=[100,100]")
@@ -223,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu or cuda")
     t.add_argument("--root", help="data folder")
+    t.add_argument("--download", action="store_true",
+                   help="fetch missing dataset files with torchvision (pip install 'graphtickets[vision]')")
     t.add_argument("--out", help="write the trained ticket here instead of updating TICKET")
     t.set_defaults(handler=_cmd_train)
 
@@ -234,26 +260,56 @@ def build_parser() -> argparse.ArgumentParser:
     from graphtickets.study import cli as study_cli
 
     study_cli.add_commands(sub)
+    for cmd in sub.choices.values():  # -v also after the command name
+        cmd.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more logging (-vv for debug); tracebacks of unexpected errors")
     return p
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(text).split())
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``graphtickets`` console script."""
+    """Entry point of the ``graphtickets`` console script.
+
+    Bad input (a :class:`~graphtickets.errors.GraphticketsError`, a file that cannot be read or
+    written) prints one line ``graphtickets: error: ...`` on stderr and returns 2. Any other
+    exception also prints one line and returns 2; with ``-v`` its traceback is printed first.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)
-    except GraphticketsError as exc:
-        print(f"graphtickets: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"graphtickets: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("graphtickets: interrupted", file=sys.stderr)
         return 130
+    except GraphticketsError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"graphtickets: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"graphtickets: error: {_one_line(_os_message(exc))}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        hint = "" if verbose else " (run `graphtickets -v ...` to see the traceback)"
+        print(f"graphtickets: error: {type(exc).__name__}: {_one_line(str(exc))}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

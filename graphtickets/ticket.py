@@ -7,12 +7,14 @@ cost, what it found on the way, the package version). Optionally it carries ``we
 (for instance the rewound weights of an IMP ticket).
 
 Files are safetensors: the masks (and weights) as tensors, the provenance as JSON in the
-metadata. Never pickle. A ticket file alone is enough to rebuild its model
+metadata, with a sha256 of the mask (and weight) bytes that :meth:`Ticket.load` verifies.
+Never pickle. A ticket file alone is enough to rebuild its model
 (:meth:`Ticket.build_model`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +36,9 @@ __all__ = ["Ticket", "prunable", "check_density", "FORMAT"]
 FORMAT = "graphtickets.ticket/1"
 _WEIGHT_PREFIX = "weight::"
 _MASK_PREFIX = "mask::"
+#: Metadata keys of the sha256 digests of the mask (and weight) bytes, checked by ``load``.
+_MASKS_DIGEST = "graphtickets.masks_sha256"
+_WEIGHTS_DIGEST = "graphtickets.weights_sha256"
 
 _PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -107,6 +112,16 @@ def check_density(density: float, name: str = "density") -> float:
         hint = " (did you mean sparsity? density is the fraction kept)" if d > 1.0 or d == 0 else ""
         raise TicketError(f"{name} must be in (0, 1], got {density!r}{hint}")
     return d
+
+
+def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the names, shapes, dtypes and raw bytes of ``tensors`` (in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}\0{tuple(t.shape)}\0{t.dtype}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -342,15 +357,39 @@ class Ticket:
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the ticket as a safetensors file (atomically: temp file + rename)."""
+        """Write the ticket as a safetensors file (atomically: temp file + rename).
+
+        The metadata holds the provenance (JSON) and sha256 digests of the mask (and weight)
+        bytes, which :meth:`load` verifies.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write (conventionally ``*.safetensors``); its folder is created.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        TicketError
+            If ``path`` is an existing directory.
+        """
         from safetensors.torch import save_file
 
         path = Path(path)
+        if path.is_dir():
+            raise TicketError(
+                f"{str(path)!r} is a directory; give a file name, e.g. {str(path / 'ticket.safetensors')!r}"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {_MASK_PREFIX + n: m.contiguous() for n, m in self.masks.items()}
         if self.weights is not None:
             tensors.update({_WEIGHT_PREFIX + n: w.contiguous() for n, w in self.weights.items()})
-        meta = {"graphtickets": json.dumps(self.provenance())}
+        meta = {"graphtickets": json.dumps(self.provenance()), _MASKS_DIGEST: _digest(self.masks)}
+        if self.weights is not None:
+            meta[_WEIGHTS_DIGEST] = _digest(self.weights)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -363,7 +402,25 @@ class Ticket:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Ticket:
-        """Read a ticket written by :meth:`save`; clear errors for corrupt or foreign files."""
+        """Read a ticket written by :meth:`save`; clear errors for corrupt or foreign files.
+
+        Parameters
+        ----------
+        path : path-like
+            A ticket file.
+
+        Returns
+        -------
+        Ticket
+
+        Raises
+        ------
+        TicketError
+            If the file is absent, not safetensors, not a ticket, of another format version,
+            has provenance that is not a JSON object, or tensors whose sha256 differs from the
+            one recorded at save time (files written before digests were recorded load
+            without that check).
+        """
         from safetensors import safe_open
 
         path = Path(path)
@@ -385,18 +442,41 @@ class Ticket:
             raise TicketError(
                 f"{str(path)!r} is not a readable ticket file (corrupt or not safetensors): {exc}"
             ) from None
+        where = repr(str(path))
         try:
             prov = json.loads(raw)
         except json.JSONDecodeError:
-            raise TicketError(f"{str(path)!r}: the ticket's provenance is not valid JSON (corrupt file)") from None
+            raise TicketError(f"{where}: the ticket's provenance is not valid JSON (corrupt file)") from None
+        if not isinstance(prov, dict):
+            raise TicketError(
+                f"{where}: the ticket's provenance is a JSON {type(prov).__name__}, not an object (corrupt file)"
+            )
         if prov.get("format") != FORMAT:
             raise TicketError(
-                f"{str(path)!r} has ticket format {prov.get('format')!r}; this graphtickets reads {FORMAT!r}"
+                f"{where} has ticket format {prov.get('format')!r}; this graphtickets reads {FORMAT!r}"
             )
+        for key, kind in (("config", dict), ("meta", dict), ("order", list), ("method", str)):
+            if key in prov and not isinstance(prov[key], kind):
+                raise TicketError(
+                    f"{where}: the provenance's {key!r} is a {type(prov[key]).__name__}, "
+                    f"expected a JSON {'object' if kind is dict else 'array' if kind is list else 'string'} "
+                    f"(corrupt file)"
+                )
         order = prov.get("order") or []
         masks = {k[len(_MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(_MASK_PREFIX)}
         weights = {k[len(_WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(_WEIGHT_PREFIX)}
-        masks = {n: masks[n] for n in order if n in masks} | masks
+        masks = {n: masks[n] for n in order if isinstance(n, str) and n in masks} | masks
+        for key, group in ((_MASKS_DIGEST, masks), (_WEIGHTS_DIGEST, weights)):
+            recorded = meta.get(key)
+            if recorded is not None and recorded != _digest(group):
+                what = "masks" if key == _MASKS_DIGEST else "weights"
+                raise TicketError(
+                    f"{where}: the {what} do not match the sha256 recorded when the file was "
+                    f"written (corrupt file); re-create the ticket"
+                )
+        for n, m in masks.items():
+            if m.dtype == torch.bool and m.numel() and int(m.reshape(-1).view(torch.uint8).max()) > 1:
+                raise TicketError(f"{where}: mask {n!r} holds bytes other than 0/1 (corrupt file)")
         return cls(
             masks=masks,
             method=prov.get("method", "unknown"),

@@ -54,6 +54,7 @@ __all__ = [
     "lr_at_epoch",
     "OPTIMIZERS",
     "SCHEDULES",
+    "resolve_device",
 ]
 
 log = logging.getLogger("graphtickets.training")
@@ -317,6 +318,47 @@ def _check_int(name: str, value: Any, *, low: int, allow_none: bool = False) -> 
     return int(value)
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, with a clear error for a bad name or a missing accelerator.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ...
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    GraphticketsError
+        If the name is not a device, or it names CUDA (or MPS) that this torch cannot use.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise GraphticketsError(f"{device!r} is not a device; use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "no usable GPU"
+            raise GraphticketsError(
+                f"device {str(device)!r} requested but torch has no CUDA here ({build}); use device 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GraphticketsError(
+                f"device {str(device)!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GraphticketsError(f"device {str(device)!r} requested but MPS is not available; use device 'cpu'")
+    return dev
+
+
 # ---------------------------------------------------------------------------- schedules
 def lr_at_epoch(
     epoch: int,
@@ -464,7 +506,7 @@ def evaluate(
     >>> evaluate(m, [(x, torch.tensor([0, 1, 1]))])["accuracy"]
     0.6666666666666666
     """
-    device = torch.device(device)
+    device = resolve_device(device)
     loss_fn = loss_fn or nn.functional.cross_entropy
     was_training = model.training
     model.to(device)
@@ -599,7 +641,7 @@ def train(
     if _known_empty(data):
         raise GraphticketsError("data is empty: training needs at least one (inputs, targets) batch")
 
-    device = torch.device(device)
+    device = resolve_device(device)
     loss_fn = loss_fn or nn.functional.cross_entropy
     model.to(device)
     pairs = _pruned_on_device(model, masks)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 import graphtickets as gt
 from graphtickets.cli import main, parse_assignments
@@ -99,3 +101,132 @@ def test_parse_assignments_reads_yaml_values():
     assert parse_assignments(["a=1", "b=[1, 2]", "c=x", "d=true", "e=0.5"]) == {
         "a": 1, "b": [1, 2], "c": "x", "d": True, "e": 0.5,
     }
+
+
+# ---------------------------------------------------------------------------- bad input, deeper
+@pytest.fixture
+def digits_ticket(tmp_path):
+    """A magnitude ticket of a small digits MLP, saved to ``tmp_path / 'd.safetensors'``."""
+    info = gt.data.info("digits")
+    model = gt.models.build("mlp", in_shape=info.in_shape, num_classes=info.num_classes, widths=(8,), seed=0)
+    path = tmp_path / "d.safetensors"
+    gt.pruning.prune(model, "magnitude", density=0.5, dataset="digits").save(path)
+    return path
+
+
+def _one_error_line(capsys, argv) -> str:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("graphtickets: error:"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["prune", "--method", "magnitude", "--density", "0.1", "-p", "rounds=abc"], "rounds must be an integer >= 1"),
+        (["prune", "--method", "magnitude", "--density", "0.1", "-p", "rounds=0"], "rounds must be an integer >= 1"),
+        (["prune", "--method", "synflow", "--density", "0.1", "-p", "rounds=-3"], "rounds must be an integer >= 1"),
+        (["prune", "--method", "random", "--density", "0.1", "--out", "{dir}"], "is a directory"),
+        (["prune", "--method", "random", "--density", "0.1", "--out", "{file}/t.safetensors"], "{file}"),
+        (["train", "{ticket}", "--dataset", "mnist1d", "--epochs", "1"], "'mnist1d' has inputs (40,)"),
+        (["train", "{ticket}", "--epochs", "1", "--device", "nonsense"], "is not a device"),
+        (["graph", "{ticket}", "--out", "{dir}"], "is a directory"),
+        (["info", "{list_json}"], "not an object"),
+        (["info", "{config_str}"], "'config' is a str"),
+        (["run", "{bad_yaml}"], "not valid YAML"),
+        (["prune", "--method", "snip", "--density", "0.1", "--dataset", "mnist", "--root", "{dir}"], "--download"),
+    ],
+)
+def test_bad_input_deeper_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path, digits_ticket, argv, fragment):
+    from safetensors.torch import save_file
+
+    monkeypatch.chdir(tmp_path)  # a case that wrongly succeeded would write its ticket here
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a folder")
+    mask = {"mask::fc1.weight": torch.ones(2, 2, dtype=torch.bool)}
+    list_json = tmp_path / "list.safetensors"
+    save_file(mask, str(list_json), metadata={"graphtickets": "[1, 2]"})
+    config_str = tmp_path / "config.safetensors"
+    save_file(mask, str(config_str), metadata={"graphtickets": json.dumps(
+        {"format": "graphtickets.ticket/1", "method": "m", "config": "oops", "meta": {}, "order": []})})
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("name: x\ndatasets: [digits\n  methods: {a: 1\n")
+    subst = {"{dir}": str(folder), "{file}": str(plain), "{ticket}": str(digits_ticket),
+             "{list_json}": str(list_json), "{config_str}": str(config_str), "{bad_yaml}": str(bad_yaml)}
+
+    def fill(text: str) -> str:
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        return text
+
+    line = _one_error_line(capsys, [fill(a) for a in argv])
+    assert fill(fragment) in line
+
+
+def test_train_shape_mismatch_names_both(capsys, digits_ticket):
+    line = _one_error_line(capsys, ["train", str(digits_ticket), "--dataset", "mnist1d", "--epochs", "1"])
+    assert "(1, 8, 8)" in line and "(40,)" in line and "digits" in line and "mnist1d" in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_train_on_cuda_without_cuda_is_one_line(capsys, digits_ticket):
+    line = _one_error_line(capsys, ["train", str(digits_ticket), "--epochs", "1", "--device", "cuda"])
+    assert "CUDA" in line and "'cpu'" in line
+
+
+def test_unexpected_error_is_one_line_with_a_hint_and_v_shows_traceback(capsys, monkeypatch, digits_ticket):
+    def boom(*args, **kwargs):
+        raise RuntimeError("something\nunexpected   happened")
+
+    monkeypatch.setattr(gt.Ticket, "load", boom)
+    line = _one_error_line(capsys, ["info", str(digits_ticket)])
+    assert line == ("graphtickets: error: RuntimeError: something unexpected happened "
+                    "(run `graphtickets -v ...` to see the traceback)")
+    for argv in (["-v", "info", str(digits_ticket)], ["info", str(digits_ticket), "-v"]):
+        code = main(argv)
+        _, err = capsys.readouterr()
+        assert code == 2 and "Traceback" in err and "RuntimeError: something" in err
+        assert err.strip().splitlines()[-1] == "graphtickets: error: RuntimeError: something unexpected happened"
+
+
+def test_os_errors_are_one_line(capsys, monkeypatch, digits_ticket):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/somewhere/t.safetensors")
+
+    monkeypatch.setattr(gt.Ticket, "load", denied)
+    line = _one_error_line(capsys, ["info", str(digits_ticket)])
+    assert line == "graphtickets: error: Permission denied: /somewhere/t.safetensors"
+
+
+def test_download_flag_reaches_the_loader(capsys, monkeypatch, tmp_path):
+    seen = []
+    real = gt.data.load
+
+    def spy(name, **kw):
+        seen.append((name, kw.get("download")))
+        return real("digits", **{k: v for k, v in kw.items() if k != "download"})
+
+    monkeypatch.setattr(gt.data, "load", spy)
+    path = tmp_path / "s.safetensors"
+    code, _, err = _run(capsys, "prune", "--method", "snip", "--density", "0.2", "--dataset", "digits",
+                        "--model-arg", "widths=[8]", "--batches", "1", "--download", "--out", str(path))
+    assert code == 0, err
+    code, _, err = _run(capsys, "train", str(path), "--epochs", "1", "--download")
+    assert code == 0, err
+    assert seen and all(d is True for _, d in seen)
+
+
+def test_console_script_is_declared():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "graphtickets"]
+    assert ep.value == "graphtickets.cli:main"

@@ -259,6 +259,8 @@ def synflow(
     shape = infer_in_shape(model, in_shape, data)
     if scope not in ("global", "layer"):
         raise GraphticketsError(f"scope must be 'global' or 'layer', got {scope!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
     if not fast:
         masks, meta = score_prune(
             model, synflow_scores, density=density, seed=seed, scope=scope, rounds=rounds,

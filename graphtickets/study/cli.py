@@ -17,6 +17,15 @@ from graphtickets.errors import GraphticketsError
 __all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
 
 
+def _out_file(path: str | Path, what: str) -> Path:
+    """``path`` as a file to write: its folder is created; a directory there is an error."""
+    out = Path(path)
+    if out.is_dir():
+        raise GraphticketsError(f"--out {str(out)!r} is a directory; give the {what} file's name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR]``."""
     from graphtickets.study.runner import run
@@ -76,8 +85,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with_pd = table.copy()
     print(with_pd.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+        table.to_csv(_out_file(args.out, "CSV"), index=False)
         print(f"wrote {args.out}")
     return 0
 
@@ -92,8 +100,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     model = ticket.build_model()
     g = gt.graphs.layered_graph(model, ticket) if args.kind == "layered" else gt.graphs.relational_graph(model, ticket)
     ext = {"graphml": ".graphml", "edgelist": ".edgelist", "pyg": ".pt"}[args.format]
-    out = Path(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.kind}{ext}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _out_file(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.kind}{ext}", "graph")
     if args.format == "pyg":
         import torch
 
