@@ -164,3 +164,131 @@ def test_corrupt_and_foreign_files(tmp_path):
 def test_build_model_needs_a_spec():
     with pytest.raises(TicketError, match="no model spec"):
         gt.Ticket(_masks()).build_model()
+
+
+# ---------------------------------------------------------------------------- file integrity
+def _header(raw: bytes) -> tuple[int, dict]:
+    (n,) = struct.unpack("<Q", raw[:8])
+    return 8 + n, json.loads(raw[8 : 8 + n])
+
+
+def _flip(path, key: str, index: int, bits: int = 0x01) -> None:
+    """XOR byte ``index`` of tensor ``key``'s data in a safetensors file with ``bits``."""
+    raw = bytearray(path.read_bytes())
+    start, header = _header(bytes(raw))
+    begin, end = header[key]["data_offsets"]
+    assert 0 <= index < end - begin
+    raw[start + begin + index] ^= bits
+    path.write_bytes(bytes(raw))
+
+
+def _write_raw(path, tensors, provenance) -> None:
+    from safetensors.torch import save_file
+
+    meta = {"graphtickets": provenance if isinstance(provenance, str) else json.dumps(provenance)}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _prov(**over):
+    return {"format": gt.ticket.FORMAT, "method": "m", "config": {}, "meta": {}, "order": ["0.weight"], **over}
+
+
+def test_file_records_a_sha256_of_the_mask_bytes(tmp_path):
+    import hashlib
+
+    p = gt.Ticket(_masks()).save(tmp_path / "t.safetensors")
+    _, header = _header(p.read_bytes())
+    digest = header["__metadata__"]["graphtickets.masks_sha256"]
+    # independent recomputation: names in sorted order, then shape, dtype and the 0/1 bytes
+    h = hashlib.sha256()
+    for name, m in sorted(_masks().items()):
+        h.update(f"{name}\0{tuple(m.shape)}\0{m.dtype}\0".encode())
+        h.update(bytes(int(v) for v in m.flatten().tolist()))
+    assert digest == h.hexdigest()
+
+
+def test_flipped_byte_in_the_mask_data_is_detected(tmp_path):
+    p = gt.Ticket(_masks()).save(tmp_path / "t.safetensors")
+    _flip(p, "mask::0.weight", 5)  # a False becomes True: still a valid bool mask
+    with pytest.raises(TicketError, match="masks do not match the sha256"):
+        gt.Ticket.load(p)
+
+
+def test_flipped_byte_in_the_weight_data_is_detected(tmp_path):
+    w = {n: p.detach().clone() for n, p in _net(1).named_parameters()}
+    p = gt.Ticket(_masks(), weights=w).save(tmp_path / "w.safetensors")
+    _flip(p, "weight::0.bias", 2, bits=0x10)
+    with pytest.raises(TicketError, match="weights do not match the sha256"):
+        gt.Ticket.load(p)
+
+
+def test_file_without_digest_still_loads_but_non_boolean_bytes_are_refused(tmp_path):
+    old = tmp_path / "old.safetensors"
+    _write_raw(old, {"mask::0.weight": torch.tensor([[True, False], [True, True]])}, _prov())
+    t = gt.Ticket.load(old)
+    assert t.kept == 3 and t.method == "m"
+    _flip(old, "mask::0.weight", 1, bits=0x02)  # byte 0 -> 2: not a bool
+    with pytest.raises(TicketError, match="other than 0/1"):
+        gt.Ticket.load(old)
+
+
+@pytest.mark.parametrize(
+    "provenance, fragment",
+    [
+        ("[1, 2]", "is a JSON list, not an object"),
+        ('"just a string"', "is a JSON str, not an object"),
+        ("{not json", "not valid JSON"),
+        (_prov(config="oops"), "'config' is a str"),
+        (_prov(meta=[1]), "'meta' is a list"),
+        (_prov(order={"a": 1}), "'order' is a dict"),
+        (_prov(format="graphtickets.ticket/2"), "ticket format 'graphtickets.ticket/2'"),
+        ({"method": "m"}, "ticket format None"),
+    ],
+)
+def test_bad_provenance_is_a_ticket_error(tmp_path, provenance, fragment):
+    p = tmp_path / "bad.safetensors"
+    _write_raw(p, {"mask::0.weight": torch.ones(2, 2, dtype=torch.bool)}, provenance)
+    with pytest.raises(TicketError) as info:
+        gt.Ticket.load(p)
+    assert fragment in str(info.value)
+    assert str(p) in str(info.value)
+
+
+def test_save_to_a_directory_is_a_ticket_error(tmp_path):
+    with pytest.raises(TicketError, match="is a directory"):
+        gt.Ticket(_masks()).save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ticket_file_alone_rebuilds_its_model(tmp_path):
+    """prune a BatchNorm model -> save -> load -> build_model() == the original model with the ticket applied."""
+    import copy
+
+    model = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=4, seed=7)
+    t = gt.pruning.prune(model, "magnitude", density=0.3, seed=1)
+    path = t.save(tmp_path / "t.safetensors")
+    del t
+    back = gt.Ticket.load(path)
+    rebuilt = back.build_model()
+    expected = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in expected.named_parameters():
+            if n in back.masks:
+                p.mul_(back.masks[n].to(p.dtype))
+    a, b = rebuilt.state_dict(), expected.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert back.kept == round(0.3 * back.total)
+
+
+def test_bn_resnet_ticket_file_alone_rebuilds_its_model(tmp_path):
+    model = gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=4, seed=3)
+    t = gt.pruning.prune(model, "random", density=0.2, seed=2)
+    rebuilt = gt.Ticket.load(t.save(tmp_path / "r.safetensors")).build_model()
+    expected = t.apply(gt.models.build_from_spec(model.gt_spec))
+    assert any("bn" in k or "running_mean" in k for k in rebuilt.state_dict())
+    assert all(torch.equal(v, expected.state_dict()[k]) for k, v in rebuilt.state_dict().items())
+    # and the original model, masked by hand, is the same network
+    params = dict(model.named_parameters())
+    for n, m in t.masks.items():
+        assert torch.equal(rebuilt.get_parameter(n), params[n].detach() * m)
