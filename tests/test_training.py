@@ -502,3 +502,23 @@ def test_reused_optimizer_state_is_cleaned_at_pruned_positions() -> None:
     train(model, _data(), masks=masks, epochs=1, optimizer=opt)
     assert (opt.state[w]["momentum_buffer"][~masks["0.weight"]] == 0).all()
     assert (w[~masks["0.weight"]] == 0).all()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+@pytest.mark.parametrize("fn", ["train", "evaluate"])
+def test_cuda_without_cuda_is_a_clear_error(fn: str) -> None:
+    import graphtickets.training as tr
+
+    model = nn.Linear(2, 2)
+    data = [(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long))]
+    with pytest.raises(GraphticketsError, match="requested but torch has no CUDA"):
+        getattr(tr, fn)(model, data, device="cuda")
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_bad_device_name_is_a_clear_error() -> None:
+    from graphtickets.training import resolve_device
+
+    with pytest.raises(GraphticketsError, match="is not a device"):
+        resolve_device("gpu0")
+    assert resolve_device("cpu") == torch.device("cpu")
