@@ -105,8 +105,59 @@ def test_channel_mask_and_weight_masks() -> None:
     w = eb.channel_to_weight_masks(net, ch, ["0.weight", "3.weight", "7.weight"])
     assert w["0.weight"][:, 0, 0].tolist() == [True, False, True, False]
     assert bool(w["0.weight"][0].all()) and not bool(w["0.weight"][1].any())
-    assert w["3.weight"].sum(dim=(1, 2)).tolist() == [0, 12, 0, 12, 12, 0]
-    assert bool(w["7.weight"].all())  # no BatchNorm after the classifier: dense
+    # conv 3: rows of its own pruned channels off AND the inputs from conv 0's pruned channels
+    # (1 and 3) off: a kept row keeps 2 input channels x 3 taps
+    assert w["3.weight"].sum(dim=(1, 2)).tolist() == [0, 6, 0, 6, 6, 0]
+    assert not bool(w["3.weight"][:, [1, 3]].any()) and bool(w["3.weight"][1][[0, 2]].all())
+    # classifier after the flatten: channel c of BatchNorm 4 owns inputs 8c .. 8c + 7
+    cols = w["7.weight"].all(dim=0)
+    assert cols.tolist() == [bool(ch["4"][i // 8]) for i in range(48)]
+    assert w["7.weight"].any(dim=0).tolist() == cols.tolist()  # whole columns on or off
+    rows_only = eb.channel_to_weight_masks(net, ch, ["3.weight", "7.weight"], consumers=False)
+    assert rows_only["3.weight"].sum(dim=(1, 2)).tolist() == [0, 12, 0, 12, 12, 0]
+    assert bool(rows_only["7.weight"].all())
+
+
+def test_channel_consumers_traced_through_activation_flatten_and_residuals() -> None:
+    assert eb.channel_consumers(_tiny_bn_net()) == {"1": ["3.weight"], "4": ["7.weight"]}
+    r = gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=10, width=0.25)
+    cons = eb.channel_consumers(r)
+    assert cons["stage1.0.bn1"] == ["stage1.0.conv2.weight"]  # inside a block: BN -> ReLU -> conv
+    # a block's output BN and the stem feed a residual '+': their outgoing weights stay
+    assert cons["stage1.0.bn2"] == [] and cons["bn1"] == [] and cons["stage2.0.shortcut.1"] == []
+    v = gt.models.build("vgg11", in_shape=(3, 8, 8), num_classes=10, width=0.25)
+    vc = eb.channel_consumers(v)
+    assert vc[max(vc, key=lambda n: int(n.split(".")[1]))] == ["classifier.weight"]  # through pool+flatten
+    names = list(gt.prunable(r))
+    c = eb.solve_channel_density(r, 0.3, names)
+    assert 0.3 < c < 1.0  # a channel costs weights on both sides: more channels than weights kept
+
+
+def test_weight_mode_distance_normalised_by_kept_count() -> None:
+    # density 0.01: masks keep 100 of 10000 positions. Each of the first masks moves 50 of its
+    # kept positions, so any two differ in 100 positions: 0.01 of all positions (the paper's
+    # normalisation would fire as soon as the window fills), but 100 / (100 + 100) = 0.5 of
+    # the kept ones. From mask 5 on the masks are equal.
+    n, k = 10000, 100
+    seq = []
+    for i in range(10):
+        m = torch.zeros(n, dtype=torch.bool)
+        m[:50] = True
+        off = 50 + 50 * min(i, 5)
+        m[off : off + 50] = True
+        seq.append(m)
+    assert all(int(m.sum()) == k for m in seq)
+    assert eb.mask_distance(seq[0], seq[1]) == pytest.approx(0.01)
+    assert eb.mask_distance(seq[0], seq[1], normalize="kept") == pytest.approx(0.5)
+    assert eb.detect(seq, tol=0.1, window=5) == 4  # the artefact: bounded by 2 * density
+    assert eb.detect(seq, tol=0.1, window=5, normalize="kept") == 9  # masks 5..9 all equal
+    curve = eb.distance_curve(seq, window=5, normalize="kept")
+    assert curve[4:] == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.5, 0.0])
+    det = eb.EarlyBirdDetector(tol=0.1, window=5, normalize="kept")
+    assert [det.update(m) for m in seq].index(True) == 9
+    assert eb.mask_distance(torch.zeros(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool), "kept") == 0.0
+    with pytest.raises(GraphticketsError, match="normalize"):
+        eb.mask_distance(seq[0], seq[1], normalize="all")
 
 
 def _data(n_batches: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -118,20 +169,24 @@ def test_frozen_training_fires_after_window_epochs() -> None:
     # lr = 0: the weights never move, every epoch gives the same mask, the rule fires as soon
     # as the window is full: at epoch 5, and training stops there.
     model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0)
-    t = gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, max_epochs=20)
-    assert t.meta["mode"] == "weight" and t.meta["detected"]
+    t = gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, epochs=20)
+    assert t.meta["mode"] == "weight" and t.meta["detected"] and t.meta["normalize"] == "kept"
     assert t.meta["epoch_drawn"] == 5 and t.meta["cost"]["epochs"] == 5
     assert t.meta["distances"] == [None] * 4 + [0.0]
     assert t.kept == round(0.3 * t.total)
     # the mask is the global magnitude mask of the (unchanged) initial weights
     mag = gt.pruning.prune(model, "magnitude", density=0.3)
     assert all(torch.equal(t.masks[n], mag.masks[n]) for n in mag.masks)
+    alias = gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, max_epochs=20)
+    assert alias == t  # max_epochs: the deprecated alias of epochs
+    with pytest.raises(GraphticketsError, match="alias"):
+        gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, epochs=4, max_epochs=20)
 
 
 def test_weight_mode_training_records_curve() -> None:
     model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0)
     before = {n: p.clone() for n, p in model.named_parameters()}
-    t = gt.pruning.prune(model, "early_bird", density=0.2, data=_data(), lr=0.05, max_epochs=7, tol=0.0)
+    t = gt.pruning.prune(model, "early_bird", density=0.2, data=_data(), lr=0.05, epochs=7, tol=0.0)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     assert len(t.meta["distances"]) == t.meta["cost"]["epochs"] <= 7
     assert t.kept == round(0.2 * t.total)
@@ -143,14 +198,18 @@ def test_channel_mode_exact_density() -> None:
     net = _tiny_bn_net()
     g = torch.Generator().manual_seed(2)
     data = [(torch.randn(16, 1, 8, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(2)]
-    t = gt.pruning.prune(net, "early_bird", density=0.5, data=data, max_epochs=6, lr=0.01)
-    assert t.meta["mode"] == "channel"
+    t = gt.pruning.prune(net, "early_bird", density=0.5, data=data, epochs=6, lr=0.01)
+    assert t.meta["mode"] == "channel" and t.meta["normalize"] == "positions"
     assert t.kept == round(0.5 * t.total) and t.meta["exact"]
-    assert t.meta["structured_density"] > 0.5
-    # every weight of a pruned channel is off (the trim only removes more)
-    rows = t.masks["0.weight"].reshape(4, -1).any(dim=1)
-    assert int(rows.sum()) <= 4
-    loose = gt.pruning.prune(net, "early_bird", density=0.5, data=data, max_epochs=6, lr=0.01, exact=False)
+    assert t.meta["structured_density"] >= 0.5 and 0.5 < t.meta["channel_density"] < 1.0
+    loose = gt.pruning.prune(net, "early_bird", density=0.5, data=data, epochs=6, lr=0.01, exact=False)
     assert loose.density == pytest.approx(loose.meta["structured_density"])
-    per_row = loose.masks["3.weight"].reshape(6, -1)
-    assert all(bool(r.all()) or not bool(r.any()) for r in per_row)  # whole channels only
+    # structured: conv 3's mask is (kept output rows) x (kept input channels), and the
+    # classifier's inputs are on exactly for the kept channels of conv 3
+    w3 = loose.masks["3.weight"]
+    rows, cols = w3.any(dim=(1, 2)), w3.any(dim=(0, 2))
+    assert torch.equal(w3, rows[:, None, None] & cols[None, :, None] & torch.ones_like(w3))
+    assert torch.equal(cols, loose.masks["0.weight"].any(dim=(1, 2)))  # producer rows = consumer inputs
+    assert torch.equal(loose.masks["7.weight"].any(dim=0), rows.repeat_interleave(8))
+    # the exact ticket keeps the drawn channels (grown by the next-ranked ones if it fell short)
+    assert t.meta["channels_kept"] >= loose.meta["channels_kept"]

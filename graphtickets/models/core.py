@@ -20,7 +20,7 @@ from torch import nn
 from graphtickets._registry import Registry
 from graphtickets.errors import GraphticketsError
 
-__all__ = ["MODELS", "ModelError", "register_model", "build", "build_from_spec", "spec_of"]
+__all__ = ["MODELS", "INITS", "ModelError", "register_model", "build", "build_from_spec", "spec_of", "initialize"]
 
 Builder = Callable[..., nn.Module]
 
@@ -40,6 +40,39 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
         return fn
 
     return deco
+
+
+#: Initialisation schemes :func:`build` accepts as ``init=``.
+INITS = ("default", "kaiming_normal")
+
+
+def initialize(model: nn.Module, init: str) -> nn.Module:
+    """Re-initialise the Linear/Conv layers of ``model`` in place (uses the global torch RNG).
+
+    Parameters
+    ----------
+    model : nn.Module
+    init : {"default", "kaiming_normal"}
+        ``"default"`` leaves PyTorch's initialisation (Kaiming-uniform with ``a = sqrt(5)``)
+        untouched. ``"kaiming_normal"`` draws every Linear/Conv weight from
+        ``N(0, 2 / fan_in)`` (``nn.init.kaiming_normal_``, fan_in, ReLU gain) and sets their
+        biases to zero, as open_lth and the Gem-Miner reference code do. BatchNorm layers keep
+        their defaults (weight 1, bias 0).
+
+    Returns
+    -------
+    nn.Module
+        ``model`` itself.
+    """
+    if init not in INITS:
+        raise ModelError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+    if init == "kaiming_normal":
+        for mod in model.modules():
+            if isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(mod.weight, mode="fan_in", nonlinearity="relu")
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+    return model
 
 
 def _plain(obj: Any) -> Any:
@@ -86,13 +119,19 @@ def spec_of(name: str, in_shape: Sequence[int], num_classes: int, seed: int, **k
 
 
 def build(
-    name: str, *, in_shape: Sequence[int], num_classes: int, seed: int = 0, **kw: Any
+    name: str,
+    *,
+    in_shape: Sequence[int],
+    num_classes: int,
+    seed: int = 0,
+    init: str = "default",
+    **kw: Any,
 ) -> nn.Module:
     """Build model ``name`` for inputs of ``in_shape`` and ``num_classes`` outputs.
 
-    Parameters are initialised with torch's default initialisers under a forked RNG seeded
-    with ``seed``: the same seed gives the same parameters bit for bit, and the caller's
-    global torch RNG state is unchanged.
+    Parameters are initialised (torch's default initialisers, or ``init``) under a forked RNG
+    seeded with ``seed``: the same seed gives the same parameters bit for bit, and the
+    caller's global torch RNG state is unchanged.
 
     Parameters
     ----------
@@ -105,6 +144,11 @@ def build(
         Number of outputs.
     seed : int, default 0
         Seed of the initialisation.
+    init : {"default", "kaiming_normal"}, default "default"
+        Initialisation scheme (:func:`initialize`). A non-default scheme is recorded in the
+        spec (``gt_spec["init"]``) so that :func:`build_from_spec` rebuilds the same weights;
+        the default one is left out of the spec, so specs made before the option existed are
+        unchanged.
     **kw
         Model options (``widths`` for ``mlp``, ``width`` multiplier for conv nets, ...).
 
@@ -140,7 +184,10 @@ def build(
             f"model {name!r} takes no keyword argument(s) {unknown}; its options are: "
             f"{', '.join(options) or 'none'}"
         )
-    spec = spec_of(name, shape, n_cls, seed_i, **kw)
+    if not isinstance(init, str) or init not in INITS:
+        raise ModelError(f"init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+    extra = {"init": init} if init != "default" else {}
+    spec = spec_of(name, shape, n_cls, seed_i, **kw, **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed_i)
         try:
@@ -149,6 +196,7 @@ def build(
             raise
         except (TypeError, ValueError) as exc:
             raise ModelError(f"cannot build model {name!r} with {kw}: {exc}") from None
+        initialize(model, init)
     # a plain attribute (not a submodule or tensor)
     model.gt_spec = spec  # type: ignore[assignment]
     return model
@@ -173,6 +221,7 @@ def build_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     if missing:
         raise ModelError(f"model spec {dict(spec)} lacks {missing}; a spec is model.gt_spec")
     rest = {k: v for k, v in spec.items() if k not in ("name", "in_shape", "num_classes", "seed")}
+    # ``init`` (when present) travels in ``rest`` to :func:`build`
     return build(
         spec["name"],
         in_shape=spec["in_shape"],

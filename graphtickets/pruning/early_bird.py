@@ -6,19 +6,46 @@ distance between the newest mask and the others falls to ``tol`` (0.1) or below.
 detection rule is a pure function (:func:`detect`, :func:`distance_curve`) with a thin
 stateful wrapper (:class:`EarlyBirdDetector`) used as the training callback.
 
+Normalisation of the distance (``normalize``). The paper divides the Hamming distance by the
+number of positions (channels). Two masks that each keep ``k`` of ``N`` positions differ in
+at most ``2k`` of them, so that distance is at most ``2 * density``: at a density of
+``tol / 2`` (0.05) or less the rule would fire as soon as the window is full, whatever the
+masks do. The method therefore normalises by the kept count in weight mode
+(``normalize="kept"``: ``|a xor b| / (|a| + |b|)``, in [0, 1] at every density, 0 for equal
+masks and 1 for disjoint ones) and by the positions in channel mode, as the paper does
+(``normalize="positions"``), where the channel densities are 30-70 %. ``normalize=`` of the
+method overrides either; ``meta["normalize"]`` records the one used.
+
 Two modes:
 
 ``"channel"`` (the paper's, for networks with BatchNorm)
     Channels are ranked globally by ``|gamma|`` of their BatchNorm layer, trained with the
     L1 penalty ``s * sum |gamma|`` (``s = 1e-4``, network slimming); the detection masks are
-    channel masks keeping ``round(density * C)`` of the ``C`` BatchNorm channels. The ticket
-    is expressed as a weight mask: every weight of the Conv/Linear layer feeding a pruned
-    channel (its output-channel slice) is off; layers without a BatchNorm after them stay
-    dense. Such a structured mask keeps more than ``density`` of the weights, so with
-    ``exact=True`` (the default) it is then trimmed by weight magnitude (at the epoch drawn)
-    to exactly ``round(density * N)`` weights, comparable with every other method;
-    ``meta["structured_density"]`` records the density before the trim. If the structured
-    mask keeps fewer than that, it is left as is (and ``meta["exact"]`` is False).
+    channel masks keeping ``round(c * C)`` of the ``C`` BatchNorm channels. The ticket is
+    expressed as a weight mask in which ALL weights of a pruned channel are off
+    (:func:`channel_to_weight_masks`): the output slice of the Conv/Linear layer feeding it
+    and the input slice of every Conv/Linear layer consuming it (traced with ``torch.fx``
+    through activations, pooling, dropout and flatten; after a flatten a channel owns a
+    contiguous block of the consumer's inputs). A channel that reaches a residual addition
+    (``+``) or a concatenation keeps its outgoing weights: the sum also carries the
+    shortcut, so the channel is not removed from the graph by pruning its own layer (only
+    its producing slice is off). Layers without a BatchNorm after them are not pruned on
+    their output side.
+
+    The channel density ``c`` (``channel_density``; by default solved from ``density``,
+    :func:`solve_channel_density`) is the one whose structured weight mask, with every
+    layer keeping the same fraction of channels, keeps the weight count closest to (and not
+    below) ``round(density * N)``; removing a channel removes weights on both of its sides,
+    so ``c`` is larger than ``density``. The global ``|gamma|`` ranking does not keep
+    the same fraction in every layer, so the drawn structured mask keeps about, not exactly,
+    that many weights. With ``exact=True`` (the default) it is then trimmed by weight
+    magnitude (at the epoch drawn) to exactly ``round(density * N)`` weights, comparable with
+    every other method; the trim removes only a few weights beyond the structure, and
+    ``meta["structured_density"]`` records the density before it. If the drawn structured
+    mask keeps fewer than that, it is first grown by the next channels in the same ``|gamma|``
+    ranking (at the epoch drawn; so the detected channels stay kept) until it keeps at least
+    that many (``meta["channels_kept"]``). ``exact=False`` keeps the purely
+    channel-structured ticket as drawn (its density is ``structured_density``).
 ``"weight"`` (unstructured; automatic for networks without BatchNorm)
     Masks are global magnitude masks at ``density`` of the current weights.
 
@@ -57,6 +84,8 @@ __all__ = [
     "bn_channels",
     "channel_mask",
     "channel_to_weight_masks",
+    "channel_consumers",
+    "solve_channel_density",
 ]
 
 log = logging.getLogger("graphtickets.pruning.early_bird")
@@ -73,25 +102,48 @@ def _flat(mask: MaskLike) -> torch.Tensor:
     return mask.detach().reshape(-1).to("cpu", torch.bool)
 
 
-def mask_distance(a: MaskLike, b: MaskLike) -> float:
-    """Normalized Hamming distance: the fraction of positions where two masks differ.
+_NORMALIZE = ("positions", "kept")
+
+
+def mask_distance(a: MaskLike, b: MaskLike, normalize: str = "positions") -> float:
+    """Normalized Hamming distance between two masks.
 
     Masks are bool tensors or dicts of them (compared in key order).
 
-    >>> mask_distance(torch.tensor([True, False, True, True]), torch.tensor([True, True, True, False]))
+    Parameters
+    ----------
+    a, b : bool tensor or dict of them
+    normalize : {"positions", "kept"}, default "positions"
+        ``"positions"``: the fraction of all positions where the masks differ (the paper's).
+        ``"kept"``: ``|a xor b| / (|a| + |b|)``, the differing positions over the kept ones
+        of both masks; for masks keeping ``k`` positions each this is ``|a xor b| / 2k``, in
+        [0, 1] at any density (1 for disjoint masks). Two empty masks are at distance 0.
+
+    Examples
+    --------
+    >>> a, b = torch.tensor([True, False, True, True]), torch.tensor([True, True, True, False])
+    >>> mask_distance(a, b)
     0.5
+    >>> mask_distance(a, b, normalize="kept")   # 2 differing / (3 + 3) kept
+    0.3333333333333333
     """
+    if normalize not in _NORMALIZE:
+        raise GraphticketsError(f"normalize must be 'positions' or 'kept', got {normalize!r}")
     fa, fb = _flat(a), _flat(b)
     if fa.shape != fb.shape:
         raise GraphticketsError(f"masks of different sizes ({fa.numel()} vs {fb.numel()}) cannot be compared")
-    return float((fa ^ fb).count_nonzero()) / max(fa.numel(), 1)
+    diff = float((fa ^ fb).count_nonzero())
+    if normalize == "kept":
+        return diff / max(int(fa.count_nonzero()) + int(fb.count_nonzero()), 1)
+    return diff / max(fa.numel(), 1)
 
 
-def distance_curve(masks: Sequence[MaskLike], window: int = 5) -> list[float]:
+def distance_curve(masks: Sequence[MaskLike], window: int = 5, normalize: str = "positions") -> list[float]:
     """For each mask, the largest distance to the ``window - 1`` masks before it.
 
-    Entry ``i`` is ``max_{i - window < j < i} d(m_i, m_j)``; it is NaN while fewer than
-    ``window`` masks have been seen (``i < window - 1``), as the detector then cannot fire.
+    Entry ``i`` is ``max_{i - window < j < i} d(m_i, m_j)`` (:func:`mask_distance` with
+    ``normalize``); it is NaN while fewer than ``window`` masks have been seen
+    (``i < window - 1``), as the detector then cannot fire.
     """
     if window < 2:
         raise GraphticketsError(f"window must be >= 2 (the newest mask and at least one other), got {window}")
@@ -100,11 +152,11 @@ def distance_curve(masks: Sequence[MaskLike], window: int = 5) -> list[float]:
         if i < window - 1:
             out.append(math.nan)
         else:
-            out.append(max(mask_distance(masks[i], masks[j]) for j in range(i - window + 1, i)))
+            out.append(max(mask_distance(masks[i], masks[j], normalize) for j in range(i - window + 1, i)))
     return out
 
 
-def detect(masks: Sequence[MaskLike], tol: float = 0.1, window: int = 5) -> int | None:
+def detect(masks: Sequence[MaskLike], tol: float = 0.1, window: int = 5, normalize: str = "positions") -> int | None:
     """Index of the first mask at which the Early-Bird rule fires, or None.
 
     The rule fires at mask ``i`` when at least ``window`` masks have been seen and the
@@ -117,7 +169,7 @@ def detect(masks: Sequence[MaskLike], tol: float = 0.1, window: int = 5) -> int 
     >>> detect([a, b, a, a, a, a, a], tol=0.1, window=3)   # fires at the 3rd equal mask in a row
     4
     """
-    for i, d in enumerate(distance_curve(masks, window)):
+    for i, d in enumerate(distance_curve(masks, window, normalize)):
         if not math.isnan(d) and d <= tol:
             return i
     return None
@@ -130,6 +182,8 @@ class EarlyBirdDetector:
     ----------
     tol : float, default 0.1
     window : int, default 5
+    normalize : {"positions", "kept"}, default "positions"
+        See :func:`mask_distance`.
 
     Attributes
     ----------
@@ -139,9 +193,12 @@ class EarlyBirdDetector:
         Index of the mask at which the rule fired.
     """
 
-    def __init__(self, tol: float = 0.1, window: int = 5) -> None:
+    def __init__(self, tol: float = 0.1, window: int = 5, normalize: str = "positions") -> None:
         if window < 2:
             raise GraphticketsError(f"window must be >= 2, got {window}")
+        if normalize not in _NORMALIZE:
+            raise GraphticketsError(f"normalize must be 'positions' or 'kept', got {normalize!r}")
+        self.normalize = normalize
         self.tol = float(tol)
         self.window = int(window)
         self.recent: list[torch.Tensor] = []
@@ -157,7 +214,7 @@ class EarlyBirdDetector:
         if len(self.recent) < self.window:
             d = math.nan
         else:
-            d = max(mask_distance(flat, m) for m in self.recent[:-1])
+            d = max(mask_distance(flat, m, self.normalize) for m in self.recent[:-1])
         self.distances.append(d)
         if self.fired_at is None and not math.isnan(d) and d <= self.tol:
             self.fired_at = self.seen
@@ -199,14 +256,18 @@ def bn_channels(model: nn.Module) -> dict[str, str]:
     return out
 
 
-def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
-    """Keep the ``round(density * C)`` BatchNorm channels with the largest ``|gamma|`` (global)."""
+def _gamma_scores(model: nn.Module) -> dict[str, torch.Tensor]:
     modules = dict(model.named_modules())
-    scores = {
-        n: modules[n].weight.detach().abs().cpu()
+    return {
+        n: modules[n].weight.detach().abs().cpu().clone()
         for n in bn_channels(model)
         if getattr(modules[n], "weight", None) is not None
     }
+
+
+def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
+    """Keep the ``round(density * C)`` BatchNorm channels with the largest ``|gamma|`` (global)."""
+    scores = _gamma_scores(model)
     if not scores:
         raise GraphticketsError(
             "Early-Bird channel mode needs BatchNorm layers with affine weights after Conv/Linear "
@@ -215,19 +276,156 @@ def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
     return select_topk(scores, density)
 
 
+_PASS_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)
+_PASS_FUNCTIONS = {"relu", "relu_", "relu6", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "dropout",
+                   "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+                   "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "contiguous"}
+_FLATTEN = {"flatten", "view", "reshape"}
+
+
+def channel_consumers(model: nn.Module) -> dict[str, list[str]]:
+    """``{BatchNorm module name: weights of the Conv/Linear layers consuming its channels}``.
+
+    Traced with ``torch.fx`` from each BatchNorm's output through activations, dropout,
+    pooling and flatten (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``) to the next
+    Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
+    concatenation, another BatchNorm, the network output) gets an empty list: its channels'
+    outgoing weights cannot be removed by pruning the channel alone. Untraceable models give
+    empty lists too.
+    """
+    modules = dict(model.named_modules())
+    out: dict[str, list[str]] = {}
+    try:
+        import torch.fx
+
+        gm = torch.fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001  (untraceable: no consumer is cleared)
+        log.debug("fx trace failed; pruned channels keep their outgoing weights")
+        return {n: [] for n in bn_channels(model)}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), _BN):
+            continue
+        found: list[str] = []
+        blocked = False
+        todo = list(node.users)
+        seen: set[Any] = set()
+        while todo and not blocked:
+            u = todo.pop()
+            if u in seen:
+                continue
+            seen.add(u)
+            mod = modules.get(u.target) if u.op == "call_module" else None
+            name = getattr(u.target, "__name__", str(u.target))
+            if isinstance(mod, _LAYER):
+                found.append(f"{u.target}.weight")
+            elif isinstance(mod, (*_PASS_MODULES, nn.Flatten)) or (
+                u.op in ("call_function", "call_method") and (name in _PASS_FUNCTIONS or name in _FLATTEN)
+            ):
+                todo.extend(u.users)
+            else:
+                blocked = True
+        out[str(node.target)] = [] if blocked else sorted(set(found))
+    return out
+
+
+def _consumer_slice(w: torch.Tensor, n_channels: int) -> int | None:
+    """Inputs of weight ``w`` per channel of an ``n_channels`` layer, or None if they do not tile."""
+    n_in = w.shape[1]
+    if w.dim() > 2:  # Conv: one input channel per channel (groups=1 only)
+        return 1 if n_in == n_channels else None
+    return n_in // n_channels if n_in % n_channels == 0 else None
+
+
 def channel_to_weight_masks(
-    model: nn.Module, channels: Mapping[str, torch.Tensor], names: Iterable[str]
+    model: nn.Module,
+    channels: Mapping[str, torch.Tensor],
+    names: Iterable[str],
+    *,
+    consumers: bool = True,
+    _graph: tuple[dict[str, str], dict[str, list[str]]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Weight masks for the prunable parameters ``names``: rows of pruned channels off."""
-    pairs = bn_channels(model)
+    """Weight masks for the prunable parameters ``names`` with every weight of pruned channels off.
+
+    Parameters
+    ----------
+    model : nn.Module
+    channels : dict[str, bool tensor]
+        Kept channels per BatchNorm module name (:func:`channel_mask`).
+    names : iterable of str
+        Prunable parameter names to return masks for.
+    consumers : bool, default True
+        Also turn off the consuming layers' input slices of pruned channels
+        (:func:`channel_consumers`); False turns off only the producing rows.
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+        Producing layer: output rows ``w[c]`` of pruned channels off. Consuming layer
+        (when traced, see :func:`channel_consumers`): inputs ``w[:, c]`` (Conv) or the block
+        ``w[:, c*S:(c+1)*S]`` after a flatten of ``S`` positions per channel (Linear) off.
+    """
+    pairs, cons = _graph if _graph is not None else (bn_channels(model), channel_consumers(model) if consumers else {})
     params = dict(model.named_parameters())
     out = {n: torch.ones(params[n].shape, dtype=torch.bool) for n in names}
     for bn, w in pairs.items():
-        if bn in channels and w in out:
-            keep = channels[bn].to(torch.bool)
+        if bn not in channels:
+            continue
+        keep = channels[bn].to(torch.bool)
+        if w in out:
             shape = (-1,) + (1,) * (out[w].dim() - 1)
             out[w] = out[w] & keep.view(shape).expand_as(out[w])
+        if not consumers:
+            continue
+        for c in cons.get(bn, []):
+            if c not in out:
+                continue
+            per = _consumer_slice(out[c], keep.numel())
+            if per is None:
+                log.debug("channels of %s do not tile the inputs of %s; its inputs stay on", bn, c)
+                continue
+            cols = keep.repeat_interleave(per)
+            shape = (1, -1) + (1,) * (out[c].dim() - 2)
+            out[c] = out[c] & cols.view(shape).expand_as(out[c])
     return out
+
+
+def solve_channel_density(model: nn.Module, density: float, names: Iterable[str]) -> float:
+    """The channel density whose structured weight mask keeps about ``density`` of the weights.
+
+    Every BatchNorm layer keeps the same fraction ``c`` of its channels (``round(c * C)``);
+    the result is the smallest ``c`` (to 1e-4, by bisection) whose weight mask
+    (:func:`channel_to_weight_masks`, consumers included) keeps at least
+    ``round(density * N)`` of the ``N`` prunable weights.
+    """
+    names = list(names)
+    graph = (bn_channels(model), channel_consumers(model))
+    modules = dict(model.named_modules())
+    sizes = {bn: int(modules[bn].num_features) for bn in graph[0]}
+    n_total = sum(int(dict(model.named_parameters())[n].numel()) for n in names)
+    k = int(round(density * n_total))
+
+    def kept(c: float) -> int:
+        ch = {}
+        for bn, size in sizes.items():
+            m = torch.zeros(size, dtype=torch.bool)
+            m[: int(round(c * size))] = True
+            ch[bn] = m
+        return sum(int(m.count_nonzero()) for m in channel_to_weight_masks(model, ch, names, _graph=graph).values())
+
+    lo, hi = 0.0, 1.0
+    while hi - lo > 1e-4:
+        mid = (lo + hi) / 2
+        if kept(mid) >= k:
+            hi = mid
+        else:
+            lo = mid
+    return min(1.0, hi)
 
 
 def _has_bn(model: nn.Module) -> bool:
@@ -263,9 +461,12 @@ def early_bird_method(
     mode: str = "auto",
     tol: float = 0.1,
     window: int = 5,
-    max_epochs: int = 30,
+    epochs: int = 30,
+    max_epochs: int | None = None,
+    normalize: str = "auto",
     l1: float = 1e-4,
     exact: bool = True,
+    channel_density: float | None = None,
     optimizer: str = "sgd",
     lr: float = 0.1,
     momentum: float = 0.9,
@@ -281,13 +482,22 @@ def early_bird_method(
         See the module docstring.
     tol, window : float, int
         Detection rule (:func:`detect`): distances ``<= tol`` over the last ``window`` masks.
-    max_epochs : int
+    epochs : int, default 30
         Training budget; if the rule never fires, the last epoch's mask is returned and
         ``meta["detected"]`` is False.
+    max_epochs : int, optional
+        Deprecated alias of ``epochs`` (an error when both are given and differ).
+    normalize : {"auto", "kept", "positions"}, default "auto"
+        Normalisation of the Hamming distance (:func:`mask_distance`); ``"auto"`` is
+        ``"kept"`` in weight mode and ``"positions"`` in channel mode (module docstring).
     l1 : float
         Channel mode: weight ``s`` of the L1 penalty on BatchNorm gammas.
-    exact : bool
-        Channel mode: trim the structured weight mask to exactly ``round(density * N)``.
+    exact : bool, default True
+        Channel mode: trim the structured weight mask to exactly ``round(density * N)``;
+        False keeps the channel-structured mask (density ``meta["structured_density"]``).
+    channel_density : float, optional
+        Channel mode: fraction of BatchNorm channels kept; default solved from ``density``
+        (:func:`solve_channel_density`). Recorded in ``meta["channel_density"]``.
     optimizer, lr, momentum, weight_decay
         Training settings (the paper: SGD, lr 0.1, momentum 0.9, weight decay 1e-4).
 
@@ -300,18 +510,32 @@ def early_bird_method(
     """
     from graphtickets import training
 
+    if max_epochs is not None:
+        if epochs != 30 and epochs != max_epochs:
+            raise GraphticketsError(
+                f"epochs={epochs} and its deprecated alias max_epochs={max_epochs} disagree; pass epochs only"
+            )
+        epochs = max_epochs
     if mode == "auto":
         mode = "channel" if _has_bn(model) else "weight"
     if mode not in ("channel", "weight"):
         raise GraphticketsError(f"mode must be 'auto', 'channel' or 'weight', got {mode!r}")
+    if normalize == "auto":
+        normalize = "positions" if mode == "channel" else "kept"
     names, _ = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
+    if mode == "channel":
+        if channel_density is None:
+            channel_density = solve_channel_density(model, density, names)
+        elif not 0.0 < channel_density <= 1.0:
+            raise GraphticketsError(f"channel_density must be in (0, 1], got {channel_density!r}")
     work = copy.deepcopy(model)
-    det = EarlyBirdDetector(tol=tol, window=window)
+    det = EarlyBirdDetector(tol=tol, window=window, normalize=normalize)
     masks_at: list[dict[str, torch.Tensor]] = []
 
     def current_mask(m: nn.Module) -> dict[str, torch.Tensor]:
         if mode == "channel":
-            return channel_mask(m, density)
+            assert channel_density is not None
+            return channel_mask(m, channel_density)
         params = dict(m.named_parameters())
         return select_topk({n: params[n].detach().abs() for n in names}, density)
 
@@ -324,12 +548,14 @@ def early_bird_method(
         if fired:
             drawn["state"] = {n: p.detach().cpu().clone() for n, p in m.named_parameters()}
             drawn["channels"] = mask
+            if mode == "channel":
+                drawn["gamma"] = _gamma_scores(m)
         return fired
 
     hist = training.train(
         work,
         reiterable(data),
-        epochs=max_epochs,
+        epochs=epochs,
         optimizer=optimizer,
         lr=lr,
         momentum=momentum,
@@ -341,23 +567,50 @@ def early_bird_method(
     )
     detected = det.fired_at is not None
     if not detected:
-        log.warning("early_bird: the rule did not fire in %d epochs; returning the last mask", max_epochs)
+        log.warning("early_bird: the rule did not fire in %d epochs; returning the last mask", epochs)
         drawn["state"] = {n: p.detach().cpu().clone() for n, p in work.named_parameters()}
         drawn["channels"] = masks_at[-1]
+        if mode == "channel":
+            drawn["gamma"] = _gamma_scores(work)
     epoch_drawn = (det.fired_at if det.fired_at is not None else len(masks_at) - 1) + 1
-    meta: dict[str, Any] = {"mode": mode, "detected": detected, "epoch_drawn": epoch_drawn}
+    meta: dict[str, Any] = {"mode": mode, "detected": detected, "epoch_drawn": epoch_drawn, "normalize": normalize}
     if mode == "channel":
-        wmask = channel_to_weight_masks(work, drawn["channels"], names)
+        graph = (bn_channels(work), channel_consumers(work))
+        channels = drawn["channels"]
+        wmask = channel_to_weight_masks(work, channels, names, _graph=graph)
         total = sum(m.numel() for m in wmask.values())
-        structured = sum(int(m.count_nonzero()) for m in wmask.values()) / total
-        meta["structured_density"] = structured
-        meta["channel_density"] = density
         k = int(round(density * total))
-        if exact and sum(int(m.count_nonzero()) for m in wmask.values()) >= k:
+        kept = sum(int(m.count_nonzero()) for m in wmask.values())
+        if exact and kept < k:
+            # the global |gamma| ranking kept too few weights: grow the drawn channel mask by
+            # the next-ranked channels (same scores, so nested) until it keeps at least k
+            gamma = drawn["gamma"]
+            n_ch = sum(g.numel() for g in gamma.values())
+            lo = sum(int(c.count_nonzero()) for c in channels.values())
+            hi = n_ch
+            while lo < hi:
+                mid = (lo + hi) // 2
+                cand = channel_to_weight_masks(work, select_topk(gamma, mid / n_ch), names, _graph=graph)
+                if sum(int(m.count_nonzero()) for m in cand.values()) >= k:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            channels = select_topk(gamma, max(lo, 1) / n_ch)
+            wmask = channel_to_weight_masks(work, channels, names, _graph=graph)
+            kept = sum(int(m.count_nonzero()) for m in wmask.values())
+        meta["structured_density"] = kept / total
+        meta["channel_density"] = channel_density
+        meta["channels_kept"] = sum(int(c.count_nonzero()) for c in channels.values())
+        if exact and kept >= k:
             state = drawn["state"]
             wmask = select_topk({n: state[n].abs() for n in names}, density, prior=wmask)
             meta["exact"] = True
         else:
+            if exact:
+                log.warning(
+                    "early_bird: the drawn channel mask keeps %d weights, fewer than the %d of density "
+                    "%g; returned as is (pass a larger channel_density)", kept, k, density,
+                )
             meta["exact"] = False
         masks = wmask
     else:
