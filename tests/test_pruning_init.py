@@ -258,12 +258,80 @@ def test_collapsed_layers_conv_flatten_and_residual() -> None:
     assert gt.pruning.collapsed_layers(net, t) == ["0.weight", "3.weight"]
     fc[1, 2] = True  # feature 2 is channel 0: a path
     assert gt.pruning.collapsed_layers(net, gt.Ticket({"0.weight": conv, "3.weight": fc})) == []
+    # the general path rule (input shape given) agrees with the chain rule here
+    assert gt.pruning.collapsed_layers(net, gt.Ticket({"0.weight": conv, "3.weight": fc}), in_shape=(1, 4, 4)) == []
+    fc[1, 2] = False
+    assert gt.pruning.collapsed_layers(net, t, in_shape=(1, 4, 4)) == ["0.weight", "3.weight"]
     res = gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=3)
     tr = gt.pruning.prune(res, "magnitude", density=0.5)
     first = next(iter(tr.masks))
     masks = dict(tr.masks)
-    masks[first] = torch.zeros_like(masks[first])
-    assert gt.pruning.collapsed_layers(res, gt.Ticket(masks)) == [first]
+    masks[first] = torch.zeros_like(masks[first])  # the stem: nothing after it has a path
+    assert gt.pruning.collapsed_layers(res, gt.Ticket(masks)) == list(masks)
+    with pytest.raises(GraphticketsError, match="in_shape"):
+        gt.pruning.collapsed_layers(gt.models.resnet.ResNet((3, 8, 8), 3, 20), gt.Ticket(masks))
+
+
+def _layered_oracle(model: nn.Module, ticket: gt.Ticket) -> list[str]:
+    """Collapsed layers by networkx reachability on the layered (channel-level) graph."""
+    g = gt.graphs.layered_graph(model, ticket)
+    G = g.to_networkx()
+    roles = g.nodes["role"].to_numpy()
+    inputs = [i for i in range(len(roles)) if roles[i] == "input"]
+    outputs = [i for i in range(len(roles)) if roles[i] == "output"]
+    fwd = set(inputs).union(*[nx.descendants(G, s) for s in inputs])
+    bwd = set(outputs).union(*[nx.ancestors(G, t) for t in outputs])
+    out = []
+    for r in g.edge_params[g.edge_params["kind"].isin(["linear", "conv"])].itertuples():
+        src, dst = range(int(r.src_start), int(r.src_stop)), range(int(r.dst_start), int(r.dst_stop))
+        if not any(u in fwd and v in bwd for u in src for v in G.successors(u) if v in dst):
+            out.append(str(r.param))
+    return [n for n in ticket.masks if n in out]
+
+
+def _cut(ticket: gt.Ticket, names: list[str]) -> gt.Ticket:
+    return gt.Ticket({n: torch.zeros_like(m) if n in names else m for n, m in ticket.masks.items()})
+
+
+def test_collapsed_layers_resnet_matches_networkx_on_layered_graph() -> None:
+    res = gt.models.build("resnet20", in_shape=(3, 16, 16), num_classes=4)
+    base = gt.pruning.prune(res, "random", density=0.3, seed=2)
+    assert gt.pruning.collapsed_layers(res, base) == _layered_oracle(res, base) == []
+    # a block's conv emptied: the identity skip keeps the network connected; only the block's
+    # two convs collapse (conv1 has live weights but its only way out is conv2)
+    block = _cut(base, ["stage2.1.conv2.weight"])
+    expect = ["stage2.1.conv1.weight", "stage2.1.conv2.weight"]
+    assert gt.pruning.collapsed_layers(res, block) == _layered_oracle(res, block) == expect
+    # a stage cut: every block of stage 2 loses its convs, and the downsampling block's
+    # projection shortcut too: nothing passes stage 2, every layer collapses
+    stage = _cut(base, [n for n in base.masks if n.startswith("stage2.") and ("conv2" in n or "shortcut" in n)])
+    got = gt.pruning.collapsed_layers(res, stage)
+    assert got == _layered_oracle(res, stage) == list(base.masks)
+    # only the projection shortcut cut: stage 2's first block still passes through its convs
+    short = _cut(base, ["stage2.0.shortcut.0.weight"])
+    assert gt.pruning.collapsed_layers(res, short) == _layered_oracle(res, short) == ["stage2.0.shortcut.0.weight"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_collapsed_layers_vgg_and_mlp_match_networkx(seed: int) -> None:
+    vgg = gt.models.build("vgg11", in_shape=(3, 16, 16), num_classes=4, width=0.125)
+    mlp = gt.models.build("mlp", in_shape=(12,), num_classes=3, widths=(10, 8, 6))
+    for model, dens in ((vgg, 0.04), (mlp, 0.12)):
+        t = gt.pruning.prune(model, "random", density=dens, seed=seed, scope="global")
+        assert gt.pruning.collapsed_layers(model, t) == _layered_oracle(model, t)
+    t = gt.pruning.prune(vgg, "random", density=0.5, seed=seed)
+    cut = _cut(t, ["features.4.weight"] if "features.4.weight" in t.masks else [next(iter(t.masks))])
+    assert gt.pruning.collapsed_layers(vgg, cut) == _layered_oracle(vgg, cut) == list(t.masks)
+
+
+def test_collapsed_layers_deep_network_does_not_overflow() -> None:
+    """ResNet-110 (dense fan-in up to 576): an unnormalized flow of counts overflows float64; the binarized one does not."""
+    res = gt.models.resnet.ResNet((3, 8, 8), 3, 110)
+    t = gt.pruning.prune(res, "magnitude", density=1.0)
+    assert gt.pruning.collapsed_layers(res, t, in_shape=(3, 8, 8)) == []
+    last = [n for n in t.masks if n.startswith("stage3.") and n.endswith("conv2.weight")][-1]
+    got = gt.pruning.collapsed_layers(res, _cut(t, [last]), in_shape=(3, 8, 8))
+    assert got == [last.replace("conv2", "conv1"), last]
 
 
 # --------------------------------------------------------------------------- GraSP with a prior
