@@ -40,7 +40,7 @@ def test_one_score_step_matches_hand_update() -> None:
     F.cross_entropy(F.linear(x, w_eff), y).backward()
     assert w_eff.grad is not None
     expect = (s0 - 0.05 * w * w_eff.grad).clamp(0, 1)
-    res = gem_mine(net, density=1.0, data=[(x, y)], seed=7, epochs=1, lam=0.0, lr=0.05, momentum=0.0)
+    res = gem_mine(net, density=1.0, data=[(x, y)], seed=7, epochs=1, lam=0.0, optimizer="sgd", lr=0.05, momentum=0.0)
     assert torch.allclose(res.scores["0.weight"], expect, atol=1e-7)
     assert torch.equal(net[0].weight, w)  # weights frozen, the model untouched
     assert res.model is not None and torch.equal(res.model[0].weight, w)
@@ -50,16 +50,53 @@ def test_penalty_enters_the_score_gradient() -> None:
     net = nn.Sequential(nn.Linear(6, 3, bias=False))
     nn.init.zeros_(net[0].weight)  # no CE gradient reaches the scores: only the penalty acts
     s0 = torch.rand((3, 6), generator=torch.Generator().manual_seed(3))
-    res = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, lr=0.1, momentum=0.0)
+    res = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=0.1, momentum=0.0)
     assert torch.allclose(res.scores["0.weight"], (s0 - 0.1 * 0.5 * 2 * s0).clamp(0, 1), atol=1e-7)
 
 
 def test_scores_are_clamped() -> None:
     net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8,), seed=0)
-    res = gem_mine(net, density=0.5, data=_data(), epochs=2, lr=1e3, momentum=0.0)
+    res = gem_mine(net, density=0.5, data=_data(), epochs=2, optimizer="sgd", lr=1e3, momentum=0.0)
     allv = torch.cat([s.reshape(-1) for s in res.scores.values()])
     assert float(allv.min()) >= 0.0 and float(allv.max()) <= 1.0
     assert bool((allv == 0.0).any()) and bool((allv == 1.0).any())  # clamping did act
+
+
+def test_clamping_after_every_step_by_hand() -> None:
+    # Penalty only (zero weights: no CE gradient), SGD without momentum: one step maps s to
+    # s - lr * lam * 2 s = (1 - 2 lr lam) s. With 2 lr lam = 3 a step sends s to -2 s. Step 1
+    # overshoots below 0 and is clamped to 0; step 2 then starts from 0 and stays at 0. Had
+    # the clamp been applied only at the end, step 2 would start from -2 s and give 4 s > 0.
+    net = nn.Sequential(nn.Linear(6, 3, bias=False))
+    nn.init.zeros_(net[0].weight)
+    s0 = torch.rand((3, 6), generator=torch.Generator().manual_seed(3))
+    one = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=3.0, momentum=0.0)
+    assert torch.equal(one.scores["0.weight"], torch.zeros(3, 6))  # -2 s clamped
+    two = gem_mine(net, density=1.0, data=_data(2), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=3.0, momentum=0.0)
+    assert torch.equal(two.scores["0.weight"], torch.zeros(3, 6))  # not (-2)(-2) s = 4 s
+    assert bool((4 * s0 > 0).all())
+    # two steps, both clamped: the same as applying the clamped one-step map twice
+    up = gem_mine(net, density=1.0, data=_data(2), seed=3, epochs=1, lam=-0.5, optimizer="sgd", lr=3.0, momentum=0.0)
+    assert torch.allclose(up.scores["0.weight"], (4 * (4 * s0).clamp(0, 1)).clamp(0, 1), atol=1e-6)
+
+
+def test_gem_is_well_above_chance_before_weight_training() -> None:
+    # An easy task: 4 well separated Gaussian classes in 10 dimensions (chance 0.25). The gem,
+    # with the frozen initial weights and no weight training at all, classifies most points;
+    # the same-density random mask does not.
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 10, generator=g) * 3.0
+    y = torch.randint(0, 4, (512,), generator=g)
+    x = centers[y] + torch.randn(512, 10, generator=g)
+    data = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 512, 64)]
+    for init in ("default", "kaiming_normal"):
+        net = gt.models.build("mlp", in_shape=(10,), num_classes=4, widths=(64, 64), seed=0, init=init)
+        t = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=15, finetune_epochs=0, seed=0)
+        assert t.meta["accuracy_before_finetune"] >= 0.6, (init, t.meta["accuracy_before_finetune"])
+        assert t.meta["initial_overlap"] < 0.6  # mining moved the ranking away from the initial scores
+        rnd = gt.pruning.prune(net, "random", density=0.2, seed=0)
+        acc_rnd = gt.training.evaluate(copy.deepcopy(net), data, masks=rnd.masks)["accuracy"]
+        assert t.meta["accuracy_before_finetune"] > acc_rnd + 0.2
 
 
 def test_schedule_nested_and_exact() -> None:
@@ -85,13 +122,16 @@ def test_method_records_accuracy_before_and_after_finetune() -> None:
     net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8,), seed=0)
     state = copy.deepcopy(net.state_dict())
     data = _data()
-    t = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=2, finetune_epochs=1, seed=4)
+    t = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=2, prune_every=1, finetune_epochs=1, seed=4)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
     assert t.kept == round(0.2 * t.total)
     assert 0.0 <= t.meta["accuracy_before_finetune"] <= 1.0
     assert 0.0 <= t.meta["accuracy_after_finetune"] <= 1.0
+    assert 0.0 <= t.meta["accuracy_used_mask"] <= 1.0 and 0.0 <= t.meta["initial_overlap"] <= 1.0
     assert t.meta["accuracy_on"] == "train"
     assert t.meta["cost"]["epochs"] == 3
-    again = gt.pruning.prune(net, "gem_miner", density=0.2, data=data, epochs=2, seed=4, eval_data=data[:1])
+    again = gt.pruning.prune(
+        net, "gem_miner", density=0.2, data=data, epochs=2, prune_every=1, finetune_epochs=0, seed=4, eval_data=data[:1]
+    )
     assert again == t  # same seed, same bits
     assert again.meta["accuracy_after_finetune"] is None and again.meta["accuracy_on"] == "eval_data"

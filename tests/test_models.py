@@ -205,3 +205,20 @@ def test_errors_name_the_problem() -> None:
         build("mlp", in_shape=(4,), num_classes=2, activation=nn.ReLU)
     with pytest.raises(ModelError, match="spec"):
         build_from_spec({"name": "mlp"})
+
+
+def test_kaiming_normal_init_recorded_and_rebuilt() -> None:
+    d = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=(200, 200), seed=3)
+    assert "init" not in d.gt_spec  # the default leaves the spec as it was
+    k = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=(200, 200), seed=3, init="kaiming_normal")
+    assert k.gt_spec["init"] == "kaiming_normal"
+    w = k.fc2.weight.detach()
+    assert abs(float(w.std()) - (2.0 / 200) ** 0.5) < 0.005  # N(0, 2 / fan_in)
+    assert not bool(k.fc2.bias.any()) and not bool(k.classifier.bias.any())
+    assert float(d.fc2.weight.abs().max()) <= 1 / 200**0.5 + 1e-6  # PyTorch's uniform default
+    again = gt.models.build_from_spec(k.gt_spec)
+    assert same_state(k, again) and again.gt_spec == k.gt_spec
+    r = gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=10, width=0.25, init="kaiming_normal")
+    assert torch.equal(r.bn1.weight, torch.ones_like(r.bn1.weight))  # BatchNorm keeps its defaults
+    with pytest.raises(gt.models.ModelError, match="init"):
+        gt.models.build("mlp", in_shape=(4,), num_classes=2, init="xavier")
