@@ -8,6 +8,7 @@ import os
 import pickle
 import random
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +382,103 @@ def test_cifar_pickles_naming_numpy_core(tmp_path: Path) -> None:
     images, labels = read_cifar_batch(path, "labels")
     assert images.shape == (2, 3, 32, 32) and labels.tolist() == [3, 4]
     assert images[1, 2, 31, 31] == data[1, 3071]
+
+
+# ----------------------------------------------------------------- download through a fake torchvision
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool, bool]]:
+    """Inject ``torchvision`` / ``torchvision.datasets`` whose dataset classes write tiny official-format files.
+
+    Returns the list of calls ``(class, root, train, download)``.
+    """
+    import types
+
+    calls: list[tuple[str, str, bool, bool]] = []
+    rng = np.random.default_rng(7)
+
+    class MNIST:
+        def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+            calls.append(("MNIST", root, train, download))
+            prefix = "train" if train else "t10k"
+            raw = Path(root) / "MNIST" / "raw"
+            write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (4, 28, 28)), compress=True)
+            write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.array([3, 1, 4, 1]), compress=True)
+
+    class CIFAR10:
+        def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+            calls.append(("CIFAR10", root, train, download))
+            raise RuntimeError("File not found or corrupted.\nUse download=True to download it")
+
+    datasets = types.ModuleType("torchvision.datasets")
+    datasets.MNIST = MNIST  # type: ignore[attr-defined]
+    datasets.CIFAR10 = CIFAR10  # type: ignore[attr-defined]
+    tv = types.ModuleType("torchvision")
+    tv.datasets = datasets  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchvision", tv)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
+    return calls
+
+
+def test_download_calls_torchvision_then_loads(tmp_path: Path, fake_torchvision) -> None:
+    with pytest.raises(DataError, match="--download"):
+        load("mnist", split="test", root=tmp_path)
+    assert fake_torchvision == []  # nothing is fetched without download=True
+    ds = load("mnist", split="test", root=tmp_path, download=True)
+    assert fake_torchvision == [("MNIST", str(tmp_path), False, True)]
+    assert ds.tensors[1].tolist() == [3, 1, 4, 1] and ds.dataset_name == "mnist"
+    # the files are now there: a second load reads them without calling torchvision
+    load("mnist", split="test", root=tmp_path, download=True)
+    assert len(fake_torchvision) == 1
+
+
+def test_download_failure_is_a_data_error(tmp_path: Path, fake_torchvision) -> None:
+    with pytest.raises(DataError, match="downloading CIFAR10 .* failed: RuntimeError: File not found"):
+        load("cifar10", root=tmp_path, download=True)
+    with pytest.raises(DataError, match="no datasets.CIFAR100"):
+        load("cifar100", root=tmp_path, download=True)
+
+
+def test_missing_files_error_names_the_cli_flag_and_the_extra(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as e:
+        load("cifar10", root=tmp_path)
+    assert "--download" in str(e.value) and "graphtickets[vision]" in str(e.value)
+
+
+# ----------------------------------------------------------------- provenance: the dataset's name travels
+
+
+def test_loaded_dataset_batches_and_take_keep_the_name() -> None:
+    ds = load("digits", split="train")
+    assert isinstance(ds, TensorDataset) and ds.dataset_name == "digits" and ds.split == "train"
+    b = batches(ds, batch_size=32, seed=0)
+    assert b.dataset_name == "digits"
+    first = take(b, 2)
+    assert isinstance(first, list) and len(first) == 2 and first.dataset_name == "digits"
+    assert batches(Subset(ds, [0, 1, 2]), batch_size=2).dataset_name == "digits"
+    assert batches(TensorDataset(torch.zeros(2, 1), torch.zeros(2)), batch_size=2).dataset_name is None
+    assert take([(1, 2), (3, 4)], 1).dataset_name is None
+
+
+def test_prune_records_the_dataset_from_the_data(tmp_path: Path) -> None:
+    i = info("digits")
+    model = gt.models.build("mlp", in_shape=i.in_shape, num_classes=i.num_classes, widths=(16,), seed=0)
+    data = gt.data.take(gt.data.batches(gt.data.load("digits"), batch_size=64, seed=0), 2)
+    t = gt.pruning.prune(model, "snip", density=0.2, data=data)
+    assert t.config["dataset"] == "digits"
+    # an explicit dataset= wins
+    assert gt.pruning.prune(model, "snip", density=0.2, data=data, dataset="other").config["dataset"] == "other"
+    # the name survives the file, and the file alone rebuilds the model: the original, masked
+    back = gt.Ticket.load(t.save(tmp_path / "snip.safetensors"))
+    assert back.config["dataset"] == "digits" and back == t
+    rebuilt = back.build_model()
+    original = dict(model.named_parameters())
+    for n, p in rebuilt.named_parameters():
+        want = original[n].detach() * back.masks[n] if n in back.masks else original[n].detach()
+        assert torch.equal(p.detach(), want), n
+    # and `graphtickets train` finds the dataset on its own
+    from graphtickets.cli import main
+
+    assert main(["train", str(tmp_path / "snip.safetensors"), "--epochs", "1"]) == 0
+    assert gt.Ticket.load(tmp_path / "snip.safetensors").meta["train"]["dataset"] == "digits"

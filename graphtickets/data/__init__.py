@@ -27,13 +27,15 @@ from __future__ import annotations
 from graphtickets.data import digits as _digits  # noqa: F401  (registers "digits")
 from graphtickets.data import images as _images  # noqa: F401  (registers mnist, cifar, ...)
 from graphtickets.data import mnist1d as _mnist1d  # noqa: F401  (registers "mnist1d")
-from graphtickets.data.batching import Batches, batches, epoch_seed, take
+from graphtickets.data.batching import Batches, TakenBatches, batches, epoch_seed, take
 from graphtickets.data.core import (
     DATASETS,
     SPLITS,
     DatasetInfo,
     DatasetSource,
+    NamedTensorDataset,
     data_root,
+    dataset_name,
     info,
     load,
     register_dataset,
@@ -45,12 +47,15 @@ __all__ = [
     "SPLITS",
     "DatasetInfo",
     "DatasetSource",
+    "NamedTensorDataset",
+    "dataset_name",
     "register_dataset",
     "data_root",
     "info",
     "load",
     "split_indices",
     "Batches",
+    "TakenBatches",
     "batches",
     "take",
     "epoch_seed",

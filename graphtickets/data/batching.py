@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from graphtickets.data.core import dataset_name
 from graphtickets.errors import DataError
 
-__all__ = ["Batches", "batches", "take", "epoch_seed"]
+__all__ = ["Batches", "TakenBatches", "batches", "take", "epoch_seed"]
 
 T = TypeVar("T")
 
@@ -54,7 +55,11 @@ def _tensors(dataset: Dataset[Any]) -> tuple[torch.Tensor, ...]:
 
 
 class Batches:
-    """A re-iterable sequence of ``(inputs, targets)`` mini-batches (see :func:`batches`)."""
+    """A re-iterable sequence of ``(inputs, targets)`` mini-batches (see :func:`batches`).
+
+    ``dataset_name`` is the name the dataset carries (see
+    :class:`~graphtickets.data.NamedTensorDataset`), or ``None``.
+    """
 
     def __init__(
         self,
@@ -82,6 +87,7 @@ class Batches:
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        self.dataset_name: str | None = dataset_name(dataset)
         #: Number of epochs started so far; the next ``iter()`` uses this epoch's order.
         self.epoch = 0
         if len(self) == 0:
@@ -163,10 +169,17 @@ def batches(
     )
 
 
-def take(batches: Iterable[T], n: int) -> list[T]:
+class TakenBatches(list[T]):
+    """A list of batches (from :func:`take`) that keeps the ``dataset_name`` of its source."""
+
+    dataset_name: str | None = None
+
+
+def take(batches: Iterable[T], n: int) -> TakenBatches[T]:
     """The first ``n`` batches of ``batches`` as a list (e.g. for pruning-at-init scorers).
 
     Iterating a :class:`Batches` starts a new epoch, so ``take`` consumes one epoch's order.
+    The list keeps the source's ``dataset_name``, so a ticket pruned on it records its dataset.
 
     Parameters
     ----------
@@ -177,7 +190,8 @@ def take(batches: Iterable[T], n: int) -> list[T]:
 
     Returns
     -------
-    list
+    TakenBatches
+        A ``list`` with a ``dataset_name`` attribute.
 
     Raises
     ------
@@ -186,7 +200,8 @@ def take(batches: Iterable[T], n: int) -> list[T]:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise DataError(f"take() needs a positive number of batches, got {n!r}")
-    out = list(itertools.islice(iter(batches), int(n)))
+    out: TakenBatches[T] = TakenBatches(itertools.islice(iter(batches), int(n)))
+    out.dataset_name = dataset_name(batches)
     if len(out) < n:
         raise DataError(
             f"asked for {n} batches but only {len(out)} are available in one pass; "

@@ -4,7 +4,8 @@ A dataset is registered as a :class:`DatasetSource`: its :class:`DatasetInfo` (i
 number of classes, a one-line description and the citation) and a loader
 ``loader(split, root, download, **options) -> (inputs, targets)`` that returns numpy arrays
 for the fixed ``"train"`` or ``"test"`` split. :func:`load` adds the seeded validation split
-and wraps the arrays in a :class:`torch.utils.data.TensorDataset`.
+and wraps the arrays in a :class:`NamedTensorDataset` (a ``TensorDataset`` that carries the
+dataset's name, so that :func:`graphtickets.pruning.prune` can record it in a ticket's provenance).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from graphtickets.errors import DataError
 __all__ = [
     "DatasetInfo",
     "DatasetSource",
+    "NamedTensorDataset",
+    "dataset_name",
     "DATASETS",
     "register_dataset",
     "data_root",
@@ -75,6 +78,59 @@ class DatasetSource:
     name: str
     info: DatasetInfo
     loader: Loader
+
+
+class NamedTensorDataset(TensorDataset):
+    """A ``TensorDataset`` that knows which dataset and split it holds.
+
+    Parameters
+    ----------
+    *tensors : torch.Tensor
+        As for ``TensorDataset``: inputs and targets, equal first dimension.
+    dataset_name : str, optional
+        The registry name (``"digits"``, ``"mnist1d"``, ...).
+    split : str, optional
+        ``"train"``, ``"val"`` or ``"test"``.
+
+    Examples
+    --------
+    >>> ds = NamedTensorDataset(torch.zeros(3, 2), torch.zeros(3), dataset_name="toy", split="train")
+    >>> len(ds), ds.dataset_name, ds.split
+    (3, 'toy', 'train')
+    """
+
+    def __init__(self, *tensors: torch.Tensor, dataset_name: str | None = None, split: str | None = None) -> None:
+        super().__init__(*tensors)
+        self.dataset_name = dataset_name
+        self.split = split
+
+    def __repr__(self) -> str:
+        return f"NamedTensorDataset({self.dataset_name!r}, split={self.split!r}, n={len(self)})"
+
+
+def dataset_name(obj: Any) -> str | None:
+    """The dataset name ``obj`` carries: its ``dataset_name``, or that of the dataset it wraps.
+
+    Looks through ``Subset`` (``.dataset``) and similar wrappers; ``None`` when there is none.
+
+    Parameters
+    ----------
+    obj : object
+        A dataset, a :class:`~graphtickets.data.Batches`, a list from
+        :func:`~graphtickets.data.take`, a ``DataLoader``, ...
+
+    Returns
+    -------
+    str or None
+    """
+    for _ in range(8):  # wrappers of wrappers, bounded
+        name = getattr(obj, "dataset_name", None)
+        if isinstance(name, str):
+            return name
+        obj = getattr(obj, "dataset", None)
+        if obj is None:
+            return None
+    return None
 
 
 #: ``name -> DatasetSource`` of every dataset :func:`load` knows.
@@ -187,7 +243,7 @@ def load(
     download: bool = False,
     val_fraction: float = 0.0,
     **options: Any,
-) -> TensorDataset:
+) -> NamedTensorDataset:
     """Load a dataset split as a ``TensorDataset`` of float32 inputs and int64 targets.
 
     The train/test split of every dataset is fixed (it never depends on ``seed``). With
@@ -215,8 +271,11 @@ def load(
 
     Returns
     -------
-    torch.utils.data.TensorDataset
-        ``(inputs, targets)`` with inputs of shape ``(n, *info(name).in_shape)``.
+    NamedTensorDataset
+        A ``TensorDataset`` of ``(inputs, targets)`` with inputs of shape
+        ``(n, *info(name).in_shape)``; ``.dataset_name`` is ``name`` and ``.split`` is ``split``
+        (batches and :func:`~graphtickets.data.take` keep the name, and
+        :func:`~graphtickets.pruning.prune` records it).
 
     Raises
     ------
@@ -226,8 +285,8 @@ def load(
     Examples
     --------
     >>> ds = load("digits", split="test")
-    >>> len(ds), tuple(ds.tensors[0].shape[1:])
-    (360, (1, 8, 8))
+    >>> len(ds), tuple(ds.tensors[0].shape[1:]), ds.dataset_name
+    (360, (1, 8, 8), 'digits')
     """
     source = DATASETS.get_or_raise(name)
     if split not in SPLITS:
@@ -257,4 +316,4 @@ def load(
             f"dataset {name!r} gave inputs of shape {tuple(inputs.shape[1:])}, expected {expected}: "
             f"the files under the data root are not the official ones"
         )
-    return TensorDataset(inputs, targets)
+    return NamedTensorDataset(inputs, targets, dataset_name=name, split=split)

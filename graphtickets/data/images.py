@@ -18,7 +18,9 @@ datasets' published mean and standard deviation (``standardize=False`` keeps [0,
 
 When files are absent a :class:`~graphtickets.errors.DataError` names them and the folder.
 ``download=True`` is the only path that fetches: it calls torchvision's dataset class with
-``download=True`` (install torchvision for that), which writes this same layout.
+``download=True`` (the optional extra ``pip install 'graphtickets[vision]'`` installs
+torchvision), which writes this same layout; any failure there is a
+:class:`~graphtickets.errors.DataError`.
 """
 
 from __future__ import annotations
@@ -144,23 +146,43 @@ def read_cifar_batch(path: str | Path, label_key: str) -> tuple[np.ndarray, np.n
     return data.reshape(-1, 3, 32, 32), labels
 
 
+_VISION_HINT = "pip install 'graphtickets[vision]'"
+
+
 def _missing_error(name: str, folder: Path, missing: list[str]) -> DataError:
     return DataError(
         f"{name}: missing file(s) {', '.join(missing)} in folder {str(folder)!r}; "
-        f"put them there, or pass download=True (CLI: --download) to fetch them with torchvision"
+        f"put them there, or pass download=True (CLI: --download) to fetch them with torchvision "
+        f"({_VISION_HINT})"
     )
 
 
 def _download(cls_name: str, root: Path, train: bool) -> None:
+    """Fetch ``torchvision.datasets.<cls_name>`` into ``root``; every failure is a DataError."""
     try:
         import torchvision.datasets as tvd  # type: ignore[import-not-found]
     except ImportError:
         raise DataError(
             f"download=True fetches {cls_name} through torchvision, which is not installed; "
-            f"install torchvision (matching your torch), or put the files under {str(root)!r} yourself"
+            f"install torchvision matching your torch ({_VISION_HINT}), or put the files under "
+            f"{str(root)!r} yourself"
         ) from None
-    root.mkdir(parents=True, exist_ok=True)
-    getattr(tvd, cls_name)(str(root), train=train, download=True)
+    except Exception as exc:  # e.g. a torchvision built for another torch
+        raise DataError(
+            f"download=True needs torchvision, but importing it failed ({type(exc).__name__}: {exc}); "
+            f"install the torchvision that matches your torch"
+        ) from None
+    cls = getattr(tvd, cls_name, None)
+    if cls is None:
+        raise DataError(f"this torchvision has no datasets.{cls_name}; upgrade torchvision")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cls(str(root), train=train, download=True)
+    except Exception as exc:  # network, checksum, disk: torchvision raises many types
+        raise DataError(
+            f"downloading {cls_name} ({'train' if train else 'test'}) into {str(root)!r} through "
+            f"torchvision failed: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 # ---------------------------------------------------------------- MNIST-style (IDX)
