@@ -124,3 +124,100 @@ def test_degree_statistics() -> None:
     table = layer_degree_stats(gt.graphs.layered_graph(m, t, input_shape=(2,))).set_index("layer")
     assert table.loc["input", "out_mean"] == pytest.approx(1.5)  # x0 -> 2, x1 -> 1
     assert table.iloc[1]["in_mean"] == pytest.approx(1.0)  # u0:1, u1:2, u2:0
+
+
+# --------------------------------------------------------------------------- effective density oracle
+def grad_oracle(model: nn.Module, ticket: gt.Ticket, shape: tuple[int, ...]) -> tuple[dict[str, int], dict[str, int]]:
+    """Effective weights by autograd, independent of the graphs: weights := |mask| (>= 0), biases
+    0, max-pooling -> average pooling, an all-ones input; with non-negative weights every
+    pre-activation is >= 0 (ReLU passes it on) and d(sum of outputs)/dw is a sum over the
+    input -> output paths through w of non-negative terms, so it is nonzero iff w lies on one."""
+    import copy
+
+    m = copy.deepcopy(model).eval()
+    for mod in list(m.modules()):
+        for cn, ch in list(mod.named_children()):
+            if isinstance(ch, nn.MaxPool2d):
+                setattr(mod, cn, nn.AvgPool2d(ch.kernel_size, ch.stride))
+    params = dict(m.named_parameters())
+    with torch.no_grad():
+        for n, p in params.items():
+            if n in ticket.masks:
+                p.copy_(ticket.masks[n].float())
+            elif n.endswith("bias"):
+                p.zero_()
+    m(torch.ones(1, *shape)).sum().backward()
+    eff = {n: int((ticket.masks[n] & (params[n].grad != 0)).sum()) for n in ticket.masks}
+    return eff, {n: params[n].numel() for n in ticket.masks}
+
+
+def _random_ticket(model: nn.Module, density: float, seed: int) -> gt.Ticket:
+    from graphtickets.ticket import prunable
+
+    g = torch.Generator().manual_seed(seed)
+    return gt.Ticket({n: torch.rand(p.shape, generator=g) < density for n, p in prunable(model).items()})
+
+
+@pytest.mark.parametrize(("density", "seed"), [(0.05, 0), (0.1, 1), (0.2, 2), (0.5, 3)])
+def test_effective_density_of_an_mlp_equals_the_gradient_oracle(density: float, seed: int) -> None:
+    from graphtickets.analysis import metrics, ticket_metrics, weight_densities
+
+    m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16, 16), seed=0)
+    t = _random_ticket(m, density, seed)
+    eff, numel = grad_oracle(m, t, (8,))
+    oracle = sum(eff.values()) / sum(numel.values())
+    assert effective_density(t, m) == pytest.approx(oracle, abs=1e-12)
+    got = metrics(gt.graphs.layered_graph(m, t))  # Linear layer sizes are known to the graph
+    assert got["effective_density"] == pytest.approx(oracle, abs=1e-12)
+    assert got["weight_density"] == pytest.approx(sum(int(x.sum()) for x in t.masks.values()) / sum(numel.values()), abs=1e-12)
+    assert ticket_metrics(t, m)["effective_density"] == pytest.approx(oracle, abs=1e-12)
+    per = weight_densities(gt.graphs.layered_graph(m, t, weights=None))  # unweighted: Linear counts still known
+    for n in t.masks:
+        assert per[f"weight_density/{n}"] == pytest.approx(float(t.masks[n].double().mean()), abs=1e-12)
+    if density <= 0.1:
+        assert oracle < 0.9 * t.density  # the case is not trivial: many live weights are ineffective
+
+
+def small_conv() -> nn.Module:
+    """No padding, no pooling: every kernel entry of a live channel pair reads live pixels, so the
+    channel-level judgement is exact here."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 6, 3), nn.ReLU(), nn.Conv2d(6, 5, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(5 * 4 * 4, 8), nn.ReLU(), nn.Linear(8, 3),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("density", "seed"), [(0.08, 0), (0.15, 1), (0.3, 2)])
+def test_effective_density_of_a_small_conv_net_equals_the_gradient_oracle(density: float, seed: int) -> None:
+    from graphtickets.analysis import weight_counts, weight_densities
+
+    m = small_conv()
+    t = _random_ticket(m, density, seed)
+    eff, numel = grad_oracle(m, t, (2, 8, 8))
+    oracle = sum(eff.values()) / sum(numel.values())
+    assert effective_density(t, m, input_shape=(2, 8, 8)) == pytest.approx(oracle, abs=1e-12)
+    g = gt.graphs.layered_graph(m, t, weights="count", input_shape=(2, 8, 8))
+    assert np.isnan(weight_densities(g)["weight_density"])  # conv kernel sizes not recorded in the graph
+    g.meta["param_numel"] = numel
+    d = weight_densities(g)
+    assert d["effective_density"] == pytest.approx(oracle, abs=1e-12)
+    assert d["weight_density"] == pytest.approx(sum(int(x.sum()) for x in t.masks.values()) / sum(numel.values()), abs=1e-12)
+    c = weight_counts(g).set_index("param")
+    for n in t.masks:
+        assert c.loc[n, "effective"] == eff[n]
+        assert d[f"weight_density/{n}"] == pytest.approx(float(t.masks[n].double().mean()), abs=1e-12)
+    if density <= 0.08:
+        assert oracle < 0.9 * t.density
+
+
+def test_effective_density_with_padding_is_an_upper_bound_of_the_oracle() -> None:
+    """conv2 (padding 1, max-pooling): a kernel entry can read only padding where its output
+    still matters; channel level then counts it (documented), so ours >= oracle, close."""
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
+    for density in (0.005, 0.02):
+        t = gt.pruning.prune(m, "random", density=density, seed=0)
+        eff, numel = grad_oracle(m, t, (3, 8, 8))
+        oracle = sum(eff.values()) / sum(numel.values())
+        ours = effective_density(t, m)
+        assert oracle <= ours + 1e-15 and ours - oracle <= 0.05 * ours

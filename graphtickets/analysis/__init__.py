@@ -55,6 +55,8 @@ from graphtickets.analysis.structure import (
     layer_densities,
     log10_paths,
     square_clustering,
+    weight_counts,
+    weight_densities,
 )
 
 __all__ = [
@@ -91,6 +93,8 @@ __all__ = [
     "small_world",
     "edge_density",
     "layer_densities",
+    "weight_counts",
+    "weight_densities",
     "effective_mask",
     "effective_fraction",
     "effective_density",

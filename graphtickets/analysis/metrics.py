@@ -45,23 +45,48 @@ class MetricSpec:
     default : bool
         Run by :func:`metrics` unless asked for by name (False for costly ones).
     keys : tuple of str
-        The keys ``fn`` returns (stable, for tables).
+        The keys ``fn`` always returns, first and in this order (stable, for tables).
+    prefixes : tuple of str
+        Prefixes of the further, graph-dependent keys ``fn`` may return after ``keys``
+        (one per layer, e.g. ``"weight_density/"`` + parameter name).
     """
 
     fn: Callable[[Graph], dict[str, float]]
     applies: Callable[[Graph], bool]
     default: bool
     keys: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def register_metric(name: str, applies: Callable[[Graph], bool], keys: Iterable[str], *, default: bool = True) -> Callable[[Callable[[Graph], dict[str, float]]], Callable[[Graph], dict[str, float]]]:
-    """Decorator registering ``fn(graph) -> dict[str, float]`` as metric ``name``."""
+def register_metric(
+    name: str, applies: Callable[[Graph], bool], keys: Iterable[str], *, default: bool = True, prefixes: Iterable[str] = ()
+) -> Callable[[Callable[[Graph], dict[str, float]]], Callable[[Graph], dict[str, float]]]:
+    """Decorator registering ``fn(graph) -> dict[str, float]`` as metric ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The registry key.
+    applies : callable
+        ``applies(graph) -> bool``.
+    keys : iterable of str
+        The keys ``fn`` always returns, in order.
+    default : bool, default True
+        Run by :func:`metrics` without ``names``.
+    prefixes : iterable of str
+        Prefixes of the per-layer keys ``fn`` may add after ``keys``.
+
+    Returns
+    -------
+    callable
+        The decorator (it returns ``fn`` unchanged).
+    """
 
     def deco(fn: Callable[[Graph], dict[str, float]]) -> Callable[[Graph], dict[str, float]]:
-        METRICS.register(name, MetricSpec(fn=fn, applies=applies, default=default, keys=tuple(keys)))
+        METRICS.register(name, MetricSpec(fn=fn, applies=applies, default=default, keys=tuple(keys), prefixes=tuple(prefixes)))
         return fn
 
     return deco
@@ -154,6 +179,11 @@ def _paths(g: Graph) -> dict[str, float]:
     return {"log10_paths": structure.log10_paths(g)}
 
 
+@register_metric("densities", _layered, ("weight_density", "effective_density"), prefixes=("weight_density/",))
+def _densities(g: Graph) -> dict[str, float]:
+    return structure.weight_densities(g)
+
+
 @register_metric("effective", _directed, ("effective_fraction",))
 def _effective(g: Graph) -> dict[str, float]:
     return {"effective_fraction": structure.effective_fraction(g)}
@@ -202,7 +232,8 @@ def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, floa
     ----------
     graph : Graph or networkx graph
         A layered graph gets the DAG metrics (square clustering, path counts, effective
-        fraction, dead units, collapsed layers, per-layer degrees, input->output path length);
+        fraction, dead units, collapsed layers, per-layer degrees, input->output path length)
+        and, when it was built from a ticket, the ticket's densities;
         a relational (undirected) graph gets clustering, path length, spectrum, modularity,
         assortativity (You et al. 2020); a bipartite layer graph its Ramanujan gaps.
     names : iterable of str, optional
@@ -212,7 +243,24 @@ def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, floa
     Returns
     -------
     dict[str, float]
-        Relational graphs are measured without self-loops (You et al.).
+        Relational graphs are measured without self-loops (You et al.). Densities, which are
+        easy to confuse: ``edge_density`` is the graph-theoretic density (edges / node
+        pairs); on layered graphs ``weight_density`` is the ticket's density (live / all
+        weights of its Linear/Conv layers), ``weight_density/<param>`` the same per layer,
+        ``effective_fraction`` the share of *live* weights on some input -> output path and
+        ``effective_density`` Vysogorets & Kempe's effective density (effective / *all*
+        weights, ``= effective_fraction * weight_density``). A conv layer's size is only
+        known to a graph that records it (see :func:`~graphtickets.analysis.weight_counts`;
+        :func:`ticket_metrics` does), else its densities are NaN.
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16), seed=0)
+    >>> t = gt.pruning.prune(m, "random", density=0.25, seed=0)
+    >>> out = metrics(gt.graphs.layered_graph(m, t))
+    >>> round(out["weight_density"], 4) == round(t.density, 4), out["effective_density"] <= out["weight_density"]
+    (True, True)
 
     References
     ----------
@@ -258,7 +306,10 @@ def ticket_metrics(ticket: Any, model: Any, *, graph: str = "layered", names: It
     from graphtickets import graphs
 
     if graph == "layered":
+        from graphtickets.ticket import prunable
+
         g: Graph = graphs.layered_graph(model, ticket, weights="count")
+        g.meta["param_numel"] = {n: p.numel() for n, p in prunable(model).items()}  # conv sizes for the densities
     elif graph == "relational":
         g = graphs.relational_graph(model, ticket)
     else:
