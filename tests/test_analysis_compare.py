@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 import graphtickets as gt
 from graphtickets.analysis import DISTANCES, compare, distance, pivot, summarize
+from graphtickets.analysis.compare import NO_NULL_VARIATION, NULL_COLUMNS, null_seed
 from graphtickets.errors import GraphticketsError
 
 
 @pytest.fixture(scope="module")
-def setup() -> tuple[object, dict[str, gt.Ticket]]:
+def setup() -> tuple[nn.Module, dict[str, gt.Ticket]]:
     m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16, 16), seed=0)
     ts = {
         "rand": gt.pruning.prune(m, "random", density=0.2, seed=0),
@@ -21,7 +24,7 @@ def setup() -> tuple[object, dict[str, gt.Ticket]]:
     return m, ts
 
 
-def test_compare_long_table_and_pivot(setup: tuple[object, dict[str, gt.Ticket]]) -> None:
+def test_compare_long_table_and_pivot(setup: tuple[nn.Module, dict[str, gt.Ticket]]) -> None:
     m, ts = setup
     table = compare(ts, m)
     defaults = [k for k, s in DISTANCES.items() if s.default]
@@ -40,7 +43,7 @@ def test_compare_long_table_and_pivot(setup: tuple[object, dict[str, gt.Ticket]]
     assert t2["a"].iloc[0] == "0:random"
 
 
-def test_compare_with_nulls(setup: tuple[object, dict[str, gt.Ticket]]) -> None:
+def test_compare_with_nulls(setup: tuple[nn.Module, dict[str, gt.Ticket]]) -> None:
     m, ts = setup
     table = compare(ts, m, kinds=["jaccard", "degree"], null_samples=4, seed=0)
     assert {"null_mean", "null_std", "z"} <= set(table.columns)
@@ -54,7 +57,7 @@ def test_compare_with_nulls(setup: tuple[object, dict[str, gt.Ticket]]) -> None:
     assert np.all(rew["null_mean"] > 0)
 
 
-def test_summarize(setup: tuple[object, dict[str, gt.Ticket]]) -> None:
+def test_summarize(setup: tuple[nn.Module, dict[str, gt.Ticket]]) -> None:
     m, ts = setup
     s = summarize(ts, m)
     assert list(s["name"]) == list(ts)
@@ -62,3 +65,87 @@ def test_summarize(setup: tuple[object, dict[str, gt.Ticket]]) -> None:
         assert col in s
     assert np.all(s["effective_density"] <= s["density"] + 1e-12)
     assert s.loc[0, "density"] == pytest.approx(ts["rand"].density)
+
+
+# --------------------------------------------------------------------------- symmetric nulls
+@pytest.fixture(scope="module")
+def mlp() -> nn.Module:
+    return gt.models.build("mlp", in_shape=(20,), num_classes=4, widths=(32, 32), seed=0)
+
+
+def _planted(t: gt.Ticket, frac: float, seed: int) -> gt.Ticket:
+    """``t`` with ``frac`` of each layer's live weights moved to random dead positions."""
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, m in t.masks.items():
+        flat = m.flatten().clone()
+        on, off = flat.nonzero().flatten(), (~flat).nonzero().flatten()
+        n = int(frac * on.numel())
+        flat[on[torch.randperm(on.numel(), generator=g)[:n]]] = False
+        flat[off[torch.randperm(off.numel(), generator=g)[:n]]] = True
+        masks[name] = flat.reshape(m.shape)
+    return t.replace(masks)
+
+
+def test_null_columns_and_symmetry_under_swapping_a_and_b(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "magnitude", density=0.2, seed=0)
+    b = gt.pruning.prune(mlp, "random", density=0.2, seed=1)
+    kinds = ["jaccard", "hamming", "spectral", "netlsd", "degree"]
+    ab = compare({"x": a, "y": b}, mlp, kinds=kinds, null_samples=10, seed=3)
+    ba = compare({"y": b, "x": a}, mlp, kinds=kinds, null_samples=10, seed=3)
+    assert list(ab.columns) == ["a", "b", "kind", "value", *NULL_COLUMNS]
+    assert (ab["a"] == "x").all() and (ba["a"] == "y").all() and (ab["null_n"] == 10).all()
+    cols = ["value", "null_mean", "null_std", "z", "p_closer", "p_farther"]
+    assert np.allclose(ab[cols].to_numpy(float), ba[cols].to_numpy(float), equal_nan=True)
+    assert ab["z"].notna().all()
+
+
+def test_z_is_nan_when_the_nulls_do_not_vary(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "magnitude", density=0.2, seed=0)
+    b = gt.pruning.prune(mlp, "snip", density=0.2, seed=0, data=[(torch.randn(16, 20), torch.randint(0, 4, (16,)))])
+    t = compare({"a": a, "b": b}, mlp, kinds=["layer_density", "jaccard"], null_samples=10)
+    ld = t[t["kind"] == "layer_density"].iloc[0]
+    # the shuffle null keeps every layer's density: the distance is the same for every null
+    assert ld["value"] > 0 and np.isnan(ld["z"]) and ld["note"] == NO_NULL_VARIATION
+    assert ld["null_std"] <= 1e-9 * ld["value"]
+    assert np.isfinite(t[t["kind"] == "jaccard"]["z"].iloc[0])
+    # identical layer densities (two random tickets of one scope): value = nulls = 0 -> NaN, no division
+    r1, r2 = (gt.pruning.prune(mlp, "random", density=0.2, seed=s, scope="layer") for s in (0, 1))
+    t2 = compare({"a": r1, "b": r2}, mlp, kinds=["layer_density"], null_samples=5)
+    assert np.isnan(t2["z"].iloc[0]) and t2["note"].iloc[0] == NO_NULL_VARIATION
+
+
+def test_planted_likeness_gives_a_large_negative_z(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "random", density=0.2, seed=0)
+    b = _planted(a, 0.1, seed=1)
+    t = compare({"a": a, "b": b}, mlp, kinds=["jaccard", "hamming", "aligned_jaccard"], null_samples=10)
+    for kind in ("jaccard", "hamming", "aligned_jaccard"):
+        r = t[t["kind"] == kind].iloc[0]
+        assert r["z"] < -10, (kind, r["z"])
+        assert r["p_closer"] == pytest.approx(1 / 11) and r["p_farther"] == 1.0
+
+
+def test_calibration_independent_random_masks_have_z_near_zero(mlp: nn.Module) -> None:
+    ts = {f"r{s}": gt.pruning.prune(mlp, "random", density=0.2, seed=s) for s in range(8)}
+    t = compare(ts, mlp, kinds=["jaccard", "hamming", "netlsd", "degree"], null_samples=10, seed=0)
+    # the 28 pairs share tickets (their z are correlated) and graph distances are skewed
+    # (z from 10 nulls is then biased a little), hence the looser bound for graph kinds
+    for kind, g in t.groupby("kind"):
+        z = g["z"].dropna()
+        assert len(z) == 28, kind
+        assert abs(z.mean()) < (0.6 if kind in ("jaccard", "hamming") else 1.5), (kind, z.mean())
+        assert 0.3 < z.std() < 3.0, (kind, z.std())
+        assert 0.25 < g["p_closer"].mean() < 0.75, (kind, g["p_closer"].mean())
+
+
+def test_feature_shortcuts_equal_the_registered_distances(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "magnitude", density=0.1, seed=0)
+    b = gt.pruning.prune(mlp, "random", density=0.1, seed=2)
+    t = compare({"a": a, "b": b}, mlp, kinds=["spectral", "netlsd", "degree"])
+    for kind in ("spectral", "netlsd", "degree"):
+        assert t[t["kind"] == kind]["value"].iloc[0] == pytest.approx(distance(a, b, kind, model=mlp), rel=1e-12, abs=1e-12)
+
+
+def test_null_seed_does_not_depend_on_position() -> None:
+    assert null_seed(0, "a", 1) == null_seed(0, "a", 1)
+    assert len({null_seed(s, n, i) for s in (0, 1) for n in ("a", "b") for i in range(3)}) == 12

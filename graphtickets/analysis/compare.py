@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,18 @@ from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_withi
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
 
-__all__ = ["compare", "pivot", "summarize", "name_tickets"]
+__all__ = ["compare", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION"]
 
 log = logging.getLogger(__name__)
 
 _NULLS = {"shuffle": shuffle_within_layers, "rewire": rewire_preserving_degrees}
+
+#: A null standard deviation at or below this fraction of the values' scale is "no null variation".
+NULL_STD_RTOL = 1e-9
+#: The ``note`` of a row whose nulls all give the same distance (its ``z`` is NaN).
+NO_NULL_VARIATION = "no null variation"
+#: Columns a :func:`compare` table has when it draws nulls, in order.
+NULL_COLUMNS = ["null_mean", "null_std", "z", "null_n", "p_closer", "p_farther", "note"]
 
 
 def name_tickets(tickets: Mapping[str, Ticket] | Sequence[Ticket]) -> dict[str, Ticket]:
@@ -42,6 +50,108 @@ def name_tickets(tickets: Mapping[str, Ticket] | Sequence[Ticket]) -> dict[str, 
     if not out:
         raise GraphticketsError("no tickets given")
     return out
+
+
+def null_seed(seed: int, name: str, sample: int) -> int:
+    """The seed of null ``sample`` of the ticket named ``name`` (independent of its position).
+
+    >>> null_seed(0, "snip", 3) == null_seed(0, "snip", 3) != null_seed(0, "grasp", 3)
+    True
+    """
+    ss = np.random.SeedSequence([int(seed) % 2**32, zlib.crc32(name.encode()), int(sample)])
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+# --------------------------------------------------------------------------- features
+# A kind listed in _FEATURES is a distance between per-ticket features, so the features of
+# every ticket and of every null ticket are computed once and a pair costs a vector distance.
+# Each entry equals the registered distance (tests/test_analysis_compare.py checks it); when
+# a kind is re-registered with another function, compare() calls that function instead.
+def _degree_sequence(ctx: Context, t: Ticket) -> np.ndarray:
+    from graphtickets.analysis._util import simple_directed
+
+    g = ctx.graph(t, "layered")
+    x = simple_directed(g)
+    d = np.diff(x.indptr)
+    return np.asarray((d + np.diff(x.tocsc().indptr)) if g.directed else d)
+
+
+def _spectrum_feature(ctx: Context, t: Ticket) -> np.ndarray:
+    from graphtickets.analysis.spectral import laplacian_spectrum
+
+    return np.asarray(laplacian_spectrum(ctx.graph(t, "relational")), dtype=np.float64)
+
+
+def _netlsd_feature(ctx: Context, t: Ticket) -> np.ndarray:
+    from graphtickets.analysis.distances import heat_trace
+
+    return np.asarray(heat_trace(ctx.graph(t, "relational")), dtype=np.float64)
+
+
+def _l2(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.linalg.norm(x - y))
+
+
+def _spectral_l2(x: np.ndarray, y: np.ndarray) -> float:
+    if x.size != y.size:
+        raise GraphticketsError(f"spectral distance needs graphs of the same size, got {x.size} and {y.size} nodes")
+    return _l2(x, y)
+
+
+def _wasserstein(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(x, y))
+
+
+_Feature = tuple[Callable[[Context, Ticket], np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
+_FEATURES: dict[str, _Feature] = {
+    "spectral": (_spectrum_feature, _spectral_l2),
+    "netlsd": (_netlsd_feature, _l2),
+    "degree": (_degree_sequence, _wasserstein),
+}
+#: The registered functions the feature shortcuts stand for (captured at import).
+_FEATURE_OF = {k: DISTANCES[k].fn for k in _FEATURES if k in DISTANCES}
+
+
+def _featured(kind: str) -> bool:
+    return kind in _FEATURE_OF and DISTANCES[kind].fn is _FEATURE_OF[kind]
+
+
+class _Features:
+    """Per-ticket features, each computed once; a ticket's graphs live only while they are made."""
+
+    def __init__(self, model: nn.Module | None, kinds: Sequence[str]) -> None:
+        self.model = model
+        self.kinds = [k for k in kinds if _featured(k)]
+        self.cache: dict[tuple[str, int, str], np.ndarray] = {}
+
+    def get(self, key: tuple[str, int], ticket: Ticket, kind: str) -> np.ndarray:
+        if (*key, kind) not in self.cache:
+            ctx = Context(model=self.model)  # this ticket's graphs, shared by its features
+            for k in self.kinds:
+                self.cache[(*key, k)] = _FEATURES[k][0](ctx, ticket)
+        return self.cache[(*key, kind)]
+
+
+def _null_stats(value: float, vals: np.ndarray) -> dict[str, Any]:
+    """The :data:`NULL_COLUMNS` of one distance against its null distances."""
+    n = int(vals.size)
+    mu = float(vals.mean()) if n else float("nan")
+    sd = float(vals.std(ddof=1)) if n > 1 else float("nan")
+    scale = max(abs(value), abs(mu)) if np.isfinite(mu) else abs(value)
+    flat = n > 1 and (not np.isfinite(sd) or sd <= NULL_STD_RTOL * scale)
+    z = (value - mu) / sd if n > 1 and not flat else float("nan")
+    tie = NULL_STD_RTOL * scale  # distances equal up to rounding count as ties
+    return {
+        "null_mean": mu,
+        "null_std": sd,
+        "z": z,
+        "null_n": n,
+        "p_closer": (1 + int(np.sum(vals <= value + tie))) / (n + 1),
+        "p_farther": (1 + int(np.sum(vals >= value - tie))) / (n + 1),
+        "note": NO_NULL_VARIATION if flat else ("" if n > 1 else "too few nulls for a z-score"),
+    }
 
 
 def compare(
@@ -66,19 +176,30 @@ def compare(
         Keys of :data:`~graphtickets.analysis.DISTANCES`; default: every default kind
         (``ged_approx`` is opt-in: it costs a linear assignment per layer).
     null_samples : int, default 0
-        For each pair ``(a, b)`` and kind, also the distance from ``a`` to ``null_samples``
-        null versions of ``b`` (and of ``a`` to ``b``'s nulls only: the null keeps ``a`` fixed).
+        ``k``: every ticket ``t`` gets ``k`` null tickets ``null_i(t)`` (seeded by
+        :func:`null_seed` from ``seed``, the ticket's name and ``i``), and the null
+        distribution of a pair ``(a, b)`` is ``d(null_i(a), null_i(b))``, ``i < k``. Both
+        tickets are randomized, so the null (what the preserved statistics explain: the layer
+        densities for ``shuffle``) and the z-score do not depend on which ticket is ``a``.
+        Null tickets and their features (graphs, spectra, NetLSD signatures, degree
+        sequences) are computed once per ticket: ``O(tickets * k)`` feature computations,
+        then ``O(pairs * k)`` vector distances.
     seed : int
-        Null ``s`` of ticket ``j`` uses seed ``seed + 1000 * j + s``.
+        Base seed of the nulls.
     null : {"shuffle", "rewire"}
         :func:`shuffle_within_layers` or :func:`rewire_preserving_degrees`.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``a``, ``b``, ``kind``, ``value`` and, with nulls, ``null_mean``, ``null_std``,
-        ``z`` (``(value - null_mean) / null_std``; negative = closer than the null).
-        One row per unordered pair and kind.
+        Columns ``a``, ``b``, ``kind``, ``value`` and, with nulls, ``null_mean``,
+        ``null_std``, ``z`` (``(value - null_mean) / null_std``; negative = closer than the
+        null; NaN when the nulls do not vary, ``null_std <= 1e-9 * max(|value|,
+        |null_mean|)``, or with fewer than 2 nulls), ``null_n`` (nulls drawn), ``p_closer``
+        and ``p_farther`` (empirical one-sided p-values ``(1 + #{null <= value}) / (k + 1)``
+        and ``(1 + #{null >= value}) / (k + 1)``, never below ``1 / (k + 1)``) and ``note``
+        (:data:`NO_NULL_VARIATION` where ``z`` is NaN for that reason). One row per
+        unordered pair and kind.
 
     Examples
     --------
@@ -98,23 +219,29 @@ def compare(
             DISTANCES.get_or_raise(k)
     if null not in _NULLS:
         raise GraphticketsError(f"null must be one of {sorted(_NULLS)}, got {null!r}")
+    k_nulls = max(int(null_samples), 0)
     ctx = Context(model=model)
+    feats = _Features(model, chosen)
     names = list(named)
     nulls: dict[str, list[Ticket]] = {}
-    if null_samples > 0:
-        for j, n in enumerate(names):
-            nulls[n] = [_NULLS[null](named[n], seed + 1000 * j + s) for s in range(int(null_samples))]
+    if k_nulls > 0:
+        nulls = {n: [_NULLS[null](named[n], null_seed(seed, n, s)) for s in range(k_nulls)] for n in names}
+
+    def dist(kind: str, ka: tuple[str, int], ta: Ticket, kb: tuple[str, int], tb: Ticket) -> float:
+        if _featured(kind):
+            return _FEATURES[kind][1](feats.get(ka, ta, kind), feats.get(kb, tb, kind))
+        return float(DISTANCES[kind].fn(ta, tb, ctx))
+
     rows: list[dict[str, Any]] = []
     for na, nb in itertools.combinations(names, 2):
         for kind in chosen:
-            fn = DISTANCES[kind].fn
-            row: dict[str, Any] = {"a": na, "b": nb, "kind": kind, "value": float(fn(named[na], named[nb], ctx))}
-            if null_samples > 0:
-                vals = np.array([fn(named[na], t, ctx) for t in nulls[nb]], dtype=np.float64)
-                mu, sd = float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0
-                row.update(null_mean=mu, null_std=sd, z=(row["value"] - mu) / sd if sd > 0 else float("nan"))
+            value = dist(kind, (na, -1), named[na], (nb, -1), named[nb])
+            row: dict[str, Any] = {"a": na, "b": nb, "kind": kind, "value": value}
+            if k_nulls > 0:
+                vals = [dist(kind, (na, s), nulls[na][s], (nb, s), nulls[nb][s]) for s in range(k_nulls)]
+                row.update(_null_stats(value, np.asarray(vals, dtype=np.float64)))
             rows.append(row)
-    cols = ["a", "b", "kind", "value"] + (["null_mean", "null_std", "z"] if null_samples > 0 else [])
+    cols = ["a", "b", "kind", "value"] + (NULL_COLUMNS if k_nulls > 0 else [])
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -204,4 +331,3 @@ def summarize(
                        disconnected_layers=float(r["disconnected"].sum()))  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
-
