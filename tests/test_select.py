@@ -78,6 +78,57 @@ def test_global_magnitude_equals_torch_global_unstructured(density: float) -> No
         assert torch.equal(mask, theirs.masks[name]), name
 
 
+def _torch_global_l1(model: nn.Module, amount: int | float) -> gt.Ticket:
+    """Prune ``model``'s prunable weights with torch's global_unstructured + L1Unstructured."""
+    modules = dict(model.named_modules())
+    params = [(modules[n.rpartition(".")[0]], n.rpartition(".")[2]) for n in gt.prunable(model)]
+    tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=amount)
+    return gt.Ticket.from_torch_prune(model)
+
+
+def _half_integer_densities(n: int) -> list[float]:
+    """Densities d with d * n half an integer (k = 0 would keep no weight), plus ordinary ones and the ends."""
+    half = [(k + 0.5) / n for k in (1, 2, n // 7, n // 2, n // 2 - 1, (9 * n) // 10, n - 2)]
+    return [*half, 1 / n, 0.5, 0.1, 0.37, 1.0]
+
+
+@pytest.mark.parametrize(
+    "name, build",
+    [
+        ("mlp", lambda: _net(1)),  # 141 weights
+        ("conv2", lambda: gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=4, seed=5)),
+        ("resnet20", lambda: gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=4, seed=5)),
+    ],
+)
+def test_global_magnitude_equals_torch_with_the_integer_amount(name, build) -> None:
+    """At every density, including half-integer d*N, our selection is torch's given the same count.
+
+    We keep round(d*N) (half to even); torch, given a float amount 1-d, prunes round((1-d)*N),
+    which at a half-integer d*N keeps one weight more. Passing torch the integer number to prune,
+    N - round(d*N), removes that difference: the selected weights are then identical.
+    """
+    model = build()
+    n = sum(p.numel() for p in gt.prunable(model).values())
+    for density in _half_integer_densities(n):
+        ticket = gt.pruning.prune(model, "magnitude", density=density)
+        keep = round(density * n)
+        assert ticket.kept == keep
+        theirs = _torch_global_l1(build(), n - keep)
+        assert theirs.kept == keep
+        for pname, mask in ticket.masks.items():
+            assert torch.equal(mask, theirs.masks[pname]), (name, density, pname)
+
+
+def test_float_amount_differs_by_one_weight_at_half_integer_counts() -> None:
+    """The documented one-weight difference: N = 141, d = 0.5 -> we keep 70, torch keeps 71."""
+    model = _net(1)
+    ours = gt.pruning.prune(model, "magnitude", density=0.5)
+    theirs = _torch_global_l1(_net(1), 0.5)
+    assert (ours.kept, theirs.kept) == (70, 71)
+    # ours is nested in theirs: the same order, one weight fewer
+    assert all(bool((ours.masks[k] <= theirs.masks[k]).all()) for k in ours.masks)
+
+
 def test_magnitude_layer_scope_and_invert() -> None:
     model = _net(2)
     t = gt.pruning.prune(model, "magnitude", density=0.2, scope="layer")

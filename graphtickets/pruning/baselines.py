@@ -154,7 +154,15 @@ def magnitude_method(
     invert: bool = False,
     prior: Mapping[str, torch.Tensor] | Ticket | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """One-shot (or iterated) magnitude pruning of the model's current weights."""
+    """One-shot (or iterated) magnitude pruning of the model's current weights.
+
+    Global scope keeps the ``round(density * N)`` largest ``|w|`` (Python's ``round``: half
+    to even). This is the selection of ``torch.nn.utils.prune.global_unstructured`` with
+    ``L1Unstructured`` given the same count, i.e. the integer ``amount=N - round(density * N)``.
+    With the float ``amount=1 - density`` torch prunes ``round((1 - density) * N)`` instead,
+    so when ``density * N`` is half an integer torch keeps one weight more (N = 141,
+    density 0.5: we keep 70, torch 71); otherwise the two agree.
+    """
     return score_prune(
         model, magnitude_scores, density=density, seed=seed, scope=scope, rounds=rounds,
         schedule=schedule, prior=prior, include_bias=include_bias,
