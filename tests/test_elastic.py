@@ -130,3 +130,63 @@ def test_unrelated_networks_are_rejected() -> None:
 def test_name_mapping_identity_outside_blocks() -> None:
     names = ["conv1.weight", "stage1.0.conv1.weight", "stage1.1.conv1.weight", "classifier.weight"]
     assert name_mapping(names, names) == {n: n for n in names}
+
+
+def test_resnet32_to_resnet20_squeeze_of_an_independent_ticket() -> None:
+    # a ResNet-32 ticket whose five blocks per stage all differ: squeezing must keep blocks
+    # [0, 1, 3] of every stage (the default table), and nothing else
+    r20, r32 = _resnets()
+    src32 = gt.pruning.prune(r32, "random", density=0.3, seed=7, scope="layer")
+    src32 = src32.replace({n: m if not n.startswith("stage") else m & (torch.rand(m.shape, generator=torch.Generator().manual_seed(len(n) + i)) < 0.5 + 0.08 * i) for i, (n, m) in enumerate(src32.masks.items())})
+    down = gt.pruning.prune(r20, "elastic", source=src32, source_model=r32)  # no density
+    down.check(r20)
+    assert down.config["density"] == pytest.approx(down.density)
+    assert "density_requested" not in down.meta
+    sd, dd = src32.layer_densities(), down.layer_densities()
+    for stage in ("stage1", "stage2", "stage3"):
+        assert down.meta["mapping"][stage] == [0, 1, 3]
+        for i, j in enumerate([0, 1, 3]):
+            for conv in ("conv1", "conv2"):
+                t_name, s_name = f"{stage}.{i}.{conv}.weight", f"{stage}.{j}.{conv}.weight"
+                assert dd[t_name] == sd[s_name]
+                assert torch.equal(down.masks[t_name], src32.masks[s_name])
+            # the dropped blocks 2 and 4 are really different, so the test pins the choice
+            assert not torch.equal(src32.masks[f"{stage}.2.conv1.weight"], src32.masks[f"{stage}.3.conv1.weight"])
+    for name in ("conv1.weight", "classifier.weight", "stage3.0.shortcut.0.weight"):
+        assert torch.equal(down.masks[name], src32.masks[name])
+
+
+def test_prune_carries_weights_and_batchnorm_buffers() -> None:
+    r20, r32 = _resnets()
+    with torch.no_grad():  # make the source's running statistics recognisable
+        for n, b in r20.named_buffers():
+            if b.is_floating_point():
+                b.copy_(torch.arange(b.numel(), dtype=b.dtype) + len(n))
+    src = gt.pruning.prune(r20, "magnitude", density=0.2)
+    up = gt.pruning.prune(r32, "elastic", source=src, source_model=r20, carry_weights=True)
+    assert up.weights is not None and up.config["hparams"]["carry_weights"] is True
+    s_params, s_bufs = dict(r20.named_parameters()), dict(r20.named_buffers())
+    assert torch.equal(up.weights["stage2.4.conv1.weight"], s_params["stage2.2.conv1.weight"])
+    assert torch.equal(up.weights["stage2.4.bn1.running_mean"], s_bufs["stage2.2.bn1.running_mean"])
+    assert torch.equal(up.weights["stage3.0.shortcut.1.running_var"], s_bufs["stage3.0.shortcut.1.running_var"])
+    assert "stage1.0.bn1.num_batches_tracked" not in up.weights  # integer counters are not carried
+    plain = gt.pruning.prune(r32, "elastic", source=src, source_model=r20)
+    assert plain.weights is None
+    with pytest.raises(GraphticketsError, match="density"):
+        gt.pruning.prune(r32, "magnitude")  # only transforms may omit the density
+
+
+def test_imp_rewound_weights_survive_prune_and_elastic() -> None:
+    a = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(6, 6, 6), seed=0)
+    b = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(6, 6), seed=0)
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(16, 10, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(3)]
+    t = gt.pruning.prune(a, "imp", density=0.6, data=data, rewind=2, epochs=2, seed=1)
+    assert t.weights is not None  # prune() keeps the rewound weights IMP returns
+    fam = gt.pruning.imp_rounds(a, density=0.6, data=data, rewind=2, epochs=2, seed=1)
+    assert all(torch.equal(t.weights[n], fam[-1].weights[n]) for n in fam[-1].weights)
+    e = gt.pruning.prune(b, "elastic", source=t, source_model=a, carry_weights=True)
+    assert e.weights is not None
+    assert e.meta["mapping"]["fc"] == [0, 1]
+    assert torch.equal(e.weights["fc2.weight"], t.weights["fc2.weight"])  # the rewound weights,
+    assert not torch.equal(e.weights["fc2.weight"], dict(a.named_parameters())["fc2.weight"])  # not init

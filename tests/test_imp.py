@@ -108,6 +108,8 @@ def test_rewind_zero_retrains_from_initialization() -> None:
     h = training.train(fresh, data, masks=t.masks, epochs=2, optimizer="sgd", lr=0.05, seed=3)
     assert t.meta["rounds"][-1]["loss"] == h.epochs[-1]["loss"]
     assert t.meta["accuracy"] == h.epochs[-1]["accuracy"]
+    assert t.meta["train_accuracy"] == t.meta["accuracy"]  # the running training accuracy
+    assert t.weights is None  # rewind 0: no rewound weights to carry
     assert len(t.meta["rounds"]) == n_rounds(0.5, 0.2) + 1
     assert t.meta["cost"]["epochs"] == 2 * len(t.meta["rounds"])
     assert t.config["hparams"]["rewind"] == 0 and t.kept == round(0.5 * t.total)

@@ -38,6 +38,8 @@ __all__ = [
     "reinit",
     "invert_scores",
     "collapsed_layers",
+    "imp_rounds",
+    "family",
 ]
 
 # Each module registers its methods on import. Add new method modules here.
@@ -54,3 +56,5 @@ _METHOD_MODULES = [
 
 for _m in _METHOD_MODULES:
     importlib.import_module(f"graphtickets.pruning.{_m}")
+
+from graphtickets.pruning.imp import family, imp_rounds  # noqa: E402  (after the registrations)

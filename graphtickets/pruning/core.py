@@ -134,7 +134,7 @@ def prune(
     model: nn.Module,
     method: str,
     *,
-    density: float,
+    density: float | None = None,
     data: Iterable[Any] | None = None,
     seed: int = 0,
     dataset: str | None = None,
@@ -149,7 +149,9 @@ def prune(
     method : str
         A key of :data:`METHODS` (``graphtickets methods`` lists them).
     density : float
-        Fraction of prunable weights to keep, in (0, 1].
+        Fraction of prunable weights to keep, in (0, 1]. Required, except for methods of
+        ``kind="transform"`` (``elastic``), whose density is whatever the transform gives;
+        ``config["density"]`` then records the ticket's actual density.
     data : iterable of (inputs, targets), optional
         Batches, consumed as given (no hidden resampling). Required by data-driven methods.
     seed : int
@@ -163,6 +165,8 @@ def prune(
     -------
     Ticket
         With provenance: method, density, seed, hyperparameters, model spec, dataset, cost.
+        A method may also return weights (``meta["weights"]``: e.g. IMP's rewound weights,
+        Elastic's carried ones); they become ``Ticket.weights``.
 
     Examples
     --------
@@ -173,7 +177,11 @@ def prune(
     ('random', 0.5)
     """
     spec = METHODS.get_or_raise(method)
-    density = check_density(density)
+    if density is None:
+        if spec.kind != "transform":
+            raise GraphticketsError(f"method {method!r} needs density=<fraction of weights kept, in (0, 1]>")
+    else:
+        density = check_density(density)
     if spec.needs_data and data is None:
         raise GraphticketsError(
             f"method {method!r} needs data: pass data=<batches of (inputs, targets)>, e.g. "
@@ -192,6 +200,7 @@ def prune(
     masks, meta = spec.fn(model, density=density, data=data, seed=seed, **hparams)
     seconds = time.perf_counter() - t0
     meta = dict(meta)
+    weights = meta.pop("weights", None)
     cost = dict(meta.pop("cost", {}))
     cost.setdefault("seconds", seconds)
     used = {**{k: v for k, v in known.items()}, **hparams}
@@ -208,7 +217,10 @@ def prune(
         method=method,
         config=config,
         meta={"cost": cost, "version": __version__, **meta},
+        weights=weights,
     )
+    if spec.kind == "transform":
+        ticket.config["density"] = ticket.density
     log.info("%s: density %.4g in %.2fs", method, ticket.density, seconds)
     return ticket
 

@@ -17,10 +17,15 @@ adjacent target slots when stretching (``1 1 2 2`` for two blocks into four), an
 dropped evenly when squeezing; block 0 stays block 0.
 
 The density of the result is whatever the mapping gives (copied blocks keep their own
-densities), not a number one asks for. ``prune(target, "elastic", density=d, ...)`` needs a
-``density`` like every method; it is recorded as requested, and the ticket's
-``meta["density_requested"]`` / actual ``Ticket.density`` tell the two apart. Passing
-``density=source.density`` is the idiomatic call.
+densities), not a number one asks for: ``prune(target, "elastic", source=t,
+source_model=model)`` takes no ``density`` (``config["density"]`` records the actual one).
+A ``density`` passed anyway (a study grid passes one to every method) is only recorded, as
+``meta["density_requested"]``.
+
+``carry_weights=True`` also carries the weights: the source ticket's ``weights`` (e.g. IMP's
+rewound weights) where it has them, else the source model's current parameters, and the
+BatchNorm buffers (running statistics) of the mapped layers, as the reference code copies
+the whole state dict. Buffers travel in ``Ticket.weights`` under their own names.
 
 References
 ----------
@@ -30,6 +35,7 @@ References
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -42,6 +48,8 @@ from graphtickets.pruning.core import register_method
 from graphtickets.ticket import Ticket
 
 __all__ = ["block_mapping", "block_layout", "mapping_table", "name_mapping", "elastic_transform"]
+
+log = logging.getLogger("graphtickets.pruning.elastic")
 
 _STAGE = re.compile(r"^(stage\d+)\.(\d+)\.(.+)$")
 _FC = re.compile(r"^fc(\d+)\.(.+)$")
@@ -205,7 +213,9 @@ def elastic_transform(
     carry_weights : bool, default False
         Also copy weights: the ticket's ``weights`` (e.g. rewound weights) where it has them,
         else the source model's current parameters; every target parameter (biases and
-        BatchNorm too) is filled from its mapped source parameter.
+        BatchNorm too) and every floating BatchNorm buffer (running mean and variance) is
+        filled from its mapped source entry. A warning is logged when the source ticket was
+        made with ``rewind > 0`` but carries no weights (the model's parameters are then used).
 
     Returns
     -------
@@ -241,15 +251,27 @@ def elastic_transform(
     weights: dict[str, torch.Tensor] | None = None
     if carry_weights:
         src_w = {n: p.detach().cpu() for n, p in s_params.items()}
+        rewind = (source_ticket.config.get("hparams") or {}).get("rewind")
         if source_ticket.weights is not None:
-            src_w.update(source_ticket.weights)
+            src_w.update({n: w for n, w in source_ticket.weights.items() if n in src_w})
+        elif isinstance(rewind, int) and rewind > 0:
+            log.warning(
+                "elastic: the source ticket was found with rewind=%d but carries no weights; carrying the "
+                "source model's current parameters instead of the rewound ones", rewind,
+            )
+        s_bufs = {n: b.detach().cpu() for n, b in source_model.named_buffers() if b.is_floating_point()}
+        t_bufs = {n: b for n, b in target_model.named_buffers() if b.is_floating_point()}
+        if source_ticket.weights is not None:
+            s_bufs.update({n: w for n, w in source_ticket.weights.items() if n in s_bufs})
+        names_all = {**names, **name_mapping(s_bufs, t_bufs, mapping)}
         weights = {}
-        for t_name, s_name in names.items():
-            w = src_w[s_name]
-            if tuple(w.shape) != tuple(t_params[t_name].shape):
+        for t_name, s_name in names_all.items():
+            w = src_w[s_name] if s_name in src_w else s_bufs[s_name]
+            t_shape = t_params[t_name].shape if t_name in t_params else t_bufs[t_name].shape
+            if tuple(w.shape) != tuple(t_shape):
                 raise GraphticketsError(
                     f"cannot copy the weights of {s_name!r} {tuple(w.shape)} to {t_name!r} "
-                    f"{tuple(t_params[t_name].shape)}: block shapes differ"
+                    f"{tuple(t_shape)}: block shapes differ"
                 )
             weights[t_name] = w.clone()
     s_layout, t_layout = block_layout(s_params), block_layout(t_params)
@@ -287,29 +309,33 @@ def elastic_transform(
 def elastic_method(
     model: nn.Module,
     *,
-    density: float,
+    density: float | None = None,
     data: Iterable[Any] | None = None,
     seed: int = 0,
     source: Ticket | None = None,
     source_model: nn.Module | None = None,
     mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+    carry_weights: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Elastic ticket of ``model`` (the target) from ``source`` found on ``source_model``.
 
-    ``density`` is recorded but not enforced: the result's density is the mapping's (see the
-    module docstring). Weights are not carried through ``prune()`` (which returns masks); use
-    :func:`elastic_transform` with ``carry_weights=True`` for them. ``data`` and ``seed`` are
+    ``density`` is optional and never enforced: the result's density is the mapping's (see
+    the module docstring). ``carry_weights=True`` returns the carried weights (and BatchNorm
+    buffers) as ``Ticket.weights`` (:func:`elastic_transform`). ``data`` and ``seed`` are
     unused (the transform is deterministic).
     """
     if source is None or source_model is None:
         raise GraphticketsError(
             "elastic needs the ticket to transform and the model it was found on: "
-            "prune(target, 'elastic', density=t.density, source=t, source_model=model)"
+            "prune(target, 'elastic', source=t, source_model=model)"
         )
     if not isinstance(source, Ticket):
         raise GraphticketsError(f"source must be a Ticket, got {type(source).__name__}")
-    t = elastic_transform(source, source_model, model, mapping=mapping)
+    t = elastic_transform(source, source_model, model, mapping=mapping, carry_weights=carry_weights)
     meta = dict(t.meta)
-    meta["density_requested"] = density
+    if density is not None:
+        meta["density_requested"] = density
+    if t.weights is not None:
+        meta["weights"] = t.weights
     meta["cost"] = {"epochs": 0, "iterations": 0}
     return t.masks, meta

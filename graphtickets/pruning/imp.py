@@ -11,10 +11,14 @@ Every round's ticket is kept: :func:`imp_rounds` returns the whole family (a lis
 :class:`~graphtickets.Ticket`, densest first), each with the accuracy it reached when
 trained from its rewound weights. The registered method ``"imp"`` (``prune(model, "imp",
 ...)``) returns the last one; its ``meta["rounds"]`` lists every round's density and
-accuracy. Tickets from :func:`imp_rounds` with ``rewind > 0`` carry the rewound weights
-(``Ticket.weights``); through ``prune()`` only the masks are returned, and the rewound weights
-are reproducible by training the same seeded model on the same batches for ``rewind``
-iterations (``graphtickets.training.train(..., rewind_iteration=rewind)``).
+accuracy; :func:`family` checks that a list of tickets is nested and keys it by density (both
+are exported from :mod:`graphtickets.pruning`). Tickets with ``rewind > 0``, from
+:func:`imp_rounds` and from ``prune()`` alike, carry the rewound weights (``Ticket.weights``).
+
+Accuracies. ``train_accuracy`` is the running mean of the training-batch accuracy over the
+last epoch of a round's training (measured on the fly, before each step: not a held-out
+number); ``eval_accuracy`` is measured on ``eval_data`` after that training (NaN without
+``eval_data``). ``accuracy`` is kept as an alias of ``train_accuracy`` for older readers.
 
 Defaults are scaled for the small data sets the package runs on (MNIST-1D, digits): Adam
 with learning rate 1.2e-3, as Frankle & Carbin (2019) used for LeNet, and ``epochs=10`` per
@@ -132,7 +136,8 @@ def _select(
 def _trained(hist: Any) -> dict[str, Any]:
     last = hist.epochs[-1] if hist.epochs else {}
     return {
-        "accuracy": last.get("accuracy"),
+        "train_accuracy": last.get("accuracy"),
+        "accuracy": last.get("accuracy"),  # alias of train_accuracy (older readers)
         "loss": last.get("loss"),
         "eval_accuracy": last.get("eval_accuracy"),
         "eval_loss": last.get("eval_loss"),
@@ -204,8 +209,9 @@ def imp_rounds(
     -------
     list of Ticket
         Round 1 .. R, densities ``round_densities(density, rate)``. Each ticket's ``meta``:
-        ``round``, ``accuracy``/``eval_accuracy`` (of the ticket trained from its rewound
-        weights; None for the last one when ``train_last=False``), ``dense`` (the dense
+        ``round``, ``train_accuracy`` (running training accuracy of the last epoch; alias
+        ``accuracy``) and ``eval_accuracy`` (on ``eval_data``) of the ticket trained from its
+        rewound weights (None for the last one when ``train_last=False``), ``dense`` (the dense
         network's), ``rounds`` (the summary of all rounds) and ``cost`` (cumulative:
         ``seconds``, ``epochs``, ``iterations`` spent until the ticket was found).
         With ``rewind > 0`` each ticket carries the rewound weights.
@@ -281,7 +287,7 @@ def imp_rounds(
             info.update(_trained(hist))
         summary.append(info)
         found.append(({n: m.clone() for n, m in masks.items()}, {"weights": weights, "cost": cost_now, "info": info}))
-        log.info("imp round %d/%d: density %.4g, accuracy %s", r, len(targets), info["density"], info.get("accuracy"))
+        log.info("imp round %d/%d: density %.4g, train accuracy %s", r, len(targets), info["density"], info.get("train_accuracy"))
     total_seconds = time.perf_counter() - t0
     tickets: list[Ticket] = []
     for (m, extra), d in zip(found, targets, strict=True):
@@ -293,6 +299,7 @@ def imp_rounds(
         }
         meta = {
             "round": info["round"],
+            "train_accuracy": info.get("train_accuracy"),
             "accuracy": info.get("accuracy"),
             "eval_accuracy": info.get("eval_accuracy"),
             "dense": dense,
@@ -341,7 +348,10 @@ def imp_method(
     eval_data: Iterable[Any] | None = None,
     device: str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """IMP's last ticket (see :func:`imp_rounds`; its ``meta["rounds"]`` lists every round)."""
+    """IMP's last ticket (see :func:`imp_rounds`; its ``meta["rounds"]`` lists every round).
+
+    With ``rewind > 0`` the ticket carries the rewound weights (``Ticket.weights``).
+    """
     fam = imp_rounds(
         model, density=density, data=data, seed=seed, rate=rate, rewind=rewind, epochs=epochs,
         optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, scope=scope,
@@ -350,6 +360,8 @@ def imp_method(
     )
     last = fam[-1]
     meta = {k: v for k, v in last.meta.items() if k not in ("version", "family_seconds")}
+    if last.weights is not None:
+        meta["weights"] = last.weights  # prune() turns it into Ticket.weights
     meta["cost"] = {k: v for k, v in last.meta["cost"].items() if k != "seconds"}
     final = meta["rounds"][-1]
     if "epochs" in final:  # training the last ticket is part of what prune() spent
