@@ -5,14 +5,19 @@
 #   bash bootstrap.sh test [ARGS...]   set up, then run the test suite (pytest ARGS...)
 #   bash bootstrap.sh setup            set up only
 #
-# Needs only Python >= 3.10 with venv and pip. The pinned CPU build of torch is installed first
-# (constraints.txt) so that pip never resolves a multi-GB CUDA build. Set PYTHON to choose the
-# interpreter, GT_VENV to put the environment elsewhere.
+# Needs only Python >= 3.11 with venv and pip. The pinned torch (constraints.txt) is installed
+# first; where pip's default index gives a CUDA build of torch, point PIP_INDEX_URL or
+# PIP_EXTRA_INDEX_URL at a CPU wheel index of torch before running this. Set PYTHON to choose
+# the interpreter, GT_VENV to put the environment elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 VENV="${GT_VENV:-.venv}"
 what="${1:-run}"; shift || true
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "graphtickets: needs Python >= 3.11; '$PYTHON' is $("$PYTHON" -V 2>&1 || echo 'not found') (set PYTHON=python3.11)" >&2
+    exit 2
+fi
 
 stamp="$VENV/.graphtickets-installed"
 want="$(cat pyproject.toml constraints.txt | "$PYTHON" -c 'import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"

@@ -52,3 +52,21 @@ def test_ci_calls_the_readme_test_command():
     assert "bash bootstrap.sh test" in readme
     assert "bash bootstrap.sh test" in ci
     assert "bash bootstrap.sh run" in readme
+
+
+def test_python_requirement_is_consistent():
+    """tomllib (this file) needs 3.11, so pyproject, README and bootstrap.sh all say 3.11."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == ">=3.11"
+    assert "Python ≥ 3.11" in (ROOT / "README.md").read_text()
+    boot = (ROOT / "bootstrap.sh").read_text()
+    assert "Python >= 3.11" in boot and "sys.version_info < (3, 11)" in boot
+    for text in ((ROOT / "README.md").read_text(), boot):
+        assert "3.10" not in text
+
+
+def test_py_typed_and_vision_extra_are_declared():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert (ROOT / "graphtickets" / "py.typed").is_file()
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["graphtickets"]
+    assert [_split(r)[0] for r in pyproject["project"]["optional-dependencies"]["vision"]] == ["torchvision"]
