@@ -35,15 +35,98 @@ def setup() -> tuple[nn.Module, list[gt.Ticket]]:
     return m, ts
 
 
+def kernel_shuffled(a: gt.Ticket, seed: int) -> gt.Ticket:
+    """``a`` with the live entries of every conv kernel moved to other positions of that kernel
+    (the channel-level structure, and every count, unchanged)."""
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for n, mk in a.masks.items():
+        if mk.dim() == 4:
+            o, i, kh, kw = mk.shape
+            perm = torch.stack([torch.randperm(kh * kw, generator=g) for _ in range(o * i)]).reshape(o, i, -1)
+            masks[n] = torch.gather(mk.reshape(o, i, -1), 2, perm).reshape(mk.shape)
+        else:
+            masks[n] = mk.clone()
+    return a.replace(masks)
+
+
+@pytest.fixture(scope="module")
+def conv_setup() -> tuple[nn.Module, list[gt.Ticket], gt.Ticket]:
+    """conv2 tickets that differ in channel-level structure, and a kernel-position shuffle of the
+    first. Sparse enough that the relational graph (64 nodes, union of 64-weight blocks of the
+    fc layers) is not complete -- at density 0.05 it is K64 for every ticket -- and with other
+    layer densities (random pruning keeps each layer's density, so one density gives one
+    profile)."""
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
+    ts = [gt.pruning.prune(m, "random", density=d, seed=s) for s, d in ((0, 0.005), (1, 0.008))]
+    ts.append(gt.pruning.prune(m, "magnitude", density=0.01, seed=0))
+    assert all(gt.graphs.relational_graph(m, t).simple().n_edges < 64 * 63 // 2 for t in ts)
+    return m, ts, kernel_shuffled(ts[0], 1)
+
+
+def check_contract(kind: str, xs: list, m: nn.Module | None) -> None:
+    for a in xs:
+        assert distance(a, a, kind, model=m) == pytest.approx(0.0, abs=1e-12)
+    for a, b in itertools.combinations(xs, 2):
+        d = distance(a, b, kind, model=m)
+        assert d > 0, kind
+        assert distance(b, a, kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("kind", sorted(DISTANCES))
 def test_distance_contract(kind: str, setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
     m, ts = setup
-    for a in ts:
-        assert distance(a, a, kind, model=m) == pytest.approx(0.0, abs=1e-12)
-    for a, b in itertools.combinations(ts, 2):
-        d = distance(a, b, kind, model=m)
-        assert d > 0
-        assert distance(b, a, kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+    check_contract(kind, ts, m)
+
+
+@pytest.mark.parametrize("kind", sorted(DISTANCES))
+def test_distance_contract_on_conv_tickets(kind: str, conv_setup: tuple[nn.Module, list[gt.Ticket], gt.Ticket]) -> None:
+    m, ts, shuffled = conv_setup
+    check_contract(kind, ts, m)
+    # the documented blind spot: only positions inside kernels differ
+    assert any((ts[0].masks[n] ^ shuffled.masks[n]).any() for n in ts[0].masks)
+    d = distance(ts[0], shuffled, kind, model=m)
+    assert distance(shuffled, ts[0], kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+    if DISTANCES[kind].kernel_blind:
+        assert d == pytest.approx(0.0, abs=1e-12), f"{kind} is documented kernel-blind"
+    else:
+        assert d > 0, f"{kind} must see kernel positions"
+
+
+#: graph kinds each distance accepts (every other one must be refused with an explanation)
+GRAPH_INPUTS = {k: ("layered", "layered_count", "relational") for k in DISTANCES}
+GRAPH_INPUTS["layer_density"] = ("layered", "layered_count")
+
+
+def test_graph_inputs_table_covers_every_distance() -> None:
+    assert set(GRAPH_INPUTS) == set(DISTANCES)
+
+
+@pytest.mark.parametrize("kind", sorted(DISTANCES))
+def test_distance_contract_on_graphs(kind: str, setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+    m, ts = setup
+    built = {
+        "layered": [gt.graphs.layered_graph(m, t, weights=None) for t in ts],
+        "layered_count": [gt.graphs.layered_graph(m, t, weights="count") for t in ts],
+        "relational": [gt.graphs.relational_graph(m, t).simple() for t in ts],
+    }
+    for gkind, gs in built.items():
+        if gkind in GRAPH_INPUTS[kind]:
+            check_contract(kind, gs, None)
+        else:
+            with pytest.raises(GraphticketsError):
+                distance(gs[0], gs[1], kind)
+
+
+def test_graph_distances_of_tickets_equal_those_of_their_graphs(setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+    m, ts = setup
+    a, b = ts[0], ts[2]
+    lg = [gt.graphs.layered_graph(m, t, weights=None) for t in (a, b)]
+    rg = [gt.graphs.relational_graph(m, t).simple() for t in (a, b)]
+    for kind in ("ged_approx", "degree"):
+        assert distance(a, b, kind, model=m) == pytest.approx(distance(*lg, kind), abs=1e-12)
+    for kind in ("spectral", "netlsd"):
+        assert distance(a, b, kind, model=m) == pytest.approx(distance(*rg, kind), abs=1e-12)
 
 
 def test_hand_values() -> None:
@@ -295,3 +378,42 @@ def test_aligned_jaccard_is_exact_for_one_hidden_layer(seed: int) -> None:
         inter = int((a.masks["h"] & b.masks["h"][pt]).sum() + (a.masks["o"] & b.masks["o"][:, pt]).sum())
         best = min(best, 1 - inter / (total - inter))
     assert distance(a, b, "aligned_jaccard") == pytest.approx(best, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- hypothesis invariants
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(7,), (4, 5), (3, 2, 3, 3)]),
+    seeds=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
+    da=st.floats(0.0, 1.0),
+    db=st.floats(0.0, 1.0),
+)
+def test_overlap_distances_invariants(shape: tuple[int, ...], seeds: tuple[int, int], da: float, db: float) -> None:
+    ga, gb = torch.Generator().manual_seed(seeds[0]), torch.Generator().manual_seed(seeds[1])
+    x, y = torch.rand(shape, generator=ga) < da, torch.rand(shape, generator=gb) < db
+    x.view(-1)[seeds[0] % x.numel()] = True  # a ticket keeps at least one weight
+    y.view(-1)[seeds[1] % y.numel()] = True
+    a, b = gt.Ticket({"w": x}), gt.Ticket({"w": y})
+    x, y = a.masks["w"], b.masks["w"]
+    j, h = distance(a, b, "jaccard"), distance(a, b, "hamming")
+    assert 0.0 <= j <= 1.0 and 0.0 <= h <= 1.0
+    assert distance(b, a, "jaccard") == j and distance(b, a, "hamming") == h
+    assert h == pytest.approx(float((x ^ y).sum()) / x.numel(), abs=1e-12)
+    union = float((x | y).sum())
+    assert j == pytest.approx(1 - float((x & y).sum()) / union if union else 0.0, abs=1e-12)
+    assert (j == 0) == torch.equal(x, y)
+    if len(shape) <= 2:  # Linear: the identity-aligned GED is the xor count
+        assert distance(a, b, "ged") == float((x ^ y).sum())
+        assert 0.0 <= distance(a, b, "ged_normalized") <= 1.0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10**6), sizes=st.sampled_from([[2, 2, 2], [2, 3, 2], [1, 3, 3]]), p=st.floats(0.2, 0.8))
+def test_ged_bounds_bracket_exact_ged_hypothesis(seed: int, sizes: list[int], p: float) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = random_layered(rng, sizes, p), random_layered(rng, sizes, p)
+    exact = nx_ged(a, b)
+    r = ged_bounds(a, b)
+    assert 0.0 <= r["lower"] - 1e-9 <= exact <= r["upper"] + 1e-9 <= r["identity"] + 2e-9
+    assert distance(a, b, "ged_approx") == pytest.approx(distance(b, a, "ged_approx"))
+    assert distance(a, b, "ged_approx") <= distance(a, b, "ged", weighted=False)

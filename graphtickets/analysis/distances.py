@@ -4,19 +4,31 @@
 ``b`` are :class:`~graphtickets.Ticket` objects or :class:`~graphtickets.graphs.Graph` objects;
 kinds that need graphs build them from tickets with ``model`` (layered graphs for ``ged_approx``
 and ``degree``, relational graphs for ``spectral`` and ``netlsd``). Every distance is
-symmetric, non-negative and 0 between a ticket and itself (a contract test checks each entry).
+symmetric, non-negative and 0 between a ticket and itself (a contract test checks each entry,
+on MLP and conv tickets and on graphs).
+
+Kinds marked *kernel-blind* below are by construction blind to where the live entries sit
+inside a conv kernel: the layered and relational graphs of a conv layer have one edge per
+(input channel, output channel) pair (weighted by its number of live entries), and
+``layer_density`` only sees counts. Two conv tickets that differ only by moving live entries
+within their kernels are at distance 0 for them; ``jaccard``, ``hamming`` and
+``aligned_jaccard`` see every kernel entry. (On Linear layers every kind sees every weight.)
 
 ========================  ==============================================================
 ``jaccard``               1 - |A and B| / |A or B| over live weights (graphs: edges)
 ``hamming``               |A xor B| / number of weights (graphs: / possible edges)
-``layer_density``         L1 distance between the layer-density profiles
-``ged``                   graph edit distance, nodes aligned by identity (L1 cost model)
-``ged_normalized``        ``ged / (|A|_1 + |B|_1)`` in ``[0, 1]``
-``ged_approx``            permutation-invariant GED (units matched within layers; upper bound)
+``layer_density``         L1 distance between the layer-density profiles (kernel-blind)
+``ged``                   graph edit distance, nodes aligned by identity (L1 cost model;
+                          kernel-blind)
+``ged_normalized``        ``ged / (|A|_1 + |B|_1)`` in ``[0, 1]`` (kernel-blind)
+``ged_approx``            permutation-invariant GED (units matched within layers; upper bound;
+                          kernel-blind)
 ``aligned_jaccard``       jaccard after matching units layer by layer (Hungarian)
-``spectral``              L2 distance of normalized-Laplacian spectra (relational graphs)
-``netlsd``                L2 distance of NetLSD heat-trace signatures (relational graphs)
-``degree``                Wasserstein-1 distance between degree distributions
+``spectral``              L2 distance of normalized-Laplacian spectra (relational graphs;
+                          kernel-blind)
+``netlsd``                L2 distance of NetLSD heat-trace signatures (relational graphs;
+                          kernel-blind)
+``degree``                Wasserstein-1 distance between degree distributions (kernel-blind)
 ========================  ==============================================================
 
 References
@@ -120,21 +132,40 @@ class DistanceSpec:
         Whether tickets alone are not enough (a graph must be built from them).
     default : bool
         Computed by :func:`~graphtickets.analysis.compare` when ``kinds`` is not given.
+    kernel_blind : bool
+        Blind by construction to positions inside a conv kernel (channel-level graphs or
+        counts only): 0 between conv tickets that differ only there.
     """
 
     fn: Callable[[Any, Any, Context], float]
     needs_model: bool
     default: bool = True
+    kernel_blind: bool = False
 
 
 DISTANCES: Registry[DistanceSpec] = Registry("distance")
 
 
-def register_distance(name: str, *, needs_model: bool = False, default: bool = True) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Decorator registering ``fn(a, b, ctx) -> float`` as distance ``name``."""
+def register_distance(
+    name: str, *, needs_model: bool = False, default: bool = True, kernel_blind: bool = False
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator registering ``fn(a, b, ctx) -> float`` as distance ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The registry key.
+    needs_model, default, kernel_blind : bool
+        See :class:`DistanceSpec`.
+
+    Returns
+    -------
+    callable
+        The decorator (it returns ``fn`` unchanged).
+    """
 
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
-        DISTANCES.register(name, DistanceSpec(fn=fn, needs_model=needs_model, default=default))
+        DISTANCES.register(name, DistanceSpec(fn=fn, needs_model=needs_model, default=default, kernel_blind=kernel_blind))
         return fn
 
     return deco
@@ -248,7 +279,7 @@ def _hamming(a: Any, b: Any, ctx: Context) -> float:
     return float(abs(x - y).sum()) / possible if possible else 0.0
 
 
-@register_distance("layer_density")
+@register_distance("layer_density", kernel_blind=True)
 def _layer_density(a: Any, b: Any, ctx: Context) -> float:
     """L1 distance between the per-layer density profiles (tickets; layered graphs per layer)."""
     if isinstance(a, Ticket):
@@ -351,7 +382,7 @@ def _ged_graphs(a: Graph, b: Graph, weighted: bool) -> tuple[float, float]:
     return float(abs(x - y).sum()), float(abs(x).sum() + abs(y).sum())
 
 
-@register_distance("ged")
+@register_distance("ged", kernel_blind=True)
 def _ged(a: Any, b: Any, ctx: Context) -> float:
     """Exact graph edit distance with nodes aligned by identity (same units in both tickets).
 
@@ -361,13 +392,14 @@ def _ged(a: Any, b: Any, ctx: Context) -> float:
     compared on their layered graphs with ``weights="count"`` computed straight from the masks:
     a Linear layer contributes its xor count, a conv layer ``sum |c_a - c_b|`` over channel
     pairs of live-kernel-entry counts (structural edges are equal in both). ``weighted=False``
-    counts channel-pair edges once.
+    counts channel-pair edges once. On conv layers this is therefore blind to positions inside
+    a kernel (moving a live entry within its kernel costs nothing); ``hamming`` counts those.
     """
     weighted = bool(ctx.options.get("weighted", True))
     return (_ged_masks(a, b, weighted) if isinstance(a, Ticket) else _ged_graphs(a, b, weighted))[0]
 
 
-@register_distance("ged_normalized")
+@register_distance("ged_normalized", kernel_blind=True)
 def _ged_normalized(a: Any, b: Any, ctx: Context) -> float:
     """:func:`ged` over its maximum ``|A|_1 + |B|_1`` (delete everything, insert everything)."""
     weighted = bool(ctx.options.get("weighted", True))
@@ -532,7 +564,7 @@ def ged_bounds(
     return {"upper": up, "lower": lower / 2.0, "mapping": p, "identity": idc}
 
 
-@register_distance("ged_approx", needs_model=True, default=False)
+@register_distance("ged_approx", needs_model=True, default=False, kernel_blind=True)
 def _ged_approx(a: Any, b: Any, ctx: Context) -> float:
     """Permutation-invariant GED upper bound (:func:`ged_bounds`), symmetrized (min of both ways)."""
     ga, gb = (ctx.graph(a, "layered"), ctx.graph(b, "layered")) if isinstance(a, Ticket) else (a, b)
@@ -716,7 +748,7 @@ def _aligned_jaccard(a: Any, b: Any, ctx: Context) -> float:
 
 
 # --------------------------------------------------------------------------- spectral family
-@register_distance("spectral", needs_model=True)
+@register_distance("spectral", needs_model=True, kernel_blind=True)
 def _spectral(a: Any, b: Any, ctx: Context) -> float:
     """Euclidean distance between the sorted normalized-Laplacian spectra of the relational graphs.
 
@@ -780,14 +812,14 @@ def heat_trace(graph: Any, *, timescales: np.ndarray = NETLSD_TIMESCALES, normal
     raise GraphticketsError(f"normalization must be 'empty', 'complete' or None, got {normalization!r}")
 
 
-@register_distance("netlsd", needs_model=True)
+@register_distance("netlsd", needs_model=True, kernel_blind=True)
 def _netlsd(a: Any, b: Any, ctx: Context) -> float:
     """L2 distance between NetLSD heat-trace signatures (:func:`heat_trace`) of the relational graphs."""
     ga, gb = ctx.graph(a, "relational"), ctx.graph(b, "relational")
     return float(np.linalg.norm(heat_trace(ga) - heat_trace(gb)))
 
 
-@register_distance("degree", needs_model=True)
+@register_distance("degree", needs_model=True, kernel_blind=True)
 def _degree(a: Any, b: Any, ctx: Context) -> float:
     """Wasserstein-1 distance between the degree distributions (tickets: of the layered graphs).
 
