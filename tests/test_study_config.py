@@ -68,6 +68,61 @@ def test_bad_yaml_files(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "datasets: [digits]\nmodels: [mlp]\nmethods: [random]\ndensities: [0.5]\n"))
 
 
+BASE_YAML = """\
+name: t
+datasets: [digits]
+models:
+  - {name: mlp, widths: [16]}
+methods:
+  random: {}
+  imp: {epochs: 1}
+  elastic: {source: {method: imp, model: {widths: [16, 16]}, hparams: {epochs: 1}}}
+densities: [0.5]
+seeds: [0]
+train: {epochs: 1, optimizer: adam}
+device: cpu
+quick:
+  methods: {imp: {epochs: 1}, elastic.source: {epochs: 1}}
+"""
+
+
+@pytest.mark.parametrize(
+    "old, new, needles",
+    [
+        ("{name: mlp, widths: [16]}", "{name: mlp, widthz: [16]}",
+         ["models[0] (mlp)", "no argument 'widthz'", "its arguments are", "widths"]),
+        ("{name: mlp, widths: [16]}", "{name: mlp, widths: sixteen}", ["models[0] (mlp)", "cannot build", "widths"]),
+        ("model: {widths: [16, 16]}", "model: {depth: 3}", ["methods.elastic.source.model", "no argument 'depth'"]),
+        ("imp: {epochs: 1}\n  elastic", "imp: {epochs: ten}\n  elastic", ["methods.imp.epochs", "'ten' is not an integer"]),
+        ("imp: {epochs: 1}\n  elastic", "imp: {epochs: 1, rate: high}\n  elastic", ["methods.imp.rate", "not a number"]),
+        ("imp: {epochs: 1}\n  elastic", "imp: {epochs: 1, optimizer: adamz}\n  elastic",
+         ["methods.imp.optimizer", "unknown optimizer 'adamz'", "adam"]),
+        ("hparams: {epochs: 1}}", "hparams: {epochz: 1}}", ["methods.elastic.source.hparams", "epochz"]),
+        ("device: cpu", "device: tpu", ["device", "unknown device 'tpu'", "cuda"]),
+        ("optimizer: adam}", "optimizer: adamz}", ["train.optimizer", "unknown optimizer 'adamz'", "sgd"]),
+        ("methods: {imp: {epochs: 1}", "methods: {impp: {epochs: 1}",
+         ["quick.methods.impp", "not a method of this study", "elastic.source"]),
+        ("methods: {imp: {epochs: 1}", "methods: {random.source: {}",
+         ["quick.methods.random.source", "not a method of this study"]),
+        ("methods: {imp: {epochs: 1}", "methods: {imp: {epochz: 1}", ["quick", "methods.imp", "epochz"]),
+        ("methods: {imp: {epochs: 1}", "train: {epochz: 1}\n  methods: {imp: {epochs: 1}", ["quick", "train.epochz", "unknown key"]),
+    ],
+)
+def test_bad_files_fail_at_load_time_naming_the_key_and_the_fix(tmp_path: Path, old: str, new: str, needles: list[str]) -> None:
+    assert old in BASE_YAML
+    load_config(_write(tmp_path, BASE_YAML))  # the base file is fine
+    with pytest.raises(ConfigError) as exc:
+        load_config(_write(tmp_path, BASE_YAML.replace(old, new, 1)))
+    msg = str(exc.value)
+    assert msg.startswith(str(tmp_path / "study.yaml")), msg
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_a_scalar_density_is_a_list_of_one() -> None:
+    assert load_config(_with(densities=0.5)).densities == [0.5]
+
+
 def test_missing_dataset_files_raise_data_error(tmp_path: Path) -> None:
     from graphtickets.study import run
 
@@ -96,7 +151,7 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
     study = load_config(None)
     assert {m.name for m in study.methods} == set(METHODS)
     assert study.densities == [0.2, 0.05, 0.01] and len(study.seeds) == 2
-    assert len(expand(study)) == len(METHODS) * 3 * 2
+    assert len(expand(study)) == len(METHODS) * 3 * 2 + 2  # + one dense reference per seed
     q = study.apply_quick()
     assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 2
     assert q.train.epochs < study.train.epochs
@@ -104,8 +159,11 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
 
 def test_grid_expansion_order_and_content() -> None:
     study = load_config(_with(seeds=[0, 1], densities=[0.5, 0.1], models=["mlp", {"name": "mlp", "widths": [8]}]))
-    cells = expand(study)
+    cells = [c for c in expand(study) if c.method != "dense"]
     assert len(cells) == 2 * 2 * 2 * 2
+    dense = [c for c in expand(study) if c.method == "dense"]
+    assert [(c.model, c.seed, c.density) for c in dense] == [("mlp", 0, 1.0), ("mlp", 1, 1.0), ("mlp(8)", 0, 1.0), ("mlp(8)", 1, 1.0)]
+    assert not [c for c in expand(study.model_copy(update={"dense_reference": False})) if c.method == "dense"]
     assert len({c.id for c in cells}) == len(cells)
     first = cells[0]
     assert (first.dataset, first.model, first.method, first.density, first.seed) == ("digits", "mlp", "random", 0.5, 0)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from graphtickets.errors import GraphticketsError
+from graphtickets.study.grid import DENSE
 from graphtickets.ticket import Ticket, _jsonable
 
 __all__ = ["CellOutcome", "run_cell", "run_cell_safe", "graph_measures", "derived_seed"]
@@ -210,8 +211,11 @@ def run_cell(
         test_ds = _dataset(ds_name, "test", root, download)
         test_b = gt.data.batches(test_ds, batch_size=tcfg["eval_batch_size"], shuffle=False)
 
-        def train_b() -> Any:  # a fresh iterator: every consumer sees the same shuffles
+        def prune_b() -> Any:  # a fresh iterator: every pruning method sees the same shuffles
             return gt.data.batches(train_ds, batch_size=pcfg["batch_size"], shuffle=True, seed=train_seed)
+
+        def train_b() -> Any:  # training of the ticket uses train.batch_size
+            return gt.data.batches(train_ds, batch_size=tcfg["batch_size"], shuffle=True, seed=train_seed)
 
         mspec = dict(config["model"])
         mname = mspec.pop("name")
@@ -224,7 +228,7 @@ def run_cell(
             kw = dict(hparams)
             data: Any = None
             if spec.needs_data:
-                data = train_b()
+                data = prune_b()
                 if spec.kind in ("init", "baseline") and "epochs" not in known:
                     data = gt.data.take(data, int(pcfg["batches"]))
             if "eval_data" in known:
@@ -235,14 +239,22 @@ def run_cell(
             return gt.pruning.prune(target, name, density=density, data=data, seed=prune_seed, dataset=ds_name, **kw, **extra)
 
         extras: dict[str, Any] = {}
-        if "source" in method:
+        if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
+            full = gt.pruning.prune(model, "random", density=1.0, seed=seed)
+            ticket = full.replace(full.masks, method=DENSE)
+            ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
+        elif "source" in method:
             src = method["source"]
             smodel = gt.models.build(
                 mname, in_shape=info.in_shape, num_classes=info.num_classes, seed=seed, **{**mspec, **src["model"]}
             )
             source = find(smodel, src["method"], src["hparams"])
             ticket = find(model, method["name"], method["hparams"], source=source, source_model=smodel)
-            ticket.meta["cost"]["seconds"] = ticket.meta["cost"].get("seconds", 0.0) + source.meta["cost"].get("seconds", 0.0)
+            # the elastic ticket's cost includes finding its source ticket (seconds, epochs, iterations)
+            cost, scost = ticket.meta.setdefault("cost", {}), source.meta.get("cost", {})
+            for key in ("seconds", "epochs", "iterations"):
+                if scost.get(key) is not None:
+                    cost[key] = float(cost.get(key) or 0.0) + float(scost[key])
             extras["source"] = {
                 "method": source.method, "density": source.density, "model": smodel.gt_spec,
                 "accuracy": _finite(source.meta.get("eval_accuracy")),
@@ -281,6 +293,7 @@ def run_cell(
             "kept": ticket.kept,
             "total": ticket.total,
             "layer_densities": ticket.layer_densities(),
+            "layer_order": list(ticket.masks),
             "search_seconds": search_seconds,
             "search_epochs": _finite(cost.get("epochs")),
             "search_iterations": _finite(cost.get("iterations")),

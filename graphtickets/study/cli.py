@@ -27,12 +27,12 @@ def _out_file(path: str | Path, what: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR]``."""
+    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR] [--device DEV]``."""
     from graphtickets.study.runner import run
 
     res = run(
         args.config, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.restart,
-        quick=args.quick, progress=not args.no_progress, report=not args.no_report,
+        quick=args.quick, progress=not args.no_progress, report=not args.no_report, device=args.device,
     )
     print(f"{res.out_dir}: {res.done}/{res.cells} cells done ({res.ran} run now, {res.failed} failed) "
           f"in {res.seconds:.0f}s; report: {res.out_dir / 'report.html'}")
@@ -121,8 +121,11 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("--quick", action="store_true", help="the config's quick variant: 1 seed, 2 densities, few epochs")
     r.add_argument("--workers", type=int, default=1, help="N > 1: run cells on a Dask LocalCluster of N processes")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler, tcp://host:port")
+    r.add_argument("--device", default=None, metavar="DEVICE",
+                   help="override the config's device: cpu, cuda, cuda:N or mps (cell ids do not change)")
     r.add_argument("--restart", action="store_true", help="redo every cell instead of resuming")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (off a terminal: no per-cell lines on stderr)")
     r.add_argument("--no-report", action="store_true", help="write the tables but no figures or report")
     r.set_defaults(handler=cmd_run)
 

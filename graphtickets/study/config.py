@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from graphtickets.errors import ConfigError
+from graphtickets.errors import ConfigError, GraphticketsError
 
 __all__ = [
     "StudyConfig",
@@ -47,6 +48,7 @@ __all__ = [
     "load_config",
     "default_config_path",
     "STUDY_SUPPLIED",
+    "check_device",
 ]
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
@@ -197,6 +199,78 @@ class QuickConfig(_Strict):
     analysis: dict[str, Any] = Field(default_factory=dict)
 
 
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device(v: str) -> str:
+    """``v`` if it names a torch device a study can use (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    if not _DEVICE.match(str(v)):
+        raise ValueError(f"unknown device {v!r}; use cpu, cuda, cuda:<index> or mps")
+    return str(v)
+
+
+def _type_name(default: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(default), type(default).__name__)
+
+
+def _check_hparam_types(where: str, hparams: Mapping[str, Any], known: Mapping[str, Any]) -> None:
+    """Each hyperparameter has the type of its default (an int passes for a float; None defaults pass)."""
+    from graphtickets.training import OPTIMIZERS
+
+    for k, v in hparams.items():
+        if k not in known or v is None:
+            continue
+        d = known[k]
+        if d is None:
+            ok = True
+        elif isinstance(d, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(d, int):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif isinstance(d, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        elif isinstance(d, str):
+            ok = isinstance(v, str)
+        elif isinstance(d, (list, tuple)):
+            ok = isinstance(v, (list, tuple))
+        else:
+            ok = True
+        if not ok:
+            raise ValueError(f"{where}.{k}: {v!r} is not {_type_name(d)} (default {d!r}); write e.g. {k}: {d!r}")
+        if k == "optimizer" and v not in OPTIMIZERS:
+            raise ValueError(f"{where}.{k}: unknown optimizer {v!r}; use one of {', '.join(sorted(OPTIMIZERS))}")
+
+
+def _check_model_kwargs(where: str, name: str, kwargs: Mapping[str, Any]) -> None:
+    """The keyword arguments are parameters of the model builder (unless it takes ``**kwargs``)."""
+    import inspect
+
+    from graphtickets import models
+
+    params = inspect.signature(models.MODELS[name]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"in_shape", "num_classes", "seed", "name"}
+    allowed = sorted(k for k, p in params.items() if k not in fixed and p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    bad = sorted(set(kwargs) - set(params) - {"init"}) + sorted(set(kwargs) & fixed)
+    if bad:
+        raise ValueError(
+            f"{where}: model {name!r} takes no argument {', '.join(map(repr, bad))}; its arguments are: "
+            f"{', '.join(allowed + ['init'])}"
+        )
+
+
+def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str) -> None:
+    """Build the model once (cheap) so bad argument values fail now, not in every cell."""
+    from graphtickets import data, models
+
+    info = data.info(dataset)
+    try:
+        models.build(name, in_shape=info.in_shape, num_classes=info.num_classes, seed=0, **dict(kwargs))
+    except (GraphticketsError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: cannot build it for {dataset}: {exc}") from None
+
+
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
@@ -222,8 +296,14 @@ class StudyConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     prune_data: PruneDataConfig = Field(default_factory=PruneDataConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-    device: str = "cpu"
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (`graphtickets run --device` overrides it)")
+    dense_reference: bool = Field(default=True, description="also train the dense network once per dataset, model and seed")
     quick: QuickConfig = Field(default_factory=QuickConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -260,6 +340,11 @@ class StudyConfig(_Strict):
         if isinstance(v, list):
             return [{"name": x} if isinstance(x, str) else x for x in v]
         return v
+
+    @field_validator("densities", mode="before")
+    @classmethod
+    def _densities_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
     @field_validator("densities")
     @classmethod
@@ -307,6 +392,55 @@ class StudyConfig(_Strict):
                     )
             elif m.source is not None:
                 raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
+            _check_hparam_types(where, m.hparams, known)
+            if m.source is not None and m.source.method in METHODS:
+                sknown = METHODS[m.source.method].hparams()
+                sbad = sorted(set(m.source.hparams) - set(sknown))
+                if sbad:
+                    raise ValueError(
+                        f"{where}.source.hparams: method {m.source.method!r} has no hyperparameter "
+                        f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
+                        f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
+                    )
+                _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown)
+        return self
+
+    @model_validator(mode="after")
+    def _check_models(self) -> StudyConfig:
+        for i, mc in enumerate(self.models):
+            where = f"models[{i}] ({mc.name})"
+            _check_model_kwargs(where, mc.name, mc.kwargs())
+            for m in self.methods:
+                if m.source is not None and m.source.model:
+                    _check_model_kwargs(f"methods.{m.name}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
+            for ds in self.datasets:
+                _try_build(where, mc.name, mc.kwargs(), ds.name)
+        return self
+
+    @model_validator(mode="after")
+    def _check_train(self) -> StudyConfig:
+        from graphtickets.training import OPTIMIZERS
+
+        if self.train.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"train.optimizer: unknown optimizer {self.train.optimizer!r}; use one of {', '.join(sorted(OPTIMIZERS))}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_quick(self) -> StudyConfig:
+        q = self.quick
+        names = {m.name: m for m in self.methods}
+        for key in q.methods:
+            base, _, rest = key.partition(".")
+            if base not in names or rest not in ("", "source") or (rest == "source" and names[base].source is None):
+                known = sorted([*names, *(f"{n}.source" for n, m in names.items() if m.source is not None)])
+                raise ValueError(f"quick.methods.{key}: not a method of this study; use one of {', '.join(known)}")
+        if q != QuickConfig():  # the quick variant must validate too (it is checked with an empty quick)
+            try:
+                self.apply_quick()
+            except ConfigError as exc:
+                raise ValueError(f"quick (the --quick variant): {str(exc).split(': ', 1)[-1]}") from None
         return self
 
     def apply_quick(self) -> StudyConfig:

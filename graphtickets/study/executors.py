@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from graphtickets.errors import GraphticketsError
@@ -31,6 +32,20 @@ class Executor:
 
     def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
         raise NotImplementedError
+
+    def calls(self, fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple[Any, ...]]],
+              on_start: Callable[[str], None] | None = None) -> Iterator[tuple[str, Any, str | None]]:
+        """``fn(*args)`` for every ``(key, args)`` job: ``(key, result, error)`` in completion order.
+
+        ``error`` is the traceback (``result`` None) when the call raised.
+        """
+        for key, args in jobs:
+            if on_start is not None:
+                on_start(key)
+            try:
+                yield key, fn(*args), None
+            except Exception:  # noqa: BLE001 - one failing job never stops the others
+                yield key, None, traceback.format_exc()
 
     def close(self) -> None:
         """Release resources."""
@@ -103,6 +118,8 @@ class DaskExecutor(Executor):
         for cell in cells:
             fut = self.client.submit(run_cell_safe, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}", **self.kw)
             futures[fut.key] = (cell, fut)
+        if on_start is not None and cells:
+            on_start(cells[0])
         try:
             for fut in as_completed([f for _, f in futures.values()]):
                 cell, _ = futures[fut.key]
@@ -112,8 +129,43 @@ class DaskExecutor(Executor):
                     outcome = CellOutcome(id=cell.id, error=f"{type(exc).__name__}: {exc}")
                 fut.release()
                 yield cell, outcome
+                if on_start is not None:  # the bar shows a cell that is running now
+                    running = self._running(futures)
+                    if running is not None:
+                        on_start(running)
         finally:
             for _, f in futures.values():
+                f.cancel()
+
+    def _running(self, futures: Mapping[Any, tuple[Cell, Any]]) -> Cell | None:
+        """A cell a worker is processing now (None when none is, or the scheduler cannot say)."""
+        try:
+            keys = [k for ks in self.client.processing().values() for k in ks]
+        except Exception:  # noqa: BLE001 - progress display only
+            return None
+        for k in keys:
+            if k in futures:
+                return futures[k][0]
+        return None
+
+    def calls(self, fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple[Any, ...]]],
+              on_start: Callable[[str], None] | None = None) -> Iterator[tuple[str, Any, str | None]]:
+        from dask.distributed import as_completed
+
+        futures = {self.client.submit(fn, *args, pure=False, key=f"job-{i}-{key}"): key for i, (key, args) in enumerate(jobs)}
+        try:
+            for fut in as_completed(list(futures)):
+                key = futures[fut]
+                if on_start is not None:
+                    on_start(key)
+                try:
+                    result, err = fut.result(), None
+                except Exception:  # noqa: BLE001 - a failing job or a lost worker: report and go on
+                    result, err = None, traceback.format_exc()
+                fut.release()
+                yield key, result, err
+        finally:
+            for f in futures:
                 f.cancel()
 
     def close(self) -> None:

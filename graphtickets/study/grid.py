@@ -18,7 +18,10 @@ from typing import Any
 
 from graphtickets.study.config import StudyConfig
 
-__all__ = ["Cell", "expand", "cell_id", "canonical_json", "CELL_FORMAT"]
+#: The method name of the dense reference cells.
+DENSE = "dense"
+
+__all__ = ["Cell", "expand", "cell_id", "canonical_json", "CELL_FORMAT", "DENSE"]
 
 #: Version of the cell config layout; part of every hash.
 CELL_FORMAT = "graphtickets.cell/1"
@@ -100,6 +103,8 @@ def expand(study: StudyConfig) -> list[Cell]:
     Returns
     -------
     list of Cell
+        With ``dense_reference`` (the default), also one ``dense`` cell (density 1) per
+        dataset, model and seed: the unpruned network trained like every ticket.
     """
     cells: list[Cell] = []
     train = study.train.model_dump()
@@ -129,4 +134,13 @@ def expand(study: StudyConfig) -> list[Cell]:
                                 method=m.name, density=float(density), seed=int(seed),
                             )
                         )
+            if study.dense_reference:  # one dense network per dataset, model and seed, after the tickets
+                for seed in study.seeds:
+                    config = {
+                        "format": CELL_FORMAT, "dataset": {"name": ds.name}, "model": model,
+                        "method": {"name": DENSE, "hparams": {}}, "density": 1.0, "seed": int(seed),
+                        "train": train, "prune_data": pdata,
+                    }
+                    cells.append(Cell(id=cell_id(config), config=config, dataset=ds.name, model=mc.label(),
+                                      method=DENSE, density=1.0, seed=int(seed)))
     return cells

@@ -13,20 +13,20 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from graphtickets.errors import DataError
-from graphtickets.study.config import StudyConfig, load_config
+from graphtickets.errors import ConfigError, DataError
+from graphtickets.study.config import StudyConfig, check_device, load_config
 from graphtickets.study.executors import make_executor
-from graphtickets.study.grid import Cell, expand
+from graphtickets.study.grid import DENSE, Cell, expand
 from graphtickets.study.store import Store, folder_lock
 
-__all__ = ["run", "StudyResult", "analyze", "tables", "write_tables", "default_out"]
+__all__ = ["run", "StudyResult", "analyze", "compare_group", "null_counts", "tables", "write_tables", "default_out"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -101,11 +101,49 @@ def _study_logging(out_dir: Path) -> Iterator[None]:
             h.removeFilter(flt)
 
 
-def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+class _Progress:
+    """A tqdm bar on a terminal; off a terminal, one line per finished item on stderr instead."""
 
-    on = enabled and sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="cell", file=sys.stderr, disable=not on, dynamic_ncols=True)
+    def __init__(self, total: int, initial: int, desc: str, unit: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.tty = sys.stderr.isatty()
+        self.lines = enabled and not self.tty
+        self.n, self.total, self.desc, self.t0 = initial, total, desc, time.perf_counter()
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr,
+                        disable=not (enabled and self.tty), dynamic_ncols=True)
+
+    def running(self, label: str) -> None:
+        self.bar.set_postfix_str(f"running {label}", refresh=True)
+
+    def finished(self, label: str, status: str = "") -> None:
+        self.n += 1
+        self.bar.update(1)
+        if self.lines:
+            sys.stderr.write(f"[{self.n}/{self.total} {time.perf_counter() - self.t0:.0f}s] {self.desc}: {label}"
+                             f"{' ' + status if status else ''}\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _LazyExecutor:
+    """The study's executor, started on first use (a LocalCluster costs seconds) and closed once."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.kw = kw
+        self.executor: Any = None
+
+    def get(self) -> Any:
+        if self.executor is None:
+            self.executor = make_executor(**self.kw)
+            self.executor.__enter__()
+        return self.executor
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
 
 
 def _check_data(study: StudyConfig) -> None:
@@ -130,6 +168,7 @@ def run(
     quick: bool = False,
     progress: bool = True,
     report: bool = True,
+    device: str | None = None,
 ) -> StudyResult:
     """Run a study: every cell of the grid, then the comparisons, tables, figures and report.
 
@@ -148,9 +187,13 @@ def run(
     quick : bool, default False
         Apply the config's ``quick`` overrides (1 seed, 2 densities, few epochs).
     progress : bool, default True
-        Show a progress bar on stderr (only when it is a terminal).
+        Show progress on stderr: a bar (counts, ETA, running cell) on a terminal, else one line
+        per finished cell and comparison group.
     report : bool, default True
         Write figures, ``report.md`` and ``report.html``.
+    device : str, optional
+        Overrides the config's ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``); it does
+        not enter the cell ids, so finished cells are reused whatever device ran them.
 
     Returns
     -------
@@ -167,6 +210,11 @@ def run(
     study = load_config(config)
     if quick:
         study = study.apply_quick()
+    if device is not None:
+        try:
+            study = study.model_copy(update={"device": check_device(device)})
+        except ValueError as exc:
+            raise ConfigError(f"--device: {exc}") from None
     out = Path(out_dir) if out_dir is not None else default_out(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)
@@ -177,36 +225,41 @@ def run(
         store.set_meta("cell_ids", [c.id for c in cells])
         cfg_arg = str(config) if isinstance(config, (str, os.PathLike)) else ("" if config is None else "CONFIG.yaml")
         store.set_meta("commands", {"config": (cfg_arg + (" --quick" if quick else "")).strip(), "quick": quick,
-                                    "workers": workers, "scheduler": scheduler})
+                                    "workers": workers, "scheduler": scheduler, "device": study.device})
         done = store.done_ids() if resume else set()
         todo = [c for c in cells if c.id not in done]
         ran = failed = 0
         errors: dict[str, str] = {}
         root = study.datasets[0].root if len(study.datasets) == 1 else None
-        bar = _progress(len(cells), len(cells) - len(todo), study.name, progress)
+        lazy = _LazyExecutor(workers=workers, scheduler=scheduler, root=root, device=study.device,
+                             download=any(d.download for d in study.datasets))
         try:
             if todo:
-                executor = make_executor(workers=workers, scheduler=scheduler, root=root, device=study.device,
-                                         download=any(d.download for d in study.datasets))
+                bar = _Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
+                executor = lazy.get()
                 log.info("running %d cells (%d already done) with %s", len(todo), len(cells) - len(todo), executor.description)
-                with executor:
-                    for cell, outcome in executor.map(todo, on_start=lambda c: bar.set_postfix_str(c.label, refresh=True)):
+                try:
+                    for cell, outcome in executor.map(todo, on_start=lambda c: bar.running(c.label)):
                         ran += 1
                         if outcome.ok and outcome.ticket is not None:
                             store.record_done(cell, outcome.ticket, outcome.results, outcome.metrics, seconds=outcome.seconds)
                             log.info("done %s [%s] accuracy %s in %.1fs", cell.label, cell.id,
                                      outcome.results.get("accuracy"), outcome.seconds)
+                            acc = outcome.results.get("accuracy")
+                            status = f"accuracy {acc:.3f} in {outcome.seconds:.1f}s" if acc is not None else "done"
                         else:
                             failed += 1
                             err = outcome.error or "unknown error"
                             store.record_failed(cell, err, seconds=outcome.seconds)
                             errors[cell.label] = err.strip().splitlines()[-1]
                             log.error("FAILED %s [%s]:\n%s", cell.label, cell.id, err)
-                        bar.set_postfix_str(f"{cell.label}" + (f" | {failed} failed" if failed else ""), refresh=False)
-                        bar.update(1)
+                            status = f"FAILED: {errors[cell.label]}"
+                        bar.finished(cell.label, status + (f" ({failed} failed so far)" if failed else ""))
+                finally:
+                    bar.close()
+            analyze(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
         finally:
-            bar.close()
-        analyze(store, study, cells, resume=resume)
+            lazy.close()
         tk, dist = tables(store, cells)
         write_tables(out, tk, dist)
         if report:
@@ -224,7 +277,7 @@ def run(
 def _groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
     out: dict[str, list[Cell]] = {}
     for c in cells:
-        if c.id in done:
+        if c.id in done and c.method != DENSE:
             out.setdefault(c.group, []).append(c)
     return out
 
@@ -233,46 +286,92 @@ def _signature(ids: list[str], what: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps({"ids": sorted(ids), **what}, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool = True) -> None:
+def null_counts(study: StudyConfig) -> dict[str, int]:
+    """Nulls drawn per distance kind in the per-group comparisons (``null_samples_by_kind`` wins)."""
+    import graphtickets as gt
+
+    a = study.analysis
+    kinds = a.kinds or [k for k, s in gt.analysis.DISTANCES.items() if s.default]
+    return {k: int(a.null_samples_by_kind.get(k, a.null_samples)) for k in kinds}
+
+
+def compare_group(tickets: Mapping[str, Any], counts: Mapping[str, int], null: str) -> pd.DataFrame:
+    """The comparison table of one group: every kind with its number of nulls (runs on a worker too).
+
+    The ticket of the first name supplies the architecture (all tickets of a group share it).
+    """
+    import graphtickets as gt
+    from graphtickets.study.cell import _one_thread
+
+    with _one_thread():
+        model = next(iter(tickets.values())).build_model()
+        by_count: dict[int, list[str]] = {}
+        for k, n in counts.items():
+            by_count.setdefault(int(n), []).append(k)
+        parts = [gt.analysis.compare(dict(tickets), model, kinds=ks, null_samples=n, seed=0, null=null)
+                 for n, ks in by_count.items()]
+    nonempty = [p for p in parts if not p.empty]
+    table = pd.concat(nonempty or parts, ignore_index=True)
+    order = {k: i for i, k in enumerate(counts)}
+    return table.sort_values(by=["kind"], key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool = True,
+            executor: Callable[[], Any] | None = None, progress: bool = False) -> None:
     """Compare the tickets of each group (one transaction per group; finished groups skipped).
 
     Per ``(dataset, model, density, seed)``: every pair of methods' tickets with every distance
-    kind, against ``null_samples`` shuffled nulls (layer densities kept). Per ``(dataset,
-    model)``: all tickets with ``mds_kind`` (for the MDS map), without nulls.
+    kind, against ``null_samples`` (per kind: :func:`null_counts`) symmetric nulls of
+    ``null_model``. Per ``(dataset, model)``: all tickets with ``mds_kind`` (for the MDS map),
+    without nulls. Dense reference cells are not compared. The groups run through
+    ``executor()`` (an :class:`~graphtickets.study.executors.Executor`; default in-process),
+    so ``--workers`` compares groups in parallel; the driver alone writes the store, and a
+    failing group is logged and retried on the next run.
     """
-    import graphtickets as gt
+    from graphtickets.study.executors import InProcessExecutor
 
     a = study.analysis
     done = store.done_ids()
     groups = _groups(cells, done)
     by_model: dict[str, list[Cell]] = {}
     for c in cells:
-        if c.id in done:
+        if c.id in done and c.method != DENSE:
             by_model.setdefault(f"{c.dataset}/{c.model}/all", []).append(c)
-    jobs: list[tuple[str, list[Cell], dict[str, Any], dict[str, Any]]] = []
+    counts = null_counts(study)
+    plan: list[tuple[str, list[Cell], dict[str, int], str]] = []
     for key, members in groups.items():
         if len(members) >= 2:
-            jobs.append((key, members, {"kinds": a.kinds, "null_samples": a.null_samples, "null": a.null_model,
-                                        "by_kind": a.null_samples_by_kind}, {"by": "method"}))
+            plan.append((key, members, counts, "method"))
     for key, members in by_model.items():
         if len(members) >= 2:
-            jobs.append((key, members, {"kinds": [a.mds_kind], "null_samples": 0, "null": a.null_model}, {"by": "id"}))
-    for key, members, opts, naming in jobs:
-        sig = _signature([c.id for c in members], {**opts, "format": 1})
-        if resume and store.group_signature(key) == sig:
-            continue
-        t0 = time.perf_counter()
-        tickets = {(c.method if naming["by"] == "method" else c.id): store.load_ticket(c.id) for c in members}
-        model = next(iter(tickets.values())).build_model()
-        kinds = opts["kinds"] or [k for k, s in gt.analysis.DISTANCES.items() if s.default]
-        by_count: dict[int, list[str]] = {}
-        for k in kinds:
-            by_count.setdefault(int(opts.get("by_kind", {}).get(k, opts["null_samples"])), []).append(k)
-        parts = [gt.analysis.compare(tickets, model, kinds=ks, null_samples=n, seed=0, null=opts["null"])
-                 for n, ks in by_count.items()]
-        table = pd.concat([p for p in parts if not p.empty] or parts, ignore_index=True)
-        store.record_distances(key, sig, table, seconds=time.perf_counter() - t0)
-        log.info("compared %s: %d tickets, %d rows in %.1fs", key, len(tickets), len(table), time.perf_counter() - t0)
+            plan.append((key, members, {a.mds_kind: 0}, "id"))
+    todo: list[tuple[str, str, list[Cell], dict[str, int], str]] = []
+    for key, members, cnt, naming in plan:
+        sig = _signature([c.id for c in members], {"counts": cnt, "null": a.null_model, "format": 2})
+        if not (resume and store.group_signature(key) == sig):
+            todo.append((key, sig, members, cnt, naming))
+    if not todo:
+        return
+    ex = executor() if executor is not None else InProcessExecutor()
+    bar = _Progress(len(plan), len(plan) - len(todo), f"{study.name} comparisons", "group", progress)
+    jobs, sigs, t0 = [], {}, time.perf_counter()
+    for key, sig, members, cnt, naming in todo:
+        tickets = {(c.method if naming == "method" else c.id): store.load_ticket(c.id) for c in members}
+        jobs.append((key, (tickets, cnt, a.null_model)))
+        sigs[key] = (sig, len(members))
+    log.info("comparing %d groups with %s", len(jobs), ex.description)
+    try:
+        for key, table, err in ex.calls(compare_group, jobs, on_start=bar.running):
+            if err is not None or table is None:
+                log.error("comparison of %s FAILED (retried on the next run):\n%s", key, err)
+                bar.finished(key, "FAILED")
+                continue
+            store.record_distances(key, sigs[key][0], table, seconds=time.perf_counter() - t0)
+            log.info("compared %s: %d tickets, %d rows (%.1fs since the comparisons started)", key, sigs[key][1],
+                     len(table), time.perf_counter() - t0)
+            bar.finished(key, f"{sigs[key][1]} tickets, {len(table)} rows")
+    finally:
+        bar.close()
 
 
 # ---------------------------------------------------------------------------- tables
@@ -296,15 +395,19 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
         res = r.results
         row: dict[str, Any] = {
             "id": r.id, "dataset": r.dataset, "model": r.model, "method": r.method,
-            "kind": METHODS[r.method].kind if r.method in METHODS else "",
+            "kind": METHODS[r.method].kind if r.method in METHODS else ("reference" if r.method == DENSE else ""),
             "density": r.density, "seed": r.seed,
             "accuracy": res.get("accuracy"), "loss": res.get("loss"), "train_accuracy": res.get("train_accuracy"),
             "density_actual": res.get("density"), "kept": res.get("kept"), "total": res.get("total"),
             "search_seconds": res.get("search_seconds"), "search_epochs": res.get("search_epochs"),
             "train_seconds": res.get("train_seconds"), "seconds": r.seconds,
         }
-        for name, v in (res.get("layer_densities") or {}).items():
-            row[f"layer.{name}"] = v
+        lds = res.get("layer_densities") or {}
+        for name in res.get("layer_order") or []:  # network order (the JSON mapping is sorted)
+            if name in lds:
+                row[f"layer.{name}"] = lds[name]
+        for name, v in lds.items():
+            row.setdefault(f"layer.{name}", v)
         rows.append(row)
     tk = pd.DataFrame(rows)
     m = store.metrics()
