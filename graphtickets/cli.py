@@ -281,8 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graphtickets`` console script.
 
     Bad input (a :class:`~graphtickets.errors.GraphticketsError`, a file that cannot be read or
-    written) prints one line ``graphtickets: error: ...`` on stderr and returns 2. Any other
-    exception also prints one line and returns 2; with ``-v`` its traceback is printed first.
+    written) prints one line ``graphtickets: error: ...`` on stderr and returns 2 (``-vv`` adds
+    the traceback). Any other exception also prints one line and returns 2; with ``-v`` its
+    traceback is printed first.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -295,12 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("graphtickets: interrupted", file=sys.stderr)
         return 130
     except GraphticketsError as exc:
-        if verbose:
+        if verbose >= 2:  # bad input: the message says it all; -vv shows where it was raised
             traceback.print_exc()
         print(f"graphtickets: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if verbose:
+        if verbose >= 2:
             traceback.print_exc()
         print(f"graphtickets: error: {_one_line(_os_message(exc))}", file=sys.stderr)
         return 2

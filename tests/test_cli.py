@@ -230,3 +230,12 @@ def test_console_script_is_declared():
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "graphtickets"]
     assert ep.value == "graphtickets.cli:main"
+
+
+def test_bad_input_traceback_only_with_vv(capsys, digits_ticket):
+    argv = ["train", str(digits_ticket), "--dataset", "mnist1d"]
+    assert main(["-v", *argv]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["-vv", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("graphtickets: error:")
