@@ -5,17 +5,22 @@ For each density (default 0.2, 0.05, 0.01) and seed:
 * **IMP** (rewind 0, rate 0.2, global magnitude): test accuracy of the last ticket trained
   from its initial weights, versus the same masks with **re-initialized** weights and the
   **layer-shuffled** masks (each layer's mask permuted) on the original weights, all trained
-  the same way (Frankle & Carbin 2019 ablations);
-* **Gem-Miner**: test accuracy of the gem with its initial weights (before any weight
-  training) and after fine-tuning;
-* **Early-Bird** (weight mode: the MLP has no BatchNorm): the epoch the ticket was drawn at,
-  whether the rule fired, and the test accuracy of that ticket trained from initialization;
+  the same way: each by :func:`_train_eval` on a fresh copy of the same batch stream
+  (Frankle & Carbin 2019 ablations);
+* **Gem-Miner** (its package defaults): test accuracy of the gem with its initial weights
+  (before any weight training) and after fine-tuning, the accuracy of the mask the scores
+  were last trained through, the overlap with the initial-score top-k, and the gem's
+  before-training accuracy with the OTHER initialisation (``--init``);
+* **Early-Bird** (weight mode: the MLP has no BatchNorm; distance normalised by the kept
+  count): the epoch the ticket was drawn at, whether the rule fired, and the test accuracy of
+  that ticket trained from initialization;
 * each method's search cost in seconds (IMP: until the last mask is found, its final training
   excluded; Gem-Miner: score training; Early-Bird: training until detection).
 
 Usage::
 
-    python benchmarks/train_methods.py --out results/train_methods [--seeds 0 1 2] [--epochs 30]
+    python benchmarks/train_methods.py --out results/train_methods [--seeds 0 1 2] [--epochs 30] \
+        [--init kaiming_normal]
 
 Writes ``train_methods.csv`` (one row per seed and density) and ``train_methods.md`` (mean
 and standard deviation over seeds) into ``--out``.
@@ -78,7 +83,7 @@ def _train_eval(model: Any, masks: Any, train_b: Any, test_b: Any, epochs: int, 
 
 def run(
     out: Path, *, densities: list[float], seeds: list[int], epochs: int, gem_epochs: int,
-    eb_epochs: int, widths: tuple[int, ...], batch_size: int,
+    eb_epochs: int, widths: tuple[int, ...], batch_size: int, init: str = "kaiming_normal",
 ) -> pd.DataFrame:
     """Run the benchmark; returns the per-(seed, density) table."""
     train_ds = gt.data.load("mnist1d", split="train")
@@ -90,19 +95,20 @@ def run(
         def tb(seed: int = seed) -> Any:  # a fresh Batches: every run sees the same shuffles
             return gt.data.batches(train_ds, batch_size=batch_size, shuffle=True, seed=seed)
 
-        model = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=widths, seed=seed)
+        model = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=widths, seed=seed, init=init)
+        other_init = "default" if init == "kaiming_normal" else "kaiming_normal"
+        other = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=widths, seed=seed, init=other_init)
         t0 = time.perf_counter()
         dense_masks = {n: p.detach().abs() >= 0 for n, p in gt.prunable(model).items()}
         dense_acc = _train_eval(model, dense_masks, tb(), test_b, epochs, seed)
         log.info("seed %d dense %.4f (%.1fs)", seed, dense_acc, time.perf_counter() - t0)
         for d in densities:
             row: dict[str, Any] = {"seed": seed, "density": d, "dense_acc": dense_acc}
-            fam = imp_rounds(model, density=d, data=tb(), seed=seed, epochs=epochs, eval_data=test_b, **OPT)
+            fam = imp_rounds(model, density=d, data=tb(), seed=seed, epochs=epochs, train_last=False, **OPT)
             imp = fam[-1]
-            row.update(
-                imp_rounds=len(fam), imp_kept=imp.kept, imp_acc=imp.meta["eval_accuracy"],
-                imp_s=imp.meta["cost"]["seconds"],
-            )
+            row.update(imp_rounds=len(fam), imp_kept=imp.kept, imp_s=imp.meta["cost"]["seconds"])
+            # the last ticket trained exactly as its controls (fresh batch stream, same settings)
+            row["imp_acc"] = _train_eval(model, imp.masks, tb(), test_b, epochs, seed)
             row["reinit_acc"] = _train_eval(_reinit(imp, model, seed + 1000), imp.masks, tb(), test_b, epochs, seed)
             shuf = _shuffle(imp, seed)
             row["shuffle_acc"] = _train_eval(model, shuf.masks, tb(), test_b, epochs, seed)
@@ -116,10 +122,17 @@ def run(
             row.update(
                 gem_before_acc=gem.meta["accuracy_before_finetune"],
                 gem_after_acc=gem.meta["accuracy_after_finetune"],
+                gem_used_acc=gem.meta["accuracy_used_mask"],
+                gem_overlap=gem.meta["initial_overlap"],
                 gem_s=gem.meta["search_seconds"], gem_kept=gem.kept,
             )
+            gem_o = gt.pruning.prune(
+                other, "gem_miner", density=d, data=tb(), seed=seed, epochs=gem_epochs,
+                finetune_epochs=0, eval_data=test_b,
+            )
+            row[f"gem_before_acc_{other_init}"] = gem_o.meta["accuracy_before_finetune"]
             t1 = time.perf_counter()
-            eb = gt.pruning.prune(model, "early_bird", density=d, data=tb(), seed=seed, max_epochs=eb_epochs)
+            eb = gt.pruning.prune(model, "early_bird", density=d, data=tb(), seed=seed, epochs=eb_epochs)
             row.update(
                 eb_epoch=eb.meta["epoch_drawn"], eb_detected=eb.meta["detected"],
                 eb_s=time.perf_counter() - t1, eb_kept=eb.kept,
@@ -132,17 +145,21 @@ def run(
     return pd.DataFrame(rows)
 
 
-def markdown(df: pd.DataFrame) -> str:
+def markdown(df: pd.DataFrame, init: str = "kaiming_normal") -> str:
     """Mean ± std over seeds, one row per density."""
+    other = [c for c in df.columns if c.startswith("gem_before_acc_")]
     cols = [
         ("imp_acc", "IMP"), ("reinit_acc", "IMP reinit"), ("shuffle_acc", "IMP shuffled"),
-        ("random_acc", "random"), ("gem_before_acc", "Gem before FT"), ("gem_after_acc", "Gem after FT"),
+        ("random_acc", "random"), ("gem_before_acc", "Gem before FT"), ("gem_used_acc", "Gem used mask"),
+        ("gem_after_acc", "Gem after FT"),
+        *[(c, f"Gem before FT ({c.removeprefix('gem_before_acc_')} init)") for c in other],
+        ("gem_overlap", "Gem overlap w/ init top-k"),
         ("eb_acc", "EB trained"), ("eb_epoch", "EB epoch"), ("imp_s", "IMP s"), ("gem_s", "Gem s"),
         ("eb_s", "EB s"),
     ]
     n_seeds = df["seed"].nunique()
     lines = [
-        f"Test accuracy on MNIST-1D (MLP, {n_seeds} seed(s), mean ± std); dense: "
+        f"Test accuracy on MNIST-1D (MLP, init {init}, {n_seeds} seed(s), mean ± std; chance 0.1); dense: "
         f"{df['dense_acc'].mean():.3f} ± {df['dense_acc'].std(ddof=0):.3f}",
         "",
         "| density | " + " | ".join(c[1] for c in cols) + " |",
@@ -171,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--widths", type=int, nargs="+", default=[100, 100])
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for a small MLP)")
+    p.add_argument(
+        "--init", choices=["kaiming_normal", "default"], default="kaiming_normal",
+        help="initialisation of every model (gt.models.build init=); Gem-Miner is also run with the other one",
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -180,9 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     df = run(
         args.out, densities=args.densities, seeds=args.seeds, epochs=args.epochs,
         gem_epochs=args.gem_epochs, eb_epochs=args.eb_epochs, widths=tuple(args.widths),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, init=args.init,
     )
-    md = markdown(df) + f"\nTotal wall time {time.perf_counter() - t0:.0f} s.\n"
+    md = markdown(df, args.init) + f"\nTotal wall time {time.perf_counter() - t0:.0f} s.\n"
     (args.out / "train_methods.md").write_text(md)
     print(md)
 
