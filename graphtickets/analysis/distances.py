@@ -784,14 +784,32 @@ def heat_trace(graph: Any, *, timescales: np.ndarray = NETLSD_TIMESCALES, normal
     timescales : numpy.ndarray
         Default ``logspace(-2, 2, 250)``.
     normalization : {"empty", "complete", None}
-        Divide by the heat trace of the empty graph (``n``) or of the complete graph
-        (``1 + (n - 1) exp(-t n / (n - 1))``), or not at all.
+        Divide by the heat trace of the empty graph (``n``) or by the paper's and reference
+        package's (``netlsd``) complete-graph normalization ``1 + (n - 1) exp(-t)`` (the
+        large-``n`` form of ``K_n``'s exact heat trace ``1 + (n - 1) exp(-t n / (n - 1))``),
+        or not at all.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per timescale.
 
     Notes
     -----
     Up to 1024 nodes the spectrum is exact; beyond, the 150 smallest and 150 largest
     eigenvalues come from ``eigsh`` and the rest is interpolated linearly between them, as in
-    the reference implementation.
+    the reference implementation. That approximation is coarse: on a 1500-node
+    Watts-Strogatz graph (k=8, p=0.2) the signature is off by up to 0.045 (28 %) around
+    ``t = 1`` and by 0.32 in L2 -- more than the exact distance (0.09) between that graph and
+    one rewired with p=0.5. Raise :data:`NETLSD_EXACT_MAX` when such graphs are compared
+    (dense ``eigvalsh`` takes about 2 s at 1500 nodes, seconds at 4096).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> h = heat_trace(nx.complete_graph(4), normalization=None)
+    >>> round(float(h[0]), 2), round(float(h[-1]), 6)  # about 4 at t=0.01; the one zero mode at t=100
+    (3.96, 1.0)
 
     References
     ----------
@@ -806,7 +824,7 @@ def heat_trace(graph: Any, *, timescales: np.ndarray = NETLSD_TIMESCALES, normal
     if normalization == "empty":
         return h / n
     if normalization == "complete":
-        return h / (1.0 + (n - 1) * np.exp(-timescales * n / (n - 1)))
+        return h / (1.0 + (n - 1) * np.exp(-timescales))
     if normalization is None:
         return h
     raise GraphticketsError(f"normalization must be 'empty', 'complete' or None, got {normalization!r}")
