@@ -52,6 +52,8 @@ _KEEP_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.Upsample,
 )  # fmt: skip
 
+_SUPPORTED_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *_CONV, nn.Flatten, nn.Unflatten, *_KEEP_MODULES)
+
 _KEEP_FUNCTIONS: set[Any] = {
     torch.relu, torch.relu_, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu,
     F.silu, F.mish, F.hardtanh, F.hardswish, F.hardsigmoid, F.softplus, F.prelu,
@@ -248,8 +250,30 @@ class _Tracer:
                 f"without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
                 f"pooling/flatten/add"
             ) from None
+        self.check_modules(gm)  # before the shape pass, so an unsupported module is named as such
         _propagate_shapes(self.model, gm, self.input_shape)
         return gm
+
+    def check_modules(self, gm: fx.GraphModule) -> None:
+        """Raise for the first unsupported module applied to (something computed from) the input.
+
+        Runs before shape propagation: a module such as ``nn.Embedding`` (wants integer
+        input) or ``nn.Bilinear`` (wants two) would otherwise crash the zero-input forward and
+        be reported as a wrong input shape.
+        """
+        from_input: set[fx.Node] = set()
+        for node in gm.graph.nodes:
+            if node.op == "placeholder":
+                from_input.add(node)
+                continue
+            if not any(a in from_input for a in node.all_input_nodes):
+                continue
+            from_input.add(node)
+            if node.op != "call_module":
+                continue
+            m = gm.get_submodule(str(node.target))
+            if not isinstance(m, _SUPPORTED_MODULES):
+                raise self.fail(node, f"module {str(node.target)!r} ({type(m).__name__})")
 
     def new_block(self, layer: str, size: int, depth: int, role: str, ndim: int) -> int:
         name = layer
