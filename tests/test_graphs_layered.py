@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -180,16 +181,49 @@ def test_tracing_leaves_model_untouched() -> None:
     assert torch.equal(model.bn.num_batches_tracked, before[1])
 
 
+class _Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.attn = nn.MultiheadAttention(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)[None]
+        return self.attn(y, y, y)[0][0]
+
+
+class _Bilinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bil = nn.Bilinear(4, 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.bil(y, y)
+
+
 @pytest.mark.parametrize(
-    ("module", "name"),
+    ("module", "target", "type_name", "fx_node"),
     [
-        (nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4)), "LSTM"),
-        (nn.Sequential(nn.Linear(4, 4), nn.Embedding(4, 4)), "Embedding"),
+        (nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4)), "1", "LSTM", "_1"),
+        # Embedding wants integer input and Bilinear two inputs: the zero-input shape pass would
+        # crash on them, so the module check must come first and name them as unsupported
+        (nn.Sequential(nn.Linear(4, 4), nn.Embedding(4, 4)), "1", "Embedding", "_1"),
+        (nn.Sequential(nn.Linear(4, 4), nn.Bilinear(4, 4, 2)), "1", "Bilinear", "_1"),
+        (_Bilinear(), "bil", "Bilinear", "bil"),
+        (_Attention(), "attn", "MultiheadAttention", "attn"),
     ],
 )
-def test_unsupported_module_is_named(module: nn.Module, name: str) -> None:
-    with pytest.raises(UnsupportedModuleError, match=name):
+def test_unsupported_module_is_named(module: nn.Module, target: str, type_name: str, fx_node: str) -> None:
+    want = (
+        f"cannot turn module '{target}' ({type_name}) (fx node '{fx_node}', operation call_module) "
+        f"into graph edges; supported: Linear"
+    )
+    with pytest.raises(UnsupportedModuleError) as info:
         layered_graph(module, input_shape=(4,))
+    assert str(info.value).startswith(want), str(info.value)
+    assert "input_shape" not in str(info.value)  # not blamed on the input shape
 
 
 def test_unsupported_function_is_named() -> None:
@@ -210,9 +244,8 @@ def test_unsupported_function_is_named() -> None:
 
     with pytest.raises(UnsupportedModuleError, match="mul.*multiplies two activations"):
         layered_graph(Mul(), input_shape=(4,))
-    attn = nn.MultiheadAttention(4, 1)
-    with pytest.raises(UnsupportedModuleError):
-        layered_graph(attn, input_shape=(4,))
+    with pytest.raises(UnsupportedModuleError, match="torch.fx cannot trace MultiheadAttention"):
+        layered_graph(nn.MultiheadAttention(4, 1), input_shape=(4,))
 
 
 def test_missing_input_shape_says_how() -> None:
@@ -256,3 +289,76 @@ def test_every_model_edges_match_masks(name: str) -> None:
         src, dst, _ = g.edges()
         depth = g.nodes["depth"].to_numpy()
         assert (depth[dst] > depth[src]).all()
+
+
+@pytest.mark.parametrize("weights", ["count", "abs", None])
+def test_conv_weights_and_csr_layout(weights: str | None) -> None:
+    # the input feeds two convs (c1 and the shortcut sc): its CSR rows hold both ops' entries
+    torch.manual_seed(3)
+    model = Residual()
+    ticket = _random_ticket(model, 0.4, seed=2)
+    g = layered_graph(model, ticket, weights=weights, input_shape=(2, 4, 4))
+    for name in ("c1.weight", "c2.weight", "sc.weight"):
+        w, m = dict(model.named_parameters())[name].detach().double(), ticket.masks[name]
+        if weights == "abs":
+            want = (w.abs() * m).sum(dim=(2, 3)).T.numpy()  # sum of |w| over live kernel entries
+        elif weights == "count":
+            want = m.sum(dim=(2, 3)).T.double().numpy()
+        else:
+            want = m.any(dim=3).any(dim=2).T.double().numpy()
+        assert np.allclose(g.layer_adjacency(name).toarray(), want, rtol=1e-12, atol=0)
+    a = g.adjacency
+    assert a.indices.dtype == np.int32 and a.indptr.dtype == np.int32
+    assert a.has_canonical_format  # sorted, no duplicates
+    ref = sp.csr_matrix(a.toarray())
+    assert np.array_equal(ref.indptr, a.indptr) and np.array_equal(ref.indices, a.indices)
+    assert np.array_equal(ref.data, a.data)
+
+
+def test_fully_pruned_conv_gives_isolated_nodes() -> None:
+    model = ConvFlat()
+    ticket = gt.Ticket({"conv.weight": torch.zeros(2, 1, 3, 3, dtype=torch.bool),
+                        "fc.weight": torch.ones(3, 8, dtype=torch.bool)})  # fmt: skip
+    g = layered_graph(model, ticket, input_shape=(1, 4, 4))
+    assert g.n_nodes == 14 and g.n_edges == 8 + 24  # flatten + fc edges only
+    assert g.adjacency[0].nnz == 0 and g.adjacency[:, 1:3].nnz == 0  # input and conv channels cut off
+    assert g.edge_params.set_index("param").loc["conv.weight", "n_edges"] == 0
+    d = g.to_igraph()
+    assert d.vcount() == 14 and d.ecount() == 32
+
+
+@pytest.mark.parametrize("weights", ["count", "abs"])
+def test_chunked_fill_equals_one_chunk(weights: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphtickets.graphs import layered
+
+    # widths that are not powers of two, a grouped conv, a source shared by two ops
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+            self.g = nn.Conv2d(6, 6, 3, padding=1, groups=3)
+            self.sc = nn.Conv2d(3, 6, 1)
+            self.fc1 = nn.Linear(6 * 9, 7)
+            self.fc2 = nn.Linear(7, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.g(F.relu(self.c1(x))) + self.sc(x)
+            return self.fc2(F.relu(self.fc1(torch.flatten(y, 1))))
+
+    torch.manual_seed(0)
+    model = Net()
+    ticket = _random_ticket(model, 0.3, seed=4)
+    one = layered_graph(model, ticket, weights=weights, input_shape=(3, 3, 3))
+    monkeypatch.setattr(layered, "_chunk_elems", lambda n: 5)
+    from graphtickets.graphs import _trace
+
+    _trace._CACHE.clear()
+    many = layered_graph(model, ticket, weights=weights, input_shape=(3, 3, 3))
+    assert (one.adjacency != many.adjacency).nnz == 0
+    assert np.array_equal(one.adjacency.indices, many.adjacency.indices)
+    dense = one.adjacency.toarray()
+    m = ticket.masks["fc1.weight"].T.numpy()
+    w = model.fc1.weight.detach().abs().double().T.numpy()
+    blk = one.layer_adjacency("fc1.weight").toarray()
+    assert np.array_equal(blk != 0, m) and (weights == "count" or np.array_equal(blk[m], w[m]))
+    assert dense.shape == (one.n_nodes, one.n_nodes)

@@ -8,11 +8,19 @@ all masks), ``layered`` (cold: includes torch.fx tracing and shape propagation),
 ``layered_warm`` (plan cached; median of 5), ``relational``. The pass over the masks is the
 median of 5 (after a warm-up). :func:`run` returns one row per figure (``harness.row``).
 
+Targets (issue 5): conversion time within 10x of the mask pass (``ratio`` = pass seconds /
+conversion seconds, ``target`` 0.1) and peak extra memory within 3x of the mask bytes (one
+byte per weight): the layered rows carry ``mem_ratio`` (peak MB / mask MB), ``mem_target``
+(3) and ``mem_met``; the cold row's peak includes torch.fx tracing and the batch-1 shape pass
+(a fixed ~10-15 MB, so small cases miss the memory target cold; the warm row is the
+conversion itself). ``main`` prints both verdicts per case.
+
 Usage::
 
     python -m benchmarks.perf.bench_graphs            # MLPs 1e5..1e8 weights, VGG-16, ResNet-56
     python -m benchmarks.perf.bench_graphs --tiny     # smoke test (seconds)
     python -m benchmarks.perf.bench_graphs --out DIR     # writes DIR/bench_graphs.csv
+    python -m benchmarks.perf.bench_graphs --case mlp --size 1e6   # one case, raw JSON row
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ import pandas as pd
 from benchmarks.perf.harness import Timing, row
 
 DENSITY = 0.2
+TIME_TARGET = 0.1  # ratio mask pass / conversion: within 10x
+MEM_TARGET = 3.0  # peak extra MB / mask MB
 
 
 def _status(key: str) -> int:
@@ -65,7 +75,7 @@ def _measure(fn: Any) -> tuple[float, float, Any]:
 
 
 def _mlp_widths(weights: float) -> tuple[int, int, int]:
-    """(in, hidden, out) of a 3-layer MLP with about ``weights`` weights: in=h, two h x h + head."""
+    """(in, hidden, out) of the benchmark MLP with about ``weights`` weights: three h x h + head."""
     h = int(math.sqrt(weights / 3))
     return h, h, 10
 
@@ -126,6 +136,7 @@ def _case(name: str, size: float) -> dict[str, Any]:
     row["layered_time_ratio"] = row["layered_s"] / c
     row["layered_warm_time_ratio"] = row["layered_warm_s"] / c
     row["layered_mem_ratio"] = row["layered_mb"] / mask_mb
+    row["layered_warm_mem_ratio"] = row["layered_warm_mb"] / mask_mb
     return row
 
 
@@ -153,14 +164,40 @@ def _figures(raw: dict[str, Any], cold_runs: list[dict[str, Any]]) -> list[dict[
     warm = Timing(raw["layered_warm_s"], raw["layered_warm_min"], raw["layered_warm_max"], raw["layered_warm_n"])
     rel = Timing(raw["relational_s"], raw["relational_s"], raw["relational_s"], 1)
     common = {"edges": raw["layered_edges"], "nodes": raw["layered_nodes"], "mask_mb": raw["mask_mb"]}
+    cold_mb = max(r["layered_mb"] for r in cold_runs)
     return [
-        row("graphs", f"{label}_layered_cold", n, cold, cnt, "count_nonzero pass", target=0.1,
-            peak_mb=raw["layered_mb"], **common),
-        row("graphs", f"{label}_layered_warm", n, warm, cnt, "count_nonzero pass", target=0.1,
-            peak_mb=raw["layered_warm_mb"], **common),
+        row("graphs", f"{label}_layered_cold", n, cold, cnt, "count_nonzero pass", target=TIME_TARGET,
+            peak_mb=cold_mb, **_mem(cold_mb, raw["mask_mb"]), **common),
+        row("graphs", f"{label}_layered_warm", n, warm, cnt, "count_nonzero pass", target=TIME_TARGET,
+            peak_mb=raw["layered_warm_mb"], **_mem(raw["layered_warm_mb"], raw["mask_mb"]), **common),
         row("graphs", f"{label}_relational", n, rel, cnt, "count_nonzero pass", peak_mb=raw["relational_mb"],
             relational_nodes=raw["relational_nodes"]),
     ]  # fmt: skip
+
+
+def _mem(peak_mb: float, mask_mb: float) -> dict[str, Any]:
+    """The memory verdict of a row: peak extra MB over mask MB against ``MEM_TARGET``."""
+    ratio = peak_mb / mask_mb if mask_mb > 0 else float("nan")
+    return {"mem_ratio": ratio, "mem_target": MEM_TARGET, "mem_met": bool(ratio <= MEM_TARGET)}
+
+
+def verdicts(df: pd.DataFrame) -> str:
+    """One line per layered row: time and memory against their targets."""
+    lines = []
+    for _, r in df.iterrows():
+        if "error" in r and isinstance(r["error"], str):
+            lines.append(f"{r['case']}: error {r['error']}")
+            continue
+        if "mem_ratio" not in r or pd.isna(r.get("mem_ratio")):
+            continue
+        t_ok = r["ratio"] >= TIME_TARGET
+        m_ok = bool(r["mem_met"])
+        lines.append(
+            f"{r['case']}: time {1 / r['ratio']:.2f}x the mask pass (target <= {1 / TIME_TARGET:g}x: "
+            f"{'met' if t_ok else 'NOT met'}); memory {r['mem_ratio']:.2f}x the mask bytes "
+            f"(target <= {MEM_TARGET:g}x: {'met' if m_ok else 'NOT met'})"
+        )
+    return "\n".join(lines)
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, cold_runs: int | None = None) -> pd.DataFrame:
@@ -205,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     df = run(args.tiny, args.out)
     sys.stdout.write(df.to_string() + "\n")
+    sys.stdout.write(verdicts(df) + "\n")
     return 0 if "error" not in df else 1
 
 

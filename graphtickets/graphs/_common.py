@@ -93,23 +93,28 @@ def kernel_counts(mask: torch.Tensor) -> np.ndarray:
     if m.ndim == 2:
         return m.numpy().view(np.uint8)
     k = int(np.prod(m.shape[2:]))
-    a = m.contiguous().numpy().view(np.uint8).reshape(-1, k)
-    if k < 256:  # k strided uint8 adds beat a reduction over a short last axis
-        c = a[:, 0].copy()
-        for j in range(1, k):  # loop over kernel offsets, not weights
-            c += a[:, j]
-    else:
-        c = np.add.reduce(a, axis=1, dtype=np.int32)
-    return c.reshape(m.shape[0], m.shape[1])
+    dtype = torch.uint8 if k < 256 else torch.int32  # a torch sum beats k strided numpy adds
+    return m.contiguous().reshape(m.shape[0], m.shape[1], k).sum(-1, dtype=dtype).numpy()
 
 
 def kernel_abs(weight: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """Sum of ``|w|`` over the live kernel entries per ``(out, in/groups)`` pair (float64)."""
-    w = weight.detach().to("cpu", torch.float64).abs()
-    w = w * mask.to(w.dtype)
-    if w.ndim > 2:
-        w = w.reshape(w.shape[0], w.shape[1], -1).sum(-1)
-    return w.numpy()
+    """Sum of ``|w|`` over the live kernel entries per ``(out, in/groups)`` pair (float64).
+
+    Chunked over output channels, so the float64 transient stays under ``_CHUNK`` elements.
+    """
+    w = weight.detach().to("cpu")
+    m = mask.detach().to("cpu")
+    out = np.zeros((w.shape[0], w.shape[1]) if w.ndim > 1 else (w.shape[0],), dtype=np.float64)
+    per = max(1, int(np.prod(w.shape[1:])))
+    step = max(1, _CHUNK // per)
+    for a in range(0, w.shape[0], step):  # loop over chunks of output channels
+        b = min(w.shape[0], a + step)
+        x = w[a:b].to(torch.float64).abs_()
+        x.mul_(m[a:b])
+        if x.ndim > 2:
+            x = x.reshape(b - a, w.shape[1], -1).sum(-1)
+        out[a:b] = x.numpy()
+    return out
 
 
 def channel_mask(mask: torch.Tensor, groups: int = 1) -> np.ndarray:

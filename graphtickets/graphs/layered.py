@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 from torch import nn
 
 from graphtickets.graphs import _common as C
@@ -166,70 +167,197 @@ def _node_table(plan: Plan) -> pd.DataFrame:
     )
 
 
+@dataclass
+class _Part:
+    """One op's edges, source-major: a dense ``(dst, src)`` live array or a fixed piece."""
+
+    op: Any
+    live: np.ndarray | None = None  # (dst units, src units) of one conv group / the whole layer
+    values: np.ndarray | None = None  # same shape as live (float or count), None = weight 1
+    src0: int = 0  # global node id of live's column 0
+    dst0: int = 0  # global node id of live's row 0
+    rows: np.ndarray | None = None  # piece: global src ids, sorted
+    cols: np.ndarray | None = None  # piece: global dst ids (ascending within a src)
+    weight: np.ndarray | None = None  # piece: weights
+
+
 def _build(
     plan: Plan, model: nn.Module, ticket: Ticket | None, weights: str | None
 ) -> tuple[sp.csr_matrix, list[tuple[Any, ...]]]:
-    """Columns (dst nodes) come block by block, each block from its one producing op: the
-    adjacency is assembled directly in CSC form and converted to CSR once (no sort)."""
+    """Assemble the CSR adjacency (rows = source nodes) directly, without a CSC copy.
+
+    Pass 1 counts every op's edges per source node (column sums of its mask) and gives the
+    CSR ``indptr``. Pass 2 visits the ops in the order of their destination blocks (so that
+    the columns of every row come out sorted) and writes each op's entries at its source
+    rows' cursors, a chunk of source units at a time: the transposed mask chunk and the
+    int64 positions are the only transients, bounded by ``_chunk_elems``. Peak memory is the
+    result (int32 indices + float64 weights: 12 bytes per edge) plus those chunks.
+    """
     producer = plan.producer()
     n = plan.n_nodes
-    # pass 1: what each op needs (live arrays, values) and its per-dst counts
-    work: list[tuple[Any, ...]] = []
+    ops = [producer[bi] for bi in range(len(plan.blocks)) if bi in producer]
     counts = np.zeros(n, dtype=np.int64)
-    for bi, block in enumerate(plan.blocks):
-        op = producer.get(bi)
-        if op is None:
-            continue
-        if op.piece is not None:
-            c = op.piece[0]
-            work.append((op, None, None, None))
-        else:
-            assert op.param is not None
-            mask = C.mask_of(model, ticket, op.param)
-            src = plan.blocks[op.srcs[0]]
-            if op.kind == "linear":
-                live = mask.numpy()
-                values = C.param_tensor(model, op.param).double().abs().numpy() if weights == "abs" else None
-            else:
-                live = C.kernel_counts(mask)
-                if weights == "abs":
-                    values = C.kernel_abs(C.param_tensor(model, op.param), mask)
-                elif weights == "count":
-                    values = live
-                else:
-                    values = None
-            offset: int | np.ndarray = src.start
-            if op.groups > 1:
-                out, cin_g = live.shape
-                offset = src.start + (np.arange(out, dtype=np.int64) // (out // op.groups)) * cin_g
-            c = C.row_counts(live)
-            work.append((op, live, values, offset))
-        counts[block.start : block.start + block.size] = c
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    nnz = int(indptr[-1])
-    idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
-    indices = np.empty(nnz, dtype=idx_dtype)
-    data = np.empty(nnz, dtype=np.float64)
-    rows: list[tuple[Any, ...]] = []
-    # pass 2: fill
-    for op, live, values, offset in work:
+    parts: list[_Part] = []
+    consumers = np.zeros(len(plan.blocks), dtype=np.int64)  # ops reading each source block
+    mask_elems = 0
+    edges_of: dict[int, int] = {}
+    for op in ops:
         dst = plan.blocks[op.dst]
-        a, b = int(indptr[dst.start]), int(indptr[dst.start + dst.size])
+        consumers[list(set(op.srcs))] += 1
         if op.piece is not None:
-            indices[a:b] = op.piece[1]
-            data[a:b] = op.piece[2]
+            per_dst, src_ids, w = op.piece
+            dst_ids = np.repeat(np.arange(dst.start, dst.start + dst.size, dtype=np.int64), per_dst)
+            order = np.argsort(src_ids, kind="stable")
+            rows = np.asarray(src_ids, dtype=np.int64)[order]
+            counts += np.bincount(rows, minlength=n)
+            edges_of[id(op)] = int(rows.shape[0])
+            parts.append(_Part(op, rows=rows, cols=dst_ids[order], weight=np.asarray(w, dtype=np.float64)[order]))
+            continue
+        assert op.param is not None
+        mask = C.mask_of(model, ticket, op.param)
+        mask_elems += mask.numel()
+        src = plan.blocks[op.srcs[0]]
+        values: np.ndarray | None
+        if op.kind == "linear":
+            live = mask.numpy()
+            values = _float_numpy(C.param_tensor(model, op.param)) if weights == "abs" else None  # |.| per chunk
         else:
-            C.fill_rows(live, indices[a:b], data[a:b], values, col_offset=offset)
+            live = C.kernel_counts(mask)
+            if weights == "abs":
+                values = C.kernel_abs(C.param_tensor(model, op.param), mask)
+            else:
+                values = live if weights == "count" else None
+        out, cin_g = live.shape
+        out_g = out // op.groups
+        for g in range(op.groups):  # a grouped conv is ``groups`` independent dense blocks
+            r = slice(g * out_g, (g + 1) * out_g)
+            sub = live[r]
+            part = _Part(op, live=sub, values=sub if values is live else None if values is None else values[r],
+                         src0=src.start + g * cin_g, dst0=dst.start + g * out_g)  # fmt: skip
+            per_src = np.count_nonzero(sub, axis=0)
+            counts[part.src0 : part.src0 + cin_g] += per_src
+            edges_of[id(op)] = edges_of.get(id(op), 0) + int(per_src.sum())
+            parts.append(part)
+    nnz = int(counts.sum())
+    idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=idx_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    del counts
+    cursor = indptr[:-1].astype(np.int64)
+    indices = np.empty(nnz, dtype=idx_dtype)
+    data = np.ones(nnz, dtype=np.float64) if weights is None else np.empty(nnz, dtype=np.float64)
+    dest = None if weights is None else data
+    elems = _chunk_elems(mask_elems)
+    sole = consumers == 1
+    for part in parts:
+        op = part.op
+        if part.rows is not None:
+            assert part.cols is not None and part.weight is not None
+            _scatter(cursor, part.rows, part.cols, part.weight, indices, dest)
+        else:
+            assert part.live is not None
+            contiguous = bool(sole[op.srcs[0]])
+            _fill_part(part, cursor, indices, dest, elems, abs_values=weights == "abs" and op.kind == "linear",
+                       contiguous=contiguous)  # fmt: skip
+    if not np.array_equal(cursor, indptr[1:]):  # pragma: no cover - an internal invariant
+        raise RuntimeError("layered graph: pass 2 wrote a different number of edges than pass 1 counted")
+    rows_out: list[tuple[Any, ...]] = []
+    for op in ops:
+        dst = plan.blocks[op.dst]
         srcs = [plan.blocks[s] for s in op.srcs]
-        rows.append(
+        rows_out.append(
             (op.layer, op.param, op.kind, ",".join(s.layer for s in srcs), min(s.start for s in srcs),
-             max(s.start + s.size for s in srcs), dst.start, dst.start + dst.size, b - a)
+             max(s.start + s.size for s in srcs), dst.start, dst.start + dst.size, edges_of.get(id(op), 0))
         )  # fmt: skip
-    if weights is None:
-        data[:] = 1.0
-    csc = sp.csc_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n, n))
-    del data, indices
-    csr = csc.tocsr()
+    csr = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     csr.has_sorted_indices = True
-    return csr, rows
+    return csr, rows_out
+
+
+def _float_numpy(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of a float32/float64 tensor (other dtypes: a float64 copy)."""
+    return (t if t.dtype in (torch.float32, torch.float64) else t.double()).numpy()
+
+
+def _chunk_elems(mask_elems: int) -> int:
+    """Mask entries transposed at once: about 1/64 of the model's mask, within [2^15, 2^21].
+
+    A chunk costs its bool copy plus about 48 bytes per live entry (int64 positions and
+    columns), so this keeps the transients a small fraction of the mask bytes at any scale.
+    """
+    return int(min(1 << 21, max(1 << 15, mask_elems // 64)))
+
+
+def _fill_part(
+    part: _Part,
+    cursor: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray | None,
+    elems: int,
+    *,
+    abs_values: bool,
+    contiguous: bool,
+) -> None:
+    """Write the entries of one dense ``(dst, src)`` block, a chunk of source units at a time.
+
+    Each chunk is transposed (``(src, dst)``, row-major = CSR order); its nonzero positions
+    give the columns (``flat % n_dst``) and, when weights are wanted, index the transposed
+    values. ``contiguous``: the source block feeds this op only, so the chunk's entries are
+    one run of the CSR arrays and need no per-entry positions.
+    """
+    live = part.live
+    assert live is not None
+    n_dst, n_src = live.shape
+    if n_dst == 0 or n_src == 0:
+        return
+    pow2 = n_dst & (n_dst - 1) == 0
+    step = max(1, elems // n_dst)
+    for a in range(0, n_src, step):
+        b = min(n_src, a + step)
+        t = np.ascontiguousarray(live[:, a:b].T)
+        nz = t if t.dtype == np.bool_ else t != 0
+        flat = np.flatnonzero(nz)
+        k = flat.shape[0]
+        if k == 0:
+            continue
+        cnt = np.count_nonzero(nz, axis=1)
+        del nz
+        cur = cursor[part.src0 + a : part.src0 + b]
+        if contiguous:
+            p0 = int(cur[0])
+            pos: slice | np.ndarray = slice(p0, p0 + k)
+        else:
+            start = cur - (np.cumsum(cnt) - cnt)
+            at = np.repeat(start, cnt)
+            at += np.arange(k, dtype=np.int64)
+            pos = at
+        if data is not None:
+            if part.values is None:
+                data[pos] = 1.0
+            elif abs_values:
+                v = np.ascontiguousarray(part.values[:, a:b].T).reshape(-1)[flat]
+                data[pos] = np.abs(v, out=v)
+            else:
+                data[pos] = t.reshape(-1)[flat] if part.values is live else (
+                    np.ascontiguousarray(part.values[:, a:b].T).reshape(-1)[flat])
+        del t
+        col = np.bitwise_and(flat, n_dst - 1, out=flat) if pow2 else np.remainder(flat, n_dst, out=flat)
+        col += part.dst0
+        indices[pos] = col
+        cur += cnt
+
+
+def _scatter(
+    cursor: np.ndarray, rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, indices: np.ndarray, data: np.ndarray | None
+) -> None:
+    """Entries sorted by (global) source row go to each row's cursor, in order (small pieces)."""
+    k = rows.shape[0]
+    if k == 0:
+        return
+    first = np.searchsorted(rows, rows, side="left")
+    pos = cursor[rows] + (np.arange(k, dtype=np.int64) - first)
+    indices[pos] = cols
+    if data is not None:
+        data[pos] = weight
+    uniq, cnt = np.unique(rows, return_counts=True)
+    cursor[uniq] += cnt
