@@ -15,10 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from graphtickets.analysis._util import as_graph, igraph_seed, simple_undirected, to_igraph_simple
 from graphtickets.analysis.paths import clustering, path_length
 from graphtickets.errors import GraphticketsError
+from graphtickets.graphs.base import Graph, from_edges
 
 __all__ = ["modularity", "communities", "assortativity", "small_world"]
 
@@ -136,7 +138,9 @@ def small_world(graph: Any, *, n_references: int = 3, seed: int = 0, swaps_per_e
         with igraph_seed(seed + 1 + i):
             g.rewire(n=int(swaps_per_edge * m), allowed_edge_types="simple")
         cr.append(float(np.mean(g.transitivity_local_undirected(mode="zero"))))
-        lr.append(float(g.average_path_length(directed=False, unconn=True)))
+        el = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
+        ref = Graph(from_edges(n, el[:, 0], el[:, 1], directed=False), pd.DataFrame({"unit": np.arange(n)}), directed=False)
+        lr.append(path_length(ref, seed=seed + 1 + i).value)  # exact or sampled by the same rule as L
     c_rand, l_rand = float(np.mean(cr)), float(np.mean(lr))
     c_latt = clustering(ws_flex(n, 2.0 * m / n, 0.0, seed=seed)) if n >= 2 else float("nan")
     sigma = (c / c_rand) / (lval / l_rand) if c_rand > 0 and lval > 0 else float("nan")
