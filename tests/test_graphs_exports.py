@@ -189,3 +189,32 @@ def test_files_round_trip(i: int, tmp_path) -> None:
     assert gx.number_of_nodes() == g.n_nodes and gx.number_of_edges() == g.n_edges
     w = sorted(d["weight"] for _, _, d in gx.edges(data=True))
     assert np.allclose(w, sorted(_canonical(g).values()))
+
+
+def test_bipartite_rolled_abs_weights() -> None:
+    model = _conv_net()
+    t = _ticket(model, seed=3)
+    b = layer_bipartite(model, t, rolled=True)["0.weight"]  # weights="abs" by default
+    w, m = model[0].weight.detach().double(), t.masks["0.weight"]
+    assert (b.n_left, b.n_right) == (2, 3)
+    assert np.allclose(b.biadjacency.toarray(), (w.abs() * m).sum(dim=(2, 3)).T.numpy(), rtol=1e-12, atol=0)
+    assert b.n_edges == int(m.flatten(2).any(-1).sum())
+
+
+@pytest.mark.parametrize("rolled", [False, True])
+def test_bipartite_fully_pruned_layer_is_isolated_nodes(rolled: bool, tmp_path) -> None:
+    pytest.importorskip("torch_geometric")
+    model = _conv_net()
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in gt.prunable(model).items()}
+    masks["0.weight"][:] = False
+    masks["4.weight"][:] = False
+    gs = layer_bipartite(model, gt.Ticket(masks), rolled=rolled)
+    for name, left in (("0.weight", 2 if rolled else 18), ("4.weight", 16)):
+        b = gs[name]
+        assert b.n_edges == 0 and b.n_left == left and b.n_nodes == left + b.n_right
+        assert b.to_networkx().number_of_nodes() == b.n_nodes and b.to_igraph().vcount() == b.n_nodes
+        d = b.to_pyg()
+        assert d.num_nodes == b.n_nodes and d.edge_index.shape == (2, 0)
+        back = Graph.read_edgelist(b.write(tmp_path / f"{name}.edgelist"))
+        assert back.n_nodes == b.n_nodes and back.n_edges == 0
+    assert gs["2.weight"].n_edges == 3 * 4  # the layer in between is untouched

@@ -2,7 +2,8 @@
 
 You et al. describe a network by one *relational graph* of ``n`` nodes shared by all layers:
 a layer of width ``w`` splits its units (channels) into ``n`` contiguous groups whose sizes
-differ by at most one (``numpy.array_split``; graph2nn's ``compute_count``), and group ``u``
+differ by at most one (``numpy.array_split``: the first ``w % n`` groups get the extra unit;
+graph2nn's ``compute_size`` permutes those sizes with a fixed seed instead), and group ``u``
 of a layer's outputs exchanges messages with group ``v`` of its inputs. Here the weight mask
 decides: in a layer's graph the edge ``u - v`` exists when any live weight joins input group
 ``v`` to output group ``u`` or input group ``u`` to output group ``v``, with weight the block
@@ -259,14 +260,21 @@ def masks_from_relational(
     model: nn.Module,
     *,
     layers: list[str] | None = None,
+    self_loops: str = "always",
 ) -> Ticket:
     """Turn a relational graph into a ticket: You et al.'s network built from a graph.
 
     For each chosen layer, a unit of output group ``u`` is connected to a unit of input group
-    ``v`` iff the graph has the edge ``u - v`` or ``u == v``: every node exchanges messages
-    with itself (You et al. define the neighbourhood of a node to include the node; graph2nn
-    keeps the diagonal blocks dense). Conv layers get every kernel entry of a live channel
-    pair. Prunable weights outside ``layers`` (by default the stem and the head) stay dense.
+    ``v`` iff the graph has the edge ``u - v`` or (``self_loops="always"``) ``u == v``: every
+    node exchanges messages with itself (You et al. define the neighbourhood of a node to
+    include the node; graph2nn keeps the diagonal blocks dense). Conv layers get every kernel
+    entry of a live channel pair. Prunable weights outside ``layers`` (by default the stem and
+    the head) stay dense.
+
+    A grouped convolution only has weights inside its groups: a pair of relational groups
+    whose units all lie in different conv groups cannot talk through it, and such an edge
+    raises (rather than vanishing from the ticket); the pairs inside the conv groups of an
+    edge that straddles them are kept.
 
     Parameters
     ----------
@@ -276,12 +284,25 @@ def masks_from_relational(
     model : nn.Module
     layers : list of str, optional
         Default: all prunable weights but the stem and the head.
+    self_loops : {"always", "graph"}
+        ``"always"`` (graph2nn): every group talks to itself. ``"graph"``: only where the graph
+        has the self-loop (a :class:`RelationalGraph` of a ticket records them on its
+        diagonal), so ``relational_graph(model, masks_from_relational(g, model,
+        self_loops="graph"))`` gives back ``g``'s edges, self-loops included.
 
     Returns
     -------
     Ticket
-        ``method="relational"``; ``config`` records ``n_nodes``, ``layers`` and the graph's
-        own parameters (``graph_meta``, e.g. ws_flex's ``n, k, p, seed``).
+        ``method="relational"``; ``config`` records the model spec (``model``, the model's
+        ``gt_spec``, so ``ticket.build_model()`` rebuilds it from the ticket file alone),
+        ``n_nodes``, ``layers``, ``self_loops`` and the graph's own parameters
+        (``graph_meta``, e.g. ws_flex's ``n, k, p, seed``).
+
+    Raises
+    ------
+    GraphticketsError
+        For a directed graph, a graph with more nodes than the narrowest chosen layer has
+        units, or an edge that a grouped convolution cannot carry.
 
     Examples
     --------
@@ -294,6 +315,8 @@ def masks_from_relational(
     """
     if graph.directed:
         raise GraphticketsError("masks_from_relational needs an undirected graph (a relational graph)")
+    if self_loops not in ("always", "graph"):
+        raise GraphticketsError(f"self_loops must be 'always' or 'graph', got {self_loops!r}")
     layers = _check_layers(model, layers)
     n = graph.n_nodes
     narrowest = min(min(C.in_out_width(model, name)) for name in layers)
@@ -303,7 +326,7 @@ def masks_from_relational(
             f"use a graph with at most {narrowest} nodes or other layers"
         )
     a = graph.adjacency.tocoo()
-    talk = np.eye(n, dtype=bool)
+    talk = np.eye(n, dtype=bool) if self_loops == "always" else np.zeros((n, n), dtype=bool)
     talk[a.row, a.col] = True
     talk |= talk.T
     masks: dict[str, torch.Tensor] = {}
@@ -317,16 +340,38 @@ def masks_from_relational(
         if len(shape) > 2:
             groups = C.groups_of(C.module_of(model, name))
             if groups > 1:
+                _check_conv_groups(name, talk, out, inn, groups, n)
                 cin_g = shape[1]
                 g_of_out = np.arange(out) // (out // groups)
                 ch = np.take_along_axis(ch, g_of_out[:, None] * cin_g + np.arange(cin_g)[None, :], axis=1)
             ch = np.broadcast_to(ch.reshape(ch.shape + (1,) * (len(shape) - 2)), shape)
-        masks[name] = torch.from_numpy(np.ascontiguousarray(ch))
+        masks[name] = torch.from_numpy(np.array(ch, dtype=bool, order="C"))  # a writable copy
     return Ticket(
         masks=masks,
         method="relational",
-        config={"n_nodes": n, "layers": layers, "graph_meta": _jsonable_meta(graph.meta)},
+        config={
+            "model": getattr(model, "gt_spec", None),
+            "n_nodes": n,
+            "layers": layers,
+            "self_loops": self_loops,
+            "graph_meta": _jsonable_meta(graph.meta),
+        },
     )
+
+
+def _check_conv_groups(name: str, talk: np.ndarray, out: int, inn: int, groups: int, n: int) -> None:
+    """Raise when an edge of ``talk`` joins relational groups that no weight of a grouped conv can."""
+    same = (np.arange(out)[:, None] // (out // groups)) == (np.arange(inn)[None, :] // (inn // groups))
+    reach = _block_counts(same, n) > 0  # (out group, in group) pairs some weight can join
+    lost = talk & ~(reach | reach.T)
+    if lost.any():
+        u, v = (int(x) for x in np.argwhere(lost)[0])
+        raise GraphticketsError(
+            f"layer {name!r} is a grouped convolution (groups={groups}): the relational edge {u}-{v} joins "
+            f"units in different conv groups, which no weight connects ({int(np.triu(lost).sum())} such "
+            f"edges); use a graph without them, n_nodes aligned with the conv groups, or leave "
+            f"the layer out of layers=[...]"
+        )
 
 
 def _jsonable_meta(meta: dict[str, Any]) -> dict[str, Any]:
