@@ -51,9 +51,33 @@ def method_order(methods: Sequence[str]) -> list[str]:
 
 
 def _colors(methods: Sequence[str]) -> dict[str, Any]:
+    """One colour per method: tab10 without its grey (grey marks densities and references)."""
     plt = _plt()
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(method_order(methods))}
+    tab = plt.get_cmap("tab10")
+    palette = [tab(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + [plt.get_cmap("tab20b")(i) for i in (0, 4, 8, 12, 16)]
+    out = {m: palette[i % len(palette)] for i, m in enumerate(m for m in method_order(methods) if m != "dense")}
+    out["dense"] = (0.0, 0.0, 0.0, 1.0)
+    return out
+
+
+def _tickets(tk: pd.DataFrame) -> pd.DataFrame:
+    """The pruned tickets (without the dense reference cells)."""
+    return tk[tk["method"] != "dense"] if "method" in tk else tk
+
+
+def _chance(dataset: str) -> float | None:
+    try:
+        from graphtickets import data
+
+        return 1.0 / float(data.info(dataset).num_classes)
+    except Exception:  # noqa: BLE001 - an unknown dataset: no chance line
+        return None
+
+
+def _text_color(rgba: Any) -> str:
+    """Black on light cells, white on dark ones (relative luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
 
 
 def _save(fig: Any, folder: Path, name: str) -> list[Path]:
@@ -88,9 +112,19 @@ def accuracy_vs_density(tk: pd.DataFrame, folder: Path) -> list[Path]:
         colors = _colors(g["method"])
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for m in method_order(g["method"]):
+            if m == "dense":
+                continue
             s = g[g["method"] == m].groupby("density")["accuracy"].agg(["mean", "min", "max"]).sort_index()
             ax.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], marker="o",
                         capsize=3, label=m, color=colors[m])
+        dense = g[g["method"] == "dense"]["accuracy"].dropna()
+        if not dense.empty:
+            ax.axhline(dense.mean(), color="k", lw=1.2, label=f"dense network ({dense.mean():.3f})")
+            if len(dense) > 1:
+                ax.axhspan(dense.min(), dense.max(), color="k", alpha=0.08)
+        chance = _chance(str(g["dataset"].iloc[0]))
+        if chance is not None:
+            ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.2f})")
         ax.set_xscale("log")
         ax.set_xlabel("density (fraction of weights kept)")
         ax.set_ylabel("test accuracy")
@@ -107,24 +141,37 @@ def layer_density_profiles(tk: pd.DataFrame, folder: Path) -> list[Path]:
     out: list[Path] = []
     subsets = _subsets(tk)
     for title, g in subsets:
-        cols = [c for c in g.columns if c.startswith("layer.") and g[c].notna().any()]
-        if not cols:
+        g = _tickets(g)
+        cols = [c for c in g.columns if c.startswith("layer.") and g[c].notna().any()]  # network order
+        if not cols or g.empty:
             continue
         dens = sorted(g["density"].unique(), reverse=True)
         colors = _colors(g["method"])
+        values = g[cols].to_numpy(dtype=float)
+        positive = values[np.isfinite(values) & (values > 0)]
+        lin = 10.0 ** np.floor(np.log10(positive.min())) if positive.size else 1e-3
         fig, axes = plt.subplots(1, len(dens), figsize=(4.2 * len(dens), 3.8), squeeze=False, sharey=True)
         x = np.arange(len(cols))
+        n_zero = 0
         for ax, d in zip(axes[0], dens, strict=True):
             gd = g[g["density"] == d]
             for m in method_order(gd["method"]):
-                ax.plot(x, gd[gd["method"] == m][cols].mean().to_numpy(), marker="o", label=m, color=colors[m])
-            ax.set_yscale("log")
+                y = gd[gd["method"] == m][cols].mean().to_numpy(dtype=float)
+                ax.plot(x, y, marker="o", ms=4, label=m, color=colors[m])
+                zero = y == 0
+                if zero.any():  # a layer pruned away: an explicit marker at 0
+                    n_zero += int(zero.sum())
+                    ax.scatter(x[zero], y[zero], marker="X", s=70, color=colors[m], edgecolor="k", lw=0.6, zorder=5)
+            # symlog: linear below the smallest non-zero density, so a density of exactly 0 stays visible
+            ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
+            ax.set_ylim(bottom=0)
             ax.set_xticks(x, [c.removeprefix("layer.").removesuffix(".weight") for c in cols], rotation=45, fontsize=7)
             ax.set_title(f"density {d:g}")
             ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("layer density")
+        axes[0][0].set_ylabel("layer density (symlog; 0 = layer removed)")
         axes[0][-1].legend(fontsize=7)
-        fig.suptitle(f"Layer-density profiles ({title})")
+        note = "; X = a layer with no weight left" if n_zero else ""
+        fig.suptitle(f"Layer-density profiles, layers in network order ({title}){note}")
         out += _save(fig, folder, "layer_density_profiles" + _suffix(title, len(subsets)))
     return out
 
@@ -154,41 +201,60 @@ def _cluster_order(mat: pd.DataFrame) -> list[str]:
     return [names[i] for i in leaves_list(linkage(squareform(a, checks=False), method="average", optimal_ordering=True))]
 
 
+def _annotate(ax: Any, im: Any, mat: pd.DataFrame, fmt: Any) -> None:
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            v = mat.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, fmt(v), ha="center", va="center", fontsize=6, color=_text_color(im.cmap(im.norm(v))))
+
+
+#: z-scores beyond this are drawn (and labelled) at the limit.
+Z_CLIP = 10.0
+
+
 def distance_heatmaps(dist: pd.DataFrame, folder: Path) -> list[Path]:
-    """Per kind: method x method mean distance (over seeds and densities), clustered; and z-scores."""
+    """Per kind: method x method mean distance (over seeds and densities), clustered; and z-scores.
+
+    The diagonal is masked (it is 0 by definition and would set the colour range); colours
+    span the off-diagonal values. The z panel shows the mean well-defined z (NaN where the
+    nulls do not vary) clipped to +-10.
+    """
     plt = _plt()
     out: list[Path] = []
     d = dist[~dist["group"].str.endswith("/all")]
     for kind, sub in d.groupby("kind", sort=False):
         mat = _mean_matrix(sub)
         order = _cluster_order(mat)
-        mat = mat.loc[order, order]
+        vals = mat.loc[order, order].to_numpy(dtype=float, copy=True)
+        np.fill_diagonal(vals, np.nan)
+        mat = pd.DataFrame(vals, index=order, columns=order)
         has_z = "z" in sub and sub["z"].notna().any()
         fig, axes = plt.subplots(1, 2 if has_z else 1, figsize=(11 if has_z else 5.8, 4.8), squeeze=False)
         ax = axes[0][0]
-        im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+        fin = vals[np.isfinite(vals)]
+        im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=float(fin.min()) if fin.size else 0.0,
+                       vmax=float(fin.max()) if fin.size else 1.0)
         ax.set_xticks(range(len(order)), order, rotation=60, fontsize=8)
         ax.set_yticks(range(len(order)), order, fontsize=8)
-        for i in range(len(order)):
-            for j in range(len(order)):
-                v = mat.iat[i, j]
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=6, color="w")
+        _annotate(ax, im, mat, lambda v: f"{v:.2g}")
         ax.set_title(f"{kind}: mean distance (clustered)")
         fig.colorbar(im, ax=ax, shrink=0.8)
         if has_z:
-            z = _mean_matrix(sub.dropna(subset=["z"]), "z").reindex(index=order, columns=order)
-            lim = float(np.nanmax(np.abs(z.to_numpy(dtype=float)))) if np.isfinite(z.to_numpy(dtype=float)).any() else 1.0
+            zv = _mean_matrix(sub.dropna(subset=["z"]), "z").reindex(index=order, columns=order).to_numpy(dtype=float, copy=True)
+            np.fill_diagonal(zv, np.nan)
+            z = pd.DataFrame(zv, index=order, columns=order)
+            lim = min(Z_CLIP, float(np.nanmax(np.abs(zv)))) if np.isfinite(zv).any() else 1.0
+            lim = max(lim, 2.0)
             ax2 = axes[0][1]
-            im2 = ax2.imshow(z.to_numpy(dtype=float), cmap="RdBu", vmin=-lim, vmax=lim)
+            zmap = plt.get_cmap("RdBu").with_extremes(bad="white")
+            im2 = ax2.imshow(np.ma.masked_invalid(np.clip(zv, -lim, lim)), cmap=zmap, vmin=-lim, vmax=lim)
             ax2.set_xticks(range(len(order)), order, rotation=60, fontsize=8)
             ax2.set_yticks(range(len(order)), order, fontsize=8)
-            for i in range(len(order)):
-                for j in range(len(order)):
-                    v = z.iat[i, j]
-                    if np.isfinite(v):
-                        ax2.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
-            ax2.set_title("z vs layer-shuffled nulls (<0: more alike)")
+            _annotate(ax2, im2, z.clip(-Z_CLIP, Z_CLIP),
+                      lambda v: (">=" if v > 0 else "<=-") + f"{Z_CLIP:g}" if abs(v) >= Z_CLIP else f"{v:.1f}")
+            ax2.set_title("z vs symmetric layer-shuffled null (<0: more alike)", fontsize=9)
             fig.colorbar(im2, ax=ax2, shrink=0.8)
         out += _save(fig, folder, f"distance_heatmap_{kind}")
     return out
@@ -232,10 +298,13 @@ def mds_map(dist: pd.DataFrame, tk: pd.DataFrame, folder: Path, *, seed: int = 0
                 if sel.any():
                     ax.scatter(xy[sel, 0], xy[sel, 1], color=colors[m], marker=markers[d], s=40, edgecolor="k", lw=0.4,
                                label=m if d == dlist[0] else None)
-        for d in dlist:
-            ax.scatter([], [], marker=markers[d], color="gray", label=f"d={d:g}")
+        for d in dlist:  # density legend: marker shapes, hollow black (colours are methods)
+            ax.scatter([], [], marker=markers[d], facecolor="white", edgecolor="k", label=f"d={d:g}")
         ax.legend(fontsize=7, ncol=2)
-        ax.set_title(f"MDS of all tickets ({kind} distance; {key.removesuffix('/all')})")
+        stress = getattr(mds, "stress_", None)
+        ax.set_title(f"MDS of all tickets ({kind} distance; {key.removesuffix('/all')})"
+                     + (f"\ncolour = method, marker = density; stress {stress:.3g}" if stress is not None else ""),
+                     fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         out += _save(fig, folder, f"mds_{kind}" + _suffix(key, len(groups)))
@@ -259,7 +328,7 @@ def clustering_path_plane(tk: pd.DataFrame, folder: Path) -> list[Path]:
             axes[0].scatter(s[c], s[lcol], color=colors[m], marker=markers[d], s=40, edgecolor="k", lw=0.4,
                             label=m if d == dlist[0] else None)
     for d in dlist:
-        axes[0].scatter([], [], marker=markers[d], color="gray", label=f"d={d:g}")
+        axes[0].scatter([], [], marker=markers[d], facecolor="white", edgecolor="k", label=f"d={d:g}")
     axes[0].legend(fontsize=7, ncol=2)
     axes[0].set_title("by method")
     sc = axes[1].scatter(g[c], g[lcol], c=g["accuracy"], cmap="plasma", s=40, edgecolor="k", lw=0.4)
@@ -393,15 +462,15 @@ def imp_rounds(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folde
 
 #: Figure name -> one-line caption, in report order.
 FIGURES = {
-    "accuracy_vs_density": "Test accuracy of each method's trained tickets against density (mean, min-max over seeds).",
-    "layer_density_profiles": "How each method spreads its weights over the layers.",
-    "distance_heatmap": "Mean pairwise distance between methods' tickets (same initialization), clustered; right: z-score against layer-shuffled nulls.",
+    "accuracy_vs_density": "Test accuracy of each method's trained tickets against density (mean, min-max over seeds); black line: the dense network trained the same way; dotted: chance.",
+    "layer_density_profiles": "How each method spreads its weights over the layers (network order; X = a layer pruned to 0).",
+    "distance_heatmap": "Mean pairwise distance between methods' tickets (same initialization, diagonal masked), clustered; right: mean z against the symmetric layer-shuffled null (clipped at +-10; blank where the nulls do not vary).",
     "mds": "All tickets in two dimensions (metric MDS of a precomputed distance).",
     "clustering_path_length": "Relational graphs on the clustering / path-length plane (You et al. 2020, Fig. 1).",
     "degree_distributions": "Degree distributions of the hidden units in the layered graphs.",
     "laplacian_spectra": "Normalized Laplacian spectra of the layered graphs.",
-    "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch.",
-    "imp_rounds": "IMP: test accuracy of every round's ticket.",
+    "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch (epochs before the window fills have no distance).",
+    "imp_rounds": "IMP: test accuracy of every round's ticket (after imp.epochs of training, not the study's full training).",
 }
 
 
@@ -411,8 +480,9 @@ def make_figures(tk: pd.DataFrame, dist: pd.DataFrame, results: Mapping[str, Map
     out: dict[str, list[Path]] = {}
     if tk.empty:
         return out
+    full, tk = tk, _tickets(tk)
     jobs: list[tuple[str, Any]] = [
-        ("accuracy_vs_density", lambda: accuracy_vs_density(tk, folder)),
+        ("accuracy_vs_density", lambda: accuracy_vs_density(full, folder)),
         ("layer_density_profiles", lambda: layer_density_profiles(tk, folder)),
         ("distance_heatmap", lambda: distance_heatmaps(dist, folder) if not dist.empty else []),
         ("mds", lambda: mds_map(dist, tk, folder) if not dist.empty else []),

@@ -1,8 +1,8 @@
 """The study report: ``report.md`` and a self-contained ``report.html`` (figures inlined).
 
 The findings are computed from the tables, never written by hand: which methods' tickets are
-most alike, whether that likeness exceeds what layer densities alone explain (z-scores
-against layer-shuffled nulls), and how IMP's tickets differ from pruning-at-init tickets.
+most alike, whether that likeness exceeds what layer densities alone explain (z-scores and
+empirical p-values against symmetric layer-shuffled nulls), and how IMP's tickets differ from pruning-at-init tickets.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from graphtickets.study.figures import FIGURES, make_figures, method_order
+from graphtickets.study.runner import null_counts
 
 __all__ = ["findings", "write_report", "build_report"]
 
@@ -36,16 +37,52 @@ _KEY_METRICS = [
 ]
 
 
+#: z-scores count as findings only with at least this many nulls (a std from fewer is arbitrary).
+MIN_NULLS = 10
+#: A method whose accuracy is at most chance + this margin has collapsed.
+CHANCE_MARGIN = 0.05
+#: Families of distance kinds that carry (nearly) the same information; the "most alike" ranking
+#: averages within a family first, so four mask-overlap kinds do not outvote the others.
+FAMILIES = {
+    "jaccard": "mask overlap", "hamming": "mask overlap", "ged": "mask overlap", "ged_normalized": "mask overlap",
+    "aligned_jaccard": "overlap after unit matching", "ged_approx": "overlap after unit matching",
+    "layer_density": "layer allocation", "spectral": "spectrum", "netlsd": "spectrum", "degree": "degrees",
+}
+
+
+def _family(kind: str) -> str:
+    return FAMILIES.get(kind, kind)
+
+
 def _pairs(dist: pd.DataFrame) -> pd.DataFrame:
-    """Mean distance / z per unordered method pair and kind (same-initialization groups)."""
+    """Mean distance / z per unordered method pair and kind (same-initialization groups).
+
+    ``z`` is the mean over groups of the well-defined z-scores (finite, from at least
+    :data:`MIN_NULLS` nulls); ``p_closer`` the mean empirical p-value.
+    """
     d = dist[~dist["group"].str.endswith("/all")].copy()
     if d.empty:
         return pd.DataFrame(columns=["pair", "kind", "value", "z", "n"])
     d["pair"] = [" ~ ".join(sorted((a, b))) for a, b in zip(d["a"], d["b"], strict=True)]
+    if "z" in d:
+        ok = d["z"].notna() & (d["null_n"] >= MIN_NULLS if "null_n" in d else False)
+        d["z"] = d["z"].where(ok)
     agg = {"value": ("value", "mean"), "n": ("value", "size")}
     if "z" in d:
         agg["z"] = ("z", "mean")
+    if "p_closer" in d:
+        agg["p_closer"] = ("p_closer", "mean")
     return d.groupby(["pair", "kind"]).agg(**agg).reset_index()
+
+
+def _chance(tk: pd.DataFrame) -> float | None:
+    """1 / number of classes of the (first) dataset, or None."""
+    try:
+        from graphtickets import data
+
+        return 1.0 / float(data.info(str(tk["dataset"].iloc[0])).num_classes)
+    except Exception:  # noqa: BLE001 - unknown dataset
+        return None
 
 
 def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
@@ -63,15 +100,46 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
     if tk.empty:
         say("No cell finished; there is nothing to report yet.")
         return out
+    dense = tk[tk["method"] == "dense"]
+    tk = tk[tk["method"] != "dense"]
+    if tk.empty:
+        say("Only the dense reference finished; there are no tickets to compare yet.")
+        return out
     acc = tk.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
     acc = acc.reindex(index=method_order(acc.index), columns=sorted(acc.columns, reverse=True))
+    spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
+    dense_acc = float(dense["accuracy"].mean()) if not dense.empty and dense["accuracy"].notna().any() else None
+    if dense_acc is not None:
+        acc.loc["dense (d=1)"] = dense_acc
+        lo, hi = float(dense["accuracy"].min()), float(dense["accuracy"].max())
+        best = acc.drop(index="dense (d=1)").max()
+        say(f"The dense network, trained the same way, reaches {dense_acc:.3f} test accuracy"
+            + (f" (seeds: {lo:.3f}-{hi:.3f})" if len(dense) > 1 else "") + "; the best ticket reaches "
+            + ", ".join(f"{best[d]:.3f} at density {d:g}" for d in acc.columns if np.isfinite(best[d])) + ".")
     out["accuracy"] = acc
     for d in acc.columns:
-        col = acc[d].dropna()
+        col = acc.drop(index="dense (d=1)", errors="ignore")[d].dropna()
         if len(col) >= 2:
-            say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}) "
+            top2 = col.sort_values(ascending=False)
+            gap = float(top2.iloc[0] - top2.iloc[1])
+            sd = float(spread.xs(d, level="density").max()) if d in spread.index.get_level_values("density") else 0.0
+            within = f" (ahead of {top2.index[1]} by {gap:.3f}, within the seed spread of {sd:.3f})" if 0 < sd and gap < sd else ""
+            say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}){within} "
                 f"and the least accurate {col.idxmin()}'s ({col.min():.3f}); random gets "
                 f"{col.get('random', float('nan')):.3f}.")
+    chance = _chance(tk)
+    if chance is not None:
+        low = tk.groupby(["method", "density"])["accuracy"].mean()
+        low = low[low <= chance + CHANCE_MARGIN]
+        out["collapsed"] = low
+        for m, g in low.groupby(level="method"):
+            ds = [d for _, d in g.index]
+            cl = ""
+            if "layered.collapsed_layers" in tk:
+                n = tk[(tk["method"] == m) & tk["density"].isin(ds)]["layered.collapsed_layers"].mean()
+                cl = f"; on average {n:.1f} of its layers have collapsed (no input-output path through them)" if n > 0 else ""
+            say(f"{m} collapses to chance at density {', '.join(f'{d:g}' for d in ds)}: test accuracy "
+                f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
     pairs = _pairs(dist)
     alike: dict[str, pd.DataFrame] = {}
     if not pairs.empty:
@@ -79,13 +147,16 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
         for kind, g in pairs.groupby("kind"):
             g = g.sort_values("value")
             alike[kind] = g.head(3)
-            ranks.append(g.assign(rank=g["value"].rank(pct=True))[["pair", "rank"]])
+            ranks.append(g.assign(rank=g["value"].rank(pct=True), family=_family(str(kind)))[["pair", "family", "rank"]])
         out["alike"] = alike
-        consensus = pd.concat(ranks).groupby("pair")["rank"].mean().sort_values()
+        fam = pd.concat(ranks).groupby(["pair", "family"])["rank"].mean()
+        consensus = fam.groupby(level="pair").mean().sort_values()
         out["consensus"] = consensus
+        families = sorted(set(fam.index.get_level_values("family")))
         top = consensus.head(3)
-        say("Most alike tickets, averaged over every distance kind (mean percentile rank of the pair's "
-            "distance, lower = more alike): " + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
+        say("Most alike tickets, averaged over the distance families (" + ", ".join(families) + "; kinds within a "
+            "family are averaged first; mean percentile rank of the pair's distance, lower = more alike): "
+            + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
             + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
         if "jaccard" in alike:
             j = alike["jaccard"].iloc[0]
@@ -97,13 +168,19 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
         above = zs[zs["z"] > 2]
         out["z"] = {"below": below, "above": above}
         frac = len(below) / len(zs)
-        say(f"Against shuffled nulls that keep every layer's density, {len(below)} of {len(zs)} "
-            f"(pair, kind) combinations ({frac:.0%}) are more alike than chance (mean z < -2) and "
-            f"{len(above)} less alike (z > 2); the rest is explained by layer densities alone.")
+        nan_kinds = sorted(set(pairs["kind"]) - set(zs["kind"]))
+        say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
+            f"densities kept; z from at least {MIN_NULLS} nulls), {len(below)} of {len(zs)} (pair, kind) "
+            f"combinations ({frac:.0%}) are more alike than the null (mean z < -2) and {len(above)} less alike "
+            f"(z > 2); the other {len(zs) - len(below) - len(above)} are not distinguishable from the "
+            f"layer-shuffled null."
+            + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
         if not below.empty:
-            strongest = below.sort_values("z").head(3)
-            say("Strongest likeness beyond layer densities: " + "; ".join(
-                f"{r.pair} by {r.kind} (z = {r.z:.1f})" for r in strongest.itertuples()) + ".")
+            strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
+            say("Strongest likeness beyond layer densities, per distance family: " + "; ".join(
+                f"{r.pair} by {r.kind} (mean z = {r.z:.1f}"
+                + (f", mean empirical p = {r.p_closer:.2f}" if "p_closer" in below else "") + ")"
+                for r in strongest.sort_values("z").itertuples()) + ".")
         rnd = zs[zs["pair"].str.contains(r"\brandom\b") & zs["kind"].isin(["jaccard", "hamming"])]
         if not rnd.empty:
             say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
@@ -170,7 +247,7 @@ def build_report(
                         "same data have in common? Each method finds a ticket of the same initialized network at the "
                         "same density; we train every ticket the same way, turn it into graphs (layered, relational, "
                         "per-layer bipartite), measure them, and compare tickets pairwise with several distances, "
-                        "each against null tickets that keep every layer's density but shuffle the mask within the layer."))
+                        "each against null pairs in which both tickets keep every layer's density but have their masks shuffled within the layer."))
     if study is not None:
         setup = [
             f"datasets: {', '.join(d.name for d in study.datasets)}",
@@ -179,9 +256,13 @@ def build_report(
             f"densities: {', '.join(f'{d:g}' for d in study.densities)}; seeds: {', '.join(map(str, study.seeds))}",
             f"training of every ticket: {study.train.epochs} epochs, {study.train.optimizer} lr {study.train.lr:g}, "
             f"batch {study.train.batch_size}, from the model's initial weights with the mask enforced",
-            f"comparison: {study.analysis.null_samples} {study.analysis.null_model} nulls per pair; kinds "
-            f"{', '.join(study.analysis.kinds) if study.analysis.kinds else 'all default distance kinds'}",
+            "comparison: every pair of tickets of one density and seed, each distance against the symmetric "
+            f"{study.analysis.null_model} null (both tickets randomized); nulls per pair by kind: "
+            + ", ".join(f"{k} {n}" for k, n in null_counts(study).items())
+            + f" (z is reported only from at least {MIN_NULLS} nulls, and not where the nulls do not vary)",
         ]
+        if study.dense_reference:
+            setup.append("reference: the dense network (every weight kept), trained the same way once per seed")
         if status:
             setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
         if not tk.empty:
@@ -190,14 +271,15 @@ def build_report(
         blocks += [("h2", "Setup"), ("ul", setup)]
     blocks += [("h2", "Findings"), ("ul", f["sentences"])]
     if "accuracy" in f:
-        blocks += [("h2", "Test accuracy (mean over seeds)"), ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
+        blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
+                   ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
     if "imp_vs_pai" in f:
         blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
     if "alike" in f:
         rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
         blocks += [("h2", "Most alike pairs per distance kind"), ("table", rows.set_index("kind"))]
     if not tk.empty:
-        cost = tk.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
+        cost = tk[tk["method"] != "dense"].groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
         blocks += [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
     blocks.append(("h2", "Figures"))
     for key, caption in FIGURES.items():

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS groups (
 CREATE TABLE IF NOT EXISTS distances (
     grp TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, kind TEXT NOT NULL,
     value REAL, null_mean REAL, null_std REAL, z REAL,
+    null_n REAL, p_closer REAL, p_farther REAL, note TEXT,
     PRIMARY KEY (grp, a, b, kind)
 );
 """
@@ -133,6 +134,10 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(_SCHEMA)
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(distances)")}
+        for col, typ in (("null_n", "REAL"), ("p_closer", "REAL"), ("p_farther", "REAL"), ("note", "TEXT")):
+            if col not in have:  # a store written before these columns existed
+                self.conn.execute(f"ALTER TABLE distances ADD COLUMN {col} {typ}")
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
@@ -242,19 +247,21 @@ class Store:
 
     def record_distances(self, key: str, signature: str, table: pd.DataFrame, *, seconds: float) -> None:
         """Replace the distances of group ``key`` (one transaction)."""
-        cols = ["a", "b", "kind", "value", "null_mean", "null_std", "z"]
-        t = table.reindex(columns=cols)
+        cols = ["a", "b", "kind", "value", "null_mean", "null_std", "z", "null_n", "p_closer", "p_farther"]
+        t = table.reindex(columns=[*cols, "note"])
         rows = [
-            (key, r[0], r[1], r[2], *[None if pd.isna(v) else float(v) for v in r[3:]])
+            (key, r[0], r[1], r[2], *[None if pd.isna(v) else float(v) for v in r[3:-1]],
+             None if not isinstance(r[-1], str) else r[-1])
             for r in t.itertuples(index=False, name=None)
         ]
         with self.transaction() as c:
             c.execute("DELETE FROM distances WHERE grp = ?", (key,))
-            c.executemany("INSERT INTO distances VALUES (?,?,?,?,?,?,?,?)", rows)
+            c.executemany(f"INSERT INTO distances (grp, {', '.join(cols)}, note) VALUES ({', '.join('?' * (len(cols) + 2))})",
+                          rows)
             c.execute("INSERT OR REPLACE INTO groups VALUES (?, ?, ?, ?)", (key, signature, time.time(), seconds))
 
     def distances(self, groups: Iterable[str] | None = None) -> pd.DataFrame:
-        """The distances table: ``grp, a, b, kind, value, null_mean, null_std, z``."""
+        """The distances table: ``grp, a, b, kind, value, null_mean, null_std, z, null_n, p_closer, p_farther, note``."""
         df = pd.read_sql_query("SELECT * FROM distances ORDER BY grp, a, b, kind", self.conn)
         if groups is not None:
             df = df[df["grp"].isin(set(groups))].reset_index(drop=True)
