@@ -270,3 +270,24 @@ def test_ticket_records_the_model_spec(tmp_path) -> None:
     assert (relational_graph(rebuilt, loaded, n_nodes=6).adjacency != relational_graph(model, t, n_nodes=6).adjacency).nnz == 0
     with pytest.raises(gt.GraphticketsError, match="self_loops"):
         masks_from_relational(ws_flex(6, 2.0, 0.3, seed=2), model, self_loops="never")
+
+
+def test_ws_flex_connected_redraws_with_the_same_seed() -> None:
+    from scipy.sparse import csgraph
+
+    def parts(g: gt.graphs.RelationalGraph) -> int:
+        return int(csgraph.connected_components(g.adjacency, directed=False)[0])
+
+    plain = [ws_flex(32, 2.5, 0.9, seed=s) for s in range(10)]
+    assert any(parts(g) > 1 for g in plain)  # small k, heavy rewiring: some draws fall apart
+    for s, g in enumerate(plain):
+        c = ws_flex(32, 2.5, 0.9, seed=s, connected=True)
+        assert parts(c) == 1 and c.n_edges == g.n_edges and c.meta["connected"] is True
+        assert (c.meta["draws"] == 1) == (parts(g) == 1)  # the first draw is the plain graph
+        if c.meta["draws"] == 1:
+            assert (c.adjacency != g.adjacency).nnz == 0
+        assert (ws_flex(32, 2.5, 0.9, seed=s, connected=True).adjacency != c.adjacency).nnz == 0
+    with pytest.raises(gt.GraphticketsError, match="fewer than n - 1 edges"):
+        ws_flex(16, 1.5, 0.2, seed=0, connected=True)  # 12 edges cannot join 16 nodes
+    with pytest.raises(gt.GraphticketsError, match="no connected graph in 2 tries"):
+        ws_flex(32, 2.0, 1.0, seed=1, connected=True, tries=2)

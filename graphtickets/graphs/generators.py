@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs.relational import RelationalGraph
@@ -20,7 +21,15 @@ __all__ = ["ws_flex"]
 _MAX_ROUNDS = 10_000
 
 
-def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> RelationalGraph:
+def ws_flex(
+    n: int,
+    k: float,
+    p: float,
+    seed: int | np.random.Generator = 0,
+    *,
+    connected: bool = False,
+    tries: int = 100,
+) -> RelationalGraph:
     """A WS-flex graph: a ring lattice of average degree ``k`` (any real), rewired with prob ``p``.
 
     The graph has exactly ``m = round(n * k / 2)`` edges. Node ``i`` is joined to its next
@@ -43,12 +52,24 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
         Rewiring probability in ``[0, 1]``.
     seed : int or numpy.random.Generator
         Local randomness; same seed, same graph.
+    connected : bool, default False
+        Redraw (with the same generator, so still determined by ``seed``) until the graph is
+        connected, as graph2nn's ``connected_ws_graph`` does; path lengths are then defined.
+    tries : int, default 100
+        Draws allowed when ``connected`` (graph2nn's default); then an error.
 
     Returns
     -------
     RelationalGraph
         Undirected, unweighted, no self-loops; ``meta`` records ``generator``, ``n``, ``k``,
-        ``p``, ``seed``.
+        ``p``, ``seed``, ``connected`` and ``draws`` (how many graphs were drawn).
+
+    Raises
+    ------
+    GraphticketsError
+        For arguments out of range, or when ``connected`` and no connected graph came in
+        ``tries`` draws (e.g. ``k < 2``, where a graph of ``round(n k / 2) < n - 1`` edges
+        cannot be connected).
 
     Examples
     --------
@@ -67,8 +88,30 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
         raise GraphticketsError(f"ws_flex average degree k must be in [0, n-1] = [0, {n - 1}], got {k}")
     if not (0.0 <= float(p) <= 1.0):
         raise GraphticketsError(f"ws_flex rewiring probability p must be in [0, 1], got {p}")
+    if connected and int(tries) < 1:
+        raise GraphticketsError(f"ws_flex tries must be >= 1, got {tries}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     m = int(round(n * float(k) / 2))
+    draws = 0
+    while True:
+        draws += 1
+        adj = _draw(n, float(k), float(p), m, rng)
+        if not connected or csgraph.connected_components(adj, directed=False)[0] == 1:
+            break
+        if m < n - 1 or draws >= int(tries):
+            raise GraphticketsError(
+                f"ws_flex(n={n}, k={k}, p={p}) drew no connected graph in {draws} tries"
+                f"{' (it has fewer than n - 1 edges)' if m < n - 1 else ''}; raise k or tries, or lower p"
+            )
+    nodes = pd.DataFrame({"layer": ["relational"] * n, "unit": np.arange(n, dtype=np.int64)})
+    meta = {"generator": "ws_flex", "n": n, "k": float(k), "p": float(p),
+            "seed": int(seed) if isinstance(seed, (int, np.integer)) else None,
+            "connected": bool(connected), "draws": draws}  # fmt: skip
+    return RelationalGraph(adjacency=adj, nodes=nodes, directed=False, kind="relational", meta=meta)
+
+
+def _draw(n: int, k: float, p: float, m: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """One WS-flex draw: the ring lattice of ``m`` edges, rewired with probability ``p``."""
     base, extra = divmod(m, n)
     reach = np.full(n, base, dtype=np.int64)
     reach[rng.choice(n, size=extra, replace=False)] += 1
@@ -110,10 +153,7 @@ def ws_flex(n: int, k: float, p: float, seed: int | np.random.Generator = 0) -> 
     a, b = np.divmod(allc, n)
     adj = sp.csr_matrix((np.ones(2 * a.shape[0]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
     adj.sum_duplicates()
-    nodes = pd.DataFrame({"layer": ["relational"] * n, "unit": np.arange(n, dtype=np.int64)})
-    meta = {"generator": "ws_flex", "n": n, "k": float(k), "p": float(p),
-            "seed": int(seed) if isinstance(seed, (int, np.integer)) else None}  # fmt: skip
-    return RelationalGraph(adjacency=adj, nodes=nodes, directed=False, kind="relational", meta=meta)
+    return adj
 
 
 def _codes(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
