@@ -11,6 +11,7 @@ trailing units do not vanish).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,9 @@ class Graph:
         if len(first) < 4 or first[0] != "#" or not first[3].startswith("nodes="):
             raise GraphticketsError(f"{str(path)!r} is not an edge list written by graphtickets")
         kind, directed, n = first[1], first[2] == "directed", int(first[3].split("=")[1])
-        arr = np.loadtxt(path, comments="#", ndmin=2)
+        with warnings.catch_warnings():  # a graph without edges is a valid, empty edge list
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data", category=UserWarning)
+            arr = np.loadtxt(path, comments="#", ndmin=2)
         src, dst, w = (arr[:, 0], arr[:, 1], arr[:, 2]) if arr.size else (np.zeros(0), np.zeros(0), np.zeros(0))
         adj = from_edges(n, src.astype(np.int64), dst.astype(np.int64), w, directed=directed)
         nodes = pd.DataFrame({"layer": [""] * n, "unit": np.arange(n)})
