@@ -43,7 +43,7 @@ from graphtickets.pruning.imp import imp_rounds
 
 log = logging.getLogger("benchmarks.train_methods")
 
-OPT = {"optimizer": "adam", "lr": 1.2e-3}
+OPT: dict[str, Any] = {"optimizer": "adam", "lr": 1.2e-3}
 
 
 def _shuffle(ticket: gt.Ticket, seed: int) -> gt.Ticket:
