@@ -265,7 +265,9 @@ class Ticket:
     def apply(self, model: nn.Module, *, weights: bool = True) -> nn.Module:
         """Zero the pruned weights of ``model`` in place (and return it).
 
-        If the ticket carries ``weights`` and ``weights=True`` they are copied in first.
+        If the ticket carries ``weights`` and ``weights=True`` they are copied in first: the
+        masked weights, and any other parameter or buffer it names (biases, BatchNorm running
+        statistics, as an Elastic ticket with ``carry_weights=True`` carries them).
         """
         self.check(model)
         params = dict(model.named_parameters())
@@ -275,9 +277,13 @@ class Ticket:
                 p.copy_(self.weights[n].to(p.device, p.dtype))
             p.mul_(m.to(p.device, p.dtype))
         if weights and self.weights is not None:
+            buffers = dict(model.named_buffers())
             for n, w in self.weights.items():
-                if n not in self.masks and n in params:
-                    params[n].copy_(w.to(params[n].device, params[n].dtype))
+                if n in self.masks:
+                    continue
+                target = params.get(n, buffers.get(n))
+                if target is not None:  # parameters and buffers (e.g. BatchNorm statistics)
+                    target.copy_(w.to(target.device, target.dtype))
         return model
 
     def to_torch_prune(self, model: nn.Module) -> nn.Module:

@@ -170,6 +170,11 @@ def test_prune_carries_weights_and_batchnorm_buffers() -> None:
     assert torch.equal(up.weights["stage2.4.bn1.running_mean"], s_bufs["stage2.2.bn1.running_mean"])
     assert torch.equal(up.weights["stage3.0.shortcut.1.running_var"], s_bufs["stage3.0.shortcut.1.running_var"])
     assert "stage1.0.bn1.num_batches_tracked" not in up.weights  # integer counters are not carried
+    fresh = gt.models.build("resnet32", in_shape=(3, 8, 8), num_classes=10, width=0.5, seed=5)
+    up.apply(fresh)  # Ticket.apply loads the carried BatchNorm statistics too
+    f_bufs = dict(fresh.named_buffers())
+    assert torch.equal(f_bufs["stage2.4.bn1.running_mean"], s_bufs["stage2.2.bn1.running_mean"])
+    assert torch.equal(f_bufs["stage3.0.shortcut.1.running_var"], s_bufs["stage3.0.shortcut.1.running_var"])
     plain = gt.pruning.prune(r32, "elastic", source=src, source_model=r20)
     assert plain.weights is None
     with pytest.raises(GraphticketsError, match="density"):
