@@ -198,9 +198,7 @@ def test_effective_density_of_a_small_conv_net_equals_the_gradient_oracle(densit
     oracle = sum(eff.values()) / sum(numel.values())
     assert effective_density(t, m, input_shape=(2, 8, 8)) == pytest.approx(oracle, abs=1e-12)
     g = gt.graphs.layered_graph(m, t, weights="count", input_shape=(2, 8, 8))
-    assert np.isnan(weight_densities(g)["weight_density"])  # conv kernel sizes not recorded in the graph
-    g.meta["param_numel"] = numel
-    d = weight_densities(g)
+    d = weight_densities(g)  # the graph records every layer's size (edge_params["numel"])
     assert d["effective_density"] == pytest.approx(oracle, abs=1e-12)
     assert d["weight_density"] == pytest.approx(sum(int(x.sum()) for x in t.masks.values()) / sum(numel.values()), abs=1e-12)
     c = weight_counts(g).set_index("param")

@@ -282,6 +282,8 @@ def test_every_model_edges_match_masks(name: str) -> None:
             want = int(mask.sum()) if mask.ndim == 2 else int(mask.flatten(2).any(-1).sum())
             assert per_param[pname] == want, (name, shape, pname)
             assert g.layer_adjacency(pname).nnz == want
+        numel = g.edge_params.dropna(subset=["param"]).set_index("param")["numel"].to_dict()
+        assert numel == {p: m.numel() for p, m in ticket.masks.items()}  # every layer's full size
         structural = int(g.edge_params.loc[g.edge_params["param"].isna(), "n_edges"].sum())
         assert g.n_edges == sum(per_param.values()) + structural
         assert (g.nodes["role"] == "input").any() and (g.nodes["role"] == "output").sum() == 10

@@ -50,7 +50,8 @@ class LayeredGraph(Graph):
         One row per op that contributes edges: ``layer``, ``param`` (parameter name or None for
         structural edges), ``kind`` (``linear``, ``conv``, ``identity``, ``flatten``,
         ``reshape``, ``concat``, ``pad``), ``src_layer``, ``src_start``, ``src_stop``,
-        ``dst_start``, ``dst_stop`` and ``n_edges``. ``layer_adjacency(param)`` slices the
+        ``dst_start``, ``dst_stop``, ``n_edges`` and ``numel`` (the parameter's number of
+        weights, pruned or not; 0 for structural edges). ``layer_adjacency(param)`` slices the
         adjacency of one layer with it.
     """
 
@@ -138,7 +139,8 @@ def layered_graph(
         layer_blocks=[(b.layer, range(b.start, b.start + b.size)) for b in plan.blocks],
         edge_params=pd.DataFrame(
             edge_rows,
-            columns=["layer", "param", "kind", "src_layer", "src_start", "src_stop", "dst_start", "dst_stop", "n_edges"],
+            columns=["layer", "param", "kind", "src_layer", "src_start", "src_stop", "dst_start", "dst_stop", "n_edges",
+                     "numel"],
         ),
     )
 
@@ -262,16 +264,23 @@ def _build(
     if not np.array_equal(cursor, indptr[1:]):  # pragma: no cover - an internal invariant
         raise RuntimeError("layered graph: pass 2 wrote a different number of edges than pass 1 counted")
     rows_out: list[tuple[Any, ...]] = []
+    numel = {_base_name(n): int(p.numel()) for n, p in model.named_parameters()}  # also prune's weight_orig
     for op in ops:
         dst = plan.blocks[op.dst]
         srcs = [plan.blocks[s] for s in op.srcs]
         rows_out.append(
             (op.layer, op.param, op.kind, ",".join(s.layer for s in srcs), min(s.start for s in srcs),
-             max(s.start + s.size for s in srcs), dst.start, dst.start + dst.size, edges_of.get(id(op), 0))
+             max(s.start + s.size for s in srcs), dst.start, dst.start + dst.size, edges_of.get(id(op), 0),
+             numel.get(op.param, 0) if op.param is not None else 0)
         )  # fmt: skip
     csr = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     csr.has_sorted_indices = True
     return csr, rows_out
+
+
+def _base_name(param: str) -> str:
+    """``fc.weight`` for ``fc.weight`` and for a ``torch.nn.utils.prune``'d ``fc.weight_orig``."""
+    return param[: -len("_orig")] if param.endswith("_orig") else param
 
 
 def _float_numpy(t: torch.Tensor) -> np.ndarray:
