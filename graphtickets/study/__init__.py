@@ -3,8 +3,10 @@
 >>> from graphtickets.study import load_config, expand
 >>> cfg = load_config({"name": "t", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [8]}],
 ...                    "methods": ["random", "magnitude"], "densities": [0.5], "seeds": [0, 1]})
->>> len(expand(cfg))
-4
+>>> len(expand(cfg))  # 2 methods x 1 density x 2 seeds, plus a dense reference cell per seed
+6
+>>> sorted({c.method for c in expand(cfg)})
+['dense', 'magnitude', 'random']
 """
 
 from __future__ import annotations
