@@ -1,7 +1,7 @@
 """Tanaka et al. (2020) Fig. 1: the order of layer collapse on VGG-16 at initialization.
 
-For compression ratios ``10^c`` (density ``10^-c``), prune an untrained VGG-16 (CIFAR-10
-shape, 3x32x32, 10 classes) with magnitude, GraSP, random, SNIP and SynFlow, all with global
+For compression ratios ``10^c`` (density ``10^-c``), prune an untrained VGG-16 (CIFAR
+shape, 3x32x32, 100 classes as in Fig. 1's CIFAR-100 panel by default) with magnitude, GraSP, random, SNIP and SynFlow, all with global
 scope as in the paper, and count the layers :func:`graphtickets.pruning.collapsed_layers`
 finds collapsed (no live weight, or no input-to-output path through the layer; on a chain
 like VGG, once one layer is cut no layer has a path, so this count jumps from 0 to all) and,
@@ -9,9 +9,10 @@ separately, the ``empty`` layers (no live weight at all, Tanaka et al.'s definit
 CPU only. Paper: magnitude and GraSP collapse first, then random and SNIP, while SynFlow keeps
 every layer alive up to about 10^5 ... its maximal compression.
 
-SNIP and GraSP need data: they get SYNTHETIC batches of CIFAR shape (standard normal inputs,
-uniform random labels, fixed seed), not CIFAR-10 itself (no download here); at initialization
-the scores depend on data mostly through input statistics.
+SNIP and GraSP need data: CIFAR-100 from a local root when it loads (``--data``, ``--root``),
+else SYNTHETIC batches of CIFAR shape (standard normal inputs, uniform random labels, fixed
+seed); the CSV's ``data`` column says which. They score in eval mode (BatchNorm with running
+statistics), as the Synaptic-Flow reference does (``--train-mode`` for batch statistics).
 
 The one-shot methods (magnitude, GraSP, SNIP) score once and select at each density with the
 same code as ``gt.pruning.prune`` (``score_prune`` with one round is exactly: score the model,
@@ -20,7 +21,7 @@ keep the top ``round(d N)``); random and SynFlow (100 rounds per density) run th
 
 Usage::
 
-    python -m benchmarks.layer_collapse --out DIR [--cs 0.5,1,...,5] [--batches 2]
+    python -m benchmarks.layer_collapse --out DIR [--cs 0.5,1,...,6] [--batches 2] [--rounds 100]
 
 Writes ``DIR/layer_collapse.csv`` (method, c, density, collapsed layers, fraction, names) and
 ``DIR/layer_collapse.png``.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import logging
 import time
 from pathlib import Path
@@ -50,18 +52,46 @@ log = logging.getLogger("layer_collapse")
 METHODS = ("magnitude", "grasp", "random", "snip", "synflow")
 
 
+def _data(dataset: str, root: Path | None, in_shape: tuple[int, ...], num_classes: int, n_batches: int,
+          batch_size: int, seed: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], str]:
+    """Batches for SNIP/GraSP: the real dataset from a local root when it loads, else synthetic."""
+    if dataset != "synthetic":
+        try:
+            ds = gt.data.load(dataset, split="train", root=root, seed=seed)
+            g = torch.Generator().manual_seed(seed)
+            idx = torch.randperm(len(ds), generator=g)[: n_batches * batch_size].tolist()
+            xs = torch.stack([torch.as_tensor(ds[i][0]) for i in idx]).float()
+            ys = torch.as_tensor([int(ds[i][1]) for i in idx])
+            return [(xs[i : i + batch_size], ys[i : i + batch_size]) for i in range(0, len(idx), batch_size)], dataset
+        except Exception as exc:  # no local files: fall back, and say so in the CSV
+            log.warning("%s not available (%s); using synthetic batches", dataset, str(exc).splitlines()[0])
+    g = torch.Generator().manual_seed(seed)
+    data = [(torch.randn((batch_size, *in_shape), generator=g), torch.randint(0, num_classes, (batch_size,), generator=g))
+            for _ in range(n_batches)]  # fmt: skip
+    return data, "synthetic"
+
+
 def sweep(out_dir: Path, *, cs: list[float], model_name: str = "vgg16", n_batches: int = 2,
-          batch_size: int = 64, seed: int = 0) -> list[dict[str, Any]]:
-    """Run the sweep; write CSV and PNG; return the rows."""
+          batch_size: int = 64, seed: int = 0, num_classes: int = 100, rounds: int = 100,
+          dataset: str = "cifar100", root: Path | None = None, width: float = 1.0,
+          train_mode: bool = False) -> list[dict[str, Any]]:
+    """Run the sweep; write CSV and PNG; return the rows.
+
+    SNIP and GraSP score in eval mode (``train_mode=False``, BatchNorm with running
+    statistics) like the Synaptic-Flow reference code; ``rounds`` is SynFlow's.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     in_shape = (3, 32, 32)
-    model = gt.models.build(model_name, in_shape=in_shape, num_classes=10, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    data = [(torch.randn((batch_size, *in_shape), generator=g), torch.randint(0, 10, (batch_size,), generator=g))
-            for _ in range(n_batches)]
+    kw: dict[str, Any] = {} if width == 1.0 else {"width": width}
+    model = gt.models.build(model_name, in_shape=in_shape, num_classes=num_classes, seed=seed, **kw)
+    data, data_name = _data(dataset, root, in_shape, num_classes, n_batches, batch_size, seed)
     names, ones = resolve_params(model)
     n_layers = len(names)
-    one_shot = {"magnitude": magnitude_scores, "snip": snip_scores, "grasp": grasp_scores}
+    one_shot: dict[str, Any] = {
+        "magnitude": magnitude_scores,
+        "snip": functools.partial(snip_scores, train_mode=train_mode),
+        "grasp": functools.partial(grasp_scores, train_mode=train_mode),
+    }
     scores: dict[str, dict[str, torch.Tensor]] = {}
     for m, fn in one_shot.items():
         t0 = time.perf_counter()
@@ -78,13 +108,15 @@ def sweep(out_dir: Path, *, cs: list[float], model_name: str = "vgg16", n_batche
             elif method == "random":
                 ticket = gt.pruning.prune(model, "random", density=d, seed=seed, scope="global")
             else:
-                ticket = gt.pruning.prune(model, "synflow", density=d, seed=seed)
+                ticket = gt.pruning.prune(model, "synflow", density=d, seed=seed, rounds=rounds)
             dead = gt.pruning.collapsed_layers(model, ticket)
             empty = [n for n, m in ticket.masks.items() if not bool(m.any())]
             rows.append({"method": method, "c": c, "density": d, "kept": ticket.kept,
                          "collapsed": len(dead), "empty": len(empty), "layers": n_layers,
                          "fraction": len(dead) / n_layers, "names": " ".join(dead),
-                         "seconds": round(time.perf_counter() - t0, 3)})
+                         "model": model_name, "classes": num_classes, "data": data_name,
+                         "scoring_mode": "train" if train_mode else "eval", "synflow_rounds": rounds,
+                         "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
             log.info("%s c=%.1f: %d/%d collapsed (%.1fs)", method, c, len(dead), n_layers, rows[-1]["seconds"])
     with open(out_dir / "layer_collapse.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -126,13 +158,22 @@ def _plot(rows: list[dict[str, Any]], path: Path, model_name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/layer_collapse"))
-    ap.add_argument("--cs", default=",".join(str(c / 2) for c in range(1, 11)),
-                    help="comma-separated exponents c (compression 10^c)")
+    ap.add_argument("--cs", default=",".join(str(c / 2) for c in range(1, 13)),
+                    help="comma-separated exponents c (compression 10^c); default 0.5,1,...,6")
     ap.add_argument("--model", default="vgg16")
-    ap.add_argument("--batches", type=int, default=2, help="synthetic batches of 64 for SNIP/GraSP")
+    ap.add_argument("--width", type=float, default=1.0, help="channel multiplier of the model")
+    ap.add_argument("--classes", type=int, default=100, help="classes (Fig. 1: CIFAR-100)")
+    ap.add_argument("--data", default="cifar100",
+                    help="dataset for SNIP/GraSP from a local root, or 'synthetic' (the fallback)")
+    ap.add_argument("--root", type=Path, default=None, help="data root for --data")
+    ap.add_argument("--batches", type=int, default=2, help="batches of 64 for SNIP/GraSP")
+    ap.add_argument("--rounds", type=int, default=100, help="SynFlow rounds")
+    ap.add_argument("--train-mode", action="store_true", help="score SNIP/GraSP in train mode")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = sweep(args.out, cs=[float(c) for c in args.cs.split(",")], model_name=args.model, n_batches=args.batches)
+    rows = sweep(args.out, cs=[float(c) for c in args.cs.split(",")], model_name=args.model,
+                 n_batches=args.batches, num_classes=args.classes, rounds=args.rounds,
+                 dataset=args.data, root=args.root, width=args.width, train_mode=args.train_mode)  # fmt: skip
     log.info("first collapse (c): %s", first_collapse(rows))
 
 

@@ -89,3 +89,18 @@ def test_suite_runner_writes_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(bench_pruning, "run", broken)
     assert main(["--tiny", "--only", "pruning", "--out", str(tmp_path)]) == 1
     assert "boom" in (tmp_path / "perf.md").read_text()
+
+
+def test_layer_collapse_sweep_runs_tiny(tmp_path: Path) -> None:
+    """benchmarks/layer_collapse (Tanaka et al. Fig. 1) end to end on a tiny model, 2 values of c."""
+    from benchmarks import layer_collapse
+
+    rows = layer_collapse.sweep(tmp_path, cs=[1.0, 3.0], model_name="conv2", width=0.125, n_batches=1,
+                                batch_size=8, num_classes=10, rounds=3, dataset="synthetic")  # fmt: skip
+    assert {r["method"] for r in rows} == set(layer_collapse.METHODS) and len(rows) == 2 * len(layer_collapse.METHODS)
+    for r in rows:
+        assert 0 <= r["empty"] <= r["collapsed"] <= r["layers"] and r["data"] == "synthetic"
+        assert isinstance(r["kept"], int) and r["kept"] > 0
+    assert (tmp_path / "layer_collapse.csv").exists() and (tmp_path / "layer_collapse.png").stat().st_size > 0
+    first = layer_collapse.first_collapse(rows)
+    assert set(first) == set(layer_collapse.METHODS)

@@ -59,7 +59,7 @@ def straightforward_synflow(model: nn.Module, density: float, in_shape: tuple[in
                 params[n].copy_(orig[n] * masks[n])
         work.zero_grad()
         work(x).sum().backward()
-        scores = torch.cat([(params[n].grad * params[n]).detach().abs().reshape(-1) for n in names])
+        scores = torch.cat([(params[n].grad * params[n]).detach().abs().reshape(-1) for n in names])  # type: ignore[operator]
         alive = torch.cat([masks[n].reshape(-1) for n in names]).bool()
         scores[~alive] = -float("inf")
         keep_n = int(round(d * total))
@@ -118,7 +118,7 @@ def magnitude_vs_torch(model: nn.Module, density: float, repeats: int) -> dict[s
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: int | None = None,
-        models: list[str] | None = None) -> pd.DataFrame:
+        models: list[str] | None = None, densities: list[float] | None = None) -> pd.DataFrame:
     """Time everything; return one row per figure (harness format) and write CSVs under ``out``.
 
     Rows: ``snip``/``grasp`` (seconds only), ``synflow`` (ratio = straightforward / ours, with
@@ -127,8 +127,10 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     explicit = repeats
+    wanted = list(densities) if densities else None
     if repeats is None:
         repeats = 1 if tiny else 5
+    cases: list[tuple[str, dict[str, Any], tuple[int, ...]]]
     if tiny:
         cases = [("conv2", {}, (3, 16, 16)), ("mlp", {"widths": (64, 32)}, (40,))]
         rounds, densities, batch_size, n_batches = 10, [0.05], 16, 1
@@ -137,6 +139,8 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
         rounds, densities, batch_size, n_batches = 100, [0.01], 128, 1
     if models:
         cases = [c for c in cases if c[0] in models]
+    if wanted:
+        densities = wanted
     rows: list[dict[str, Any]] = []
     out_rows: list[dict[str, Any]] = []
     for name, kw, in_shape in cases:
@@ -153,11 +157,12 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
         # runs of each unless repeats is given explicitly (the row's *_repeat says how many)
         syn_reps = min(repeats, 3) if (explicit is None and n_weights > 5_000_000) else repeats
         for d in densities:
-            ours_t, base_t, same = [], [], True
+            ours_t, base_t, same, diff = [], [], True, 0
             for r in range(syn_reps):
                 s1, t = _timed(lambda dd=d, mo=model, sh=in_shape: gt.pruning.prune(mo, "synflow", density=dd, rounds=rounds, in_shape=sh))
                 s2, base = _timed(lambda dd=d, mo=model, sh=in_shape: straightforward_synflow(mo, dd, sh, rounds))
                 same = same and all(torch.equal(t.masks[n], base[n]) for n in base)
+                diff = max(diff, sum(int((t.masks[n] ^ base[n]).count_nonzero()) for n in base))
                 ours_t.append(s1)
                 base_t.append(s2)
                 log.info("%s synflow repeat %d: ours %.2fs, straightforward %.2fs, identical so far=%s", name, r, s1, s2, same)
@@ -166,7 +171,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
             to = Timing(statistics.median(ours_t), min(ours_t), max(ours_t), syn_reps)
             tb = Timing(statistics.median(base_t), min(base_t), max(base_t), syn_reps)
             out_rows.append(row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
-                                target=5.0, identical_mask=same, density=d, rounds=rounds))  # fmt: skip
+                                target=5.0, identical_mask=same, mask_diff=diff, density=d, rounds=rounds))  # fmt: skip
             log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
         m = magnitude_vs_torch(model, densities[0], repeats)
         out_rows.append(row("pruning", f"{name}_magnitude", n_weights, m["ours"], m["base"],
@@ -187,11 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("results/perf"))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", default=None, help="comma-separated subset of the models (default: vgg16,resnet20)")
+    ap.add_argument("--densities", default=None, help="comma-separated SynFlow densities (default 0.01)")
     ap.add_argument("--tiny", action="store_true", help="small models, 10 rounds, 1 repeat (smoke test)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     summary = run(args.tiny, args.out, repeats=1 if args.tiny else args.repeats,
-                  models=args.models.split(",") if args.models else None)
+                  models=args.models.split(",") if args.models else None,
+                  densities=[float(x) for x in args.densities.split(",")] if args.densities else None)
     log.info("%s", summary.to_string())
 
 

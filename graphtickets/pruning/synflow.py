@@ -157,6 +157,63 @@ def _flat_memory(t: torch.Tensor) -> torch.Tensor:
     return t.as_strided((t.numel(),), (1,))
 
 
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _fold_batchnorm(work: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm whose input is a Linear/Conv (used by it alone) into it.
+
+    In eval mode BatchNorm is the per-channel affine map ``a * x + b`` with
+    ``a = gamma / sqrt(running_var + eps)`` and ``b = beta - a * running_mean``; it is
+    absorbed into the layer before it (``W' = a W``, bias ``a * bias + b``). The flow is the
+    same function, and the SynFlow score is unchanged in exact arithmetic:
+    ``W ⊙ ∂R/∂W = W' ⊙ ∂R/∂W'`` (``∂R/∂W = a ∂R/∂W'``), so the scores of the folded weights
+    are the scores of the original ones, computed without the BatchNorm forward and backward
+    (a third of a float64 round on VGG-16). Traced with ``torch.fx``; an untraceable model
+    is returned as it is. Parameter names are kept.
+    """
+    import torch.fx as fx
+
+    try:
+        gm = fx.symbolic_trace(work)
+    except Exception:  # untraceable: no folding, same scores
+        return work
+    mods = dict(gm.named_modules())
+    changed = False
+    for node in list(gm.graph.nodes):
+        bn = mods.get(node.target) if node.op == "call_module" else None
+        if not isinstance(bn, _BATCHNORMS) or bn.running_var is None or bn.running_mean is None:
+            continue
+        src = node.args[0] if node.args else None
+        if not isinstance(src, fx.Node) or src.op != "call_module" or len(src.users) != 1 or len(node.args) != 1:
+            continue
+        layer = mods.get(src.target)
+        if not isinstance(layer, _FOLDABLE):
+            continue
+        with torch.no_grad():
+            a = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                a = a * bn.weight
+            b = -bn.running_mean * a
+            if bn.bias is not None:
+                b = b + bn.bias
+            shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+            layer.weight.mul_(a.reshape(shape))
+            if layer.bias is None:
+                layer.bias = nn.Parameter(b.detach().clone(), requires_grad=False)
+            else:
+                layer.bias.copy_(layer.bias * a + b)
+        node.replace_all_uses_with(src)
+        gm.graph.erase_node(node)
+        changed = True
+    if not changed:
+        return work
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
 def _fast(
     model: nn.Module,
     names: list[str],
@@ -169,7 +226,8 @@ def _fast(
 ) -> tuple[dict[str, torch.Tensor], float]:
     """The SynFlow rounds on one linearized copy, selecting among live weights only.
 
-    One copy for all rounds (newly pruned entries are zeroed in place); convolutions run in
+    One copy for all rounds (newly pruned entries are zeroed in place), with BatchNorm folded
+    into the layer before it (:func:`_fold_batchnorm`); convolutions run in
     ``channels_last`` (several times faster on CPU for a batch of one, notably in float64);
     only the gradients of the scored weights are computed. The live entries of each layer are
     kept compacted (their flat positions in ascending order, their memory offsets and their
@@ -179,7 +237,7 @@ def _fast(
     the survivors, and nothing is re-allocated beyond the (shrinking) index arrays.
     """
     dtype = torch.float64
-    work = linearized_copy(model, dtype)
+    work = _fold_batchnorm(linearized_copy(model, dtype))
     conv4d = any(isinstance(mod, nn.Conv2d) for mod in work.modules())
     fmt = torch.channels_last if (conv4d and len(in_shape) == 3) else torch.contiguous_format
     if fmt is torch.channels_last:
