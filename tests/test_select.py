@@ -176,3 +176,24 @@ def test_random_is_deterministic_per_seed() -> None:
     state = torch.random.get_rng_state()
     gt.pruning.prune(model, "random", density=0.3, seed=5, scope="global")
     assert torch.equal(state, torch.random.get_rng_state())  # local generator only
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_synflow_float32_key_selection_equals_topk_flat(seed: int) -> None:
+    """SynFlow partitions float32 keys and ranks the threshold's key group in float64: the
+    result must be topk_flat of the float64 scores, also for values float32 cannot tell
+    apart (1 + k 1e-12), exact ties, and values beyond float32's range (inf keys)."""
+    from graphtickets.pruning.select import topk_flat
+    from graphtickets.pruning.synflow import _topk_keys
+
+    rng = np.random.default_rng(seed)
+    s = np.concatenate([
+        rng.random(300), 1.0 + 1e-12 * rng.integers(0, 20, 200), np.full(50, 0.5),
+        1e39 * (1 + rng.random(30)), np.zeros(40),
+    ])  # fmt: skip
+    rng.shuffle(s)
+    with np.errstate(over="ignore"):
+        keys = s.astype(np.float32)
+    scratch = np.empty_like(keys)
+    for k in (0, 1, 29, 30, 31, 100, 229, 230, 250, 400, 579, 580, 600, s.size):
+        assert np.array_equal(_topk_keys(s, keys, scratch, k), topk_flat(s, k)), k

@@ -139,10 +139,7 @@ def _topk_keys(scores: np.ndarray, keys: np.ndarray, scratch: np.ndarray, k: int
     need = k - int(np.count_nonzero(keep))
     if need > 0:
         tied = np.flatnonzero(keys == thr)
-        if scores is keys:
-            keep[tied[:need]] = True
-        else:
-            keep[tied[topk_flat(scores[tied], need)]] = True
+        keep[tied[topk_flat(scores[tied], need)]] = True
     return keep
 
 
