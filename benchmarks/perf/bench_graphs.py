@@ -168,10 +168,14 @@ def _figures(raw: dict[str, Any], cold_runs: list[dict[str, Any]]) -> list[dict[
     rel = Timing(raw["relational_s"], raw["relational_s"], raw["relational_s"], 1)
     common = {"edges": raw["layered_edges"], "nodes": raw["layered_nodes"], "mask_mb": raw["mask_mb"]}
     cold_mb = max(r["layered_mb"] for r in cold_runs)
+    # the time target is the issue's: a VGG-16 ticket within 10x of the mask pass. An MLP's
+    # layered graph has an edge per live weight (12 bytes each in the CSR against 1 byte of
+    # mask read), so no conversion of one is within 10x of count_nonzero: shown, not targeted.
+    target = TIME_TARGET if raw["case"] == "vgg16" else None
     return [
-        row("graphs", f"{label}_layered_cold", n, cold, cnt, "count_nonzero pass", target=TIME_TARGET,
+        row("graphs", f"{label}_layered_cold", n, cold, cnt, "count_nonzero pass", target=target,
             peak_mb=cold_mb, **_mem(cold_mb, raw["mask_mb"]), **common),
-        row("graphs", f"{label}_layered_warm", n, warm, cnt, "count_nonzero pass", target=TIME_TARGET,
+        row("graphs", f"{label}_layered_warm", n, warm, cnt, "count_nonzero pass", target=target,
             peak_mb=raw["layered_warm_mb"], **_mem(raw["layered_warm_mb"], raw["mask_mb"]), **common),
         row("graphs", f"{label}_relational", n, rel, cnt, "count_nonzero pass", peak_mb=raw["relational_mb"],
             relational_nodes=raw["relational_nodes"]),
