@@ -348,16 +348,7 @@ def test_aligned_jaccard_of_conv_tickets_differing_in_kernel_positions() -> None
     the identity (jaccard 0.139) must not be lost (it was 0.834 before the identity start)."""
     m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
     a = gt.pruning.prune(m, "random", density=0.2, seed=0)
-    g = torch.Generator().manual_seed(1)
-    masks = {}
-    for n, mk in a.masks.items():
-        if mk.dim() == 4:
-            o, i, kh, kw = mk.shape
-            perm = torch.stack([torch.randperm(kh * kw, generator=g) for _ in range(o * i)]).reshape(o, i, -1)
-            masks[n] = torch.gather(mk.reshape(o, i, -1), 2, perm).reshape(mk.shape)
-        else:
-            masks[n] = mk.clone()
-    b = a.replace(masks)
+    b = kernel_shuffled(a, seed=1)
     j = distance(a, b, "jaccard")
     assert 0.1 < j < 0.2
     assert distance(a, b, "aligned_jaccard") <= j

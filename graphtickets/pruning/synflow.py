@@ -80,16 +80,21 @@ def linearized_copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.
     return work
 
 
-def _flow(work: nn.Module, weights: Sequence[torch.Tensor], in_shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``R`` and ``∂R/∂w`` for the listed weights of the linearized copy, all-ones input."""
-    p0 = weights[0]
-    x = torch.ones((1, *in_shape), dtype=p0.dtype, device=p0.device)
-    r = work(x).sum()
+def _finite(r: torch.Tensor) -> torch.Tensor:
+    """``r`` (the flow ``R``), or a clear error when it overflowed even in float64."""
     if not torch.isfinite(r):
         raise GraphticketsError(
             f"synflow: R = {float(r)} is not finite even in float64; the network is too deep "
             "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
         )
+    return r
+
+
+def _flow(work: nn.Module, weights: Sequence[torch.Tensor], in_shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``R`` and ``∂R/∂w`` for the listed weights of the linearized copy, all-ones input."""
+    p0 = weights[0]
+    x = torch.ones((1, *in_shape), dtype=p0.dtype, device=p0.device)
+    r = _finite(work(x).sum())
     grads = torch.autograd.grad(r, weights, allow_unused=True)
     return r.detach(), [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads, strict=True)]
 
@@ -266,12 +271,7 @@ def _fast(
     x = torch.ones((1, *in_shape), dtype=dtype).contiguous(memory_format=fmt)
     r = torch.tensor(0.0)
     for d in targets:
-        r = work(x).sum()
-        if not torch.isfinite(r):
-            raise GraphticketsError(
-                f"synflow: R = {float(r)} is not finite even in float64; the network is too deep "
-                "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
-            )
+        r = _finite(work(x).sum())
         grads = torch.autograd.grad(r, weights, allow_unused=True)
         r = r.detach()
         n_alive = sum(int(p.numel()) for p in pos)
