@@ -28,6 +28,7 @@ from torch import nn
 
 from graphtickets._registry import Registry
 from graphtickets._version import __version__
+from graphtickets.data.core import dataset_name
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import select_topk
 from graphtickets.ticket import Ticket, check_density, prunable
@@ -210,7 +211,7 @@ def prune(
         "seed": seed,
         "hparams": _plain(used),
         "model": getattr(model, "gt_spec", None),
-        "dataset": dataset or getattr(data, "dataset_name", None),
+        "dataset": dataset or dataset_name(data),
     }
     ticket = Ticket(
         masks=masks,

@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from graphtickets._version import __version__
+from graphtickets.data.core import dataset_name
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import _plain, register_method, resolve_params
 from graphtickets.pruning.select import keep_count, select_topk
@@ -295,7 +296,7 @@ def imp_rounds(
         config = {
             "method": "imp", "density": d, "seed": seed, "hparams": _plain(hparams),
             "model": getattr(model, "gt_spec", None),
-            "dataset": dataset or getattr(data, "dataset_name", None),
+            "dataset": dataset or dataset_name(data),
         }
         meta = {
             "round": info["round"],
