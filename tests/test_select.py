@@ -179,21 +179,34 @@ def test_random_is_deterministic_per_seed() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_synflow_float32_key_selection_equals_topk_flat(seed: int) -> None:
-    """SynFlow partitions float32 keys and ranks the threshold's key group in float64: the
-    result must be topk_flat of the float64 scores, also for values float32 cannot tell
-    apart (1 + k 1e-12), exact ties, and values beyond float32's range (inf keys)."""
+def test_synflow_prune_set_keeps_topk_flat(seed: int) -> None:
+    """SynFlow's selection (a sampled bound, then a partition of the candidates only, dead
+    entries NaN) must keep exactly topk_flat of the live scores: with values that differ by
+    1e-12, exact ties, zeros, huge values, dead entries, and arrays larger than the sample."""
     from graphtickets.pruning.select import topk_flat
-    from graphtickets.pruning.synflow import _topk_keys
+    from graphtickets.pruning.synflow_engine import prune_set
 
     rng = np.random.default_rng(seed)
-    s = np.concatenate([
-        rng.random(300), 1.0 + 1e-12 * rng.integers(0, 20, 200), np.full(50, 0.5),
-        1e39 * (1 + rng.random(30)), np.zeros(40),
-    ])  # fmt: skip
-    rng.shuffle(s)
-    with np.errstate(over="ignore"):
-        keys = s.astype(np.float32)
-    scratch = np.empty_like(keys)
-    for k in (0, 1, 29, 30, 31, 100, 229, 230, 250, 400, 579, 580, 600, s.size):
-        assert np.array_equal(_topk_keys(s, keys, scratch, k), topk_flat(s, k)), k
+    for n_rand in (300, 200_000):
+        s = np.concatenate([
+            rng.random(n_rand), 1.0 + 1e-12 * rng.integers(0, 20, 200), np.full(50, 0.5),
+            1e300 * (1 + rng.random(30)), np.zeros(40), np.full(60, np.nan),
+        ])  # fmt: skip
+        rng.shuffle(s)
+        live = np.flatnonzero(~np.isnan(s))
+        for k in (0, 1, 29, 30, 31, 100, 229, 230, 250, live.size // 2, live.size - 41, live.size - 40, live.size - 1, live.size):
+            gone = prune_set(s, live.size - k, live.size)
+            kept = np.ones(s.size, dtype=bool)
+            kept[gone] = False
+            kept[np.isnan(s)] = False
+            want = np.zeros(s.size, dtype=bool)
+            want[live[topk_flat(s[live], k)]] = True
+            assert np.array_equal(kept, want), (n_rand, k)
+            assert np.all(np.diff(gone) > 0)  # ascending, no duplicates
+        # ties broken by a given order instead of the index: the higher order is pruned
+        order = rng.permutation(s.size)
+        gone = prune_set(s, live.size - 250, live.size, order=lambda i: order[i])
+        v = s.copy()
+        v[np.isnan(v)] = -np.inf
+        ranked = sorted(live, key=lambda i: (-v[i], order[i]))
+        assert set(gone.tolist()) == set(ranked[250:])

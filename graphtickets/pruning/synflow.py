@@ -122,43 +122,6 @@ def synflow_scores(
     return {n: (g * w.detach()).abs().cpu() for n, g, w in zip(masks, grads, weights, strict=True)}
 
 
-def _topk_keys(scores: np.ndarray, keys: np.ndarray, scratch: np.ndarray, k: int) -> np.ndarray:
-    """Keep the ``k`` largest ``scores`` (ties by position), partitioning float32 ``keys``.
-
-    ``keys`` is ``scores`` rounded to float32, which is monotone (``a > b`` in float32 implies
-    ``a > b`` in float64), so everything above the k-th largest key is kept, everything below
-    is pruned, and only the entries whose key EQUALS the threshold key are ranked by their
-    exact scores (then by position). The result is exactly :func:`select.topk_flat` of
-    ``scores``; the partition runs on half the bytes. ``scratch`` is a float32 buffer of the
-    same size (overwritten).
-    """
-    n = scores.size
-    if k >= n:
-        return np.ones(n, dtype=bool)
-    if k <= 0:
-        return np.zeros(n, dtype=bool)
-    np.copyto(scratch, keys)
-    scratch.partition(n - k)
-    thr = scratch[n - k]
-    keep = keys > thr
-    need = k - int(np.count_nonzero(keep))
-    if need > 0:
-        tied = np.flatnonzero(keys == thr)
-        keep[tied[topk_flat(scores[tied], need)]] = True
-    return keep
-
-
-def _memory_offsets(t: torch.Tensor) -> torch.Tensor:
-    """For each entry of ``t`` in logical (row-major) order, its offset in ``t``'s memory."""
-    n = t.numel()
-    return torch.arange(n).as_strided(tuple(t.shape), t.stride()).reshape(-1)
-
-
-def _flat_memory(t: torch.Tensor) -> torch.Tensor:
-    """A 1-D view of a dense tensor's memory, whatever its layout (e.g. channels_last)."""
-    return t.as_strided((t.numel(),), (1,))
-
-
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -226,116 +189,13 @@ def _fast(
     invert: bool,
     in_shape: tuple[int, ...],
 ) -> tuple[dict[str, torch.Tensor], float]:
-    """The SynFlow rounds on one linearized copy, selecting among live weights only.
+    """The SynFlow rounds on ONE linearized float64 copy with BatchNorm folded
+    (:func:`_fold_batchnorm`), driven by :func:`graphtickets.pruning.synflow_engine.run_rounds`
+    (own weight gradients, selection among the survivors near the threshold)."""
+    from graphtickets.pruning.synflow_engine import run_rounds
 
-    One copy for all rounds (newly pruned entries are zeroed in place), with BatchNorm folded
-    into the layer before it (:func:`_fold_batchnorm`); convolutions run in
-    ``channels_last`` (several times faster on CPU for a batch of one, notably in float64);
-    only the gradients of the scored weights are computed. The live entries of each layer are
-    kept compacted (their flat positions in ascending order, their memory offsets and their
-    absolute weights), and each round gathers their gradients into ONE preallocated buffer,
-    scores them in place and selects with :func:`_topk_keys` (float32 partition, exact
-    float64 ranking at the threshold). The work per round after the flow is proportional to
-    the survivors, and nothing is re-allocated beyond the (shrinking) index arrays.
-    """
-    dtype = torch.float64
-    work = _fold_batchnorm(linearized_copy(model, dtype))
-    conv4d = any(isinstance(mod, nn.Conv2d) for mod in work.modules())
-    fmt = torch.channels_last if (conv4d and len(in_shape) == 3) else torch.contiguous_format
-    if fmt is torch.channels_last:
-        work = work.to(memory_format=fmt)  # type: ignore[call-overload]
-    params = dict(work.named_parameters())
-    for n, p in params.items():
-        p.requires_grad_(n in masks)
-    weights = [params[n] for n in names]
-    sizes = [w.numel() for w in weights]
-    total = sum(sizes)
-    # per layer: live flat positions (ascending = tie-break order), memory offsets, |w| there
-    pos: list[torch.Tensor] = []
-    mem: list[torch.Tensor] = []
-    wl: list[torch.Tensor] = []
-    with torch.no_grad():
-        for n, w in zip(names, weights, strict=True):
-            m = masks[n].reshape(-1)
-            offs = _memory_offsets(w)
-            flat = _flat_memory(w)
-            flat.index_fill_(0, offs[~m.to(offs.device)], 0.0)
-            live = torch.nonzero(m).reshape(-1)
-            pos.append(live)
-            mem.append(offs[live])
-            wl.append(flat.index_select(0, mem[-1]))
-    n_alive = sum(int(p.numel()) for p in pos)
-    buf = torch.empty(n_alive, dtype=dtype)
-    keys = np.empty(n_alive, dtype=np.float32)
-    scratch = np.empty(n_alive, dtype=np.float32)
-    x = torch.ones((1, *in_shape), dtype=dtype).contiguous(memory_format=fmt)
-    r = torch.tensor(0.0)
-    for d in targets:
-        r = _finite(work(x).sum())
-        grads = torch.autograd.grad(r, weights, allow_unused=True)
-        r = r.detach()
-        n_alive = sum(int(p.numel()) for p in pos)
-        scores = buf[:n_alive]
-        start = 0
-        with torch.no_grad():
-            for i, (w, gr) in enumerate(zip(weights, grads, strict=True)):
-                stop = start + int(pos[i].numel())
-                seg = scores[start:stop]
-                if gr is None:
-                    seg.zero_()
-                else:
-                    if gr.stride() == w.stride():
-                        torch.index_select(_flat_memory(gr), 0, mem[i], out=seg)
-                    else:  # a gradient in another layout: read it in logical order
-                        torch.index_select(gr.contiguous().view(-1), 0, pos[i], out=seg)
-                    seg.mul_(wl[i]).abs_()
-                start = stop
-            if invert:
-                scores.neg_()
-        del grads
-        s_np = scores.numpy()
-        k_np = keys[:n_alive]
-        with np.errstate(over="ignore"):  # inf keys tie and are ranked exactly
-            np.copyto(k_np, s_np, casting="same_kind")
-        sc = scratch[:n_alive]
-        if scope == "global":
-            k = int(round(d * total))
-            if k > n_alive:
-                raise GraphticketsError(
-                    f"only {n_alive} of {total} weights are alive, cannot keep {k} "
-                    f"(density {d}): pruned weights never come back"
-                )
-            keep = _topk_keys(s_np, k_np, sc, k)
-        else:
-            keep = np.empty(n_alive, dtype=bool)
-            start = 0
-            for n, live_n, size in zip(names, pos, sizes, strict=True):
-                stop = start + int(live_n.numel())
-                k = int(round(d * size))
-                if k > stop - start:
-                    raise GraphticketsError(
-                        f"layer {n!r} has {stop - start} live weights, cannot keep {k}: "
-                        f"pruned weights never come back (ask for a lower density)"
-                    )
-                keep[start:stop] = _topk_keys(s_np[start:stop], k_np[start:stop], sc[start:stop], k)
-                start = stop
-        keep_t = torch.from_numpy(keep)
-        start = 0
-        with torch.no_grad():
-            for i, w in enumerate(weights):
-                stop = start + int(pos[i].numel())
-                kp = keep_t[start:stop]
-                start = stop
-                if bool(kp.all()):
-                    continue
-                _flat_memory(w).index_fill_(0, mem[i][~kp], 0.0)
-                pos[i], mem[i], wl[i] = pos[i][kp], mem[i][kp], wl[i][kp]
-    out: dict[str, torch.Tensor] = {}
-    for n, idx, size in zip(names, pos, sizes, strict=True):
-        kept = torch.zeros(size, dtype=torch.bool)
-        kept[idx] = True
-        out[n] = kept.reshape(masks[n].shape)
-    return out, float(r)
+    work = _fold_batchnorm(linearized_copy(model, torch.float64))
+    return run_rounds(work, names, masks, targets, scope=scope, invert=invert, in_shape=in_shape, finite=_finite)
 
 
 @register_method(
