@@ -26,7 +26,7 @@ binomial standard deviations); one comparison pass collects every score up to th
 position) runs on that candidate set only. If the bound was too low, the candidates are all
 survivors: the result is the same, only slower. Pruned entries are marked NaN in place (NaN
 never compares, so they are never candidates again) and the arrays are compacted when a
-quarter of them is dead.
+third of them is dead.
 """
 
 from __future__ import annotations
@@ -46,79 +46,132 @@ from graphtickets.errors import GraphticketsError
 __all__: list[str] = []
 
 _SAMPLE = 65536  # entries of the strided sample that bounds the threshold
+SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CSR products
+SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
+# compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
+# and ResNet-20 layer shapes)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+class _Sparse:
+    """CSR copies of a conv weight (rows: output channels, columns: ``(kh, kw, i)``, the
+    channels_last order) and of its transpose, built from the live entries ``mem`` (memory
+    offsets, ascending). Pruning an entry zeroes it in both (:meth:`zero`); the structure is
+    rebuilt by the caller when most stored entries are dead."""
+
+    def __init__(self, mem: np.ndarray, values: np.ndarray, rows: int, cols: int) -> None:
+        self.mem = mem.copy()
+        r, c = np.divmod(self.mem, cols)
+        self.val = values[self.mem].copy()
+        crow = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r, minlength=rows), out=crow[1:])
+        order = np.argsort(c.astype(np.int32), kind="stable")
+        self.inv = np.empty_like(order)
+        self.inv[order] = np.arange(order.size)
+        self.valT = self.val[order]
+        crowT = np.zeros(cols + 1, dtype=np.int64)
+        np.cumsum(np.bincount(c, minlength=cols), out=crowT[1:])
+        self.W = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(c), torch.from_numpy(self.val), (rows, cols))
+        self.WT = torch.sparse_csr_tensor(torch.from_numpy(crowT), torch.from_numpy(r[order]), torch.from_numpy(self.valT), (cols, rows))
+
+    def zero(self, mem: np.ndarray) -> None:
+        j = np.searchsorted(self.mem, mem)
+        self.val[j] = 0.0
+        self.valT[self.inv[j]] = 0.0
 
 
 class _Layer:
-    """A Conv2d/Linear of the flow: float64 weight matrix ``W`` (out × in·kernel), bias,
-    and the weight-gradient buffer ``G`` (same shape) written by the backward pass."""
+    """A Conv2d or Linear of the flow, float64. A conv keeps its weight ``W`` in
+    channels_last (the fast float64 layout on CPU for a batch of one) and its weight
+    gradient ``G`` as (out, kh*kw*in), i.e. in that weight's memory order; a Linear keeps
+    ``W`` (out, in) and ``G`` alike. ``sparse`` (convs only) switches the forward and the
+    input gradient to CSR products once few weights are left (:meth:`make_sparse`)."""
 
     def __init__(self, module: nn.Module) -> None:
         w = module.weight.detach()
-        self.shape = tuple(w.shape)
-        self.W = w.reshape(w.shape[0], -1).contiguous().clone()
-        self.b = None if module.bias is None else module.bias.detach().clone()
-        self.G = torch.empty_like(self.W)
-        if isinstance(module, nn.Conv2d):  # channels_last weight; G in its memory order
-            self.Wc = w.clone().contiguous(memory_format=torch.channels_last)
-            self.Gcl = torch.empty((w.shape[0], w[0].numel()), dtype=w.dtype)
-        self.Gb = None if self.b is None else torch.empty_like(self.b)
-        self.calls = 0  # backward calls this round (a module used twice accumulates)
+        self.shape = tuple(int(v) for v in w.shape)
         self.conv = isinstance(module, nn.Conv2d)
+        self.W = w.clone().contiguous(memory_format=torch.channels_last) if self.conv else w.clone().contiguous()
+        self.G = torch.empty((w.shape[0], w[0].numel()), dtype=w.dtype)
+        bias = module.bias
+        self.b: torch.Tensor | None = None if bias is None else bias.detach().clone()
+        self.Gb: torch.Tensor | None = None if self.b is None else torch.empty_like(self.b)
+        self.calls = 0  # backward calls this round (a module used twice accumulates)
+        self.sparse: _Sparse | None = None
+        self.k = self.d = self.p = self.s = (1, 1)
         if self.conv:
-            self.k, self.d, self.p, self.s = module.kernel_size, module.dilation, module.padding, module.stride
+            self.k, self.d = _pair(module.kernel_size), _pair(module.dilation)
+            self.p, self.s = _pair(module.padding), _pair(module.stride)
+
+    def make_sparse(self, mem: np.ndarray, values: np.ndarray) -> None:
+        self.sparse = _Sparse(mem, values, self.G.shape[0], self.G.shape[1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.conv:
-            out = F.conv2d(x, self.Wc, self.b, self.s, self.p, self.d)
-            return out, x
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.addmm(self.b, flat, self.W.T) if self.b is not None else flat @ self.W.T
-        return out.view(*x.shape[:-1], -1), flat
+        if not self.conv:
+            flat = x.reshape(-1, x.shape[-1])
+            out = torch.addmm(self.b, flat, self.W.T) if self.b is not None else flat @ self.W.T
+            return out.view(*x.shape[:-1], -1), flat
+        if self.sparse is None or x.shape[0] != 1:
+            return F.conv2d(x, self.W, self.b, self.s, self.p, self.d), x
+        cols, ho, wo = self._cols(x)
+        out = torch.sparse.mm(self.sparse.W, cols.T)  # (O, P)
+        if self.b is not None:
+            out += self.b[:, None]
+        return out.view(1, -1, ho, wo), cols
 
-    def _cols(self, x: torch.Tensor) -> torch.Tensor:
-        """im2col of a channels_last input: (n*P, KH*KW*I), the weight's channels_last order."""
-        xp = x.permute(0, 2, 3, 1)  # NHWC view (contiguous for a channels_last x)
+    def _cols(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """im2col of ``x``: (n*P, kh*kw*in), columns in the channels_last weight's order."""
+        xp = x.permute(0, 2, 3, 1)  # NHWC
         if self.p[0] or self.p[1]:
             xp = F.pad(xp, (0, 0, self.p[1], self.p[1], self.p[0], self.p[0]))
         xp = xp.contiguous()
         n, h, w, c = xp.shape
-        kh, kw = self.k
-        ho = (h - self.d[0] * (kh - 1) - 1) // self.s[0] + 1
-        wo = (w - self.d[1] * (kw - 1) - 1) // self.s[1] + 1
+        (kh, kw), (dh, dw), (sh, sw) = self.k, self.d, self.s
+        ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
         st = xp.stride()
-        cols = xp.as_strided((n, ho, wo, kh, kw, c), (st[0], st[1] * self.s[0], st[2] * self.s[1], st[1] * self.d[0], st[2] * self.d[1], st[3]))
-        return cols.reshape(n * ho * wo, kh * kw * c)
+        cols = xp.as_strided((n, ho, wo, kh, kw, c), (st[0], st[1] * sh, st[2] * sw, st[1] * dh, st[2] * dw, st[3]))
+        return cols.reshape(n * ho * wo, kh * kw * c), ho, wo
 
     def backward(self, g: torch.Tensor, saved: torch.Tensor, in_shape: tuple[int, ...], need_dx: bool) -> torch.Tensor | None:
-        if self.conv:
+        sparse = self.conv and saved.dim() == 2  # the forward saved im2col columns
+        if sparse:
+            a = g.reshape(g.shape[1], -1)  # (O, P)
+            b = saved
+        elif self.conv:
             g = g.contiguous(memory_format=torch.channels_last)
-            o = g.shape[1]
-            a = g.permute(0, 2, 3, 1).reshape(-1, o).T  # (O, n*P)
-            b = self._cols(saved)
-            gb = a.sum(1)
-            G = self.Gcl
+            a = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1]).T  # (O, n*P)
+            b = self._cols(saved)[0]
         else:
             g2 = g.reshape(-1, g.shape[-1])  # (M, O)
             a, b = g2.T, saved
-            gb = g2.sum(0)
-            G = self.G
         if self.calls == 0:  # write the weight gradient in place: no allocation, no zero fill
-            torch.mm(a, b, out=G)
-            if self.Gb is not None:
-                self.Gb.copy_(gb)
+            torch.mm(a, b, out=self.G)
         else:
-            G.addmm_(a, b)
-            if self.Gb is not None:
+            self.G.addmm_(a, b)
+        if self.Gb is not None:
+            gb = a.sum(1)
+            if self.calls == 0:
+                self.Gb.copy_(gb)
+            else:
                 self.Gb += gb
         self.calls += 1
         if not need_dx:
             return None
+        if sparse:
+            assert self.sparse is not None
+            kh, kw = self.k
+            dcols = torch.sparse.mm(self.sparse.WT, a.contiguous())  # (kh*kw*in, P)
+            dcols = dcols.view(kh, kw, -1, dcols.shape[1]).permute(2, 0, 1, 3).reshape(1, -1, dcols.shape[1])
+            return F.fold(dcols, in_shape[-2:], self.k, dilation=self.d, padding=self.p, stride=self.s)
         if self.conv:
             dx, _, _ = torch.ops.aten.convolution_backward(
-                g, saved, self.Wc, None, self.s, self.p, self.d, False, [0, 0], 1, [True, False, False]
+                g, saved, self.W, None, self.s, self.p, self.d, False, [0, 0], 1, [True, False, False]
             )
-            return dx
-        return (g2 @ self.W).view(in_shape)
+            return dx  # type: ignore[no-any-return]
+        return (a.T @ self.W).view(in_shape)
 
 
 class _FlowFn(torch.autograd.Function):
@@ -169,6 +222,7 @@ class _Slot:
     param: torch.Tensor | None = None  # the autograd parameter when grad is None
     shape: tuple[int, ...] = ()  # logical shape
     perm: tuple[int, ...] | None = None  # memory order = logical.permute(perm) (None: same)
+    layer: _Layer | None = None  # a conv weight's layer (it may switch to sparse products)
     offset: int = 0  # first global (logical) position: ties are broken by global position
     start: int = 0
     stop: int = 0
@@ -232,7 +286,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
         mname, _, attr = n.rpartition(".")
         layer = layers.get(mname)
         if layer is not None and attr == "weight" and layer.conv:
-            slots.append(_Slot(n, layer.W.numel(), _np_memory(layer.Wc), grad=layer.Gcl.view(-1), shape=layer.shape, perm=(0, 2, 3, 1)))
+            slots.append(_Slot(n, layer.W.numel(), _np_memory(layer.W), grad=layer.G.view(-1), shape=layer.shape, perm=(0, 2, 3, 1), layer=layer))
         elif layer is not None and attr == "weight":
             slots.append(_Slot(n, layer.W.numel(), _np(layer.W), grad=layer.G.view(-1), shape=layer.shape))
         elif layer is not None and attr == "bias" and layer.b is not None and layer.Gb is not None:
@@ -248,7 +302,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
     for sl in slots:
         sl.offset = off
         off += sl.size
-    for n, p in work.named_parameters():
+    for p in work.parameters():
         if not any(p is a for a in auto):
             p.requires_grad_(False)
     work.__dict__["_gt_layers"] = list(layers.values())
@@ -277,7 +331,8 @@ def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None) -> np.ndarr
         j = int(math.ceil((frac + 4.0 * math.sqrt(frac * (1.0 - frac) / m) + 2.0 / m) * m))
         if j < m:
             hi = np.partition(smp, j)[j]
-            cand = np.flatnonzero(v <= hi)  # NaN never compares: dead entries stay out
+            # NaN never compares: dead entries stay out (torch's comparison uses all threads)
+            cand = np.flatnonzero(torch.le(torch.from_numpy(v), float(hi)).numpy())
             if cand.size < q:
                 cand = None
     if cand is None:
@@ -293,8 +348,8 @@ def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None) -> np.ndarr
         if order is None or need == tied.size:
             sel[tied[tied.size - need :]] = True
         else:
-            rank = np.argsort(order(cand[tied]), kind="stable")
-            sel[tied[rank[rank.size - need :]]] = True
+            top = np.argpartition(order(cand[tied]), tied.size - need)[tied.size - need :]
+            sel[tied[top]] = True  # the need highest positions (positions are distinct)
     return cand[sel]
 
 
@@ -315,18 +370,19 @@ def run_rounds(
     each round; ``finite`` checks R. Returns the final masks (logical shapes) and the last R.
     """
     slots, auto, anchor = prepare(work, names)
-    pos_parts, wl_parts = [], []
+    live_masks = [sl.to_memory(masks[sl.name]) for sl in slots]
+    counts = [int(np.count_nonzero(m)) for m in live_masks]
+    pos = np.empty(sum(counts), dtype=np.int64)
+    wl = np.empty(pos.size)
     start = 0
-    for sl in slots:
-        m = sl.to_memory(masks[sl.name])
+    for sl, m, c in zip(slots, live_masks, counts, strict=True):
         sl.values[~m] = 0.0
-        live = np.flatnonzero(m)
-        pos_parts.append(live)
-        wl_parts.append(np.abs(sl.values[live]))
-        sl.start, sl.stop, sl.live = start, start + live.size, live.size
-        start += live.size
-    pos = np.concatenate(pos_parts) if pos_parts else np.empty(0, dtype=np.int64)
-    wl = np.concatenate(wl_parts) if wl_parts else np.empty(0)
+        sl.start, sl.stop, sl.live = start, start + c, c
+        seg = pos[sl.start : sl.stop]
+        seg[:] = np.flatnonzero(m)
+        np.abs(np.take(sl.values, seg, out=wl[sl.start : sl.stop]), out=wl[sl.start : sl.stop])
+        start += c
+    del live_masks
     total = sum(sl.size for sl in slots)
     n_live = int(pos.size)
     dead = 0
@@ -365,7 +421,7 @@ def run_rounds(
                     f"only {n_live} of {total} weights are alive, cannot keep {k} "
                     f"(density {d}): pruned weights never come back"
                 )
-            gone = prune_set(s, n_live - k, n_live, order=lambda i: _logical(slots, pos, i))
+            gone = prune_set(s, n_live - k, n_live, order=lambda i, ps=pos: _logical(slots, ps, i))
         else:
             parts = []
             for sl in slots:
@@ -384,15 +440,25 @@ def run_rounds(
             lo = 0
             for sl, hi in zip(slots, bounds, strict=True):
                 if hi > lo:
-                    sl.values[pos[gone[lo:hi]]] = 0.0
+                    mem = pos[gone[lo:hi]]
+                    sl.values[mem] = 0.0
+                    if sl.layer is not None and sl.layer.sparse is not None:
+                        sl.layer.sparse.zero(mem)
                     sl.live -= int(hi - lo)
                 lo = int(hi)
             wl[gone] = np.nan
             n_live -= gone.size
             dead += gone.size
-        if dead * 4 > pos.size:
+        if dead * 3 > pos.size:
             pos, wl = _compact(slots, pos, wl)
             dead = 0
+        for sl in slots:  # few weights left in a conv: CSR products (rebuilt when half dead)
+            lay = sl.layer
+            if lay is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
+                continue
+            if lay.sparse is None or lay.sparse.mem.size > 2 * sl.live:
+                seg = slice(sl.start, sl.stop)
+                lay.make_sparse(pos[seg][~np.isnan(wl[seg])], sl.values)
     pos, wl = _compact(slots, pos, wl)
     out: dict[str, torch.Tensor] = {}
     for sl in slots:
