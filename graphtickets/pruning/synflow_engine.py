@@ -1,37 +1,41 @@
 """The fast SynFlow rounds: a float64 flow with our own weight gradients, and a selection
 that touches only the survivors near the threshold.
 
-:func:`graphtickets.pruning.synflow.synflow` calls :func:`run_rounds`; this module holds no
-public API. Two parts:
+:func:`graphtickets.pruning.synflow.synflow` calls :func:`run_rounds`; nothing here is
+public API.
 
 **The flow.** Every scored Conv2d (``groups=1``, zero padding) and Linear of the linearized
-float64 copy is replaced by a :class:`_FlowModule` that computes the layer as ``W @ cols``
-(``cols`` the unfolded input) in a custom autograd function. Its backward computes the input
-gradient as ``(g^T W)^T`` folded back, and writes the weight gradient ``g cols^T`` with ONE
-matrix product into a buffer allocated once. The same products as PyTorch's float64
-convolution, without its per-round zero fill of every weight gradient (a full pass over the
-14.7M weights of VGG-16, about a third of a round) and without autograd's fresh gradient
-tensors. Any other scored parameter (grouped or 1-D/3-D convolutions, biases of unsupported
-modules, ...) keeps ordinary autograd gradients. Everything stays float64: a float32 flow
-changes the mask (its relative error, about 2e-6 on VGG-16, exceeds the gap between the
-scores at the threshold in 85 of 100 rounds).
+float64 copy is replaced by a :class:`_FlowModule`, a custom autograd function around a
+:class:`_Layer`. A conv runs forward as PyTorch's float64 convolution in channels_last (the
+fast layout on CPU for a batch of one) and its input gradient is PyTorch's too, but its
+weight gradient is ONE matrix product (output gradient times the im2col columns) written
+into a buffer allocated once, in the weight's memory order: no fresh gradient tensors and
+no zero fill each round. Once a conv with at least ``SPARSE_MIN_SIZE`` weights has fewer
+than ``SPARSE_BELOW`` of them alive, its forward and input gradient become CSR products
+(the 512-channel layers of VGG-16 at 4x4 and 2x2 positions are memory-bound: a dense
+float64 product reads every weight, pruned or not). Other scored parameters (grouped or
+1-D/3-D convolutions, biases of other modules, ...) keep ordinary autograd gradients.
+Everything stays float64: a float32 flow has a relative error of about 2e-6 on VGG-16,
+larger than the gap between the scores at the threshold in 85 of 100 rounds, and it
+changes the mask.
 
-**The selection.** The live weights of all scored parameters sit in flat arrays (their
-logical positions, ascending, and ``|w|``), in parameter order, so an array index orders
-entries exactly as :func:`graphtickets.pruning.select.topk_flat` breaks ties. Each round
-gathers the survivors' gradients, multiplies by ``|w|`` and must prune the ``q`` smallest
-scores. A strided sample bounds the ``q``-th smallest from above (with a margin of four
-binomial standard deviations); one comparison pass collects every score up to that bound
-(a few percent of the survivors), and the exact selection (``numpy.partition``, ties by
-position) runs on that candidate set only. If the bound was too low, the candidates are all
-survivors: the result is the same, only slower. Pruned entries are marked NaN in place (NaN
-never compares, so they are never candidates again) and the arrays are compacted when a
-third of them is dead.
+**The selection.** The live weights of all scored parameters sit in flat arrays (memory
+offsets, ascending, and ``|w|``), in parameter order. Each round gathers the survivors'
+gradients, multiplies by ``|w|`` and must prune the ``q`` smallest scores. A strided
+sample bounds the ``q``-th smallest from above (with a margin of four binomial standard
+deviations); one comparison pass collects every score up to that bound (a few percent of
+the survivors), and the exact selection (``numpy.partition``; ties at the threshold pruned
+from the highest logical position, as :func:`~graphtickets.pruning.select.topk_flat`
+keeps the lowest) runs on those candidates only. If the bound was too low, the candidates
+are all survivors: the same result, only slower. Pruned entries are marked NaN in place
+(NaN never compares, so they are never candidates again) and the arrays are compacted when
+a third of them is dead.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,8 +78,14 @@ class _Sparse:
         self.valT = self.val[order]
         crowT = np.zeros(cols + 1, dtype=np.int64)
         np.cumsum(np.bincount(c, minlength=cols), out=crowT[1:])
-        self.W = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(c), torch.from_numpy(self.val), (rows, cols))
-        self.WT = torch.sparse_csr_tensor(torch.from_numpy(crowT), torch.from_numpy(r[order]), torch.from_numpy(self.valT), (cols, rows))
+        with warnings.catch_warnings():  # "CSR support is in beta": we use mm only, tested
+            warnings.simplefilter("ignore", UserWarning)
+            self.W = torch.sparse_csr_tensor(
+                torch.from_numpy(crow), torch.from_numpy(c), torch.from_numpy(self.val), (rows, cols), check_invariants=False
+            )
+            self.WT = torch.sparse_csr_tensor(
+                torch.from_numpy(crowT), torch.from_numpy(r[order]), torch.from_numpy(self.valT), (cols, rows), check_invariants=False
+            )
 
     def zero(self, mem: np.ndarray) -> None:
         j = np.searchsorted(self.mem, mem)
@@ -90,13 +100,13 @@ class _Layer:
     ``W`` (out, in) and ``G`` alike. ``sparse`` (convs only) switches the forward and the
     input gradient to CSR products once few weights are left (:meth:`make_sparse`)."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Conv2d | nn.Linear) -> None:
         w = module.weight.detach()
         self.shape = tuple(int(v) for v in w.shape)
         self.conv = isinstance(module, nn.Conv2d)
         self.W = w.clone().contiguous(memory_format=torch.channels_last) if self.conv else w.clone().contiguous()
         self.G = torch.empty((w.shape[0], w[0].numel()), dtype=w.dtype)
-        bias = module.bias
+        bias: torch.Tensor | None = module.bias
         self.b: torch.Tensor | None = None if bias is None else bias.detach().clone()
         self.Gb: torch.Tensor | None = None if self.b is None else torch.empty_like(self.b)
         self.calls = 0  # backward calls this round (a module used twice accumulates)
@@ -275,7 +285,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
             continue
         if not any(f"{mname}.{a}" in wanted for a in ("weight", "bias")):
             continue
-        layer = _Layer(module)
+        layer = _Layer(module)  # type: ignore[arg-type]  # _supported: Conv2d or Linear
         parent_name, _, child = mname.rpartition(".")
         parent = work.get_submodule(parent_name) if parent_name else work
         setattr(parent, child, _FlowModule(layer, anchor))
@@ -284,13 +294,14 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
     auto: list[torch.Tensor] = []
     for n in names:
         mname, _, attr = n.rpartition(".")
-        layer = layers.get(mname)
-        if layer is not None and attr == "weight" and layer.conv:
-            slots.append(_Slot(n, layer.W.numel(), _np_memory(layer.W), grad=layer.G.view(-1), shape=layer.shape, perm=(0, 2, 3, 1), layer=layer))
-        elif layer is not None and attr == "weight":
-            slots.append(_Slot(n, layer.W.numel(), _np(layer.W), grad=layer.G.view(-1), shape=layer.shape))
-        elif layer is not None and attr == "bias" and layer.b is not None and layer.Gb is not None:
-            slots.append(_Slot(n, layer.b.numel(), _np(layer.b), grad=layer.Gb.view(-1), shape=tuple(layer.b.shape)))
+        lay = layers.get(mname)
+        if lay is not None and attr == "weight":
+            if lay.conv:  # positions are memory offsets of the channels_last weight
+                slots.append(_Slot(n, lay.W.numel(), _np_memory(lay.W), grad=lay.G.view(-1), shape=lay.shape, perm=(0, 2, 3, 1), layer=lay))
+            else:
+                slots.append(_Slot(n, lay.W.numel(), _np(lay.W), grad=lay.G.view(-1), shape=lay.shape))
+        elif lay is not None and attr == "bias" and lay.b is not None and lay.Gb is not None:
+            slots.append(_Slot(n, lay.b.numel(), _np(lay.b), grad=lay.Gb.view(-1), shape=tuple(lay.b.shape)))
         else:
             p = params[n]
             if not p.is_contiguous():
@@ -401,15 +412,15 @@ def run_rounds(
         s = scores[:n]
         s_t, pos_t = torch.from_numpy(s), torch.from_numpy(pos)
         for sl in slots:  # torch's gather and arithmetic run on all threads (numpy's on one)
-            seg = s_t[sl.start : sl.stop]
+            seg_t = s_t[sl.start : sl.stop]
             if sl.grad is not None:
-                torch.index_select(sl.grad, 0, pos_t[sl.start : sl.stop], out=seg)
+                torch.index_select(sl.grad, 0, pos_t[sl.start : sl.stop], out=seg_t)
             else:
                 g = next(ag)
                 if g is None:
-                    seg.zero_()
+                    seg_t.zero_()
                 else:
-                    torch.index_select(g.detach().contiguous().reshape(-1), 0, pos_t[sl.start : sl.stop], out=seg)
+                    torch.index_select(g.detach().contiguous().reshape(-1), 0, pos_t[sl.start : sl.stop], out=seg_t)
         del grads
         s_t.abs_().mul_(torch.from_numpy(wl))
         if invert:
@@ -457,8 +468,8 @@ def run_rounds(
             if lay is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
                 continue
             if lay.sparse is None or lay.sparse.mem.size > 2 * sl.live:
-                seg = slice(sl.start, sl.stop)
-                lay.make_sparse(pos[seg][~np.isnan(wl[seg])], sl.values)
+                live_mem = pos[sl.start : sl.stop][~np.isnan(wl[sl.start : sl.stop])]
+                lay.make_sparse(live_mem, sl.values)
     pos, wl = _compact(slots, pos, wl)
     out: dict[str, torch.Tensor] = {}
     for sl in slots:
