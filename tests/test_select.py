@@ -205,7 +205,7 @@ def test_synflow_prune_set_keeps_topk_flat(seed: int) -> None:
             assert np.all(np.diff(gone) > 0)  # ascending, no duplicates
         # ties broken by a given order instead of the index: the higher order is pruned
         order = rng.permutation(s.size)
-        gone = prune_set(s, live.size - 250, live.size, order=lambda i: order[i])
+        gone = prune_set(s, live.size - 250, live.size, order=lambda i, o=order: o[i])
         v = s.copy()
         v[np.isnan(v)] = -np.inf
         ranked = sorted(live, key=lambda i: (-v[i], order[i]))

@@ -36,7 +36,6 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -47,7 +46,6 @@ from graphtickets.pruning.core import (
     schedule_densities,
     score_prune,
 )
-from graphtickets.pruning.select import topk_flat
 from graphtickets.ticket import Ticket
 
 __all__ = ["synflow_scores", "synflow", "linearized_copy", "infer_in_shape"]

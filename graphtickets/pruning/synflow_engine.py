@@ -464,12 +464,12 @@ def run_rounds(
             pos, wl = _compact(slots, pos, wl)
             dead = 0
         for sl in slots:  # few weights left in a conv: CSR products (rebuilt when half dead)
-            lay = sl.layer
-            if lay is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
+            conv = sl.layer
+            if conv is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
                 continue
-            if lay.sparse is None or lay.sparse.mem.size > 2 * sl.live:
+            if conv.sparse is None or conv.sparse.mem.size > 2 * sl.live:
                 live_mem = pos[sl.start : sl.stop][~np.isnan(wl[sl.start : sl.stop])]
-                lay.make_sparse(live_mem, sl.values)
+                conv.make_sparse(live_mem, sl.values)
     pos, wl = _compact(slots, pos, wl)
     out: dict[str, torch.Tensor] = {}
     for sl in slots:
