@@ -1,7 +1,7 @@
 """Speed of pruning at initialization: SNIP, GraSP and SynFlow on VGG-16 and ResNet-20 (CPU).
 
 SynFlow is timed side by side with a straightforward implementation written here, the
-Synaptic-Flow way: the model in float64, every round re-applying the masks to the absolute
+Synaptic-Flow way: the model in float64, every round multiplying the masks into the absolute
 weights, a forward+backward of one all-ones input, scores of ALL weights, and a global
 ``torch.kthvalue`` over all of them (then ties broken by position, as graphtickets does, so
 the two masks can be compared bit for bit). Runs alternate (ours, straightforward, ours, ...)
@@ -41,42 +41,49 @@ log = logging.getLogger("bench_pruning")
 
 
 def straightforward_synflow(model: nn.Module, density: float, in_shape: tuple[int, ...], rounds: int = 100) -> dict[str, torch.Tensor]:
-    """SynFlow the Synaptic-Flow way (float64, full k-th value selection in every round)."""
+    """SynFlow the Synaptic-Flow way (float64, full k-th value selection in every round).
+
+    As the reference code does it: the model in float64 and eval mode, its parameters
+    replaced by their absolute values once, and in each round the masks multiplied into the
+    weights in place, gradients zeroed in place, one forward+backward of an all-ones input,
+    ``|grad * w|`` of every prunable weight concatenated, pruned entries set to -inf, and one
+    ``torch.kthvalue`` over all of them. Ties at the threshold are then kept by position (the
+    reference prunes every tie; graphtickets keeps exact counts), so the masks can be
+    compared bit for bit.
+    """
     work = copy.deepcopy(model).double().eval()
     params = dict(work.named_parameters())
     names = list(gt.prunable(model))
     with torch.no_grad():
         for p in work.parameters():
             p.abs_()
-    orig = {n: params[n].detach().clone() for n in names}
-    masks = {n: torch.ones_like(orig[n]) for n in names}
-    total = sum(m.numel() for m in masks.values())
+    ws = [params[n] for n in names]
+    masks = [torch.ones(w.shape, dtype=torch.bool) for w in ws]
+    total = sum(m.numel() for m in masks)
     x = torch.ones((1, *in_shape), dtype=torch.float64)
     for k in range(1, rounds + 1):
         d = density ** (k / rounds) if k < rounds else density
         with torch.no_grad():
-            for n in names:
-                params[n].copy_(orig[n] * masks[n])
-        work.zero_grad()
+            for w, m in zip(ws, masks, strict=True):
+                w.mul_(m)
+        for p in work.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
         work(x).sum().backward()
-        scores = torch.cat([(params[n].grad * params[n]).detach().abs().reshape(-1) for n in names])  # type: ignore[operator]
-        alive = torch.cat([masks[n].reshape(-1) for n in names]).bool()
-        scores[~alive] = -float("inf")
-        keep_n = int(round(d * total))
-        if keep_n < total:
-            thr, _ = torch.kthvalue(scores, total - keep_n)
-            keep = scores > thr
-            need = keep_n - int(keep.sum())
-            if need > 0:
-                keep[torch.nonzero(scores == thr).reshape(-1)[:need]] = True
-        else:
-            keep = torch.ones(total, dtype=torch.bool)
-        start = 0
-        for n in names:
-            size = masks[n].numel()
-            masks[n] = keep[start : start + size].reshape(masks[n].shape).double()
-            start += size
-    return {n: m.bool() for n, m in masks.items()}
+        with torch.no_grad():
+            scores = torch.cat([(w.grad * w).abs_().reshape(-1) for w in ws])  # type: ignore[operator]
+            scores.masked_fill_(~torch.cat([m.reshape(-1) for m in masks]), -float("inf"))
+            keep_n = int(round(d * total))
+            if keep_n < total:
+                thr, _ = torch.kthvalue(scores, total - keep_n)
+                keep = scores > thr
+                need = keep_n - int(keep.sum())
+                if need > 0:
+                    keep[torch.nonzero(scores == thr).reshape(-1)[:need]] = True
+            else:
+                keep = torch.ones(total, dtype=torch.bool)
+            masks = [v.reshape(m.shape) for v, m in zip(torch.split(keep, [m.numel() for m in masks]), masks, strict=True)]
+    return dict(zip(names, masks, strict=True))
 
 
 def _batches(in_shape: tuple[int, ...], num_classes: int, n_batches: int, batch_size: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -381,17 +381,22 @@ def run_rounds(
     each round; ``finite`` checks R. Returns the final masks (logical shapes) and the last R.
     """
     slots, auto, anchor = prepare(work, names)
-    live_masks = [sl.to_memory(masks[sl.name]) for sl in slots]
-    counts = [int(np.count_nonzero(m)) for m in live_masks]
+    full = [bool(masks[sl.name].all()) for sl in slots]  # no prior: nothing to gather
+    live_masks = [None if f else sl.to_memory(masks[sl.name]) for sl, f in zip(slots, full, strict=True)]
+    counts = [sl.size if m is None else int(np.count_nonzero(m)) for sl, m in zip(slots, live_masks, strict=True)]
     pos = np.empty(sum(counts), dtype=np.int64)
     wl = np.empty(pos.size)
     start = 0
     for sl, m, c in zip(slots, live_masks, counts, strict=True):
-        sl.values[~m] = 0.0
         sl.start, sl.stop, sl.live = start, start + c, c
-        seg = pos[sl.start : sl.stop]
-        seg[:] = np.flatnonzero(m)
-        np.abs(np.take(sl.values, seg, out=wl[sl.start : sl.stop]), out=wl[sl.start : sl.stop])
+        seg, wseg = pos[sl.start : sl.stop], wl[sl.start : sl.stop]
+        if m is None:
+            seg[:] = np.arange(c)
+            np.abs(sl.values, out=wseg)
+        else:
+            sl.values[~m] = 0.0
+            seg[:] = np.flatnonzero(m)
+            np.abs(np.take(sl.values, seg, out=wseg), out=wseg)
         start += c
     del live_masks
     total = sum(sl.size for sl in slots)
