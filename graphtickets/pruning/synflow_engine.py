@@ -320,12 +320,13 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
     return slots, auto, anchor
 
 
-def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None) -> np.ndarray:
+def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None, scratch: torch.Tensor | None = None) -> np.ndarray:
     """Indices (ascending) of the ``q`` smallest non-NaN entries of ``v`` (``n_live`` of
     them), ties broken by pruning the HIGHER index, so that the kept entries are
     :func:`~graphtickets.pruning.select.topk_flat` of the live ones (ties kept by lowest
     index). NaN entries are dead and never chosen. ``order``, if given, maps indices to
-    the positions that break ties instead (when the array is not in position order).
+    the positions that break ties instead (when the array is not in position order);
+    ``scratch``, a bool tensor of at least ``v.size`` entries, is reused for the comparison.
 
     The ``q``-th smallest is bounded from above by a strided sample; only the entries at or
     below that bound are partitioned. The result is exact whatever the sample says (a bound
@@ -343,7 +344,8 @@ def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None) -> np.ndarr
         if j < m:
             hi = np.partition(smp, j)[j]
             # NaN never compares: dead entries stay out (torch's comparison uses all threads)
-            cand = np.flatnonzero(torch.le(torch.from_numpy(v), float(hi)).numpy())
+            le = torch.le(torch.from_numpy(v), float(hi), out=None if scratch is None else scratch[: v.size])
+            cand = np.flatnonzero(le.numpy())
             if cand.size < q:
                 cand = None
     if cand is None:
@@ -403,6 +405,7 @@ def run_rounds(
     n_live = int(pos.size)
     dead = 0
     scores = np.empty(pos.size)
+    below = torch.empty(pos.size, dtype=torch.bool)  # prune_set's comparison, reused
     layers: list[_Layer] = work.__dict__["_gt_layers"]
     x = torch.ones((1, *in_shape), dtype=torch.float64)
     r = torch.tensor(0.0)
@@ -418,7 +421,9 @@ def run_rounds(
         s_t, pos_t = torch.from_numpy(s), torch.from_numpy(pos)
         for sl in slots:  # torch's gather and arithmetic run on all threads (numpy's on one)
             seg_t = s_t[sl.start : sl.stop]
-            if sl.grad is not None:
+            if sl.grad is not None and sl.stop - sl.start == sl.size:  # never compacted: all of it
+                seg_t.copy_(sl.grad)
+            elif sl.grad is not None:
                 torch.index_select(sl.grad, 0, pos_t[sl.start : sl.stop], out=seg_t)
             else:
                 g = next(ag)
@@ -437,7 +442,7 @@ def run_rounds(
                     f"only {n_live} of {total} weights are alive, cannot keep {k} "
                     f"(density {d}): pruned weights never come back"
                 )
-            gone = prune_set(s, n_live - k, n_live, order=lambda i, ps=pos: _logical(slots, ps, i))
+            gone = prune_set(s, n_live - k, n_live, order=lambda i, ps=pos: _logical(slots, ps, i), scratch=below)
         else:
             parts = []
             for sl in slots:
@@ -495,10 +500,13 @@ def _logical(slots: list[_Slot], pos: np.ndarray, idx: np.ndarray) -> np.ndarray
 
 def _compact(slots: list[_Slot], pos: np.ndarray, wl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop the dead (NaN) entries; the slots' segments shrink accordingly."""
-    alive = ~np.isnan(wl)
+    keep = np.flatnonzero(~np.isnan(wl))
     start = 0
-    for sl in slots:
-        c = int(np.count_nonzero(alive[sl.start : sl.stop]))
-        sl.start, sl.stop = start, start + c
-        start += c
-    return pos[alive], wl[alive]
+    bounds = np.searchsorted(keep, [sl.stop for sl in slots])
+    lo = 0
+    for sl, hi in zip(slots, bounds, strict=True):
+        sl.start, sl.stop = start, start + int(hi - lo)
+        start, lo = sl.stop, int(hi)
+    idx = torch.from_numpy(keep)  # torch's gathers use all threads (numpy's boolean compress one)
+    return (torch.index_select(torch.from_numpy(pos), 0, idx).numpy(),
+            torch.index_select(torch.from_numpy(wl), 0, idx).numpy())  # fmt: skip
