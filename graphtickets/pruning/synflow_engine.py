@@ -422,8 +422,9 @@ def run_rounds(
         for sl in slots:  # torch's gather and arithmetic run on all threads (numpy's on one)
             seg_t = s_t[sl.start : sl.stop]
             if sl.grad is not None and sl.stop - sl.start == sl.size:  # never compacted: all of it
-                seg_t.copy_(sl.grad)
-            elif sl.grad is not None:
+                torch.abs(sl.grad, out=seg_t)
+                continue
+            if sl.grad is not None:
                 torch.index_select(sl.grad, 0, pos_t[sl.start : sl.stop], out=seg_t)
             else:
                 g = next(ag)
@@ -431,8 +432,9 @@ def run_rounds(
                     seg_t.zero_()
                 else:
                     torch.index_select(g.detach().contiguous().reshape(-1), 0, pos_t[sl.start : sl.stop], out=seg_t)
+            seg_t.abs_()
         del grads
-        s_t.abs_().mul_(torch.from_numpy(wl))
+        s_t.mul_(torch.from_numpy(wl))
         if invert:
             np.negative(s, out=s)
         if scope == "global":
