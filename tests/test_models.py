@@ -215,7 +215,7 @@ def test_kaiming_normal_init_recorded_and_rebuilt() -> None:
     w = k.fc2.weight.detach()
     assert abs(float(w.std()) - (2.0 / 200) ** 0.5) < 0.005  # N(0, 2 / fan_in)
     assert not bool(k.fc2.bias.any()) and not bool(k.classifier.bias.any())
-    assert float(d.fc2.weight.abs().max()) <= 1 / 200**0.5 + 1e-6  # PyTorch's uniform default
+    assert float(d.fc2.weight.detach().abs().max()) <= 1 / 200**0.5 + 1e-6  # PyTorch's uniform default
     again = gt.models.build_from_spec(k.gt_spec)
     assert same_state(k, again) and again.gt_spec == k.gt_spec
     r = gt.models.build("resnet20", in_shape=(3, 8, 8), num_classes=10, width=0.25, init="kaiming_normal")
