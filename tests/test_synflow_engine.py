@@ -129,3 +129,13 @@ def test_engine_with_prior_and_resnet(force_sparse: None) -> None:
     slow = gt.pruning.prune(net, "synflow", fast=False, **kw)
     assert fast == slow
     assert all(not bool((m & ~prior.masks[n]).any()) for n, m in fast.masks.items())
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_flow_overflowing_float64_is_a_clear_error(fast: bool) -> None:
+    net = _seeded(lambda: nn.Sequential(*[nn.Linear(16, 16, bias=False) for _ in range(40)]), 0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1e10)  # R ~ (16 * 1e10)^40: beyond float64
+    with pytest.raises(gt.GraphticketsError, match="not finite even in float64"):
+        gt.pruning.prune(net, "synflow", density=0.1, rounds=2, in_shape=(16,), fast=fast)

@@ -46,6 +46,7 @@ from graphtickets.pruning.core import (
     schedule_densities,
     score_prune,
 )
+from graphtickets.pruning.synflow_engine import finite_flow, run_rounds
 from graphtickets.ticket import Ticket
 
 __all__ = ["synflow_scores", "synflow", "linearized_copy", "infer_in_shape"]
@@ -78,21 +79,11 @@ def linearized_copy(model: nn.Module, dtype: torch.dtype = torch.float64) -> nn.
     return work
 
 
-def _finite(r: torch.Tensor) -> torch.Tensor:
-    """``r`` (the flow ``R``), or a clear error when it overflowed even in float64."""
-    if not torch.isfinite(r):
-        raise GraphticketsError(
-            f"synflow: R = {float(r)} is not finite even in float64; the network is too deep "
-            "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
-        )
-    return r
-
-
 def _flow(work: nn.Module, weights: Sequence[torch.Tensor], in_shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``R`` and ``∂R/∂w`` for the listed weights of the linearized copy, all-ones input."""
     p0 = weights[0]
     x = torch.ones((1, *in_shape), dtype=p0.dtype, device=p0.device)
-    r = _finite(work(x).sum())
+    r = finite_flow(work(x).sum())
     grads = torch.autograd.grad(r, weights, allow_unused=True)
     return r.detach(), [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads, strict=True)]
 
@@ -177,25 +168,6 @@ def _fold_batchnorm(work: nn.Module) -> nn.Module:
     return gm
 
 
-def _fast(
-    model: nn.Module,
-    names: list[str],
-    masks: dict[str, torch.Tensor],
-    targets: list[float],
-    *,
-    scope: str,
-    invert: bool,
-    in_shape: tuple[int, ...],
-) -> tuple[dict[str, torch.Tensor], float]:
-    """The SynFlow rounds on ONE linearized float64 copy with BatchNorm folded
-    (:func:`_fold_batchnorm`), driven by :func:`graphtickets.pruning.synflow_engine.run_rounds`
-    (own weight gradients, selection among the survivors near the threshold)."""
-    from graphtickets.pruning.synflow_engine import run_rounds
-
-    work = _fold_batchnorm(linearized_copy(model, torch.float64))
-    return run_rounds(work, names, masks, targets, scope=scope, invert=invert, in_shape=in_shape, finite=_finite)
-
-
 @register_method(
     "synflow",
     needs_data=False,
@@ -268,5 +240,6 @@ def synflow(
             f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
         )
     targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
-    masks, r = _fast(model, names, start_masks, targets, scope=scope, invert=invert, in_shape=shape)
+    work = _fold_batchnorm(linearized_copy(model, torch.float64))
+    masks, r = run_rounds(work, names, start_masks, targets, scope=scope, invert=invert, in_shape=shape)
     return masks, {"rounds": rounds, "precision": "float64", "in_shape": list(shape), "last_R": r}

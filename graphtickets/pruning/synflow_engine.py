@@ -56,6 +56,16 @@ SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller o
 # and ResNet-20 layer shapes)
 
 
+def finite_flow(r: torch.Tensor) -> torch.Tensor:
+    """``r`` (the flow ``R``), or a clear error when it overflowed even in float64."""
+    if not torch.isfinite(r):
+        raise GraphticketsError(
+            f"synflow: R = {float(r.detach())} is not finite even in float64; the network is too deep "
+            "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
+        )
+    return r
+
+
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
@@ -104,7 +114,7 @@ class _Layer:
         w = module.weight.detach()
         self.shape = tuple(int(v) for v in w.shape)
         self.conv = isinstance(module, nn.Conv2d)
-        self.W = w.clone().contiguous(memory_format=torch.channels_last) if self.conv else w.clone().contiguous()
+        self.W = w.clone(memory_format=torch.channels_last if self.conv else torch.contiguous_format)
         self.G = torch.empty((w.shape[0], w[0].numel()), dtype=w.dtype)
         bias: torch.Tensor | None = module.bias
         self.b: torch.Tensor | None = None if bias is None else bias.detach().clone()
@@ -229,7 +239,6 @@ class _Slot:
     size: int
     values: np.ndarray  # flat float64 view of the values the flow uses (zeroed when pruned)
     grad: torch.Tensor | None = None  # flat view of its gradient (a _Layer buffer), or None: autograd
-    param: torch.Tensor | None = None  # the autograd parameter when grad is None
     shape: tuple[int, ...] = ()  # logical shape
     perm: tuple[int, ...] | None = None  # memory order = logical.permute(perm) (None: same)
     layer: _Layer | None = None  # a conv weight's layer (it may switch to sparse products)
@@ -270,11 +279,11 @@ def _np_memory(t: torch.Tensor) -> np.ndarray:
     return t.detach().as_strided((t.numel(),), (1,)).numpy()
 
 
-def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[torch.Tensor], torch.Tensor]:
+def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[_Layer], list[torch.Tensor], torch.Tensor]:
     """Swap the supported layers of ``work`` (the linearized float64 copy) for flow modules.
 
-    Returns the slots (in ``names`` order), the parameters that keep autograd gradients, and
-    the anchor tensor.
+    Returns the slots (in ``names`` order), the flow layers, the parameters that keep
+    autograd gradients, and the anchor tensor.
     """
     anchor = torch.zeros((), dtype=torch.float64, requires_grad=True)
     params = dict(work.named_parameters())
@@ -307,7 +316,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
             if not p.is_contiguous():
                 raise GraphticketsError(f"synflow: parameter {n!r} is not contiguous")
             p.requires_grad_(True)
-            slots.append(_Slot(n, p.numel(), _np(p), param=p, shape=tuple(p.shape)))
+            slots.append(_Slot(n, p.numel(), _np(p), shape=tuple(p.shape)))
             auto.append(p)
     off = 0
     for sl in slots:
@@ -316,8 +325,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[to
     for p in work.parameters():
         if not any(p is a for a in auto):
             p.requires_grad_(False)
-    work.__dict__["_gt_layers"] = list(layers.values())
-    return slots, auto, anchor
+    return slots, list(layers.values()), auto, anchor
 
 
 def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None, scratch: torch.Tensor | None = None) -> np.ndarray:
@@ -375,16 +383,15 @@ def run_rounds(
     scope: str,
     invert: bool,
     in_shape: tuple[int, ...],
-    finite: Any,
 ) -> tuple[dict[str, torch.Tensor], float]:
     """The SynFlow rounds on ``work`` (the linearized float64 copy, BatchNorm folded).
 
     ``masks`` are the starting masks (all ones or the prior); ``targets`` the density after
-    each round; ``finite`` checks R. Returns the final masks (logical shapes) and the last R.
+    each round. Returns the final masks (logical shapes) and the last R.
     """
-    slots, auto, anchor = prepare(work, names)
-    full = [bool(masks[sl.name].all()) for sl in slots]  # no prior: nothing to gather
-    live_masks = [None if f else sl.to_memory(masks[sl.name]) for sl, f in zip(slots, full, strict=True)]
+    slots, layers, auto, anchor = prepare(work, names)
+    # an all-ones mask (no prior) needs no gather
+    live_masks = [None if bool(masks[sl.name].all()) else sl.to_memory(masks[sl.name]) for sl in slots]
     counts = [sl.size if m is None else int(np.count_nonzero(m)) for sl, m in zip(slots, live_masks, strict=True)]
     pos = np.empty(sum(counts), dtype=np.int64)
     wl = np.empty(pos.size)
@@ -406,13 +413,12 @@ def run_rounds(
     dead = 0
     scores = np.empty(pos.size)
     below = torch.empty(pos.size, dtype=torch.bool)  # prune_set's comparison, reused
-    layers: list[_Layer] = work.__dict__["_gt_layers"]
     x = torch.ones((1, *in_shape), dtype=torch.float64)
     r = torch.tensor(0.0)
     for d in targets:
         for lay in layers:
             lay.calls = 0
-        r = finite(work(x).sum())
+        r = finite_flow(work(x).sum())
         grads = torch.autograd.grad(r, [anchor, *auto], allow_unused=True)[1:]
         r = r.detach()
         ag = iter(grads)
