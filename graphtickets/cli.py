@@ -3,7 +3,8 @@
 Subcommands: ``datasets``, ``models``, ``methods`` list what exists; ``prune`` writes a ticket
 file; ``train`` trains a ticket and records its accuracy; ``info`` prints a ticket's provenance
 and layer densities; ``run``, ``report``, ``compare``, ``graph`` drive studies (see
-:mod:`graphtickets.study.cli`).
+:mod:`graphtickets.study.cli`); ``import`` and ``export`` read and write other tools' files
+(:mod:`graphtickets.interop`).
 
 Bad input gives one line on stderr and exit code 2, never a traceback.
 """
@@ -260,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     from graphtickets.study import cli as study_cli
 
     study_cli.add_commands(sub)
+    from graphtickets import _cli_interop
+
+    _cli_interop.add_commands(sub)
     for cmd in sub.choices.values():  # -v also after the command name
         cmd.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                          help="more logging (-vv for debug); tracebacks of unexpected errors")

@@ -311,6 +311,27 @@ class Ticket:
             )
         return cls(masks=masks, method=method, **kw)
 
+    @classmethod
+    def from_state_dict(
+        cls, model: nn.Module, state_dict: Mapping[str, Any], *, method: str = "imported", **kw: Any
+    ) -> Ticket:
+        """Read a ticket from a sparse checkpoint (pruned weights stored as zeros).
+
+        A prunable weight stored as exactly zero is pruned; ``<name>_mask`` entries, when
+        present, give the masks instead. See :func:`graphtickets.interop.from_state_dict`
+        (keyword arguments ``params``, ``weights``, ``dataset``, ``source``).
+        """
+        from graphtickets import interop
+
+        return interop.from_state_dict(model, state_dict, method=method, **kw)
+
+    def to_state_dict(self, model: nn.Module, *, masks: bool = False) -> dict[str, torch.Tensor]:
+        """``model.state_dict()`` with this ticket applied (pruned weights as zeros); ``model``
+        is not changed. See :func:`graphtickets.interop.to_state_dict`."""
+        from graphtickets import interop
+
+        return interop.to_state_dict(self, model, masks=masks)
+
     def build_model(self) -> nn.Module:
         """Rebuild the model this ticket was found on (from ``config['model']``), masked."""
         from graphtickets import models
