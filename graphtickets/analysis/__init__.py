@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from graphtickets.analysis._util import from_networkx, gini, simple_undirected
+from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
 from graphtickets.analysis.community import assortativity, communities, modularity, small_world
 from graphtickets.analysis.compare import compare, pivot, summarize
 from graphtickets.analysis.distances import (
@@ -105,6 +105,7 @@ __all__ = [
     "log10_paths",
     "square_clustering",
     "average_square_clustering",
+    "as_graph",
     "from_networkx",
     "gini",
     "simple_undirected",

@@ -177,7 +177,9 @@ def distance(a: Ticket | Graph, b: Ticket | Graph, kind: str = "jaccard", *, mod
     Parameters
     ----------
     a, b : Ticket or Graph
-        Two tickets of the same architecture (same mask names and shapes) or two graphs.
+        Two tickets of the same architecture (same mask names and shapes) or two graphs
+        (graphtickets Graphs, or networkx / igraph / PyG ``Data`` / scipy.sparse adjacency,
+        read with :func:`graphtickets.analysis.as_graph`).
     kind : str
         A key of :data:`DISTANCES` (see the module docstring for the list).
     model : nn.Module, optional
@@ -202,8 +204,10 @@ def distance(a: Ticket | Graph, b: Ticket | Graph, kind: str = "jaccard", *, mod
     spec = DISTANCES.get_or_raise(kind)
     if isinstance(a, Ticket) != isinstance(b, Ticket):
         raise GraphticketsError("compare two tickets or two graphs, not a ticket with a graph")
-    if not isinstance(a, (Ticket, Graph)):
-        raise GraphticketsError(f"distance takes Tickets or Graphs, got {type(a).__name__}")
+    if not isinstance(a, Ticket):  # networkx, igraph, PyG Data, scipy.sparse: as Graphs
+        from graphtickets.analysis._util import as_graph
+
+        a, b = as_graph(a), as_graph(b)
     return float(spec.fn(a, b, Context(model=model, options=options)))
 
 
