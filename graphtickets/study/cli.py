@@ -27,13 +27,17 @@ def _out_file(path: str | Path, what: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR] [--device DEV]``."""
+    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR | --cluster ...] [--device DEV]``."""
+    from graphtickets.study import cluster
     from graphtickets.study.runner import run
 
-    res = run(
-        args.config, args.out, workers=args.workers, scheduler=args.scheduler, resume=not args.restart,
-        quick=args.quick, progress=not args.no_progress, report=not args.no_report, device=args.device,
-    )
+    if cluster.print_job_script(args):
+        return 0
+    with cluster.from_args(args) as scheduler:  # --scheduler, or the scheduler of a --cluster
+        res = run(
+            args.config, args.out, workers=args.workers, scheduler=scheduler, resume=not args.restart,
+            quick=args.quick, progress=not args.no_progress, report=not args.no_report, device=args.device,
+        )
     print(f"{res.out_dir}: {res.done}/{res.cells} cells done ({res.ran} run now, {res.failed} failed) "
           f"in {res.seconds:.0f}s; report: {res.out_dir / 'report.html'}")
     for label, err in res.errors.items():
@@ -127,6 +131,9 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("--no-progress", action="store_true",
                    help="no progress bar (off a terminal: no per-cell lines on stderr)")
     r.add_argument("--no-report", action="store_true", help="write the tables but no figures or report")
+    from graphtickets.study.cluster import add_arguments as add_cluster_arguments
+
+    add_cluster_arguments(r)
     r.set_defaults(handler=cmd_run)
 
     p = subparsers.add_parser("report", help="rebuild a study's tables, figures and report from its store")
