@@ -21,7 +21,7 @@ script that would be submitted and exits, so it can be checked before anything i
 Examples
 --------
 >>> spec = ClusterSpec(system="slurm", queue="cpu", cores=8, memory="16GB", walltime="01:00:00", jobs=4)
->>> print(job_script(spec, scheduler="tcp://10.1.2.3:8786").splitlines()[2])
+>>> print(job_script(spec, scheduler="tcp://10.1.2.3:8786").splitlines()[3])
 #SBATCH -p cpu
 """
 
