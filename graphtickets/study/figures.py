@@ -169,7 +169,8 @@ def layer_density_profiles(tk: pd.DataFrame, folder: Path) -> list[Path]:
             ax.set_title(f"density {d:g}")
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("layer density (symlog; 0 = layer removed)")
-        axes[0][-1].legend(fontsize=7)
+        # outside the last panel (bbox_inches="tight" keeps it): inside it covered the curves
+        axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         note = "; X = a layer with no weight left" if n_zero else ""
         fig.suptitle(f"Layer-density profiles, layers in network order ({title}){note}")
         out += _save(fig, folder, "layer_density_profiles" + _suffix(title, len(subsets)))
@@ -202,11 +203,36 @@ def _cluster_order(mat: pd.DataFrame) -> list[str]:
 
 
 def _annotate(ax: Any, im: Any, mat: pd.DataFrame, fmt: Any) -> None:
+    size = 6 if mat.shape[0] <= 12 else 5
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             v = mat.iat[i, j]
             if np.isfinite(v):
-                ax.text(j, i, fmt(v), ha="center", va="center", fontsize=6, color=_text_color(im.cmap(im.norm(v))))
+                ax.text(j, i, fmt(v), ha="center", va="center", fontsize=size, color=_text_color(im.cmap(im.norm(v))))
+
+
+def short_number(v: float) -> str:
+    """At most 5 characters, so neighbouring heatmap cells never run together.
+
+    >>> [short_number(x) for x in (0.0, 0.004, 0.0512, 0.5, 3.14159, 42.42, 512.3, 3210.0, 45678.0, 2.5e6)]
+    ['0', '4e-03', '0.051', '0.50', '3.14', '42.4', '512', '3.2k', '46k', '2.5M']
+    """
+    a = abs(v)
+    if a == 0:
+        return "0"
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= scale:
+            x = v / scale
+            return f"{x:.1f}{unit}" if abs(x) < 10 else f"{x:.0f}{unit}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 0.1:
+        return f"{v:.2f}"
+    if a >= 0.01:
+        return f"{v:.3f}"
+    return f"{v:.0e}"
 
 
 #: z-scores beyond this are drawn (and labelled) at the limit.
@@ -238,7 +264,7 @@ def distance_heatmaps(dist: pd.DataFrame, folder: Path) -> list[Path]:
                        vmax=float(fin.max()) if fin.size else 1.0)
         ax.set_xticks(range(len(order)), order, rotation=60, fontsize=8)
         ax.set_yticks(range(len(order)), order, fontsize=8)
-        _annotate(ax, im, mat, lambda v: f"{v:.2g}")
+        _annotate(ax, im, mat, short_number)
         ax.set_title(f"{kind}: mean distance (clustered)")
         fig.colorbar(im, ax=ax, shrink=0.8)
         if has_z:
@@ -416,19 +442,27 @@ def early_bird_curves(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
     cmap = plt.get_cmap("viridis")
     dlist = sorted({r[0] for r in rows}, reverse=True)
     tol = None
+    fired = 0
     for d, s, res in rows:
         y = np.array([np.nan if v is None else v for v in res["eb_distances"]], dtype=float)
         col = cmap(dlist.index(d) / max(len(dlist) - 1, 1))
         x = np.arange(1, len(y) + 1)
-        ax.plot(x, y, marker=".", color=col, label=f"d={d:g} s={s}", ls="-" if s == rows[0][1] else "--")
-        if res.get("eb_detected") and res.get("eb_epoch"):
+        detected = bool(res.get("eb_detected") and res.get("eb_epoch"))
+        label = f"d={d:g} s={s}" + (f": drawn at epoch {res['eb_epoch']}" if detected else ": never fired")
+        ax.plot(x, y, marker=".", color=col, label=label, ls="-" if s == rows[0][1] else "--")
+        if detected:
             ax.axvline(res["eb_epoch"], color=col, alpha=0.3)
+            fired += 1
         tol = res.get("eb_tol", tol)
     if tol is not None:
         ax.axhline(tol, color="r", ls=":", label=f"tolerance {tol:g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("max mask distance to the last window")
-    ax.set_title("Early-Bird detection (vertical lines: epoch the ticket was drawn)")
+    if fired:
+        ax.set_title("Early-Bird detection (vertical lines: epoch the ticket was drawn)", fontsize=10)
+    else:  # say so instead of promising lines that are not there
+        ax.set_title("Early-Bird detection: the rule never fired (distance never below the tolerance)\n"
+                     "no detection lines; each ticket is its last epoch's mask", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, folder, "early_bird_distance")
@@ -469,7 +503,7 @@ FIGURES = {
     "clustering_path_length": "Relational graphs on the clustering / path-length plane (You et al. 2020, Fig. 1).",
     "degree_distributions": "Degree distributions of the hidden units in the layered graphs.",
     "laplacian_spectra": "Normalized Laplacian spectra of the layered graphs.",
-    "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch (epochs before the window fills have no distance).",
+    "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch where the rule fired (epochs before the window fills have no distance; a run where it never fired is labelled so and keeps its last epoch's mask).",
     "imp_rounds": "IMP: test accuracy of every round's ticket (after imp.epochs of training, not the study's full training).",
 }
 
