@@ -3,6 +3,9 @@
 #
 #   bash bootstrap.sh run [ARGS...]    set up, then `graphtickets run ARGS...` (the default study)
 #   bash bootstrap.sh test [ARGS...]   set up, then run the test suite (pytest ARGS...)
+#   bash bootstrap.sh docs             set up (with the docs extra), then build the documentation
+#                                      site into docs/_build/html (warnings are errors) and check
+#                                      its links and images
 #   bash bootstrap.sh setup            set up only
 #
 # Needs only Python >= 3.11 with venv and pip. The pinned torch (constraints.txt) is installed
@@ -30,9 +33,21 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" > "$stamp"
 fi
 
+if [[ "$what" == docs ]]; then
+    docs_stamp="$VENV/.graphtickets-docs-installed"
+    if [[ ! -f "$docs_stamp" || "$(cat "$docs_stamp")" != "$want" ]]; then
+        echo "graphtickets: installing the documentation tools into $VENV" >&2
+        "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[dev,docs]"
+        echo "$want" > "$docs_stamp"
+    fi
+fi
+
 case "$what" in
     setup) echo "graphtickets: environment ready in $VENV" >&2 ;;
     run)   exec "$VENV/bin/graphtickets" run "$@" ;;
     test)  exec "$VENV/bin/python" -m pytest -q -n 2 "$@" ;;
-    *)     echo "usage: bash bootstrap.sh run|test|setup [ARGS...]" >&2; exit 2 ;;
+    docs)  rm -rf docs/_build/html docs/api/generated docs/auto_examples
+           OMP_NUM_THREADS=1 MPLBACKEND=agg "$VENV/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html "$@"
+           exec "$VENV/bin/python" docs/check_html.py docs/_build/html ;;
+    *)     echo "usage: bash bootstrap.sh run|test|docs|setup [ARGS...]" >&2; exit 2 ;;
 esac

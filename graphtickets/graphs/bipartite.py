@@ -36,8 +36,10 @@ __all__ = ["BipartiteGraph", "layer_bipartite"]
 class BipartiteGraph(Graph):
     """An undirected bipartite graph (``kind="bipartite"``): left nodes first, then right.
 
-    Extra attributes
-    ----------------
+    Besides the attributes of :class:`~graphtickets.graphs.Graph`:
+
+    Attributes
+    ----------
     biadjacency : scipy.sparse.csr_matrix
         ``(n_left, n_right)``; ``adjacency = [[0, B], [B.T, 0]]``.
     """

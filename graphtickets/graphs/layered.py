@@ -41,8 +41,10 @@ __all__ = ["LayeredGraph", "layered_graph"]
 class LayeredGraph(Graph):
     """A directed layered graph (``kind="layered"``).
 
-    Extra attributes
-    ----------------
+    Besides the attributes of :class:`~graphtickets.graphs.Graph`:
+
+    Attributes
+    ----------
     layer_blocks : list of (str, range)
         The blocks of nodes in creation (topological) order: the layer (module or fx node)
         that produced them and their node ids.

@@ -77,8 +77,10 @@ def group_ids(width: int, n: int) -> np.ndarray:
 class RelationalGraph(Graph):
     """An undirected relational graph (``kind="relational"``) of ``n`` nodes.
 
-    Extra attributes
-    ----------------
+    Besides the attributes of :class:`~graphtickets.graphs.Graph`:
+
+    Attributes
+    ----------
     per_layer : dict[str, scipy.sparse.csr_matrix]
         Each layer's symmetric ``(n, n)`` message-exchange graph (weight = block density,
         self-loops on the diagonal), keyed by parameter name.
