@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from docutils import nodes
