@@ -157,7 +157,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- tickets
 def _cmd_prune(args: argparse.Namespace) -> int:
     import graphtickets as gt
-    from graphtickets.study.config import STUDY_SUPPLIED, check_hparam_values
+    from graphtickets.study.config import check_hparam_values
 
     spec = gt.pruning.METHODS.get_or_raise(args.method)
     gt.ticket.check_density(args.density, "--density")
@@ -168,9 +168,11 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     info = gt.data.info(args.dataset)
     model_kw = parse_assignments(args.model_arg, "model argument")
     hparams = parse_assignments(args.hparam)
-    supplied = sorted(set(hparams) & set(STUDY_SUPPLIED) & set(spec.hparams()))
+    supplied = sorted(set(hparams) & {"data", "eval_data", "dataset", "density", "seed"})
     if supplied:
-        raise GraphticketsError(f"-p {', '.join(supplied)}: set by the command itself; remove it")
+        raise GraphticketsError(
+            f"-p {', '.join(supplied)}: set by the command itself (--density, --seed, --dataset); remove it"
+        )
     _checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
     model = gt.models.build(
         args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw

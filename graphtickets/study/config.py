@@ -640,7 +640,8 @@ def _loc(err: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
     for p in err.get("loc", ()):
         if isinstance(p, int) and isinstance(node, list) and p < len(node):
             item = node[p]
-            name = item.get("name") if isinstance(item, Mapping) else item if isinstance(item, str) else None
+            named = parts and parts[-1] in ("datasets", "models", "methods")  # lists of names
+            name = item.get("name") if isinstance(item, Mapping) else item if isinstance(item, str) and named else None
             parts[-1:] = [f"{parts[-1]}[{p}]" if name is None else f"{parts[-1]}.{name}"] if parts else [str(p)]
             node = item
         elif isinstance(p, str):
