@@ -121,7 +121,7 @@ def test_bad_options_refused_before_any_file(capsys, monkeypatch, tmp_path, tick
 def test_run_on_cuda_without_cuda_is_refused_up_front(capsys, tmp_path):
     out = tmp_path / "out"
     line = _error(capsys, ["run", str(_config(tmp_path)), "--device", "cuda", "--out", str(out)])
-    assert "CUDA" in line and "--device cpu" in line and not out.exists()
+    assert "CUDA" in line and "use device 'cpu'" in line and "--device" in line and not out.exists()
     line = _error(capsys, ["run", str(_config(tmp_path, device="cuda:0")), "--out", str(out)])
     assert "CUDA" in line and not out.exists()
 

@@ -301,15 +301,17 @@ class AnalysisConfig(_Strict):
     @field_validator("kinds")
     @classmethod
     def _kinds_once(cls, v: list[str] | None) -> list[str] | None:
-        _no_duplicates("analysis.kinds", v or [])
+        _no_duplicates("", v or [])
         return v
 
 
 def _no_duplicates(what: str, values: list[Any]) -> None:
+    """Refuse a value listed twice (``what`` prefixes the message; empty inside a field validator)."""
     seen: list[Any] = []
     for x in values:
         if x in seen:
-            raise ValueError(f"{what}: {x!r} is listed twice; list each once (every cell would run twice)")
+            raise ValueError(f"{what + ': ' if what else ''}{x!r} is listed twice; list each once "
+                             f"(every cell would run twice)")
         seen.append(x)
 
 
@@ -420,7 +422,7 @@ def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str, *
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
-    _no_duplicates("densities", [float(d) for d in v])
+    _no_duplicates("", [float(d) for d in v])
     for d in v:
         if not (0.0 < float(d) <= 1.0):
             raise ValueError(
@@ -511,7 +513,7 @@ class StudyConfig(_Strict):
             raise ValueError("give at least one seed, e.g. seeds: [0]")
         for x in v:
             check_seed(x)
-        _no_duplicates("seeds", v)
+        _no_duplicates("", v)
         return v
 
     @model_validator(mode="after")
@@ -686,7 +688,7 @@ def check_run_options(
         try:
             resolve_device(study.device)
         except GraphticketsError as exc:
-            raise ConfigError(f"device: {exc} (or pass --device cpu)") from None
+            raise ConfigError(f"{exc} (the config's device:, or --device)") from None
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {str(path)!r} is an existing file, not a folder; give a folder for the study's outputs")
