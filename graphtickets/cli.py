@@ -6,13 +6,17 @@ and layer densities; ``run``, ``report``, ``compare``, ``graph`` drive studies (
 :mod:`graphtickets.study.cli`); ``import`` and ``export`` read and write other tools' files
 (:mod:`graphtickets.interop`).
 
-Bad input gives one line on stderr and exit code 2, never a traceback.
+Exit codes: 0 done; 1 a study finished with failed cells (``run``; re-run to retry them);
+2 bad input or a failure, as one line ``graphtickets: error: ...`` on stderr (``-vv`` adds the
+traceback); 130 interrupted (Ctrl-C); 141 the reader of our output went away (``| head``),
+quietly. Every option is checked before any file is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -52,6 +56,60 @@ def parse_assignments(items: Sequence[str] | None, what: str = "hyperparameter")
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
+
+
+def _checked(check: Any, *args: Any, **kw: Any) -> Any:
+    """``check(*args, **kw)`` with its ``ValueError`` turned into a :class:`GraphticketsError`."""
+    try:
+        return check(*args, **kw)
+    except GraphticketsError:
+        raise
+    except ValueError as exc:
+        raise GraphticketsError(str(exc)) from None
+
+
+def _size(args: argparse.Namespace, option: str, *, low: int, limit: str | None = None) -> int:
+    """The integer option ``--<option>``, checked: ``>= low`` and within ``LIMITS[limit]`` unless --allow-large."""
+    from graphtickets.study.config import check_size
+
+    value = getattr(args, option.replace("-", "_"))
+    return int(_checked(check_size, f"--{option}", value, low=low, limit=limit,
+                        allow_large=bool(getattr(args, "allow_large", False))))
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from graphtickets.study.config import check_seed
+
+    return int(_checked(check_seed, args.seed, "--seed"))
+
+
+def _number(value: float, option: str, *, low: float, low_open: bool) -> float:
+    import math
+
+    if not math.isfinite(value) or value < low or (low_open and value == low):
+        raise GraphticketsError(f"--{option} must be a finite number {'>' if low_open else '>='} {low:g}, got {value!r}")
+    return value
+
+
+def _out_file(path: str | None, what: str) -> None:
+    """Refuse an --out that cannot be written as a file (a folder, or under a file), before any work."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise GraphticketsError(f"--out {str(out)!r} is a directory; give the {what} file's name")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GraphticketsError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder; give another --out")
+            break
+
+
+def _load(path: str, args: argparse.Namespace) -> Any:
+    """``Ticket.load(path)``, verified unless --no-verify."""
+    from graphtickets.ticket import Ticket
+
+    return Ticket.load(path, verify=not getattr(args, "no_verify", False))
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -100,14 +158,26 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- tickets
 def _cmd_prune(args: argparse.Namespace) -> int:
     import graphtickets as gt
+    from graphtickets.study.config import check_hparam_values
 
+    spec = gt.pruning.METHODS.get_or_raise(args.method)
+    gt.ticket.check_density(args.density, "--density")
+    _seed(args)
+    _size(args, "batch-size", low=1, limit="batch_size")
+    _size(args, "batches", low=1, limit="batches")
+    _out_file(args.out, "ticket")
     info = gt.data.info(args.dataset)
     model_kw = parse_assignments(args.model_arg, "model argument")
+    hparams = parse_assignments(args.hparam)
+    supplied = sorted(set(hparams) & {"data", "eval_data", "dataset", "density", "seed"})
+    if supplied:
+        raise GraphticketsError(
+            f"-p {', '.join(supplied)}: set by the command itself (--density, --seed, --dataset); remove it"
+        )
+    _checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
     model = gt.models.build(
         args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw
     )
-    hparams = parse_assignments(args.hparam)
-    spec = gt.pruning.METHODS.get_or_raise(args.method)
     batches: Any = None
     if spec.needs_data:
         train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed,
@@ -148,7 +218,15 @@ def _check_fits(ticket: Any, dataset: str, where: str) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import graphtickets as gt
 
-    ticket = gt.Ticket.load(args.ticket)
+    _size(args, "epochs", low=1, limit="epochs")
+    _size(args, "batch-size", low=1, limit="batch_size")
+    _seed(args)
+    _number(args.lr, "lr", low=0.0, low_open=True)
+    _number(args.weight_decay, "weight-decay", low=0.0, low_open=False)
+    gt.training.OPTIMIZERS.get_or_raise(args.optimizer)
+    gt.training.resolve_device(args.device)
+    _out_file(args.out, "ticket")
+    ticket = _load(args.ticket, args)
     dataset = args.dataset or ticket.config.get("dataset")
     if not dataset:
         raise GraphticketsError("the ticket records no dataset; pass --dataset NAME")
@@ -184,14 +262,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    import graphtickets as gt
 
-    t = gt.Ticket.load(args.ticket)
+    t = _load(args.ticket, args)
     if args.json:
-        print(json.dumps({**t.provenance(), "density": t.density, "layers": t.layer_densities()}, indent=2))
+        print(json.dumps({**t.provenance(), "density": t.density, "layers": t.layer_densities(),
+                          "verified": t.verified, "verification": t.verify_note}, indent=2))
         return 0
     cfg, meta = t.config, t.meta
     print(f"ticket    {args.ticket}")
+    print(f"verified  {'yes' if t.verified else 'NO'} ({t.verify_note})")
     print(f"method    {t.method}")
     print(f"density   {t.density:.6g}  ({t.kept}/{t.total} weights kept, sparsity {t.sparsity:.6g})")
     print(f"model     {cfg.get('model')}")
@@ -235,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batches", type=int, default=10, help="batches given to pruning-at-init scorers")
     q.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword, e.g. widths=[100,100]")
     q.add_argument("--hparam", "-p", action="append", metavar="KEY=VALUE", help="method hyperparameter, e.g. rounds=100")
+    q.add_argument("--allow-large", action="store_true",
+                   help="lift the documented size limits (batches, batch size, epochs, rounds)")
     q.set_defaults(handler=_cmd_prune)
 
     t = sub.add_parser("train", help="train a ticket (mask enforced) and record its accuracy")
@@ -251,11 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true",
                    help="fetch missing dataset files with torchvision (pip install 'graphtickets[vision]')")
     t.add_argument("--out", help="write the trained ticket here instead of updating TICKET")
+    t.add_argument("--allow-large", action="store_true", help="lift the documented size limits (epochs, batch size)")
+    t.add_argument("--no-verify", action="store_true", help="read a ticket whose sha256 is missing or wrong")
     t.set_defaults(handler=_cmd_train)
 
     i = sub.add_parser("info", help="a ticket's provenance and layer densities")
     i.add_argument("ticket", help="ticket file")
     i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--no-verify", action="store_true",
+                   help="read a ticket whose sha256 is missing or wrong (shown as unverified)")
     i.set_defaults(handler=_cmd_info)
 
     from graphtickets.study import cli as study_cli
@@ -281,13 +366,25 @@ def _os_message(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _broken_pipe() -> int:
+    """The reader of stdout went away (``graphtickets info x | head -1``): end quietly with 141."""
+    try:  # later writes (and the flush at exit) go nowhere instead of raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured)
+        pass
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``graphtickets`` console script.
 
     Bad input (a :class:`~graphtickets.errors.GraphticketsError`, a file that cannot be read or
     written) prints one line ``graphtickets: error: ...`` on stderr and returns 2 (``-vv`` adds
     the traceback). Any other exception also prints one line and returns 2; with ``-v`` its
-    traceback is printed first.
+    traceback is printed first. A closed stdout (``| head``) ends quietly with 141; Ctrl-C
+    with 130.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -299,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphtickets: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
     except GraphticketsError as exc:
         if verbose >= 2:  # bad input: the message says it all; -vv shows where it was raised
             traceback.print_exc()

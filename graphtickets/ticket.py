@@ -7,16 +7,25 @@ cost, what it found on the way, the package version). Optionally it carries ``we
 (for instance the rewound weights of an IMP ticket).
 
 Files are safetensors: the masks (and weights) as tensors, the provenance as JSON in the
-metadata, with a sha256 of the mask (and weight) bytes that :meth:`Ticket.load` verifies.
-Never pickle. A ticket file alone is enough to rebuild its model
-(:meth:`Ticket.build_model`).
+metadata, and a sha256 of the whole file (tensors *and* description: method, config, model
+spec, meta) that :meth:`Ticket.load` verifies. Never pickle. A ticket file alone is enough
+to rebuild its model (:meth:`Ticket.build_model`).
+
+File format ``graphtickets.ticket/2`` (written since 0.x; ``/1`` files are still read, marked
+unverified): a plain safetensors file whose header is canonical JSON (sorted keys, no spaces,
+tensors in name order, padded with spaces to 8 bytes), metadata ``graphtickets`` (the
+provenance, canonical JSON) and ``graphtickets.sha256``: the sha256 of the file's bytes with
+that digest's 64 hex digits written as ``0``. Wall-clock timings (meta keys ``seconds`` and
+``*_seconds``) are not written, so the same command and seed give a byte-identical file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -30,15 +39,27 @@ from torch import nn
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
 
-__all__ = ["Ticket", "prunable", "check_density", "FORMAT"]
+__all__ = ["Ticket", "prunable", "check_density", "FORMAT", "file_digest", "recorded_digest"]
 
-#: Key of the safetensors metadata entry that marks a graphtickets file.
-FORMAT = "graphtickets.ticket/1"
+log = logging.getLogger("graphtickets")
+
+#: The ticket file format written by :meth:`Ticket.save` (its provenance's ``format``).
+FORMAT = "graphtickets.ticket/2"
+#: Older formats :meth:`Ticket.load` still reads (marked unverified: their description has no hash).
+OLD_FORMATS = ("graphtickets.ticket/1",)
 _WEIGHT_PREFIX = "weight::"
 _MASK_PREFIX = "mask::"
-#: Metadata keys of the sha256 digests of the mask (and weight) bytes, checked by ``load``.
+#: Metadata key of the sha256 of the whole file (format 2), checked by ``load``.
+_FILE_DIGEST = "graphtickets.sha256"
+_ZERO_DIGEST = "0" * 64
+#: Format 1: metadata keys of the sha256 digests of the mask (and weight) bytes.
 _MASKS_DIGEST = "graphtickets.masks_sha256"
 _WEIGHTS_DIGEST = "graphtickets.weights_sha256"
+_DTYPES: dict[torch.dtype, str] = {
+    torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32",
+    torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32",
+    torch.float64: "F64",
+}  # fmt: skip
 
 _PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -103,11 +124,18 @@ def prunable(
 
 
 def check_density(density: float, name: str = "density") -> float:
-    """Validate a density (the fraction of weights KEPT): a number in (0, 1]."""
-    try:
-        d = float(density)
-    except (TypeError, ValueError):
-        raise TicketError(f"{name} must be a number in (0, 1], got {density!r}") from None
+    """Validate a density (the fraction of weights KEPT): a number in (0, 1].
+
+    Strict: ``True``, ``"0.1"`` and tensors are refused (write ``0.1``, or ``float(t)``).
+
+    >>> check_density(0.25)
+    0.25
+    """
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise TicketError(
+            f"{name} must be a number in (0, 1] (a float such as 0.05), got {type(density).__name__} {density!r}"
+        )
+    d = float(density)
     if not (0.0 < d <= 1.0) or math.isnan(d):
         hint = " (did you mean sparsity? density is the fraction kept)" if d > 1.0 or d == 0 else ""
         raise TicketError(f"{name} must be in (0, 1], got {density!r}{hint}")
@@ -145,6 +173,72 @@ def _jsonable(obj: Any) -> Any:
     return repr(obj)
 
 
+def _is_timing(key: str) -> bool:
+    return key == "seconds" or key.endswith("_seconds")
+
+
+def _strip_timings(obj: Any) -> Any:
+    """``obj`` without wall-clock timings: mapping keys ``seconds`` and ``*_seconds``, at any depth."""
+    if isinstance(obj, Mapping):
+        return {k: _strip_timings(v) for k, v in obj.items() if not _is_timing(str(k))}
+    if isinstance(obj, list):
+        return [_strip_timings(v) for v in obj]
+    return obj
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _header_bytes(header: Mapping[str, Any]) -> bytes:
+    """The canonical safetensors header: sorted compact JSON, padded with spaces to 8 bytes."""
+    raw = _canonical(header).encode()
+    return raw + b" " * (-(8 + len(raw)) % 8)
+
+
+def _tensor_bytes(t: torch.Tensor) -> memoryview:
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().data if flat.numel() else memoryview(b"")
+
+
+def _layout(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> dict[str, Any]:
+    header: dict[str, Any] = {"__metadata__": dict(metadata)}
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t.dtype not in _DTYPES:
+            raise TicketError(f"tensor {name!r} has dtype {t.dtype}, which a ticket file cannot hold")
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    return header
+
+
+def file_digest(header: Mapping[str, Any], data: Iterable[bytes | memoryview]) -> str:
+    """The sha256 a format-2 ticket file records: of its bytes, with the digest itself as 64 ``0``.
+
+    Parameters
+    ----------
+    header : mapping
+        The safetensors header (``__metadata__`` included).
+    data : iterable of bytes
+        The tensor data, in file order.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    zeroed = dict(header)
+    zeroed["__metadata__"] = {**header.get("__metadata__", {}), _FILE_DIGEST: _ZERO_DIGEST}
+    hb = _header_bytes(zeroed)
+    h = hashlib.sha256(len(hb).to_bytes(8, "little"))
+    h.update(hb)
+    for chunk in data:
+        h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass
 class Ticket:
     """A sparse subnetwork: boolean masks keyed by parameter name, with provenance.
@@ -165,6 +259,11 @@ class Ticket:
     weights : dict[str, torch.Tensor], optional
         Weights that go with the masks (e.g. rewound weights); ``None`` means the model's
         own initialisation (rebuilt from the spec).
+    verified : bool or None
+        Set by :meth:`load`: ``True`` when the file's sha256 (covering masks, weights and the
+        whole description) matched; ``False`` when it was read without that proof (an old
+        format, or ``verify=False``; ``verify_note`` says why); ``None`` for a ticket made in
+        memory.
 
     Examples
     --------
@@ -179,6 +278,8 @@ class Ticket:
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, torch.Tensor] | None = None
+    verified: bool | None = field(default=None, kw_only=True, compare=False)
+    verify_note: str = field(default="", kw_only=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.masks, Mapping) or not self.masks:
@@ -386,8 +487,10 @@ class Ticket:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ticket as a safetensors file (atomically: temp file + rename).
 
-        The metadata holds the provenance (JSON) and sha256 digests of the mask (and weight)
-        bytes, which :meth:`load` verifies.
+        The metadata holds the provenance (canonical JSON, wall-clock timings left out) and
+        the sha256 of the whole file (see the module docstring), which :meth:`load` verifies:
+        the hash covers the masks, the weights and the description (method, config with
+        density and model spec, meta). The same ticket always gives the same bytes.
 
         Parameters
         ----------
@@ -401,113 +504,222 @@ class Ticket:
         Raises
         ------
         TicketError
-            If ``path`` is an existing directory.
+            If ``path`` is an existing directory, or cannot be written (the message names
+            ``path`` and the reason).
         """
-        from safetensors.torch import save_file
-
+        if not isinstance(path, (str, os.PathLike)):
+            raise TicketError(f"save needs a file path (str or pathlib.Path), got {type(path).__name__}")
         path = Path(path)
         if path.is_dir():
             raise TicketError(
                 f"{str(path)!r} is a directory; give a file name, e.g. {str(path / 'ticket.safetensors')!r}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {_MASK_PREFIX + n: m.contiguous() for n, m in self.masks.items()}
         if self.weights is not None:
-            tensors.update({_WEIGHT_PREFIX + n: w.contiguous() for n, w in self.weights.items()})
-        meta = {"graphtickets": json.dumps(self.provenance()), _MASKS_DIGEST: _digest(self.masks)}
-        if self.weights is not None:
-            meta[_WEIGHTS_DIGEST] = _digest(self.weights)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+            tensors.update({_WEIGHT_PREFIX + n: w.detach().contiguous() for n, w in self.weights.items()})
+        prov = _canonical(_strip_timings(self.provenance()))
+        header = _layout(tensors, {"graphtickets": prov, _FILE_DIGEST: _ZERO_DIGEST})
+        order = sorted(tensors)
+        header["__metadata__"][_FILE_DIGEST] = file_digest(header, (_tensor_bytes(tensors[n]) for n in order))
+        hb = _header_bytes(header)
+        tmp: str | None = None
         try:
-            save_file(tensors, tmp, metadata=meta)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(len(hb).to_bytes(8, "little"))
+                f.write(hb)
+                for n in order:
+                    f.write(_tensor_bytes(tensors[n]))
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            raise TicketError(
+                f"cannot write the ticket file {str(path)!r}: {exc.strerror or exc}; choose a writable place"
+            ) from None
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Ticket:
-        """Read a ticket written by :meth:`save`; clear errors for corrupt or foreign files.
+    def load(cls, path: str | os.PathLike[str], *, verify: bool = True) -> Ticket:
+        """Read a ticket written by :meth:`save`; clear errors for corrupt, edited or foreign files.
 
         Parameters
         ----------
         path : path-like
             A ticket file.
+        verify : bool, default True
+            Refuse a file whose sha256 is missing or does not match its bytes. ``False`` reads
+            it anyway (logging a warning) and marks the ticket ``verified=False``.
 
         Returns
         -------
         Ticket
+            ``ticket.verified`` is ``True`` for a format-2 file whose hash matched. Files of
+            the older format ``graphtickets.ticket/1`` load with their mask/weight digests
+            checked but ``verified=False`` (their description had no hash; re-save to upgrade).
 
         Raises
         ------
         TicketError
-            If the file is absent, not safetensors, not a ticket, of another format version,
-            has provenance that is not a JSON object, or tensors whose sha256 differs from the
-            one recorded at save time (files written before digests were recorded load
-            without that check).
+            If the file is absent or unreadable, not safetensors, not a ticket, of an unknown
+            format version, has provenance that is not a JSON object, or (with ``verify``) its
+            recorded sha256 is missing or differs from the file's.
         """
-        from safetensors import safe_open
-
+        if not isinstance(path, (str, os.PathLike)):
+            raise TicketError(f"Ticket.load needs the path of a ticket file (str or pathlib.Path), got {path!r}")
         path = Path(path)
+        where = repr(str(path))
+        if path.is_dir():
+            raise TicketError(f"{where} is a directory, not a ticket file; give the .safetensors file inside it")
         if not path.is_file():
-            raise TicketError(f"no ticket file at {str(path)!r}")
+            raise TicketError(f"no ticket file at {where}")
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                raw = meta.get("graphtickets")
-                if raw is None:
-                    raise TicketError(
-                        f"{str(path)!r} is a safetensors file but not a graphtickets ticket "
-                        f"(no 'graphtickets' metadata); tickets are written by Ticket.save"
-                    )
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except TicketError:
-            raise
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise TicketError(f"cannot read the ticket file {where}: {exc.strerror or exc}") from None
+        header, start = _read_header(raw, where)
+        meta = header.get("__metadata__")
+        if not isinstance(meta, dict) or not isinstance(meta.get("graphtickets"), str):
+            raise TicketError(
+                f"{where} is a safetensors file but not a graphtickets ticket "
+                f"(no 'graphtickets' metadata); tickets are written by Ticket.save"
+            )
+        prov = _parse_provenance(meta["graphtickets"], where)
+        fmt = prov.get("format")
+        if fmt != FORMAT and fmt not in OLD_FORMATS:
+            raise TicketError(f"{where} has ticket format {fmt!r}; this graphtickets reads {FORMAT!r}")
+        try:
+            from safetensors.torch import load as st_load
+
+            tensors = st_load(raw)
         except Exception as exc:  # safetensors raises its own error types for bad headers
             raise TicketError(
-                f"{str(path)!r} is not a readable ticket file (corrupt or not safetensors): {exc}"
+                f"{where} is not a readable ticket file (corrupt or not safetensors): {_short(exc)}"
             ) from None
-        where = repr(str(path))
-        try:
-            prov = json.loads(raw)
-        except json.JSONDecodeError:
-            raise TicketError(f"{where}: the ticket's provenance is not valid JSON (corrupt file)") from None
-        if not isinstance(prov, dict):
-            raise TicketError(
-                f"{where}: the ticket's provenance is a JSON {type(prov).__name__}, not an object (corrupt file)"
-            )
-        if prov.get("format") != FORMAT:
-            raise TicketError(
-                f"{where} has ticket format {prov.get('format')!r}; this graphtickets reads {FORMAT!r}"
-            )
-        for key, kind in (("config", dict), ("meta", dict), ("order", list), ("method", str)):
-            if key in prov and not isinstance(prov[key], kind):
-                raise TicketError(
-                    f"{where}: the provenance's {key!r} is a {type(prov[key]).__name__}, "
-                    f"expected a JSON {'object' if kind is dict else 'array' if kind is list else 'string'} "
-                    f"(corrupt file)"
-                )
-        order = prov.get("order") or []
         masks = {k[len(_MASK_PREFIX):]: v for k, v in tensors.items() if k.startswith(_MASK_PREFIX)}
         weights = {k[len(_WEIGHT_PREFIX):]: v for k, v in tensors.items() if k.startswith(_WEIGHT_PREFIX)}
+        order = prov.get("order") or []
         masks = {n: masks[n] for n in order if isinstance(n, str) and n in masks} | masks
-        for key, group in ((_MASKS_DIGEST, masks), (_WEIGHTS_DIGEST, weights)):
-            recorded = meta.get(key)
-            if recorded is not None and recorded != _digest(group):
-                what = "masks" if key == _MASKS_DIGEST else "weights"
+        problem, verified = _integrity(raw, header, start, meta, fmt, masks, weights)
+        note = problem or ("sha256 of the whole file matches" if verified else "")
+        if problem is not None:
+            if verify:
                 raise TicketError(
-                    f"{where}: the {what} do not match the sha256 recorded when the file was "
-                    f"written (corrupt file); re-create the ticket"
+                    f"{where}: {problem}; re-create the ticket, or read it anyway with verify=False "
+                    f"(CLI: --no-verify), which marks it unverified"
                 )
+            log.warning("%s: %s; read anyway (verify=False), marked unverified", where, problem)
+        elif not verified:
+            note = f"old format {fmt}: masks checked, description not covered by a hash (re-save to upgrade)"
+            log.warning("%s: %s", where, note)
         for n, m in masks.items():
             if m.dtype == torch.bool and m.numel() and int(m.reshape(-1).view(torch.uint8).max()) > 1:
                 raise TicketError(f"{where}: mask {n!r} holds bytes other than 0/1 (corrupt file)")
-        return cls(
-            masks=masks,
-            method=prov.get("method", "unknown"),
-            config=prov.get("config", {}),
-            meta=prov.get("meta", {}),
-            weights=weights or None,
+        try:
+            ticket = cls(
+                masks=masks,
+                method=prov.get("method", "unknown"),
+                config=prov.get("config", {}),
+                meta=prov.get("meta", {}),
+                weights=weights or None,
+            )
+        except TicketError as exc:
+            raise TicketError(f"{where}: {exc}") from None
+        ticket.verified = problem is None and verified
+        ticket.verify_note = note
+        return ticket
+
+
+def recorded_digest(path: str | os.PathLike[str]) -> str | None:
+    """The sha256 a ticket file records in its header (None: none, or not a readable ticket header).
+
+    Reads only the header: a cheap identity of the file (its hash is checked by :meth:`Ticket.load`).
+    """
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n > 100_000_000:
+                return None
+            header = json.loads(f.read(n).decode("utf-8"))
+        value = header.get("__metadata__", {}).get(_FILE_DIGEST)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _read_header(raw: bytes, where: str) -> tuple[dict[str, Any], int]:
+    """The safetensors header of ``raw`` and where its data starts."""
+    if len(raw) < 8:
+        raise TicketError(f"{where} is not a readable ticket file (corrupt or not safetensors): only {len(raw)} bytes")
+    n = int.from_bytes(raw[:8], "little")
+    if n > len(raw) - 8:
+        raise TicketError(
+            f"{where} is not a readable ticket file (corrupt or truncated): its header says {n} bytes, "
+            f"the file has {len(raw) - 8}"
         )
+    try:
+        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise TicketError(f"{where} is not a readable ticket file (corrupt or not safetensors): bad header") from None
+    if not isinstance(header, dict):
+        raise TicketError(f"{where} is not a readable ticket file (corrupt or not safetensors): bad header")
+    return header, 8 + n
+
+
+def _parse_provenance(raw: str, where: str) -> dict[str, Any]:
+    try:
+        prov = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise TicketError(f"{where}: the ticket's provenance is not valid JSON (corrupt file)") from None
+    if not isinstance(prov, dict):
+        raise TicketError(
+            f"{where}: the ticket's provenance is a JSON {type(prov).__name__}, not an object (corrupt file)"
+        )
+    for key, kind in (("config", dict), ("meta", dict), ("order", list), ("method", str)):
+        if key in prov and not isinstance(prov[key], kind):
+            raise TicketError(
+                f"{where}: the provenance's {key!r} is a {type(prov[key]).__name__}, "
+                f"expected a JSON {'object' if kind is dict else 'array' if kind is list else 'string'} "
+                f"(corrupt file)"
+            )
+    return prov
+
+
+def _integrity(
+    raw: bytes,
+    header: dict[str, Any],
+    start: int,
+    meta: Mapping[str, Any],
+    fmt: Any,
+    masks: Mapping[str, torch.Tensor],
+    weights: Mapping[str, torch.Tensor],
+) -> tuple[str | None, bool]:
+    """``(problem, verified)``: what is wrong with the file's hash (None: nothing) and whether it proves the file."""
+    if fmt == FORMAT:
+        recorded = meta.get(_FILE_DIGEST)
+        if not isinstance(recorded, str):
+            return "the file records no sha256 (it was not written by Ticket.save, or was edited)", False
+        if _header_bytes(header) != raw[8:start]:
+            return "the file's header is not the one Ticket.save writes (edited or corrupt file)", False
+        if file_digest(header, [memoryview(raw)[start:]]) != recorded:
+            return "the file does not match the sha256 recorded when it was written (edited or corrupt file)", False
+        return None, True
+    # format 1: separate digests of the mask and weight bytes; the description was not covered
+    if meta.get(_MASKS_DIGEST) is None:
+        return "the file records no sha256 of its masks", False
+    for key, group in ((_MASKS_DIGEST, masks), (_WEIGHTS_DIGEST, weights)):
+        recorded = meta.get(key)
+        if recorded is not None and recorded != _digest(group):
+            what = "masks" if key == _MASKS_DIGEST else "weights"
+            return f"the {what} do not match the sha256 recorded when the file was written (corrupt file)", False
+    return None, False

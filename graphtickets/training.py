@@ -26,8 +26,10 @@ You et al., "Drawing Early-Bird Tickets", ICLR 2020.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -466,7 +468,75 @@ def _iterate(data: Iterable[Batch], what: str) -> Iterator[Batch]:
         ) from None
 
 
+# ---------------------------------------------------------------------------- input errors
+_MATMUL = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+_CONV_IN = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
+_TARGET = re.compile(r"Target (-?\d+) is out of bounds")
+_FLOAT_TARGET = re.compile(r"expected (?:target dtype to be Long|scalar type Long)")
+_BATCH = re.compile(r"Expected input batch_size \((\d+)\) to match target batch_size \((\d+)\)")
+
+
+def _classes(model: nn.Module) -> str:
+    spec = getattr(model, "gt_spec", None)
+    if isinstance(spec, dict) and spec.get("num_classes") is not None:
+        return str(spec["num_classes"])
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return str(last[-1].out_features) if last else "num_classes"
+
+
+def _input_problem(exc: BaseException, model: nn.Module) -> str | None:
+    """A message the user can act on for a batch that does not fit ``model`` (None: not such an error)."""
+    text = str(exc)
+    spec = getattr(model, "gt_spec", None)
+    expects = f" (the model is built for inputs of shape {tuple(spec['in_shape'])})" \
+        if isinstance(spec, dict) and spec.get("in_shape") is not None else ""
+    if m := _MATMUL.search(text):
+        return (f"a Linear layer of the model expects {m.group(3)} input features, the batch gives it {m.group(2)}"
+                f"{expects}: the data does not fit this model; use data of that shape or build the model for yours")
+    if m := _CONV_IN.search(text):
+        return (f"a convolution of the model expects {m.group(2)} input channels, the batch has {m.group(3)} "
+                f"(input of shape [{m.group(1)}]){expects}: use data of that shape or build the model for yours")
+    if m := _TARGET.search(text):
+        c = _classes(model)
+        top = str(int(c) - 1) if c.isdigit() else f"{c}-1"
+        return (f"label {m.group(1)} is outside [0, {c}): the model has {c} outputs (classes), so labels must "
+                f"be 0..{top}; check the dataset's labels or build the model with the right num_classes")
+    if _FLOAT_TARGET.search(text):
+        return ("the labels are floats; class labels must be integers (torch.long): convert them with y.long() "
+                "(or pass loss_fn= for float targets)")
+    if "multi-target not supported" in text:
+        return ("the targets must be one class index per example (shape (batch,)), or one row per example "
+                "of the outputs' shape (one-hot / probabilities)")
+    if m := _BATCH.search(text):
+        return f"a batch has {m.group(1)} inputs but {m.group(2)} targets; give one target per input"
+    return None
+
+
+def _explain_input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Check ``model`` is a module, and turn torch's errors for a batch that does not fit it
+    (wrong width, labels out of range, float labels) into :class:`GraphticketsError`."""
+
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(model, nn.Module):
+            raise GraphticketsError(
+                f"model must be a torch.nn.Module, got {type(model).__name__}; build one with gt.models.build(...)"
+            )
+        try:
+            return fn(model, *args, **kwargs)
+        except (RuntimeError, IndexError, ValueError) as exc:
+            if isinstance(exc, GraphticketsError):
+                raise
+            msg = _input_problem(exc, model)
+            if msg is None:
+                raise
+            raise GraphticketsError(msg) from exc
+
+    return wrapper
+
+
 # ---------------------------------------------------------------------------- evaluate
+@_explain_input_errors
 def evaluate(
     model: nn.Module,
     data: Iterable[Batch],
@@ -528,6 +598,7 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------- train
+@_explain_input_errors
 def train(
     model: nn.Module,
     data: Iterable[Batch],

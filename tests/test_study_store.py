@@ -96,3 +96,37 @@ def test_lock_held_by_another_process_and_released_when_it_is_killed(tmp_path: P
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- healing (issue 17)
+def test_check_db_names_an_empty_or_foreign_store_and_restart_moves_it_aside(tmp_path: Path) -> None:
+    import sqlite3
+
+    from graphtickets.study import store as st
+
+    assert st.check_db(tmp_path) is None  # no store yet: nothing to check
+    db = tmp_path / st.DB_NAME
+    db.write_bytes(b"")
+    with pytest.raises(st.StoreCorruptError, match=r"is empty \(0 bytes\).*--restart"):
+        Store(tmp_path)
+    with sqlite3.connect(tmp_path / "other.db") as c:
+        c.execute("CREATE TABLE t (x)")
+    (tmp_path / "other.db").replace(db)
+    with pytest.raises(st.StoreCorruptError, match="not a graphtickets study store"):
+        st.check_db(tmp_path)
+    moved = st.check_db(tmp_path, restart=True)
+    assert moved is not None and moved.name.startswith("study.db.broken-") and moved.exists() and not db.exists()
+    with Store(tmp_path) as s:  # a fresh store
+        assert s.done_ids() == set()
+
+
+def test_verified_done_ids_marks_cells_whose_file_is_gone_for_rerun(tmp_path: Path) -> None:
+    cells = expand(load_config(CFG))
+    with Store(tmp_path) as s:
+        for c in cells:
+            s.record_done(c, _ticket(), {}, {}, seconds=0.1)
+        assert (s.cells()["ticket_sha256"].str.len() == 64).all()
+        s.ticket_path(cells[0].id).unlink()
+        assert s.verified_done_ids() == {c.id for c in cells[1:]}
+        row = s.cells().set_index("id").loc[cells[0].id]
+        assert row["status"] == "failed" and "is missing" in row["error"]

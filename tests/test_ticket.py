@@ -117,7 +117,9 @@ def test_save_load_round_trip_with_provenance(tmp_path):
     assert back == t
     assert list(back.masks) == ["0.weight", "2.weight"]
     assert back.config["hparams"]["shape"] == [1, 2]
-    assert back.meta["cost"] == {"seconds": 1.5, "epochs": 2}
+    assert back.meta["cost"] == {"epochs": 2}  # wall-clock timings stay out of the file
+    assert t.meta["cost"] == {"seconds": 1.5, "epochs": 2}  # ... and in memory
+    assert back.verified is True
     assert back.meta["curve"] == [0.5, 0.25]
     assert back.meta["version"] == gt.__version__
     # the file is safetensors: header length + JSON header naming our metadata, no pickle
@@ -193,43 +195,176 @@ def _prov(**over):
     return {"format": gt.ticket.FORMAT, "method": "m", "config": {}, "meta": {}, "order": ["0.weight"], **over}
 
 
-def test_file_records_a_sha256_of_the_mask_bytes(tmp_path):
+def _recorded(path) -> str:
+    _, header = _header(path.read_bytes())
+    return header["__metadata__"]["graphtickets.sha256"]
+
+
+def test_file_records_a_sha256_of_its_bytes(tmp_path):
     import hashlib
 
-    p = gt.Ticket(_masks()).save(tmp_path / "t.safetensors")
-    _, header = _header(p.read_bytes())
-    digest = header["__metadata__"]["graphtickets.masks_sha256"]
-    # independent recomputation: names in sorted order, then shape, dtype and the 0/1 bytes
-    h = hashlib.sha256()
-    for name, m in sorted(_masks().items()):
-        h.update(f"{name}\0{tuple(m.shape)}\0{m.dtype}\0".encode())
-        h.update(bytes(int(v) for v in m.flatten().tolist()))
-    assert digest == h.hexdigest()
+    w = {n: p.detach().clone() for n, p in _net(1).named_parameters()}
+    p = gt.Ticket(_masks(), method="snip", config={"density": 0.4}, weights=w).save(tmp_path / "t.safetensors")
+    raw = p.read_bytes()
+    digest = _recorded(p)
+    # independent recomputation: the file's bytes with the 64 hex digits of the digest as "0"
+    assert raw.count(digest.encode()) == 1
+    assert hashlib.sha256(raw.replace(digest.encode(), b"0" * 64)).hexdigest() == digest
+    # and safetensors itself reads the file (names, tensors)
+    from safetensors import safe_open
+
+    with safe_open(str(p), framework="pt") as f:
+        assert set(f.keys()) == {"mask::0.weight", "mask::2.weight", *(f"weight::{n}" for n in w)}
+        assert torch.equal(f.get_tensor("mask::2.weight"), _masks()["2.weight"])
+        assert torch.equal(f.get_tensor("weight::0.bias"), w["0.bias"])
+
+
+def test_same_ticket_same_bytes(tmp_path):
+    t = gt.Ticket(_masks(), method="snip", config={"b": 1, "a": [1, 2]}, meta={"z": 1, "cost": {"seconds": 1.0}})
+    a = t.save(tmp_path / "a.safetensors").read_bytes()
+    t.meta["cost"]["seconds"] = 2.5  # another timing, same ticket
+    t.meta["history"] = [{"epoch": 1, "seconds": 0.3, "train_seconds": 9.0}]
+    b = t.save(tmp_path / "b.safetensors").read_bytes()
+    t.meta.pop("history")
+    assert a != b  # the history's epoch numbers are part of the description...
+    c = t.save(tmp_path / "c.safetensors").read_bytes()
+    assert a == c  # ...but the timings are not
+    back = gt.Ticket.load(tmp_path / "b.safetensors")
+    assert back.meta["history"] == [{"epoch": 1}]
 
 
 def test_flipped_byte_in_the_mask_data_is_detected(tmp_path):
     p = gt.Ticket(_masks()).save(tmp_path / "t.safetensors")
     _flip(p, "mask::0.weight", 5)  # a False becomes True: still a valid bool mask
-    with pytest.raises(TicketError, match="masks do not match the sha256"):
+    with pytest.raises(TicketError, match="does not match the sha256"):
         gt.Ticket.load(p)
+    t = gt.Ticket.load(p, verify=False)
+    assert t.verified is False and "sha256" in t.verify_note and t.kept == 8
 
 
 def test_flipped_byte_in_the_weight_data_is_detected(tmp_path):
     w = {n: p.detach().clone() for n, p in _net(1).named_parameters()}
     p = gt.Ticket(_masks(), weights=w).save(tmp_path / "w.safetensors")
     _flip(p, "weight::0.bias", 2, bits=0x10)
-    with pytest.raises(TicketError, match="weights do not match the sha256"):
+    with pytest.raises(TicketError, match="does not match the sha256"):
         gt.Ticket.load(p)
 
 
-def test_file_without_digest_still_loads_but_non_boolean_bytes_are_refused(tmp_path):
+def _rewrite(path, edit) -> None:
+    """Rewrite a ticket file as valid safetensors with ``edit(header)`` applied (length fixed up)."""
+    raw = path.read_bytes()
+    start, header = _header(raw)
+    edit(header)
+    hb = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()  # canonical, as save writes
+    hb += b" " * (-(8 + len(hb)) % 8)
+    path.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[start:])
+
+
+def test_edited_description_is_refused(tmp_path):
+    """A ticket relabelled (method, density) or stripped of its hash is refused; verify=False reads it, unverified."""
+    p = gt.Ticket(_masks(), method="synflow", config={"density": 0.05}).save(tmp_path / "t.safetensors")
+
+    def relabel(header):
+        prov = json.loads(header["__metadata__"]["graphtickets"])
+        prov["method"], prov["config"]["density"] = "imp", 0.9
+        header["__metadata__"]["graphtickets"] = json.dumps(prov, sort_keys=True, separators=(",", ":"))
+
+    _rewrite(p, relabel)
+    with pytest.raises(TicketError, match="does not match the sha256") as info:
+        gt.Ticket.load(p)
+    assert str(p) in str(info.value) and "verify=False" in str(info.value)
+    t = gt.Ticket.load(p, verify=False)
+    assert t.method == "imp" and t.verified is False
+
+    q = gt.Ticket(_masks(), method="synflow").save(tmp_path / "q.safetensors")
+    _rewrite(q, lambda h: h["__metadata__"].pop("graphtickets.sha256"))
+    with pytest.raises(TicketError, match="records no sha256"):
+        gt.Ticket.load(q)
+    _flip(q, "mask::0.weight", 5)  # no hash left: the edit would otherwise pass
+    assert gt.Ticket.load(q, verify=False).verified is False
+
+    for k in range(8):  # a description whose header gets padding
+        r = gt.Ticket(_masks(), config={"pad": "x" * k}).save(tmp_path / "r.safetensors")
+        raw = bytearray(r.read_bytes())
+        start, _ = _header(bytes(raw))
+        end = 8 + len(bytes(raw[8:start]).rstrip(b" "))
+        if end < start:
+            break
+    raw[end] = ord("\t")  # header padding: JSON-equivalent, but not the bytes save writes
+    r.write_bytes(bytes(raw))
+    with pytest.raises(TicketError, match="header is not the one"):
+        gt.Ticket.load(r)
+
+
+def _write_v1(path, masks, *, digest: bool = True, **prov) -> None:
+    """A file as format 1 wrote it: provenance + a sha256 of the mask bytes (names, shapes, dtypes, bytes)."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    meta = {"graphtickets": json.dumps({"format": "graphtickets.ticket/1", "method": "m", "config": {},
+                                        "meta": {}, "order": list(masks), **prov})}
+    if digest:
+        h = hashlib.sha256()
+        for name, m in sorted(masks.items()):
+            h.update(f"{name}\0{tuple(m.shape)}\0{m.dtype}\0".encode())
+            h.update(bytes(int(v) for v in m.flatten().tolist()))
+        meta["graphtickets.masks_sha256"] = h.hexdigest()
+    save_file({f"mask::{k}": v for k, v in masks.items()}, str(path), metadata=meta)
+
+
+def test_old_format_files_still_load_marked_unverified(tmp_path):
     old = tmp_path / "old.safetensors"
-    _write_raw(old, {"mask::0.weight": torch.tensor([[True, False], [True, True]])}, _prov())
+    _write_v1(old, _masks(), method="snip")
     t = gt.Ticket.load(old)
-    assert t.kept == 3 and t.method == "m"
+    assert t.method == "snip" and t.kept == 7 and t.verified is False and "old format" in t.verify_note
+    _flip(old, "mask::0.weight", 5)
+    with pytest.raises(TicketError, match="masks do not match"):
+        gt.Ticket.load(old)
+    # re-saving upgrades it to the current, verified format
+    up = gt.Ticket.load(old, verify=False).save(tmp_path / "up.safetensors")
+    assert gt.Ticket.load(up).verified is True
+
+
+def test_file_without_digest_is_refused_and_non_boolean_bytes_always(tmp_path):
+    old = tmp_path / "old.safetensors"
+    _write_v1(old, {"0.weight": torch.tensor([[True, False], [True, True]])}, digest=False)
+    with pytest.raises(TicketError, match="no sha256"):
+        gt.Ticket.load(old)
+    t = gt.Ticket.load(old, verify=False)
+    assert t.kept == 3 and t.method == "m" and t.verified is False
     _flip(old, "mask::0.weight", 1, bits=0x02)  # byte 0 -> 2: not a bool
     with pytest.raises(TicketError, match="other than 0/1"):
-        gt.Ticket.load(old)
+        gt.Ticket.load(old, verify=False)
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"x.safetensors", ["a"]])
+def test_load_and_save_need_a_path(tmp_path, bad):
+    with pytest.raises(TicketError, match="path"):
+        gt.Ticket.load(bad)
+    with pytest.raises(TicketError, match="path"):
+        gt.Ticket(_masks()).save(bad)
+
+
+def test_unwritable_place_names_the_users_path(tmp_path):
+    blocker = tmp_path / "plain.txt"
+    blocker.write_text("a file, not a folder")
+    target = blocker / "t.safetensors"
+    with pytest.raises(TicketError) as info:
+        gt.Ticket(_masks()).save(target)
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [True, False, "0.1", torch.tensor(0.1), None, [0.1], 0, 1.5, float("nan")])
+def test_density_is_strict(bad):
+    with pytest.raises(TicketError, match="density"):
+        gt.check_density(bad) if hasattr(gt, "check_density") else gt.ticket.check_density(bad)
+
+
+def test_density_accepts_numbers():
+    import numpy as np
+
+    assert gt.ticket.check_density(np.float32(0.5)) == 0.5 and gt.ticket.check_density(1) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -241,7 +376,7 @@ def test_file_without_digest_still_loads_but_non_boolean_bytes_are_refused(tmp_p
         (_prov(config="oops"), "'config' is a str"),
         (_prov(meta=[1]), "'meta' is a list"),
         (_prov(order={"a": 1}), "'order' is a dict"),
-        (_prov(format="graphtickets.ticket/2"), "ticket format 'graphtickets.ticket/2'"),
+        (_prov(format="graphtickets.ticket/9"), "ticket format 'graphtickets.ticket/9'"),
         ({"method": "m"}, "ticket format None"),
     ],
 )

@@ -36,6 +36,10 @@ from graphtickets.errors import UnsupportedModuleError
 
 __all__: list[str] = []
 
+
+class _ShapeError(UnsupportedModuleError):
+    """The zero-input forward of shape propagation failed (a wrong input shape, or an op that cannot run)."""
+
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 _KEEP_MODULES: tuple[type[nn.Module], ...] = (
@@ -147,6 +151,39 @@ def resolve_input_shape(model: nn.Module, input_shape: Any) -> tuple[int, ...]:
     return shape
 
 
+def check_supported(model: Any, input_shape: Any = None) -> Plan | None:
+    """The one check of every converter (layered, relational, bipartite graphs and the metrics).
+
+    Raises :class:`UnsupportedModuleError` for a model with a module or operation that has no
+    graph meaning (LSTM, attention, embeddings, data-dependent control flow, ...), exactly
+    where :func:`~graphtickets.graphs.layered_graph` does: it builds (and caches) the same
+    traced plan. The input shape is ``input_shape``, else the model's ``gt_spec``, else
+    inferred from its first Linear (``(in_features,)``); when none is known (or the inferred
+    one does not run) the model is still traced and every module applied to the input checked.
+
+    Returns
+    -------
+    Plan or None
+        The traced plan (None when only the shape-free check could run).
+    """
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModuleError(
+            f"model must be a torch.nn.Module, got {type(model).__name__}; build one with gt.models.build(...)"
+        )
+    given = input_shape is not None or isinstance(getattr(model, "gt_spec", None), dict)
+    if given:
+        return get_plan(model, resolve_input_shape(model, input_shape))
+    first = next((m for m in model.modules() if isinstance(m, (nn.Linear, *_CONV))), None)
+    if isinstance(first, nn.Linear):
+        try:
+            return get_plan(model, (int(first.in_features),))
+        except _ShapeError:
+            pass  # the first Linear defined is not the first applied: the shape-free check below
+    tracer = _Tracer(model, ())
+    tracer.check_modules(tracer.symbolic())
+    return None
+
+
 def get_plan(model: nn.Module, input_shape: tuple[int, ...]) -> Plan:
     """The (cached) plan of ``model`` for inputs of ``input_shape`` (no batch dimension)."""
     key = _signature(model, input_shape)
@@ -222,7 +259,7 @@ def _propagate_shapes(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[i
             with torch.no_grad():
                 _ShapeRecorder(gm).run(x)
         except Exception as exc:
-            raise UnsupportedModuleError(
+            raise _ShapeError(
                 f"running {type(model).__name__} on a zero input of shape {(1, *input_shape)} "
                 f"failed ({exc}); pass the right input_shape (without the batch dimension)"
             ) from None
@@ -241,15 +278,18 @@ class _Tracer:
         self.layer_uses: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
-    def trace(self) -> fx.GraphModule:
+    def symbolic(self) -> fx.GraphModule:
         try:
-            gm = fx.symbolic_trace(self.model)
+            return fx.symbolic_trace(self.model)
         except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
             raise UnsupportedModuleError(
-                f"torch.fx cannot trace {type(self.model).__name__}: {exc}. Graphs need a model "
-                f"without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
+                f"torch.fx cannot trace {type(self.model).__name__}: {' '.join(str(exc).split())}. Graphs need "
+                f"a model without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
                 f"pooling/flatten/add"
             ) from None
+
+    def trace(self) -> fx.GraphModule:
+        gm = self.symbolic()
         self.check_modules(gm)  # before the shape pass, so an unsupported module is named as such
         _propagate_shapes(self.model, gm, self.input_shape)
         return gm

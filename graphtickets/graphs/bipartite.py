@@ -26,6 +26,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import _common as C
+from graphtickets.graphs._trace import check_supported
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
@@ -110,6 +111,7 @@ def layer_bipartite(
     (18, 3, 54)
     """
     C.check_weights(weights)
+    check_supported(model)  # refuses what layered_graph refuses (LSTM, attention, control flow, ...)
     C.check_ticket(model, ticket)
     names = C.prunable_names(model) if layers is None else list(layers)
     known = set(C.prunable_names(model))

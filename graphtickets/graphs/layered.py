@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import Plan, get_plan, resolve_input_shape
+from graphtickets.graphs._trace import Plan, check_supported, get_plan, resolve_input_shape
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
@@ -128,6 +128,8 @@ def layered_graph(
     graph follows the unrolled/rolled views of Pal et al. (2022) and Hoang et al. (2023).
     """
     C.check_weights(weights)
+    if not isinstance(model, nn.Module):
+        check_supported(model)  # the shared check names a model that is not a module
     C.check_ticket(model, ticket)
     plan = get_plan(model, resolve_input_shape(model, input_shape))
     adjacency, edge_rows = _build(plan, model, ticket, weights)

@@ -41,6 +41,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import _common as C
+from graphtickets.graphs._trace import check_supported
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
@@ -225,6 +226,9 @@ def relational_graph(
     """
     if aggregate not in ("union", "mean"):
         raise GraphticketsError(f"aggregate must be 'union' or 'mean', got {aggregate!r}")
+    if n_nodes is not None and (isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer))):
+        raise GraphticketsError(f"n_nodes must be an integer, got {type(n_nodes).__name__} {n_nodes!r}")
+    check_supported(model)  # refuses what layered_graph refuses (LSTM, attention, control flow, ...)
     C.check_ticket(model, ticket)
     layers = _check_layers(model, layers)
     n = _default_n(model, layers) if n_nodes is None else int(n_nodes)

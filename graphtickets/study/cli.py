@@ -19,9 +19,10 @@ __all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
 
 def _out_file(path: str | Path, what: str) -> Path:
     """``path`` as a file to write: its folder is created; a directory there is an error."""
+    from graphtickets.cli import _out_file as check_out
+
+    check_out(str(path), what)
     out = Path(path)
-    if out.is_dir():
-        raise GraphticketsError(f"--out {str(out)!r} is a directory; give the {what} file's name")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -31,6 +32,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from graphtickets.study import cluster
     from graphtickets.study.runner import run
 
+    if args.config is not None and Path(args.config).is_dir():
+        raise GraphticketsError(f"{args.config!r} is a folder; give a study YAML file (see benchmarks/studies/)")
     if cluster.print_job_script(args):
         return 0
     with cluster.from_args(args) as scheduler:  # --scheduler, or the scheduler of a --cluster
@@ -55,34 +58,53 @@ def cmd_report(args: argparse.Namespace) -> int:
     from graphtickets.study.grid import expand
     from graphtickets.study.report import write_report
     from graphtickets.study.runner import tables, write_tables
-    from graphtickets.study.store import DB_NAME, Store, folder_lock
+    from graphtickets.study.store import DB_NAME, Store, check_db, folder_lock
 
     out = Path(args.dir)
-    if not (out / DB_NAME).exists():
+    if not (out / DB_NAME).is_file():
         raise GraphticketsError(f"{out} holds no study ({DB_NAME} is missing); run `graphtickets run --out {out}` first")
+    check_db(out)  # an empty or damaged store is named, and nothing is written
     with folder_lock(out), Store(out) as store:
         raw = store.get_meta("study")
         study = validate(raw, source=str(out / DB_NAME)) if raw else None
         cells = expand(study) if study is not None else None
         tk, dist = tables(store, cells)
+        if tk.empty:  # never replace good outputs with an empty report
+            raise GraphticketsError(
+                f"{out / DB_NAME} holds no finished cell, so there is nothing to report; the existing tables and "
+                f"report were left as they are (run `graphtickets run CONFIG --out {out}` to compute the cells)"
+            )
         write_tables(out, tk, dist)
         md, page = write_report(out, tk, dist, study=study, store=store)
     print(f"{md}\n{page}")
     return 0
 
 
+def _out_file_check(path: str, what: str) -> None:
+    from graphtickets.cli import _out_file as check_out
+
+    check_out(path, what)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
     import graphtickets as gt
+    from graphtickets.cli import _load, _seed, _size
 
     if len(args.tickets) < 2:
         raise GraphticketsError("compare needs at least two ticket files")
+    _size(args, "nulls", low=0, limit="null_samples")
+    _seed(args)
+    for k in args.kinds or []:
+        gt.analysis.DISTANCES.get_or_raise(k)
+    if args.out:
+        _out_file_check(args.out, "CSV")
     tickets = {}
     for p in args.tickets:
         name = Path(p).stem
         while name in tickets:
             name += "'"
-        tickets[name] = gt.Ticket.load(p)
+        tickets[name] = _load(p, args)
     first = next(iter(tickets.values()))
     model = first.build_model() if first.config.get("model") else None
     table = gt.analysis.compare(tickets, model, kinds=args.kinds, null_samples=args.nulls, seed=args.seed)
@@ -97,8 +119,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
     import graphtickets as gt
+    from graphtickets.cli import _load
 
-    ticket = gt.Ticket.load(args.ticket)
+    if args.out:
+        _out_file_check(args.out, "graph")
+    ticket = _load(args.ticket, args)
     if not ticket.config.get("model"):
         raise GraphticketsError(f"{args.ticket} records no model spec; graphs need the architecture")
     model = ticket.build_model()
@@ -127,7 +152,8 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler, tcp://host:port")
     r.add_argument("--device", default=None, metavar="DEVICE",
                    help="override the config's device: cpu, cuda, cuda:N or mps (cell ids do not change)")
-    r.add_argument("--restart", action="store_true", help="redo every cell instead of resuming")
+    r.add_argument("--restart", action="store_true",
+                   help="redo every cell instead of resuming (a broken study.db is moved aside as study.db.broken-<time>)")
     r.add_argument("--no-progress", action="store_true",
                    help="no progress bar (off a terminal: no per-cell lines on stderr)")
     r.add_argument("--no-report", action="store_true", help="write the tables but no figures or report")
@@ -146,6 +172,8 @@ def add_commands(subparsers: Any) -> None:
     c.add_argument("--nulls", type=int, default=0, help="shuffled null samples per pair (adds z-scores)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default=None, help="also write the table as CSV")
+    c.add_argument("--allow-large", action="store_true", help="lift the documented limit of --nulls")
+    c.add_argument("--no-verify", action="store_true", help="read tickets whose sha256 is missing or wrong")
     c.set_defaults(handler=cmd_compare)
 
     g = subparsers.add_parser("graph", help="export a ticket's graph")
@@ -153,4 +181,5 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("--format", choices=("graphml", "edgelist", "pyg"), default="graphml")
     g.add_argument("--kind", choices=("layered", "relational"), default="layered")
     g.add_argument("--out", default=None, help="output file (default: next to the ticket)")
+    g.add_argument("--no-verify", action="store_true", help="read a ticket whose sha256 is missing or wrong")
     g.set_defaults(handler=cmd_graph)

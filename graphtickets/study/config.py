@@ -49,14 +49,125 @@ __all__ = [
     "default_config_path",
     "STUDY_SUPPLIED",
     "check_device",
+    "LIMITS",
+    "MAX_SEED",
+    "check_seed",
+    "check_size",
+    "check_hparam_values",
+    "check_run_options",
+    "read_yaml",
 ]
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
 STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
 
 
+#: Documented upper bounds of sizes: a value above one is refused (it would run for ever or
+#: exhaust memory) unless the config says ``allow_large: true`` (CLI: ``--allow-large``).
+LIMITS: dict[str, int] = {
+    "epochs": 1000,        # train.epochs and every method's epochs / finetune_epochs / prune_every
+    "rounds": 10_000,      # pruning rounds (SynFlow's 100 is the usual maximum)
+    "window": 1000,        # Early-Bird's window
+    "null_samples": 10_000,  # null samples per pair (and per kind)
+    "batches": 10_000,     # batches given to pruning-at-init scorers
+    "batch_size": 65_536,  # training, evaluation and pruning batch sizes
+    "workers": 256,        # --workers of a LocalCluster
+    "params": 200_000_000,  # parameters of one model of the grid (800 MB of float32 weights)
+}  # fmt: skip
+#: Seeds are integers in [0, MAX_SEED] (what SQLite and torch generators hold).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(v: Any, what: str = "seed") -> int:
+    """``v`` if it is an integer seed in ``[0, MAX_SEED]`` (``True``, ``1.0``, ``"1"`` are refused).
+
+    >>> check_seed(7)
+    7
+    """
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} must be an integer in [0, 2**63 - 1], got {type(v).__name__} {v!r}")
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"{what} {v} is outside [0, 2**63 - 1]; use a smaller non-negative integer")
+    return v
+
+
+def check_size(what: str, v: Any, *, low: int, limit: str | None = None, allow_large: bool = False) -> int:
+    """``v`` if it is an integer ``>= low`` and (unless ``allow_large``) ``<= LIMITS[limit]``."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{what} must be an integer >= {low}, got {type(v).__name__} {v!r}")
+    if v < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {v}")
+    if limit is not None and not allow_large and v > LIMITS[limit]:
+        raise ValueError(
+            f"{what} = {v} is above the limit {LIMITS[limit]}; lower it, or lift the limit with "
+            f"allow_large: true in the config (CLI: --allow-large)"
+        )
+    return v
+
+
+def _number(what: str, v: Any, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> None:
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {type(v).__name__} {v!r}")
+    lo_ok = low is None or (v > low if low_open else v >= low)
+    hi_ok = high is None or (v < high if high_open else v <= high)
+    if not (lo_ok and hi_ok):
+        lo = "" if low is None else f"{'(' if low_open else '['}{low}, "
+        hi = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
+        raise ValueError(f"{what} must be in {lo or '(-inf, '}{hi}, got {v!r}")
+
+
+#: Value rules of method hyperparameters, by name: (kind, low, high, low_open, high_open, limit)
+#: for numbers; a tuple of choices for strings. ``None`` values pass (they mean "default").
+_HPARAM_RULES: dict[str, Any] = {
+    "epochs": ("int", 1, "epochs"), "finetune_epochs": ("int", 0, "epochs"),
+    "max_epochs": ("int", 1, "epochs"), "prune_every": ("int", 1, "epochs"),
+    "rounds": ("int", 1, "rounds"), "window": ("int", 2, "window"), "rewind": ("int", 0, None),
+    "lr": ("float", 0.0, None, True, False), "finetune_lr": ("float", 0.0, None, True, False),
+    "momentum": ("float", 0.0, 1.0, False, True), "weight_decay": ("float", 0.0, None, False, False),
+    "lam": ("float", 0.0, None, False, False), "l1": ("float", 0.0, None, False, False),
+    "tol": ("float", 0.0, 1.0, False, False), "temperature": ("float", 0.0, None, True, False),
+    "rate": ("float", 0.0, 1.0, True, True), "output_rate": ("float", 0.0, 1.0, False, True),
+    "channel_density": ("float", 0.0, 1.0, True, False),
+    "scope": ("global", "layer"), "schedule": ("exponential", "linear"), "distribution": ("uniform", "erk"),
+    "mode": ("auto", "channel", "weight"), "normalize": ("auto", "positions", "kept"),
+}  # fmt: skip
+
+
+def check_hparam_values(where: str, hparams: Mapping[str, Any], *, allow_large: bool = False) -> None:
+    """Check the VALUES of method hyperparameters by name (ranges, choices, size limits).
+
+    Raises ``ValueError`` naming ``where.<name>``, the value and the allowed range; names
+    without a rule (and ``None`` values) pass. Used at config load and by ``graphtickets prune``,
+    so a bad value fails before any cell runs.
+
+    >>> check_hparam_values("methods.imp", {"epochs": 2, "rate": 0.2})
+    """
+    from graphtickets.training import OPTIMIZERS
+
+    for k, v in hparams.items():
+        if v is None:
+            continue
+        what = f"{where}.{k}"
+        if k in ("optimizer", "finetune_optimizer"):
+            if not isinstance(v, str) or v not in OPTIMIZERS:
+                raise ValueError(f"{what}: unknown optimizer {v!r}; use one of {', '.join(sorted(OPTIMIZERS))}")
+            continue
+        rule = _HPARAM_RULES.get(k)
+        if rule is None:
+            continue
+        if rule[0] == "int":
+            check_size(what, v, low=rule[1], limit=rule[2], allow_large=allow_large)
+        elif rule[0] == "float":
+            _number(what, v, low=rule[1], high=rule[2], low_open=rule[3], high_open=rule[4])
+        elif not isinstance(v, str) or v not in rule:
+            raise ValueError(f"{what} must be one of {', '.join(map(repr, rule))}, got {v!r}")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DatasetConfig(_Strict):
@@ -79,7 +190,7 @@ class DatasetConfig(_Strict):
 class ModelConfig(BaseModel):
     """A model of the grid: a name of ``gt.models.MODELS`` and its keyword arguments."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     name: str
 
     @field_validator("name")
@@ -123,11 +234,11 @@ class MethodConfig(_Strict):
 class TrainConfig(_Strict):
     """How every ticket is trained (from the model's initial weights, mask enforced) and evaluated."""
 
-    epochs: int = Field(default=10, ge=0)
+    epochs: int = Field(default=10, ge=0, description="0: evaluate the untrained ticket (limit: LIMITS['epochs'])")
     optimizer: str = "adam"
-    lr: float = Field(default=1.2e-3, gt=0)
-    momentum: float = 0.9
-    weight_decay: float = Field(default=0.0, ge=0)
+    lr: float = Field(default=1.2e-3, gt=0, allow_inf_nan=False)
+    momentum: float = Field(default=0.9, ge=0, lt=1, allow_inf_nan=False)
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     batch_size: int = Field(default=128, ge=1)
     eval_batch_size: int = Field(default=1000, ge=1)
 
@@ -143,7 +254,7 @@ class AnalysisConfig(_Strict):
     """What is compared after the cells."""
 
     kinds: list[str] | None = Field(default=None, description="distance kinds; default every default kind")
-    null_samples: int = Field(default=10, ge=0)
+    null_samples: int = Field(default=10, ge=0, description="limit: LIMITS['null_samples']")
     null_samples_by_kind: dict[str, int] = Field(
         default_factory=dict, description="fewer (or more) nulls for costly kinds, e.g. {spectral: 4}"
     )
@@ -168,8 +279,7 @@ class AnalysisConfig(_Strict):
         for k, n in v.items():
             if k not in DISTANCES:
                 raise ValueError(f"unknown distance kind {k!r}; known kinds: {', '.join(sorted(DISTANCES))}")
-            if int(n) < 0:
-                raise ValueError(f"null samples for {k!r} must be >= 0, got {n}")
+            check_size(f"null samples for {k!r}", n, low=0)
         return v
 
     @field_validator("mds_kind")
@@ -187,6 +297,22 @@ class AnalysisConfig(_Strict):
         if v not in ("shuffle", "rewire"):
             raise ValueError(f"null_model must be 'shuffle' or 'rewire', got {v!r}")
         return v
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds_once(cls, v: list[str] | None) -> list[str] | None:
+        _no_duplicates("", v or [])
+        return v
+
+
+def _no_duplicates(what: str, values: list[Any]) -> None:
+    """Refuse a value listed twice (``what`` prefixes the message; empty inside a field validator)."""
+    seen: list[Any] = []
+    for x in values:
+        if x in seen:
+            raise ValueError(f"{what + ': ' if what else ''}{x!r} is listed twice; list each once "
+                             f"(every cell would run twice)")
+        seen.append(x)
 
 
 class QuickConfig(_Strict):
@@ -260,20 +386,43 @@ def _check_model_kwargs(where: str, name: str, kwargs: Mapping[str, Any]) -> Non
         )
 
 
-def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str) -> None:
-    """Build the model once (cheap) so bad argument values fail now, not in every cell."""
+def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str, *, allow_large: bool = False) -> None:
+    """Build the model once (cheap) so bad argument values fail now, not in every cell.
+
+    It is first built on torch's ``meta`` device (no memory) to count its parameters: above
+    ``LIMITS["params"]`` it is refused unless ``allow_large``.
+    """
+    import torch
+
     from graphtickets import data, models
 
     info = data.info(dataset)
+
+    def build() -> Any:
+        return models.build(name, in_shape=info.in_shape, num_classes=info.num_classes, seed=0, **dict(kwargs))
+
     try:
-        models.build(name, in_shape=info.in_shape, num_classes=info.num_classes, seed=0, **dict(kwargs))
-    except (GraphticketsError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: cannot build it for {dataset}: {exc}") from None
+        try:
+            with torch.device("meta"):
+                n_params = sum(p.numel() for p in build().parameters())
+        except (GraphticketsError, TypeError, ValueError):
+            raise
+        except Exception:  # noqa: BLE001 - a builder that cannot run on the meta device: count for real below
+            n_params = None
+        if n_params is not None and n_params > LIMITS["params"] and not allow_large:
+            raise ValueError(
+                f"it has {n_params:,} parameters, above the limit {LIMITS['params']:,}; make it smaller, or lift "
+                f"the limit with allow_large: true"
+            )
+        build()
+    except (GraphticketsError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ValueError(f"{where}: cannot build it for {dataset}: {' '.join(str(exc).split())}") from None
 
 
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
+    _no_duplicates("", [float(d) for d in v])
     for d in v:
         if not (0.0 < float(d) <= 1.0):
             raise ValueError(
@@ -299,6 +448,7 @@ class StudyConfig(_Strict):
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (`graphtickets run --device` overrides it)")
     dense_reference: bool = Field(default=True, description="also train the dense network once per dataset, model and seed")
     quick: QuickConfig = Field(default_factory=QuickConfig)
+    allow_large: bool = Field(default=False, description="lift the documented size limits (LIMITS); not part of cell ids")
 
     @field_validator("device")
     @classmethod
@@ -330,6 +480,11 @@ class StudyConfig(_Strict):
         if isinstance(v, Mapping):
             out = []
             for name, body in v.items():
+                if body is not None and not isinstance(body, Mapping):
+                    raise ValueError(
+                        f"methods.{name}: give its hyperparameters as a mapping (e.g. {name}: {{epochs: 2}}) "
+                        f"or nothing, got {_short_repr(body)}"
+                    )
                 body = dict(body or {})
                 source = body.pop("source", None)
                 entry: dict[str, Any] = {"name": name, "hparams": body}
@@ -356,7 +511,25 @@ class StudyConfig(_Strict):
     def _seeds(cls, v: list[int]) -> list[int]:
         if not v:
             raise ValueError("give at least one seed, e.g. seeds: [0]")
+        for x in v:
+            check_seed(x)
+        _no_duplicates("", v)
         return v
+
+    @model_validator(mode="after")
+    def _check_once_and_sizes(self) -> StudyConfig:
+        _no_duplicates("datasets", [d.name for d in self.datasets])
+        _no_duplicates("models", [m.model_dump() for m in self.models])
+        big = self.allow_large
+        check_size("train.epochs", self.train.epochs, low=0, limit="epochs", allow_large=big)
+        for key in ("batch_size", "eval_batch_size"):
+            check_size(f"train.{key}", getattr(self.train, key), low=1, limit="batch_size", allow_large=big)
+        check_size("prune_data.batch_size", self.prune_data.batch_size, low=1, limit="batch_size", allow_large=big)
+        check_size("prune_data.batches", self.prune_data.batches, low=1, limit="batches", allow_large=big)
+        check_size("analysis.null_samples", self.analysis.null_samples, low=0, limit="null_samples", allow_large=big)
+        for k, n in self.analysis.null_samples_by_kind.items():
+            check_size(f"analysis.null_samples_by_kind.{k}", n, low=0, limit="null_samples", allow_large=big)
+        return self
 
     @model_validator(mode="after")
     def _check_methods(self) -> StudyConfig:
@@ -393,6 +566,7 @@ class StudyConfig(_Strict):
             elif m.source is not None:
                 raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
             _check_hparam_types(where, m.hparams, known)
+            check_hparam_values(where, m.hparams, allow_large=self.allow_large)
             if m.source is not None and m.source.method in METHODS:
                 sknown = METHODS[m.source.method].hparams()
                 sbad = sorted(set(m.source.hparams) - set(sknown))
@@ -403,6 +577,7 @@ class StudyConfig(_Strict):
                         f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
                     )
                 _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown)
+                check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=self.allow_large)
         return self
 
     @model_validator(mode="after")
@@ -414,7 +589,7 @@ class StudyConfig(_Strict):
                 if m.source is not None and m.source.model:
                     _check_model_kwargs(f"methods.{m.name}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
             for ds in self.datasets:
-                _try_build(where, mc.name, mc.kwargs(), ds.name)
+                _try_build(where, mc.name, mc.kwargs(), ds.name, allow_large=self.allow_large)
         return self
 
     @model_validator(mode="after")
@@ -467,7 +642,8 @@ def _loc(err: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
     for p in err.get("loc", ()):
         if isinstance(p, int) and isinstance(node, list) and p < len(node):
             item = node[p]
-            name = item.get("name") if isinstance(item, Mapping) else item if isinstance(item, str) else None
+            named = parts and parts[-1] in ("datasets", "models", "methods")  # lists of names
+            name = item.get("name") if isinstance(item, Mapping) else item if isinstance(item, str) and named else None
             parts[-1:] = [f"{parts[-1]}[{p}]" if name is None else f"{parts[-1]}.{name}"] if parts else [str(p)]
             node = item
         elif isinstance(p, str):
@@ -476,6 +652,52 @@ def _loc(err: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         else:
             parts.append(str(p))
     return ".".join(parts)
+
+
+def check_run_options(
+    study: StudyConfig,
+    out: str | os.PathLike[str],
+    *,
+    workers: Any = 1,
+    scheduler: Any = None,
+    resume: bool = True,
+) -> None:
+    """Check how a study is to be run, before any folder or file is created.
+
+    ``workers`` an integer in ``[1, LIMITS["workers"]]`` (unless ``allow_large``); ``scheduler``
+    a non-empty address; the device usable here (without a scheduler the cells run on this
+    machine: ``cuda`` without CUDA is refused now, not in every cell); ``out`` not an existing
+    file; its ``study.db``, if any, a readable study store (with ``resume=False``, i.e.
+    ``--restart``, a broken one is moved aside as ``study.db.broken-<time>`` instead).
+
+    Raises
+    ------
+    ConfigError, GraphticketsError
+        Naming the option, the problem and the fix.
+    """
+    from graphtickets.study.store import check_db
+    from graphtickets.training import resolve_device
+
+    try:
+        check_size("--workers", workers, low=1, limit="workers", allow_large=study.allow_large)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ConfigError(f"--scheduler must be a Dask scheduler address such as tcp://host:8786, got {scheduler!r}")
+    if scheduler is None:
+        try:
+            resolve_device(study.device)
+        except GraphticketsError as exc:
+            raise ConfigError(f"{exc} (the config's device:, or --device)") from None
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(path)!r} is an existing file, not a folder; give a folder for the study's outputs")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--out {str(path)!r}: {str(parent)!r} is a file, not a folder; give another --out")
+            break
+    check_db(path, restart=not resume)
 
 
 def validate(raw: Any, *, source: str = "config") -> StudyConfig:
@@ -493,8 +715,62 @@ def validate(raw: Any, *, source: str = "config") -> StudyConfig:
                 msg = "unknown key; remove it or check its spelling (see graphtickets/study/config.py)"
             elif err.get("type") == "missing":
                 msg = "required key is missing; add it"
+            elif str(err.get("type", "")).endswith(("_type", "_parsing")) and "input" in err:
+                msg = f"{msg}, got {type(err['input']).__name__} {_short_repr(err['input'])}"
             msgs.append(f"{key}: {msg}" if key else msg)
         raise ConfigError(f"{source}: " + "; ".join(msgs)) from None
+
+
+def _short_repr(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice; give each key once", key_node.start_mark
+                )
+            seen.add(key)
+        except TypeError:  # an unhashable key: SafeLoader reports it
+            pass
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML file safely (no Python objects, no duplicate keys); a :class:`ConfigError` names the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"study config {str(path)!r} is a folder; give a YAML file (see benchmarks/studies/)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the study config {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text YAML file (byte {exc.start} is not UTF-8 text); give a study YAML"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text YAML file (it holds NUL bytes); give a study YAML")
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
 
 
 def default_config_path() -> Path:
@@ -533,8 +809,4 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | StudyConfig
             path = bundled
     if not path.exists():
         raise ConfigError(f"study config {str(path)!r} does not exist; give a YAML file (see benchmarks/studies/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate(raw, source=str(path))
+    return validate(read_yaml(path), source=str(path))

@@ -3,6 +3,11 @@
 Every executor maps :func:`graphtickets.study.cell.run_cell_safe` over cell configs and yields
 outcomes as they finish. Workers only compute; the driver alone writes the store. A worker
 runs torch with one thread (the cell sets it), and a LocalCluster has one thread per process.
+
+Faults: a worker process that dies (killed, out of memory, a crash in native code) costs only
+the cells it held. Dask runs such a cell again on another worker; a cell whose worker dies
+:data:`ALLOWED_FAILURES` + 1 times comes back failed, with that reason, and the next run
+retries it. The other cells go on.
 """
 
 from __future__ import annotations
@@ -17,9 +22,22 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.study.cell import CellOutcome, run_cell_safe
 from graphtickets.study.grid import DENSE, Cell
 
-__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "make_executor"]
+__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "make_executor", "ALLOWED_FAILURES"]
 
 log = logging.getLogger("graphtickets.study")
+
+#: Times a LocalCluster re-runs a cell whose worker died before it records the cell as failed.
+ALLOWED_FAILURES = 1
+
+
+def lost_reason(exc: BaseException) -> str:
+    """The error recorded for a cell whose future failed without an outcome (its worker died)."""
+    name = type(exc).__name__
+    detail = " ".join(str(exc).split())
+    if name == "KilledWorker":
+        return (f"KilledWorker: the worker process running this cell died on every try (out of memory, killed, "
+                f"or a crash in native code); the other cells went on and the next run retries it. Dask: {detail}")
+    return f"{name}: {detail} (the cell's worker was lost; the next run retries it)"
 
 
 class Executor:
@@ -91,6 +109,9 @@ class DaskExecutor(Executor):
         Address of a running scheduler (``tcp://host:port``), e.g. of a dask-jobqueue cluster.
     """
 
+    #: The function run for each cell on a worker (``run_cell_safe``).
+    cell_fn: Callable[..., CellOutcome] = staticmethod(run_cell_safe)
+
     def __init__(self, *, workers: int = 2, scheduler: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         try:
@@ -114,7 +135,8 @@ class DaskExecutor(Executor):
             # (graph measures of ~1M-edge graphs allocate and free large arrays all the time)
             # ran 15-30 % slower in the workers than in this process (a third of their time
             # in the kernel). The glibc default keeps it; a cell's memory is bounded anyway.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                                  "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
                 self.cluster = LocalCluster(
                     n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
                     silence_logs=logging.ERROR,
@@ -130,7 +152,7 @@ class DaskExecutor(Executor):
         futures = {}
         order = sorted(cells, key=_priority, reverse=True)  # stable: grid order within a class
         for cell in order:
-            fut = self.client.submit(run_cell_safe, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}",
+            fut = self.client.submit(self.cell_fn, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}",
                                      priority=_priority(cell), **self.kw)
             futures[fut.key] = (cell, fut)
         if on_start is not None and order:
@@ -141,7 +163,7 @@ class DaskExecutor(Executor):
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a lost worker: record and go on
-                    outcome = CellOutcome(id=cell.id, error=f"{type(exc).__name__}: {exc}")
+                    outcome = CellOutcome(id=cell.id, error=lost_reason(exc))
                 fut.release()
                 yield cell, outcome
                 if on_start is not None:  # the bar shows a cell that is running now

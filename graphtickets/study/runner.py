@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from graphtickets.errors import ConfigError, DataError
-from graphtickets.study.config import StudyConfig, check_device, load_config
+from graphtickets.study.config import StudyConfig, check_device, check_run_options, load_config
 from graphtickets.study.executors import make_executor
 from graphtickets.study.grid import DENSE, Cell, expand
 from graphtickets.study.store import Store, folder_lock
@@ -216,17 +216,18 @@ def run(
         except ValueError as exc:
             raise ConfigError(f"--device: {exc}") from None
     out = Path(out_dir) if out_dir is not None else default_out(study)
+    check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
+    _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)
     with folder_lock(out), _study_logging(out), Store(out) as store:
         log.info("study %s: %d cells -> %s", study.name, len(cells), out)
-        _check_data(study)
         store.set_meta("study", study.model_dump(mode="json"))
         store.set_meta("cell_ids", [c.id for c in cells])
         cfg_arg = str(config) if isinstance(config, (str, os.PathLike)) else ("" if config is None else "CONFIG.yaml")
         store.set_meta("commands", {"config": (cfg_arg + (" --quick" if quick else "")).strip(), "quick": quick,
                                     "workers": workers, "scheduler": scheduler, "device": study.device})
-        done = store.done_ids() if resume else set()
+        done = store.verified_done_ids() if resume else set()  # a missing or failing ticket file: redone
         todo = [c for c in cells if c.id not in done]
         ran = failed = 0
         errors: dict[str, str] = {}

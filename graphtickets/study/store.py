@@ -8,9 +8,17 @@ Layout of an output folder::
     .lock                     held (flock) while a run writes the folder
 
 A finished cell is written in this order: its ticket file (atomic: temp file + rename, by
-:meth:`graphtickets.Ticket.save`), then ONE SQLite transaction with its row and its metrics.
-A run killed at any point leaves either a finished cell or no trace of it (a ticket file
-without a row is simply redone), so a re-run loses nothing and redoes only what is missing.
+:meth:`graphtickets.Ticket.save`), then ONE SQLite transaction with its row, the sha256 its
+ticket file records, and its metrics. A run killed at any point leaves either a finished cell
+or no trace of it (a ticket file without a row is simply redone), so a re-run loses nothing
+and redoes only what is missing.
+
+A store that heals or says why: a resumed run checks the ticket file of every finished cell
+(:meth:`Store.verified_done_ids`: present, its own sha256 matches, and it is the file the
+store recorded) and re-runs, with a warning naming it, any cell whose file is missing or
+fails; a ``study.db`` that is empty or not a readable study store is named
+(:class:`StoreCorruptError`), and ``--restart`` moves it aside as ``study.db.broken-<time>``
+(:func:`check_db`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -27,10 +36,12 @@ from typing import Any
 
 import pandas as pd
 
-from graphtickets.errors import GraphticketsError
-from graphtickets.ticket import Ticket
+from graphtickets.errors import GraphticketsError, TicketError
+from graphtickets.ticket import Ticket, recorded_digest
 
-__all__ = ["Store", "StudyLockedError", "folder_lock", "DB_NAME"]
+__all__ = ["Store", "StudyLockedError", "StoreCorruptError", "folder_lock", "check_db", "DB_NAME"]
+
+log = logging.getLogger("graphtickets.study")
 
 DB_NAME = "study.db"
 
@@ -65,6 +76,79 @@ CREATE TABLE IF NOT EXISTS distances (
 
 class StudyLockedError(GraphticketsError):
     """Another run holds the output folder."""
+
+
+class StoreCorruptError(GraphticketsError):
+    """A ``study.db`` that is empty, damaged, or not a study store."""
+
+
+def _db_problem(path: Path) -> str | None:
+    """What is wrong with the study store at ``path`` (None: a readable study store)."""
+    if not path.is_file():
+        return "is not a file"
+    if path.stat().st_size == 0:
+        return "is empty (0 bytes)"
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30.0)
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return f"is not a readable SQLite database ({exc})"
+    if not check or check[0] != "ok":
+        return f"is damaged (SQLite quick_check: {check[0] if check else 'no answer'})"
+    if not {"cells", "meta"} <= tables:
+        return "is a SQLite database but not a graphtickets study store (no cells/meta tables)"
+    return None
+
+
+def check_db(folder: str | os.PathLike[str], *, restart: bool = False) -> Path | None:
+    """Check ``folder/study.db``; with ``restart`` move a broken one aside instead of failing.
+
+    Parameters
+    ----------
+    folder : path
+        A study's output folder (a missing folder or store is fine: nothing to check).
+    restart : bool, default False
+        Move a broken store (with its ``-wal``/``-shm`` files) aside as
+        ``study.db.broken-<YYYYmmdd-HHMMSS>`` so the run starts anew.
+
+    Returns
+    -------
+    Path or None
+        Where a broken store was moved (None when nothing was moved).
+
+    Raises
+    ------
+    StoreCorruptError
+        The store is empty, damaged or not a study store (and ``restart`` is False).
+    """
+    path = Path(folder) / DB_NAME
+    if not path.exists():
+        return None
+    problem = _db_problem(path)
+    if problem is None:
+        return None
+    if not restart:
+        raise StoreCorruptError(
+            f"the study store {str(path)!r} {problem}; nothing was changed. To start the study anew, run it "
+            f"again with --restart (the broken file is kept as {DB_NAME}.broken-<time>)"
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{DB_NAME}.broken-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{DB_NAME}.broken-{stamp}-{n}")
+    os.replace(path, dest)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(DB_NAME + suffix)
+        if side.exists():
+            os.replace(side, dest.with_name(dest.name + suffix))
+    log.warning("%s %s: moved aside to %s; starting anew", path, problem, dest)
+    return dest
 
 
 @contextlib.contextmanager
@@ -127,6 +211,7 @@ class Store:
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
+        check_db(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "tickets").mkdir(exist_ok=True)
         self.path = self.folder / DB_NAME
@@ -138,6 +223,8 @@ class Store:
         for col, typ in (("null_n", "REAL"), ("p_closer", "REAL"), ("p_farther", "REAL"), ("note", "TEXT")):
             if col not in have:  # a store written before these columns existed
                 self.conn.execute(f"ALTER TABLE distances ADD COLUMN {col} {typ}")
+        if "ticket_sha256" not in {r[1] for r in self.conn.execute("PRAGMA table_info(cells)")}:
+            self.conn.execute("ALTER TABLE cells ADD COLUMN ticket_sha256 TEXT")
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
@@ -180,6 +267,37 @@ class Store:
         """Ids of finished cells."""
         return {r[0] for r in self.conn.execute("SELECT id FROM cells WHERE status = 'done'")}
 
+    def verified_done_ids(self) -> set[str]:
+        """Ids of finished cells whose ticket file is present, intact and the one recorded.
+
+        Every other finished cell is marked failed (so the run redoes it), with a warning that
+        names the cell, its file and what is wrong. Files of the older ticket format (no
+        whole-file hash) pass when their mask digests match.
+        """
+        rows = self.conn.execute("SELECT id, ticket, ticket_sha256 FROM cells WHERE status = 'done'").fetchall()
+        ok: set[str] = set()
+        for cid, rel, digest in rows:
+            path = self.folder / rel if rel else self.ticket_path(cid)
+            problem = None
+            if not path.is_file():
+                problem = "is missing"
+            else:
+                try:
+                    Ticket.load(path)
+                except TicketError as exc:
+                    problem = f"fails its check ({str(exc).removeprefix(repr(str(path)) + ': ')})"
+                else:
+                    if digest is not None and recorded_digest(path) != digest:
+                        problem = "is not the file this cell wrote (its sha256 differs from the store's)"
+            if problem is None:
+                ok.add(cid)
+                continue
+            log.warning("cell %s: its ticket file %s %s; re-running the cell", cid, path, problem)
+            with self.transaction() as c:
+                c.execute("UPDATE cells SET status = 'failed', error = ? WHERE id = ?",
+                          (f"ticket file {path} {problem}; re-run", cid))
+        return ok
+
     def status(self) -> dict[str, int]:
         """Number of cells per status."""
         return dict(self.conn.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall())
@@ -195,6 +313,7 @@ class Store:
     ) -> None:
         """Write a finished cell: its ticket file (atomic), then its row and metrics (one transaction)."""
         path = ticket.save(self.ticket_path(cell.id))
+        digest = recorded_digest(path)
         now = time.time()
         rows = [(cell.id, g, k, float(v) if v is not None else None) for g, ms in metrics.items() for k, v in ms.items()]
         with self.transaction() as c:
@@ -206,6 +325,7 @@ class Store:
                  "done", None, (prev[0] if prev else 0) + 1, now - seconds, now, seconds,
                  str(path.relative_to(self.folder)), _dumps(results)),
             )
+            c.execute("UPDATE cells SET ticket_sha256 = ? WHERE id = ?", (digest, cell.id))
             c.execute("DELETE FROM metrics WHERE cell_id = ?", (cell.id,))
             c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
 
