@@ -215,41 +215,42 @@ class _Stacked:
             p.grad = torch.zeros_like(p)
         self._bufs: dict[int, list[torch.Tensor]] = {}
 
-    def _buffers(self, batch: int) -> list[torch.Tensor]:
-        """The input copy and every hidden layer's output (kept for two batch sizes at most)."""
+    def _buffers(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's input ``(K, batch, in)`` and a gradient buffer of the same shape for
+        each but the first, allocated once per batch size (a few sizes are kept: the training
+        batch, a smaller last batch, evaluation batches). Fresh multi-megabyte tensors each
+        step would cost more in page faults than the arithmetic on them."""
         bufs = self._bufs.get(batch)
         if bufs is None:
             k, w0 = self.w[0].shape[0], self.w[0]
-            bufs = [torch.empty(k, batch, w.shape[2], dtype=w0.dtype, device=w0.device) for w in self.w]
-            if len(self._bufs) > 3:  # train batch, a last smaller batch, evaluation batches
+            h = [torch.empty(k, batch, w.shape[2], dtype=w0.dtype, device=w0.device) for w in self.w]
+            if len(self._bufs) > 3:
                 self._bufs.clear()
-            self._bufs[batch] = bufs
+            bufs = self._bufs[batch] = (h, [torch.empty_like(t) for t in h])
         return bufs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(K, C, B)``; the layers' inputs stay in the buffers for :meth:`backward`."""
         k, batch = self.w[0].shape[0], x.shape[0]
-        bufs = self._buffers(batch)
-        bufs[0].copy_(x.reshape(batch, -1).unsqueeze(0).expand(k, batch, -1))
-        h = bufs[0]
+        hs, _ = self._buffers(batch)
+        hs[0].copy_(x.reshape(batch, -1).unsqueeze(0).expand(k, batch, -1))
         last = len(self.w) - 1
         for i in range(last):
-            w, b = self.w[i], self.b[i]
-            out = bufs[i + 1]
+            w, b, out = self.w[i], self.b[i], hs[i + 1]
             if b is not None:
-                torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2), out=out)
+                torch.baddbmm(b.unsqueeze(1), hs[i], w.transpose(1, 2), out=out)
             else:
-                torch.bmm(h, w.transpose(1, 2), out=out)
-            h = out.clamp_(min=0)
+                torch.bmm(hs[i], w.transpose(1, 2), out=out)
+            out.clamp_(min=0)
         w, b = self.w[last], self.b[last]
         if b is not None:
-            return torch.baddbmm(b.unsqueeze(2), w, h.transpose(1, 2))
-        return torch.bmm(w, h.transpose(1, 2))
+            return torch.baddbmm(b.unsqueeze(2), w, hs[last].transpose(1, 2))
+        return torch.bmm(w, hs[last].transpose(1, 2))
 
     def backward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradients of the per-ticket mean cross-entropy into ``.grad``; returns the losses ``(K,)``."""
         k, _, batch = logits.shape
-        bufs = self._buffers(batch)
+        hs, dhs = self._buffers(batch)
         yk = y.view(1, 1, batch).expand(k, 1, batch)
         logp = torch.log_softmax(logits, dim=1)
         losses = logp.gather(1, yk).view(k, batch).mean(dim=1).neg_()
@@ -257,25 +258,20 @@ class _Stacked:
         dz.scatter_add_(1, yk, torch.full((1, 1, 1), -1.0, dtype=dz.dtype, device=dz.device).expand(k, 1, batch))
         dz.div_(batch)
         last = len(self.w) - 1
-        w, b = self.w[last], self.b[last]
-        assert w.grad is not None
-        h_in = bufs[last]
-        torch.bmm(dz, h_in, out=w.grad)
-        if b is not None:
-            assert b.grad is not None
-            torch.sum(dz, dim=2, out=b.grad)
-        dh = torch.bmm(dz.transpose(1, 2), w)  # (K, B, in)
-        for i in range(last - 1, -1, -1):
-            dz = torch.ops.aten.threshold_backward(dh, h_in, 0.0)  # ReLU's backward
+        dz_t = dz.transpose(1, 2)  # (K, B, C)
+        for i in range(last, -1, -1):
             w, b = self.w[i], self.b[i]
-            h_in = bufs[i]
             assert w.grad is not None
-            torch.bmm(dz.transpose(1, 2), h_in, out=w.grad)
+            torch.bmm(dz_t.transpose(1, 2), hs[i], out=w.grad)
             if b is not None:
                 assert b.grad is not None
-                torch.sum(dz, dim=1, out=b.grad)
+                torch.sum(dz_t, dim=1, out=b.grad)
             if i > 0:
-                dh = torch.bmm(dz, w)
+                dh = dhs[i]
+                torch.bmm(dz_t, w, out=dh)
+                # ReLU's backward (pass where its output > 0), in place
+                torch.ops.aten.threshold_backward.grad_input(dh, hs[i], 0.0, grad_input=dh)
+                dz_t = dh
         return losses
 
 
