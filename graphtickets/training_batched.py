@@ -213,7 +213,7 @@ class _Stacked:
         self.b = [params[b] if b is not None else None for _, b in names]
         for p in (*self.w, *[b for b in self.b if b is not None]):
             p.grad = torch.zeros_like(p)
-        self._bufs: dict[int, list[torch.Tensor]] = {}
+        self._bufs: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
 
     def _buffers(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Every layer's input ``(K, batch, in)`` and a gradient buffer of the same shape for
