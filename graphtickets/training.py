@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from graphtickets._lean_optim import LeanOptimizer
 from graphtickets._registry import Registry
 from graphtickets.errors import GraphticketsError, TicketError
 from graphtickets.ticket import Ticket
@@ -200,7 +201,7 @@ def _pruned_on_device(model: nn.Module, masks: Masks) -> list[tuple[nn.Parameter
 
 
 @torch.no_grad()
-def _zero_state(opt: torch.optim.Optimizer, pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+def _zero_state(opt: torch.optim.Optimizer | LeanOptimizer, pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
     """Zero the pruned entries of per-weight optimizer state (momentum, Adam moments) that a
     reused optimizer may carry from dense training."""
     for p, pruned in pairs:
@@ -262,6 +263,7 @@ OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer
 OPTIMIZERS.register("sgd", _sgd)
 OPTIMIZERS.register("adam", _adam)
 OPTIMIZERS.register("adamw", _adamw)
+_BUILTIN: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam, "adamw": _adamw}
 
 
 def make_optimizer(
@@ -301,6 +303,24 @@ def make_optimizer(
     _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
     return factory(params, lr=float(lr), momentum=float(momentum),
                    weight_decay=float(weight_decay), nesterov=bool(nesterov))
+
+
+def _lean_or_torch(params: list[nn.Parameter], name: Any, *, lr: float, momentum: float,
+                   weight_decay: float, nesterov: bool) -> torch.optim.Optimizer | LeanOptimizer:
+    """:func:`make_optimizer`, but the built-in ``sgd``/``adam``/``adamw`` (while still registered
+    as such) as a :class:`~graphtickets._lean_optim.LeanOptimizer`: the same update kernels, bit
+    for bit, without ``torch.optim.Optimizer.__init__`` (which imports ``torch._dynamo``, about a
+    second on the first call in a process)."""
+    key = name.lower() if isinstance(name, str) else name
+    if key in _BUILTIN and OPTIMIZERS.get(key) is _BUILTIN[key]:
+        _check_number("lr", lr, low=0.0, low_open=False)
+        _check_number("momentum", momentum, low=0.0, low_open=False)
+        _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
+        if key == "sgd" and nesterov and momentum <= 0:
+            raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
+        return LeanOptimizer(params, key, lr=float(lr), momentum=float(momentum) if key == "sgd" else 0.0,
+                             weight_decay=float(weight_decay), nesterov=bool(nesterov) and key == "sgd")
+    return make_optimizer(params, name, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def _check_number(name: str, value: Any, *, low: float, low_open: bool) -> float:
@@ -717,10 +737,11 @@ def train(
     model.to(device)
     pairs = _pruned_on_device(model, masks)
     params = [p for p in model.parameters() if p.requires_grad]
+    opt: torch.optim.Optimizer | LeanOptimizer
     if isinstance(optimizer, torch.optim.Optimizer):
         opt = optimizer
     else:
-        opt = make_optimizer(params, optimizer, lr=lr, momentum=momentum,
+        opt = _lean_or_torch(params, optimizer, lr=lr, momentum=momentum,
                              weight_decay=weight_decay, nesterov=nesterov)
     base_lrs = [float(g["lr"]) for g in opt.param_groups]
     hist = History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at)

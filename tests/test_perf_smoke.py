@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.perf import report
 
-SUITES = ("pruning", "graphs", "analysis", "study")
+SUITES = ("training", "pruning", "graphs", "analysis", "study")
 
 
 def _check_rows(df: pd.DataFrame, suite: str) -> None:
@@ -37,11 +37,15 @@ def test_benchmark_runs_tiny(suite: str, tmp_path: Path) -> None:
     df = mod.run(True, tmp_path)
     _check_rows(df, suite)
     assert list(tmp_path.glob(f"bench_{suite}*.csv")), "the suite's own CSV is written"
-    if suite in ("pruning", "graphs", "analysis", "study"):
+    if suite in ("training", "pruning", "graphs", "analysis", "study"):
         assert df["target"].notna().any(), f"{suite}: a figure with a target"
     if suite == "pruning":
         syn = df[df["case"].str.contains("synflow")]
         assert syn["identical_mask"].astype(bool).all(), "SynFlow must give the straightforward mask"
+    if suite == "training":
+        batched = df[df["case"].str.startswith("batched_")]
+        assert (batched["max_acc_diff"] <= 0.002).all(), "batched and one-by-one training give the same tickets"
+        assert df[df["case"].str.startswith("loop_")]["same_weights"].astype(bool).all(), "train() = the plain loop"
 
 
 def test_report_tables_and_met(tmp_path: Path) -> None:

@@ -1,0 +1,588 @@
+"""Train many tickets of one architecture at once, on the same batches, as one batched model.
+
+A study trains dozens of tickets of one small network on the same data in the same order (one
+density and seed: every method, ablation and replicate). Trained one after another, each
+step of such a network costs mostly per-call overhead. :func:`train_many` stacks the K
+tickets' weights along a new leading dimension and trains them together: one forward and one
+backward pass per batch for all K, per-ticket masks, per-ticket optimizer state (the update
+rules are elementwise, so one step on the ``(K, ...)`` stacks is K independent steps) and
+per-ticket BatchNorm statistics. It is the same math as calling
+:func:`graphtickets.training.train` on each ticket with the same arguments and the same
+batches: the results agree to float32 rounding (tested), not bit for bit (batched matrix
+products sum in another order).
+
+Two engines compute the batched passes:
+
+``"stacked"``
+    Plain MLPs (``nn.Sequential`` of an optional ``Flatten``, then ``Linear`` layers with
+    ``ReLU`` between them): forward and backward written out with batched matrix products
+    (``torch.baddbmm``/``bmm``) into buffers allocated once; the cross-entropy gradient is
+    ``(softmax - onehot) / batch``. No autograd graph, no per-step allocation.
+``"vmap"``
+    Any other supported network (convolutions, BatchNorm, residual blocks): the model is run
+    with :func:`torch.func.functional_call` under :func:`torch.func.vmap` over the stacked
+    parameters and buffers (a convolution with K weight sets becomes one grouped
+    convolution), and autograd differentiates the sum of the K losses (ticket k's weights
+    only reach ticket k's loss, so each gets exactly its own gradient).
+
+:func:`can_batch` says up front whether a set of models and options can be batched, and if
+not, why (a sentence), so that a caller (the study) can fall back to :func:`train` per cell.
+
+References
+----------
+Frankle & Carbin, "The Lottery Ticket Hypothesis", ICLR 2019 (sparse training with a mask).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from graphtickets._lean_optim import LEAN_KINDS, LeanOptimizer
+from graphtickets.errors import GraphticketsError
+from graphtickets.training import (
+    _BUILTIN,
+    OPTIMIZERS,
+    SCHEDULES,
+    History,
+    Masks,
+    _check_int,
+    _check_number,
+    _iterate,
+    _known_empty,
+    _mask_dict,
+    _split,
+    lr_at_epoch,
+    resolve_device,
+)
+
+__all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
+
+log = logging.getLogger("graphtickets.training")
+
+#: Engines of :func:`train_many` (``"auto"`` picks ``"stacked"`` where it applies).
+ENGINES = ("auto", "stacked", "vmap")
+
+#: Leaf module types the batched trainer runs (containers such as ``nn.Sequential`` or a
+#: ResNet block are fine as long as their leaves are among these).
+SUPPORTED_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity,
+    nn.Flatten, nn.Unflatten,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- can_batch
+def _signature(model: nn.Module) -> list[tuple[Any, ...]]:
+    mods = [(n, type(m).__name__) for n, m in model.named_modules()]
+    params = [(n, tuple(p.shape), p.dtype, p.requires_grad) for n, p in model.named_parameters()]
+    bufs = [(n, tuple(b.shape), b.dtype) for n, b in model.named_buffers()]
+    return [tuple(mods), tuple(params), tuple(bufs)]
+
+
+def _stacked_plan(model: nn.Module) -> list[nn.Module] | None:
+    """The layers of a plain MLP (``[Flatten], Linear, ReLU, ..., Linear``), else ``None``."""
+    if type(model) is not nn.Sequential:
+        return None
+    mods = list(model.children())
+    if mods and isinstance(mods[0], nn.Flatten) and mods[0].start_dim == 1 and mods[0].end_dim == -1:
+        mods = mods[1:]
+    if not mods or len(mods) % 2 == 0:
+        return None
+    for i, m in enumerate(mods):
+        want = nn.Linear if i % 2 == 0 else nn.ReLU
+        if type(m) is not want:
+            return None
+    return mods
+
+
+def can_batch(
+    models: Sequence[nn.Module],
+    masks: Sequence[Masks] | None = None,
+    *,
+    optimizer: Any = "sgd",
+    loss_fn: Any = None,
+    callback: Any = None,
+    extra_loss: Any = None,
+    rewind_iteration: Any = None,
+    engine: str = "auto",
+) -> str | None:
+    """Why ``models`` cannot be trained together by :func:`train_many`, or ``None`` if they can.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        The tickets' networks (one per ticket).
+    masks : sequence of dict or Ticket or None, optional
+        One per model (checked against its model).
+    optimizer, loss_fn, callback, extra_loss, rewind_iteration
+        The options the caller would pass to :func:`graphtickets.training.train`; the batched
+        trainer supports an optimizer *name* among ``"sgd"``, ``"adam"``, ``"adamw"``, the
+        default cross-entropy loss, and none of the other three.
+    engine : {"auto", "stacked", "vmap"}
+
+    Returns
+    -------
+    str or None
+        A sentence naming the first obstacle (the caller falls back to one
+        :func:`~graphtickets.training.train` per model), or ``None``.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> mlp = lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> can_batch([mlp(), mlp()]) is None
+    True
+    >>> can_batch([mlp(), mlp()], optimizer="rmsprop")
+    "optimizer 'rmsprop' is not one of the batched optimizers ('sgd', 'adam', 'adamw')"
+    """
+    if engine not in ENGINES:
+        return f"engine {engine!r} is not one of {ENGINES}"
+    if isinstance(models, nn.Module) or not isinstance(models, Sequence) or not models:
+        return "models must be a non-empty sequence of nn.Module"
+    if not all(isinstance(m, nn.Module) for m in models):
+        return "every model must be an nn.Module"
+    if masks is not None and (not isinstance(masks, Sequence) or len(masks) != len(models)):
+        return "masks must be a sequence with one entry (dict, Ticket or None) per model"
+    if isinstance(optimizer, torch.optim.Optimizer) or not isinstance(optimizer, str):
+        return "an optimizer instance cannot be batched; pass its name ('sgd', 'adam', 'adamw')"
+    key = optimizer.lower()
+    if key not in LEAN_KINDS or OPTIMIZERS.get(key) is not _BUILTIN.get(key):
+        return f"optimizer {optimizer!r} is not one of the batched optimizers {LEAN_KINDS}"
+    for name, value in (("loss_fn", loss_fn), ("callback", callback), ("extra_loss", extra_loss),
+                        ("rewind_iteration", rewind_iteration)):  # fmt: skip
+        if value is not None:
+            return f"{name} is not supported by the batched trainer (train these tickets one by one)"
+    sig = _signature(models[0])
+    for i, m in enumerate(models[1:], start=1):
+        if _signature(m) != sig:
+            return f"model {i} differs from model 0 (modules, parameter names/shapes/dtypes or buffers)"
+    devices = {t.device for m in models for t in [*m.parameters(), *m.buffers()]}
+    if len(devices) > 1:
+        return f"the models' tensors are on several devices ({sorted(map(str, devices))})"
+    for name, mod in models[0].named_modules():
+        if next(iter(mod.children()), None) is not None:
+            continue  # a container: its leaves are checked
+        if type(mod) not in SUPPORTED_MODULES:
+            return f"module {name!r} ({type(mod).__name__}) is not supported by the batched trainer"
+        if isinstance(mod, nn.modules.dropout._DropoutNd) and mod.p > 0:
+            return (f"module {name!r} is dropout with p={mod.p}: its random draws cannot match "
+                    f"one-by-one training")  # fmt: skip
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.track_running_stats and mod.momentum is None:
+            return f"module {name!r} is BatchNorm with momentum=None (cumulative averages) — not batched"
+    if engine == "stacked" and _stacked_plan(models[0]) is None:
+        return "engine 'stacked' needs a plain MLP: nn.Sequential([Flatten,] Linear, ReLU, ..., Linear)"
+    if masks is not None:
+        for i, (m, mk) in enumerate(zip(models, masks, strict=True)):
+            try:
+                _mask_dict(m, mk)
+            except GraphticketsError as exc:
+                return f"masks[{i}]: {exc}"
+    return None
+
+
+# ---------------------------------------------------------------------------- engines
+def _keep_(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``t`` where ``keep > 0.5``, else exactly 0, in place (also where ``t`` is NaN or inf).
+
+    ``masked_fill_`` with a bool mask does the same, but on CPU it is up to 10x slower on the
+    stacked tensors; this is ReLU's backward kernel (a select), vectorised."""
+    return torch.ops.aten.threshold_backward.grad_input(t, keep, 0.5, grad_input=t)
+
+
+class _Stacked:
+    """Plain-MLP engine: explicit forward/backward with batched matmuls into reused buffers.
+
+    Hidden activations are ``(K, B, width)``; the last layer writes its logits as ``(K, C, B)``
+    so that softmax and log-softmax run over a strided class axis with the batch axis
+    vectorised (over a last axis of 10 classes they are ~20x slower on CPU).
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], names: list[tuple[str, str | None]]) -> None:
+        self.w = [params[w] for w, _ in names]
+        self.b = [params[b] if b is not None else None for _, b in names]
+        for p in (*self.w, *[b for b in self.b if b is not None]):
+            p.grad = torch.zeros_like(p)
+        self._bufs: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+
+    def _buffers(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's input ``(K, batch, in)`` and a gradient buffer of the same shape for
+        each but the first, allocated once per batch size (a few sizes are kept: the training
+        batch, a smaller last batch, evaluation batches). Fresh multi-megabyte tensors each
+        step would cost more in page faults than the arithmetic on them."""
+        bufs = self._bufs.get(batch)
+        if bufs is None:
+            k, w0 = self.w[0].shape[0], self.w[0]
+            h = [torch.empty(k, batch, w.shape[2], dtype=w0.dtype, device=w0.device) for w in self.w]
+            if len(self._bufs) > 3:
+                self._bufs.clear()
+            bufs = self._bufs[batch] = (h, [torch.empty_like(t) for t in h])
+        return bufs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(K, C, B)``; the layers' inputs stay in the buffers for :meth:`backward`."""
+        k, batch = self.w[0].shape[0], x.shape[0]
+        hs, _ = self._buffers(batch)
+        hs[0].copy_(x.reshape(batch, -1).unsqueeze(0).expand(k, batch, -1))
+        last = len(self.w) - 1
+        for i in range(last):
+            w, b, out = self.w[i], self.b[i], hs[i + 1]
+            if b is not None:
+                torch.baddbmm(b.unsqueeze(1), hs[i], w.transpose(1, 2), out=out)
+            else:
+                torch.bmm(hs[i], w.transpose(1, 2), out=out)
+            out.clamp_(min=0)
+        w, b = self.w[last], self.b[last]
+        if b is not None:
+            return torch.baddbmm(b.unsqueeze(2), w, hs[last].transpose(1, 2))
+        return torch.bmm(w, hs[last].transpose(1, 2))
+
+    def backward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gradients of the per-ticket mean cross-entropy into ``.grad``; returns the losses ``(K,)``."""
+        k, _, batch = logits.shape
+        hs, dhs = self._buffers(batch)
+        yk = y.view(1, 1, batch).expand(k, 1, batch)
+        logp = torch.log_softmax(logits, dim=1)
+        losses = logp.gather(1, yk).view(k, batch).mean(dim=1).neg_()
+        dz = logp.exp_()  # softmax; gradient of the mean cross-entropy: (softmax - onehot) / B
+        dz.scatter_add_(1, yk, torch.full((1, 1, 1), -1.0, dtype=dz.dtype, device=dz.device).expand(k, 1, batch))
+        dz.div_(batch)
+        last = len(self.w) - 1
+        dz_t = dz.transpose(1, 2)  # (K, B, C)
+        for i in range(last, -1, -1):
+            w, b = self.w[i], self.b[i]
+            assert w.grad is not None
+            torch.bmm(dz_t.transpose(1, 2), hs[i], out=w.grad)
+            if b is not None:
+                assert b.grad is not None
+                torch.sum(dz_t, dim=1, out=b.grad)
+            if i > 0:
+                dh = dhs[i]
+                torch.bmm(dz_t, w, out=dh)
+                # ReLU's backward (pass where its output > 0), in place
+                torch.ops.aten.threshold_backward.grad_input(dh, hs[i], 0.0, grad_input=dh)
+                dz_t = dh
+        return losses
+
+
+def _vmap_forward(skeleton: nn.Module, params: dict[str, torch.Tensor],
+                  buffers: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    from torch.func import functional_call, vmap
+
+    def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xx: torch.Tensor) -> torch.Tensor:
+        return functional_call(skeleton, (p, b), (xx,))
+
+    return vmap(one, in_dims=(0, 0, None), randomness="error")(params, buffers, x)
+
+
+def _labels(y: torch.Tensor, logits: torch.Tensor) -> None:
+    if y.is_floating_point() or y.is_complex() or y.dim() != 1 or logits.dim() != 3:
+        raise GraphticketsError(
+            "the batched trainer needs class-index targets (a 1-D integer tensor per batch) and "
+            "(batch, classes) outputs; train these tickets one by one with graphtickets.training.train"
+        )
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-ticket mean cross-entropy ``(K,)`` of logits ``(K, B, C)``."""
+    k, batch, c = logits.shape
+    per = nn.functional.cross_entropy(logits.reshape(k * batch, c), y.repeat(k), reduction="none")
+    return per.view(k, batch).mean(dim=1)
+
+
+# ---------------------------------------------------------------------------- train_many
+def train_many(
+    models: Sequence[nn.Module],
+    data: Iterable[Any],
+    *,
+    masks: Sequence[Masks] | None = None,
+    epochs: int = 1,
+    optimizer: str = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    schedule: str | None = None,
+    milestones: Iterable[int] | None = None,
+    gamma: float = 0.1,
+    warmup: int = 0,
+    eval_data: Iterable[Any] | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    max_iterations: int | None = None,
+    engine: str = "auto",
+    fused: bool | None = None,
+) -> list[History]:
+    """Train K models of one architecture together, each with its own mask, on the same batches.
+
+    The result is what K calls ``train(models[k], data_k, masks=masks[k], ...)`` with the same
+    keyword arguments would give, where every ``data_k`` yields the batches that one pass over
+    ``data`` yields in each epoch (e.g. a fresh :func:`graphtickets.data.batches` with the same
+    seed per ticket): the same steps, the same per-ticket optimizer state, to float32 rounding.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        K networks of one architecture (same modules, parameter names and shapes); trained
+        **in place** (their final weights and buffers are written back) and moved to
+        ``device``. Their train/eval mode is restored.
+    data : re-iterable of (inputs, targets)
+        Iterated **once per epoch for all tickets**; targets are class indices.
+    masks : sequence of dict or Ticket or None, optional
+        One per model (``True`` = kept). Pruned weights are zeroed first and their gradients
+        zeroed before every step, so they, their momentum and Adam moments stay exactly zero.
+    epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, warmup
+        As in :func:`graphtickets.training.train` (``optimizer`` by name: ``"sgd"``, ``"adam"``
+        or ``"adamw"``), the same for every ticket.
+    eval_data : iterable, optional
+        Evaluated after every epoch (eval mode, no gradients), per ticket.
+    device : str or torch.device, default "cpu"
+    seed : int, default 0
+        Seeds torch's default generator inside a ``fork_rng`` block, as :func:`train` does
+        (a shuffling ``DataLoader`` then gives the order each one-by-one run would see).
+    max_iterations : int, optional
+        Stop after this many optimizer steps (the same for every ticket).
+    engine : {"auto", "stacked", "vmap"}, default "auto"
+        ``"auto"``: ``"stacked"`` for plain MLPs, else ``"vmap"`` (see the module docstring).
+    fused : bool, optional
+        Adam/AdamW only: use torch's fused Adam kernel on the stacks (``None``: on for CPU and
+        CUDA float32 weights). The same update up to float rounding, several times faster.
+
+    Returns
+    -------
+    list of History
+        One per model, as :func:`train` returns: per-epoch ``loss``/``accuracy`` (means over
+        the epoch's training batches, that ticket's own), ``eval_loss``/``eval_accuracy``,
+        ``lr``, ``iterations``; ``seconds`` are each ticket's share (the batched wall time
+        divided by K). ``rewind`` is always ``None`` (rewinding is not batched).
+
+    Raises
+    ------
+    GraphticketsError
+        With :func:`can_batch`'s reason when the models or options cannot be batched, and for
+        bad settings as :func:`train` raises them.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> g = torch.Generator().manual_seed(0)
+    >>> data = [(torch.randn(8, 4, generator=g), torch.randint(0, 2, (8,), generator=g))]
+    >>> nets = [nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)) for _ in range(3)]
+    >>> masks = [{"0.weight": torch.rand(3, 4, generator=g) > 0.5} for _ in nets]
+    >>> hists = train_many(nets, data, masks=masks, epochs=2, lr=0.1)
+    >>> [h.iterations for h in hists], bool((nets[2][0].weight[~masks[2]["0.weight"]] == 0).all())
+    ([2, 2, 2], True)
+    """
+    reason = can_batch(models, masks, optimizer=optimizer, engine=engine)
+    if reason is not None:
+        raise GraphticketsError(f"these tickets cannot be trained together: {reason}")
+    epochs_i = _check_int("epochs", epochs, low=0)
+    warmup_i = _check_int("warmup", warmup, low=0)
+    max_steps = _check_int("max_iterations", max_iterations, low=0, allow_none=True)
+    assert epochs_i is not None and warmup_i is not None
+    _check_number("lr", lr, low=0.0, low_open=False)
+    _check_number("momentum", momentum, low=0.0, low_open=False)
+    _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
+    kind = optimizer.lower()
+    if kind == "sgd" and nesterov and momentum <= 0:
+        raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
+    if schedule not in SCHEDULES:
+        raise GraphticketsError(f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'")
+    if schedule == "step" and not milestones:
+        raise GraphticketsError("schedule='step' needs milestones (0-based epochs where lr *= gamma)")
+    miles = sorted(int(m) for m in (milestones or ()))
+    if epochs_i > 1 and isinstance(data, Iterator):
+        raise GraphticketsError(
+            f"data is a one-shot iterator but epochs={epochs_i}: pass a list of batches, a "
+            f"DataLoader or graphtickets.data.batches(...), which can be iterated once per epoch"
+        )
+    if _known_empty(data):
+        raise GraphticketsError("data is empty: training needs at least one (inputs, targets) batch")
+
+    dev = resolve_device(device)
+    k = len(models)
+    was_training = [m.training for m in models]
+    for m in models:
+        m.to(dev)
+    mask_list = [_mask_dict(m, masks[i] if masks is not None else None) for i, m in enumerate(models)]
+    pnames = [n for n, _ in models[0].named_parameters()]
+    bnames = [n for n, _ in models[0].named_buffers()]
+    per_model_p = [dict(m.named_parameters()) for m in models]
+    per_model_b = [dict(m.named_buffers()) for m in models]
+    with torch.no_grad():
+        params = {n: torch.stack([pm[n].detach() for pm in per_model_p]).clone() for n in pnames}
+        buffers = {n: torch.stack([bm[n].detach() for bm in per_model_b]).clone() for n in bnames}
+    pruned: dict[str, torch.Tensor] = {}
+    for n in pnames:
+        if any(n in md for md in mask_list):
+            pruned[n] = torch.stack([
+                ~md[n].to(dev) if n in md else torch.zeros(params[n].shape[1:], dtype=torch.bool, device=dev)
+                for md in mask_list
+            ])  # fmt: skip
+            params[n].masked_fill_(pruned[n], 0.0)
+    trainable = [n for n in pnames if per_model_p[0][n].requires_grad]
+    for n in trainable:
+        params[n].requires_grad_(True)
+
+    plan = _stacked_plan(models[0]) if engine in ("auto", "stacked") else None
+    stacked: _Stacked | None = None
+    if plan is not None and len(trainable) == len(pnames):
+        layer_names: list[tuple[str, str | None]] = []
+        names_of = {id(p): n for n, p in models[0].named_parameters()}
+        for lin in plan[::2]:
+            assert isinstance(lin, nn.Linear)
+            layer_names.append((names_of[id(lin.weight)], names_of[id(lin.bias)] if lin.bias is not None else None))
+        stacked = _Stacked(params, layer_names)
+    elif engine == "stacked":
+        raise GraphticketsError("engine 'stacked' needs every parameter trainable; use engine='vmap'")
+    skeleton: nn.Module | None = None
+    if stacked is None:
+        import copy
+
+        skeleton = copy.deepcopy(models[0]).to("meta")
+
+    use_fused = fused
+    if use_fused is None:
+        use_fused = kind != "sgd" and dev.type in ("cpu", "cuda") and all(
+            params[n].dtype == torch.float32 for n in trainable)  # fmt: skip
+    opt = LeanOptimizer([params[n] for n in trainable], kind, lr=float(lr),
+                        momentum=float(momentum) if kind == "sgd" else 0.0, weight_decay=float(weight_decay),
+                        nesterov=bool(nesterov) and kind == "sgd", fused=bool(use_fused) if kind != "sgd" else None)  # fmt: skip
+    masked_trainable = [(params[n], (~pruned[n]).to(params[n].dtype)) for n in trainable if n in pruned]
+
+    hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=None) for _ in range(k)]
+    iterations = 0
+    stopped = "epochs"
+    t0 = time.perf_counter()
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+
+    def forward(x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """Logits ``(K, B, C)`` (for the stacked engine a transposed view of ``(K, C, B)``)."""
+        if stacked is not None:
+            return stacked.forward(x).transpose(1, 2)
+        assert skeleton is not None
+        skeleton.train(train)
+        return _vmap_forward(skeleton, params, buffers, x)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward/backward pass: per-ticket losses ``(K,)`` and logits ``(K, B, C)``."""
+        if stacked is not None:
+            with torch.no_grad():
+                logits_t = stacked.forward(x)
+                _labels(y, logits_t)
+                return stacked.backward(logits_t, y), logits_t.transpose(1, 2)
+        opt.zero_grad(set_to_none=True)
+        logits = forward(x, train=True)
+        _labels(y, logits)
+        losses = _ce(logits, y)
+        losses.sum().backward()
+        return losses.detach(), logits.detach()
+
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(int(seed))
+        if cuda:
+            torch.cuda.default_generators[cuda[0]].manual_seed(int(seed))
+        for epoch in range(epochs_i):
+            if max_steps is not None and iterations >= max_steps:
+                stopped = "max_iterations"
+                break
+            t_epoch = time.perf_counter()
+            factor = lr_at_epoch(epoch, lr=1.0, epochs=epochs_i, schedule=schedule, milestones=miles,
+                                 gamma=gamma, warmup=warmup_i)  # fmt: skip
+            opt.param_groups[0]["lr"] = float(lr) * factor
+            lr_now = float(opt.param_groups[0]["lr"])
+            loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
+            correct = torch.zeros(k, dtype=torch.float64, device=dev)
+            n_seen = 0
+            for batch in _iterate(data, "data"):
+                x, y = _split(batch, dev)
+                losses, logits = step(x, y)
+                with torch.no_grad():
+                    for p, keep in masked_trainable:
+                        if p.grad is not None:
+                            _keep_(p.grad, keep)
+                opt.step()
+                # pruned weights stay exactly 0: their gradient, momentum, Adam moments and
+                # weight-decay term are all 0, so the update there is 0 (re-zeroed at the end)
+                iterations += 1
+                b = int(y.shape[0])
+                with torch.no_grad():
+                    loss_sum += losses.to(torch.float64) * b
+                    correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
+                n_seen += b
+                if max_steps is not None and iterations >= max_steps:
+                    stopped = "max_iterations"
+                    break
+            if n_seen == 0:
+                raise GraphticketsError(
+                    "data gave no batches: training needs at least one (inputs, targets) batch"
+                    if epoch == 0 else
+                    f"data gave no batches in epoch {epoch + 1}: it was exhausted by the first epoch; "
+                    f"pass a re-iterable (a list, a DataLoader, graphtickets.data.batches)"
+                )  # fmt: skip
+            losses_e = (loss_sum / n_seen).tolist()
+            accs_e = (correct / n_seen).tolist()
+            ev_loss, ev_acc = [math.nan] * k, [math.nan] * k
+            if eval_data is not None:
+                ev_loss, ev_acc = _evaluate_many(forward, eval_data, dev, k)
+            seconds = (time.perf_counter() - t_epoch) / k
+            for i, h in enumerate(hists):
+                h.epochs.append({
+                    "epoch": epoch + 1, "loss": losses_e[i], "accuracy": accs_e[i], "eval_loss": ev_loss[i],
+                    "eval_accuracy": ev_acc[i], "seconds": seconds, "lr": lr_now, "iterations": iterations,
+                })  # fmt: skip
+            if not all(math.isfinite(v) for v in losses_e):
+                log.warning("training loss is not finite for %d of %d tickets in epoch %d (lr too high?)",
+                            sum(not math.isfinite(v) for v in losses_e), k, epoch + 1)  # fmt: skip
+            log.info("epoch %d/%d: %d tickets together, mean loss %.4f (%d it, %.2fs)", epoch + 1, epochs_i, k,
+                     sum(losses_e) / k, iterations, seconds * k)  # fmt: skip
+            if stopped == "max_iterations":
+                break
+
+    with torch.no_grad():
+        for n, pr in pruned.items():
+            params[n].masked_fill_(pr, 0.0)
+        for i in range(k):
+            for n in pnames:
+                per_model_p[i][n].copy_(params[n][i])
+            for n in bnames:
+                per_model_b[i][n].copy_(buffers[n][i])
+    for m, was in zip(models, was_training, strict=True):
+        m.train(was)
+    total = time.perf_counter() - t0
+    for h in hists:
+        h.iterations = iterations
+        h.seconds = total / k
+        h.stopped = stopped
+    return hists
+
+
+def _evaluate_many(forward: Callable[..., torch.Tensor], data: Iterable[Any], dev: torch.device,
+                   k: int) -> tuple[list[float], list[float]]:
+    loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
+    correct = torch.zeros(k, dtype=torch.float64, device=dev)
+    n = 0
+    with torch.no_grad():
+        for batch in _iterate(data, "eval_data"):
+            x, y = _split(batch, dev)
+            logits = forward(x, train=False)
+            _labels(y, logits)
+            b = int(y.shape[0])
+            logp = torch.log_softmax(logits.transpose(1, 2).contiguous(), dim=1)  # (K, C, B): vectorised over B
+            yk = y.view(1, 1, b).expand(k, 1, b)
+            loss_sum += logp.gather(1, yk).view(k, b).mean(dim=1).neg().to(torch.float64) * b
+            correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
+            n += b
+    if n == 0:
+        raise GraphticketsError("eval_data gave no batches")
+    return (loss_sum / n).tolist(), (correct / n).tolist()
