@@ -437,8 +437,26 @@ def test_every_distance_on_1d_tickets(model_name: str) -> None:
         d_ab, d_ba, d_aa = (gt.analysis.distance(x, y, kind, model=m) for x, y in ((a, b), (b, a), (a, a)))
         assert d_aa == pytest.approx(0.0, abs=1e-9), kind
         assert d_ab == pytest.approx(d_ba, rel=1e-9, abs=1e-12) and d_ab >= 0.0, kind
-    table = gt.analysis.compare({"magnitude": a, "random": b}, model, null_samples=2)
-    assert len(table) > 0
+    for null in ("shuffle", "rewire"):
+        table = gt.analysis.compare({"magnitude": a, "random": b}, model, null_samples=2, null=null)
+        assert len(table) > 0 and (table["value"] >= 0).all(), null
+
+
+@pytest.mark.parametrize("model_name", ["cnn1d_bn", "resnet1d"])
+def test_null_models_on_conv1d_tickets(model_name: str) -> None:
+    """Shuffle keeps every layer's count; rewiring also keeps each output channel's live
+    weights and each (input channel, kernel position)'s fan-out."""
+    model = TINY[model_name]()
+    t = gt.pruning.prune(model, "magnitude", density=0.3)
+    s = gt.analysis.shuffle_within_layers(t, seed=1)
+    r = gt.analysis.rewire_preserving_degrees(t, seed=1)
+    assert s.layer_counts() == t.layer_counts() == r.layer_counts()
+    changed = 0
+    for n, m in t.masks.items():
+        flat, rf = m.reshape(m.shape[0], -1), r.masks[n].reshape(m.shape[0], -1)
+        assert torch.equal(flat.sum(1), rf.sum(1)) and torch.equal(flat.sum(0), rf.sum(0)), n
+        changed += int((flat != rf).sum())
+    assert changed > 0
 
 
 def test_kernel_blind_distances_on_conv1d() -> None:
