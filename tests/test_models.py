@@ -27,8 +27,12 @@ SMALL: dict[str, dict] = {
     "resnet20": {"width": 0.25},
     "resnet32": {"width": 0.25},
     "resnet56": {"width": 0.125},
+    "cnn1d": {"channels": 4},
+    "resnet1d": {"depth": 8, "widths": [4, 6, 8]},
 }
 SHAPES = [(3, 32, 32), (1, 8, 8), (40,), (2, 20)]
+#: Models for sequences only: image shapes must raise a ModelError naming the fix.
+SEQUENCE_ONLY = {"cnn1d", "resnet1d"}
 
 
 def n_params(model: nn.Module) -> int:
@@ -47,6 +51,10 @@ def same_state(a: nn.Module, b: nn.Module) -> bool:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_contract(name: str, in_shape: tuple[int, ...]) -> None:
     kw = SMALL.get(name, {})
+    if name in SEQUENCE_ONLY and len(in_shape) == 3:
+        with pytest.raises(ModelError, match="sequences"):
+            build(name, in_shape=in_shape, num_classes=5, **kw)
+        return
     rng_before = torch.get_rng_state()
     model = build(name, in_shape=in_shape, num_classes=5, seed=3, **kw)
     assert torch.equal(torch.get_rng_state(), rng_before), "build() changed the global RNG"
@@ -91,7 +99,7 @@ def test_every_model_contract(name: str, in_shape: tuple[int, ...]) -> None:
 
 def test_registered_names() -> None:
     expected = {"mlp", "lenet300_100", "conv2", "conv4", "conv6", "vgg11", "vgg16", "vgg19",
-                "resnet20", "resnet32", "resnet56"}  # fmt: skip
+                "resnet20", "resnet32", "resnet56", "cnn1d", "resnet1d"}  # fmt: skip
     assert expected <= set(MODELS)
     assert gt.models.build is build
 

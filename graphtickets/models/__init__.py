@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 from graphtickets.models import conv as _conv  # noqa: F401  (registers conv*, vgg*)
+from graphtickets.models import conv1d as _conv1d  # noqa: F401  (registers cnn1d, resnet1d)
 from graphtickets.models import mlp as _mlp  # noqa: F401  (registers mlp, lenet300_100)
 from graphtickets.models import resnet as _resnet  # noqa: F401  (registers resnet*)
 from graphtickets.models.core import (

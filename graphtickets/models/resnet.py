@@ -13,7 +13,9 @@ A block ``stage<s>.<i>`` holds ``conv1``, ``bn1``, ``relu1``, ``conv2``, ``bn2``
 ``shortcut`` (``shortcut.0`` the 1x1 conv, ``shortcut.1`` its BatchNorm), and ``relu2``;
 its forward is ``relu2(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x))`` with a plain ``+``.
 Convolutions have no bias (BatchNorm follows each). A ``width`` multiplier scales all
-channel counts. 1-D inputs use Conv1d (after an ``unflatten`` module for ``(L,)`` inputs).
+channel counts. 1-D inputs use Conv1d (after an ``unflatten`` module for ``(L,)`` inputs);
+``resnet1d`` (:mod:`graphtickets.models.conv1d`) is the same network for sequences, with any
+depth 6n + 2 and explicit stage widths.
 """
 
 from __future__ import annotations
@@ -53,14 +55,22 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """The CIFAR ResNet (see the module docstring for the layout and module names)."""
 
-    def __init__(self, in_shape: tuple[int, ...], num_classes: int, depth: int, width: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        num_classes: int,
+        depth: int,
+        width: float = 1.0,
+        widths: tuple[int, int, int] | None = None,
+    ) -> None:
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
-            raise ModelError(f"a CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110), got {depth}")
+            raise ModelError(f"a CIFAR ResNet has depth 6n + 2 (8, 14, 20, 32, 44, 56, 110), got {depth}")
         n = (depth - 2) // 6
         kind = conv_kind(in_shape)
         self.unflatten = front(kind)
-        c = [scaled(16, width), scaled(32, width), scaled(64, width)]
+        # ``widths`` (the channels of the three stages) replaces the 16/32/64 x ``width`` plan
+        c = list(widths) if widths is not None else [scaled(16, width), scaled(32, width), scaled(64, width)]
         self.conv1 = kind.conv(kind.channels, c[0], kernel_size=3, padding=1, bias=False)
         self.bn1 = kind.bn(c[0])
         self.relu = nn.ReLU()
