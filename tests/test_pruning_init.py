@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -181,6 +183,24 @@ def test_shuffle_keeps_layer_counts_and_is_seeded() -> None:
     assert a.layer_counts() == t.layer_counts()
     assert a == b and a != c and a != t
     assert a.meta["ablation"] == {"kind": "shuffle", "seed": 1, "of": "magnitude"}
+
+
+def test_shuffle_keeps_the_tickets_weights() -> None:
+    net = _bn_net()
+    t = gt.pruning.prune(net, "magnitude", density=0.3)
+    g = torch.Generator().manual_seed(5)
+    carried = {n: torch.randn(p.shape, generator=g) for n, p in net.named_parameters()}  # e.g. rewound
+    tw = gt.Ticket(masks=t.masks, method="imp", weights=carried)
+    s = gt.pruning.shuffle(tw, seed=3)
+    assert s.weights is not None and s.weights.keys() == carried.keys()
+    assert all(torch.equal(s.weights[n], carried[n]) for n in carried)  # same values
+    assert any(not torch.equal(s.masks[n], t.masks[n]) for n in t.masks)  # other positions
+    model = s.apply(copy.deepcopy(net))
+    params = dict(model.named_parameters())
+    for n, m in s.masks.items():  # the shuffled mask over the carried values, not the model's own
+        assert torch.equal(params[n], carried[n] * m)
+    assert gt.pruning.shuffle(t, seed=3).weights is None  # nothing carried, nothing invented
+    assert gt.pruning.reinit(tw, net, seed=11)[0].weights is None  # reinit: fresh weights by definition
 
 
 def test_reinit_same_mask_fresh_weights() -> None:
