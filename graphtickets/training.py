@@ -639,6 +639,7 @@ def train(
     seed: int = 0,
     rewind_iteration: int | None = None,
     max_iterations: int | None = None,
+    start_epoch: int = 0,
     loss_fn: LossFn | None = None,
     callback: Callable[[int, nn.Module, History], bool | None] | None = None,
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
@@ -683,6 +684,11 @@ def train(
         ``rewind_iteration + 1``; 0 = the initial, masked weights) into ``History.rewind``.
     max_iterations : int, optional
         Stop after this many optimizer steps (the last epoch may be partial).
+    start_epoch : int, default 0
+        Resume a run of ``epochs`` epochs at this 0-based epoch: train epochs
+        ``start_epoch .. epochs - 1`` with the schedule's rates of those epochs (as the full
+        run would), numbered ``start_epoch + 1 ..`` in ``History.epochs``. IMP's rewinding
+        retrains from the rewind point this way (Frankle et al. 2020).
     loss_fn : callable, optional
         ``loss_fn(outputs, targets)`` returning a batch mean; cross-entropy by default.
     callback : callable, optional
@@ -719,6 +725,8 @@ def train(
     assert warmup_i is not None
     rewind_at = _check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
     max_steps = _check_int("max_iterations", max_iterations, low=0, allow_none=True)
+    first = _check_int("start_epoch", start_epoch, low=0)
+    assert first is not None
     if schedule not in SCHEDULES:
         raise GraphticketsError(f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'")
     if schedule == "step" and not milestones:
@@ -757,7 +765,7 @@ def train(
             torch.cuda.default_generators[cuda[0]].manual_seed(int(seed))
         _zero(pairs)
         _zero_state(opt, pairs)
-        for epoch in range(epochs_i):
+        for epoch in range(first, epochs_i):
             if max_steps is not None and hist.iterations >= max_steps:
                 hist.stopped = "max_iterations"
                 break
@@ -790,7 +798,7 @@ def train(
                     hist.stopped = "max_iterations"
                     break
             if meter.n == 0:
-                if epoch == 0:
+                if epoch == first:
                     raise GraphticketsError(
                         "data gave no batches: training needs at least one (inputs, targets) batch"
                     )

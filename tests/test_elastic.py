@@ -62,7 +62,7 @@ def _resnets() -> tuple[torch.nn.Module, torch.nn.Module]:
 def test_resnet20_to_resnet32_and_back() -> None:
     r20, r32 = _resnets()
     src = gt.pruning.prune(r20, "random", density=0.3, seed=3, scope="global")
-    up = gt.pruning.prune(r32, "elastic", density=src.density, source=src, source_model=r20)
+    up = gt.pruning.prune(r32, "elastic", source=src, source_model=r20)  # the transform alone
     up.check(r32)  # masks fit the target's shapes
     assert set(up.masks) == set(gt.prunable(r32))
     assert up.meta["mapping"]["stage2"] == [0, 1, 1, 2, 2]
@@ -76,7 +76,7 @@ def test_resnet20_to_resnet32_and_back() -> None:
     for name in ("conv1.weight", "classifier.weight", "stage2.0.shortcut.0.weight"):
         assert torch.equal(up.masks[name], src.masks[name])
 
-    down = gt.pruning.prune(r20, "elastic", density=up.density, source=up, source_model=r32)
+    down = gt.pruning.prune(r20, "elastic", source=up, source_model=r32)
     down.check(r20)
     assert down.meta["mapping"]["stage3"] == [0, 1, 3]
     # 20 -> 32 -> 20 maps block i to 32's block [0,1,3][i], which holds 20's block [0,1,2][i]
@@ -175,7 +175,8 @@ def test_prune_carries_weights_and_batchnorm_buffers() -> None:
     f_bufs = dict(fresh.named_buffers())
     assert torch.equal(f_bufs["stage2.4.bn1.running_mean"], s_bufs["stage2.2.bn1.running_mean"])
     assert torch.equal(f_bufs["stage3.0.shortcut.1.running_var"], s_bufs["stage3.0.shortcut.1.running_var"])
-    plain = gt.pruning.prune(r32, "elastic", source=src, source_model=r20)
+    assert gt.pruning.prune(r32, "elastic", source=src, source_model=r20).weights is not None  # the default
+    plain = gt.pruning.prune(r32, "elastic", source=src, source_model=r20, carry_weights=False)
     assert plain.weights is None
     with pytest.raises(GraphticketsError, match="density"):
         gt.pruning.prune(r32, "magnitude")  # only transforms may omit the density
@@ -195,3 +196,65 @@ def test_imp_rewound_weights_survive_prune_and_elastic() -> None:
     assert e.meta["mapping"]["fc"] == [0, 1]
     assert torch.equal(e.weights["fc2.weight"], t.weights["fc2.weight"])  # the rewound weights,
     assert not torch.equal(e.weights["fc2.weight"], dict(a.named_parameters())["fc2.weight"])  # not init
+
+
+def _flat(d: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
+    return torch.cat([d[n].reshape(-1) for n in names])
+
+
+def _nz(x: torch.Tensor) -> torch.Tensor:
+    return torch.nonzero(x).flatten()
+
+
+def test_elastic_at_a_density_trims_by_carried_magnitude() -> None:
+    # 3 hidden layers squeezed to 2 drop a sparse block: the transform alone is denser than
+    # the source; with density= the ticket keeps exactly round(d * N), all inside the
+    # transformed mask, the ones with the largest carried |w| (checked by a plain sort)
+    a = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(8, 8, 8), seed=0)
+    b = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(8, 8), seed=4)
+    src = gt.pruning.prune(a, "magnitude", density=0.3, seed=0, scope="layer")
+    dense_blocks = {n: m | (torch.rand(m.shape, generator=torch.Generator().manual_seed(1)) < 0.5) if n != "fc3.weight" else m for n, m in src.masks.items()}
+    src = src.replace(dense_blocks)  # fc1, fc2 denser than fc3, which the squeeze drops
+    only = gt.pruning.prune(b, "elastic", source=src, source_model=a)
+    t = gt.pruning.prune(b, "elastic", density=src.density, source=src, source_model=a)
+    assert only.density > src.density  # too dense before the adjustment
+    assert t.kept == round(src.density * t.total) and t.config["density"] == src.density
+    assert t.meta["density_before_adjustment"] == pytest.approx(only.density)
+    assert t.meta["adjustment"] == "trimmed" and t.meta["changed"] == only.kept - t.kept
+    names = list(t.masks)
+    inside, kept = _flat(only.masks, names), _flat(t.masks, names)
+    assert not bool((kept & ~inside).any())
+    assert t.weights is not None  # carried by default
+    w = _flat(t.weights, names).abs()
+    order = sorted(_nz(inside).tolist(), key=lambda i: (-float(w[i]), i))
+    assert set(_nz(kept).tolist()) == set(order[: t.kept])
+    # the carried weights are the SOURCE's (mapped), not the target's own init
+    assert torch.equal(t.weights["fc2.weight"], dict(a.named_parameters())["fc2.weight"])
+    own = gt.pruning.prune(b, "elastic", density=src.density, source=src, source_model=a, carry_weights=False)
+    assert own.weights is None and own.kept == t.kept
+    wb = _flat({n: p.detach() for n, p in b.named_parameters()}, names).abs()
+    order_b = sorted(_nz(inside).tolist(), key=lambda i: (-float(wb[i]), i))
+    assert set(_nz(_flat(own.masks, names)).tolist()) == set(order_b[: own.kept])
+
+
+def test_elastic_at_a_density_grows_by_magnitude_outside() -> None:
+    # 2 hidden layers stretched to 4 replicate a sparse block: the transform alone is sparser
+    # than asked; the whole transformed mask stays and the largest |w| outside it are added
+    a = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(8, 8), seed=0)
+    b = gt.models.build("mlp", in_shape=(10,), num_classes=3, widths=(8, 8, 8, 8), seed=0)
+    g = torch.Generator().manual_seed(2)
+    masks = {n: torch.rand(p.shape, generator=g) < (0.05 if n == "fc2.weight" else 0.9) for n, p in gt.prunable(a).items()}
+    src = gt.Ticket(masks=masks, method="manual")
+    only = gt.pruning.prune(b, "elastic", source=src, source_model=a)
+    t = gt.pruning.prune(b, "elastic", density=0.5, source=src, source_model=a)
+    assert only.density < 0.5 and t.kept == round(0.5 * t.total)
+    assert t.meta["adjustment"] == "grown" and t.meta["density_before_adjustment"] == pytest.approx(only.density)
+    names = list(t.masks)
+    inside, kept = _flat(only.masks, names), _flat(t.masks, names)
+    assert bool((kept | ~inside).all())  # nothing of the transformed mask is lost
+    assert t.weights is not None
+    w = _flat(t.weights, names).abs()
+    outside = sorted(_nz(~inside).tolist(), key=lambda i: (-float(w[i]), i))
+    assert set(_nz(kept & ~inside).tolist()) == set(outside[: t.kept - only.kept])
+    exact = gt.pruning.prune(b, "elastic", density=only.density, source=src, source_model=a)
+    assert exact.meta["adjustment"] == "none" and all(torch.equal(exact.masks[n], only.masks[n]) for n in names)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import graphtickets as gt
-from graphtickets.pruning.gem_miner import gem_mine, prune_epochs, ste_mask
+from graphtickets.pruning.gem_miner import GemMinerResult, gem_mine, prune_epochs, ste_mask
 
 
 def _data(n_batches: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -135,3 +135,49 @@ def test_method_records_accuracy_before_and_after_finetune() -> None:
     )
     assert again == t  # same seed, same bits
     assert again.meta["accuracy_after_finetune"] is None and again.meta["accuracy_on"] == "eval_data"
+
+
+def test_select_random_ties_exact_count_and_no_order() -> None:
+    import numpy as np
+
+    from graphtickets.pruning.gem_miner import select_random_ties
+
+    scores = {"a": torch.tensor([0.9, 0.5, 0.5, 0.1]), "b": torch.tensor([0.5, 0.5, 0.5, 1.0])}
+    prior = {"a": torch.tensor([True, True, True, True]), "b": torch.tensor([True, True, False, True])}
+    masks, info = select_random_ties(scores, 0.5, np.random.default_rng(0), prior=prior)
+    # 4 of 8 kept: 1.0 and 0.9 above the cut, 2 of the 4 alive 0.5s (b[2] is pruned)
+    assert sum(int(m.sum()) for m in masks.values()) == 4
+    assert bool(masks["a"][0]) and bool(masks["b"][3]) and not bool(masks["b"][2]) and not bool(masks["a"][3])
+    assert info == {"kept": 4, "alive": 7, "above": 2, "tied": 4, "tied_kept": 2}
+    # over many seeds every tied weight is kept sometimes: no fixed order decides
+    seen = torch.zeros(8)
+    for s in range(40):
+        m, _ = select_random_ties(scores, 0.5, np.random.default_rng(s), prior=prior)
+        seen += torch.cat([m["a"], m["b"]]).float()
+    assert all(0 < seen[i] < 40 for i in (1, 2, 4, 5)) and seen[6] == 0 and seen[0] == seen[7] == 40
+
+
+def test_all_scores_tied_the_gem_is_random_not_top_magnitude() -> None:
+    # lam << 0 pushes every score to exactly 1 in the first step (clamped), so the one cut at
+    # the end falls inside a pile of N equal scores: what decides is the tie rule alone.
+    net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(16,), seed=0)
+    params = dict(net.named_parameters())
+
+    def mine(seed: int) -> GemMinerResult:
+        return gem_mine(net, density=0.2, data=_data(1), seed=seed, epochs=1, lam=-1e6, optimizer="sgd", lr=1.0, momentum=0.0)
+
+    res = mine(0)
+    assert all(bool((s == 1.0).all()) for s in res.scores.values())
+    n = sum(m.numel() for m in res.masks.values())
+    assert res.meta["tied_at_cut"] == n and res.meta["tied_kept"] == round(0.2 * n)
+    assert res.meta["above_half"] == n and res.meta["above_half_density"] == 1.0
+    kept = sum(int(m.sum()) for m in res.masks.values())
+    assert kept == round(0.2 * n)
+    top_w = gt.pruning.select_topk({k: params[k].detach().abs() for k in res.masks}, 0.2)
+    first = gt.pruning.select_topk({k: torch.ones_like(params[k]) for k in res.masks}, 0.2)  # by position
+    for other in (top_w, first):
+        inter = sum(int((res.masks[k] & other[k]).sum()) for k in res.masks)
+        assert inter < 0.5 * kept  # about 0.2 * kept by chance; 1.0 * kept if it were that rule
+    again, other_seed = mine(0), mine(1)
+    assert all(torch.equal(res.masks[k], again.masks[k]) for k in res.masks)  # reproducible
+    assert any(not torch.equal(res.masks[k], other_seed.masks[k]) for k in res.masks)  # seed-dependent

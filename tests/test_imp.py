@@ -125,21 +125,29 @@ def test_rewinding_restores_saved_weights_bit_for_bit() -> None:
     assert hist.rewind is not None
     for t in fam:
         assert t.weights is not None
-        for name, w in t.weights.items():
-            saved = hist.rewind[name]
-            expect = saved * t.masks[name] if name in t.masks else saved
-            assert torch.equal(w, expect), name
+        assert t.weights.keys() == hist.rewind.keys()  # the whole state (no BatchNorm here)
+        for name, w in t.weights.items():  # unmasked: Ticket.apply masks them
+            assert torch.equal(w, hist.rewind[name]), name
         # the saved weights differ from the initialization: rewinding is not to init
-        assert not torch.equal(t.weights["fc1.weight"], dict(model.named_parameters())["fc1.weight"] * t.masks["fc1.weight"])
+        assert not torch.equal(t.weights["fc1.weight"], dict(model.named_parameters())["fc1.weight"])
+        net = t.apply(copy.deepcopy(model))
+        assert torch.equal(net.fc1.weight, hist.rewind["fc1.weight"] * t.masks["fc1.weight"])
     with pytest.raises(GraphticketsError, match="rewind"):
         imp_rounds(model, density=0.8, data=data, rewind=100, epochs=1)
+    with pytest.raises(GraphticketsError, match="rewind"):  # k = T: nothing left to train
+        imp_rounds(model, density=0.8, data=data, rewind=6, epochs=2)
 
 
 def test_layer_scope_output_rate_and_dense_classifier() -> None:
     model, data = _mlp(), _data()
-    lay = imp_rounds(model, density=0.4, data=data, epochs=1, scope="layer", train_last=False)
+    lay = imp_rounds(model, density=0.4, data=data, epochs=1, scope="layer", output_rate=None, train_last=False)
     for t, d in zip(lay, round_densities(0.4, 0.2), strict=True):
         assert t.layer_counts() == {n: (round(d * tot), tot) for n, (_, tot) in t.layer_counts().items()}
+    half = imp_rounds(model, density=0.4, data=data, epochs=1, scope="layer", train_last=False)  # Frankle & Carbin
+    for r, (t, d) in enumerate(zip(half, round_densities(0.4, 0.2), strict=True), start=1):
+        counts = t.layer_counts()
+        assert counts["classifier.weight"] == (round(0.9**r * 30), 30)
+        assert all(counts[n] == (round(d * tot), tot) for n, (_, tot) in counts.items() if n != "classifier.weight")
     out = imp_rounds(model, density=0.4, data=data, epochs=1, output_rate=0.1, train_last=False)
     for r, (t, d) in enumerate(zip(out, round_densities(0.4, 0.2), strict=True), start=1):
         assert t.kept == round(d * t.total)
@@ -155,3 +163,95 @@ def test_one_shot_iterator_data_is_reused_each_epoch() -> None:
     t = gt.pruning.prune(model, "imp", density=0.8, data=iter(_data()), epochs=2)
     assert t.meta["cost"]["iterations"] == 2 * 2 * 2  # 2 trainings x 2 epochs x 2 batches
     assert math.isclose(t.density, round(0.8 * t.total) / t.total)
+
+
+def test_output_layer_at_half_the_rate_by_default() -> None:
+    # Frankle & Carbin: the classifier loses rate/2 of its remaining weights per round, the
+    # total stays exactly (1 - rate)^r (global scope); output_rate=None ranks it with the rest
+    model, data = _mlp(), _data()
+    fam = imp_rounds(model, density=0.2, data=data, epochs=1, train_last=False)
+    assert fam[0].config["hparams"]["output_rate"] == "half"
+    for t in fam:
+        r = t.meta["round"]
+        kept, n_out = t.layer_counts()["classifier.weight"]
+        assert kept == round(0.9**r * n_out)
+        assert abs(kept / n_out - (1 - 0.2 / 2) ** r) <= 0.5 / n_out
+        assert t.kept == round((0.8**r if r < len(fam) else 0.2) * t.total)
+    plain = imp_rounds(model, density=0.2, data=data, epochs=1, train_last=False, output_rate=None)
+    assert any(p.layer_counts()["classifier.weight"] != t.layer_counts()["classifier.weight"] for p, t in zip(plain, fam, strict=True))
+    with pytest.raises(GraphticketsError, match="output_rate"):
+        imp_rounds(model, density=0.5, data=data, output_rate="third")
+
+
+def test_one_trajectory_serves_every_density_exactly() -> None:
+    # densities 0.5, 0.3, 0.2 from ONE run: each target has its exact count, equals the last
+    # ticket of a separate run to that density, and the family is nested
+    model = _mlp()
+    for make in (lambda: _data(3), lambda: gt.data.batches(torch.utils.data.TensorDataset(*_data(1)[0]), batch_size=4, seed=2)):
+        fam = imp_rounds(model, densities=[0.2, 0.5, 0.3], data=make(), epochs=1, seed=1)
+        dens = family(fam)  # nested, densest first
+        assert list(dens) == sorted(dens, reverse=True)
+        n = fam[0].total
+        targets = [t for t in fam if t.meta["target"]]
+        assert [t.config["density"] for t in targets] == [0.5, 0.3, 0.2]
+        assert [t.kept for t in targets] == [round(d * n) for d in (0.5, 0.3, 0.2)]
+        path = [t for t in fam if t.meta["trajectory"]]
+        assert [t.meta["round"] for t in path] == list(range(1, n_rounds(0.2, 0.2)))
+        assert [t.kept for t in path] == [round(0.8**r * n) for r in range(1, n_rounds(0.2, 0.2))]
+        for d in (0.5, 0.3, 0.2):
+            alone = imp_rounds(model, density=d, data=make(), epochs=1, seed=1)[-1]
+            got = gt.pruning.imp_at(fam, d)
+            assert all(torch.equal(got.masks[k], alone.masks[k]) for k in got.masks), d
+            assert got.meta["train_accuracy"] == alone.meta["train_accuracy"]
+        # every round of the trajectory is trained once; the dense run too
+        assert fam[-1].meta["cost"]["epochs"] == n_rounds(0.2, 0.2)
+    assert gt.pruning.imp_at(fam, 0.8).meta["round"] == 1  # a round of the trajectory
+    with pytest.raises(GraphticketsError, match="densities"):
+        gt.pruning.imp_at(fam, 0.1)
+
+
+def test_every_round_is_trained_with_the_regime_passed_in() -> None:
+    # a step schedule with gamma 0 from epoch 0 trains with lr 0: the weights never move, so
+    # every round prunes the INITIAL magnitudes, and IMP (classifier ranked with the rest)
+    # is global magnitude pruning at init. The same run with a live schedule is not.
+    model, data = _mlp(), _data()
+    frozen = gt.pruning.prune(model, "imp", density=0.3, data=data, epochs=2, optimizer="sgd", lr=0.5,
+                              schedule="step", milestones=[0], gamma=0.0, output_rate=None)
+    mag = gt.pruning.prune(model, "magnitude", density=0.3)
+    assert all(torch.equal(frozen.masks[k], mag.masks[k]) for k in mag.masks)
+    live = gt.pruning.prune(model, "imp", density=0.3, data=data, epochs=2, optimizer="sgd", lr=0.5,
+                            schedule="step", milestones=[1], gamma=0.1, output_rate=None)
+    assert any(not torch.equal(live.masks[k], mag.masks[k]) for k in mag.masks)
+    assert live.config["hparams"]["schedule"] == "step" and live.config["hparams"]["milestones"] == [1]
+
+
+def test_rewound_rounds_train_the_rest_of_the_run() -> None:
+    # T = 3 epochs x 3 batches = 9 steps; rewinding to k = 4 restores the state after 4 steps
+    # and each round trains T - k = 5 steps from epoch k // 3 = 1 of the schedule on
+    from graphtickets import training
+
+    model, data = _mlp(), _data(n_batches=3)
+    regime = dict(epochs=3, optimizer="sgd", lr=0.2, momentum=0.0, schedule="step", milestones=[2], gamma=0.5, seed=4)
+    fam = imp_rounds(model, density=0.6, data=data, rewind=4, output_rate=None, **regime)  # type: ignore[arg-type]
+    rounds = fam[-1].meta["rounds"]
+    assert rounds[0]["iterations"] == 9 and all(r["iterations"] == 5 for r in rounds[1:])
+    # oracle: the dense run by hand, then round 1 retrained by hand from the saved state
+    ref = copy.deepcopy(model)
+    hist = training.train(ref, data, rewind_iteration=4, **regime)  # type: ignore[arg-type]
+    assert hist.rewind is not None
+    net = copy.deepcopy(model)
+    training.restore(net, hist.rewind)
+    training.enforce_masks(net, fam[0].masks)
+    h = training.train(net, data, masks=fam[0].masks, start_epoch=1, max_iterations=5, **regime)  # type: ignore[arg-type]
+    assert [e["lr"] for e in h.epochs] == [0.2, 0.1] and [e["epoch"] for e in h.epochs] == [2, 3]
+    assert rounds[1]["loss"] == h.epochs[-1]["loss"]
+
+
+def test_train_start_epoch_resumes_the_schedule() -> None:
+    from graphtickets import training
+
+    data = _data(2)
+    full = training.train(_mlp(), data, epochs=4, optimizer="sgd", lr=1.0, schedule="step", milestones=[1, 3], gamma=0.1)
+    tail = training.train(_mlp(), data, epochs=4, optimizer="sgd", lr=1.0, schedule="step", milestones=[1, 3], gamma=0.1, start_epoch=2)
+    assert [e["lr"] for e in tail.epochs] == [e["lr"] for e in full.epochs[2:]]
+    assert [e["epoch"] for e in tail.epochs] == [3, 4] and tail.iterations == 4

@@ -87,9 +87,8 @@ def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> 
     b = _run(name, tiny_mlp, tiny_batches, seed=3)
     assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks)
     # provenance
-    # a transform's density is what the transform gives: config records the actual one
-    expect_density = a.density if spec.kind == "transform" else DENSITY
-    assert a.method == name and a.config["seed"] == 3 and a.config["density"] == expect_density
+    # every method, transforms included, was asked for DENSITY and records it
+    assert a.method == name and a.config["seed"] == 3 and a.config["density"] == DENSITY
     assert "seconds" in a.meta["cost"]
 
 

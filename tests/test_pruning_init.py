@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -115,6 +117,52 @@ def test_synflow_conservation_every_layer_sums_to_r(kind: str) -> None:
         assert float(sc.sum()) == pytest.approx(r, rel=1e-10), name
 
 
+def _mlp4(seed: int) -> nn.Module:
+    return gt.models.build("mlp", in_shape=(12,), num_classes=5, widths=(24, 24, 24, 24), seed=seed)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_synflow_biases_carry_no_flow(fast: bool) -> None:
+    """Data-free by construction: a 4-hidden-layer MLP with PyTorch's default (non-zero) biases
+    and the same MLP with its biases zeroed give the same mask."""
+    for seed in (0, 1):
+        net = _mlp4(seed)
+        zero = copy.deepcopy(net)
+        with torch.no_grad():
+            for n, p in zero.named_parameters():
+                if n.endswith("bias"):
+                    p.zero_()
+        assert all(bool((p != 0).any()) for n, p in net.named_parameters() if n.endswith("bias"))
+        for d in (0.2, 0.01):
+            a = gt.pruning.prune(net, "synflow", density=d, rounds=30, fast=fast)
+            b = gt.pruning.prune(zero, "synflow", density=d, rounds=30, fast=fast)
+            assert all(torch.equal(a.masks[n], b.masks[n]) for n in a.masks), (seed, d)
+
+
+def test_synflow_scores_are_path_sums_and_bias_scores_the_injected_flow() -> None:
+    """Every layer's scores sum to R = 1^T |W_L| ... |W_1| 1 (the path sum, biases ignored),
+    and a prunable bias scores |b| * dR/db at zero biases (hand-written with torch.func)."""
+    from torch.func import functional_call, grad
+
+    net = _mlp4(2)
+    masks = {n: torch.ones(p.shape, dtype=torch.bool) for n, p in gt.prunable(net, include_bias=True).items()}
+    s = synflow_scores(net, masks, in_shape=(12,))
+    ws = [p.detach().double().abs() for n, p in net.named_parameters() if n.endswith("weight")]
+    v = torch.ones(12, dtype=torch.float64)
+    for w in ws:
+        v = w @ v
+    r = float(v.sum())
+    for n, sc in s.items():
+        if n.endswith("weight"):
+            assert float(sc.sum()) == pytest.approx(r, rel=1e-10), n
+    m64 = copy.deepcopy(net).double().eval()
+    flow = {n: (p.detach().abs() if n.endswith("weight") else torch.zeros_like(p)) for n, p in m64.named_parameters()}
+    g = grad(lambda ps: functional_call(m64, ps, (torch.ones(1, 12, dtype=torch.float64),)).sum())(flow)
+    for n, p in net.named_parameters():
+        if n.endswith("bias"):
+            torch.testing.assert_close(s[n], (p.detach().double().abs() * g[n]), rtol=1e-12, atol=0.0)
+
+
 def _bn_net() -> nn.Module:
     net = _seeded(lambda: nn.Sequential(
         nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
@@ -181,6 +229,24 @@ def test_shuffle_keeps_layer_counts_and_is_seeded() -> None:
     assert a.layer_counts() == t.layer_counts()
     assert a == b and a != c and a != t
     assert a.meta["ablation"] == {"kind": "shuffle", "seed": 1, "of": "magnitude"}
+
+
+def test_shuffle_keeps_the_tickets_weights() -> None:
+    net = _bn_net()
+    t = gt.pruning.prune(net, "magnitude", density=0.3)
+    g = torch.Generator().manual_seed(5)
+    carried = {n: torch.randn(p.shape, generator=g) for n, p in net.named_parameters()}  # e.g. rewound
+    tw = gt.Ticket(masks=t.masks, method="imp", weights=carried)
+    s = gt.pruning.shuffle(tw, seed=3)
+    assert s.weights is not None and s.weights.keys() == carried.keys()
+    assert all(torch.equal(s.weights[n], carried[n]) for n in carried)  # same values
+    assert any(not torch.equal(s.masks[n], t.masks[n]) for n in t.masks)  # other positions
+    model = s.apply(copy.deepcopy(net))
+    params = dict(model.named_parameters())
+    for n, m in s.masks.items():  # the shuffled mask over the carried values, not the model's own
+        assert torch.equal(params[n], carried[n] * m)
+    assert gt.pruning.shuffle(t, seed=3).weights is None  # nothing carried, nothing invented
+    assert gt.pruning.reinit(tw, net, seed=11)[0].weights is None  # reinit: fresh weights by definition
 
 
 def test_reinit_same_mask_fresh_weights() -> None:

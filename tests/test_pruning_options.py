@@ -157,15 +157,19 @@ def test_iterated_snip_matches_hand_oracle(schedule: str) -> None:
 
 # --------------------------------------------------------------------------- SynFlow, independently
 def _synflow_reference(model: nn.Module, density: float, rounds: int, in_shape: tuple[int, ...], schedule: str = "exponential") -> dict[str, torch.Tensor]:
-    """Iterative SynFlow written plainly: float64 copy, |params|, eval, all-ones input, scores of
-    every weight each round, a full stable sort (ties by position), exponential/linear schedule."""
+    """Iterative SynFlow written plainly: float64 copy, |params|, zero biases and BatchNorm shifts
+    (beta, running mean), eval, all-ones input, scores of every weight each round, a full
+    stable sort (ties by position), exponential/linear schedule."""
     work = copy.deepcopy(model).double().eval()
     names = [n for n, mod in work.named_modules() if isinstance(mod, (nn.Linear, nn.Conv2d))]
     names = [f"{n}.weight" for n in names]
     params = dict(work.named_parameters())
     with torch.no_grad():
-        for p in params.values():
-            p.copy_(p.abs())
+        for n, p in params.items():
+            p.copy_(p.abs() if not n.endswith("bias") else torch.zeros_like(p))
+        for mod in work.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.zero_()
     orig = {n: params[n].detach().clone() for n in names}
     mask = {n: torch.ones_like(orig[n], dtype=torch.bool) for n in names}
     total = sum(m.numel() for m in mask.values())

@@ -39,6 +39,7 @@ __all__ = [
     "invert_scores",
     "collapsed_layers",
     "imp_rounds",
+    "imp_at",
     "family",
 ]
 
@@ -57,4 +58,4 @@ _METHOD_MODULES = [
 for _m in _METHOD_MODULES:
     importlib.import_module(f"graphtickets.pruning.{_m}")
 
-from graphtickets.pruning.imp import family, imp_rounds  # noqa: E402  (after the registrations)
+from graphtickets.pruning.imp import family, imp_at, imp_rounds  # noqa: E402  (after the registrations)

@@ -43,6 +43,11 @@ def shuffle(ticket: Ticket, seed: int = 0) -> Ticket:
     -------
     Ticket
         Same method and config; ``meta['ablation'] = {'kind': 'shuffle', 'seed': seed}``.
+        A ticket that carries ``weights`` (rewound IMP, carried elastic) keeps them: the
+        same values, now under the shuffled mask (the shuffle ablation of Frankle et al.
+        2021 changes WHERE the kept weights are, not the values they start from; positions
+        the shuffle turns on start from the carried value there, which is the rewound value
+        when the weights were stored unmasked, as IMP stores them).
 
     Examples
     --------
@@ -57,7 +62,10 @@ def shuffle(ticket: Ticket, seed: int = 0) -> Ticket:
     for n, m in ticket.masks.items():
         flat = m.reshape(-1)
         masks[n] = flat[torch.randperm(flat.numel(), generator=gen)].reshape(m.shape)
-    return ticket.replace(masks, ablation={"kind": "shuffle", "seed": seed, "of": ticket.method})
+    out = ticket.replace(masks, ablation={"kind": "shuffle", "seed": seed, "of": ticket.method})
+    if ticket.weights is not None:
+        out.weights = {n: w.clone() for n, w in ticket.weights.items()}
+    return out
 
 
 def _reset_all(model: nn.Module) -> None:

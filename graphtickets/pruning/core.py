@@ -151,8 +151,8 @@ def prune(
         A key of :data:`METHODS` (``graphtickets methods`` lists them).
     density : float
         Fraction of prunable weights to keep, in (0, 1]. Required, except for methods of
-        ``kind="transform"`` (``elastic``), whose density is whatever the transform gives;
-        ``config["density"]`` then records the ticket's actual density.
+        ``kind="transform"`` (``elastic``), which may omit it: their density is then whatever
+        the transform gives and ``config["density"]`` records the ticket's actual density.
     data : iterable of (inputs, targets), optional
         Batches, consumed as given (no hidden resampling). Required by data-driven methods.
     seed : int
@@ -220,7 +220,7 @@ def prune(
         meta={"cost": cost, "version": __version__, **meta},
         weights=weights,
     )
-    if spec.kind == "transform":
+    if spec.kind == "transform" and density is None:
         ticket.config["density"] = ticket.density
     log.info("%s: density %.4g in %.2fs", method, ticket.density, seconds)
     return ticket

@@ -10,6 +10,19 @@ still alive are pruned for good, on the geometric schedule ``density^(j / R)`` o
 :func:`graphtickets.pruning.schedule_densities` whose last event (at the end of the last
 epoch) keeps exactly ``round(density * N)`` weights: the gem is that permanent mask.
 
+Ties. Clamping piles scores up at exactly 0 and 1 (at density 0.01 on MNIST-1D about two
+thirds of the weights alive before the last cut have score 1.0), so a cut often falls inside
+a pile of equal scores. The reference code (``pruning_is_enough``) takes the gem as the
+weights whose score rounds to 1 (``score > 0.5``, within the permanent mask), whose count is
+not the one asked for. Here every cut keeps the exact count and breaks ties at the cut by a
+seeded random permutation (:func:`select_random_ties`; seeded from ``seed``): never by the
+weights' magnitude nor by their position, which would make the last cut magnitude pruning
+(or layer order) in disguise. ``meta`` records the reference's set too: ``above_half`` (the
+weights alive before the last cut with score > 0.5) and ``above_half_density`` (its actual
+density), with ``tied_at_cut`` (alive weights whose score equals the cut value at the last
+cut) and ``tied_kept`` (how many of them the permutation kept); every epoch row of
+``meta["epochs"]`` with a cut has its own ``tied`` and ``tied_kept``.
+
 The method records the gem's accuracy with the initial weights, before any weight training
 (``meta["accuracy_before_finetune"]``: the paper's claim is that it is well above chance),
 and, with ``finetune_epochs > 0`` (the default, 10), after training the gem's weights
@@ -54,6 +67,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,10 +76,10 @@ from torch.func import functional_call
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import register_method, resolve_params, schedule_densities
 from graphtickets.pruning.imp import reiterable
-from graphtickets.pruning.select import select_topk
+from graphtickets.pruning.select import keep_count
 from graphtickets.ticket import check_density
 
-__all__ = ["ste_mask", "prune_epochs", "GemMinerResult", "gem_mine"]
+__all__ = ["ste_mask", "prune_epochs", "select_random_ties", "GemMinerResult", "gem_mine"]
 
 log = logging.getLogger("graphtickets.pruning.gem_miner")
 
@@ -122,22 +136,81 @@ class GemMinerResult:
     model: nn.Module | None = None
 
 
-def _tie_broken(
-    scores: Mapping[str, torch.Tensor], params: Mapping[str, torch.Tensor], names: list[str]
-) -> dict[str, torch.Tensor]:
-    """Scores for ranking, with ties broken by |w| instead of by position.
+def select_random_ties(
+    scores: Mapping[str, torch.Tensor],
+    density: float,
+    rng: np.random.Generator,
+    prior: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Keep the ``round(density * N)`` highest scores (global); ties at the cut drawn at random.
 
-    Clamping piles many scores up at exactly 0 or 1; ranked by position alone, a pruning event
-    would then cut the LAST layers in bulk. Adding ``1e-9 * |w| / max|w|`` in float64 orders
-    equal scores by weight magnitude. It cannot reorder two distinct float32 scores above
-    ~0.017, whose spacing (2^-24 relative) exceeds 1e-9; below that, among near-zero scores
-    that are pruned first anyway, it may.
+    The weights still alive (``prior``) whose score is above the cut value are kept; of
+    those whose score EQUALS it, as many as the exact count needs are taken in the order of a
+    seeded random permutation (``rng``). Nothing else decides between equal scores: not the
+    weight's magnitude, not its position. Clamping piles many scores up at exactly 0 or 1,
+    so a cut often falls inside such a pile.
+
+    Parameters
+    ----------
+    scores : dict[str, torch.Tensor]
+        A score per weight.
+    density : float
+        Fraction of ALL ``N`` weights in ``scores`` to keep.
+    rng : numpy.random.Generator
+        Draws the permutation of the tied weights.
+    prior : dict[str, torch.Tensor], optional
+        Weights still alive; pruned ones are never kept.
+
+    Returns
+    -------
+    (masks, info)
+        ``info``: ``kept``, ``alive``, ``above`` (kept for being above the cut value),
+        ``tied`` (alive weights whose score equals the cut value) and ``tied_kept``.
+
+    Examples
+    --------
+    >>> m, info = select_random_ties({"w": torch.ones(6)}, 0.5, np.random.default_rng(0))
+    >>> int(m["w"].sum()), info["tied"], info["tied_kept"]
+    (3, 6, 3)
     """
-    wmax = max(float(params[n].detach().abs().max()) for n in names) or 1.0
-    return {
-        n: scores[n].detach().double() + params[n].detach().abs().double() * (1e-9 / wmax)
-        for n in names
-    }
+    names = list(scores)
+    flat = [scores[n].detach().cpu().double().reshape(-1).numpy() for n in names]
+    sizes = [f.size for f in flat]
+    total = sum(sizes)
+    alive = np.concatenate([
+        np.ones(f.size, dtype=bool) if prior is None else prior[n].detach().cpu().reshape(-1).numpy().astype(bool)
+        for n, f in zip(names, flat, strict=True)
+    ])
+    cat = np.concatenate(flat)
+    if np.isnan(cat[alive]).any():
+        raise GraphticketsError("gem_miner: scores contain NaN; cannot rank them (lower lr)")
+    k = keep_count(density, total)
+    idx = np.flatnonzero(alive)
+    if k > idx.size:
+        raise GraphticketsError(
+            f"only {idx.size} of {total} weights are alive, cannot keep {k}: pruned weights never come back"
+        )
+    keep = np.zeros(total, dtype=bool)
+    above = tied = tied_kept = 0
+    if k == idx.size:
+        keep[idx] = True
+    elif k > 0:
+        s = cat[idx]
+        thr = np.partition(s, s.size - k)[s.size - k]  # the k-th largest alive score
+        up = s > thr
+        above = int(np.count_nonzero(up))
+        keep[idx[up]] = True
+        ties = idx[s == thr]
+        tied = int(ties.size)
+        tied_kept = k - above
+        keep[rng.permutation(ties)[:tied_kept]] = True
+    out: dict[str, torch.Tensor] = {}
+    start = 0
+    for n, size in zip(names, sizes, strict=True):
+        out[n] = torch.from_numpy(keep[start : start + size].copy()).reshape(scores[n].shape)
+        start += size
+    info = {"kept": k, "alive": int(idx.size), "above": above, "tied": tied, "tied_kept": tied_kept}
+    return out, info
 
 
 def _make_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
@@ -195,7 +268,9 @@ def gem_mine(
     -------
     GemMinerResult
         ``model`` is the copy the scores were trained on (initial weights, BatchNorm
-        statistics of the masked forward passes).
+        statistics of the masked forward passes). Ties at every cut are broken by a
+        permutation seeded with ``seed`` (module docstring); ``meta`` has ``above_half``,
+        ``above_half_density``, ``tied_at_cut`` and ``tied_kept``.
     """
     density = check_density(density)
     data = reiterable(data, "gem_miner")
@@ -206,7 +281,8 @@ def gem_mine(
     params = dict(work.named_parameters())
     gen = torch.Generator().manual_seed(seed)
     scores = {n: torch.rand(perm[n].shape, generator=gen).to(device).requires_grad_(True) for n in names}
-    initial = select_topk(_tie_broken(scores, params, names), density)
+    ties = np.random.default_rng(seed)  # the permutations that break ties at every cut
+    initial, _ = select_random_ties(scores, density, np.random.default_rng([seed, 1]))
     perm = {n: m.to(device) for n, m in perm.items()}
     opt = _make_optimizer(optimizer, list(scores.values()), lr, momentum)
     events = prune_epochs(epochs, prune_every)
@@ -241,10 +317,12 @@ def gem_mine(
         row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
         if epoch in events:
             d = targets[events.index(epoch)]
-            perm = select_topk(_tie_broken(scores, params, names), d, prior=perm)
-            perm = {n: m.to(device) for n, m in perm.items()}
-            event_masks.append({n: m.detach().cpu().clone() for n, m in perm.items()})
-            row["density"] = sum(int(m.count_nonzero()) for m in perm.values()) / total
+            before = {n: m.detach().cpu().clone() for n, m in perm.items()}
+            new, cut = select_random_ties(scores, d, ties, prior=before)
+            perm = {n: m.to(device) for n, m in new.items()}
+            event_masks.append({n: m.clone() for n, m in new.items()})
+            row["density"] = cut["kept"] / total
+            row["tied"], row["tied_kept"] = cut["tied"], cut["tied_kept"]
         with torch.no_grad():
             active = sum(int(((scores[n] > 0.5) & perm[n]).count_nonzero()) for n in names)
         row["active_density"] = active / total
@@ -252,6 +330,8 @@ def gem_mine(
         log.info("gem_miner epoch %d: loss %.4g, active density %.4g", epoch, row["loss"], row["active_density"])
     masks = {n: m.detach().cpu().clone() for n, m in perm.items()}
     kept = sum(int(m.count_nonzero()) for m in masks.values())
+    with torch.no_grad():  # the reference's gem: weights alive before the last cut with score > 0.5
+        above_half = sum(int(((scores[n].detach().cpu() > 0.5) & before[n]).count_nonzero()) for n in names)
     overlap = sum(int((masks[n] & initial[n].cpu()).count_nonzero()) for n in names) / max(kept, 1)
     if history[-1]["active_density"] < density - 1.0 / total:
         log.warning(
@@ -263,6 +343,10 @@ def gem_mine(
         "schedule": [{"epoch": e, "density": d} for e, d in zip(events, targets, strict=True)],
         "epochs": history,
         "active_density": history[-1]["active_density"],
+        "above_half": above_half,
+        "above_half_density": above_half / total,
+        "tied_at_cut": cut["tied"],
+        "tied_kept": cut["tied_kept"],
         "initial_overlap": overlap,
         "cost": {"epochs": epochs, "iterations": iterations, "seconds": time.perf_counter() - t0},
     }

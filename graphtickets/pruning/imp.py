@@ -2,34 +2,58 @@
 
 Train the dense network; prune ``rate`` (20 %) of the remaining weights by magnitude; rewind
 the survivors to their values at iteration ``rewind`` of the first training (0 = the
-original initialization); train again; repeat until ``density``. Round ``r`` keeps exactly
-``round((1 - rate)^r * N)`` of the ``N`` prunable weights (global scope), the last round
-exactly ``round(density * N)``; the number of rounds is the smallest ``R`` with
-``(1 - rate)^R <= density``. Masks are nested: a weight pruned once never comes back.
+original initialization); train again; repeat. Round ``r`` keeps exactly
+``round((1 - rate)^r * N)`` of the ``N`` prunable weights (global scope). Masks are nested:
+a weight pruned once never comes back.
+
+The protocol, as in the papers:
+
+* **Every round is trained with the regime passed in**: ``epochs``, ``optimizer``, ``lr``,
+  ``momentum``, ``weight_decay``, ``nesterov``, ``schedule`` (with ``milestones``, ``gamma``,
+  ``warmup``) go to :func:`graphtickets.training.train` in every round. Frankle & Carbin
+  train every round to convergence: pass the regime the tickets are trained with.
+* **The output layer at half the rate** (Frankle & Carbin 2019 prune the output layer of
+  LeNet and the Conv nets at ``rate / 2``): ``output_rate="half"`` (the default) keeps
+  ``round((1 - rate/2)^r * n_out)`` classifier weights after round ``r``; in global scope
+  the other layers share the rest of the round's count, so the total stays exact.
+  ``output_rate=None`` ranks the classifier with the other layers, a number sets its rate,
+  ``keep_classifier_dense=True`` leaves it unpruned (open_lth). The default scope is global
+  (Frankle et al. 2020 for the deeper nets); ``scope="layer"`` prunes every layer at
+  ``rate`` (Frankle & Carbin's LeNet/Conv protocol), the classifier at its own rate.
+  Consequence on small networks: at density 0.01 of a 40-100-100-10 MLP the classifier
+  keeps ``0.9^21`` ≈ 11 % of its 1000 weights (109 of the 150 kept), the hidden layers 41.
+* **Rewinding to iteration k** (Frankle et al. 2020): the whole state (weights and
+  BatchNorm buffers) after ``k`` steps of the dense training is restored each round and
+  the round trains the rest of the run, ``T - k`` steps, the learning-rate schedule
+  continuing from the epoch of step ``k`` (see ``rewind`` in :func:`imp_rounds`).
+  ``rewind=0`` restores the initialization and trains the full run.
+* **Exact densities from ONE trajectory**: the last round to a target ``d`` prunes to
+  exactly ``round(d * N)``, from the network trained in the round before; the number of
+  rounds is the smallest ``R`` with ``(1 - rate)^R <= d``. Several targets share one
+  trajectory: ``imp_rounds(model, densities=[0.2, 0.05, 0.01], ...)`` runs the rounds down
+  to the lowest target once and cuts each target from the round where it falls (a side
+  branch; the trajectory continues at ``(1 - rate)^r``); :func:`imp_at` picks a target's
+  ticket. Each target ticket equals the last ticket of a separate run to that density.
 
 Every round's ticket is kept: :func:`imp_rounds` returns the whole family (a list of
 :class:`~graphtickets.Ticket`, densest first), each with the accuracy it reached when
 trained from its rewound weights. The registered method ``"imp"`` (``prune(model, "imp",
-...)``) returns the last one; its ``meta["rounds"]`` lists every round's density and
-accuracy; :func:`family` checks that a list of tickets is nested and keys it by density (both
-are exported from :mod:`graphtickets.pruning`). Tickets with ``rewind > 0``, from
-:func:`imp_rounds` and from ``prune()`` alike, carry the rewound weights (``Ticket.weights``).
+...)``) returns the ticket at its density; its ``meta["rounds"]`` lists every round's
+density and accuracy; :func:`family` checks that a list of tickets is nested and keys it by
+density (all are exported from :mod:`graphtickets.pruning`). Tickets with ``rewind > 0``,
+from :func:`imp_rounds` and from ``prune()`` alike, carry the rewound state
+(``Ticket.weights``, unmasked: :meth:`~graphtickets.Ticket.apply` masks it, and a shuffled
+mask finds the rewound values at its new positions).
 
 Accuracies. ``train_accuracy`` is the running mean of the training-batch accuracy over the
 last epoch of a round's training (measured on the fly, before each step: not a held-out
 number); ``eval_accuracy`` is measured on ``eval_data`` after that training (NaN without
 ``eval_data``). ``accuracy`` is kept as an alias of ``train_accuracy`` for older readers.
 
-Defaults are scaled for the small data sets the package runs on (MNIST-1D, digits): Adam
-with learning rate 1.2e-3, as Frankle & Carbin (2019) used for LeNet, and ``epochs=10`` per
-round. For the CIFAR ResNets of Frankle et al. (2020) pass ``optimizer="sgd", lr=0.1,
-momentum=0.9, weight_decay=1e-4`` and a rewind point of a few hundred iterations.
-
-Options from the papers: ``scope="layer"`` prunes ``rate`` of every layer separately;
-``output_rate`` prunes the classifier at its own rate (Frankle & Carbin prune the output
-layer of LeNet and the Conv nets at half the rate: ``output_rate=rate / 2``), the other
-layers then share the rest of the round's budget so the total stays exact (global scope);
-``keep_classifier_dense`` leaves the classifier out of the masks, as open_lth does.
+Defaults (Adam, learning rate 1.2e-3 as Frankle & Carbin used for LeNet, ``epochs=10`` per
+round) are only a small-data starting point; a study passes its own training regime. For the
+CIFAR ResNets of Frankle et al. (2020) pass ``optimizer="sgd", lr=0.1, momentum=0.9,
+weight_decay=1e-4`` with their schedule and a rewind point of a few hundred iterations.
 
 References
 ----------
@@ -44,7 +68,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -57,7 +81,7 @@ from graphtickets.pruning.core import _plain, register_method, resolve_params
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["imp_rounds", "n_rounds", "round_densities", "reiterable", "family"]
+__all__ = ["imp_rounds", "imp_at", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
 
 log = logging.getLogger("graphtickets.pruning.imp")
 
@@ -148,10 +172,50 @@ def _trained(hist: Any) -> dict[str, Any]:
     }
 
 
+def classifier_rate(output_rate: float | str | None, rate: float, keep_classifier_dense: bool) -> float | None:
+    """The classifier's own pruning rate per round, or None (ranked with the other layers).
+
+    ``"half"`` is ``rate / 2`` (Frankle & Carbin 2019 prune the output layer at half the
+    rate); a number is that rate; None turns the special rate off. With
+    ``keep_classifier_dense`` the classifier is not pruned at all: ``"half"`` is then moot
+    (None) and a number is an error.
+
+    >>> classifier_rate("half", 0.2, False), classifier_rate(None, 0.2, False), classifier_rate("half", 0.2, True)
+    (0.1, None, None)
+    """
+    if output_rate is None:
+        return None
+    if output_rate == "half":
+        return None if keep_classifier_dense else rate / 2.0
+    if isinstance(output_rate, bool) or not isinstance(output_rate, (int, float)) or not (0.0 <= output_rate < 1.0):
+        raise GraphticketsError(f"output_rate must be 'half', None or a number in [0, 1), got {output_rate!r}")
+    if keep_classifier_dense:
+        raise GraphticketsError("output_rate and keep_classifier_dense exclude each other: choose one")
+    return float(output_rate)
+
+
+def _own_data(data: Iterable[Any]) -> Iterable[Any]:
+    """A view of ``data`` with its own epoch counter (for a side training that must not shift
+    the data order of the main trajectory); lists and loaders are returned as they are."""
+    if isinstance(getattr(data, "epoch", None), int):
+        return copy.copy(data)
+    return data
+
+
+def _targets(density: float | None, densities: Iterable[float] | None) -> list[float]:
+    got = [] if densities is None else [check_density(d) for d in densities]
+    if density is not None:
+        got.append(check_density(density))
+    if not got:
+        raise GraphticketsError("imp needs density=<fraction kept> or densities=[...] (the targets of the trajectory)")
+    return sorted(set(got), reverse=True)
+
+
 def imp_rounds(
     model: nn.Module,
     *,
-    density: float,
+    density: float | None = None,
+    densities: Iterable[float] | None = None,
     data: Iterable[Any] | None,
     seed: int = 0,
     rate: float = 0.2,
@@ -161,22 +225,30 @@ def imp_rounds(
     lr: float = 1.2e-3,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    nesterov: bool = False,
+    schedule: str | None = None,
+    milestones: Sequence[int] | None = None,
+    gamma: float = 0.1,
+    warmup: int = 0,
     scope: str = "global",
-    output_rate: float | None = None,
+    output_rate: float | str | None = "half",
     keep_classifier_dense: bool = False,
     train_last: bool = True,
     eval_data: Iterable[Any] | None = None,
     device: str = "cpu",
     dataset: str | None = None,
 ) -> list[Ticket]:
-    """Run IMP to ``density`` and return every round's ticket (a nested family).
+    """Run ONE IMP trajectory down to the lowest target density; return every round's ticket.
 
     Parameters
     ----------
     model : nn.Module
         The network at initialization. Not modified (IMP works on a copy).
-    density : float
-        Density of the last ticket, in (0, 1].
+    density : float, optional
+        A target density, in (0, 1].
+    densities : iterable of float, optional
+        Several target densities served by the same trajectory (with ``density``, the union).
+        Each gets a ticket at exactly its count (see Returns); pick them with :func:`imp_at`.
     data : iterable of (inputs, targets)
         Training batches, iterated once per epoch.
     seed : int
@@ -184,23 +256,33 @@ def imp_rounds(
     rate : float, default 0.2
         Fraction of the remaining weights pruned per round.
     rewind : int, default 0
-        Iteration of the FIRST (dense) training the survivors are rewound to; 0 is the
-        original initialization (Frankle & Carbin 2019), ``k > 0`` is rewinding (Frankle
-        et al. 2020). Must not exceed the iterations of one round's training.
-    epochs : int, default 10
-        Training epochs per round.
-    optimizer, lr, momentum, weight_decay
-        Training settings (see the module docstring for the defaults).
+        Iteration ``k`` of the FIRST (dense) training the survivors are rewound to; 0 is the
+        original initialization (Frankle & Carbin 2019), ``k > 0`` is rewinding (Frankle et
+        al. 2020): every round restores the whole state (weights and BatchNorm buffers) saved
+        after ``k`` steps and trains for the REST of the run, ``T - k`` steps (``T`` the
+        dense run's steps), the schedule continuing at the epoch of step ``k``
+        (:func:`graphtickets.training.train` with ``start_epoch = k // B``,
+        ``max_iterations = T - k``, ``B`` steps per epoch; when ``k`` is not a multiple of
+        ``B`` the epochs of the retraining are shifted by ``k mod B`` steps against the dense
+        run's). Must be below ``T``.
+    epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, warmup
+        The training regime of every round (see :func:`graphtickets.training.train`): pass the
+        regime the tickets themselves are trained with, so that each round is trained to the
+        same convergence (Frankle & Carbin train every round fully).
     scope : {"global", "layer"}
         Rank weights across the network, or prune every layer at ``rate``.
-    output_rate : float, optional
-        Prune the classifier at this rate instead (e.g. ``rate / 2``).
+    output_rate : "half", float or None, default "half"
+        The classifier's own rate per round (:func:`classifier_rate`): ``"half"`` = ``rate /
+        2`` as Frankle & Carbin; in global scope the other layers then share the rest of the
+        round's count so the total stays exact. None ranks the classifier with the rest.
     keep_classifier_dense : bool, default False
         Leave the classifier out of the masks.
     train_last : bool, default True
-        Also train the last ticket (from its rewound weights) to record its accuracy.
+        Also train each target ticket that is not on the trajectory (from its rewound
+        weights, on a copy) to record its accuracy; the trajectory's own rounds are always
+        trained (the next round needs them).
     eval_data : iterable of (inputs, targets), optional
-        Evaluated after every training (``eval_accuracy``).
+        Evaluated after every training epoch (``eval_accuracy``).
     device : str
         Where to train.
     dataset : str, optional
@@ -209,13 +291,21 @@ def imp_rounds(
     Returns
     -------
     list of Ticket
-        Round 1 .. R, densities ``round_densities(density, rate)``. Each ticket's ``meta``:
-        ``round``, ``train_accuracy`` (running training accuracy of the last epoch; alias
-        ``accuracy``) and ``eval_accuracy`` (on ``eval_data``) of the ticket trained from its
-        rewound weights (None for the last one when ``train_last=False``), ``dense`` (the dense
-        network's), ``rounds`` (the summary of all rounds) and ``cost`` (cumulative:
-        ``seconds``, ``epochs``, ``iterations`` spent until the ticket was found).
-        With ``rewind > 0`` each ticket carries the rewound weights.
+        Densest first, nested. The trajectory's rounds ``r = 1 .. R - 1`` at density
+        ``(1 - rate)^r`` (``R = n_rounds(min target, rate)``), and for every target ``d`` the
+        ticket with exactly ``round(d * N)`` weights, cut at round ``n_rounds(d, rate)`` from
+        the network trained in the round before (a target equal to a round's density IS that
+        round). The target tickets are exactly the last tickets of separate runs
+        ``imp_rounds(model, density=d, ...)`` (same seed, same data order). Each ticket's
+        ``config["density"]`` is its round's density or its target; ``meta``: ``round``,
+        ``target`` (a requested density), ``trajectory`` (a round the trajectory went
+        through), ``train_accuracy`` (running training accuracy of the last epoch; alias
+        ``accuracy``) and ``eval_accuracy`` of the ticket trained from its rewound weights
+        (None when not trained), ``dense`` (the dense network's), ``rounds`` (the summary of
+        every ticket, round 0 the dense network) and ``cost`` (cumulative ``seconds``,
+        ``epochs``, ``iterations`` spent until the ticket was found). With ``rewind > 0``
+        every ticket carries the whole rewound state (``Ticket.weights``: weights unmasked,
+        biases, floating BatchNorm buffers); :meth:`Ticket.apply` masks it.
 
     Examples
     --------
@@ -226,31 +316,35 @@ def imp_rounds(
     >>> fam = imp_rounds(model, density=0.5, data=data, epochs=1)
     >>> [t.meta["round"] for t in fam], round(fam[-1].density, 3)
     ([1, 2, 3, 4], 0.5)
+    >>> fam = imp_rounds(model, densities=[0.7, 0.5], data=data, epochs=1, train_last=False)
+    >>> [round(t.density, 3) for t in fam if t.meta["target"]], imp_at(fam, 0.7).kept
+    ([0.7, 0.5], 42)
     """
     from graphtickets import training
 
-    density = check_density(density)
-    targets = round_densities(density, rate)
-    if output_rate is not None and not (0.0 <= output_rate < 1.0):
-        raise GraphticketsError(f"output_rate must be in [0, 1), got {output_rate!r}")
-    if output_rate is not None and keep_classifier_dense:
-        raise GraphticketsError("output_rate and keep_classifier_dense exclude each other: choose one")
+    targets = _targets(density, densities)
+    out_rate = classifier_rate(output_rate, rate, keep_classifier_dense)
+    n_last = n_rounds(targets[-1], rate)
     if isinstance(rewind, bool) or not isinstance(rewind, int) or rewind < 0:
         raise GraphticketsError(f"rewind must be an iteration number >= 0, got {rewind!r}")
     if scope not in ("global", "layer"):
         raise GraphticketsError(f"scope must be 'global' or 'layer', got {scope!r}")
     data = reiterable(data, "imp")
     names, masks = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
-    classifier = names[-1] if output_rate is not None else None
+    # a single prunable layer is all there is: no separate classifier rate
+    classifier = names[-1] if out_rate is not None and len(names) > 1 else None
     hparams = {
         "rate": rate, "rewind": rewind, "epochs": epochs, "optimizer": optimizer, "lr": lr,
-        "momentum": momentum, "weight_decay": weight_decay, "scope": scope,
-        "output_rate": output_rate, "keep_classifier_dense": keep_classifier_dense,
-        "train_last": train_last,
+        "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov,
+        "schedule": schedule, "milestones": None if milestones is None else list(milestones),
+        "gamma": gamma, "warmup": warmup, "scope": scope, "output_rate": output_rate,
+        "keep_classifier_dense": keep_classifier_dense, "train_last": train_last,
     }
     settings: dict[str, Any] = {
         "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum,
-        "weight_decay": weight_decay, "device": device, "seed": seed, "eval_data": eval_data,
+        "weight_decay": weight_decay, "nesterov": nesterov, "schedule": schedule,
+        "milestones": milestones, "gamma": gamma, "warmup": warmup, "device": device,
+        "seed": seed, "eval_data": eval_data,
     }
     work = copy.deepcopy(model)
     t0 = time.perf_counter()
@@ -258,48 +352,75 @@ def imp_rounds(
     hist = training.train(work, data, rewind_iteration=rewind if rewind > 0 else None, **settings)
     cost = {"epochs": len(hist.epochs), "iterations": hist.iterations}
     if rewind > 0:
-        if hist.rewind is None:
+        if hist.rewind is None or rewind >= hist.iterations:
             raise GraphticketsError(
-                f"rewind={rewind} is past the end of one round's training ({hist.iterations} "
+                f"rewind={rewind} is not before the end of one round's training ({hist.iterations} "
                 f"iterations); use a smaller rewind or more epochs"
             )
         rewind_state = hist.rewind
+        per_epoch = int(hist.epochs[0]["iterations"])
+        settings.update(start_epoch=rewind // per_epoch, max_iterations=hist.iterations - rewind)
     else:
         rewind_state = init_state
+    carried = {k: v for k, v in rewind_state.items() if v.is_floating_point()} if rewind > 0 else None
     dense = _trained(hist)
     summary: list[dict[str, Any]] = [{"round": 0, "density": 1.0, **dense}]
     found: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
-    for r, d in enumerate(targets, start=1):
+    total = sum(m.numel() for m in masks.values())
+
+    def record(r: int, m: dict[str, torch.Tensor], d: float, target: bool, on_path: bool, side: bool) -> dict[str, Any]:
+        """Train ``m`` from the rewind point (a copy when ``side``) and keep the ticket."""
+        info: dict[str, Any] = {
+            "round": r, "density": sum(int(v.count_nonzero()) for v in m.values()) / total,
+            "target": target, "trajectory": on_path,
+        }
+        cost_now = {**cost, "seconds": time.perf_counter() - t0}
+        if not side or train_last:
+            net = work if not side else copy.deepcopy(work)
+            training.restore(net, rewind_state)
+            training.enforce_masks(net, m)
+            h = training.train(net, _own_data(data) if side else data, masks=m, **settings)
+            info.update(_trained(h))
+            if not side:
+                cost["epochs"] += len(h.epochs)
+                cost["iterations"] += h.iterations
+        summary.append(info)
+        found.append(({n: v.clone() for n, v in m.items()}, {"cost": cost_now, "info": info, "config_density": d}))
+        log.info("imp round %d/%d: density %.4g%s, train accuracy %s", r, n_last, info["density"],
+                 " (target)" if target else "", info.get("train_accuracy"))
+        return info
+
+    for r in range(1, n_last + 1):
         params = dict(work.named_parameters())
         scores = {n: params[n].detach().abs().cpu() for n in names}
-        out_d = None if output_rate is None else (1.0 - output_rate) ** r
-        masks = _select(scores, masks, d, out_d, classifier, scope)
-        training.restore(work, rewind_state)
-        training.enforce_masks(work, masks)
-        weights = (
-            {n: p.detach().cpu().clone() for n, p in work.named_parameters()} if rewind > 0 else None
-        )
-        cost_now = {**cost, "seconds": time.perf_counter() - t0}
-        info: dict[str, Any] = {"round": r, "density": sum(int(m.count_nonzero()) for m in masks.values()) / sum(m.numel() for m in masks.values())}
-        if r < len(targets) or train_last:
-            hist = training.train(work, data, masks=masks, **settings)
-            cost["epochs"] += len(hist.epochs)
-            cost["iterations"] += hist.iterations
-            info.update(_trained(hist))
-        summary.append(info)
-        found.append(({n: m.clone() for n, m in masks.items()}, {"weights": weights, "cost": cost_now, "info": info}))
-        log.info("imp round %d/%d: density %.4g, train accuracy %s", r, len(targets), info["density"], info.get("train_accuracy"))
+        out_d = None if out_rate is None else (1.0 - out_rate) ** r
+        d_round = (1.0 - rate) ** r
+        main = _select(scores, masks, d_round, out_d, classifier, scope) if r < n_last else None
+        # targets cut at this round: (1 - rate)^r <= d < (1 - rate)^(r - 1), so never sparser
+        # than the round itself (densest first: they are recorded before it)
+        main_target: float | None = None
+        for d in (d for d in targets if n_rounds(d, rate) == r):
+            cut = _select(scores, masks, d, out_d, classifier, scope)
+            if main is not None and all(torch.equal(cut[n], main[n]) for n in names):
+                main_target = d  # the target is this round of the trajectory
+            else:
+                record(r, cut, d, True, False, side=True)
+        if main is not None:
+            record(r, main, d_round if main_target is None else main_target, main_target is not None, True, side=False)
+            masks = main
     total_seconds = time.perf_counter() - t0
     tickets: list[Ticket] = []
-    for (m, extra), d in zip(found, targets, strict=True):
+    for m, extra in found:
         info = extra["info"]
         config = {
-            "method": "imp", "density": d, "seed": seed, "hparams": _plain(hparams),
+            "method": "imp", "density": extra["config_density"], "seed": seed, "hparams": _plain(hparams),
             "model": getattr(model, "gt_spec", None),
             "dataset": dataset or dataset_name(data),
         }
         meta = {
             "round": info["round"],
+            "target": info["target"],
+            "trajectory": info["trajectory"],
             "train_accuracy": info.get("train_accuracy"),
             "accuracy": info.get("accuracy"),
             "eval_accuracy": info.get("eval_accuracy"),
@@ -309,8 +430,38 @@ def imp_rounds(
             "family_seconds": total_seconds,
             "version": __version__,
         }
-        tickets.append(Ticket(masks=m, method="imp", config=config, meta=meta, weights=extra["weights"]))
+        weights = None if carried is None else {k: v.clone() for k, v in carried.items()}
+        tickets.append(Ticket(masks=m, method="imp", config=config, meta=meta, weights=weights))
     return tickets
+
+
+def imp_at(tickets: Sequence[Ticket], density: float) -> Ticket:
+    """The ticket of an :func:`imp_rounds` trajectory at ``density`` (a target or a round).
+
+    Matched by the requested density (``config["density"]``) first, then by the exact count
+    ``round(density * N)``.
+
+    Examples
+    --------
+    >>> import torch, graphtickets as gt
+    >>> model = gt.models.build("mlp", in_shape=(8,), num_classes=2, widths=(6,))
+    >>> data = [(torch.randn(16, 8), torch.randint(0, 2, (16,)))]
+    >>> fam = imp_rounds(model, densities=[0.5, 0.3], data=data, epochs=1, train_last=False)
+    >>> imp_at(fam, 0.3).kept == round(0.3 * fam[0].total)
+    True
+    """
+    d = check_density(density)
+    for t in tickets:
+        if t.config.get("density") == d:
+            return t
+    for t in tickets:
+        if t.kept == keep_count(d, t.total):
+            return t
+    have = ", ".join(f"{t.config.get('density'):.4g}" for t in tickets)
+    raise GraphticketsError(
+        f"the trajectory has no ticket at density {d}; it has {have}: run imp_rounds with "
+        f"densities=[..., {d}]"
+    )
 
 
 def family(tickets: list[Ticket]) -> dict[float, Ticket]:
@@ -342,31 +493,38 @@ def imp_method(
     lr: float = 1.2e-3,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    nesterov: bool = False,
+    schedule: str | None = None,
+    milestones: Sequence[int] | None = None,
+    gamma: float = 0.1,
+    warmup: int = 0,
     scope: str = "global",
-    output_rate: float | None = None,
+    output_rate: float | str | None = "half",
     keep_classifier_dense: bool = False,
     train_last: bool = True,
     eval_data: Iterable[Any] | None = None,
     device: str = "cpu",
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """IMP's last ticket (see :func:`imp_rounds`; its ``meta["rounds"]`` lists every round).
+    """IMP's ticket at ``density`` (see :func:`imp_rounds`; its ``meta["rounds"]`` lists every round).
 
-    With ``rewind > 0`` the ticket carries the rewound weights (``Ticket.weights``).
+    With ``rewind > 0`` the ticket carries the rewound state (``Ticket.weights``). To serve
+    several densities from one trajectory call :func:`imp_rounds` with ``densities=`` and
+    pick with :func:`imp_at`.
     """
     fam = imp_rounds(
         model, density=density, data=data, seed=seed, rate=rate, rewind=rewind, epochs=epochs,
-        optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, scope=scope,
-        output_rate=output_rate, keep_classifier_dense=keep_classifier_dense,
+        optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        nesterov=nesterov, schedule=schedule, milestones=milestones, gamma=gamma, warmup=warmup,
+        scope=scope, output_rate=output_rate, keep_classifier_dense=keep_classifier_dense,
         train_last=train_last, eval_data=eval_data, device=device,
     )
-    last = fam[-1]
+    last = imp_at(fam, density)
     meta = {k: v for k, v in last.meta.items() if k not in ("version", "family_seconds")}
     if last.weights is not None:
         meta["weights"] = last.weights  # prune() turns it into Ticket.weights
     meta["cost"] = {k: v for k, v in last.meta["cost"].items() if k != "seconds"}
-    final = meta["rounds"][-1]
-    if "epochs" in final:  # training the last ticket is part of what prune() spent
+    final = next(r for r in reversed(meta["rounds"]) if r["round"] == last.meta["round"] and r["target"])
+    if "epochs" in final:  # training the ticket itself is part of what prune() spent
         meta["cost"]["epochs"] += final["epochs"]
         meta["cost"]["iterations"] += final["iterations"]
     return last.masks, meta
-

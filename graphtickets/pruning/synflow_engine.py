@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,13 +383,17 @@ def run_rounds(
     scope: str,
     invert: bool,
     in_shape: tuple[int, ...],
+    scale: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, torch.Tensor], float]:
     """The SynFlow rounds on ``work`` (the linearized float64 copy, BatchNorm folded).
 
     ``masks`` are the starting masks (all ones or the prior); ``targets`` the density after
-    each round. Returns the final masks (logical shapes) and the last R.
+    each round. A parameter in ``scale`` (the prunable biases, zero in the flow) is scored
+    ``|scale| * |dR/dp|`` instead of ``|p| * |dR/dp|``. Returns the final masks (logical
+    shapes) and the last R.
     """
     slots, layers, auto, anchor = prepare(work, names)
+    scale = scale or {}
     # an all-ones mask (no prior) needs no gather
     live_masks = [None if bool(masks[sl.name].all()) else sl.to_memory(masks[sl.name]) for sl in slots]
     counts = [sl.size if m is None else int(np.count_nonzero(m)) for sl, m in zip(slots, live_masks, strict=True)]
@@ -399,13 +403,14 @@ def run_rounds(
     for sl, m, c in zip(slots, live_masks, counts, strict=True):
         sl.start, sl.stop, sl.live = start, start + c, c
         seg, wseg = pos[sl.start : sl.stop], wl[sl.start : sl.stop]
+        mult = sl.values if sl.name not in scale else sl.to_memory(scale[sl.name].detach().to(torch.float64).cpu())
         if m is None:
             seg[:] = np.arange(c)
-            np.abs(sl.values, out=wseg)
+            np.abs(mult, out=wseg)
         else:
             sl.values[~m] = 0.0
             seg[:] = np.flatnonzero(m)
-            np.abs(np.take(sl.values, seg, out=wseg), out=wseg)
+            np.abs(np.take(mult, seg, out=wseg), out=wseg)
         start += c
     del live_masks
     total = sum(sl.size for sl in slots)
