@@ -132,7 +132,7 @@ def run(
             )
             row[f"gem_before_acc_{other_init}"] = gem_o.meta["accuracy_before_finetune"]
             t1 = time.perf_counter()
-            eb = gt.pruning.prune(model, "early_bird", density=d, data=tb(), seed=seed, epochs=eb_epochs)
+            eb = gt.pruning.prune(model, "early_magnitude", density=d, data=tb(), seed=seed, epochs=eb_epochs)
             row.update(
                 eb_epoch=eb.meta["epoch_drawn"], eb_detected=eb.meta["detected"],
                 eb_s=time.perf_counter() - t1, eb_kept=eb.kept,
@@ -154,8 +154,8 @@ def markdown(df: pd.DataFrame, init: str = "kaiming_normal") -> str:
         ("gem_after_acc", "Gem after FT"),
         *[(c, f"Gem before FT ({c.removeprefix('gem_before_acc_')} init)") for c in other],
         ("gem_overlap", "Gem overlap w/ init top-k"),
-        ("eb_acc", "EB trained"), ("eb_epoch", "EB epoch"), ("imp_s", "IMP s"), ("gem_s", "Gem s"),
-        ("eb_s", "EB s"),
+        ("eb_acc", "early_magnitude trained"), ("eb_epoch", "early_magnitude epoch"), ("imp_s", "IMP s"), ("gem_s", "Gem s"),
+        ("eb_s", "early_magnitude s"),
     ]
     n_seeds = df["seed"].nunique()
     lines = [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -169,7 +171,7 @@ def test_frozen_training_fires_after_window_epochs() -> None:
     # lr = 0: the weights never move, every epoch gives the same mask, the rule fires as soon
     # as the window is full: at epoch 5, and training stops there.
     model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0)
-    t = gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, epochs=20)
+    t = gt.pruning.prune(model, "early_magnitude", density=0.3, data=_data(), lr=0.0, epochs=20)
     assert t.meta["mode"] == "weight" and t.meta["detected"] and t.meta["normalize"] == "kept"
     assert t.meta["epoch_drawn"] == 5 and t.meta["cost"]["epochs"] == 5
     assert t.meta["distances"] == [None] * 4 + [0.0]
@@ -177,16 +179,16 @@ def test_frozen_training_fires_after_window_epochs() -> None:
     # the mask is the global magnitude mask of the (unchanged) initial weights
     mag = gt.pruning.prune(model, "magnitude", density=0.3)
     assert all(torch.equal(t.masks[n], mag.masks[n]) for n in mag.masks)
-    alias = gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, max_epochs=20)
+    alias = gt.pruning.prune(model, "early_magnitude", density=0.3, data=_data(), lr=0.0, max_epochs=20)
     assert alias == t  # max_epochs: the deprecated alias of epochs
     with pytest.raises(GraphticketsError, match="alias"):
-        gt.pruning.prune(model, "early_bird", density=0.3, data=_data(), lr=0.0, epochs=4, max_epochs=20)
+        gt.pruning.prune(model, "early_magnitude", density=0.3, data=_data(), lr=0.0, epochs=4, max_epochs=20)
 
 
 def test_weight_mode_training_records_curve() -> None:
     model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0)
     before = {n: p.clone() for n, p in model.named_parameters()}
-    t = gt.pruning.prune(model, "early_bird", density=0.2, data=_data(), lr=0.05, epochs=7, tol=0.0)
+    t = gt.pruning.prune(model, "early_magnitude", density=0.2, data=_data(), lr=0.05, epochs=7, tol=0.0)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     assert len(t.meta["distances"]) == t.meta["cost"]["epochs"] <= 7
     assert t.kept == round(0.2 * t.total)
@@ -213,3 +215,64 @@ def test_channel_mode_exact_density() -> None:
     assert torch.equal(loose.masks["7.weight"].any(dim=0), rows.repeat_interleave(8))
     # the exact ticket keeps the drawn channels (grown by the next-ranked ones if it fell short)
     assert t.meta["channels_kept"] >= loose.meta["channels_kept"]
+
+
+def test_early_bird_is_channel_mode_only() -> None:
+    plain = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0)
+    with pytest.raises(GraphticketsError, match=r"batchnorm=True.*early_magnitude"):
+        gt.pruning.prune(plain, "early_bird", density=0.3, data=_data(), epochs=2)
+    bn = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10,), seed=0, batchnorm=True)
+    with pytest.raises(GraphticketsError, match="early_magnitude"):
+        gt.pruning.prune(bn, "early_bird", density=0.3, data=_data(), epochs=2, mode="weight")
+    assert "mode" not in gt.pruning.METHODS["early_magnitude"].hparams()
+    assert "l1" not in gt.pruning.METHODS["early_magnitude"].hparams()
+    assert gt.pruning.METHODS["early_bird"].hparams()["lr"] == 0.1  # the paper's SGD setting
+    assert gt.pruning.METHODS["early_bird"].hparams()["l1"] == 1e-4
+
+
+def test_l1_penalty_on_gamma_is_applied() -> None:
+    # one SGD step (momentum and weight decay 0) from gamma = 1: the cross-entropy gradient is
+    # the same with and without the penalty, so sum |gamma| differs by exactly lr * l1 * C
+    net = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(10, 6), seed=0, batchnorm=True)
+    data = _data(1)
+    kw = dict(density=0.5, data=data, epochs=1, lr=0.05, momentum=0.0, weight_decay=0.0)
+    with_l1 = gt.pruning.prune(net, "early_bird", l1=0.5, **kw)
+    without = gt.pruning.prune(net, "early_bird", l1=0.0, **kw)
+    channels = 10 + 6
+    diff = without.meta["gamma_l1"][0] - with_l1.meta["gamma_l1"][0]
+    assert diff == pytest.approx(0.05 * 0.5 * channels, rel=1e-4)
+    assert with_l1.meta["l1"] == 0.5 and without.meta["l1"] == 0.0
+    # by hand: gamma after the step is 1 - lr * (dCE/dgamma + l1)
+    ref = copy.deepcopy(net).train()
+    x, y = data[0]
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    g = torch.cat([ref.bn1.weight.grad, ref.bn2.weight.grad])
+    assert with_l1.meta["gamma_l1"][0] == pytest.approx(float((1 - 0.05 * (g + 0.5)).abs().sum()), rel=1e-5)
+
+
+def test_early_bird_on_an_mlp_with_batchnorm_units_are_channels() -> None:
+    g = torch.Generator().manual_seed(3)
+    data = [(torch.randn(32, 12, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(3)]
+    net = gt.models.build("mlp", in_shape=(12,), num_classes=4, widths=(16, 16), seed=0, batchnorm=True)
+    assert eb.bn_channels(net) == {"bn1": "fc1.weight", "bn2": "fc2.weight"}
+    assert eb.channel_consumers(net) == {"bn1": ["fc2.weight"], "bn2": ["classifier.weight"]}
+    loose = gt.pruning.prune(net, "early_bird", density=0.3, data=data, epochs=6, exact=False, seed=1)
+    assert loose.meta["mode"] == "channel"
+    m1, m2, mc = loose.masks["fc1.weight"], loose.masks["fc2.weight"], loose.masks["classifier.weight"]
+    u1, u2 = m1.any(dim=1), m2.any(dim=1)  # kept units
+    assert torch.equal(m1, u1[:, None].expand_as(m1))  # a pruned unit loses every input weight
+    assert torch.equal(m2, u2[:, None] & u1[None, :])  # ... and every outgoing one
+    assert torch.equal(mc, u2[None, :].expand_as(mc))
+    assert int(u1.sum()) + int(u2.sum()) == loose.meta["channels_kept"]
+    t = gt.pruning.prune(net, "early_bird", density=0.3, data=data, epochs=6, seed=1)
+    assert t.kept == round(0.3 * t.total) and t.meta["exact"]
+    # graphs: BatchNorm1d keeps unit identity; a pruned unit has no edge in the layered graph
+    lg = gt.graphs.layered_graph(net, loose)
+    nodes = lg.nodes.reset_index(drop=True)
+    deg = np.asarray(lg.adjacency.sum(axis=0)).ravel() + np.asarray(lg.adjacency.sum(axis=1)).ravel()
+    assert lg.adjacency.nnz == loose.kept
+    hidden = [i for i in range(len(nodes)) if deg[i] == 0]
+    assert len(hidden) >= int((~u1).sum()) + int((~u2).sum())
+    rg = gt.graphs.relational_graph(net, t)
+    assert rg.adjacency.shape[0] == 16
+    gt.analysis.metrics(lg)

@@ -23,6 +23,7 @@ TEST_HPARAMS: dict[str, dict[str, Any]] = {
     "synflow": {"rounds": 5},
     "imp": {"rounds": 2, "epochs": 1},
     "early_bird": {"epochs": 2},
+    "early_magnitude": {"epochs": 2},
     "gem_miner": {"epochs": 1},
 }
 #: Budget hyperparameters set to 1 for "train" methods that accept them (unless in TEST_HPARAMS).
@@ -37,6 +38,12 @@ SOURCE_ARGS: dict[str, Callable[[nn.Module, Any], dict[str, Any]]] = {
 }
 
 DENSITY = 0.3
+
+#: Methods that need another model than tiny_mlp: (tiny_mlp) -> model with the same inputs.
+MODEL_FOR: dict[str, Callable[[nn.Module], nn.Module]] = {
+    # Early-Bird draws channel masks from BatchNorm scales: tiny_mlp with BatchNorm1d
+    "early_bird": lambda m: gt.models.build("mlp", in_shape=(40,), num_classes=3, widths=(8, 6), seed=0, batchnorm=True),
+}
 
 
 def _hparams(name: str, model: nn.Module, data: Any) -> dict[str, Any]:
@@ -67,6 +74,7 @@ def _names() -> list[str]:
 @pytest.mark.parametrize("name", _names())
 def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
     spec = METHODS[name]
+    tiny_mlp = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
     assert spec.kind in ("baseline", "init", "train", "transform")
     assert spec.summary and spec.reference
     before = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
@@ -96,6 +104,7 @@ def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> 
 def test_method_nested_in_prior(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
     if "prior" not in METHODS[name].hparams():
         pytest.skip(f"{name!r} takes no prior mask")
+    tiny_mlp = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
     prior = gt.pruning.prune(tiny_mlp, "random", density=0.6, seed=9)
     t = _run(name, tiny_mlp, tiny_batches, seed=1, prior=prior)
     for n, m in t.masks.items():

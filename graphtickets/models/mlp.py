@@ -2,7 +2,10 @@
 
 Module names: ``flatten`` (only for inputs with more than one dimension), then ``fc1``,
 ``act1``, ``fc2``, ``act2``, ... for the hidden layers and ``classifier`` for the output
-layer. Parameter names are therefore ``fc1.weight``, ..., ``classifier.weight``.
+layer. Parameter names are therefore ``fc1.weight``, ..., ``classifier.weight``. With
+``batchnorm=True`` every hidden layer is ``fc<i>``, ``bn<i>`` (``BatchNorm1d`` over its
+units), ``act<i>``: the units are the BatchNorm's channels (Early-Bird's channel masks, You
+et al. 2020, read their scales ``bn<i>.weight``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def mlp(
     widths: Sequence[int] = (100, 100),
     activation: str = "relu",
     bias: bool = True,
+    batchnorm: bool = False,
 ) -> nn.Sequential:
     """A multilayer perceptron.
 
@@ -67,22 +71,36 @@ def mlp(
         A key of :data:`ACTIVATIONS`.
     bias : bool, default True
         Give every Linear layer a bias.
+    batchnorm : bool, default False
+        Put a ``BatchNorm1d`` (affine, PyTorch's defaults: scale 1, shift 0) between every
+        hidden Linear layer and its activation, as in the networks of Early-Bird and network
+        slimming; the classifier has none.
 
     Returns
     -------
     nn.Sequential
-        ``[flatten,] fc1, act1, ..., classifier``.
+        ``[flatten,] fc1, [bn1,] act1, ..., classifier``.
+
+    Examples
+    --------
+    >>> net = mlp((8,), 3, widths=(5, 4), batchnorm=True)
+    >>> [n for n, _ in net.named_children()]
+    ['fc1', 'bn1', 'act1', 'fc2', 'bn2', 'act2', 'classifier']
     """
     hidden = _widths(widths)
     act = activation_class(activation)
     if not isinstance(bias, bool):
         raise ModelError(f"bias must be True or False, got {bias!r}")
+    if not isinstance(batchnorm, bool):
+        raise ModelError(f"batchnorm must be True or False, got {batchnorm!r}")
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     if len(in_shape) > 1:
         layers["flatten"] = nn.Flatten()
     n_in = math.prod(in_shape)
     for i, w in enumerate(hidden, start=1):
         layers[f"fc{i}"] = nn.Linear(n_in, w, bias=bias)
+        if batchnorm:
+            layers[f"bn{i}"] = nn.BatchNorm1d(w)
         layers[f"act{i}"] = act()
         n_in = w
     layers["classifier"] = nn.Linear(n_in, num_classes, bias=bias)

@@ -9,8 +9,8 @@ by copying whole blocks of masks (and, optionally, weights):
   stage (in stages 2 and 3 the downsampling block, whose shapes differ from the others) is
   always kept and mapped to block 0. Everything outside the stages (``conv1``,
   ``classifier``) is copied as is.
-* **MLPs** (``fc<i>``, ``classifier``): the hidden layers after the first are the "blocks";
-  they must have equal widths. ``fc1`` (input side) and ``classifier`` are copied as is.
+* **MLPs** (``fc<i>``, ``classifier``): the hidden layers after the first are the "blocks"
+  (with their BatchNorm ``bn<i>`` when the MLP has one); they must have equal widths. ``fc1`` (input side) and ``classifier`` are copied as is.
 
 The default mapping (:func:`block_mapping`) is the paper's: each source block is copied to
 adjacent target slots when stretching (``1 1 2 2`` for two blocks into four), and blocks are
@@ -68,7 +68,7 @@ __all__ = ["block_mapping", "block_layout", "mapping_table", "name_mapping", "el
 log = logging.getLogger("graphtickets.pruning.elastic")
 
 _STAGE = re.compile(r"^(stage\d+)\.(\d+)\.(.+)$")
-_FC = re.compile(r"^fc(\d+)\.(.+)$")
+_FC = re.compile(r"^(fc|bn)(\d+)\.(.+)$")
 
 
 def block_mapping(n_source: int, n_target: int) -> list[int]:
@@ -109,15 +109,32 @@ def block_mapping(n_source: int, n_target: int) -> list[int]:
     return [0] + [1 + ((j - 1) * (n_source - 1)) // (n_target - 1) for j in range(1, n_target)]
 
 
-def _split(name: str) -> tuple[str, int, str] | None:
-    """``(group, index, rest)`` of a block parameter name, or None outside the blocks."""
+def _is_mlp(names: Iterable[str]) -> bool:
+    """Whether the names are an MLP's (``fc<i>`` layers): only then is ``bn<i>`` a block's."""
+    return any(_FC.match(n) is not None and n.startswith("fc") for n in names)
+
+
+def _split(name: str, mlp: bool = True) -> tuple[str, int, str] | None:
+    """``(group, index, rest)`` of a block parameter name, or None outside the blocks.
+
+    In an MLP (``mlp``) ``bn<i>`` belongs to block ``i - 1`` with ``fc<i>``; elsewhere (a
+    ResNet's stem ``bn1``) it is outside the blocks.
+    """
     m = _STAGE.match(name)
     if m:
         return m.group(1), int(m.group(2)), m.group(3)
     m = _FC.match(name)
-    if m:
-        return "fc", int(m.group(1)) - 1, m.group(2)  # fc1 is block 0 of group "fc"
+    if m and (mlp or m.group(1) == "fc"):  # fc1 (and bn1) is block 0 of group "fc"
+        return "fc", int(m.group(2)) - 1, f"{m.group(1)}#{m.group(3)}"
     return None
+
+
+def _join(group: str, index: int, rest: str) -> str:
+    """The name of ``rest`` in block ``index`` of ``group`` (inverse of :func:`_split`)."""
+    if group == "fc":
+        prefix, _, tail = rest.partition("#")
+        return f"{prefix}{index + 1}.{tail}"
+    return f"{group}.{index}.{rest}"
 
 
 def block_layout(names: Iterable[str]) -> dict[str, int]:
@@ -126,9 +143,11 @@ def block_layout(names: Iterable[str]) -> dict[str, int]:
     >>> block_layout(["fc1.weight", "fc2.weight", "fc3.weight", "classifier.weight"])
     {'fc': 3}
     """
+    names = list(names)
+    mlp = _is_mlp(names)
     out: dict[str, int] = {}
     for n in names:
-        s = _split(n)
+        s = _split(n, mlp)
         if s is not None:
             out[s[0]] = max(out.get(s[0], 0), s[1] + 1)
     return out
@@ -190,15 +209,16 @@ def name_mapping(
     source_names, target_names = list(source_names), list(target_names)
     src_set = set(source_names)
     table = mapping_table(block_layout(source_names), block_layout(target_names), mapping)
+    mlp = _is_mlp(target_names)
     out: dict[str, str] = {}
     for n in target_names:
-        s = _split(n)
+        s = _split(n, mlp)
         if s is None:
             src = n
         else:
             g, i, rest = s
             j = table[g][i]
-            src = f"{g}.{j}.{rest}" if g != "fc" else f"fc{j + 1}.{rest}"
+            src = _join(g, j, rest)
         if src not in src_set:
             raise GraphticketsError(
                 f"target parameter {n!r} maps to {src!r}, which the source network does not have"
@@ -339,7 +359,8 @@ def elastic_transform(
         t_bufs = {n: b for n, b in target_model.named_buffers() if b.is_floating_point()}
         if source_ticket.weights is not None:
             s_bufs.update({n: w for n, w in source_ticket.weights.items() if n in s_bufs})
-        names_all = {**names, **name_mapping(s_bufs, t_bufs, mapping)}
+        every = name_mapping([*s_params, *s_bufs], [*t_params, *t_bufs], mapping)
+        names_all = {**names, **{t: every[t] for t in t_bufs}}
         weights = {}
         for t_name, s_name in names_all.items():
             w = src_w[s_name] if s_name in src_w else s_bufs[s_name]
