@@ -26,9 +26,8 @@ class TinyConv1d(nn.Module):
         self.head = nn.Linear(8, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(
-            self.conv1(x.unsqueeze(1))
-        )  # (batch, 40) -> (batch, 8, 40)
+        x = x.unsqueeze(1)  # (batch, 40) -> (batch, 1, 40)
+        x = torch.relu(self.conv1(x))  # -> (batch, 8, 40)
         x = torch.relu(self.conv2(x)) + x  # a residual connection
         return self.head(self.pool(x).flatten(1))
 
@@ -48,12 +47,8 @@ ticket = gt.pruning.prune(model, "snip", density=0.3, data=[batch])
 g = gt.graphs.layered_graph(model, ticket, input_shape=(40,))
 print(g)
 m = gt.analysis.metrics(g)
-print(
-    {
-        k: round(m[k], 3)
-        for k in ("weight_density", "effective_density", "effective_fraction")
-    }
-)
+for k in ("weight_density", "effective_density", "effective_fraction"):
+    print(f"{k}: {m[k]:.3f}")
 
 # %%
 # Draw it: one column per layer, edge width = live kernel entries between two channels.
@@ -78,9 +73,10 @@ nx.draw_networkx_nodes(
 for col, name in enumerate(layers):
     ax.text(
         col,
-        max(y for _, y in pos.values()) + 1.2,
-        name,
+        min(y for _, y in pos.values()) - 1.5,
+        name or "input",
         ha="center",
+        va="top",
         fontsize=8,
     )
 ax.set_title(

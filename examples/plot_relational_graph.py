@@ -17,7 +17,7 @@ import graphtickets as gt
 model = gt.models.build(
     "mlp", in_shape=(64,), num_classes=10, widths=(32, 32, 32, 32), seed=0
 )
-ticket = gt.pruning.prune(model, "magnitude", density=0.15)
+ticket = gt.pruning.prune(model, "magnitude", density=0.04)
 r = gt.graphs.relational_graph(
     model, ticket
 )  # n = 32: one node per hidden unit position
@@ -44,6 +44,7 @@ print(
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 axes[0].spy(r.adjacency, markersize=2)
+axes[0].xaxis.set_ticks_position("bottom")  # keep the title clear
 axes[0].set_title("magnitude ticket: relational adjacency", fontsize=9)
 nx.draw_circular(r.simple().to_networkx(), ax=axes[1], node_size=25, width=0.3)
 axes[1].set_title("the same graph, circular layout", fontsize=9)
