@@ -42,6 +42,14 @@ from graphtickets.analysis.spectral import (
     ramanujan_layers,
     spectral_gap,
 )
+from graphtickets.analysis.stats import (
+    BootstrapCI,
+    MantelResult,
+    bootstrap_ci,
+    excess_over_siblings,
+    fdr_bh,
+    mantel,
+)
 from graphtickets.analysis.structure import (
     average_square_clustering,
     collapsed_layers,
@@ -108,4 +116,10 @@ __all__ = [
     "from_networkx",
     "gini",
     "simple_undirected",
+    "fdr_bh",
+    "bootstrap_ci",
+    "BootstrapCI",
+    "mantel",
+    "MantelResult",
+    "excess_over_siblings",
 ]
