@@ -11,6 +11,7 @@ from __future__ import annotations
 from graphtickets.analysis._util import from_networkx, gini, simple_undirected
 from graphtickets.analysis.community import assortativity, communities, modularity, small_world
 from graphtickets.analysis.compare import compare, pivot, summarize
+from graphtickets.analysis.consensus import Consensus, consensus, poisson_binomial
 from graphtickets.analysis.distances import (
     DISTANCES,
     DistanceSpec,
@@ -122,4 +123,7 @@ __all__ = [
     "mantel",
     "MantelResult",
     "excess_over_siblings",
+    "consensus",
+    "Consensus",
+    "poisson_binomial",
 ]
