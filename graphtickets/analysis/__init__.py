@@ -20,6 +20,21 @@ from graphtickets.analysis.distances import (
     distance_details,
     ged_bounds,
 )
+from graphtickets.analysis.effective import effective_masks, effective_ticket
+from graphtickets.analysis.function import (
+    FUNCTION_KINDS,
+    BarrierResult,
+    FunctionProfile,
+    agreement,
+    cka_layers,
+    cohen_kappa,
+    error_consistency,
+    functional_details,
+    linear_cka,
+    loss_barrier,
+    profile,
+    with_trained_weights,
+)
 from graphtickets.analysis.metrics import (
     METRICS,
     MetricSpec,
@@ -126,4 +141,18 @@ __all__ = [
     "consensus",
     "Consensus",
     "poisson_binomial",
+    "effective_masks",
+    "effective_ticket",
+    "FUNCTION_KINDS",
+    "FunctionProfile",
+    "profile",
+    "with_trained_weights",
+    "agreement",
+    "cohen_kappa",
+    "error_consistency",
+    "linear_cka",
+    "cka_layers",
+    "functional_details",
+    "BarrierResult",
+    "loss_barrier",
 ]
