@@ -267,7 +267,7 @@ def profile(
     """
     if conv not in ("flatten", "mean"):
         raise GraphticketsError(f"conv must be 'flatten' or 'mean', got {conv!r}")
-    batches = data if isinstance(data, list) and all(isinstance(b, tuple) for b in data) else as_batches(data)
+    batches = as_batches(data)  # a list already read is only checked (no copy of the tensors)
     net = _network(ticket, model).to(device)
     net.eval()
     modules = dict(net.named_modules())
