@@ -247,6 +247,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     final = hist.final()
+    if args.save_weights:
+        ticket = gt.analysis.with_trained_weights(ticket, model)
     ticket.meta["train"] = {
         "dataset": dataset, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
         "seed": args.seed, "history": hist.epochs, "test_accuracy": final.get("eval_accuracy"),
@@ -334,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="write the trained ticket here instead of updating TICKET")
     t.add_argument("--allow-large", action="store_true", help="lift the documented size limits (epochs, batch size)")
     t.add_argument("--no-verify", action="store_true", help="read a ticket whose sha256 is missing or wrong")
+    t.add_argument("--save-weights", action="store_true",
+                   help="store the trained weights in the ticket (for `graphtickets compare --functional`)")
     t.set_defaults(handler=_cmd_train)
 
     i = sub.add_parser("info", help="a ticket's provenance and layer densities")

@@ -64,29 +64,86 @@ def conv_setup() -> tuple[nn.Module, list[gt.Ticket], gt.Ticket]:
     return m, ts, kernel_shuffled(ts[0], 1)
 
 
-def check_contract(kind: str, xs: list, m: nn.Module | None) -> None:
+def check_contract(kind: str, xs: list, m: nn.Module | None, data: list | None = None, *, strict: bool = True) -> None:
     for a in xs:
-        assert distance(a, a, kind, model=m) == pytest.approx(0.0, abs=1e-12)
+        assert distance(a, a, kind, model=m, data=data) == pytest.approx(0.0, abs=1e-12)
     for a, b in itertools.combinations(xs, 2):
-        d = distance(a, b, kind, model=m)
-        assert d > 0, kind
-        assert distance(b, a, kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+        d = distance(a, b, kind, model=m, data=data)
+        assert d > 0 if strict else d >= 0, kind
+        assert distance(b, a, kind, model=m, data=data) == pytest.approx(d, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("kind", sorted(DISTANCES))
-def test_distance_contract(kind: str, setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+def _trained(model: nn.Module, tickets: list[gt.Ticket], in_shape: tuple[int, ...], n: int, epochs: int, lr: float = 1e-2
+             ) -> tuple[list[gt.Ticket], list]:
+    """The tickets with trained weights (Adam on a synthetic 3-class task), and two test batches."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(int(np.prod(in_shape)), 3, generator=g)
+    x = torch.randn(n + 128, *in_shape, generator=g)
+    y = (x.reshape(len(x), -1) @ w).argmax(dim=1)
+    train = [(x[i : i + 64], y[i : i + 64]) for i in range(0, n, 64)]
+    out = []
+    for i, t in enumerate(tickets):
+        net = gt.models.build_from_spec(t.config["model"])
+        t.apply(net)
+        gt.training.train(net, train, masks=t, epochs=epochs, optimizer="adam", lr=lr, seed=i)
+        out.append(gt.analysis.with_trained_weights(t, net))
+    data = [(x[n : n + 64], y[n : n + 64]), (x[n + 64 :], y[n + 64 :])]
+    assert all(len(set(gt.analysis.profile(t, model, data).predictions.tolist())) > 1 for t in out)  # they learned
+    return out, data
+
+
+@pytest.fixture(scope="module")
+def trained_setup(setup: tuple[nn.Module, list[gt.Ticket]]) -> tuple[nn.Module, list[gt.Ticket], list]:
     m, ts = setup
-    check_contract(kind, ts, m)
+    return (m, *_trained(m, ts, (8,), 1024, 10))
+
+
+@pytest.fixture(scope="module")
+def trained_conv_setup() -> tuple[nn.Module, list[gt.Ticket], gt.Ticket, list]:
+    """Trained conv2 tickets (denser than conv_setup's, so that they learn), and the first with
+    its live entries moved within kernels (its trained weights kept: another network)."""
+    m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
+    ts = [gt.pruning.prune(m, "random", density=d, seed=s) for s, d in ((0, 0.3), (1, 0.5))]
+    ts.append(gt.pruning.prune(m, "magnitude", density=0.4, seed=0))
+    trained, data = _trained(m, ts, (3, 8, 8), 512, 4, lr=1e-3)
+    moved = kernel_shuffled(trained[0], 1)
+    return m, trained, gt.Ticket(moved.masks, config=trained[0].config, weights=trained[0].weights), data
 
 
 @pytest.mark.parametrize("kind", sorted(DISTANCES))
-def test_distance_contract_on_conv_tickets(kind: str, conv_setup: tuple[nn.Module, list[gt.Ticket], gt.Ticket]) -> None:
-    m, ts, shuffled = conv_setup
-    check_contract(kind, ts, m)
+def test_distance_contract(kind: str, request: pytest.FixtureRequest) -> None:
+    if DISTANCES[kind].needs_data:  # the function family: trained tickets on test batches
+        m, ts, data = request.getfixturevalue("trained_setup")
+        check_contract(kind, ts, m, data)
+    else:
+        m, ts = request.getfixturevalue("setup")
+        check_contract(kind, ts, m)
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, s in DISTANCES.items() if s.family == "structure"))
+def test_distance_contract_on_effective_masks(kind: str, setup: tuple[nn.Module, list[gt.Ticket]]) -> None:
+    m, ts = setup
+    for a in ts:
+        assert distance(a, a, kind, model=m, effective=True) == pytest.approx(0.0, abs=1e-12)
+    for a, b in itertools.combinations(ts, 2):
+        d = distance(a, b, kind, model=m, effective=True)
+        assert d >= 0 and distance(b, a, kind, model=m, effective=True) == pytest.approx(d, rel=1e-12, abs=1e-12)
+        ea, eb = (gt.analysis.effective_ticket(t, m) for t in (a, b))
+        assert d == pytest.approx(distance(ea, eb, kind, model=m), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(DISTANCES))
+def test_distance_contract_on_conv_tickets(kind: str, request: pytest.FixtureRequest) -> None:
+    data = None
+    if DISTANCES[kind].needs_data:
+        m, ts, shuffled, data = request.getfixturevalue("trained_conv_setup")
+    else:
+        m, ts, shuffled = request.getfixturevalue("conv_setup")
+    check_contract(kind, ts, m, data)
     # the documented blind spot: only positions inside kernels differ
     assert any((ts[0].masks[n] ^ shuffled.masks[n]).any() for n in ts[0].masks)
-    d = distance(ts[0], shuffled, kind, model=m)
-    assert distance(shuffled, ts[0], kind, model=m) == pytest.approx(d, rel=1e-12, abs=1e-12)
+    d = distance(ts[0], shuffled, kind, model=m, data=data)
+    assert distance(shuffled, ts[0], kind, model=m, data=data) == pytest.approx(d, rel=1e-12, abs=1e-12)
     if DISTANCES[kind].kernel_blind:
         assert d == pytest.approx(0.0, abs=1e-12), f"{kind} is documented kernel-blind"
     else:
@@ -96,6 +153,7 @@ def test_distance_contract_on_conv_tickets(kind: str, conv_setup: tuple[nn.Modul
 #: graph kinds each distance accepts (every other one must be refused with an explanation)
 GRAPH_INPUTS = {k: ("layered", "layered_count", "relational") for k in DISTANCES}
 GRAPH_INPUTS["layer_density"] = ("layered", "layered_count")
+GRAPH_INPUTS.update({k: () for k, s in DISTANCES.items() if s.family == "function"})  # trained tickets only
 
 
 def test_graph_inputs_table_covers_every_distance() -> None:

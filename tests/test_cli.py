@@ -239,3 +239,27 @@ def test_bad_input_traceback_only_with_vv(capsys, digits_ticket):
     assert main(["-vv", *argv]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("graphtickets: error:")
+
+
+def test_compare_functional_of_trained_ticket_files(capsys, tmp_path):
+    paths = []
+    for method, seed in (("magnitude", 0), ("random", 1)):
+        path = tmp_path / f"{method}.safetensors"
+        assert _run(capsys, "prune", "--method", method, "--density", "0.5", "--dataset", "digits", "--seed", str(seed),
+                    "--model-arg", "widths=[16]", "--out", str(path))[0] == 0
+        paths.append(path)
+    code, out, err = _run(capsys, "compare", *map(str, paths), "--functional")
+    assert code == 2 and "carries no weights" in err and "--save-weights" in err and "Traceback" not in err
+    for p in paths:
+        assert _run(capsys, "train", str(p), "--epochs", "1", "--save-weights")[0] == 0
+    assert gt.Ticket.load(paths[0]).meta["weights"] == "trained"
+    code, out, _ = _run(capsys, "compare", *map(str, paths), "--functional", "--dataset", "digits")
+    assert code == 0
+    rows = {line.split()[2]: float(line.split()[3]) for line in out.splitlines()[1:] if line.strip()}
+    assert set(rows) == set(gt.analysis.FUNCTION_KINDS)
+    ts = [gt.Ticket.load(p) for p in paths]
+    test = gt.data.batches(gt.data.load("digits", split="test"), batch_size=1000, shuffle=False)
+    for kind, value in rows.items():
+        assert value == pytest.approx(gt.analysis.distance(*ts, kind, data=test), abs=1e-3)
+    code, _, err = _run(capsys, "compare", *map(str, paths), "--functional", "--dataset", "mnist1d")
+    assert code == 2 and "digits" in err  # a dataset of another shape is refused in one line

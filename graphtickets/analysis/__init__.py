@@ -11,6 +11,7 @@ from __future__ import annotations
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
 from graphtickets.analysis.community import assortativity, communities, modularity, small_world
 from graphtickets.analysis.compare import compare, pivot, summarize
+from graphtickets.analysis.consensus import Consensus, consensus, poisson_binomial
 from graphtickets.analysis.distances import (
     DISTANCES,
     DistanceSpec,
@@ -18,6 +19,21 @@ from graphtickets.analysis.distances import (
     distance,
     distance_details,
     ged_bounds,
+)
+from graphtickets.analysis.effective import effective_masks, effective_ticket
+from graphtickets.analysis.function import (
+    FUNCTION_KINDS,
+    BarrierResult,
+    FunctionProfile,
+    agreement,
+    cka_layers,
+    cohen_kappa,
+    error_consistency,
+    functional_details,
+    linear_cka,
+    loss_barrier,
+    profile,
+    with_trained_weights,
 )
 from graphtickets.analysis.metrics import (
     METRICS,
@@ -41,6 +57,14 @@ from graphtickets.analysis.spectral import (
     ramanujan,
     ramanujan_layers,
     spectral_gap,
+)
+from graphtickets.analysis.stats import (
+    BootstrapCI,
+    MantelResult,
+    bootstrap_ci,
+    excess_over_siblings,
+    fdr_bh,
+    mantel,
 )
 from graphtickets.analysis.structure import (
     average_square_clustering,
@@ -109,4 +133,27 @@ __all__ = [
     "from_networkx",
     "gini",
     "simple_undirected",
+    "fdr_bh",
+    "bootstrap_ci",
+    "BootstrapCI",
+    "mantel",
+    "MantelResult",
+    "excess_over_siblings",
+    "consensus",
+    "Consensus",
+    "poisson_binomial",
+    "effective_masks",
+    "effective_ticket",
+    "FUNCTION_KINDS",
+    "FunctionProfile",
+    "profile",
+    "with_trained_weights",
+    "agreement",
+    "cohen_kappa",
+    "error_consistency",
+    "linear_cka",
+    "cka_layers",
+    "functional_details",
+    "BarrierResult",
+    "loss_barrier",
 ]

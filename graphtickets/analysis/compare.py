@@ -24,7 +24,7 @@ from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_withi
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
 
-__all__ = ["compare", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION"]
+__all__ = ["compare", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION", "NO_FUNCTION_NULL"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ _NULLS = {"shuffle": shuffle_within_layers, "rewire": rewire_preserving_degrees}
 NULL_STD_RTOL = 1e-9
 #: The ``note`` of a row whose nulls all give the same distance (its ``z`` is NaN).
 NO_NULL_VARIATION = "no null variation"
+#: The ``note`` of a function-family row in a table with nulls (null tickets carry no trained weights).
+NO_FUNCTION_NULL = "no null for functional kinds"
 #: Columns a :func:`compare` table has when it draws nulls, in order.
 NULL_COLUMNS = ["null_mean", "null_std", "z", "null_n", "p_closer", "p_farther", "note"]
 
@@ -162,6 +164,9 @@ def compare(
     null_samples: int = 0,
     seed: int = 0,
     null: str = "shuffle",
+    data: Any = None,
+    effective: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Pairwise distances between tickets as a long table, optionally against null models.
 
@@ -174,7 +179,9 @@ def compare(
         ``ged_approx``). Without it those kinds are skipped when ``kinds`` is None.
     kinds : iterable of str, optional
         Keys of :data:`~graphtickets.analysis.DISTANCES`; default: every default kind
-        (``ged_approx`` is opt-in: it costs a linear assignment per layer).
+        (``ged_approx`` is opt-in: it costs a linear assignment per layer) whose needs are
+        met -- the function family only with ``data`` and ``model``, and not with
+        ``effective``.
     null_samples : int, default 0
         ``k``: every ticket ``t`` gets ``k`` null tickets ``null_i(t)`` (seeded by
         :func:`null_seed` from ``seed``, the ticket's name and ``i``), and the null
@@ -188,6 +195,15 @@ def compare(
         Base seed of the nulls.
     null : {"shuffle", "rewire"}
         :func:`shuffle_within_layers` or :func:`rewire_preserving_degrees`.
+    data : iterable of (inputs, targets), optional
+        Test batches for the function family (tickets must carry trained weights); read once,
+        each ticket run once. Function kinds get no null (null tickets have no trained
+        weights): their null columns are NaN with the note :data:`NO_FUNCTION_NULL`.
+    effective : bool, default False
+        Structural kinds on the effective masks (:func:`~graphtickets.analysis.effective_ticket`,
+        needs ``model``); nulls are drawn from the tickets, then made effective.
+    options : mapping, optional
+        Passed to every distance (as ``distance(**options)``).
 
     Returns
     -------
@@ -212,7 +228,8 @@ def compare(
     """
     named = name_tickets(tickets)
     if kinds is None:
-        chosen = [k for k, s in DISTANCES.items() if s.default and (model is not None or not s.needs_model)]
+        chosen = [k for k, s in DISTANCES.items() if s.default and (model is not None or not s.needs_model)
+                  and (data is not None and not effective or not s.needs_data)]  # fmt: skip
     else:
         chosen = list(kinds)
         for k in chosen:
@@ -220,12 +237,23 @@ def compare(
     if null not in _NULLS:
         raise GraphticketsError(f"null must be one of {sorted(_NULLS)}, got {null!r}")
     k_nulls = max(int(null_samples), 0)
-    ctx = Context(model=model)
+    ctx = Context(model=model, data=data, options=dict(options or {}))
     feats = _Features(model, chosen)
     names = list(named)
     nulls: dict[str, list[Ticket]] = {}
     if k_nulls > 0:
         nulls = {n: [_NULLS[null](named[n], null_seed(seed, n, s)) for s in range(k_nulls)] for n in names}
+    if effective:
+        bad = [k for k in chosen if DISTANCES[k].family != "structure"]
+        if bad:
+            raise GraphticketsError(f"effective=True applies to structural distances; {bad} compare what trained "
+                                    f"tickets compute (ask for them in a call without effective=True)")  # fmt: skip
+        if model is None:
+            raise GraphticketsError("effective=True needs model=<the tickets' architecture> (paths are traced on it)")
+        from graphtickets.analysis.effective import effective_ticket
+
+        named = {n: effective_ticket(t, model) for n, t in named.items()}
+        nulls = {n: [effective_ticket(t, model) for t in ts] for n, ts in nulls.items()}
 
     def dist(kind: str, ka: tuple[str, int], ta: Ticket, kb: tuple[str, int], tb: Ticket) -> float:
         if _featured(kind):
@@ -237,7 +265,10 @@ def compare(
         for kind in chosen:
             value = dist(kind, (na, -1), named[na], (nb, -1), named[nb])
             row: dict[str, Any] = {"a": na, "b": nb, "kind": kind, "value": value}
-            if k_nulls > 0:
+            if k_nulls > 0 and DISTANCES[kind].needs_data:
+                row.update(null_mean=float("nan"), null_std=float("nan"), z=float("nan"), null_n=0,
+                           p_closer=float("nan"), p_farther=float("nan"), note=NO_FUNCTION_NULL)  # fmt: skip
+            elif k_nulls > 0:
                 vals = [dist(kind, (na, s), nulls[na][s], (nb, s), nulls[nb][s]) for s in range(k_nulls)]
                 row.update(_null_stats(value, np.asarray(vals, dtype=np.float64)))
             rows.append(row)

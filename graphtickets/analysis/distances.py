@@ -31,6 +31,15 @@ within their kernels are at distance 0 for them; ``jaccard``, ``hamming`` and
 ``degree``                Wasserstein-1 distance between degree distributions (kernel-blind)
 ========================  ==============================================================
 
+The *function* family (:mod:`graphtickets.analysis.function`) compares what two trained
+tickets compute on test data: ``agreement``, ``agreement_kappa``, ``error_consistency`` and
+``cka``. They need tickets carrying trained ``weights``, the architecture (``model=``, or
+the ticket's recorded model spec) and ``data=`` (an iterable of ``(inputs, targets)`` test
+batches); they take no graphs.
+
+``effective=True`` (with ``model=``) takes any structural kind on the tickets' effective masks
+(:func:`~graphtickets.analysis.effective_masks`: live weights on some input -> output path).
+
 References
 ----------
 .. [1] K. Riesen, H. Bunke, "Approximate graph edit distance computation by means of bipartite
@@ -92,8 +101,9 @@ class Context:
     """What a distance may need besides its operands: the model and a per-call graph cache."""
 
     model: nn.Module | None = None
-    cache: dict[tuple[int, str], Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    data: Any = None
 
     def graph(self, x: Ticket | Graph, kind: str) -> Graph:
         """``x`` as a graph of ``kind`` (``layered`` unweighted / ``layered_count`` / ``relational``)."""
@@ -135,19 +145,26 @@ class DistanceSpec:
     kernel_blind : bool
         Blind by construction to positions inside a conv kernel (channel-level graphs or
         counts only): 0 between conv tickets that differ only there.
+    family : str
+        ``"structure"`` (masks or graphs) or ``"function"`` (what trained tickets compute).
+    needs_data : bool
+        Needs ``data=`` (test batches) and tickets carrying trained weights.
     """
 
     fn: Callable[[Any, Any, Context], float]
     needs_model: bool
     default: bool = True
     kernel_blind: bool = False
+    family: str = "structure"
+    needs_data: bool = False
 
 
 DISTANCES: Registry[DistanceSpec] = Registry("distance")
 
 
 def register_distance(
-    name: str, *, needs_model: bool = False, default: bool = True, kernel_blind: bool = False
+    name: str, *, needs_model: bool = False, default: bool = True, kernel_blind: bool = False,
+    family: str = "structure", needs_data: bool = False,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator registering ``fn(a, b, ctx) -> float`` as distance ``name``.
 
@@ -155,7 +172,8 @@ def register_distance(
     ----------
     name : str
         The registry key.
-    needs_model, default, kernel_blind : bool
+    needs_model, default, kernel_blind, needs_data : bool
+    family : str
         See :class:`DistanceSpec`.
 
     Returns
@@ -165,13 +183,23 @@ def register_distance(
     """
 
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
-        DISTANCES.register(name, DistanceSpec(fn=fn, needs_model=needs_model, default=default, kernel_blind=kernel_blind))
+        DISTANCES.register(name, DistanceSpec(fn=fn, needs_model=needs_model, default=default, kernel_blind=kernel_blind,
+                                              family=family, needs_data=needs_data))
         return fn
 
     return deco
 
 
-def distance(a: Ticket | Graph, b: Ticket | Graph, kind: str = "jaccard", *, model: nn.Module | None = None, **options: Any) -> float:
+def distance(
+    a: Ticket | Graph,
+    b: Ticket | Graph,
+    kind: str = "jaccard",
+    *,
+    model: nn.Module | None = None,
+    data: Any = None,
+    effective: bool = False,
+    **options: Any,
+) -> float:
     """Distance of ``kind`` between two tickets or two graphs.
 
     Parameters
@@ -183,9 +211,16 @@ def distance(a: Ticket | Graph, b: Ticket | Graph, kind: str = "jaccard", *, mod
     kind : str
         A key of :data:`DISTANCES` (see the module docstring for the list).
     model : nn.Module, optional
-        The architecture; needed when ``kind`` compares graphs and ``a``, ``b`` are tickets.
+        The architecture; needed when ``kind`` compares graphs and ``a``, ``b`` are tickets,
+        and with ``effective=True``. Function kinds fall back to the tickets' recorded spec.
+    data : iterable of (inputs, targets), optional
+        Test batches; needed by the function family (read once, in order, for both tickets).
+    effective : bool, default False
+        Compare the effective masks (:func:`~graphtickets.analysis.effective_ticket`: live
+        weights on some input -> output path) instead of the masks; structural kinds only.
     **options
-        Passed to the distance (e.g. ``weighted=False`` for ``ged``).
+        Passed to the distance (e.g. ``weighted=False`` for ``ged``; ``conv``,
+        ``cka_examples``, ``device`` for the function family).
 
     Returns
     -------
@@ -204,11 +239,27 @@ def distance(a: Ticket | Graph, b: Ticket | Graph, kind: str = "jaccard", *, mod
     spec = DISTANCES.get_or_raise(kind)
     if isinstance(a, Ticket) != isinstance(b, Ticket):
         raise GraphticketsError("compare two tickets or two graphs, not a ticket with a graph")
-    if not isinstance(a, Ticket):  # networkx, igraph, PyG Data, scipy.sparse: as Graphs
+    if not isinstance(a, (Ticket, Graph)):  # networkx, igraph, PyG Data, scipy.sparse: as Graphs
         from graphtickets.analysis._util import as_graph
 
         a, b = as_graph(a), as_graph(b)
-    return float(spec.fn(a, b, Context(model=model, options=options)))
+    if effective:
+        a, b = effective_pair(a, b, model, spec)
+    return float(spec.fn(a, b, Context(model=model, options=options, data=data)))
+
+
+def effective_pair(a: Any, b: Any, model: nn.Module | None, spec: DistanceSpec) -> tuple[Ticket, Ticket]:
+    """``a`` and ``b`` as effective tickets, for ``effective=True`` (clear errors otherwise)."""
+    from graphtickets.analysis.effective import effective_ticket
+
+    if spec.family != "structure":
+        raise GraphticketsError(
+            "effective=True applies to structural (mask and graph) distances; functional distances already "
+            "compare what the tickets compute"
+        )
+    if not isinstance(a, Ticket) or model is None:
+        raise GraphticketsError("effective=True takes tickets and model=<their architecture> (paths are traced on it)")
+    return effective_ticket(a, model), effective_ticket(b, model)
 
 
 # --------------------------------------------------------------------------- mask helpers

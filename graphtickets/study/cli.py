@@ -107,7 +107,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tickets[name] = _load(p, args)
     first = next(iter(tickets.values()))
     model = first.build_model() if first.config.get("model") else None
-    table = gt.analysis.compare(tickets, model, kinds=args.kinds, null_samples=args.nulls, seed=args.seed)
+    data, kinds = None, args.kinds
+    if args.functional:  # what trained tickets compute on the dataset's test split
+        from graphtickets.cli import _check_fits
+
+        dataset = args.dataset or first.config.get("dataset")
+        if not dataset:
+            raise GraphticketsError("the tickets record no dataset; pass --dataset NAME for --functional")
+        _check_fits(first, dataset, args.tickets[0])
+        test = gt.data.load(dataset, split="test", root=args.root)
+        data = gt.data.batches(test, batch_size=1000, shuffle=False)
+        kinds = kinds or list(gt.analysis.FUNCTION_KINDS)
+    table = gt.analysis.compare(tickets, model, kinds=kinds, null_samples=args.nulls, seed=args.seed, data=data,
+                                effective=args.effective)
     with_pd = table.copy()
     print(with_pd.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
@@ -174,6 +186,12 @@ def add_commands(subparsers: Any) -> None:
     c.add_argument("--out", default=None, help="also write the table as CSV")
     c.add_argument("--allow-large", action="store_true", help="lift the documented limit of --nulls")
     c.add_argument("--no-verify", action="store_true", help="read tickets whose sha256 is missing or wrong")
+    c.add_argument("--functional", action="store_true",
+                   help="functional distances (agreement, kappa, error consistency, CKA) of trained tickets "
+                        "(files from `graphtickets train --save-weights`) on the dataset's test split")
+    c.add_argument("--dataset", default=None, help="dataset for --functional (default: the one the tickets record)")
+    c.add_argument("--root", default=None, help="data folder")
+    c.add_argument("--effective", action="store_true", help="structural distances on the effective masks")
     c.set_defaults(handler=cmd_compare)
 
     g = subparsers.add_parser("graph", help="export a ticket's graph")
