@@ -49,6 +49,9 @@ __all__ = [
     "default_config_path",
     "STUDY_SUPPLIED",
     "check_device",
+    "ABLATIONS",
+    "REGIME_FIELDS",
+    "regime_hparams",
 ]
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
@@ -110,6 +113,7 @@ class SourceConfig(_Strict):
     method: str = "imp"
     model: dict[str, Any] = Field(default_factory=dict, description="keyword arguments overriding the target model's")
     hparams: dict[str, Any] = Field(default_factory=dict)
+    regime: str = Field(default="own", pattern="^(own|study)$", description="study: train like the tickets (see MethodConfig)")
 
 
 class MethodConfig(_Strict):
@@ -118,6 +122,12 @@ class MethodConfig(_Strict):
     name: str
     hparams: dict[str, Any] = Field(default_factory=dict)
     source: SourceConfig | None = None
+    regime: str = Field(
+        default="own", pattern="^(own|study)$",
+        description="own: the method's own training settings; study: those it takes of the study's `train` "
+                    "(epochs, optimizer, lr, momentum, weight_decay, schedule; unless set here) and training "
+                    "batches of train.batch_size",
+    )
 
 
 class TrainConfig(_Strict):
@@ -130,6 +140,54 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=128, ge=1)
     eval_batch_size: int = Field(default=1000, ge=1)
+    schedule: str | None = Field(default=None, description="learning-rate schedule: none (constant), cosine or step")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        from graphtickets.training import SCHEDULES
+
+        if v not in SCHEDULES:
+            raise ValueError(f"unknown schedule {v!r}; use one of {', '.join(str(s) for s in SCHEDULES if s)} or leave it out")
+        return v
+
+    def fields(self) -> dict[str, Any]:
+        """The settings as the cell config records them (``schedule`` only when set: stable cell ids)."""
+        out = self.model_dump()
+        if out.get("schedule") is None:
+            out.pop("schedule", None)
+        return out
+
+
+#: The training settings a method with ``regime: study`` takes from ``train`` (where it has them).
+REGIME_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule")
+
+#: Ablations a study can add for every method's ticket (``ablations: [shuffle, reinit]``).
+ABLATIONS = ("shuffle", "reinit")
+
+
+def regime_hparams(method: str, hparams: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
+    """``hparams`` with the study's training regime filled in (``regime: study``).
+
+    Every field of :data:`REGIME_FIELDS` the method takes and the config does not set is
+    taken from ``train``. A field the method does not take must be at its default in
+    ``train`` (otherwise the method could not follow the regime: ValueError naming it).
+    """
+    from graphtickets.pruning import METHODS
+
+    known = METHODS[method].hparams()
+    out = dict(hparams)
+    default = TrainConfig()
+    for f in REGIME_FIELDS:
+        value = getattr(train, f)
+        if f in known:
+            out.setdefault(f, value)
+        elif value != getattr(default, f):
+            raise ValueError(
+                f"method {method!r} cannot follow the study's regime: it takes no {f!r} (train.{f} = {value!r}); "
+                f"use regime: own for it, or leave train.{f} at its default"
+            )
+    return out
 
 
 class PruneDataConfig(_Strict):
@@ -197,6 +255,7 @@ class QuickConfig(_Strict):
     train: dict[str, Any] = Field(default_factory=dict)
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hparam overrides per method")
     analysis: dict[str, Any] = Field(default_factory=dict)
+    ablations: list[str] | None = None
 
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
@@ -298,7 +357,22 @@ class StudyConfig(_Strict):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (`graphtickets run --device` overrides it)")
     dense_reference: bool = Field(default=True, description="also train the dense network once per dataset, model and seed")
+    ablations: list[str] = Field(
+        default_factory=list,
+        description="sanity checks for every method's ticket, trained like it: shuffle (masks shuffled within "
+                    "each layer), reinit (same masks, new initial weights)",
+    )
     quick: QuickConfig = Field(default_factory=QuickConfig)
+
+    @field_validator("ablations")
+    @classmethod
+    def _ablations(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a not in ABLATIONS:
+                raise ValueError(f"unknown ablation {a!r}; use any of {', '.join(ABLATIONS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("an ablation is listed twice; list each once")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -332,9 +406,12 @@ class StudyConfig(_Strict):
             for name, body in v.items():
                 body = dict(body or {})
                 source = body.pop("source", None)
+                regime = body.pop("regime", None)
                 entry: dict[str, Any] = {"name": name, "hparams": body}
                 if source is not None:
                     entry["source"] = source
+                if regime is not None:
+                    entry["regime"] = regime
                 out.append(entry)
             return out
         if isinstance(v, list):
@@ -403,6 +480,14 @@ class StudyConfig(_Strict):
                         f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
                     )
                 _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown)
+            followers = [(where, m.name, m.hparams, m.regime)]
+            if m.source is not None:
+                followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
+            for w, name, hp, regime in followers:
+                if regime == "study":
+                    if METHODS[name].data_use != "epochs":
+                        raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
+                    regime_hparams(name, hp, self.train)
         return self
 
     @model_validator(mode="after")
@@ -452,6 +537,8 @@ class StudyConfig(_Strict):
         data["densities"] = q.densities if q.densities is not None else self.densities[:2]
         data["train"] = {**data["train"], **({"epochs": min(self.train.epochs, 2)} if not q.train else q.train)}
         data["analysis"] = {**data["analysis"], **q.analysis}
+        if q.ablations is not None:
+            data["ablations"] = q.ablations
         for m in data["methods"]:
             m["hparams"] = {**m["hparams"], **q.methods.get(m["name"], {})}
             if m.get("source") is not None:
