@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -150,11 +151,23 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
 
     study = load_config(None)
     assert {m.name for m in study.methods} == set(METHODS)
-    assert study.densities == [0.2, 0.05, 0.01] and len(study.seeds) == 2
-    assert len(expand(study)) == len(METHODS) * 3 * 2 + 2  # + one dense reference per seed
+    assert study.densities == [0.2, 0.05] and len(study.seeds) == 3
+    assert study.ablations == ["shuffle", "reinit"]
+    # the regime chosen on the validation split (benchmarks/results/regime/mlp/chosen.json)
+    regime = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/regime/mlp/chosen.json").read_text())["regime"]
+    assert {k: getattr(study.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "weight_decay", "momentum",
+                                                 "schedule")} == {k: v for k, v in regime.items() if k != "steps_full_train"}
+    cells = expand(study)
+    # every method x 2 densities x 3 seeds, twice more for the ablations, + one dense reference per seed
+    assert len(cells) == len(METHODS) * 2 * 3 * 3 + 3
+    imp = next(c for c in cells if c.method == "imp")
+    assert imp.config["method"]["hparams"]["epochs"] == study.train.epochs  # IMP rounds trained like the tickets
+    assert imp.config["trajectory"] == {"densities": [0.2, 0.05]}
     q = study.apply_quick()
-    assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 2
+    assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 1
     assert q.train.epochs < study.train.epochs
+    full = load_config(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "mnist1d_full.yaml")
+    assert full.densities == [0.2, 0.05, 0.01] and full.seeds == study.seeds and full.ablations == study.ablations
 
 
 def test_grid_expansion_order_and_content() -> None:

@@ -242,6 +242,11 @@ def test_regime_study_fills_the_training_settings_and_the_batch_size() -> None:
         load_config({**cfg, "train": {"schedule": "cosine"}, "methods": {"imp": {"regime": "study"}}})
     with pytest.raises(ConfigError, match="unknown ablation"):
         load_config({**cfg, "ablations": ["invert"]})
+    with pytest.raises(ConfigError, match="changes the prunable weights"):
+        load_config({**cfg, "methods": {"early_bird": {"model": {"widths": [8, 8]}}}})
+    ok = load_config({**cfg, "methods": {"early_bird": {"epochs": 1, "model": {"init": "kaiming_normal"}}}})
+    (eb,) = [c for c in expand(ok) if c.method == "early_bird" and c.density == 0.5]
+    assert eb.config["method"]["model"] == {"init": "kaiming_normal"} and eb.model == "mlp(12,12)"
 
 
 def test_every_method_declares_how_it_uses_data_and_its_family() -> None:

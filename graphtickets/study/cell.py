@@ -459,7 +459,7 @@ def run_cell(
     given = dict(given or {})
     with _one_thread():
         ctx = _Context.of(config, root=root, download=download, device=device)
-        model = ctx.build()
+        model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
         ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
         search_seconds = float(ticket.meta.get("cost", {}).get("seconds", float("nan")))
         kind = (config.get("ablation") or {}).get("kind")

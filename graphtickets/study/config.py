@@ -122,6 +122,11 @@ class MethodConfig(_Strict):
     name: str
     hparams: dict[str, Any] = Field(default_factory=dict)
     source: SourceConfig | None = None
+    model: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments overriding the study model's for this method only (e.g. batchnorm: true "
+                    "for Early-Bird's channel mode); its tickets still join the comparisons of the study model",
+    )
     regime: str = Field(
         default="own", pattern="^(own|study)$",
         description="own: the method's own training settings; study: those it takes of the study's `train` "
@@ -330,6 +335,25 @@ def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str) -
         raise ValueError(f"{where}: cannot build it for {dataset}: {exc}") from None
 
 
+def _same_prunable(where: str, name: str, kwargs: Mapping[str, Any], override: Mapping[str, Any], dataset: str) -> None:
+    """A method's model variant keeps the prunable weights (names, shapes): its tickets join the comparisons."""
+    from graphtickets import data, models
+    from graphtickets.ticket import prunable
+
+    _try_build(where, name, {**kwargs, **override}, dataset)
+    info = data.info(dataset)
+    shapes = [
+        {n: tuple(p.shape) for n, p in prunable(models.build(name, in_shape=info.in_shape, num_classes=info.num_classes,
+                                                              seed=0, **dict(kw))).items()}
+        for kw in (kwargs, {**kwargs, **override})
+    ]
+    if shapes[0] != shapes[1]:
+        raise ValueError(
+            f"{where}: {dict(override)} changes the prunable weights of {name} (names or shapes); a method's model "
+            f"variant may add e.g. BatchNorm but must keep them, since its tickets are compared with the others"
+        )
+
+
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
@@ -407,9 +431,12 @@ class StudyConfig(_Strict):
                 body = dict(body or {})
                 source = body.pop("source", None)
                 regime = body.pop("regime", None)
+                model = body.pop("model", None)
                 entry: dict[str, Any] = {"name": name, "hparams": body}
                 if source is not None:
                     entry["source"] = source
+                if model is not None:
+                    entry["model"] = model
                 if regime is not None:
                     entry["regime"] = regime
                 out.append(entry)
@@ -498,6 +525,10 @@ class StudyConfig(_Strict):
             for m in self.methods:
                 if m.source is not None and m.source.model:
                     _check_model_kwargs(f"methods.{m.name}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
+                if m.model:
+                    _check_model_kwargs(f"methods.{m.name}.model", mc.name, {**mc.kwargs(), **m.model})
+                    for ds in self.datasets:
+                        _same_prunable(f"methods.{m.name}.model", mc.name, mc.kwargs(), m.model, ds.name)
             for ds in self.datasets:
                 _try_build(where, mc.name, mc.kwargs(), ds.name)
         return self

@@ -154,6 +154,7 @@ def trajectory_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
         model = {**model, **src["model"]}
         method = {"name": src["method"], "hparams": src["hparams"], **({"regime": "study"} if src.get("regime") == "study" else {})}
     else:
+        model = {**model, **method.get("model", {})}
         method = {k: v for k, v in method.items() if k in ("name", "hparams", "regime")}
     batch = config["train"]["batch_size"] if method.get("regime") == "study" else config["prune_data"]["batch_size"]
     return {
@@ -196,6 +197,8 @@ def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
     method: dict[str, Any] = {"name": m.name, "hparams": _plain(hparams)}
     if m.regime == "study":
         method["regime"] = "study"
+    if m.model:
+        method["model"] = _plain(m.model)
     if m.source is not None:
         src = m.source.model_dump()
         if src.pop("regime") == "study":

@@ -177,7 +177,8 @@ def _sanity_sentences(table: pd.DataFrame) -> list[str]:
                              f"{r.ci_low:+.3f} to {r.ci_high:+.3f}, {r.n} seeds)")
             parts.append(f"against its {_VARIANT_NAMES.get(str(v), str(v))} variant " + "; ".join(items))
         verdicts = set(g["verdict"])
-        summary = ("it beats every variant at every density beyond the seed spread" if verdicts == {"beats"}
+        summary = ("with one seed there is no test: run more seeds for a statement" if verdicts == {"one seed"}
+                   else "it beats every variant at every density beyond the seed spread" if verdicts == {"beats"}
                    else "the data do not show it beating its variants" if "beats" not in verdicts
                    else "it beats some variants, not all")
         out.append(f"Sanity check of {m}'s ticket (test accuracy of ticket minus variant, paired by seed): "
