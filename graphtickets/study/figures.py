@@ -33,7 +33,8 @@ __all__ = [
 
 log = logging.getLogger("graphtickets.study")
 
-_METHOD_ORDER = ["random", "magnitude", "snip", "grasp", "synflow", "gem_miner", "imp", "early_bird", "elastic"]
+#: Order of the method families in tables and figures (``MethodSpec.family``).
+_FAMILY_ORDER = ("baseline", "at init", "trained", "transform")
 
 
 def _plt() -> Any:
@@ -46,15 +47,21 @@ def _plt() -> Any:
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
-    """Methods in a fixed order (baselines, pruning at init, found by training, transforms).
+    """Methods in a fixed order: by family (baselines, at init, trained, transforms), then registration.
 
     An ablation variant (``snip+shuffle``) follows its method.
     """
     ms = list(dict.fromkeys(methods))
 
-    def key(m: str) -> tuple[int, str, str]:
+    from graphtickets.pruning import METHODS
+
+    names = list(METHODS)
+
+    def key(m: str) -> tuple[int, int, str, str]:
         base, _, variant = str(m).partition("+")
-        return (_METHOD_ORDER.index(base) if base in _METHOD_ORDER else len(_METHOD_ORDER), base, variant)
+        spec = METHODS.get(base)
+        fam = _FAMILY_ORDER.index(spec.family) if spec is not None and spec.family in _FAMILY_ORDER else len(_FAMILY_ORDER)
+        return (fam, names.index(base) if base in names else len(names), base, variant)
 
     return sorted(ms, key=key)
 
@@ -450,7 +457,7 @@ def laplacian_spectra(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
 def early_bird_curves(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folder: Path) -> list[Path]:
     """Early-Bird mask distance to the previous masks per epoch, with the tolerance and detection epoch."""
     plt = _plt()
-    rows = [(r.density, r.seed, results.get(r.id, {})) for r in tk.itertuples(index=False) if r.method == "early_bird"]
+    rows = [(r.density, r.seed, results.get(r.id, {})) for r in tk.itertuples(index=False) if "eb_distances" in results.get(r.id, {})]
     rows = [x for x in rows if x[2].get("eb_distances")]
     if not rows:
         return []
@@ -479,7 +486,7 @@ def early_bird_curves(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
 def imp_rounds(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folder: Path) -> list[Path]:
     """Test accuracy of IMP's ticket after every round (trained from the rewound weights) vs its density."""
     plt = _plt()
-    rows = [(r.density, r.seed, results.get(r.id, {}).get("imp_rounds")) for r in tk.itertuples(index=False) if r.method == "imp"]
+    rows = [(r.density, r.seed, results.get(r.id, {}).get("imp_rounds")) for r in tk.itertuples(index=False) if results.get(r.id, {}).get("imp_rounds")]
     rows = [x for x in rows if x[2]]
     if not rows:
         return []
