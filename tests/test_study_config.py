@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,10 @@ def test_every_bundled_study_validates() -> None:
     for f in files:
         study = load_config(f)
         assert expand(study) and expand(study.apply_quick())
-    # the packaged default equals the benchmark one
-    assert default_config_path().read_text() == (root / "default.yaml").read_text()
+    # the packaged studies equal the benchmark ones (`graphtickets run mnist1d_full` finds the bundled copy)
+    for name in ("default", "mnist1d_full"):
+        assert (default_config_path().parent / f"{name}.yaml").read_text() == (root / f"{name}.yaml").read_text()
+    assert load_config("mnist1d_full").name == "mnist1d_full"
 
 
 def test_default_study_covers_every_method_and_the_issue_grid() -> None:
@@ -150,11 +153,23 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
 
     study = load_config(None)
     assert {m.name for m in study.methods} == set(METHODS)
-    assert study.densities == [0.2, 0.05, 0.01] and len(study.seeds) == 2
-    assert len(expand(study)) == len(METHODS) * 3 * 2 + 2  # + one dense reference per seed
+    assert study.densities == [0.2, 0.05] and len(study.seeds) == 3
+    assert study.ablations == ["shuffle", "reinit"]
+    # the regime chosen on the validation split (benchmarks/results/regime/mlp/chosen.json)
+    regime = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/regime/mlp/chosen.json").read_text())["regime"]
+    assert {k: getattr(study.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "weight_decay", "momentum",
+                                                 "schedule")} == {k: v for k, v in regime.items() if k != "steps_full_train"}
+    cells = expand(study)
+    # every method x 2 densities x 3 seeds, twice more for the ablations, + one dense reference per seed
+    assert len(cells) == len(METHODS) * 2 * 3 * 3 + 3
+    imp = next(c for c in cells if c.method == "imp")
+    assert imp.config["method"]["hparams"]["epochs"] == study.train.epochs  # IMP rounds trained like the tickets
+    assert imp.config["trajectory"] == {"densities": [0.2, 0.05]}
     q = study.apply_quick()
-    assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 2
+    assert q.name == "default-quick" and len(q.seeds) == 1 and len(q.densities) == 1
     assert q.train.epochs < study.train.epochs
+    full = load_config(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "mnist1d_full.yaml")
+    assert full.densities == [0.2, 0.05, 0.01] and full.seeds == study.seeds and full.ablations == study.ablations
 
 
 def test_grid_expansion_order_and_content() -> None:
@@ -187,7 +202,12 @@ def test_cell_id_is_sha256_of_canonical_json_and_pinned() -> None:
     assert c.id == hashlib.sha256(literal.encode()).hexdigest()[:16]
     # regression pins: change these only with a CELL_FORMAT bump (finished studies would re-run)
     assert c.id == "f50842f7070ca91d"
-    assert cells[1].id == "d8dbad5dde7045d1"
+    # an IMP cell records the densities its trajectory serves (one IMP run serves every density,
+    # so its ticket depends on them): its id moved from d8dbad5dde7045d1; without that key it
+    # is the old config exactly, and cells of methods without a trajectory keep their ids
+    assert cells[1].config["trajectory"] == {"densities": [0.5]}
+    assert cells[1].id == "0eacd4c209a86ace"
+    assert cell_id({k: v for k, v in cells[1].config.items() if k != "trajectory"}) == "d8dbad5dde7045d1"
 
 
 def test_cell_id_ignores_key_order_and_where_things_run() -> None:

@@ -12,6 +12,7 @@ import importlib
 from graphtickets.pruning.ablations import invert_scores, reinit, shuffle
 from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
+    DATA_USES,
     METHODS,
     MethodSpec,
     masked_copy,
@@ -26,6 +27,7 @@ from graphtickets.pruning.select import keep_count, select_topk
 __all__ = [
     "METHODS",
     "MethodSpec",
+    "DATA_USES",
     "prune",
     "register_method",
     "score_prune",
@@ -53,6 +55,7 @@ _METHOD_MODULES = [
     "early_bird",
     "gem_miner",
     "elastic",
+    "trajectory",  # after the methods: attaches MethodSpec.trajectory (IMP's rounds)
 ]
 
 for _m in _METHOD_MODULES:

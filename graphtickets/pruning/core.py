@@ -15,6 +15,7 @@ and inverted scores.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import logging
 import math
@@ -43,6 +44,8 @@ __all__ = [
     "masked_copy",
     "resolve_params",
     "Scorer",
+    "DATA_USES",
+    "set_trajectory",
 ]
 
 log = logging.getLogger("graphtickets.pruning")
@@ -71,6 +74,19 @@ class MethodSpec:
         One line for listings.
     reference : str
         The paper.
+    data_use : str
+        How the method uses ``data``, for callers that supply it (the study): ``"none"``
+        (data-free), ``"batches"`` (a few batches, e.g. SNIP's gradients) or ``"epochs"``
+        (it trains: epochs of training batches). Default: derived from ``needs_data`` and
+        whether the method takes ``epochs``.
+    family : str
+        For tables and reports: ``"baseline"``, ``"at init"``, ``"trained"`` (found by
+        training: a method whose ``data_use`` is ``"epochs"``) or ``"transform"``. Default:
+        derived from ``kind`` and ``data_use``.
+    trajectory : callable, optional
+        ``trajectory(model, *, densities, data, seed, **hparams) -> {density: Ticket}``: one
+        run that serves several densities (IMP's rounds). Callers that need several densities
+        of one run (the study) use it instead of one ``fn`` call per density.
     """
 
     name: str
@@ -79,6 +95,20 @@ class MethodSpec:
     kind: str
     summary: str
     reference: str
+    data_use: str = ""
+    family: str = ""
+    trajectory: Callable[..., dict[float, Ticket]] | None = None
+
+    def __post_init__(self) -> None:
+        use = self.data_use or ("none" if not self.needs_data else "epochs" if "epochs" in self.hparams() else "batches")
+        if use not in DATA_USES:
+            raise GraphticketsError(f"method {self.name!r}: data_use must be one of {DATA_USES}, got {use!r}")
+        fam = self.family or (
+            "transform" if self.kind == "transform" else "baseline" if self.kind == "baseline"
+            else "trained" if self.kind == "train" or use == "epochs" else "at init"
+        )
+        object.__setattr__(self, "data_use", use)
+        object.__setattr__(self, "family", fam)
 
     def hparams(self) -> dict[str, Any]:
         """The method's hyperparameters and their defaults."""
@@ -91,23 +121,39 @@ class MethodSpec:
         }
 
 
+#: How a method may use data (:attr:`MethodSpec.data_use`).
+DATA_USES = ("none", "batches", "epochs")
+
 #: Every pruning method, by name.
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(
-    name: str, *, needs_data: bool, kind: str, summary: str, reference: str
+    name: str, *, needs_data: bool, kind: str, summary: str, reference: str,
+    data_use: str | None = None, family: str | None = None,
+    trajectory: Callable[..., dict[float, Ticket]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering ``fn`` as the pruning method ``name`` in :data:`METHODS`."""
+    """Decorator registering ``fn`` as the pruning method ``name`` in :data:`METHODS`.
+
+    ``data_use``, ``family`` and ``trajectory`` are described in :class:`MethodSpec`
+    (the first two are derived when not given).
+    """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         METHODS.register(
             name,
-            MethodSpec(name=name, fn=fn, needs_data=needs_data, kind=kind, summary=summary, reference=reference),
+            MethodSpec(name=name, fn=fn, needs_data=needs_data, kind=kind, summary=summary, reference=reference,
+                       data_use=data_use or "", family=family or "", trajectory=trajectory),
         )
         return fn
 
     return deco
+
+
+def set_trajectory(name: str, trajectory: Callable[..., dict[float, Ticket]]) -> None:
+    """Attach a :attr:`MethodSpec.trajectory` to the registered method ``name``."""
+    spec = METHODS.get_or_raise(name)
+    METHODS[name] = dataclasses.replace(spec, trajectory=trajectory)
 
 
 def _plain(value: Any) -> Any:

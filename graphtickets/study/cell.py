@@ -2,7 +2,10 @@
 
 :func:`run_cell` is a pure function of the cell config (plus where the data lives and the
 device): it writes nothing, and returns the ticket and its results to the caller (the driver,
-which alone writes the store). Everything it draws is seeded from the cell's ``seed``, and it
+which alone writes the store). Its steps: :func:`find_ticket` (the method's ticket; from a
+trajectory for methods that have one, see :func:`run_trajectory`), :func:`vary` (an
+ablation's variant), :func:`start_network` (the ticket's own weights when it carries them,
+else the model's initial weights), :func:`train_ticket`, :func:`graph_measures`. Everything it draws is seeded from the cell's ``seed``, and it
 runs torch with one intra-op thread, so a cell gives the same numbers in the driver process,
 in a Dask worker, and on a re-run.
 """
@@ -26,7 +29,10 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.study.grid import DENSE
 from graphtickets.ticket import Ticket, _jsonable
 
-__all__ = ["CellOutcome", "run_cell", "run_cell_safe", "graph_measures", "derived_seed"]
+__all__ = [
+    "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
+    "find_ticket", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed",
+]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -134,19 +140,25 @@ def graph_measures(ticket: Ticket, model: torch.nn.Module) -> tuple[dict[str, di
 
 
 def _method_extras(ticket: Ticket) -> dict[str, Any]:
+    """What a method found on the way, read from what its ticket's ``meta`` holds (not from its name).
+
+    A per-round history (``meta["rounds"]``: a list of rounds, IMP's) becomes ``imp_rounds``;
+    a mask-distance curve with the epoch it was drawn (Early-Bird's) ``eb_*``; accuracies
+    before and after fine-tuning (Gem-Miner's) ``gem_*`` (the result keys the figures read).
+    """
     meta = ticket.meta
     out: dict[str, Any] = {}
-    if ticket.method == "imp" and "rounds" in meta:
+    rounds = meta.get("rounds")
+    if isinstance(rounds, list) and rounds and all(isinstance(r, Mapping) for r in rounds):
         out["imp_rounds"] = [
-            {k: _finite(r.get(k)) for k in ("round", "density", "accuracy", "eval_accuracy")}
-            for r in meta["rounds"]
+            {k: _finite(r.get(k)) for k in ("round", "density", "accuracy", "eval_accuracy")} for r in rounds
         ]
-    if ticket.method == "early_bird":
+    if "distances" in meta and "epoch_drawn" in meta:
         out["eb_distances"] = [_finite(d) for d in meta.get("distances", [])]
         out["eb_epoch"] = meta.get("epoch_drawn")
         out["eb_detected"] = bool(meta.get("detected", False))
         out["eb_tol"] = ticket.config.get("hparams", {}).get("tol")
-    if ticket.method == "gem_miner":
+    if "accuracy_before_finetune" in meta:
         out["gem_accuracy_before_finetune"] = _finite(meta.get("accuracy_before_finetune"))
         out["gem_accuracy_after_finetune"] = _finite(meta.get("accuracy_after_finetune"))
     return out
@@ -169,6 +181,252 @@ def derived_seed(seed: int, purpose: str) -> int:
     return int(hashlib.sha256(f"{int(seed)}:{purpose}".encode()).hexdigest()[:8], 16)
 
 
+@dataclass
+class _Context:
+    """What every step of a cell (or a trajectory) needs: data, seeds, the model at init."""
+
+    dataset: str
+    seed: int
+    train_seed: int
+    train: Mapping[str, Any]
+    prune_data: Mapping[str, Any]
+    train_ds: Any
+    test_batches: Any
+    model_spec: dict[str, Any]
+    device: str
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any], *, root: str | None, download: bool, device: str,
+           train: Mapping[str, Any] | None = None, prune_data: Mapping[str, Any] | None = None) -> _Context:
+        from graphtickets import data
+
+        ds_name, seed = config["dataset"]["name"], int(config["seed"])
+        tcfg = train if train is not None else config["train"]
+        test_ds = _dataset(ds_name, "test", root, download)
+        return cls(
+            dataset=ds_name, seed=seed, train_seed=derived_seed(seed, "train"), train=tcfg,
+            prune_data=prune_data if prune_data is not None else config["prune_data"],
+            train_ds=_dataset(ds_name, "train", root, download),
+            test_batches=data.batches(test_ds, batch_size=int(tcfg["eval_batch_size"]), shuffle=False),
+            model_spec=dict(config["model"]), device=device,
+        )
+
+    def build(self, **override: Any) -> torch.nn.Module:
+        """The model at initialization (cell seed), with ``override`` keyword arguments."""
+        from graphtickets import data, models
+
+        spec = {**self.model_spec, **override}
+        name = spec.pop("name")
+        info = data.info(self.dataset)
+        return models.build(name, in_shape=info.in_shape, num_classes=info.num_classes, seed=self.seed, **spec)
+
+    def batches(self, batch_size: int) -> Any:
+        """A fresh shuffled iterator of training batches (every method sees the same shuffles)."""
+        from graphtickets import data
+
+        return data.batches(self.train_ds, batch_size=int(batch_size), shuffle=True, seed=self.train_seed)
+
+    def method_data(self, spec: Any, regime: str) -> Any:
+        """The data a method gets, by how it uses data (:attr:`MethodSpec.data_use`).
+
+        ``none``: no data; ``batches``: ``prune_data.batches`` batches of
+        ``prune_data.batch_size``; ``epochs``: the training batches, of ``train.batch_size``
+        when the method follows the study's regime, else of ``prune_data.batch_size``.
+        """
+        from graphtickets import data
+
+        if spec.data_use == "none":
+            return None
+        if spec.data_use == "batches":
+            return data.take(self.batches(self.prune_data["batch_size"]), int(self.prune_data["batches"]))
+        return self.batches(self.train["batch_size"] if regime == "study" else self.prune_data["batch_size"])
+
+    def method_kw(self, spec: Any, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """``hparams`` plus what the study supplies where the method takes it (eval data, device)."""
+        known = spec.hparams()
+        kw = dict(hparams)
+        if "eval_data" in known:
+            kw.setdefault("eval_data", self.test_batches)
+        if "device" in known:
+            kw.setdefault("device", self.device)
+        return kw
+
+
+def _find(ctx: _Context, target: torch.nn.Module, name: str, hparams: Mapping[str, Any], regime: str,
+          density: float, **extra: Any) -> Ticket:
+    """``prune(target, name, ...)`` with the data, seed and extras the study supplies."""
+    from graphtickets import pruning
+
+    spec = pruning.METHODS.get_or_raise(name)
+    return pruning.prune(
+        target, name, density=density, data=ctx.method_data(spec, regime), seed=derived_seed(ctx.seed, f"prune:{name}"),
+        dataset=ctx.dataset, **ctx.method_kw(spec, hparams), **extra,
+    )
+
+
+def run_trajectory(
+    config: Mapping[str, Any], *, root: str | None = None, device: str = "cpu", download: bool = False
+) -> dict[float, Ticket]:
+    """Run one trajectory (:func:`graphtickets.study.grid.trajectory_config`): ``{density: Ticket}``.
+
+    The method's :attr:`~graphtickets.pruning.core.MethodSpec.trajectory` is called once for
+    all densities, with the data, seed and extras a cell would give the method.
+    """
+    from graphtickets import pruning
+
+    with _one_thread():
+        ctx = _Context.of(config, root=root, download=download, device=device,
+                          train={"batch_size": config["batch_size"], "eval_batch_size": config["eval_batch_size"]},
+                          prune_data={"batch_size": config["batch_size"], "batches": 1})
+        method = config["method"]
+        spec = pruning.METHODS.get_or_raise(method["name"])
+        if spec.trajectory is None:
+            raise GraphticketsError(f"method {spec.name!r} has no trajectory; run it per density")
+        regime = method.get("regime", "own")
+        return spec.trajectory(
+            ctx.build(), densities=[float(d) for d in config["densities"]], data=ctx.method_data(spec, regime),
+            seed=derived_seed(ctx.seed, f"prune:{spec.name}"), **ctx.method_kw(spec, method["hparams"]),
+        )
+
+
+@dataclass
+class TrajectoryOutcome:
+    """What a trajectory returns to the driver: its tickets by density, or the error."""
+
+    id: str
+    tickets: dict[float, Ticket] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the trajectory finished."""
+        return self.error is None
+
+
+def run_trajectory_safe(config: Mapping[str, Any], trajectory_id: str = "", **kw: Any) -> TrajectoryOutcome:
+    """:func:`run_trajectory`, a failure coming back as an outcome with the traceback."""
+    t0 = time.perf_counter()
+    try:
+        tickets = run_trajectory(config, **kw)
+        return TrajectoryOutcome(id=trajectory_id, tickets=tickets, seconds=time.perf_counter() - t0)
+    except Exception:  # noqa: BLE001 - one failing unit never stops the others
+        return TrajectoryOutcome(id=trajectory_id, error=traceback.format_exc(), seconds=time.perf_counter() - t0)
+
+
+def _from_trajectory(ctx: _Context, config: Mapping[str, Any], given: Mapping[str, Ticket], key: str,
+                     root: str | None, download: bool) -> Ticket:
+    """The trajectory's ticket at the cell's density: given by the driver, or run here."""
+    if key in given:
+        return given[key]
+    from graphtickets.study.grid import trajectory_config
+
+    tc = trajectory_config(config)
+    assert tc is not None
+    return run_trajectory(tc, root=root, device=ctx.device, download=download)[float(config["density"])]
+
+
+def find_ticket(
+    ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module, given: Mapping[str, Ticket],
+    *, root: str | None = None, download: bool = False,
+) -> tuple[Ticket, dict[str, Any]]:
+    """The method's ticket of a cell (not yet varied by an ablation) and its extra results."""
+    from graphtickets import pruning
+
+    method, density = config["method"], float(config["density"])
+    regime = method.get("regime", "own")
+    extras: dict[str, Any] = {}
+    if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
+        full = pruning.prune(model, "random", density=1.0, seed=ctx.seed)
+        ticket = full.replace(full.masks, method=DENSE)
+        ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
+        return ticket, extras
+    if "ticket" in given:  # found before: by a trajectory, or the base cell of an ablation
+        ticket = given["ticket"]
+    elif "source" not in method and "trajectory" in config:
+        ticket = _from_trajectory(ctx, config, given, "ticket", root, download)
+    elif "source" in method:
+        src = method["source"]
+        smodel = ctx.build(**src["model"])
+        if "trajectory" in config:
+            source = _from_trajectory(ctx, config, given, "source", root, download)
+        else:
+            source = _find(ctx, smodel, src["method"], src["hparams"], src.get("regime", "own"), density)
+        ticket = _find(ctx, model, method["name"], method["hparams"], regime, density, source=source, source_model=smodel)
+        _add_source_cost(ticket, source)
+        extras["source"] = {
+            "method": source.method, "density": source.density, "model": smodel.gt_spec,
+            "accuracy": _finite(source.meta.get("eval_accuracy")),
+        }
+        extras.update({f"source_{k}": v for k, v in _method_extras(source).items()})
+    else:
+        ticket = _find(ctx, model, method["name"], method["hparams"], regime, density)
+    extras.update(_method_extras(ticket))
+    if "density_requested" in ticket.meta:
+        extras["density_served"] = _finite(ticket.density)
+    return ticket, extras
+
+
+def _add_source_cost(ticket: Ticket, source: Ticket) -> None:
+    """A transform's cost includes finding its source ticket (seconds, epochs, iterations)."""
+    cost, scost = ticket.meta.setdefault("cost", {}), source.meta.get("cost", {})
+    for key in ("seconds", "epochs", "iterations"):
+        if scost.get(key) is not None:
+            cost[key] = float(cost.get(key) or 0.0) + float(scost[key])
+
+
+def vary(ticket: Ticket, model: torch.nn.Module, kind: str, seed: int) -> tuple[Ticket, torch.nn.Module]:
+    """An ablation of ``ticket`` and the model it trains from (Frankle et al. 2021; Su et al. 2020).
+
+    ``shuffle``: every layer's mask permuted at random (:func:`graphtickets.pruning.shuffle`,
+    same count per layer), trained from the same initial weights (the ticket's own weights
+    when it carries them); ``reinit``: the same masks on a network initialized anew
+    (:func:`graphtickets.pruning.reinit`, seed ``derived_seed(seed, "ablation:reinit")``).
+    """
+    from graphtickets import pruning
+
+    if kind == "shuffle":
+        return pruning.shuffle(ticket, seed=derived_seed(seed, "ablation:shuffle")), model
+    if kind == "reinit":
+        return pruning.reinit(ticket, model, seed=derived_seed(seed, "ablation:reinit"))
+    raise GraphticketsError(f"unknown ablation {kind!r}; use shuffle or reinit")
+
+
+def start_network(model: torch.nn.Module, ticket: Ticket) -> tuple[torch.nn.Module, str]:
+    """The network a ticket is trained from: a copy of ``model`` with the ticket applied.
+
+    A ticket that carries weights (IMP rewound to iteration k, an Elastic ticket with
+    ``carry_weights``) starts from them (and from the BatchNorm buffers it carries); any
+    other ticket from ``model``'s initial weights. Pruned weights are zero either way.
+
+    Returns
+    -------
+    (nn.Module, str)
+        The network and where its weights come from: ``"ticket"`` or ``"init"``.
+    """
+    net = copy.deepcopy(model)
+    ticket.apply(net, weights=True)
+    return net, "ticket" if ticket.weights is not None else "init"
+
+
+def train_ticket(ctx: _Context, net: torch.nn.Module, ticket: Ticket) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
+    """Train ``net`` with the study's regime (mask enforced); ``(history, final test numbers, seconds)``."""
+    from graphtickets import training
+
+    tcfg = ctx.train
+    t0 = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    if int(tcfg["epochs"]) > 0:
+        hist = training.train(
+            net, ctx.batches(tcfg["batch_size"]), masks=ticket, epochs=int(tcfg["epochs"]), optimizer=tcfg["optimizer"],
+            lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"], schedule=tcfg.get("schedule"),
+            eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed,
+        )
+        history = [{k: _finite(v) for k, v in e.items()} for e in hist.epochs]
+    final = training.evaluate(net, ctx.test_batches, masks=ticket, device=ctx.device)
+    return history, final, time.perf_counter() - t0
+
+
 def run_cell(
     config: Mapping[str, Any],
     *,
@@ -176,6 +434,7 @@ def run_cell(
     root: str | None = None,
     device: str = "cpu",
     download: bool = False,
+    given: Mapping[str, Ticket] | None = None,
 ) -> CellOutcome:
     """Find, train, evaluate and measure the ticket of one cell.
 
@@ -191,96 +450,35 @@ def run_cell(
         Where to train.
     download : bool
         Allow fetching missing dataset files.
+    given : dict, optional
+        Tickets found before, by the driver's store: ``"ticket"`` (the cell's ticket from its
+        trajectory, or the method's ticket an ablation varies) and ``"source"`` (an elastic
+        cell's source ticket from its trajectory). Without them the cell finds them itself
+        (same result, more work).
 
     Returns
     -------
     CellOutcome
         Raises on failure (see :func:`run_cell_safe` for the catching variant).
     """
-    import graphtickets as gt
-
     t_cell = time.perf_counter()
+    given = dict(given or {})
     with _one_thread():
-        ds_name = config["dataset"]["name"]
-        seed = int(config["seed"])
-        train_seed = derived_seed(seed, "train")
-        density = float(config["density"])
-        tcfg, pcfg = config["train"], config["prune_data"]
-        info = gt.data.info(ds_name)
-        train_ds = _dataset(ds_name, "train", root, download)
-        test_ds = _dataset(ds_name, "test", root, download)
-        test_b = gt.data.batches(test_ds, batch_size=tcfg["eval_batch_size"], shuffle=False)
-
-        def prune_b() -> Any:  # a fresh iterator: every pruning method sees the same shuffles
-            return gt.data.batches(train_ds, batch_size=pcfg["batch_size"], shuffle=True, seed=train_seed)
-
-        def train_b() -> Any:  # training of the ticket uses train.batch_size
-            return gt.data.batches(train_ds, batch_size=tcfg["batch_size"], shuffle=True, seed=train_seed)
-
-        mspec = dict(config["model"])
-        mname = mspec.pop("name")
-        model = gt.models.build(mname, in_shape=info.in_shape, num_classes=info.num_classes, seed=seed, **mspec)
-        method = config["method"]
-
-        def find(target: torch.nn.Module, name: str, hparams: Mapping[str, Any], **extra: Any) -> Ticket:
-            spec = gt.pruning.METHODS.get_or_raise(name)
-            known = spec.hparams()
-            kw = dict(hparams)
-            data: Any = None
-            if spec.needs_data:
-                data = prune_b()
-                if spec.kind in ("init", "baseline") and "epochs" not in known:
-                    data = gt.data.take(data, int(pcfg["batches"]))
-            if "eval_data" in known:
-                kw.setdefault("eval_data", test_b)
-            if "device" in known:
-                kw.setdefault("device", device)
-            prune_seed = derived_seed(seed, f"prune:{name}")
-            return gt.pruning.prune(target, name, density=density, data=data, seed=prune_seed, dataset=ds_name, **kw, **extra)
-
-        extras: dict[str, Any] = {}
-        if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
-            full = gt.pruning.prune(model, "random", density=1.0, seed=seed)
-            ticket = full.replace(full.masks, method=DENSE)
-            ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
-        elif "source" in method:
-            src = method["source"]
-            smodel = gt.models.build(
-                mname, in_shape=info.in_shape, num_classes=info.num_classes, seed=seed, **{**mspec, **src["model"]}
-            )
-            source = find(smodel, src["method"], src["hparams"])
-            ticket = find(model, method["name"], method["hparams"], source=source, source_model=smodel)
-            # the elastic ticket's cost includes finding its source ticket (seconds, epochs, iterations)
-            cost, scost = ticket.meta.setdefault("cost", {}), source.meta.get("cost", {})
-            for key in ("seconds", "epochs", "iterations"):
-                if scost.get(key) is not None:
-                    cost[key] = float(cost.get(key) or 0.0) + float(scost[key])
-            extras["source"] = {
-                "method": source.method, "density": source.density, "model": smodel.gt_spec,
-                "accuracy": _finite(source.meta.get("eval_accuracy")),
-            }
-            extras.update({f"source_{k}": v for k, v in _method_extras(source).items()})
-        else:
-            ticket = find(model, method["name"], method["hparams"])
+        ctx = _Context.of(config, root=root, download=download, device=device)
+        model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
+        ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
         search_seconds = float(ticket.meta.get("cost", {}).get("seconds", float("nan")))
-        extras.update(_method_extras(ticket))
-
-        net = copy.deepcopy(model)
-        gt.training.enforce_masks(net, ticket)
-        t0 = time.perf_counter()
-        history: list[dict[str, Any]] = []
-        if int(tcfg["epochs"]) > 0:
-            hist = gt.training.train(
-                net, train_b(), masks=ticket, epochs=int(tcfg["epochs"]), optimizer=tcfg["optimizer"],
-                lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"],
-                eval_data=test_b, device=device, seed=train_seed,
-            )
-            history = [{k: _finite(v) for k, v in e.items()} for e in hist.epochs]
-        final = gt.training.evaluate(net, test_b, masks=ticket, device=device)
-        train_seconds = time.perf_counter() - t0
+        kind = (config.get("ablation") or {}).get("kind")
+        base = ticket
+        if kind:
+            ticket, model = vary(ticket, model, kind, ctx.seed)
+            extras["ablation"] = {"kind": kind, "of": config["method"]["name"]}
+        net, start = start_network(model, ticket)
+        history, final, train_seconds = train_ticket(ctx, net, ticket)
 
         t1 = time.perf_counter()
-        metrics, gextras = graph_measures(ticket, model)
+        same = kind is not None and all(torch.equal(m, base.masks[n]) for n, m in ticket.masks.items())
+        metrics, gextras = ({}, {}) if same else graph_measures(ticket, model)  # reinit: the base cell's graphs
         analysis_seconds = time.perf_counter() - t1
 
         cost = dict(ticket.meta.get("cost", {}))
@@ -289,7 +487,7 @@ def run_cell(
             "loss": _finite(final["loss"]),
             "train_accuracy": history[-1].get("accuracy") if history else None,
             "density": ticket.density,
-            "density_requested": density,
+            "density_requested": float(config["density"]),
             "kept": ticket.kept,
             "total": ticket.total,
             "layer_densities": ticket.layer_densities(),
@@ -299,12 +497,14 @@ def run_cell(
             "search_iterations": _finite(cost.get("iterations")),
             "train_seconds": train_seconds,
             "analysis_seconds": analysis_seconds,
+            "start": start,
             "history": history,
             **extras,
             **gextras,
         }
         ticket.meta["study"] = {
-            "cell": cell_id, "test_accuracy": results["accuracy"], "train": dict(tcfg), "history": history,
+            "cell": cell_id, "test_accuracy": results["accuracy"], "train": dict(ctx.train), "history": history,
+            "start": start,
         }
     return CellOutcome(
         id=cell_id, ticket=ticket, results=_jsonable(results), metrics=metrics,

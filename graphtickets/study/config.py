@@ -56,6 +56,9 @@ __all__ = [
     "check_hparam_values",
     "check_run_options",
     "read_yaml",
+    "ABLATIONS",
+    "REGIME_FIELDS",
+    "regime_hparams",
 ]
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
@@ -221,6 +224,7 @@ class SourceConfig(_Strict):
     method: str = "imp"
     model: dict[str, Any] = Field(default_factory=dict, description="keyword arguments overriding the target model's")
     hparams: dict[str, Any] = Field(default_factory=dict)
+    regime: str = Field(default="own", pattern="^(own|study)$", description="study: train like the tickets (see MethodConfig)")
 
 
 class MethodConfig(_Strict):
@@ -229,6 +233,17 @@ class MethodConfig(_Strict):
     name: str
     hparams: dict[str, Any] = Field(default_factory=dict)
     source: SourceConfig | None = None
+    model: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments overriding the study model's for this method only (e.g. batchnorm: true "
+                    "for Early-Bird's channel mode); its tickets still join the comparisons of the study model",
+    )
+    regime: str = Field(
+        default="own", pattern="^(own|study)$",
+        description="own: the method's own training settings; study: those it takes of the study's `train` "
+                    "(epochs, optimizer, lr, momentum, weight_decay, schedule; unless set here) and training "
+                    "batches of train.batch_size",
+    )
 
 
 class TrainConfig(_Strict):
@@ -241,6 +256,54 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     batch_size: int = Field(default=128, ge=1)
     eval_batch_size: int = Field(default=1000, ge=1)
+    schedule: str | None = Field(default=None, description="learning-rate schedule: none (constant), cosine or step")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        from graphtickets.training import SCHEDULES
+
+        if v not in SCHEDULES:
+            raise ValueError(f"unknown schedule {v!r}; use one of {', '.join(str(s) for s in SCHEDULES if s)} or leave it out")
+        return v
+
+    def fields(self) -> dict[str, Any]:
+        """The settings as the cell config records them (``schedule`` only when set: stable cell ids)."""
+        out = self.model_dump()
+        if out.get("schedule") is None:
+            out.pop("schedule", None)
+        return out
+
+
+#: The training settings a method with ``regime: study`` takes from ``train`` (where it has them).
+REGIME_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule")
+
+#: Ablations a study can add for every method's ticket (``ablations: [shuffle, reinit]``).
+ABLATIONS = ("shuffle", "reinit")
+
+
+def regime_hparams(method: str, hparams: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
+    """``hparams`` with the study's training regime filled in (``regime: study``).
+
+    Every field of :data:`REGIME_FIELDS` the method takes and the config does not set is
+    taken from ``train``. A field the method does not take must be at its default in
+    ``train`` (otherwise the method could not follow the regime: ValueError naming it).
+    """
+    from graphtickets.pruning import METHODS
+
+    known = METHODS[method].hparams()
+    out = dict(hparams)
+    default = TrainConfig()
+    for f in REGIME_FIELDS:
+        value = getattr(train, f)
+        if f in known:
+            out.setdefault(f, value)
+        elif value != getattr(default, f):
+            raise ValueError(
+                f"method {method!r} cannot follow the study's regime: it takes no {f!r} (train.{f} = {value!r}); "
+                f"use regime: own for it, or leave train.{f} at its default"
+            )
+    return out
 
 
 class PruneDataConfig(_Strict):
@@ -323,6 +386,7 @@ class QuickConfig(_Strict):
     train: dict[str, Any] = Field(default_factory=dict)
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hparam overrides per method")
     analysis: dict[str, Any] = Field(default_factory=dict)
+    ablations: list[str] | None = None
 
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
@@ -419,6 +483,25 @@ def _try_build(where: str, name: str, kwargs: Mapping[str, Any], dataset: str, *
         raise ValueError(f"{where}: cannot build it for {dataset}: {' '.join(str(exc).split())}") from None
 
 
+def _same_prunable(where: str, name: str, kwargs: Mapping[str, Any], override: Mapping[str, Any], dataset: str) -> None:
+    """A method's model variant keeps the prunable weights (names, shapes): its tickets join the comparisons."""
+    from graphtickets import data, models
+    from graphtickets.ticket import prunable
+
+    _try_build(where, name, {**kwargs, **override}, dataset)
+    info = data.info(dataset)
+    shapes = [
+        {n: tuple(p.shape) for n, p in prunable(models.build(name, in_shape=info.in_shape, num_classes=info.num_classes,
+                                                              seed=0, **dict(kw))).items()}
+        for kw in (kwargs, {**kwargs, **override})
+    ]
+    if shapes[0] != shapes[1]:
+        raise ValueError(
+            f"{where}: {dict(override)} changes the prunable weights of {name} (names or shapes); a method's model "
+            f"variant may add e.g. BatchNorm but must keep them, since its tickets are compared with the others"
+        )
+
+
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
@@ -447,8 +530,23 @@ class StudyConfig(_Strict):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     device: str = Field(default="cpu", description="cpu, cuda, cuda:N or mps (`graphtickets run --device` overrides it)")
     dense_reference: bool = Field(default=True, description="also train the dense network once per dataset, model and seed")
+    ablations: list[str] = Field(
+        default_factory=list,
+        description="sanity checks for every method's ticket, trained like it: shuffle (masks shuffled within "
+                    "each layer), reinit (same masks, new initial weights)",
+    )
     quick: QuickConfig = Field(default_factory=QuickConfig)
     allow_large: bool = Field(default=False, description="lift the documented size limits (LIMITS); not part of cell ids")
+
+    @field_validator("ablations")
+    @classmethod
+    def _ablations(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a not in ABLATIONS:
+                raise ValueError(f"unknown ablation {a!r}; use any of {', '.join(ABLATIONS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("an ablation is listed twice; list each once")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -487,9 +585,15 @@ class StudyConfig(_Strict):
                     )
                 body = dict(body or {})
                 source = body.pop("source", None)
+                regime = body.pop("regime", None)
+                model = body.pop("model", None)
                 entry: dict[str, Any] = {"name": name, "hparams": body}
                 if source is not None:
                     entry["source"] = source
+                if model is not None:
+                    entry["model"] = model
+                if regime is not None:
+                    entry["regime"] = regime
                 out.append(entry)
             return out
         if isinstance(v, list):
@@ -578,6 +682,14 @@ class StudyConfig(_Strict):
                     )
                 _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown)
                 check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=self.allow_large)
+            followers = [(where, m.name, m.hparams, m.regime)]
+            if m.source is not None:
+                followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
+            for w, name, hp, regime in followers:
+                if regime == "study":
+                    if METHODS[name].data_use != "epochs":
+                        raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
+                    regime_hparams(name, hp, self.train)
         return self
 
     @model_validator(mode="after")
@@ -588,6 +700,10 @@ class StudyConfig(_Strict):
             for m in self.methods:
                 if m.source is not None and m.source.model:
                     _check_model_kwargs(f"methods.{m.name}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
+                if m.model:
+                    _check_model_kwargs(f"methods.{m.name}.model", mc.name, {**mc.kwargs(), **m.model})
+                    for ds in self.datasets:
+                        _same_prunable(f"methods.{m.name}.model", mc.name, mc.kwargs(), m.model, ds.name)
             for ds in self.datasets:
                 _try_build(where, mc.name, mc.kwargs(), ds.name, allow_large=self.allow_large)
         return self
@@ -627,6 +743,8 @@ class StudyConfig(_Strict):
         data["densities"] = q.densities if q.densities is not None else self.densities[:2]
         data["train"] = {**data["train"], **({"epochs": min(self.train.epochs, 2)} if not q.train else q.train)}
         data["analysis"] = {**data["analysis"], **q.analysis}
+        if q.ablations is not None:
+            data["ablations"] = q.ablations
         for m in data["methods"]:
             m["hparams"] = {**m["hparams"], **q.methods.get(m["name"], {})}
             if m.get("source") is not None:

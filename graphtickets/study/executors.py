@@ -1,7 +1,8 @@
 """Where cells run: in the driver process, on a Dask ``LocalCluster``, or on an existing cluster.
 
-Every executor maps :func:`graphtickets.study.cell.run_cell_safe` over cell configs and yields
-outcomes as they finish. Workers only compute; the driver alone writes the store. A worker
+Every executor maps :func:`graphtickets.study.cell.run_cell_safe` over cell configs (with the
+tickets found before, ``inputs``) and yields outcomes as they finish; ``calls`` runs any other
+unit of work (trajectories, comparison groups). Workers only compute; the driver alone writes the store. A worker
 runs torch with one thread (the cell sets it), and a LocalCluster has one thread per process.
 
 Faults: a worker process that dies (killed, out of memory, a crash in native code) costs only
@@ -48,7 +49,9 @@ class Executor:
     def __init__(self, *, root: str | None = None, device: str = "cpu", download: bool = False) -> None:
         self.kw = {"root": root, "device": device, "download": download}
 
-    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None,
+            inputs: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+        """Run the cells; ``inputs[cell.id]`` (tickets found before) goes to the cell as ``given``."""
         raise NotImplementedError
 
     def calls(self, fn: Callable[..., Any], jobs: Sequence[tuple[str, tuple[Any, ...]]],
@@ -80,11 +83,12 @@ class InProcessExecutor(Executor):
 
     description = "in-process"
 
-    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None,
+            inputs: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
         for cell in cells:
             if on_start is not None:
                 on_start(cell)
-            yield cell, run_cell_safe(cell.config, cell_id=cell.id, **self.kw)
+            yield cell, run_cell_safe(cell.config, cell_id=cell.id, given=(inputs or {}).get(cell.id), **self.kw)
 
 
 def _worker_setup() -> None:
@@ -146,14 +150,15 @@ class DaskExecutor(Executor):
         with contextlib.suppress(Exception):
             self.client.run(_worker_setup)
 
-    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
+    def map(self, cells: Sequence[Cell], on_start: Callable[[Cell], None] | None = None,
+            inputs: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
         from dask.distributed import as_completed
 
         futures = {}
         order = sorted(cells, key=_priority, reverse=True)  # stable: grid order within a class
         for cell in order:
             fut = self.client.submit(self.cell_fn, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}",
-                                     priority=_priority(cell), **self.kw)
+                                     priority=_priority(cell), given=(inputs or {}).get(cell.id), **self.kw)
             futures[fut.key] = (cell, fut)
         if on_start is not None and order:
             on_start(order[0])

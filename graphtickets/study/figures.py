@@ -26,13 +26,15 @@ __all__ = [
     "degree_distributions",
     "laplacian_spectra",
     "early_bird_curves",
+    "sanity_checks",
     "imp_rounds",
     "method_order",
 ]
 
 log = logging.getLogger("graphtickets.study")
 
-_METHOD_ORDER = ["random", "magnitude", "snip", "grasp", "synflow", "gem_miner", "imp", "early_bird", "elastic"]
+#: Order of the method families in tables and figures (``MethodSpec.family``).
+_FAMILY_ORDER = ("baseline", "at init", "trained", "transform")
 
 
 def _plt() -> Any:
@@ -45,9 +47,23 @@ def _plt() -> Any:
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
-    """Methods in a fixed order (baselines, pruning at init, found by training, transforms)."""
+    """Methods in a fixed order: by family (baselines, at init, trained, transforms), then registration.
+
+    An ablation variant (``snip+shuffle``) follows its method.
+    """
     ms = list(dict.fromkeys(methods))
-    return sorted(ms, key=lambda m: (_METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER), m))
+
+    from graphtickets.pruning import METHODS
+
+    names = list(METHODS)
+
+    def key(m: str) -> tuple[int, int, str, str]:
+        base, _, variant = str(m).partition("+")
+        spec = METHODS.get(base)
+        fam = _FAMILY_ORDER.index(spec.family) if spec is not None and spec.family in _FAMILY_ORDER else len(_FAMILY_ORDER)
+        return (fam, names.index(base) if base in names else len(names), base, variant)
+
+    return sorted(ms, key=key)
 
 
 def _colors(methods: Sequence[str]) -> dict[str, Any]:
@@ -63,6 +79,39 @@ def _colors(methods: Sequence[str]) -> dict[str, Any]:
 def _tickets(tk: pd.DataFrame) -> pd.DataFrame:
     """The pruned tickets (without the dense reference cells)."""
     return tk[tk["method"] != "dense"] if "method" in tk else tk
+
+
+def _own(tk: pd.DataFrame) -> pd.DataFrame:
+    """Without the ablation variants (they have their own figure)."""
+    return tk[tk["variant"].fillna("") == ""] if "variant" in tk else tk
+
+
+def sanity_checks(tk: pd.DataFrame, folder: Path) -> list[Path]:
+    """Test accuracy of each method's ticket beside its ablation variants (mean, min-max over seeds)."""
+    if "variant" not in tk or not (tk["variant"].fillna("") != "").any():
+        return []
+    plt = _plt()
+    g = _tickets(tk)
+    methods = method_order(list(g.loc[g["variant"].fillna("") != "", "base_method"]))
+    variants = [""] + sorted(set(g["variant"].fillna("")) - {""})
+    densities = sorted(g["density"].unique(), reverse=True)
+    fig, axes = plt.subplots(1, len(densities), figsize=(max(5.0, 0.9 * len(methods)) * len(densities) / 1.4, 3.8),
+                             squeeze=False, sharey=True)
+    width = 0.8 / len(variants)
+    shades = {v: c for v, c in zip(variants, ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=False)}
+    for ax, d in zip(axes[0], densities, strict=True):
+        for j, v in enumerate(variants):
+            sub = g[(g["density"] == d) & (g["variant"].fillna("") == v)]
+            stats = sub.groupby("base_method")["accuracy"].agg(["mean", "min", "max"]).reindex(methods)
+            x = np.arange(len(methods)) + (j - (len(variants) - 1) / 2) * width
+            err = np.vstack([stats["mean"] - stats["min"], stats["max"] - stats["mean"]])
+            ax.bar(x, stats["mean"], width, yerr=err, color=shades[v], label=v or "ticket", capsize=2)
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=45, ha="right")
+        ax.set_title(f"density {d:g}")
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Sanity checks: each method's ticket vs its layer-shuffled and re-initialized variants")
+    return _save(fig, folder, "sanity_checks")
 
 
 def _chance(dataset: str) -> float | None:
@@ -434,7 +483,7 @@ def laplacian_spectra(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
 def early_bird_curves(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folder: Path) -> list[Path]:
     """Early-Bird mask distance to the previous masks per epoch, with the tolerance and detection epoch."""
     plt = _plt()
-    rows = [(r.density, r.seed, results.get(r.id, {})) for r in tk.itertuples(index=False) if r.method == "early_bird"]
+    rows = [(r.density, r.seed, results.get(r.id, {})) for r in tk.itertuples(index=False) if "eb_distances" in results.get(r.id, {})]
     rows = [x for x in rows if x[2].get("eb_distances")]
     if not rows:
         return []
@@ -471,7 +520,7 @@ def early_bird_curves(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]]
 def imp_rounds(tk: pd.DataFrame, results: Mapping[str, Mapping[str, Any]], folder: Path) -> list[Path]:
     """Test accuracy of IMP's ticket after every round (trained from the rewound weights) vs its density."""
     plt = _plt()
-    rows = [(r.density, r.seed, results.get(r.id, {}).get("imp_rounds")) for r in tk.itertuples(index=False) if r.method == "imp"]
+    rows = [(r.density, r.seed, results.get(r.id, {}).get("imp_rounds")) for r in tk.itertuples(index=False) if results.get(r.id, {}).get("imp_rounds")]
     rows = [x for x in rows if x[2]]
     if not rows:
         return []
@@ -503,6 +552,7 @@ FIGURES = {
     "clustering_path_length": "Relational graphs on the clustering / path-length plane (You et al. 2020, Fig. 1).",
     "degree_distributions": "Degree distributions of the hidden units in the layered graphs.",
     "laplacian_spectra": "Normalized Laplacian spectra of the layered graphs.",
+    "sanity_checks": "Sanity checks: test accuracy of each method's ticket (blue) and of its layer-shuffled and re-initialized variants, trained identically (bars: mean over seeds, whiskers: min-max).",
     "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch where the rule fired (epochs before the window fills have no distance; a run where it never fired is labelled so and keeps its last epoch's mask).",
     "imp_rounds": "IMP: test accuracy of every round's ticket (after imp.epochs of training, not the study's full training).",
 }
@@ -514,9 +564,11 @@ def make_figures(tk: pd.DataFrame, dist: pd.DataFrame, results: Mapping[str, Map
     out: dict[str, list[Path]] = {}
     if tk.empty:
         return out
-    full, tk = tk, _tickets(tk)
+    every = tk
+    full, tk = _own(tk), _tickets(_own(tk))
     jobs: list[tuple[str, Any]] = [
         ("accuracy_vs_density", lambda: accuracy_vs_density(full, folder)),
+        ("sanity_checks", lambda: sanity_checks(every, folder)),
         ("layer_density_profiles", lambda: layer_density_profiles(tk, folder)),
         ("distance_heatmap", lambda: distance_heatmaps(dist, folder) if not dist.empty else []),
         ("mds", lambda: mds_map(dist, tk, folder) if not dist.empty else []),

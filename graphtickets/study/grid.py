@@ -16,15 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphtickets.study.config import StudyConfig
+from graphtickets.study.config import StudyConfig, regime_hparams
 
 #: The method name of the dense reference cells.
 DENSE = "dense"
 
-__all__ = ["Cell", "expand", "cell_id", "canonical_json", "CELL_FORMAT", "DENSE"]
+__all__ = [
+    "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
+    "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label",
+]
 
 #: Version of the cell config layout; part of every hash.
 CELL_FORMAT = "graphtickets.cell/1"
+#: Version of the trajectory config layout; part of its hash.
+TRAJECTORY_FORMAT = "graphtickets.trajectory/1"
 
 
 def canonical_json(obj: Any) -> str:
@@ -75,9 +80,102 @@ class Cell:
         return group_key(self.dataset, self.model, self.density, self.seed)
 
     @property
+    def base_method(self) -> str:
+        """The method that finds the ticket (``snip`` for the ``snip+shuffle`` ablation)."""
+        return str(self.config["method"]["name"])
+
+    @property
+    def variant(self) -> str:
+        """The ablation (``shuffle``, ``reinit``) or ``""`` for the method's own ticket."""
+        return str((self.config.get("ablation") or {}).get("kind", ""))
+
+    @property
+    def base(self) -> str | None:
+        """Id of the cell whose ticket this ablation varies (None for a method's own cell)."""
+        return cell_id(base_config(self.config)) if self.variant else None
+
+    @property
+    def trajectory(self) -> str | None:
+        """Id of the trajectory that finds this cell's ticket (or its elastic source), if any."""
+        tc = trajectory_config(self.config)
+        return cell_id(tc) if tc is not None else None
+
+    @property
     def label(self) -> str:
         """``method d=0.05 s=0 (mnist1d, mlp(100,100))``."""
         return f"{self.method} d={self.density:g} s={self.seed} ({self.dataset}, {self.model})"
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One run of a method that serves several densities (IMP's rounds): a unit of work.
+
+    Attributes
+    ----------
+    id : str
+        :func:`cell_id` of ``config`` (the same stable hash as cells).
+    config : dict
+        :func:`trajectory_config` of its cells: dataset, model spec, method with its
+        hyperparameters, seed, densities, the batch size of its data.
+    label : str
+        ``imp s=0 (mnist1d, mlp(100,100)) d=0.2,0.05``.
+    """
+
+    id: str
+    config: dict[str, Any]
+    label: str
+
+
+def variant_label(method: str, variant: str) -> str:
+    """The name an ablation carries in tables: ``snip+shuffle``."""
+    return f"{method}+{variant}" if variant else method
+
+
+def base_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of the cell an ablation cell varies (``config`` without its ``ablation``)."""
+    return {k: v for k, v in config.items() if k != "ablation"}
+
+
+def trajectory_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The trajectory a cell config takes its ticket from (None when it has none).
+
+    A cell whose method (or, for a transform, whose source method) has a trajectory records
+    ``"trajectory": {"densities": [...]}``; everything else of the trajectory follows from
+    the cell: dataset, model (the source's for a transform), method and hyperparameters,
+    seed, and the batch size of the training data.
+    """
+    t = config.get("trajectory")
+    if t is None:
+        return None
+    method = config["method"]
+    model = dict(config["model"])
+    if "source" in method:
+        src = method["source"]
+        model = {**model, **src["model"]}
+        method = {"name": src["method"], "hparams": src["hparams"], **({"regime": "study"} if src.get("regime") == "study" else {})}
+    else:
+        model = {**model, **method.get("model", {})}
+        method = {k: v for k, v in method.items() if k in ("name", "hparams", "regime")}
+    batch = config["train"]["batch_size"] if method.get("regime") == "study" else config["prune_data"]["batch_size"]
+    return {
+        "format": TRAJECTORY_FORMAT, "dataset": config["dataset"], "model": model, "method": method,
+        "seed": config["seed"], "densities": list(t["densities"]), "batch_size": batch,
+        "eval_batch_size": config["train"]["eval_batch_size"],
+    }
+
+
+def trajectories(cells: list[Cell]) -> list[Trajectory]:
+    """The distinct trajectories the cells take their tickets from, in grid order."""
+    out: dict[str, Trajectory] = {}
+    for c in cells:
+        tc = trajectory_config(c.config)
+        if tc is not None:
+            tid = cell_id(tc)
+            if tid not in out:
+                ds = ",".join(f"{d:g}" for d in tc["densities"])
+                out[tid] = Trajectory(id=tid, config=tc, label=f"{tc['method']['name']} s={c.seed} ({c.dataset}, {c.model}"
+                                      + (", source" if "source" in c.config["method"] else "") + f") d={ds}")
+    return list(out.values())
 
 
 def group_key(dataset: str, model: str, density: float, seed: int) -> str:
@@ -93,6 +191,23 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
+    """The method part of a cell config: name, hyperparameters (regime filled in), source."""
+    hparams = regime_hparams(m.name, m.hparams, study.train) if m.regime == "study" else dict(m.hparams)
+    method: dict[str, Any] = {"name": m.name, "hparams": _plain(hparams)}
+    if m.regime == "study":
+        method["regime"] = "study"
+    if m.model:
+        method["model"] = _plain(m.model)
+    if m.source is not None:
+        src = m.source.model_dump()
+        if src.pop("regime") == "study":
+            src["hparams"] = regime_hparams(src["method"], src["hparams"], study.train)
+            src["regime"] = "study"
+        method["source"] = _plain(src)
+    return method
+
+
 def expand(study: StudyConfig) -> list[Cell]:
     """All cells of ``study``, in grid order (dataset, model, density, seed, method).
 
@@ -104,20 +219,26 @@ def expand(study: StudyConfig) -> list[Cell]:
     -------
     list of Cell
         With ``dense_reference`` (the default), also one ``dense`` cell (density 1) per
-        dataset, model and seed: the unpruned network trained like every ticket.
+        dataset, model and seed: the unpruned network trained like every ticket. With
+        ``ablations``, one cell per ablation and method cell (method ``snip+shuffle``;
+        its config is the method cell's plus ``"ablation": {"kind": ...}``). A cell whose
+        method has a trajectory (IMP) records the densities it serves
+        (``"trajectory": {"densities": [...]}``, see :func:`trajectory_config`).
     """
+    from graphtickets.pruning import METHODS
+
     cells: list[Cell] = []
-    train = study.train.model_dump()
+    train = study.train.fields()
     pdata = study.prune_data.model_dump()
+    methods = [_method_entry(m, study) for m in study.methods]
+    densities = sorted({float(d) for d in study.densities}, reverse=True)
     for ds in study.datasets:
         for mc in study.models:
             model = {"name": mc.name, **_plain(mc.kwargs())}
+            base_cells: list[Cell] = []
             for density in study.densities:
                 for seed in study.seeds:
-                    for m in study.methods:
-                        method: dict[str, Any] = {"name": m.name, "hparams": _plain(m.hparams)}
-                        if m.source is not None:
-                            method["source"] = _plain(m.source.model_dump())
+                    for m, method in zip(study.methods, methods, strict=True):
                         config = {
                             "format": CELL_FORMAT,
                             "dataset": {"name": ds.name},
@@ -128,12 +249,21 @@ def expand(study: StudyConfig) -> list[Cell]:
                             "train": train,
                             "prune_data": pdata,
                         }
-                        cells.append(
+                        finder = m.source.method if m.source is not None else m.name
+                        if METHODS[finder].trajectory is not None:  # one run serves every density
+                            config["trajectory"] = {"densities": densities}
+                        base_cells.append(
                             Cell(
                                 id=cell_id(config), config=config, dataset=ds.name, model=mc.label(),
                                 method=m.name, density=float(density), seed=int(seed),
                             )
                         )
+            cells += base_cells
+            for kind in study.ablations:  # the sanity checks, after the tickets they vary
+                for c in base_cells:
+                    config = {**c.config, "ablation": {"kind": kind}}
+                    cells.append(Cell(id=cell_id(config), config=config, dataset=c.dataset, model=c.model,
+                                      method=variant_label(c.method, kind), density=c.density, seed=c.seed))
             if study.dense_reference:  # one dense network per dataset, model and seed, after the tickets
                 for seed in study.seeds:
                     config = {

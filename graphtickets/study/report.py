@@ -21,11 +21,15 @@ import pandas as pd
 from graphtickets.study.figures import FIGURES, make_figures, method_order
 from graphtickets.study.runner import null_counts
 
-__all__ = ["findings", "write_report", "build_report"]
+__all__ = ["findings", "write_report", "build_report", "sanity_table", "paired_difference", "SANITY_LEVEL"]
 
 log = logging.getLogger("graphtickets.study")
 
-_PAI = ("snip", "grasp", "synflow")
+#: The family (``MethodSpec.family``) of the pruning-at-init methods the IMP finding compares with.
+_PAI_FAMILY = "at init"
+#: Confidence level of the sanity-check intervals.
+SANITY_LEVEL = 0.95
+_VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
 _KEY_METRICS = [
     ("layered.effective_fraction", "effective fraction of kept weights (on an input-output path)"),
     ("layered.dead_fraction", "fraction of dead units"),
@@ -85,6 +89,103 @@ def _chance(tk: pd.DataFrame) -> float | None:
         return None
 
 
+def _pai_methods(tk: pd.DataFrame) -> list[str]:
+    """The pruning-at-init methods of the table (by their family, not by name)."""
+    if "family" in tk:
+        return sorted(set(tk.loc[tk["family"] == _PAI_FAMILY, "method"]))
+    from graphtickets.pruning import METHODS
+
+    return sorted(m for m in set(tk["method"]) if m in METHODS and METHODS[m].family == _PAI_FAMILY)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = SANITY_LEVEL) -> dict[str, float]:
+    """Mean of the paired differences ``a - b`` with a Student-t confidence interval and p-value.
+
+    The pairs are seeds (the ticket and its variant share the initialization seed and the
+    training data order). With n pairs the interval is ``mean +- t_{(1+level)/2, n-1} *
+    sd / sqrt(n)`` and ``p`` the two-sided p-value of the paired t-test; with n < 2 both are
+    NaN. When every difference is the same the interval is that point (``p`` 0 if it is not
+    zero, else 1).
+
+    Examples
+    --------
+    >>> r = paired_difference([0.7, 0.72, 0.69], [0.6, 0.61, 0.6])
+    >>> round(r["mean"], 3), r["n"], r["low"] > 0
+    (0.1, 3, True)
+    """
+    from scipy import stats
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    out = {"n": n, "mean": float(d.mean()) if n else float("nan"), "low": float("nan"), "high": float("nan"),
+           "p": float("nan")}
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        out.update(low=out["mean"], high=out["mean"], p=0.0 if out["mean"] != 0 else 1.0)
+        return out
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    out.update(low=out["mean"] - half, high=out["mean"] + half, p=float(stats.ttest_1samp(d, 0.0).pvalue))
+    return out
+
+
+def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
+    """Per method, density and ablation: the ticket's accuracy against its variant's, paired by seed.
+
+    Columns: ``method, density, variant, n`` (paired seeds), ``ticket``, ``variant_accuracy``
+    (means), ``difference`` (mean of ticket - variant), ``ci_low, ci_high`` (the
+    :data:`SANITY_LEVEL` paired t-interval), ``p`` and ``verdict``: ``beats`` (interval above
+    0), ``worse`` (below 0), ``no clear difference`` (contains 0) or ``one seed`` (no test).
+    """
+    cols = ["method", "density", "variant", "n", "ticket", "variant_accuracy", "difference", "ci_low", "ci_high", "p", "verdict"]
+    if "variant" not in tk or not (tk["variant"].fillna("") != "").any():
+        return pd.DataFrame(columns=cols)
+    own = tk[tk["variant"].fillna("") == ""]
+    rows = []
+    for (m, d, v), g in tk[tk["variant"].fillna("") != ""].groupby(["base_method", "density", "variant"]):
+        base = own[(own["method"] == m) & (own["density"] == d)].set_index("seed")["accuracy"]
+        var = g.set_index("seed")["accuracy"]
+        seeds = sorted(set(base.index) & set(var.index))
+        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy())
+        verdict = ("one seed" if r["n"] < 2 else "beats" if r["low"] > 0 else "worse" if r["high"] < 0
+                   else "no clear difference")
+        rows.append({"method": m, "density": d, "variant": v, "n": r["n"], "ticket": float(base.reindex(seeds).mean()),
+                     "variant_accuracy": float(var.reindex(seeds).mean()), "difference": r["mean"],
+                     "ci_low": r["low"], "ci_high": r["high"], "p": r["p"], "verdict": verdict})
+    out = pd.DataFrame(rows, columns=cols)
+    order = {m: i for i, m in enumerate(method_order(list(out["method"])))}
+    return out.sort_values(["method", "variant", "density"], key=lambda c: c.map(order) if c.name == "method"
+                           else (-c if c.name == "density" else c)).reset_index(drop=True)
+
+
+def _sanity_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per method: against each variant, per density, what the paired interval says."""
+    out = []
+    for m in method_order(list(table["method"].unique())):
+        g = table[table["method"] == m]
+        parts = []
+        for v, gv in g.groupby("variant", sort=False):
+            items = []
+            for r in gv.itertuples(index=False):
+                if r.verdict == "one seed":
+                    items.append(f"d={r.density:g}: one seed, no test ({r.difference:+.3f})")
+                    continue
+                word = {"beats": "beats it", "worse": "is WORSE", "no clear difference": "no clear difference"}[r.verdict]
+                items.append(f"d={r.density:g}: {word} ({r.difference:+.3f}, {SANITY_LEVEL:.0%} CI "
+                             f"{r.ci_low:+.3f} to {r.ci_high:+.3f}, {r.n} seeds)")
+            parts.append(f"against its {_VARIANT_NAMES.get(str(v), str(v))} variant " + "; ".join(items))
+        verdicts = set(g["verdict"])
+        summary = ("with one seed there is no test: run more seeds for a statement" if verdicts == {"one seed"}
+                   else "it beats every variant at every density beyond the seed spread" if verdicts == {"beats"}
+                   else "the data do not show it beating its variants" if "beats" not in verdicts
+                   else "it beats some variants, not all")
+        out.append(f"Sanity check of {m}'s ticket (test accuracy of ticket minus variant, paired by seed): "
+                   + "; ".join(parts) + f" — {summary}.")
+    return out
+
+
 def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
     """The study's findings as numbers and sentences.
 
@@ -101,22 +202,35 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
         say("No cell finished; there is nothing to report yet.")
         return out
     dense = tk[tk["method"] == "dense"]
-    tk = tk[tk["method"] != "dense"]
+    every = tk[tk["method"] != "dense"]
+    # the methods' own tickets; ablation variants have their own table (sanity checks)
+    tk = every[every["variant"].fillna("") == ""] if "variant" in every else every
     if tk.empty:
         say("Only the dense reference finished; there are no tickets to compare yet.")
         return out
-    acc = tk.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
-    acc = acc.reindex(index=method_order(acc.index), columns=sorted(acc.columns, reverse=True))
+    acc_all = every.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
+    acc_all = acc_all.reindex(index=method_order(acc_all.index), columns=sorted(acc_all.columns, reverse=True))
+    acc = acc_all.loc[[m for m in acc_all.index if m in set(tk["method"])]]
     spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
     dense_acc = float(dense["accuracy"].mean()) if not dense.empty and dense["accuracy"].notna().any() else None
     if dense_acc is not None:
         acc.loc["dense (d=1)"] = dense_acc
         lo, hi = float(dense["accuracy"].min()), float(dense["accuracy"].max())
+        acc_all.loc["dense (d=1)"] = dense_acc
         best = acc.drop(index="dense (d=1)").max()
         say(f"The dense network, trained the same way, reaches {dense_acc:.3f} test accuracy"
             + (f" (seeds: {lo:.3f}-{hi:.3f})" if len(dense) > 1 else "") + "; the best ticket reaches "
             + ", ".join(f"{best[d]:.3f} at density {d:g}" for d in acc.columns if np.isfinite(best[d])) + ".")
-    out["accuracy"] = acc
+    out["accuracy"] = acc_all
+    sanity = sanity_table(every)
+    if not sanity.empty:
+        out["sanity"] = sanity
+        say("Ablation variants (method+shuffle, method+reinit) are sanity checks of each method's ticket, trained "
+            "identically (same data order; shuffle: same initial weights); they are kept out of the pairwise "
+            "distances and the 'most alike' ranking (a re-initialized variant has its method's very masks).")
+        later = _sanity_sentences(sanity)  # said after the accuracy sentences
+    else:
+        later = []
     for d in acc.columns:
         col = acc.drop(index="dense (d=1)", errors="ignore")[d].dropna()
         if len(col) >= 2:
@@ -140,6 +254,8 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
                 cl = f"; on average {n:.1f} of its layers have collapsed (no input-output path through them)" if n > 0 else ""
             say(f"{m} collapses to chance at density {', '.join(f'{d:g}' for d in ds)}: test accuracy "
                 f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
+    for sentence in later:
+        say(sentence)
     pairs = _pairs(dist)
     alike: dict[str, pd.DataFrame] = {}
     if not pairs.empty:
@@ -187,7 +303,8 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
                 f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
                 f"layer-shuffled null, so this should be near 0).")
     imp = tk[tk["method"] == "imp"]
-    pai = tk[tk["method"].isin(_PAI)]
+    pai_methods = _pai_methods(tk)
+    pai = tk[tk["method"].isin(pai_methods)]
     if not imp.empty and not pai.empty:
         rows = []
         for col, label in [("accuracy", "test accuracy"), *_KEY_METRICS]:
@@ -199,14 +316,14 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
         big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[["imp", "pruning at init"]].abs().max(axis=1).replace(0, np.nan)))
         big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
         acc_row = cmp_.iloc[0]
-        say(f"IMP vs pruning at init ({', '.join(m for m in _PAI if m in set(pai['method']))}): test accuracy "
+        say(f"IMP vs pruning at init ({', '.join(pai_methods)}): test accuracy "
             f"{acc_row['imp']:.3f} vs {acc_row['pruning at init']:.3f} (mean over densities and seeds). "
             "Largest structural differences: " + "; ".join(
                 f"{r.quantity} {r.imp:.3g} vs {r._3:.3g}" for r in big.itertuples()) + ".")
         if not pairs.empty and "jaccard" in set(pairs["kind"]):
             j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
-            to_pai = [j[p] for p in j.index if "imp" in p.split(" ~ ") and any(m in p.split(" ~ ") for m in _PAI)]
-            among = [j[p] for p in j.index if all(m in _PAI for m in p.split(" ~ "))]
+            to_pai = [j[p] for p in j.index if "imp" in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
+            among = [j[p] for p in j.index if all(m in pai_methods for m in p.split(" ~ "))]
             if to_pai and among:
                 say(f"IMP's masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
                     f"which are at {np.mean(among):.3f} from each other.")
@@ -254,8 +371,15 @@ def build_report(
             f"models: {', '.join(m.label() for m in study.models)}",
             f"methods: {', '.join(m.name for m in study.methods)}",
             f"densities: {', '.join(f'{d:g}' for d in study.densities)}; seeds: {', '.join(map(str, study.seeds))}",
-            f"training of every ticket: {study.train.epochs} epochs, {study.train.optimizer} lr {study.train.lr:g}, "
-            f"batch {study.train.batch_size}, from the model's initial weights with the mask enforced",
+            f"training of every ticket: {study.train.epochs} epochs, {study.train.optimizer} lr {study.train.lr:g}"
+            + (f" momentum {study.train.momentum:g}" if study.train.optimizer == "sgd" else "")
+            + f", {study.train.schedule or 'constant'} rate, weight decay {study.train.weight_decay:g}, "
+            f"batch {study.train.batch_size}, with the mask enforced, from the ticket's own weights where it carries "
+            "them (IMP rewound to iteration k, Elastic with carried weights), else from the model's initial weights",
+            "methods that train like the tickets (regime: study): "
+            + (", ".join(m.name for m in study.methods if m.regime == "study")
+               + "".join(f", {m.name}'s source" for m in study.methods if m.source is not None and m.source.regime == "study")
+               or "none"),
             "comparison: every pair of tickets of one density and seed, each distance against the symmetric "
             f"{study.analysis.null_model} null (both tickets randomized); nulls per pair by kind: "
             + ", ".join(f"{k} {n}" for k, n in null_counts(study).items())
@@ -263,6 +387,11 @@ def build_report(
         ]
         if study.dense_reference:
             setup.append("reference: the dense network (every weight kept), trained the same way once per seed")
+        if study.ablations:
+            setup.append("sanity checks: for every method's ticket, " + " and ".join(
+                {"shuffle": "its masks shuffled within each layer (method+shuffle)",
+                 "reinit": "its masks on a newly initialized network (method+reinit)"}.get(a, a) for a in study.ablations)
+                + ", trained identically")
         if status:
             setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
         if not tk.empty:
@@ -273,13 +402,17 @@ def build_report(
     if "accuracy" in f:
         blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
                    ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
+    if "sanity" in f:
+        blocks += [("h2", f"Sanity checks: ticket vs its ablation variants (paired by seed, {SANITY_LEVEL:.0%} t-interval)"),
+                   ("table", f["sanity"].set_index(["method", "density", "variant"]))]
     if "imp_vs_pai" in f:
         blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
     if "alike" in f:
         rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
         blocks += [("h2", "Most alike pairs per distance kind"), ("table", rows.set_index("kind"))]
     if not tk.empty:
-        cost = tk[tk["method"] != "dense"].groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
+        own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+        cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
         blocks += [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
     blocks.append(("h2", "Figures"))
     for key, caption in FIGURES.items():

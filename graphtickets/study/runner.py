@@ -23,7 +23,7 @@ import pandas as pd
 from graphtickets.errors import ConfigError, DataError
 from graphtickets.study.config import StudyConfig, check_device, check_run_options, load_config
 from graphtickets.study.executors import make_executor
-from graphtickets.study.grid import DENSE, Cell, expand
+from graphtickets.study.grid import DENSE, Cell, expand, trajectories
 from graphtickets.study.store import Store, folder_lock
 
 __all__ = ["run", "StudyResult", "analyze", "compare_group", "null_counts", "tables", "write_tables", "default_out"]
@@ -236,28 +236,7 @@ def run(
                              download=any(d.download for d in study.datasets))
         try:
             if todo:
-                bar = _Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
-                executor = lazy.get()
-                log.info("running %d cells (%d already done) with %s", len(todo), len(cells) - len(todo), executor.description)
-                try:
-                    for cell, outcome in executor.map(todo, on_start=lambda c: bar.running(c.label)):
-                        ran += 1
-                        if outcome.ok and outcome.ticket is not None:
-                            store.record_done(cell, outcome.ticket, outcome.results, outcome.metrics, seconds=outcome.seconds)
-                            log.info("done %s [%s] accuracy %s in %.1fs", cell.label, cell.id,
-                                     outcome.results.get("accuracy"), outcome.seconds)
-                            acc = outcome.results.get("accuracy")
-                            status = f"accuracy {acc:.3f} in {outcome.seconds:.1f}s" if acc is not None else "done"
-                        else:
-                            failed += 1
-                            err = outcome.error or "unknown error"
-                            store.record_failed(cell, err, seconds=outcome.seconds)
-                            errors[cell.label] = err.strip().splitlines()[-1]
-                            log.error("FAILED %s [%s]:\n%s", cell.label, cell.id, err)
-                            status = f"FAILED: {errors[cell.label]}"
-                        bar.finished(cell.label, status + (f" ({failed} failed so far)" if failed else ""))
-                finally:
-                    bar.close()
+                ran, failed = _run_cells(store, study, cells, todo, lazy, progress, errors, resume)
             analyze(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
         finally:
             lazy.close()
@@ -274,11 +253,132 @@ def run(
                        tickets=tk, distances=dist, errors=errors)
 
 
+# ---------------------------------------------------------------------------- units of work
+def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resume: bool = True) -> dict[str, str]:
+    """Run the trajectories the ``todo`` cells need that the store lacks; ``{id: error}`` of failed ones."""
+    import functools
+
+    from graphtickets.study.cell import run_trajectory_safe
+
+    done = store.trajectory_done_ids() if resume else set()
+    units = {t.id: t for t in trajectories([c for c in todo if not c.variant]) if t.id not in done}
+    failed: dict[str, str] = {}
+    if not units:
+        return failed
+    ex = lazy.get()
+    log.info("running %d trajectories (one run serves every density) with %s", len(units), ex.description)
+    fn = functools.partial(run_trajectory_safe, **ex.kw)
+    for tid, outcome, err in ex.calls(fn, [(t.id, (t.config, t.id)) for t in units.values()]):
+        t = units[tid]
+        if err is None and outcome is not None and outcome.ok:
+            store.record_trajectory(t, outcome.tickets, seconds=outcome.seconds)
+            log.info("trajectory %s [%s] done in %.1fs: densities %s", t.label, t.id, outcome.seconds,
+                     ", ".join(f"{tk.density:.4g}" for tk in outcome.tickets.values()))
+        else:
+            error = err or (outcome.error if outcome is not None else None) or "unknown error"
+            store.record_trajectory_failed(t, error, seconds=getattr(outcome, "seconds", 0.0) or 0.0)
+            failed[tid] = error.strip().splitlines()[-1]
+            log.error("FAILED trajectory %s [%s]:\n%s", t.label, t.id, error)
+    return failed
+
+
+def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Tickets found before, per cell (``given``), and the cells that cannot run (``{id: why}``).
+
+    A trajectory cell gets its trajectory's ticket at its density (``source`` for a
+    transform); an ablation cell gets its method cell's ticket.
+    """
+    inputs: dict[str, dict[str, Any]] = {}
+    blocked: dict[str, str] = {}
+    done = store.done_ids()
+    loaded: dict[str, dict[float, Any]] = {}
+    for c in cells:
+        if c.variant:
+            if c.base in done:
+                inputs[c.id] = {"ticket": store.load_ticket(str(c.base))}
+            else:
+                blocked[c.id] = f"the cell it varies ({c.base_method} d={c.density:g} s={c.seed}) did not finish"
+            continue
+        tid = c.trajectory
+        if tid is None:
+            continue
+        if tid in failed:
+            blocked[c.id] = f"its trajectory {tid} failed: {failed[tid]}"
+            continue
+        if tid not in loaded:
+            loaded[tid] = store.load_trajectory(tid)
+        inputs[c.id] = {("source" if "source" in c.config["method"] else "ticket"): loaded[tid][c.density]}
+    return inputs, blocked
+
+
+def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[Cell], lazy: _LazyExecutor,
+               progress: bool, errors: dict[str, str], resume: bool = True) -> tuple[int, int]:
+    """Trajectories, then the method cells, then the ablation cells; ``(ran, failed)``.
+
+    Every unit is written to the store as it finishes (a trajectory's tickets, a cell's
+    ticket and row), so a run killed at any point resumes where it stopped.
+    """
+    ran = failed = 0
+    bar = _Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
+    try:
+        t_failed = _run_trajectories(store, todo, lazy, resume)
+        for phase in ([c for c in todo if not c.variant], [c for c in todo if c.variant]):
+            if not phase:
+                continue
+            inputs, blocked = _inputs(store, phase, t_failed)
+            for c in phase:
+                if c.id in blocked:
+                    store.record_failed(c, blocked[c.id], seconds=0.0)
+                    errors[c.label] = blocked[c.id]
+                    failed += 1
+                    ran += 1
+                    bar.finished(c.label, f"FAILED: {blocked[c.id]}")
+            runnable = [c for c in phase if c.id not in blocked]
+            if not runnable:
+                continue
+            executor = lazy.get()
+            log.info("running %d cells (%d already done) with %s", len(runnable), len(cells) - len(todo),
+                     executor.description)
+            for cell, outcome in executor.map(runnable, on_start=lambda c: bar.running(c.label), inputs=inputs):
+                ran += 1
+                status = _record(store, cell, outcome, errors)
+                failed += status.startswith("FAILED")
+                bar.finished(cell.label, status + (f" ({failed} failed so far)" if failed else ""))
+    finally:
+        bar.close()
+    return ran, failed
+
+
+def _record(store: Store, cell: Cell, outcome: Any, errors: dict[str, str]) -> str:
+    """Write one cell's outcome to the store; the status line for the progress display."""
+    if outcome.ok and outcome.ticket is not None:
+        store.record_done(cell, outcome.ticket, outcome.results, outcome.metrics, seconds=outcome.seconds)
+        log.info("done %s [%s] accuracy %s in %.1fs", cell.label, cell.id, outcome.results.get("accuracy"), outcome.seconds)
+        acc = outcome.results.get("accuracy")
+        return f"accuracy {acc:.3f} in {outcome.seconds:.1f}s" if acc is not None else "done"
+    err = outcome.error or "unknown error"
+    store.record_failed(cell, err, seconds=outcome.seconds)
+    errors[cell.label] = err.strip().splitlines()[-1]
+    log.error("FAILED %s [%s]:\n%s", cell.label, cell.id, err)
+    return f"FAILED: {errors[cell.label]}"
+
+
 # ---------------------------------------------------------------------------- comparisons
+def _compared(c: Cell, done: set[str]) -> bool:
+    """Whether a finished cell's ticket enters the comparisons: not the dense reference, not an ablation.
+
+    Ablation variants are sanity checks of a method's ticket, not tickets of another method:
+    a re-initialized variant has the very masks of its method (distance 0), a shuffled one is
+    the layer-shuffled null itself. Kept out of the pairwise distances, they cannot make the
+    "most alike" ranking; the report compares them by accuracy only.
+    """
+    return c.id in done and c.method != DENSE and not c.variant
+
+
 def _groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
     out: dict[str, list[Cell]] = {}
     for c in cells:
-        if c.id in done and c.method != DENSE:
+        if _compared(c, done):
             out.setdefault(c.group, []).append(c)
     return out
 
@@ -336,7 +436,7 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     groups = _groups(cells, done)
     by_model: dict[str, list[Cell]] = {}
     for c in cells:
-        if c.id in done and c.method != DENSE:
+        if _compared(c, done):
             by_model.setdefault(f"{c.dataset}/{c.model}/all", []).append(c)
     counts = null_counts(study)
     plan: list[tuple[str, list[Cell], dict[str, int], str]] = []
@@ -379,7 +479,8 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
 def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tickets table (one row per finished cell) and the distances table of ``cells``.
 
-    Columns of ``tickets``: ``id, dataset, model, method, kind, density, seed, accuracy, loss,
+    Columns of ``tickets``: ``id, dataset, model, method, kind, family, base_method, variant,
+    density, seed, accuracy, loss,
     train_accuracy, density_actual, kept, total, search_seconds, search_epochs, train_seconds,
     seconds``, every metric as ``<graph>.<name>``, every layer density as ``layer.<param>``.
     ``distances``: ``group, dataset, model, density, seed, a, b, kind, value, null_mean,
@@ -394,9 +495,12 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     rows = []
     for r in df.itertuples(index=False):
         res = r.results
+        base = str(r.config.get("method", {}).get("name", r.method))
         row: dict[str, Any] = {
             "id": r.id, "dataset": r.dataset, "model": r.model, "method": r.method,
-            "kind": METHODS[r.method].kind if r.method in METHODS else ("reference" if r.method == DENSE else ""),
+            "kind": METHODS[base].kind if base in METHODS else ("reference" if base == DENSE else ""),
+            "family": METHODS[base].family if base in METHODS else ("reference" if base == DENSE else ""),
+            "base_method": base, "variant": str((r.config.get("ablation") or {}).get("kind", "")),
             "density": r.density, "seed": r.seed,
             "accuracy": res.get("accuracy"), "loss": res.get("loss"), "train_accuracy": res.get("train_accuracy"),
             "density_actual": res.get("density"), "kept": res.get("kept"), "total": res.get("total"),

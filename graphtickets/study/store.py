@@ -2,8 +2,9 @@
 
 Layout of an output folder::
 
-    study.db                  cells, metrics, distances, groups, meta (SQLite)
+    study.db                  cells, trajectories, metrics, distances, groups, meta (SQLite)
     tickets/<cell id>.safetensors
+    tickets/trajectories/<id>/NN.safetensors   the tickets of one trajectory (IMP's rounds), densest first
     study.log, tables/, figures/, report.md, report.html
     .lock                     held (flock) while a run writes the folder
 
@@ -64,6 +65,10 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE TABLE IF NOT EXISTS groups (
     key TEXT PRIMARY KEY, signature TEXT NOT NULL, finished REAL, seconds REAL
+);
+CREATE TABLE IF NOT EXISTS trajectories (
+    id TEXT PRIMARY KEY, config TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, finished REAL, seconds REAL, tickets TEXT
 );
 CREATE TABLE IF NOT EXISTS distances (
     grp TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, kind TEXT NOT NULL,
@@ -358,6 +363,62 @@ class Store:
     def load_ticket(self, cell_id: str) -> Ticket:
         """The ticket of a finished cell."""
         return Ticket.load(self.ticket_path(cell_id))
+
+    # ------------------------------------------------------------------ trajectories
+    def trajectory_dir(self, trajectory_id: str) -> Path:
+        """Where the tickets of a trajectory live (``tickets/trajectories/<id>/``)."""
+        return self.folder / "tickets" / "trajectories" / trajectory_id
+
+    def trajectory_done_ids(self) -> set[str]:
+        """Ids of finished trajectories."""
+        return {r[0] for r in self.conn.execute("SELECT id FROM trajectories WHERE status = 'done'")}
+
+    def record_trajectory(self, trajectory: Any, tickets: Mapping[float, Ticket], *, seconds: float) -> None:
+        """Write a finished trajectory: its ticket files (atomic each), then its row (one transaction).
+
+        As for cells, a run killed in between leaves files without a row: the trajectory is redone.
+        """
+        folder = self.trajectory_dir(trajectory.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for i, (d, t) in enumerate(sorted(tickets.items(), key=lambda kv: -kv[0])):
+            path = t.save(folder / f"{i:02d}.safetensors")
+            paths[repr(float(d))] = str(path.relative_to(self.folder))
+        with self.transaction() as c:
+            prev = c.execute("SELECT attempts FROM trajectories WHERE id = ?", (trajectory.id,)).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO trajectories (id, config, status, error, attempts, finished, seconds, tickets)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (trajectory.id, _dumps(trajectory.config), "done", None, (prev[0] if prev else 0) + 1, time.time(),
+                 seconds, _dumps(paths)),
+            )
+
+    def record_trajectory_failed(self, trajectory: Any, error: str, *, seconds: float) -> None:
+        """Record a failed trajectory (retried by the next run)."""
+        with self.transaction() as c:
+            prev = c.execute("SELECT attempts FROM trajectories WHERE id = ?", (trajectory.id,)).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO trajectories (id, config, status, error, attempts, finished, seconds, tickets)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (trajectory.id, _dumps(trajectory.config), "failed", error, (prev[0] if prev else 0) + 1, time.time(),
+                 seconds, None),
+            )
+
+    def load_trajectory(self, trajectory_id: str) -> dict[float, Ticket]:
+        """``{density: Ticket}`` of a finished trajectory."""
+        row = self.conn.execute(
+            "SELECT tickets FROM trajectories WHERE id = ? AND status = 'done'", (trajectory_id,)
+        ).fetchone()
+        if row is None:
+            raise GraphticketsError(f"trajectory {trajectory_id} is not finished in {self.folder}; run the study again")
+        return {float(d): Ticket.load(self.folder / rel) for d, rel in json.loads(row[0]).items()}
+
+    def trajectories(self) -> pd.DataFrame:
+        """The trajectories table (``config`` and ``tickets`` parsed)."""
+        df = pd.read_sql_query("SELECT * FROM trajectories ORDER BY id", self.conn)
+        df["config"] = [json.loads(x) for x in df["config"]]
+        df["tickets"] = [json.loads(x) if isinstance(x, str) and x else {} for x in df["tickets"]]
+        return df
 
     # ------------------------------------------------------------------ distances
     def group_signature(self, key: str) -> str | None:

@@ -1,0 +1,92 @@
+"""Trajectories: one run of a method that serves several densities (IMP's rounds).
+
+IMP finds its tickets one after the other, each round pruning the survivors of the last: the
+tickets at densities 0.2, 0.05 and 0.01 of one seed are rounds of ONE run. A caller that
+needs several densities of one (model, data, seed, hyperparameters) — the study — calls
+:attr:`MethodSpec.trajectory <graphtickets.pruning.core.MethodSpec>` once instead of the
+method once per density.
+
+:func:`imp_trajectory` is IMP's: it runs :func:`~graphtickets.pruning.imp.imp_rounds` to the
+smallest density asked for and gives every other density the round whose density is nearest
+(in log density). **Deviation, until IMP takes several target densities:** the rounds of
+``imp_rounds`` sit at ``(1 - rate)^r``, so a density that is not one of them is served by the
+nearest round, not at its exact count; ``meta["density_requested"]`` and
+``meta["trajectory"]["exact"]`` record it. The smallest density is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from torch import nn
+
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.core import set_trajectory
+from graphtickets.pruning.imp import imp_rounds
+from graphtickets.ticket import Ticket, check_density
+
+__all__ = ["imp_trajectory", "nearest_rounds"]
+
+
+def nearest_rounds(tickets: Sequence[Ticket], densities: Iterable[float]) -> dict[float, Ticket]:
+    """``{density: the ticket of ``tickets`` nearest to it in log density}`` (ties: the denser).
+
+    Each returned ticket is a copy whose ``meta`` records ``density_requested`` and
+    ``trajectory = {"densities": [...], "round": ..., "exact": bool}`` (exact: within one
+    weight of the requested count).
+
+    Examples
+    --------
+    >>> import torch
+    >>> ts = [Ticket({"w": torch.arange(10) < k}, method="m", meta={"round": i})
+    ...       for i, k in enumerate((8, 6, 4, 2), start=1)]
+    >>> {d: t.meta["round"] for d, t in nearest_rounds(ts, [0.6, 0.25]).items()}
+    {0.6: 2, 0.25: 4}
+    """
+    if not tickets:
+        raise GraphticketsError("no tickets to choose rounds from")
+    ds = sorted({check_density(d) for d in densities}, reverse=True)
+    out: dict[float, Ticket] = {}
+    for d in ds:
+        best = min(tickets, key=lambda t: (abs(math.log(t.density) - math.log(d)), -t.density))
+        copy = Ticket(masks=dict(best.masks), method=best.method, config=dict(best.config), meta=dict(best.meta),
+                      weights=best.weights)
+        copy.meta["density_requested"] = d
+        copy.meta["trajectory"] = {
+            "densities": ds, "round": best.meta.get("round"),
+            "exact": abs(best.kept - round(d * best.total)) <= 1,
+        }
+        out[d] = copy
+    return out
+
+
+def imp_trajectory(
+    model: nn.Module, *, densities: Iterable[float], data: Iterable[Any] | None, seed: int = 0, **hparams: Any
+) -> dict[float, Ticket]:
+    """IMP's tickets at several densities from one run (see the module docstring).
+
+    Parameters
+    ----------
+    model : nn.Module
+        At initialization; not modified.
+    densities : iterable of float
+        Densities asked for; the run goes to the smallest.
+    data, seed, **hparams
+        As for ``prune(model, "imp", ...)`` (:func:`~graphtickets.pruning.imp.imp_rounds`).
+
+    Returns
+    -------
+    dict[float, Ticket]
+        One ticket per density (a round of the run; ``meta["density_requested"]``).
+    """
+    ds = [check_density(d) for d in densities]
+    if not ds:
+        raise GraphticketsError("give at least one density")
+    # the one call to replace when imp_rounds takes several target densities exactly
+    fam = imp_rounds(model, density=min(ds), data=data, seed=seed, **hparams)
+    return nearest_rounds(fam, ds)
+
+
+set_trajectory("imp", imp_trajectory)
