@@ -196,10 +196,9 @@ def _csr(support: np.ndarray, values: Any = None) -> sp.csr_matrix:
     return sp.csr_matrix((data, cols, indptr), shape=support.shape)
 
 
-def _transposed_rows(t: torch.Tensor, a: int, b: int) -> np.ndarray:
-    """Rows ``a:b`` of the transpose of the bool matrix behind ``t`` (a uint8 view), as a
-    C-contiguous bool array (torch's blocked transpose copy, ~2x numpy's)."""
-    return t[:, a:b].t().contiguous().numpy().view(bool)
+def _transposed(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of the bool matrix ``a.T`` (torch's blocked copy, ~2x numpy's)."""
+    return torch.from_numpy(a.view(np.uint8)).t().contiguous().numpy().view(bool)
 
 
 def _layer_graph(live: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -215,16 +214,12 @@ def _layer_graph(live: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
     out, inn = live.shape
     if out == n and inn == n:
         nz = np.ascontiguousarray(live, dtype=bool)
-        t = torch.from_numpy(nz.view(np.uint8))
-        sup = np.empty((n, n), dtype=bool)
-        step = max(1, _ROWS_PER_CHUNK_ENTRIES // n)
-        for a in range(0, n, step):
-            b = min(n, a + step)
-            np.bitwise_or(nz[a:b], _transposed_rows(t, a, b), out=sup[a:b])
+        nz_t = _transposed(nz)
+        sup = nz | nz_t
 
         def values(a: int, b: int, f: np.ndarray) -> np.ndarray:
             v = nz[a:b].reshape(-1)[f].astype(np.float64)
-            v += _transposed_rows(t, a, b).reshape(-1)[f]
+            v += nz_t[a:b].reshape(-1)[f]
             v *= 0.5
             return v
 
