@@ -171,23 +171,37 @@ def _block_counts(live: np.ndarray, n: int) -> np.ndarray:
     return acc
 
 
-def _csr(values: np.ndarray, flat: np.ndarray, support: np.ndarray) -> sp.csr_matrix:
-    """The CSR matrix with ``values`` at the row-major positions ``flat`` of the bool
-    ``support`` (``flat = flatnonzero(support)``, which is overwritten), with int32 indices
-    when they fit. Few fresh arrays on purpose: on large graphs first-touch page faults of
-    new memory cost more than the arithmetic."""
-    n = support.shape[0]
-    idx = np.int32 if max(n, flat.size) < 2**31 - 1 else np.int64
-    indptr = np.zeros(n + 1, dtype=idx)
-    np.cumsum(np.count_nonzero(support, axis=1), out=indptr[1:])
-    cols = np.remainder(flat, n, out=flat).astype(idx, copy=False)
-    return sp.csr_matrix((values, cols, indptr), shape=support.shape)
+_ROWS_PER_CHUNK_ENTRIES = 1 << 22  # entries of (rows x n) handled at once by the chunked passes
+
+
+def _csr(support: np.ndarray, values: Any = None) -> sp.csr_matrix:
+    """The CSR matrix with the bool ``support`` as its structure (sorted, int32 indices when
+    they fit) and ``values(a, b, f)`` as its data: the values at the flat positions ``f`` of
+    rows ``a:b`` (``None``: ones). Rows are handled in chunks written straight into the
+    output arrays: on large graphs first-touch page faults of fresh memory cost more than the
+    arithmetic, so no temporary as large as the output is made."""
+    n_rows, n = support.shape
+    counts = np.count_nonzero(support, axis=1)
+    nnz = int(counts.sum())
+    idx = np.int32 if max(n_rows, n, nnz) < 2**31 - 1 else np.int64
+    indptr = np.zeros(n_rows + 1, dtype=idx)
+    np.cumsum(counts, out=indptr[1:])
+    cols = np.empty(nnz, dtype=idx)
+    data = np.ones(nnz) if values is None else np.empty(nnz)
+    step = max(1, _ROWS_PER_CHUNK_ENTRIES // max(n, 1))
+    for a in range(0, n_rows, step):
+        b = min(n_rows, a + step)
+        f = np.flatnonzero(support[a:b])
+        lo, hi = int(indptr[a]), int(indptr[b])
+        np.remainder(f, n, out=cols[lo:hi], casting="unsafe")
+        if values is not None:
+            data[lo:hi] = values(a, b, f)
+    return sp.csr_matrix((data, cols, indptr), shape=support.shape)
 
 
 def _transposed(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of ``a.T`` (torch's blocked copy: ~2x numpy's on large bool arrays)."""
-    t = torch.from_numpy(np.ascontiguousarray(a).view(np.uint8))
-    return t.t().contiguous().numpy().view(a.dtype)
+    """A C-contiguous copy of the bool matrix ``a.T`` (torch's blocked copy, ~2x numpy's)."""
+    return torch.from_numpy(a.view(np.uint8)).t().contiguous().numpy().view(bool)
 
 
 def _layer_graph(live: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -202,21 +216,26 @@ def _layer_graph(live: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """
     out, inn = live.shape
     if out == n and inn == n:
-        nz = np.asarray(live, dtype=bool)
+        nz = np.ascontiguousarray(live, dtype=bool)
         nz_t = _transposed(nz)
         sup = nz | nz_t
-        flat = np.flatnonzero(sup)
-        a = nz.reshape(-1)[flat].astype(np.float64)
-        a += nz_t.reshape(-1)[flat]
-    else:
-        counts = _block_counts(live, n)
-        d = counts / np.outer(group_sizes(out, n), group_sizes(inn, n))
-        d_t = np.ascontiguousarray(d.T)
-        sup = (counts > 0) | (counts.T > 0)
-        flat = np.flatnonzero(sup)
-        a = d.reshape(-1)[flat] + d_t.reshape(-1)[flat]
-    a *= 0.5
-    return _csr(a, flat, sup), sup
+
+        def values(a: int, b: int, f: np.ndarray) -> np.ndarray:
+            v = nz[a:b].reshape(-1)[f].astype(np.float64)
+            v += nz_t[a:b].reshape(-1)[f]
+            v *= 0.5
+            return v
+
+        return _csr(sup, values), sup
+    counts = _block_counts(live, n)
+    d = counts / np.outer(group_sizes(out, n), group_sizes(inn, n))
+    d_t = np.ascontiguousarray(d.T)
+    sup = (counts > 0) | (counts.T > 0)
+
+    def dvalues(a: int, b: int, f: np.ndarray) -> np.ndarray:
+        return (d[a:b].reshape(-1)[f] + d_t[a:b].reshape(-1)[f]) * 0.5
+
+    return _csr(sup, dvalues), sup
 
 
 def relational_graph(
@@ -300,8 +319,7 @@ def relational_graph(
         adjacency = sp.csr_matrix(total / len(layers))
         adjacency.sort_indices()
     else:
-        flat = np.flatnonzero(support)
-        adjacency = _csr(np.ones(flat.size), flat, support)
+        adjacency = _csr(support)
     nodes = pd.DataFrame({"layer": ["relational"] * n, "unit": np.arange(n, dtype=np.int64)})
     return RelationalGraph(
         adjacency=adjacency,
