@@ -551,3 +551,13 @@ def test_torch_prune_round_trip(model_name: str) -> None:
     g = gt.graphs.layered_graph(other, tt, input_shape=(40,))
     assert g.n_edges > 0
     assert math.isfinite(gt.analysis.distance(t, tt, "jaccard"))
+
+
+def test_readme_model_table_lists_every_model() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("## Models", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {name for line in rows for name in line.split("|")[1].replace("`", "").replace(" ", "").split(",")}
+    assert set(gt.models.MODELS) <= named
