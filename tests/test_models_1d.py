@@ -364,7 +364,8 @@ def test_relational_graph_you_et_al_rule_for_conv1d(model_name: str, n: int | No
     """Groups u, v are joined iff some layer (all but stem and head) has a live kernel entry
     between an output channel of group u and an input channel of group v (or v, u)."""
     model = TINY[model_name]()
-    t = _random_ticket(model, 0.08, seed=1)
+    # sparse enough that the union over layers is not the complete graph
+    t = _random_ticket(model, 0.08 if model_name == "cnn1d_bn" else 0.015, seed=1)
     g = gt.graphs.relational_graph(model, t, n_nodes=n)
     layers = list(gt.prunable(model))[1:-1]
     n_eff = n if n is not None else (6 if model_name == "cnn1d_bn" else 4)
@@ -377,6 +378,7 @@ def test_relational_graph_you_et_al_rule_for_conv1d(model_name: str, n: int | No
             for i in range(m.shape[1]):
                 if bool(m[o, i].any()):
                     want[go[o], gi[i]] = want[gi[i], go[o]] = True
+    assert 0 < want.sum() < want.size
     np.testing.assert_array_equal(g.adjacency.toarray() > 0, want)
 
 
