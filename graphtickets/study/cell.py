@@ -467,7 +467,8 @@ def run_cell(
         ctx = _Context.of(config, root=root, download=download, device=device)
         model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
         ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
-        search_seconds = float(ticket.meta.get("cost", {}).get("seconds", float("nan")))
+        # None when unknown (e.g. a ticket read back from a file, which never stores timings)
+        search_seconds = _finite(ticket.meta.get("cost", {}).get("seconds"))
         kind = (config.get("ablation") or {}).get("kind")
         base = ticket
         if kind:

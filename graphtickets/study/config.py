@@ -403,8 +403,23 @@ def _type_name(default: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(default), type(default).__name__)
 
 
-def _check_hparam_types(where: str, hparams: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    """Each hyperparameter has the type of its default (an int passes for a float; None defaults pass)."""
+def _numeric_ok(method: str) -> set[str]:
+    """Hyperparameters of ``method`` whose annotation admits a number (e.g. ``float | str``)."""
+    import inspect
+
+    from graphtickets.pruning import METHODS
+
+    sig = inspect.signature(METHODS[method].fn)
+    return {n for n, p in sig.parameters.items() if "float" in str(p.annotation) or "int" in str(p.annotation)}
+
+
+def _check_hparam_types(
+    where: str, hparams: Mapping[str, Any], known: Mapping[str, Any], numeric: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Each hyperparameter has the type of its default (an int passes for a float; None defaults pass).
+
+    A string default also admits a number where the method's annotation says so (``numeric``).
+    """
     from graphtickets.training import OPTIMIZERS
 
     for k, v in hparams.items():
@@ -420,7 +435,7 @@ def _check_hparam_types(where: str, hparams: Mapping[str, Any], known: Mapping[s
         elif isinstance(d, float):
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         elif isinstance(d, str):
-            ok = isinstance(v, str)
+            ok = isinstance(v, str) or (k in numeric and isinstance(v, (int, float)) and not isinstance(v, bool))
         elif isinstance(d, (list, tuple)):
             ok = isinstance(v, (list, tuple))
         else:
@@ -669,7 +684,7 @@ class StudyConfig(_Strict):
                     )
             elif m.source is not None:
                 raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
-            _check_hparam_types(where, m.hparams, known)
+            _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
             check_hparam_values(where, m.hparams, allow_large=self.allow_large)
             if m.source is not None and m.source.method in METHODS:
                 sknown = METHODS[m.source.method].hparams()
@@ -680,7 +695,7 @@ class StudyConfig(_Strict):
                         f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
                         f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
                     )
-                _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown)
+                _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
                 check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=self.allow_large)
             followers = [(where, m.name, m.hparams, m.regime)]
             if m.source is not None:
