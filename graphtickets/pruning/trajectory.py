@@ -6,16 +6,18 @@ needs several densities of one (model, data, seed, hyperparameters) — the stud
 :attr:`MethodSpec.trajectory <graphtickets.pruning.core.MethodSpec>` once instead of the
 method once per density.
 
-:func:`imp_trajectory` is IMP's: it runs :func:`~graphtickets.pruning.imp.imp_rounds` to the
-smallest density asked for and gives every other density the round whose density is nearest
-(in log density). **Deviation, until IMP takes several target densities:** the rounds of
-``imp_rounds`` sit at ``(1 - rate)^r``, so a density that is not one of them is served by the
-nearest round, not at its exact count; ``meta["density_requested"]`` and
-``meta["trajectory"]["exact"]`` record it. The smallest density is exact.
+:func:`imp_trajectory` is IMP's. Where :func:`~graphtickets.pruning.imp.imp_rounds` takes
+``densities=[...]`` (one run whose last cut to each target is exact) it uses that and
+``imp_at``. Otherwise it runs ``imp_rounds`` to the smallest density asked for and gives every
+other density the round whose density is nearest (in log density): **a deviation** — the
+rounds sit at ``(1 - rate)^r``, so a density that is not one of them is served by the nearest
+round, not at its exact count. ``meta["density_requested"]`` and
+``meta["trajectory"]["exact"]`` record which.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -81,12 +83,25 @@ def imp_trajectory(
     dict[float, Ticket]
         One ticket per density (a round of the run; ``meta["density_requested"]``).
     """
-    ds = [check_density(d) for d in densities]
+    ds = sorted({check_density(d) for d in densities}, reverse=True)
     if not ds:
         raise GraphticketsError("give at least one density")
-    # the one call to replace when imp_rounds takes several target densities exactly
-    fam = imp_rounds(model, density=min(ds), data=data, seed=seed, **hparams)
-    return nearest_rounds(fam, ds)
+    if "densities" in inspect.signature(imp_rounds).parameters:  # IMP with exact last cuts at every target
+        from graphtickets.pruning import imp as imp_module
+
+        rounds: Any = imp_rounds  # typed loosely: the signature differs before/after the exact API
+        fam = rounds(model, densities=ds, data=data, seed=seed, **hparams)
+        at = vars(imp_module)["imp_at"]
+        out = {}
+        for d in ds:
+            t = at(fam, d)
+            t.meta["density_requested"] = d
+            t.meta["trajectory"] = {"densities": ds, "round": t.meta.get("round"),
+                                    "exact": abs(t.kept - round(d * t.total)) <= 1}
+            out[d] = t
+        return out
+    # until then: one run to the smallest density, the nearest round for the others
+    return nearest_rounds(imp_rounds(model, density=min(ds), data=data, seed=seed, **hparams), ds)
 
 
 set_trajectory("imp", imp_trajectory)

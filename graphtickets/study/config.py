@@ -20,6 +20,12 @@ Example (``benchmarks/studies/quick.yaml`` has a complete one)::
     seeds: [0]
     train: {epochs: 3}
     quick: {seeds: [0], densities: [0.2], train: {epochs: 1}}
+
+More keys: ``ablations: [shuffle, reinit]`` (sanity checks: every method's ticket also trained
+layer-shuffled and re-initialized, as ``snip+shuffle``, ``snip+reinit``); per method
+``regime: study`` (a method that trains takes the study's ``train`` settings it has, e.g. IMP's
+rounds) and ``model: {...}`` (the method runs on a variant of the study model that keeps its
+prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``.
 """
 
 from __future__ import annotations
