@@ -447,6 +447,8 @@ def test_every_distance_on_1d_tickets(model_name: str) -> None:
     a = gt.pruning.prune(model, "magnitude", density=0.2)
     b = gt.pruning.prune(model, "random", density=0.2, seed=3)
     for kind, spec in gt.analysis.DISTANCES.items():
+        if spec.family == "function":  # needs trained weights and data: tests/test_analysis_function.py
+            continue
         m = model if spec.needs_model else None
         d_ab, d_ba, d_aa = (gt.analysis.distance(x, y, kind, model=m) for x, y in ((a, b), (b, a), (a, a)))
         assert d_aa == pytest.approx(0.0, abs=1e-9), kind
@@ -489,6 +491,8 @@ def test_kernel_blind_distances_on_conv1d() -> None:
     b = gt.Ticket(masks)
     assert a != b
     for kind, spec in gt.analysis.DISTANCES.items():
+        if spec.family == "function":  # what the tickets compute, not their structure
+            continue
         d = gt.analysis.distance(a, b, kind, model=model if spec.needs_model else None)
         if spec.kernel_blind:
             assert d == pytest.approx(0.0, abs=1e-9), kind

@@ -542,10 +542,10 @@ def test_a_cell_that_crashes_its_worker_is_recorded_failed_with_the_reason(tmp_p
     class Crashy(executors.DaskExecutor):
         cell_fn = staticmethod(_crashing_cell)
 
-        def map(self, cells, on_start=None):
+        def map(self, cells, on_start=None, inputs=None):
             for c in cells:
                 c.config["_crash_id"] = crash.id
-            yield from super().map(cells, on_start)
+            yield from super().map(cells, on_start, inputs)
 
     monkeypatch.setattr(runner, "make_executor", lambda **kw: Crashy(workers=2, **{k: v for k, v in kw.items() if k not in ("workers", "scheduler")}))
     res = run(MINI, tmp_path / "out", workers=2, progress=False, report=False)

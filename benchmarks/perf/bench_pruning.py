@@ -44,7 +44,8 @@ def straightforward_synflow(model: nn.Module, density: float, in_shape: tuple[in
     """SynFlow the Synaptic-Flow way (float64, full k-th value selection in every round).
 
     As the reference code does it: the model in float64 and eval mode, its parameters
-    replaced by their absolute values once, and in each round the masks multiplied into the
+    replaced by their absolute values once (biases, BatchNorm shifts and running means zero:
+    SynFlow is data-free, so no flow enters but through the input), and in each round the masks multiplied into the
     weights in place, gradients zeroed in place, one forward+backward of an all-ones input,
     ``|grad * w|`` of every prunable weight concatenated, pruned entries set to -inf, and one
     ``torch.kthvalue`` over all of them. Ties at the threshold are then kept by position (the
@@ -57,6 +58,11 @@ def straightforward_synflow(model: nn.Module, density: float, in_shape: tuple[in
     with torch.no_grad():
         for p in work.parameters():
             p.abs_()
+        for mod in work.modules():  # data-free: biases, BatchNorm shifts and means carry no flow
+            if isinstance(getattr(mod, "bias", None), torch.Tensor):
+                mod.bias.zero_()
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.running_mean is not None:
+                mod.running_mean.zero_()
     ws = [params[n] for n in names]
     masks = [torch.ones(w.shape, dtype=torch.bool) for w in ws]
     total = sum(m.numel() for m in masks)

@@ -126,7 +126,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = SAN
     if sd == 0.0:
         out.update(low=out["mean"], high=out["mean"], p=0.0 if out["mean"] != 0 else 1.0)
         return out
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
     out.update(low=out["mean"] - half, high=out["mean"] + half, p=float(stats.ttest_1samp(d, 0.0).pvalue))
     return out
 
