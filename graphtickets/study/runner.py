@@ -392,7 +392,7 @@ def null_counts(study: StudyConfig) -> dict[str, int]:
     import graphtickets as gt
 
     a = study.analysis
-    kinds = a.kinds or [k for k, s in gt.analysis.DISTANCES.items() if s.default]
+    kinds = a.kinds or [k for k, s in gt.analysis.DISTANCES.items() if s.default and not s.needs_data]
     return {k: int(a.null_samples_by_kind.get(k, a.null_samples)) for k in kinds}
 
 
