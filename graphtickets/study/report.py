@@ -229,6 +229,11 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
             "identically (same data order; shuffle: same initial weights); they are kept out of the pairwise "
             "distances and the 'most alike' ranking (a re-initialized variant has its method's very masks).")
         later = _sanity_sentences(sanity)  # said after the accuracy sentences
+        tested = int((sanity["verdict"] != "one seed").sum())
+        if tested:
+            later.append(f"These are {tested} paired tests at the {SANITY_LEVEL:.0%} level, not corrected for multiple "
+                         f"comparisons: about {(1 - SANITY_LEVEL) * tested:.1f} of them would read 'beats' or 'worse' "
+                         "by chance alone, so read a single verdict with care.")
     else:
         later = []
     for d in acc.columns:
