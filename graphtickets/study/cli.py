@@ -76,8 +76,18 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         write_tables(out, tk, dist)
         md, page = write_report(out, tk, dist, study=study, store=store)
+        _mark_current(out, store, study, cells)
     print(f"{md}\n{page}")
     return 0
+
+
+def _mark_current(out: Path, store: Any, study: Any, cells: Any) -> None:
+    """Record the inputs the rebuilt tables and report came from (the next ``run`` then skips them)."""
+    from graphtickets.study.runner import _mark_built, report_inputs
+
+    digest = report_inputs(store, study, cells)
+    for what in ("tables", "report"):
+        _mark_built(out, what, digest)
 
 
 def _out_file_check(path: str, what: str) -> None:
@@ -160,7 +170,9 @@ def add_commands(subparsers: Any) -> None:
                    help="study YAML (default: the bundled default study; a bare name like 'quick' picks a bundled one)")
     r.add_argument("--out", default=None, help="output folder (default: results/<study name>)")
     r.add_argument("--quick", action="store_true", help="the config's quick variant: 1 seed, 2 densities, few epochs")
-    r.add_argument("--workers", type=int, default=1, help="N > 1: run cells on a Dask LocalCluster of N processes")
+    r.add_argument("--workers", type=int, default=None,
+                   help="processes to run cells in (a Dask LocalCluster when N > 1); default: every usable core; "
+                        "1: this process only")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler, tcp://host:port")
     r.add_argument("--device", default=None, metavar="DEVICE",
                    help="override the config's device: cpu, cuda, cuda:N or mps (cell ids do not change)")

@@ -21,12 +21,19 @@ from typing import Any
 import pandas as pd
 
 from graphtickets.errors import ConfigError, DataError
-from graphtickets.study.config import StudyConfig, check_device, check_run_options, load_config
+from graphtickets.study.config import (
+    LIMITS,
+    StudyConfig,
+    check_device,
+    check_run_options,
+    load_config,
+)
 from graphtickets.study.executors import make_executor
 from graphtickets.study.grid import DENSE, Cell, expand, trajectories
 from graphtickets.study.store import Store, folder_lock
 
-__all__ = ["run", "StudyResult", "analyze", "compare_group", "null_counts", "tables", "write_tables", "default_out"]
+__all__ = ["run", "StudyResult", "analyze", "compare_group", "null_counts", "tables", "write_tables", "default_out",
+           "report_inputs", "default_workers", "BUILT_NAME"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -162,7 +169,7 @@ def run(
     config: str | os.PathLike[str] | Mapping[str, Any] | StudyConfig | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     scheduler: str | None = None,
     resume: bool = True,
     quick: bool = False,
@@ -178,8 +185,11 @@ def run(
         The study (None: the bundled default study).
     out_dir : path, optional
         Output folder; default ``results/<study name>`` (``<name>-quick`` with ``quick``).
-    workers : int, default 1
-        1: run cells in this process; N > 1: on a Dask LocalCluster of N processes.
+    workers : int or None, default 1
+        1: run cells in this process; N > 1: on a Dask LocalCluster of N processes; None: as
+        many processes as this process may use cores (:func:`default_workers`, what
+        ``graphtickets run`` does without ``--workers``) when the device is ``cpu``, else 1. Cells run single-threaded and seeded,
+        so the tables are the same whatever the number, up to the timing columns.
     scheduler : str, optional
         Address of an existing Dask scheduler (``tcp://host:port``).
     resume : bool, default True
@@ -216,6 +226,8 @@ def run(
         except ValueError as exc:
             raise ConfigError(f"--device: {exc}") from None
     out = Path(out_dir) if out_dir is not None else default_out(study)
+    if workers is None:  # every usable core on a CPU; one process drives an accelerator
+        workers = min(default_workers(), LIMITS["workers"]) if study.device == "cpu" else 1
     check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
     _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,6 +241,8 @@ def run(
                                     "workers": workers, "scheduler": scheduler, "device": study.device})
         done = store.verified_done_ids() if resume else set()  # a missing or failing ticket file: redone
         todo = [c for c in cells if c.id not in done]
+        if 1 < workers and len(todo) == 1:  # one cell: a LocalCluster would only cost its start
+            workers = 1
         ran = failed = 0
         errors: dict[str, str] = {}
         root = study.datasets[0].root if len(study.datasets) == 1 else None
@@ -241,11 +255,17 @@ def run(
         finally:
             lazy.close()
         tk, dist = tables(store, cells)
-        write_tables(out, tk, dist)
-        if report:
+        digest = report_inputs(store, study, cells)
+        if not _built(out, "tables", digest):
+            write_tables(out, tk, dist)
+            _mark_built(out, "tables", digest)
+        if report and not _built(out, "report", digest):
             from graphtickets.study.report import write_report
 
             write_report(out, tk, dist, study=study, store=store)
+            _mark_built(out, "report", digest)
+        elif report:
+            log.info("report: inputs unchanged since it was built (%s), not rebuilt", digest)
         n_done = len(store.done_ids() & {c.id for c in cells})
         seconds = time.perf_counter() - t_start
         log.info("study %s: %d/%d cells done, %d failed, %.1fs", study.name, n_done, len(cells), failed, seconds)
@@ -554,3 +574,106 @@ def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: 
             written.append(path)
     return written
 
+
+
+# ---------------------------------------------------------------------------- rebuild only what changed
+#: The file next to the report recording the digest of the inputs the tables and report were built from.
+BUILT_NAME = "report.inputs.json"
+
+#: ``commands`` entries that do not enter the report (how the cells ran, not what they are).
+_NOT_REPORTED = ("workers", "scheduler")
+
+
+def report_inputs(store: Store, study: StudyConfig | None, cells: list[Cell] | None) -> str:
+    """Digest of everything the tables, figures and report are built from.
+
+    It covers every row of every table of the store except ``meta`` (cells with their
+    results and timings, metrics, trajectories, comparison groups, distances, and any table
+    added later), the study config, the cell ids, the run command (without ``workers`` and
+    ``scheduler``), the package version and the source of :mod:`graphtickets.study` (a code
+    change rebuilds once). Rows are read in content order, so the digest does not depend on
+    the order they were written in.
+
+    Parameters
+    ----------
+    store : Store
+    study : StudyConfig or None
+    cells : list of Cell or None
+
+    Returns
+    -------
+    str
+        A 32-hex-digit digest; equal digests mean the outputs built from them are current.
+
+    Examples
+    --------
+    >>> # doctest: +SKIP
+    >>> with Store("results/quick") as store:
+    ...     report_inputs(store, study, expand(study))
+    """
+    from graphtickets import __version__
+
+    h = hashlib.sha256()
+
+    def feed(tag: str, obj: Any) -> None:
+        h.update(tag.encode() + b"\0" + json.dumps(obj, sort_keys=True, default=str).encode() + b"\0")
+
+    feed("version", __version__)
+    src = Path(__file__).parent
+    for path in sorted(src.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    feed("study", study.model_dump(mode="json") if study is not None else None)
+    feed("cells", [c.id for c in cells] if cells is not None else None)
+    commands = dict(store.get_meta("commands") or {})
+    feed("commands", {k: v for k, v in commands.items() if k not in _NOT_REPORTED})
+    names = [r[0] for r in store.conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    for name in names:
+        ncols = len(store.conn.execute(f'SELECT * FROM "{name}" LIMIT 0').description)
+        order = ", ".join(str(i) for i in range(1, ncols + 1))
+        h.update(b"table\0" + name.encode() + b"\0")
+        for row in store.conn.execute(f'SELECT * FROM "{name}" ORDER BY {order}'):
+            h.update(repr(row).encode() + b"\n")
+    return h.hexdigest()[:32]
+
+
+def _built(out: Path, what: str, digest: str) -> bool:
+    """Whether ``what`` (``tables`` or ``report``) was built from ``digest`` and its files are all there."""
+    try:
+        stamp = json.loads((out / BUILT_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    entry = stamp.get(what) if isinstance(stamp, dict) else None
+    if not isinstance(entry, dict) or entry.get("digest") != digest:
+        return False
+    return all((out / f).is_file() for f in entry.get("files", [])) and bool(entry.get("files"))
+
+
+def _mark_built(out: Path, what: str, digest: str) -> None:
+    """Record that ``what`` was built from ``digest`` (with the files it wrote, checked on the next run)."""
+    path = out / BUILT_NAME
+    try:
+        stamp = json.loads(path.read_text())
+        stamp = stamp if isinstance(stamp, dict) else {}
+    except (OSError, ValueError):
+        stamp = {}
+    if what == "tables":
+        files = [f"tables/{n}.{e}" for n in ("tickets", "distances") for e in ("csv", "parquet")]
+    else:
+        files = ["report.md", "report.html"]
+        figs = out / "figures"
+        if figs.is_dir():
+            files += sorted(f"figures/{p.name}" for p in figs.iterdir() if p.is_file())
+    stamp[what] = {"digest": digest, "files": files}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def default_workers() -> int:
+    """Cores this process may use (its CPU affinity where the OS tells it, else the CPU count), at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, int(n))
