@@ -242,3 +242,26 @@ def test_function_kinds_follow_the_analysis_config() -> None:
     listed = {**TINY, "analysis": {"kinds": ["jaccard", "cka"]}}
     assert study_function_kinds(load_config(listed)) == ["cka"] and list(null_counts(load_config(listed))) == ["jaccard"]
     assert study_function_kinds(load_config({**TINY, "analysis": {"functional": False}})) == []
+
+
+def test_effective_table_against_hand_computed_effective_jaccard(tiny_fn: Path) -> None:
+    import torch
+
+    from graphtickets.study.alike import effective_table
+    from graphtickets.study.runner import tables
+
+    with Store(tiny_fn) as st:
+        tk, _ = tables(st)
+        eff = effective_table(st, tk)
+        tickets = {str(r.method): st.load_ticket(str(r.id)) for r in tk.itertuples()}
+    model = tickets["snip"].build_model()
+    a, b = (gt.analysis.effective_masks(tickets[m], model) for m in ("magnitude", "snip"))
+    inter = sum(int((a[n] & b[n]).sum()) for n in a)
+    union = sum(int((a[n] | b[n]).sum()) for n in a)
+    row = eff[(eff["pair"] == "magnitude ~ snip") & (eff["kind"] == "jaccard")].iloc[0]
+    assert row["effective"] == pytest.approx(1 - inter / union)
+    pa, pb = tickets["magnitude"].masks, tickets["snip"].masks
+    plain = 1 - sum(int((pa[n] & pb[n]).sum()) for n in pa) / sum(int((pa[n] | pb[n]).sum()) for n in pa)
+    assert row["plain"] == pytest.approx(plain) and row["difference"] == pytest.approx(row["effective"] - plain)
+    assert isinstance(a["fc1.weight" if "fc1.weight" in a else next(iter(a))], torch.Tensor)
+    assert "Effective-mask distances" in (tiny_fn / "report.md").read_text()

@@ -29,7 +29,8 @@ from scipy.stats import rankdata
 
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
            "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
-           "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure", "FDR"]
+           "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
+           "effective_table", "EFFECTIVE_KINDS", "FDR"]
 
 #: False discovery rate of the Benjamini-Hochberg corrections of the report.
 FDR = 0.05
@@ -450,3 +451,45 @@ def consensus_figure(hists: dict[tuple[float, int], tuple[np.ndarray, np.ndarray
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
+
+
+#: Mask distances taken on the effective masks in the report (cheap: no graphs, no nulls).
+EFFECTIVE_KINDS = ("jaccard", "hamming", "layer_density")
+
+
+def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFECTIVE_KINDS) -> pd.DataFrame:
+    """Mask distances on the plain and on the effective masks, per method pair (mean over groups).
+
+    Per (density, init seed), the methods' own tickets are compared with
+    :func:`graphtickets.analysis.compare` twice: as found, and with ``effective=True``
+    (weights on no input-output path removed; :func:`~graphtickets.analysis.effective_ticket`).
+    Columns ``pair, kind, plain, effective, difference, n``; rows where the two differ come first.
+    """
+    from graphtickets.analysis import compare
+
+    cols = ["pair", "kind", "plain", "effective", "difference", "n"]
+    if tk.empty:
+        return pd.DataFrame(columns=cols)
+    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    parts = []
+    for _, g in own.groupby(["density", "seed"]):
+        g = g.drop_duplicates("method")
+        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
+        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
+        common = pd.Series(list(sig.values())).value_counts().index[0]
+        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
+        if len(tickets) < 2:
+            continue
+        model = next(iter(tickets.values())).build_model()
+        plain = compare(tickets, model, kinds=list(kinds))
+        eff = compare(tickets, model, kinds=list(kinds), effective=True)
+        parts.append(plain.merge(eff, on=["a", "b", "kind"], suffixes=("_plain", "_effective")))
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    t = pd.concat(parts, ignore_index=True)
+    t["pair"] = [" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(t["a"], t["b"], strict=True)]
+    out = t.groupby(["pair", "kind"]).agg(plain=("value_plain", "mean"), effective=("value_effective", "mean"),
+                                         n=("value_plain", "size")).reset_index()
+    out["difference"] = out["effective"] - out["plain"]
+    out = out.assign(_d=out["difference"].abs()).sort_values("_d", ascending=False, kind="stable").drop(columns="_d")
+    return out[cols].reset_index(drop=True)

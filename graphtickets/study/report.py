@@ -503,6 +503,19 @@ def build_report(
                                       "one dot per pair of tickets")))
     if store is not None and not tk.empty:
         blocks += _consensus_blocks(store, tk, out)
+        from graphtickets.study.alike import effective_table
+
+        eff = effective_table(store, tk)
+        differ = eff[eff["difference"].abs() > 1e-12] if not eff.empty else eff
+        if not eff.empty:
+            note = (f"{len(differ)} of {len(eff)} (pair, kind) mean distances change when the weights on no "
+                    "input-output path are removed (shown); the others are equal." if len(differ) else
+                    f"All {len(eff)} (pair, kind) mean distances are the same on the effective masks: no ticket "
+                    "keeps weights off every input-output path that another removes.")
+            blocks += [("h2", "Effective-mask distances (weights on no input-output path removed) vs plain, mean over "
+                              "densities and seeds"), ("p", note)]
+            if len(differ):
+                blocks.append(("table", differ.set_index(["pair", "kind"])))
     if not tk.empty:
         own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
         cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
