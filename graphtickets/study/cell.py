@@ -58,6 +58,9 @@ class CellOutcome:
         The traceback when the cell failed.
     seconds : float
         Wall time of the cell.
+    trained : Ticket or None
+        ``ticket`` carrying the trained network's weights
+        (:func:`~graphtickets.analysis.with_trained_weights`), for the function family.
     """
 
     id: str
@@ -66,6 +69,7 @@ class CellOutcome:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    trained: Ticket | None = None
 
     @property
     def ok(self) -> bool:
@@ -493,7 +497,7 @@ def run_cell(
             "total": ticket.total,
             "layer_densities": ticket.layer_densities(),
             "layer_order": list(ticket.masks),
-            "search_seconds": search_seconds,
+            "search_seconds": _finite(search_seconds),
             "search_epochs": _finite(cost.get("epochs")),
             "search_iterations": _finite(cost.get("iterations")),
             "train_seconds": train_seconds,
@@ -507,9 +511,11 @@ def run_cell(
             "cell": cell_id, "test_accuracy": results["accuracy"], "train": dict(ctx.train), "history": history,
             "start": start,
         }
+    from graphtickets.analysis.function import with_trained_weights
+
     return CellOutcome(
         id=cell_id, ticket=ticket, results=_jsonable(results), metrics=metrics,
-        seconds=time.perf_counter() - t_cell,
+        seconds=time.perf_counter() - t_cell, trained=with_trained_weights(ticket, net),
     )
 
 

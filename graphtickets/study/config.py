@@ -329,6 +329,11 @@ class AnalysisConfig(_Strict):
     )
     null_model: str = "shuffle"
     mds_kind: str = "netlsd"
+    functional: bool = Field(
+        default=True,
+        description="also compare what the trained tickets compute (agreement, agreement_kappa, "
+        "error_consistency, cka on the test split) and correlate structure with function",
+    )
 
     @field_validator("kinds")
     @classmethod

@@ -261,7 +261,10 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
                 f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
     for sentence in later:
         say(sentence)
-    pairs = _pairs(dist)
+    from graphtickets.study import alike as _alike
+
+    fkinds = _alike.function_kinds(dist["kind"].unique()) if "kind" in dist else []
+    pairs = _pairs(dist[~dist["kind"].isin(fkinds)] if fkinds else dist)  # structure here; function below
     alike: dict[str, pd.DataFrame] = {}
     if not pairs.empty:
         ranks = []
@@ -283,30 +286,34 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
             j = alike["jaccard"].iloc[0]
             say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
                 f"at {j['value']:.3f}.")
-    if "z" in pairs and pairs["z"].notna().any():
-        zs = pairs.dropna(subset=["z"])
-        below = zs[zs["z"] < -2]
-        above = zs[zs["z"] > 2]
+    tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
+    if not tests.empty:
+        zs = tests
+        below = zs[zs["significant"] & zs["closer"]]
+        above = zs[zs["significant"] & ~zs["closer"]]
         out["z"] = {"below": below, "above": above}
+        out["null_tests"] = tests
         frac = len(below) / len(zs)
         nan_kinds = sorted(set(pairs["kind"]) - set(zs["kind"]))
         say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
-            f"densities kept; z from at least {MIN_NULLS} nulls), {len(below)} of {len(zs)} (pair, kind) "
-            f"combinations ({frac:.0%}) are more alike than the null (mean z < -2) and {len(above)} less alike "
-            f"(z > 2); the other {len(zs) - len(below) - len(above)} are not distinguishable from the "
-            f"layer-shuffled null."
+            f"densities kept; z from at least {MIN_NULLS} nulls, combined over densities and seeds by Stouffer's "
+            f"method, two-sided normal p), Benjamini-Hochberg over all {len(zs)} (pair, kind) tests: "
+            f"{len(below) + len(above)} survive at FDR {_alike.FDR:g}: {len(below)} ({frac:.0%}) more alike than "
+            f"the null and {len(above)} less alike; the other {len(zs) - len(below) - len(above)} are not "
+            f"distinguishable from the layer-shuffled null."
             + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
         if not below.empty:
             strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
-            say("Strongest likeness beyond layer densities, per distance family: " + "; ".join(
-                f"{r.pair} by {r.kind} (mean z = {r.z:.1f}"
-                + (f", mean empirical p = {r.p_closer:.2f}" if "p_closer" in below else "") + ")"
+            say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
+                f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
                 for r in strongest.sort_values("z").itertuples()) + ".")
         rnd = zs[zs["pair"].str.contains(r"\brandom\b") & zs["kind"].isin(["jaccard", "hamming"])]
         if not rnd.empty:
             say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
                 f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
                 f"layer-shuffled null, so this should be near 0).")
+    if fkinds:
+        _functional_findings(out, dist, say)
     imp = tk[tk["method"] == "imp"]
     pai_methods = _pai_methods(tk)
     pai = tk[tk["method"].isin(pai_methods)]
@@ -335,6 +342,54 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> None:
+    """The function family (what trained tickets compute) and the structure -> function correlation."""
+    from graphtickets.study import alike as _alike
+
+    ft = _alike.functional_table(dist)
+    if ft.empty:
+        return
+    out["functional"] = ft
+    if "agreement" in ft and len(ft) >= 1:
+        best, worst = ft["agreement"].idxmin(), ft["agreement"].idxmax()
+        extra = ""
+        if "cka" in ft:
+            extra = f"; by representations (1 - linear CKA) the closest pair is {ft['cka'].idxmin()} at {ft['cka'].min():.3f}"
+        least = f", the pair that agrees least {worst} ({ft.loc[worst, 'agreement']:.1%})" if len(ft) > 1 else ""
+        say(f"What the trained tickets compute (test split, no null: null tickets are not trained): the pair whose "
+            f"predictions agree most is {best} (they disagree on {ft.loc[best, 'agreement']:.1%} of test inputs)"
+            f"{least}{extra}.")
+    sf = _alike.structure_function(dist)
+    out["structure_function"] = sf
+    sentence = _alike.structure_function_sentence(sf)
+    if sentence:
+        say(sentence)
+
+
+def _consensus_blocks(store: Any, tk: pd.DataFrame, out: Path) -> list[tuple[str, Any]]:
+    """Consensus across methods per (density, init seed): core sizes vs expectation, histogram, layers."""
+    from graphtickets.study.alike import consensus_figure, consensus_tables
+
+    ct = consensus_tables(store, tk)
+    if not ct:
+        return []
+    cores = ct["cores"]
+    mean = cores.groupby(level="density")[["tickets", "all", "expected_all", "core_k", "expected_k"]].mean()
+    sentence = "Consensus across methods (mean over init seeds): " + "; ".join(
+        f"at density {d:g}, {r['all']:.0f} weights are kept by all {r['tickets']:.0f} methods (expected "
+        f"{r['expected_all']:.1f} if their masks were independent within each layer) and {r['core_k']:.0f} by a "
+        f"majority (expected {r['expected_k']:.1f})" for d, r in mean.iterrows()) + "."
+    blocks: list[tuple[str, Any]] = [
+        ("h2", "Consensus across methods: weights kept by all / by a majority of the methods, per density and init "
+               "seed, against the exact expectation under independent layer-shuffled masks"),
+        ("p", sentence), ("table", cores),
+        ("h2", "Where the majority core sits, per layer (mean over init seeds)"), ("table", ct["layers"]),
+    ]
+    for p in consensus_figure(ct["histograms"], out / "figures"):
+        blocks.append(("img", (p, "Consensus: how many weights exactly j methods keep, observed vs expected")))
+    return blocks
+
+
 # ---------------------------------------------------------------------------- rendering
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
@@ -359,7 +414,7 @@ def _html_table(df: pd.DataFrame, index: bool = True) -> str:
 
 def build_report(
     out: Path, tk: pd.DataFrame, dist: pd.DataFrame, figures: dict[str, list[Path]], *, study: Any = None,
-    status: dict[str, int] | None = None, config_path: str | None = None,
+    status: dict[str, int] | None = None, config_path: str | None = None, store: Any = None,
 ) -> list[tuple[str, Any]]:
     """The report as a list of blocks ``(kind, payload)``: h1/h2/p/ul/table/img/code."""
     f = findings(tk, dist)
@@ -407,14 +462,65 @@ def build_report(
     if "accuracy" in f:
         blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
                    ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
+    if not tk.empty:
+        from graphtickets.study.alike import accuracy_ci
+
+        own_tk = tk[tk["variant"].fillna("") == ""] if "variant" in tk else tk
+        ci = accuracy_ci(own_tk)
+        if not ci.empty and own_tk["seed"].nunique() > 1:
+            blocks += [("h2", "Test accuracy: mean and 95% percentile-bootstrap interval over init seeds"),
+                       ("table", ci.reindex(method_order(ci.index)))]
+    if "null_tests" in f:
+        nt = f["null_tests"].sort_values(["q", "z"]).set_index(["pair", "kind"])
+        blocks += [("h2", f"Tests against the layer-shuffled null: Stouffer-combined z over densities and seeds, "
+                          f"Benjamini-Hochberg q over all {len(nt)} (pair, kind) tests "
+                          f"({int(nt['significant'].sum())} survive at FDR 0.05; the 30 smallest q shown)"),
+                   ("table", nt.head(30))]
     if "sanity" in f:
         blocks += [("h2", f"Sanity checks: ticket vs its ablation variants (paired by seed, {SANITY_LEVEL:.0%} t-interval)"),
                    ("table", f["sanity"].set_index(["method", "density", "variant"]))]
     if "imp_vs_pai" in f:
         blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
     if "alike" in f:
+        from graphtickets.study.alike import distance_ci
+
         rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
-        blocks += [("h2", "Most alike pairs per distance kind"), ("table", rows.set_index("kind"))]
+        dci = distance_ci(dist)
+        if not dci.empty and (dci["seeds"] > 1).any():
+            rows = rows.merge(dci[["pair", "kind", "low", "high"]].rename(columns={"low": "ci_low", "high": "ci_high"}),
+                              on=["pair", "kind"], how="left")
+        blocks += [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% bootstrap "
+                          "interval over init seeds)"), ("table", rows.set_index("kind"))]
+    if "functional" in f:
+        blocks += [("h2", "What trained tickets compute: functional distances (mean over densities and seeds; "
+                          "agreement = fraction of test inputs predicted differently, agreement_kappa = 1 - Cohen's "
+                          "kappa, error_consistency = 1 - Geirhos' kappa of the errors, cka = 1 - linear CKA of the "
+                          "hidden representations)"),
+                   ("table", f["functional"])]
+    if "structure_function" in f and not f["structure_function"].empty:
+        from graphtickets.study.alike import structure_function_figure
+
+        blocks += [("h2", "Does structure predict function? (Spearman rho across all pairs, within-group "
+                          "permutation p, Benjamini-Hochberg q)"),
+                   ("table", f["structure_function"].set_index(["structure", "function"]))]
+        for p in structure_function_figure(dist, out / "figures", f["structure_function"]):
+            blocks.append(("img", (p, "Structure vs function: every functional distance against every structural one, "
+                                      "one dot per pair of tickets")))
+    if store is not None and not tk.empty:
+        blocks += _consensus_blocks(store, tk, out)
+        from graphtickets.study.alike import effective_table
+
+        eff = effective_table(store, tk)
+        differ = eff[eff["difference"].abs() > 1e-12] if not eff.empty else eff
+        if not eff.empty:
+            note = (f"{len(differ)} of {len(eff)} (pair, kind) mean distances change when the weights on no "
+                    "input-output path are removed (shown); the others are equal." if len(differ) else
+                    f"All {len(eff)} (pair, kind) mean distances are the same on the effective masks: no ticket "
+                    "keeps weights off every input-output path that another removes.")
+            blocks += [("h2", "Effective-mask distances (weights on no input-output path removed) vs plain, mean over "
+                              "densities and seeds"), ("p", note)]
+            if len(differ):
+                blocks.append(("table", differ.set_index(["pair", "kind"])))
     if not tk.empty:
         own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
         cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
@@ -505,7 +611,7 @@ def write_report(
         if config_path is None:
             config_path = (store.get_meta("commands") or {}).get("config")
     figs = make_figures(tk, dist, results, out / "figures")
-    blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path)
+    blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
         tmp = path.with_suffix(path.suffix + ".tmp")

@@ -32,8 +32,8 @@ from graphtickets.study.executors import make_executor
 from graphtickets.study.grid import DENSE, Cell, expand, trajectories
 from graphtickets.study.store import Store, folder_lock
 
-__all__ = ["run", "StudyResult", "analyze", "compare_group", "null_counts", "tables", "write_tables", "default_out",
-           "report_inputs", "default_workers", "BUILT_NAME"]
+__all__ = ["run", "StudyResult", "analyze", "compare_group", "function_rows", "function_kinds", "null_counts", "tables",
+           "write_tables", "default_out", "report_inputs", "default_workers", "BUILT_NAME"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -372,7 +372,8 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
 def _record(store: Store, cell: Cell, outcome: Any, errors: dict[str, str]) -> str:
     """Write one cell's outcome to the store; the status line for the progress display."""
     if outcome.ok and outcome.ticket is not None:
-        store.record_done(cell, outcome.ticket, outcome.results, outcome.metrics, seconds=outcome.seconds)
+        store.record_done(cell, outcome.ticket, outcome.results, outcome.metrics, seconds=outcome.seconds,
+                          trained=getattr(outcome, "trained", None))
         log.info("done %s [%s] accuracy %s in %.1fs", cell.label, cell.id, outcome.results.get("accuracy"), outcome.seconds)
         acc = outcome.results.get("accuracy")
         return f"accuracy {acc:.3f} in {outcome.seconds:.1f}s" if acc is not None else "done"
@@ -408,18 +409,41 @@ def _signature(ids: list[str], what: Mapping[str, Any]) -> str:
 
 
 def null_counts(study: StudyConfig) -> dict[str, int]:
-    """Nulls drawn per distance kind in the per-group comparisons (``null_samples_by_kind`` wins)."""
+    """Nulls drawn per structural distance kind in the per-group comparisons (``null_samples_by_kind`` wins).
+
+    Kinds that compare trained networks (the function family) are not here: they have no
+    null and enter the groups through ``analysis.functional``.
+    """
     import graphtickets as gt
 
     a = study.analysis
-    kinds = a.kinds or [k for k, s in gt.analysis.DISTANCES.items() if s.default and not s.needs_data]
+    kinds = [k for k in (a.kinds or [k for k, s in gt.analysis.DISTANCES.items() if s.default])
+             if not gt.analysis.DISTANCES[k].needs_data]  # the function family: analysis.functional
     return {k: int(a.null_samples_by_kind.get(k, a.null_samples)) for k in kinds}
 
 
-def compare_group(tickets: Mapping[str, Any], counts: Mapping[str, int], null: str) -> pd.DataFrame:
+def function_kinds(study: StudyConfig) -> list[str]:
+    """The function-family kinds the study compares: none without ``analysis.functional``;
+    those listed in ``analysis.kinds`` when it is given; else all of
+    :data:`~graphtickets.analysis.FUNCTION_KINDS`."""
+    import graphtickets as gt
+
+    a = study.analysis
+    if not a.functional:
+        return []
+    if a.kinds:
+        return [k for k in a.kinds if gt.analysis.DISTANCES[k].needs_data]
+    return list(gt.analysis.FUNCTION_KINDS)
+
+
+def compare_group(tickets: Mapping[str, Any], counts: Mapping[str, int], null: str,
+                  trained: Mapping[str, Any] | None = None, data: Any = None,
+                  function_kinds: list[str] | None = None) -> pd.DataFrame:
     """The comparison table of one group: every kind with its number of nulls (runs on a worker too).
 
     The ticket of the first name supplies the architecture (all tickets of a group share it).
+    With ``trained`` (the same names, tickets with trained weights) and ``data`` (test
+    batches), the function family (``function_kinds``; default all of it) is added (:func:`function_rows`).
     """
     import graphtickets as gt
     from graphtickets.study.cell import _one_thread
@@ -434,7 +458,38 @@ def compare_group(tickets: Mapping[str, Any], counts: Mapping[str, int], null: s
     nonempty = [p for p in parts if not p.empty]
     table = pd.concat(nonempty or parts, ignore_index=True)
     order = {k: i for i, k in enumerate(counts)}
-    return table.sort_values(by=["kind"], key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    table = table.sort_values(by=["kind"], key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    if trained is not None and data is not None:
+        fn = function_rows(trained, data, function_kinds)
+        table = pd.concat([table, fn.reindex(columns=table.columns)], ignore_index=True)
+        if "note" in table:
+            from graphtickets.analysis.compare import NO_FUNCTION_NULL
+
+            table.loc[table["kind"].isin(set(fn["kind"])), "note"] = NO_FUNCTION_NULL
+    return table
+
+
+def function_rows(trained: Mapping[str, Any], data: Any, kinds: list[str] | None = None) -> pd.DataFrame:
+    """Functional distances (:data:`~graphtickets.analysis.FUNCTION_KINDS`) between trained tickets.
+
+    Each ticket is run on its own architecture (built from its spec: a method may train a
+    variant of the study model), on the test batches ``data``; no nulls.
+    """
+    import graphtickets as gt
+    from graphtickets.study.cell import _one_thread
+
+    with _one_thread():
+        return gt.analysis.compare(dict(trained), None, kinds=list(kinds or gt.analysis.FUNCTION_KINDS), data=data)
+
+
+def _test_batches(study: StudyConfig, dataset: str) -> list[Any]:
+    """The test split of ``dataset`` as a list of batches (what the function family reads)."""
+    from graphtickets import data
+
+    ds = next((d for d in study.datasets if d.name == dataset), None)
+    root = ds.root if ds is not None else None
+    test = data.load(dataset, split="test", root=root, download=bool(ds is not None and ds.download))
+    return list(data.batches(test, batch_size=1000, shuffle=False))
 
 
 def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool = True,
@@ -467,8 +522,12 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
         if len(members) >= 2:
             plan.append((key, members, {a.mds_kind: 0}, "id"))
     todo: list[tuple[str, str, list[Cell], dict[str, int], str]] = []
+    fkinds = function_kinds(study)
+    functional = {key: bool(fkinds) and naming == "method" and all(store.trained_path(c.id).is_file() for c in members)
+                  for key, members, _cnt, naming in plan}
     for key, members, cnt, naming in plan:
-        sig = _signature([c.id for c in members], {"counts": cnt, "null": a.null_model, "format": 2})
+        sig = _signature([c.id for c in members], {"counts": cnt, "null": a.null_model, "format": 2,
+                                                   **({"functional": fkinds} if functional[key] else {})})
         if not (resume and store.group_signature(key) == sig):
             todo.append((key, sig, members, cnt, naming))
     if not todo:
@@ -476,9 +535,16 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     ex = executor() if executor is not None else InProcessExecutor()
     bar = _Progress(len(plan), len(plan) - len(todo), f"{study.name} comparisons", "group", progress)
     jobs, sigs, t0 = [], {}, time.perf_counter()
+    test_data: dict[str, list[Any]] = {}
     for key, sig, members, cnt, naming in todo:
         tickets = {(c.method if naming == "method" else c.id): store.load_ticket(c.id) for c in members}
-        jobs.append((key, (tickets, cnt, a.null_model)))
+        extra: tuple[Any, ...] = ()
+        if functional[key]:
+            ds = members[0].dataset
+            if ds not in test_data:
+                test_data[ds] = _test_batches(study, ds)
+            extra = ({c.method: store.load_trained(c.id) for c in members}, test_data[ds], fkinds)
+        jobs.append((key, (tickets, cnt, a.null_model, *extra)))
         sigs[key] = (sig, len(members))
     log.info("comparing %d groups with %s", len(jobs), ex.description)
     try:

@@ -4,6 +4,7 @@ Layout of an output folder::
 
     study.db                  cells, trajectories, metrics, distances, groups, meta (SQLite)
     tickets/<cell id>.safetensors
+    tickets/<cell id>.trained.safetensors    the same ticket with its trained weights (function family)
     tickets/trajectories/<id>/NN.safetensors   the tickets of one trajectory (IMP's rounds), densest first
     study.log, tables/, figures/, report.md, report.html
     .lock                     held (flock) while a run writes the folder
@@ -268,6 +269,19 @@ class Store:
         """Where the ticket of ``cell_id`` lives."""
         return self.folder / "tickets" / f"{cell_id}.safetensors"
 
+    def trained_path(self, cell_id: str) -> Path:
+        """Where the trained ticket of ``cell_id`` lives (its masks with the trained weights).
+
+        Beside the ticket file, not in it: the ticket file keeps the weights a ticket is
+        trained *from* (an ablation of the cell and a rerun start from them).
+        """
+        return self.folder / "tickets" / f"{cell_id}.trained.safetensors"
+
+    def load_trained(self, cell_id: str) -> Ticket | None:
+        """The trained ticket of a finished cell (None for a cell finished before they were kept)."""
+        path = self.trained_path(cell_id)
+        return Ticket.load(path) if path.is_file() else None
+
     def done_ids(self) -> set[str]:
         """Ids of finished cells."""
         return {r[0] for r in self.conn.execute("SELECT id FROM cells WHERE status = 'done'")}
@@ -315,8 +329,14 @@ class Store:
         metrics: Mapping[str, Mapping[str, float]],
         *,
         seconds: float,
+        trained: Ticket | None = None,
     ) -> None:
-        """Write a finished cell: its ticket file (atomic), then its row and metrics (one transaction)."""
+        """Write a finished cell: its ticket file (atomic), then its row and metrics (one transaction).
+
+        ``trained`` (the ticket with its trained weights) is written first, to :meth:`trained_path`.
+        """
+        if trained is not None:
+            trained.save(self.trained_path(cell.id))
         path = ticket.save(self.ticket_path(cell.id))
         digest = recorded_digest(path)
         now = time.time()

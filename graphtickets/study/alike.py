@@ -1,0 +1,495 @@
+"""What "alike" means in a study: what trained tickets compute, and whether structure predicts it.
+
+The per-group comparison tables (:func:`graphtickets.study.runner.analyze`) hold, beside the
+structural distance kinds, the function family (:data:`~graphtickets.analysis.FUNCTION_KINDS`:
+``agreement``, ``agreement_kappa``, ``error_consistency``, ``cka`` between the trained
+tickets on the test split). This module turns them into the report's functional table and the
+structure -> function correlation: across all pairs of the study, Spearman's rho between each
+structural distance and each functional one, with a permutation (Mantel) p-value, and
+Benjamini-Hochberg over the tested combinations.
+
+References
+----------
+N. Mantel, "The detection of disease clustering and a generalized regression approach",
+Cancer Research 1967; Y. Benjamini, Y. Hochberg, "Controlling the false discovery rate",
+JRSS B 1995; S. Kornblith et al., "Similarity of Neural Network Representations Revisited",
+ICML 2019.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+__all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
+           "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
+           "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
+           "effective_table", "EFFECTIVE_KINDS", "FDR"]
+
+#: False discovery rate of the Benjamini-Hochberg corrections of the report.
+FDR = 0.05
+
+
+def function_kinds(kinds: Any) -> list[str]:
+    """The kinds of ``kinds`` in the function family of the distance registry (in order)."""
+    from graphtickets.analysis import DISTANCES
+
+    return [k for k in dict.fromkeys(kinds) if k in DISTANCES and DISTANCES[k].family == "function"]
+
+
+def structure_kinds(kinds: Any) -> list[str]:
+    """The kinds of ``kinds`` in the structure family of the distance registry (in order)."""
+    from graphtickets.analysis import DISTANCES
+
+    return [k for k in dict.fromkeys(kinds) if k in DISTANCES and DISTANCES[k].family == "structure"]
+
+
+def pair_table(dist: pd.DataFrame) -> pd.DataFrame:
+    """One row per compared pair of a same-initialization group, one column per kind (the value).
+
+    Index: ``group, a, b``; the ``.../all`` groups (the MDS map) are left out.
+    """
+    if dist.empty or "group" not in dist:
+        return pd.DataFrame()
+    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    if d.empty:
+        return pd.DataFrame()
+    return d.pivot_table(index=["group", "a", "b"], columns="kind", values="value", aggfunc="mean")
+
+
+def functional_table(dist: pd.DataFrame) -> pd.DataFrame:
+    """Mean functional distance per method pair (over densities and seeds) and kind; ``n`` groups."""
+    wide = pair_table(dist)
+    fk = function_kinds(wide.columns) if not wide.empty else []
+    if not fk:
+        return pd.DataFrame()
+    w = wide[fk].reset_index()
+    w["pair"] = [" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(w["a"], w["b"], strict=True)]
+    out = w.groupby("pair")[fk].mean()
+    out["n"] = w.groupby("pair").size()
+    return out.sort_values(fk[0])
+
+
+def _group_matrices(wide: pd.DataFrame, kind: str) -> list[np.ndarray]:
+    """Per group, the symmetric matrix of ``kind`` over its tickets (NaN where a pair lacks it)."""
+    mats = []
+    for _, g in wide[kind].groupby(level="group"):
+        names = list(dict.fromkeys([*g.index.get_level_values("a"), *g.index.get_level_values("b")]))
+        pos = {n: i for i, n in enumerate(names)}
+        m = np.full((len(names), len(names)), np.nan)
+        np.fill_diagonal(m, 0.0)
+        for (_, a, b), v in g.items():
+            m[pos[a], pos[b]] = m[pos[b], pos[a]] = v
+        mats.append(m)
+    return mats
+
+
+def stratified_mantel(
+    d1: list[np.ndarray], d2: list[np.ndarray], *, permutations: int = 999, seed: int = 0,
+) -> tuple[float, float, int]:
+    """Spearman's rho over the pairs of several groups, with a within-group permutation p-value.
+
+    The pairs of every group (upper triangles of ``d1[g]`` and ``d2[g]``) are pooled and
+    ranked; the p-value permutes the objects of ``d2[g]`` (rows and columns together)
+    independently within every group -- the Mantel test (:func:`graphtickets.analysis.mantel`)
+    with strata, as pairs of different groups (other densities, other initializations) are
+    not exchangeable. Two-sided: ``p = (1 + #{|rho_perm| >= |rho|}) / (permutations + 1)``;
+    when the product of the groups' ``n!`` is at most ``permutations`` every permutation is
+    enumerated and ``p = #{extreme} / total`` (exact). With one group this is
+    :func:`~graphtickets.analysis.mantel` with ``method="spearman"``.
+
+    Parameters
+    ----------
+    d1, d2 : list of numpy.ndarray
+        Per group, two symmetric matrices over the same objects; pairs where either is NaN
+        are left out (in the statistic and in every permutation).
+    permutations : int, default 999
+    seed : int, default 0
+
+    Returns
+    -------
+    (rho, p, n_pairs)
+        NaN ``rho`` and ``p`` with fewer than 3 pairs or a constant side.
+    """
+    tri = [np.triu_indices(a.shape[0], 1) for a in d1]
+    x = np.concatenate([a[iu] for a, iu in zip(d1, tri, strict=True)]) if d1 else np.zeros(0)
+
+    def ys(perms: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([b[np.ix_(p, p)][iu] for b, p, iu in zip(d2, perms, tri, strict=True)]) if d2 else np.zeros(0)
+
+    ident = [np.arange(a.shape[0]) for a in d1]
+    y0 = ys(ident)
+    nan = float("nan")
+    if x.size < 3:
+        return nan, nan, int(x.size)
+
+    def rho(y: np.ndarray) -> float:
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 3:
+            return nan
+        rx, ry = rankdata(x[ok]), rankdata(y[ok])
+        if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+            return nan
+        return float(np.corrcoef(rx, ry)[0, 1])
+
+    r = rho(y0)
+    n_ok = int((np.isfinite(x) & np.isfinite(y0)).sum())
+    if not np.isfinite(r):
+        return nan, nan, n_ok
+    fast = n_ok == x.size  # no NaN: a within-group permutation permutes the pooled values, so their ranks
+    zx = rankdata(x)
+    zx = (zx - zx.mean()) / zx.std()
+    ry = rankdata(y0)
+    ry = (ry - ry.mean()) / ry.std()
+    rmats, start = [], 0
+    for a, iu in zip(d1, tri, strict=True):
+        m = np.zeros(a.shape)
+        m[iu] = ry[start : start + iu[0].size]
+        rmats.append(m + m.T)
+        start += iu[0].size
+
+    def stat(perms: list[np.ndarray]) -> float:
+        if not fast:
+            return rho(ys(perms))
+        yp = np.concatenate([m[p[iu[0]], p[iu[1]]] for m, p, iu in zip(rmats, perms, tri, strict=True)])
+        return float(np.mean(zx * yp))
+
+    tol = 1e-12 * max(1.0, abs(r))
+    total = math.prod(math.factorial(a.shape[0]) for a in d1)
+    if total <= int(permutations):
+        count = 0
+        for perms in itertools.product(*(itertools.permutations(range(a.shape[0])) for a in d1)):
+            v = stat([np.asarray(p) for p in perms])
+            count += bool(np.isfinite(v) and abs(v) >= abs(r) - tol)
+        return r, count / total, n_ok
+    rng = np.random.default_rng(seed)
+    count = 0
+    for _ in range(int(permutations)):
+        v = stat([rng.permutation(a.shape[0]) for a in d1])
+        count += bool(np.isfinite(v) and abs(v) >= abs(r) - tol)
+    return r, (1 + count) / (int(permutations) + 1), n_ok
+
+
+def structure_function(dist: pd.DataFrame, *, permutations: int = 999, seed: int = 0, alpha: float = FDR) -> pd.DataFrame:
+    """Spearman's rho between every structural and every functional distance, across all pairs.
+
+    Parameters
+    ----------
+    dist : DataFrame
+        The study's distances table (:func:`graphtickets.study.runner.tables`).
+    permutations, seed : int
+        Of :func:`stratified_mantel` (strata: the same-initialization groups).
+    alpha : float
+        FDR of the Benjamini-Hochberg correction over the tested combinations.
+
+    Returns
+    -------
+    DataFrame
+        ``structure, function, rho, p, q, significant, pairs``; ``q`` the BH-adjusted p
+        (:func:`graphtickets.analysis.fdr_bh`) over the combinations with a finite p.
+        Empty when the table holds no functional kinds.
+    """
+    from graphtickets.analysis import fdr_bh
+
+    cols = ["structure", "function", "rho", "p", "q", "significant", "pairs"]
+    wide = pair_table(dist)
+    if wide.empty:
+        return pd.DataFrame(columns=cols)
+    fk, sk = function_kinds(wide.columns), structure_kinds(wide.columns)
+    rows = []
+    for s in sk:
+        ms = _group_matrices(wide, s)
+        for f in fk:
+            r, p, n = stratified_mantel(ms, _group_matrices(wide, f), permutations=permutations, seed=seed)
+            rows.append({"structure": s, "function": f, "rho": r, "p": p, "pairs": n})
+    out = pd.DataFrame(rows, columns=["structure", "function", "rho", "p", "pairs"])
+    out["q"], out["significant"] = np.nan, False
+    ok = out["p"].notna()
+    if ok.any():
+        q, rej = fdr_bh(out.loc[ok, "p"].to_numpy(), alpha=alpha)
+        out.loc[ok, "q"] = q
+        out.loc[ok, "significant"] = rej
+    return out[cols]
+
+
+def structure_function_sentence(sf: pd.DataFrame, alpha: float = FDR) -> str | None:
+    """The finding: the structural distance that best predicts functional similarity (or that none does)."""
+    tested = sf.dropna(subset=["p"]) if not sf.empty else sf
+    if tested.empty:
+        return None
+    n_sig = int(tested["significant"].sum())
+    head = (f"Does structure predict function? Across all pairs of tickets, Spearman's rho between each structural "
+            f"and each functional distance, with a within-group permutation (Mantel) p, Benjamini-Hochberg over "
+            f"{len(tested)} combinations: {n_sig} survive at FDR {alpha:g}")
+    sig = tested[tested["significant"] & (tested["rho"] > 0)]
+    if sig.empty:
+        best = tested.sort_values("rho", ascending=False).iloc[0]
+        return (head + f"; no structural distance predicts functional similarity beyond chance (largest: "
+                f"{best['structure']} vs {best['function']}, rho = {best['rho']:.2f}, p = {best['p']:.3g}, "
+                f"q = {best['q']:.3g}, not significant).")
+    best = sig.sort_values(["rho", "q"], ascending=[False, True]).iloc[0]
+    return (head + f"; the structural distance that best predicts functional similarity is {best['structure']} "
+            f"(rho = {best['rho']:.2f} with {best['function']} distance over {int(best['pairs'])} pairs, "
+            f"p = {best['p']:.3g}, BH q = {best['q']:.3g}).")
+
+
+def structure_function_figure(dist: pd.DataFrame, folder: Path, sf: pd.DataFrame | None = None) -> list[Path]:
+    """Scatter of every functional distance (rows) against every structural distance (columns)."""
+    wide = pair_table(dist)
+    if wide.empty:
+        return []
+    fk, sk = function_kinds(wide.columns), structure_kinds(wide.columns)
+    sk = [k for k in sk if wide[k].notna().any()]
+    if not fk or not sk:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rho = {} if sf is None or sf.empty else {(r.structure, r.function): (r.rho, r.q) for r in sf.itertuples()}
+    fig, axes = plt.subplots(len(fk), len(sk), figsize=(2.1 * len(sk) + 0.5, 2.0 * len(fk) + 0.5), squeeze=False)
+    for i, f in enumerate(fk):
+        for j, s in enumerate(sk):
+            ax = axes[i][j]
+            ax.scatter(wide[s], wide[f], s=8, alpha=0.6)
+            if (s, f) in rho and np.isfinite(rho[(s, f)][0]):
+                r, q = rho[(s, f)]
+                ax.set_title(f"rho {r:.2f}, q {q:.2g}", fontsize=7)
+            if i == len(fk) - 1:
+                ax.set_xlabel(s, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f, fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle("structure vs function: one dot per pair of tickets (same init, same density)", fontsize=9)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "structure_function.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def null_tests(dist: pd.DataFrame, *, min_nulls: int = 10, alpha: float = FDR) -> pd.DataFrame:
+    """One test per (method pair, structural kind) against the null, Benjamini-Hochberg over all of them.
+
+    Per group (density, init seed) a pair has ``z = (d - null_mean) / null_std`` from its
+    nulls (rows with fewer than ``min_nulls`` nulls, or no null variation, are left out).
+    The groups' z-scores are combined by Stouffer's method, ``Z = sum(z) / sqrt(n)``, and
+    ``p = 2 * (1 - Phi(|Z|))`` (two-sided, normal approximation of the null distance); ``q``
+    are the BH-adjusted p-values over all tested combinations, ``significant`` is ``q <= alpha``.
+
+    Returns
+    -------
+    DataFrame
+        ``pair, kind, z, Z, p, q, significant, closer, n`` (``z`` the mean z, ``closer``:
+        ``Z < 0``, the pair more alike than the null); empty without z-scores.
+    """
+    from scipy.stats import norm
+
+    from graphtickets.analysis import fdr_bh
+
+    cols = ["pair", "kind", "z", "Z", "p", "q", "significant", "closer", "n"]
+    if dist.empty or "z" not in dist:
+        return pd.DataFrame(columns=cols)
+    d = dist[~dist["group"].astype(str).str.endswith("/all") & dist["z"].notna()]
+    if "null_n" in d:
+        d = d[d["null_n"] >= min_nulls]
+    d = d[d["kind"].isin(structure_kinds(d["kind"].unique()))]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    d = d.assign(pair=[" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(d["a"], d["b"], strict=True)])
+    g = d.groupby(["pair", "kind"])["z"]
+    out = pd.DataFrame({"z": g.mean(), "n": g.size(), "Z": g.sum() / np.sqrt(g.size())}).reset_index()
+    out["p"] = 2.0 * norm.sf(np.abs(out["Z"].to_numpy()))
+    q, rej = fdr_bh(out["p"].to_numpy(), alpha=alpha)
+    out["q"], out["significant"], out["closer"] = q, rej, out["Z"] < 0
+    return out[cols]
+
+
+def _ci_text(ci: Any) -> str:
+    if not np.isfinite(ci.estimate):
+        return ""
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return f"{ci.estimate:.3f}"
+    return f"{ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
+
+
+def accuracy_ci(tk: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Test accuracy per method (rows) and density (columns): mean and bootstrap CI over init seeds.
+
+    Each init seed contributes one value (the mean over its sibling replicates, if any); the
+    cells read ``"mean [low, high]"`` (:func:`graphtickets.analysis.bootstrap_ci`), the mean
+    alone with one seed.
+    """
+    from graphtickets.analysis import bootstrap_ci
+
+    if tk.empty or "accuracy" not in tk:
+        return pd.DataFrame()
+    per_seed = tk.groupby(["method", "density", "seed"])["accuracy"].mean().reset_index()
+    out: dict[tuple[str, float], str] = {}
+    for (m, d), g in per_seed.groupby(["method", "density"]):
+        out[(str(m), float(d))] = _ci_text(bootstrap_ci(g["accuracy"].to_numpy(), confidence=confidence, seed=seed))
+    s = pd.Series(out)
+    s.index.names = ["method", "density"]
+    table = s.unstack("density")
+    return table.reindex(columns=sorted(table.columns, reverse=True)).rename(columns=lambda c: f"d={c:g}")
+
+
+def distance_ci(dist: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean distance per (method pair, kind) with a bootstrap CI over init seeds.
+
+    Per init seed the pair's distances are averaged over densities; the seeds are the
+    independent replicates. Columns ``pair, kind, mean, low, high, seeds``.
+    """
+    from graphtickets.analysis import bootstrap_ci
+
+    cols = ["pair", "kind", "mean", "low", "high", "seeds"]
+    if dist.empty or "seed" not in dist:
+        return pd.DataFrame(columns=cols)
+    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    d = d.assign(pair=[" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(d["a"], d["b"], strict=True)])
+    per_seed = d.groupby(["pair", "kind", "seed"])["value"].mean().reset_index()
+    rows = []
+    for (p, k), g in per_seed.groupby(["pair", "kind"]):
+        ci = bootstrap_ci(g["value"].to_numpy(), confidence=confidence, seed=seed)
+        rows.append({"pair": p, "kind": k, "mean": ci.estimate, "low": ci.low, "high": ci.high, "seeds": ci.n})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def consensus_tables(store: Any, tk: pd.DataFrame) -> dict[str, Any]:
+    """Consensus across methods per (density, init seed) (:func:`graphtickets.analysis.consensus`).
+
+    The methods' own tickets (no dense reference, no ablation variant, one per method: the
+    first replicate) of one density and init seed; tickets whose masks differ in names or
+    shapes from the most common ones are left out.
+
+    Returns
+    -------
+    dict
+        ``cores``: one row per (density, seed): ``tickets``, ``all`` (kept by every method),
+        ``expected_all``, ``ratio_all``, ``k`` (a majority, ``n // 2 + 1``), ``core_k``,
+        ``expected_k``, ``ratio_k``; ``layers``: per density and layer, the mean over seeds of
+        the majority core and its expectation (where the core sits); ``histograms``:
+        ``{(density, seed): (observed, expected)}`` frequency distributions (weights kept by
+        exactly ``j`` methods). Empty dict when no group has at least 2 tickets.
+    """
+    from graphtickets.analysis import consensus
+
+    if tk.empty:
+        return {}
+    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    cores, layers, hists = [], [], {}
+    for (d, s), g in own.groupby(["density", "seed"]):
+        g = g.drop_duplicates("method")
+        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
+        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
+        common = pd.Series(list(sig.values())).value_counts().index[0]
+        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
+        if len(tickets) < 2:
+            continue
+        c = consensus(tickets)
+        n = c.n_tickets
+        k = n // 2 + 1
+        e_all, e_k = c.expected_core(n), c.expected_core(k)
+        cores.append({"density": float(d), "seed": int(s), "tickets": n, "all": c.core(n), "expected_all": e_all,
+                      "ratio_all": c.core(n) / e_all if e_all > 0 else float("nan"), "k": k, "core_k": c.core(k),
+                      "expected_k": e_k, "ratio_k": c.core(k) / e_k if e_k > 0 else float("nan")})
+        lay = c.layers.assign(density=float(d), seed=int(s), k=k)
+        if k != c.k:  # the layers table holds the default (all) threshold: recompute the majority core
+            units = c.units(k)
+            per = units[units["side"] == "out"].groupby("layer")[["core_weights", "expected"]].sum()
+            lay = lay.drop(columns=["core", "expected_core"]).merge(
+                per.rename(columns={"core_weights": "core", "expected": "expected_core"}), left_on="layer",
+                right_index=True, how="left")
+        layers.append(lay)
+        hists[(float(d), int(s))] = (np.asarray(c.histogram, dtype=float), np.asarray(c.expected, dtype=float))
+    if not cores:
+        return {}
+    lay = pd.concat(layers, ignore_index=True)
+    by_layer = lay.groupby(["density", "layer"], sort=False)[["numel", "mean_density", "core", "expected_core", "all",
+                                                              "expected_all"]].mean()
+    by_layer["ratio"] = by_layer["core"] / by_layer["expected_core"].replace(0, np.nan)
+    return {"cores": pd.DataFrame(cores).set_index(["density", "seed"]), "layers": by_layer, "histograms": hists}
+
+
+def consensus_figure(hists: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]], folder: Path) -> list[Path]:
+    """Per density: how many weights exactly ``j`` methods keep, observed (bars, mean over seeds) vs expected."""
+    if not hists:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    densities = sorted({d for d, _ in hists}, reverse=True)
+    fig, axes = plt.subplots(1, len(densities), figsize=(4.0 * len(densities), 3.2), squeeze=False)
+    for ax, d in zip(axes[0], densities, strict=True):
+        hs = [v for (dd, _), v in hists.items() if dd == d]
+        size = min(h[0].size for h in hs)
+        obs = np.mean([h[0][:size] for h in hs], axis=0)
+        exp = np.mean([h[1][:size] for h in hs], axis=0)
+        j = np.arange(size)
+        ax.bar(j, obs, width=0.6, label="observed")
+        ax.plot(j, exp, "k.--", label="expected (independent layer-shuffled masks)")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("number of methods keeping the weight")
+        ax.set_title(f"density {d:g}", fontsize=9)
+    axes[0][0].set_ylabel("weights")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "consensus.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+#: Mask distances taken on the effective masks in the report (cheap: no graphs, no nulls).
+EFFECTIVE_KINDS = ("jaccard", "hamming", "layer_density")
+
+
+def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFECTIVE_KINDS) -> pd.DataFrame:
+    """Mask distances on the plain and on the effective masks, per method pair (mean over groups).
+
+    Per (density, init seed), the methods' own tickets are compared with
+    :func:`graphtickets.analysis.compare` twice: as found, and with ``effective=True``
+    (weights on no input-output path removed; :func:`~graphtickets.analysis.effective_ticket`).
+    Columns ``pair, kind, plain, effective, difference, n``; rows where the two differ come first.
+    """
+    from graphtickets.analysis import compare
+
+    cols = ["pair", "kind", "plain", "effective", "difference", "n"]
+    if tk.empty:
+        return pd.DataFrame(columns=cols)
+    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    parts = []
+    for _, g in own.groupby(["density", "seed"]):
+        g = g.drop_duplicates("method")
+        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
+        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
+        common = pd.Series(list(sig.values())).value_counts().index[0]
+        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
+        if len(tickets) < 2:
+            continue
+        model = next(iter(tickets.values())).build_model()
+        plain = compare(tickets, model, kinds=list(kinds))
+        eff = compare(tickets, model, kinds=list(kinds), effective=True)
+        parts.append(plain.merge(eff, on=["a", "b", "kind"], suffixes=("_plain", "_effective")))
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    t = pd.concat(parts, ignore_index=True)
+    t["pair"] = [" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(t["a"], t["b"], strict=True)]
+    out = t.groupby(["pair", "kind"]).agg(plain=("value_plain", "mean"), effective=("value_effective", "mean"),
+                                         n=("value_plain", "size")).reset_index()
+    out["difference"] = out["effective"] - out["plain"]
+    out = out.assign(_d=out["difference"].abs()).sort_values("_d", ascending=False, kind="stable").drop(columns="_d")
+    return out[cols].reset_index(drop=True)
