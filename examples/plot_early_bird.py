@@ -2,9 +2,12 @@
 The Early-Bird distance curve
 =============================
 
-Early-Bird (You et al. 2020) trains the dense network and draws the magnitude mask after
-every epoch; when the masks of the last few epochs differ by less than a tolerance, the
-ticket has emerged and training stops. The ticket's ``meta`` keeps the whole curve.
+Early-Bird (You et al. 2020) trains the dense network and draws a mask after every epoch;
+when the masks of the last few epochs differ by less than a tolerance, the ticket has
+emerged and training stops. The paper's masks are *channel* masks, ranked by the BatchNorm
+scales ``|gamma|``, so ``early_bird`` needs BatchNorm: on an MLP,
+``gt.models.build("mlp", ..., batchnorm=True)``. ``early_magnitude`` runs the same stopping
+rule on unstructured magnitude masks. The ticket's ``meta`` keeps the whole curve.
 """
 
 # %%
@@ -22,34 +25,35 @@ model = gt.models.build(
     in_shape=info.in_shape,
     num_classes=info.num_classes,
     widths=(64, 64),
+    batchnorm=True,  # a BatchNorm1d after each hidden layer: its units are the channels
     seed=0,
 )
 
 curves = {}
-for d in (0.3, 0.1):
+for method, d in (("early_bird", 0.3), ("early_bird", 0.1), ("early_magnitude", 0.1)):
     t = gt.pruning.prune(
         model,
-        "early_bird",
+        method,
         density=d,
         data=batches,
         epochs=15,
         tol=0.1,
         lr=0.05,
     )
-    curves[d] = t
+    curves[f"{method}, density {d:g}"] = t
     print(
-        f"density {d}: detected={t.meta['detected']}, "
+        f"{method} density {d}: detected={t.meta['detected']}, "
         f"drawn at epoch {t.meta['epoch_drawn']}"
     )
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.8))
-for d, t in curves.items():
+for label, t in curves.items():
     y = np.array(
         [np.nan if v is None else v for v in t.meta["distances"]], dtype=float
     )
     (line,) = ax.plot(
-        np.arange(1, len(y) + 1), y, marker=".", label=f"density {d:g}"
+        np.arange(1, len(y) + 1), y, marker=".", label=label
     )
     if t.meta["detected"]:
         ax.axvline(
@@ -59,7 +63,8 @@ ax.axhline(0.1, color="r", ls=":", label="tolerance")
 ax.set_xlabel("epoch")
 ax.set_ylabel("mask distance to the last window")
 ax.set_title(
-    "Early-Bird: when does the mask stop changing? (dashed: ticket drawn)"
+    "When does the mask stop changing? (dashed: ticket drawn)", fontsize=10
 )
 ax.legend()
 ax.grid(alpha=0.3)
+fig.tight_layout()

@@ -177,6 +177,25 @@ def _plain(value: Any) -> Any:
     return repr(value)[:200]
 
 
+_SEED_LIMIT = 2**64  # torch.Generator.manual_seed and numpy's default_rng both take [0, 2**64)
+
+
+def _check_model_and_seed(model: Any, seed: Any) -> None:
+    """Refuse a ``model`` that is not an ``nn.Module`` and a seed outside ``[0, 2**64)``."""
+    if not isinstance(model, nn.Module):
+        raise GraphticketsError(
+            f"model must be a torch nn.Module at initialization, got {type(model).__name__}; "
+            f"build one with gt.models.build(name, in_shape=..., num_classes=...)"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise GraphticketsError(f"seed must be an int, got {seed!r}")
+    if not 0 <= seed < _SEED_LIMIT:
+        raise GraphticketsError(
+            f"seed must be an int in [0, 2**64) (the range random generators accept), got {seed}; "
+            f"use e.g. seed % 2**64"
+        )
+
+
 def prune(
     model: nn.Module,
     method: str,
@@ -223,6 +242,7 @@ def prune(
     >>> t.method, t.density
     ('random', 0.5)
     """
+    _check_model_and_seed(model, seed)
     spec = METHODS.get_or_raise(method)
     if density is None:
         if spec.kind != "transform":
@@ -241,8 +261,6 @@ def prune(
             f"method {method!r} does not take {', '.join(map(repr, unknown))}; "
             f"its hyperparameters are: {', '.join(sorted(known)) or '(none)'}"
         )
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise GraphticketsError(f"seed must be an int, got {seed!r}")
     t0 = time.perf_counter()
     masks, meta = spec.fn(model, density=density, data=data, seed=seed, **hparams)
     seconds = time.perf_counter() - t0

@@ -31,7 +31,7 @@ from graphtickets.ticket import Ticket, _jsonable
 
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
-    "find_ticket", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed",
+    "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed",
 ]
 
 log = logging.getLogger("graphtickets.study")
@@ -347,6 +347,8 @@ def find_ticket(
         return ticket, extras
     if "ticket" in given:  # found before: by a trajectory, or the base cell of an ablation
         ticket = given["ticket"]
+    elif "import" in method:
+        ticket = imported(ctx, config, model)
     elif "source" not in method and "trajectory" in config:
         ticket = _from_trajectory(ctx, config, given, "ticket", root, download)
     elif "source" in method:
@@ -369,6 +371,27 @@ def find_ticket(
     if "density_requested" in ticket.meta:
         extras["density_served"] = _finite(ticket.density)
     return ticket, extras
+
+
+def imported(ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module) -> Ticket:
+    """The ticket of an imported "method" (``methods.<name>.import``): the cell's file, for its model.
+
+    Read with :func:`graphtickets.interop.imported_ticket` (masks only: it trains from the
+    model's initial weights, like every ticket without weights of its own). What the other
+    tool spent finding it is not known here: its ``search_seconds`` is the time spent reading
+    the file, and ``meta["imported_from"]`` names the file.
+    """
+    from graphtickets import interop
+
+    method, density = config["method"], float(config["density"])
+    imp = method["import"]
+    path = imp["files"][repr(density)][str(int(config["seed"]))]
+    t0 = time.perf_counter()
+    ticket = interop.imported_ticket(path, model, method=method["name"], density=density, tolerance=float(imp["tolerance"]),
+                                     kind=imp["kind"], dataset=ctx.dataset)
+    ticket.meta["cost"] = {"seconds": time.perf_counter() - t0}
+    ticket.meta["imported_from"] = path
+    return ticket
 
 
 def _add_source_cost(ticket: Ticket, source: Ticket) -> None:

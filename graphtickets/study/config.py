@@ -47,6 +47,9 @@ __all__ = [
     "DatasetConfig",
     "ModelConfig",
     "MethodConfig",
+    "ImportConfig",
+    "import_files",
+    "import_entry",
     "TrainConfig",
     "PruneDataConfig",
     "AnalysisConfig",
@@ -233,12 +236,117 @@ class SourceConfig(_Strict):
     regime: str = Field(default="own", pattern="^(own|study)$", description="study: train like the tickets (see MethodConfig)")
 
 
+class ImportConfig(_Strict):
+    """Tickets made elsewhere, listed as a "method" of the study (``methods.<name>.import``).
+
+    One file per ``(density, seed)`` of the grid, read with
+    :func:`graphtickets.interop.imported_ticket` for the cell's model. ``files`` is either a
+    path template with ``{density}`` and ``{seed}`` (Python format fields: ``{density}``
+    gives ``0.2``, ``{density:g}`` too, ``{seed:02d}`` gives ``03``), or a mapping
+    ``{density: {seed: path}}``. Relative paths are taken from the config file's folder
+    (from the working directory for a config given as a mapping)::
+
+        methods:
+          magnitude: {}
+          other_tool:
+            import: {files: "tickets/other_d{density}_s{seed}.pt"}
+          hand_made:
+            import:
+              files: {0.2: {0: a.npz, 1: b.npz}}
+              kind: masks
+    """
+
+    files: str | dict[float | str, dict[int | str, str]] = Field(
+        description="a path template with {density} and {seed}, or {density: {seed: path}}"
+    )
+    kind: str = Field(default="auto", pattern="^(auto|state_dict|masks)$",
+                      description="auto, state_dict (a sparse checkpoint, pruned weights stored as zeros) or masks")
+    tolerance: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                             description="allowed |ticket density - cell density| beyond one weight")
+
+
+def _import_path(imp: ImportConfig, density: float, seed: int) -> str:
+    """The file of ``(density, seed)`` (ValueError naming what is missing)."""
+    if isinstance(imp.files, str):
+        try:
+            return imp.files.format(density=density, seed=seed)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"files {imp.files!r} is not a template of {{density}} and {{seed}} only ({type(exc).__name__}: "
+                f"{exc}); write e.g. tickets/t_d{{density}}_s{{seed}}.pt"
+            ) from None
+    def number(x: Any, kind: type) -> float | None:
+        try:
+            return float(kind(x))
+        except (TypeError, ValueError):
+            return None
+
+    by_seed = next((v for d, v in imp.files.items() if number(d, float) == float(density)), None)
+    path = next((p for s, p in (by_seed or {}).items() if number(s, int) == int(seed)), None)
+    if path is None:
+        raise ValueError(f"files lists no file for density {density:g}, seed {seed}; add {density:g}: {{{seed}: <path>}}")
+    return path
+
+
+def import_files(imp: ImportConfig, densities: list[float], seeds: list[int]) -> dict[str, dict[str, str]]:
+    """The file of every ``(density, seed)``: ``{str(density): {str(seed): path}}``.
+
+    ``ValueError`` when one is not listed or is not an existing file.
+
+    >>> import_files(ImportConfig(files="/no/such/t_d{density}_s{seed}.pt"), [0.2], [0])
+    Traceback (most recent call last):
+    ValueError: file of density 0.2, seed 0: '/no/such/t_d0.2_s0.pt' does not exist; write the ticket there or fix files
+    """
+    out: dict[str, dict[str, str]] = {}
+    for d in densities:
+        for seed in seeds:
+            path = _import_path(imp, float(d), int(seed))
+            p = Path(path)
+            if not p.exists():
+                raise ValueError(f"file of density {float(d):g}, seed {seed}: {path!r} does not exist; "
+                                 f"write the ticket there or fix files")
+            if not p.is_file():
+                raise ValueError(f"file of density {float(d):g}, seed {seed}: {path!r} is not a file; give the ticket's file")
+            out.setdefault(repr(float(d)), {})[str(int(seed))] = path
+    return out
+
+
+def import_entry(imp: ImportConfig, densities: list[float], seeds: list[int]) -> dict[str, Any]:
+    """The ``import`` part of a cell config: the files, how to read them, and their SHA-256.
+
+    The digests enter the cell ids, so a ticket file replaced by another re-runs its cells.
+    """
+    import hashlib
+
+    files = import_files(imp, densities, seeds)
+    sha = {
+        d: {s: hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] for s, path in by_seed.items()}
+        for d, by_seed in files.items()
+    }
+    return {"files": files, "sha256": sha, "kind": imp.kind, "tolerance": imp.tolerance}
+
+
+def _absolute_import(imp: ImportConfig, base: Path | None) -> ImportConfig:
+    """``imp`` with relative paths taken from ``base`` (the config file's folder; else the working directory)."""
+    root = (base or Path.cwd()).resolve()
+
+    def absolute(path: str) -> str:
+        return path if Path(path).is_absolute() else str(root / path)
+
+    if isinstance(imp.files, str):
+        return imp.model_copy(update={"files": absolute(imp.files)})
+    return imp.model_copy(update={"files": {d: {s: absolute(p) for s, p in v.items()} for d, v in imp.files.items()}})
+
+
 class MethodConfig(_Strict):
     """One method of the grid: its name, hyperparameters, and (elastic) its source."""
 
     name: str
     hparams: dict[str, Any] = Field(default_factory=dict)
     source: SourceConfig | None = None
+    imported: ImportConfig | None = Field(
+        default=None, description="tickets made elsewhere (YAML key `import`); the name is then free, not a method's"
+    )
     model: dict[str, Any] = Field(
         default_factory=dict,
         description="keyword arguments overriding the study model's for this method only (e.g. batchnorm: true "
@@ -616,7 +724,10 @@ class StudyConfig(_Strict):
                 source = body.pop("source", None)
                 regime = body.pop("regime", None)
                 model = body.pop("model", None)
+                imported = body.pop("import", body.pop("imported", None))
                 entry: dict[str, Any] = {"name": name, "hparams": body}
+                if imported is not None:
+                    entry["imported"] = imported
                 if source is not None:
                     entry["source"] = source
                 if model is not None:
@@ -671,6 +782,11 @@ class StudyConfig(_Strict):
         seen: set[str] = set()
         for i, m in enumerate(self.methods):
             where = f"methods.{m.name}"
+            if m.imported is not None:  # checked by _check_imports
+                if m.name in seen:
+                    raise ValueError(f"{where}: listed twice; list each method once")
+                seen.add(m.name)
+                continue
             if m.name not in METHODS:
                 raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
             if m.name in seen:
@@ -719,6 +835,34 @@ class StudyConfig(_Strict):
                     if METHODS[name].data_use != "epochs":
                         raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
                     regime_hparams(name, hp, self.train)
+        return self
+
+    @model_validator(mode="after")
+    def _check_imports(self, info: Any) -> StudyConfig:
+        """Imported methods: a free name, nothing a method takes, and an existing file per (density, seed)."""
+        from graphtickets.pruning import METHODS
+
+        base = (info.context or {}).get("base")
+        for i, m in enumerate(self.methods):
+            if m.imported is None:
+                continue
+            where = f"methods.{m.name}"
+            if m.name in METHODS or m.name == "dense":
+                raise ValueError(f"{where}: {m.name!r} is a built-in method; give the imported tickets another "
+                                 f"name (e.g. {m.name}_imported)")
+            extra = [k for k, v in (("hyperparameters " + ", ".join(sorted(m.hparams)), m.hparams),
+                                    ("source", m.source), ("model", m.model)) if v]
+            if m.regime != "own":
+                extra.append("regime")
+            if extra:
+                raise ValueError(f"{where}: imported tickets take only import: {{files, kind, tolerance}}; "
+                                 f"remove {', '.join(extra)}")
+            self.methods[i] = m = m.model_copy(update={"imported": _absolute_import(m.imported, base)})
+            assert m.imported is not None
+            try:
+                import_files(m.imported, self.densities, self.seeds)
+            except ValueError as exc:
+                raise ValueError(f"{where}.import: {exc}") from None
         return self
 
     @model_validator(mode="after")
@@ -847,12 +991,16 @@ def check_run_options(
     check_db(path, restart=not resume)
 
 
-def validate(raw: Any, *, source: str = "config") -> StudyConfig:
-    """Validate a mapping into a :class:`StudyConfig`; a :class:`ConfigError` names key and fix."""
+def validate(raw: Any, *, source: str = "config", base: str | os.PathLike[str] | None = None) -> StudyConfig:
+    """Validate a mapping into a :class:`StudyConfig`; a :class:`ConfigError` names key and fix.
+
+    ``base``: the folder relative paths of imported tickets are taken from (default: the
+    working directory).
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: a study config is a YAML mapping (name:, datasets:, ...), got {type(raw).__name__}")
     try:
-        return StudyConfig.model_validate(dict(raw))
+        return StudyConfig.model_validate(dict(raw), context={"base": Path(base) if base is not None else None})
     except ValidationError as exc:
         msgs = []
         for err in exc.errors():
@@ -956,4 +1104,4 @@ def load_config(config: str | os.PathLike[str] | Mapping[str, Any] | StudyConfig
             path = bundled
     if not path.exists():
         raise ConfigError(f"study config {str(path)!r} does not exist; give a YAML file (see benchmarks/studies/)")
-    return validate(read_yaml(path), source=str(path))
+    return validate(read_yaml(path), source=str(path), base=path.parent)

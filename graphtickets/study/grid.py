@@ -195,6 +195,10 @@ def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
     """The method part of a cell config: name, hyperparameters (regime filled in), source."""
     hparams = regime_hparams(m.name, m.hparams, study.train) if m.regime == "study" else dict(m.hparams)
     method: dict[str, Any] = {"name": m.name, "hparams": _plain(hparams)}
+    if m.imported is not None:  # tickets made elsewhere: their files (and digests) enter the cell ids
+        from graphtickets.study.config import import_entry
+
+        method["import"] = import_entry(m.imported, study.densities, study.seeds)
     if m.regime == "study":
         method["regime"] = "study"
     if m.model:
@@ -250,7 +254,7 @@ def expand(study: StudyConfig) -> list[Cell]:
                             "prune_data": pdata,
                         }
                         finder = m.source.method if m.source is not None else m.name
-                        if METHODS[finder].trajectory is not None:  # one run serves every density
+                        if finder in METHODS and METHODS[finder].trajectory is not None:  # one run serves every density
                             config["trajectory"] = {"densities": densities}
                         base_cells.append(
                             Cell(
