@@ -91,6 +91,12 @@ class InProcessExecutor(Executor):
             yield cell, run_cell_safe(cell.config, cell_id=cell.id, given=(inputs or {}).get(cell.id), **self.kw)
 
 
+def _lost_worker(exc: BaseException) -> bool:
+    """Whether a job failed because its worker (or data scattered to it) was lost, not by itself."""
+    names = {"KilledWorker", "FutureCancelledError", "CancelledError", "CommClosedError"}
+    return type(exc).__name__ in names or "lose scattered data" in str(exc) or "already forgotten" in str(exc)
+
+
 def _worker_setup() -> None:
     import torch
 
@@ -200,18 +206,30 @@ class DaskExecutor(Executor):
         sent = self.client.scatter([jobs[i][1][j] for i, j in big], hash=False) if big else []
         where = dict(zip(big, sent, strict=True))
         futures = {
-            self.client.submit(fn, *[where.get((i, j), a) for j, a in enumerate(args)], pure=False, key=f"job-{i}-{key}"): key
+            self.client.submit(fn, *[where.get((i, j), a) for j, a in enumerate(args)], pure=False, key=f"job-{i}-{key}"): i
             for i, (key, args) in enumerate(jobs)
         }
+        tries = dict.fromkeys(range(len(jobs)), 0)
         try:
-            for fut in as_completed(list(futures)):
-                key = futures[fut]
-                if on_start is not None:
-                    on_start(key)
+            pending = as_completed(list(futures))
+            for fut in pending:
+                i = futures[fut]
+                key, args = jobs[i]
                 try:
                     result, err = fut.result(), None
-                except Exception:  # noqa: BLE001 - a failing job or a lost worker: report and go on
+                except Exception as exc:  # noqa: BLE001 - a failing job or a lost worker: report and go on
+                    if _lost_worker(exc) and tries[i] < ALLOWED_FAILURES:
+                        # its worker died (and with it any data scattered there): send the job again,
+                        # with its arguments in the task itself, once
+                        tries[i] += 1
+                        again = self.client.submit(fn, *args, pure=False, key=f"job-{i}-{key}-retry{tries[i]}")
+                        futures[again] = i
+                        pending.add(again)
+                        fut.release()
+                        continue
                     result, err = None, traceback.format_exc()
+                if on_start is not None:
+                    on_start(key)
                 fut.release()
                 yield key, result, err
         finally:

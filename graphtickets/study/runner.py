@@ -673,8 +673,7 @@ def report_inputs(store: Store, study: StudyConfig | None, cells: list[Cell] | N
 
     Examples
     --------
-    >>> # doctest: +SKIP
-    >>> with Store("results/quick") as store:
+    >>> with Store("results/quick") as store:  # doctest: +SKIP
     ...     report_inputs(store, study, expand(study))
     """
     from graphtickets import __version__
