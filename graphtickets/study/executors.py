@@ -181,9 +181,10 @@ class DaskExecutor(Executor):
                     running = self._running(futures)
                     if running is not None:
                         on_start(running)
-        finally:
-            for _, f in futures.values():
-                f.cancel()
+        finally:  # only what is still pending: cancelling finished keys floods the scheduler's log
+            left = [f for _, f in futures.values() if not f.done()]
+            if left:
+                self.client.cancel(left)
 
     def _running(self, futures: Mapping[Any, tuple[Cell, Any]]) -> Cell | None:
         """A cell a worker is processing now (None when none is, or the scheduler cannot say)."""
@@ -232,9 +233,10 @@ class DaskExecutor(Executor):
                     on_start(key)
                 fut.release()
                 yield key, result, err
-        finally:
-            for f in futures:
-                f.cancel()
+        finally:  # only what is still pending: cancelling finished keys floods the scheduler's log
+            left = [f for f in futures if not f.done()]
+            if left:
+                self.client.cancel(left)
 
     def close(self) -> None:
         # the workers' connections close while the cluster shuts down: distributed logs that
