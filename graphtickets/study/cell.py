@@ -31,7 +31,7 @@ from graphtickets.ticket import Ticket, _jsonable
 
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
-    "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed",
+    "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed", "sibling_seed",
 ]
 
 log = logging.getLogger("graphtickets.study")
@@ -185,6 +185,20 @@ def derived_seed(seed: int, purpose: str) -> int:
     return int(hashlib.sha256(f"{int(seed)}:{purpose}".encode()).hexdigest()[:8], 16)
 
 
+def sibling_seed(seed: int, purpose: str, replicate: int = 0) -> int:
+    """The seed for ``purpose`` of sibling ``replicate`` (``replicates: R`` in a study).
+
+    Siblings share the initial weights (the init seed ``seed``) and differ in everything
+    stochastic afterwards: data order, pruning batches, random tie-breaks and scores.
+    Replicate 0 gets :func:`derived_seed` itself (a study without replicates keeps its
+    numbers); replicate r > 0 gets ``derived_seed(seed, "<purpose>#r<r>")``.
+
+    >>> sibling_seed(3, "train") == derived_seed(3, "train") != sibling_seed(3, "train", 1)
+    True
+    """
+    return derived_seed(seed, purpose if not replicate else f"{purpose}#r{int(replicate)}")
+
+
 @dataclass
 class _Context:
     """What every step of a cell (or a trajectory) needs: data, seeds, the model at init."""
@@ -192,6 +206,7 @@ class _Context:
     dataset: str
     seed: int
     train_seed: int
+    replicate: int
     train: Mapping[str, Any]
     prune_data: Mapping[str, Any]
     train_ds: Any
@@ -205,15 +220,20 @@ class _Context:
         from graphtickets import data
 
         ds_name, seed = config["dataset"]["name"], int(config["seed"])
+        replicate = int(config.get("replicate", 0))
         tcfg = train if train is not None else config["train"]
         test_ds = _dataset(ds_name, "test", root, download)
         return cls(
-            dataset=ds_name, seed=seed, train_seed=derived_seed(seed, "train"), train=tcfg,
+            dataset=ds_name, seed=seed, train_seed=sibling_seed(seed, "train", replicate), replicate=replicate, train=tcfg,
             prune_data=prune_data if prune_data is not None else config["prune_data"],
             train_ds=_dataset(ds_name, "train", root, download),
             test_batches=data.batches(test_ds, batch_size=int(tcfg["eval_batch_size"]), shuffle=False),
             model_spec=dict(config["model"]), device=device,
         )
+
+    def prune_seed(self, method: str) -> int:
+        """The seed method ``method`` is given (:func:`sibling_seed` of ``"prune:<method>"``)."""
+        return sibling_seed(self.seed, f"prune:{method}", self.replicate)
 
     def build(self, **override: Any) -> torch.nn.Module:
         """The model at initialization (cell seed), with ``override`` keyword arguments."""
@@ -263,7 +283,7 @@ def _find(ctx: _Context, target: torch.nn.Module, name: str, hparams: Mapping[st
 
     spec = pruning.METHODS.get_or_raise(name)
     return pruning.prune(
-        target, name, density=density, data=ctx.method_data(spec, regime), seed=derived_seed(ctx.seed, f"prune:{name}"),
+        target, name, density=density, data=ctx.method_data(spec, regime), seed=ctx.prune_seed(name),
         dataset=ctx.dataset, **ctx.method_kw(spec, hparams), **extra,
     )
 
@@ -289,7 +309,7 @@ def run_trajectory(
         regime = method.get("regime", "own")
         return spec.trajectory(
             ctx.build(), densities=[float(d) for d in config["densities"]], data=ctx.method_data(spec, regime),
-            seed=derived_seed(ctx.seed, f"prune:{spec.name}"), **ctx.method_kw(spec, method["hparams"]),
+            seed=ctx.prune_seed(spec.name), **ctx.method_kw(spec, method["hparams"]),
         )
 
 

@@ -57,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from graphtickets.study.config import validate
     from graphtickets.study.grid import expand
     from graphtickets.study.report import write_report
-    from graphtickets.study.runner import tables, write_tables
+    from graphtickets.study.runner import sibling_table, tables, write_tables
     from graphtickets.study.store import DB_NAME, Store, check_db, folder_lock
 
     out = Path(args.dir)
@@ -74,7 +74,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"{out / DB_NAME} holds no finished cell, so there is nothing to report; the existing tables and "
                 f"report were left as they are (run `graphtickets run CONFIG --out {out}` to compute the cells)"
             )
-        write_tables(out, tk, dist)
+        write_tables(out, tk, dist, sibling_table(store, cells))
         md, page = write_report(out, tk, dist, study=study, store=store)
         _mark_current(out, store, study, cells)
     print(f"{md}\n{page}")

@@ -25,7 +25,9 @@ More keys: ``ablations: [shuffle, reinit]`` (sanity checks: every method's ticke
 layer-shuffled and re-initialized, as ``snip+shuffle``, ``snip+reinit``); per method
 ``regime: study`` (a method that trains takes the study's ``train`` settings it has, e.g. IMP's
 rounds) and ``model: {...}`` (the method runs on a variant of the study model that keeps its
-prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``.
+prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``; ``replicates: R``
+(R sibling tickets per method, density and init seed: the same initial weights, other seeds for
+data order, pruning batches and random draws; the noise floor of the comparisons).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ LIMITS: dict[str, int] = {
     "batches": 10_000,     # batches given to pruning-at-init scorers
     "batch_size": 65_536,  # training, evaluation and pruning batch sizes
     "workers": 256,        # --workers of a LocalCluster
+    "replicates": 100,     # sibling tickets per (method, density, init seed)
     "params": 200_000_000,  # parameters of one model of the grid (800 MB of float32 weights)
 }  # fmt: skip
 #: Seeds are integers in [0, MAX_SEED] (what SQLite and torch generators hold).
@@ -506,6 +509,7 @@ class QuickConfig(_Strict):
     methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hparam overrides per method")
     analysis: dict[str, Any] = Field(default_factory=dict)
     ablations: list[str] | None = None
+    replicates: int | None = None
 
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
@@ -672,6 +676,11 @@ class StudyConfig(_Strict):
         description="sanity checks for every method's ticket, trained like it: shuffle (masks shuffled within "
                     "each layer), reinit (same masks, new initial weights)",
     )
+    replicates: int = Field(
+        default=1,
+        description="sibling tickets per (method, density, init seed): same initial weights, other seeds for "
+                    "everything stochastic afterwards (data order, pruning batches, random draws); 1 = none",
+    )
     quick: QuickConfig = Field(default_factory=QuickConfig)
     allow_large: bool = Field(default=False, description="lift the documented size limits (LIMITS); not part of cell ids")
 
@@ -771,6 +780,7 @@ class StudyConfig(_Strict):
         check_size("prune_data.batch_size", self.prune_data.batch_size, low=1, limit="batch_size", allow_large=big)
         check_size("prune_data.batches", self.prune_data.batches, low=1, limit="batches", allow_large=big)
         check_size("analysis.null_samples", self.analysis.null_samples, low=0, limit="null_samples", allow_large=big)
+        check_size("replicates", self.replicates, low=1, limit="replicates", allow_large=big)
         for k, n in self.analysis.null_samples_by_kind.items():
             check_size(f"analysis.null_samples_by_kind.{k}", n, low=0, limit="null_samples", allow_large=big)
         return self
@@ -918,6 +928,8 @@ class StudyConfig(_Strict):
         data["analysis"] = {**data["analysis"], **q.analysis}
         if q.ablations is not None:
             data["ablations"] = q.ablations
+        if q.replicates is not None:
+            data["replicates"] = q.replicates
         for m in data["methods"]:
             m["hparams"] = {**m["hparams"], **q.methods.get(m["name"], {})}
             if m.get("source") is not None:

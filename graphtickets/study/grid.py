@@ -23,7 +23,7 @@ DENSE = "dense"
 
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
-    "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label",
+    "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings",
 ]
 
 #: Version of the cell config layout; part of every hash.
@@ -64,6 +64,11 @@ class Cell:
         Names for tables (``model`` is a label such as ``mlp(100,100)``).
     density : float
     seed : int
+        The init seed (the model's initial weights).
+    replicate : int
+        The sibling index (``replicates: R`` gives 0..R-1): everything stochastic after the
+        initialization is seeded from ``(seed, replicate)``; replicate 0 is the study's
+        ticket (compared with the other methods), the others are its siblings.
     """
 
     id: str
@@ -73,6 +78,7 @@ class Cell:
     method: str
     density: float
     seed: int
+    replicate: int = 0
 
     @property
     def group(self) -> str:
@@ -103,7 +109,8 @@ class Cell:
     @property
     def label(self) -> str:
         """``method d=0.05 s=0 (mnist1d, mlp(100,100))``."""
-        return f"{self.method} d={self.density:g} s={self.seed} ({self.dataset}, {self.model})"
+        r = f" r={self.replicate}" if self.replicate else ""
+        return f"{self.method} d={self.density:g} s={self.seed}{r} ({self.dataset}, {self.model})"
 
 
 @dataclass(frozen=True)
@@ -161,6 +168,7 @@ def trajectory_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
         "format": TRAJECTORY_FORMAT, "dataset": config["dataset"], "model": model, "method": method,
         "seed": config["seed"], "densities": list(t["densities"]), "batch_size": batch,
         "eval_batch_size": config["train"]["eval_batch_size"],
+        **({"replicate": config["replicate"]} if config.get("replicate") else {}),  # one trajectory per sibling
     }
 
 
@@ -173,7 +181,8 @@ def trajectories(cells: list[Cell]) -> list[Trajectory]:
             tid = cell_id(tc)
             if tid not in out:
                 ds = ",".join(f"{d:g}" for d in tc["densities"])
-                out[tid] = Trajectory(id=tid, config=tc, label=f"{tc['method']['name']} s={c.seed} ({c.dataset}, {c.model}"
+                r = f" r={c.replicate}" if c.replicate else ""
+                out[tid] = Trajectory(id=tid, config=tc, label=f"{tc['method']['name']} s={c.seed}{r} ({c.dataset}, {c.model}"
                                       + (", source" if "source" in c.config["method"] else "") + f") d={ds}")
     return list(out.values())
 
@@ -210,6 +219,26 @@ def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
             src["regime"] = "study"
         method["source"] = _plain(src)
     return method
+
+
+def siblings(cells: list[Cell], replicates: int) -> list[Cell]:
+    """The sibling cells of ``cells`` (replicates 1..R-1 of each; none for R = 1).
+
+    A sibling's config is its cell's plus ``"replicate": r`` (only for r > 0, so the ids of
+    replicate 0 -- every cell of a study without replicates -- stay what they were).
+
+    >>> from graphtickets.study.grid import Cell
+    >>> c = Cell(id="x", config={"seed": 0}, dataset="d", model="m", method="snip", density=0.1, seed=0)
+    >>> [(s.replicate, s.config) for s in siblings([c], 2)]
+    [(1, {'seed': 0, 'replicate': 1})]
+    """
+    out: list[Cell] = []
+    for r in range(1, int(replicates)):
+        for c in cells:
+            config = {**c.config, "replicate": r}
+            out.append(Cell(id=cell_id(config), config=config, dataset=c.dataset, model=c.model, method=c.method,
+                            density=c.density, seed=c.seed, replicate=r))
+    return out
 
 
 def expand(study: StudyConfig) -> list[Cell]:
@@ -263,7 +292,8 @@ def expand(study: StudyConfig) -> list[Cell]:
                             )
                         )
             cells += base_cells
-            for kind in study.ablations:  # the sanity checks, after the tickets they vary
+            cells += siblings(base_cells, study.replicates)
+            for kind in study.ablations:  # the sanity checks of replicate 0's tickets (siblings are not varied)
                 for c in base_cells:
                     config = {**c.config, "ablation": {"kind": kind}}
                     cells.append(Cell(id=cell_id(config), config=config, dataset=c.dataset, model=c.model,

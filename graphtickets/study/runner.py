@@ -29,11 +29,12 @@ from graphtickets.study.config import (
     load_config,
 )
 from graphtickets.study.executors import make_executor
-from graphtickets.study.grid import DENSE, Cell, expand, trajectories
+from graphtickets.study.grid import DENSE, Cell, expand, group_key, trajectories
 from graphtickets.study.store import Store, folder_lock
 
 __all__ = ["run", "StudyResult", "analyze", "compare_group", "function_rows", "function_kinds", "null_counts", "tables",
-           "write_tables", "default_out", "report_inputs", "default_workers", "BUILT_NAME"]
+           "write_tables", "default_out", "report_inputs", "default_workers", "BUILT_NAME",
+           "sibling_table", "sibling_groups", "SIBLINGS"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -257,7 +258,7 @@ def run(
         tk, dist = tables(store, cells)
         digest = report_inputs(store, study, cells)
         if not _built(out, "tables", digest):
-            write_tables(out, tk, dist)
+            write_tables(out, tk, dist, sibling_table(store, cells))
             _mark_built(out, "tables", digest)
         if report and not _built(out, "report", digest):
             from graphtickets.study.report import write_report
@@ -393,7 +394,7 @@ def _compared(c: Cell, done: set[str]) -> bool:
     the layer-shuffled null itself. Kept out of the pairwise distances, they cannot make the
     "most alike" ranking; the report compares them by accuracy only.
     """
-    return c.id in done and c.method != DENSE and not c.variant
+    return c.id in done and c.method != DENSE and not c.variant and not c.replicate
 
 
 def _groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
@@ -402,6 +403,23 @@ def _groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
         if _compared(c, done):
             out.setdefault(c.group, []).append(c)
     return out
+
+
+#: Marks the comparison group of one method's siblings: ``<group>#siblings:<method>``.
+SIBLINGS = "#siblings:"
+
+
+def sibling_groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
+    """The sibling groups: per method, density and init seed, its finished replicates (>= 2).
+
+    Keyed ``<group>#siblings:<method>``; their tickets are named ``r0``, ``r1``, ... in the
+    comparison tables. Only methods' own tickets (no dense reference, no ablation variants).
+    """
+    out: dict[str, list[Cell]] = {}
+    for c in cells:
+        if c.id in done and c.method != DENSE and not c.variant:
+            out.setdefault(f"{c.group}{SIBLINGS}{c.method}", []).append(c)
+    return {k: sorted(v, key=lambda c: c.replicate) for k, v in out.items() if len(v) >= 2}
 
 
 def _signature(ids: list[str], what: Mapping[str, Any]) -> str:
@@ -492,6 +510,11 @@ def _test_batches(study: StudyConfig, dataset: str) -> list[Any]:
     return list(data.batches(test, batch_size=1000, shuffle=False))
 
 
+def _member_name(c: Cell, naming: str) -> str:
+    """A ticket's name in its comparison group: method, cell id, or ``r<replicate>`` (siblings)."""
+    return c.method if naming == "method" else c.id if naming == "id" else f"r{c.replicate}"
+
+
 def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool = True,
             executor: Callable[[], Any] | None = None, progress: bool = False) -> None:
     """Compare the tickets of each group (one transaction per group; finished groups skipped).
@@ -521,9 +544,11 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     for key, members in by_model.items():
         if len(members) >= 2:
             plan.append((key, members, {a.mds_kind: 0}, "id"))
+    for key, members in sibling_groups(cells, done).items():  # the noise floor
+        plan.append((key, members, counts, "replicate"))
     todo: list[tuple[str, str, list[Cell], dict[str, int], str]] = []
     fkinds = function_kinds(study)
-    functional = {key: bool(fkinds) and naming == "method" and all(store.trained_path(c.id).is_file() for c in members)
+    functional = {key: bool(fkinds) and naming != "id" and all(store.trained_path(c.id).is_file() for c in members)
                   for key, members, _cnt, naming in plan}
     for key, members, cnt, naming in plan:
         sig = _signature([c.id for c in members], {"counts": cnt, "null": a.null_model, "format": 2,
@@ -537,13 +562,14 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     jobs, sigs, t0 = [], {}, time.perf_counter()
     test_data: dict[str, list[Any]] = {}
     for key, sig, members, cnt, naming in todo:
-        tickets = {(c.method if naming == "method" else c.id): store.load_ticket(c.id) for c in members}
+        names = {c.id: _member_name(c, naming) for c in members}
+        tickets = {names[c.id]: store.load_ticket(c.id) for c in members}
         extra: tuple[Any, ...] = ()
         if functional[key]:
             ds = members[0].dataset
             if ds not in test_data:
                 test_data[ds] = _test_batches(study, ds)
-            extra = ({c.method: store.load_trained(c.id) for c in members}, test_data[ds], fkinds)
+            extra = ({names[c.id]: store.load_trained(c.id) for c in members}, test_data[ds], fkinds)
         jobs.append((key, (tickets, cnt, a.null_model, *extra)))
         sigs[key] = (sig, len(members))
     log.info("comparing %d groups with %s", len(jobs), ex.description)
@@ -587,7 +613,7 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
             "kind": METHODS[base].kind if base in METHODS else ("reference" if base == DENSE else ""),
             "family": METHODS[base].family if base in METHODS else ("reference" if base == DENSE else ""),
             "base_method": base, "variant": str((r.config.get("ablation") or {}).get("kind", "")),
-            "density": r.density, "seed": r.seed,
+            "density": r.density, "seed": r.seed, "replicate": int(r.config.get("replicate", 0)),
             "accuracy": res.get("accuracy"), "loss": res.get("loss"), "train_accuracy": res.get("train_accuracy"),
             "density_actual": res.get("density"), "kept": res.get("kept"), "total": res.get("total"),
             "search_seconds": res.get("search_seconds"), "search_epochs": res.get("search_epochs"),
@@ -610,6 +636,8 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
         order = {c.id: i for i, c in enumerate(cells)} if cells is not None else {}
         tk = tk.sort_values(by=["id"], key=lambda s: s.map(order) if order else s).reset_index(drop=True)
     d = store.distances()
+    if not d.empty:
+        d = d[~d["grp"].str.contains(SIBLINGS, regex=False)]  # the noise floor: sibling_table
     if cells is not None:
         keys = {c.group for c in cells} | {f"{c.dataset}/{c.model}/all" for c in cells}
         d = d[d["grp"].isin(keys)]
@@ -623,12 +651,68 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     return tk, d
 
 
-def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: pd.DataFrame) -> list[Path]:
-    """``tables/tickets.{csv,parquet}`` and ``tables/distances.{csv,parquet}`` (atomic writes)."""
+def sibling_table(store: Store, cells: list[Cell] | None = None) -> pd.DataFrame:
+    """The distances between siblings (same method, density and init seed; ``replicates: R``).
+
+    Columns: ``group`` (the comparison group of replicate 0), ``dataset, model, density,
+    seed, method``, ``a, b`` (``r0``, ``r1``, ...), ``kind, value`` and the null columns of
+    :func:`tables`' distances, and ``identical``: whether the two siblings' masks are the same
+    (a method that draws nothing at random given the init: data-free magnitude, SynFlow).
+    Empty without replicates.
+    """
+    d = store.distances()
+    if d.empty:
+        return pd.DataFrame(columns=["group", "dataset", "model", "density", "seed", "method", "a", "b", "kind",
+                                     "value", "identical"])
+    d = d[d["grp"].str.contains(SIBLINGS, regex=False)].copy()
+    if cells is not None:
+        keys = {f"{c.group}{SIBLINGS}{c.method}" for c in cells}
+        d = d[d["grp"].isin(keys)]
+    parts = d["grp"].str.split(SIBLINGS, n=1, regex=False)
+    d.insert(0, "group", parts.str[0])
+    d.insert(1, "method", parts.str[1])
+    d = d.drop(columns=["grp"])
+    if not d.empty:
+        g = d["group"].str.rsplit("/", n=2, expand=True)
+        d.insert(1, "dataset", g[0].str.split("/", n=1).str[0])
+        d.insert(2, "model", g[0].str.split("/", n=1).str[1])
+        d.insert(3, "density", pd.to_numeric(g[1].str.removeprefix("d"), errors="coerce"))
+        d.insert(4, "seed", pd.to_numeric(g[2].str.removeprefix("s"), errors="coerce"))
+    same: dict[tuple[str, str, str], bool] = {}
+    if not d.empty:
+        ids: dict[tuple[str, str, str], str] = {}  # (group, method, r<k>) -> cell id
+        for r in store.cells().itertuples(index=False):
+            if r.status == "done" and not (r.config.get("ablation") or {}) and r.method != DENSE:
+                key = group_key(r.dataset, r.model, float(r.density), int(r.seed))
+                ids[(key, str(r.method), f"r{int(r.config.get('replicate', 0))}")] = str(r.id)
+        for g, m, a, b in {(r.group, r.method, r.a, r.b) for r in d.itertuples()}:
+            if (g, m, a) in ids and (g, m, b) in ids:
+                ta, tb = store.load_ticket(ids[(g, m, a)]), store.load_ticket(ids[(g, m, b)])
+                same[(g, m, f"{a}|{b}")] = set(ta.masks) == set(tb.masks) and all(
+                    torch_equal(ta.masks[n], tb.masks[n]) for n in ta.masks)
+    d["identical"] = [same.get((g, m, f"{a}|{b}")) for g, m, a, b in zip(d["group"], d["method"], d["a"], d["b"],
+                                                                        strict=True)]
+    return d.reset_index(drop=True)
+
+
+def torch_equal(a: Any, b: Any) -> bool:
+    """Whether two mask tensors are equal (shape and values)."""
+    import torch
+
+    return bool(a.shape == b.shape and torch.equal(a, b))
+
+
+def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: pd.DataFrame,
+                 siblings: pd.DataFrame | None = None) -> list[Path]:
+    """``tables/tickets.{csv,parquet}`` and ``tables/distances.{csv,parquet}`` (atomic writes),
+    and ``tables/siblings.{csv,parquet}`` when ``siblings`` (:func:`sibling_table`) has rows."""
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, df in (("tickets", tickets), ("distances", distances)):
+    named = [("tickets", tickets), ("distances", distances)]
+    if siblings is not None and not siblings.empty:
+        named.append(("siblings", siblings))
+    for name, df in named:
         for ext in ("csv", "parquet"):
             path = folder / f"{name}.{ext}"
             tmp = path.with_suffix(f".{ext}.tmp")
