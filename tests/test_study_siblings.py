@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -120,3 +123,88 @@ def test_siblings_of_a_stochastic_method_differ_but_share_the_init(method: str) 
     again = run_cell({k: v for k, v in cells[0].config.items()}, cell_id=cells[0].id)
     assert _masks_equal(again.ticket.masks, outs[0].ticket.masks)
     assert np.isclose(again.results["accuracy"], outs[0].results["accuracy"])
+
+
+# ---------------------------------------------------------------------------- a tiny study: floor and excess
+TINY = {
+    "name": "tinysib",
+    "datasets": ["digits"],
+    "models": [{"name": "mlp", "widths": [16, 16]}],
+    "methods": {"random": {"scope": "global"}, "magnitude": {}, "snip": {}, "imp": {"epochs": 1}},
+    "densities": [0.2],
+    "seeds": [0],
+    "train": {"epochs": 1},
+    "analysis": {"null_samples": 3},
+    "replicates": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_sib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from graphtickets.study import run
+
+    out = tmp_path_factory.mktemp("sib") / "out"
+    res = run(TINY, out, progress=False)
+    assert (res.done, res.failed, res.cells) == (9, 0, 9)  # 4 methods x 2 replicates + dense
+    return out
+
+
+def test_tiny_study_keeps_sibling_distances_apart(tiny_sib: Path) -> None:
+    from graphtickets.study.runner import sibling_table
+    from graphtickets.study.store import Store
+
+    tk = pd.read_csv(tiny_sib / "tables" / "tickets.csv")
+    assert sorted(tk["replicate"]) == [0] * 5 + [1] * 4
+    dist = pd.read_csv(tiny_sib / "tables" / "distances.csv")
+    assert not dist["group"].str.contains("siblings").any()
+    per = dist[~dist["group"].str.endswith("/all")]
+    assert set(per["a"]) | set(per["b"]) == set(TINY["methods"])  # type: ignore[arg-type]
+    every = dist[dist["group"].str.endswith("/all")]  # the MDS map: replicate 0's tickets only
+    assert set(every["a"]) | set(every["b"]) == set(tk.loc[(tk["replicate"] == 0) & (tk["method"] != "dense"), "id"])
+    sib = pd.read_csv(tiny_sib / "tables" / "siblings.csv")
+    assert set(sib["method"]) == set(TINY["methods"])  # type: ignore[arg-type]
+    assert set(zip(sib["a"], sib["b"], strict=True)) == {("r0", "r1")}
+    same = sib.groupby("method")["identical"].all()
+    assert same["magnitude"] and not same["random"] and not same["snip"]
+    # identical masks <=> hamming distance 0 (computed by the comparison, not by the identity check)
+    ham = sib[sib["kind"] == "hamming"].set_index("method")["value"]
+    assert ham["magnitude"] == 0.0 and ham["random"] > 0 and ham["snip"] > 0
+    with Store(tiny_sib) as st:
+        assert len(sibling_table(st)) == len(sib)
+    report = (tiny_sib / "report.md").read_text()
+    assert "Identical siblings: magnitude gave the very same masks" in report
+    assert "Most alike relative to the sibling noise floor" in report
+
+
+def test_excess_over_siblings_matches_a_hand_computation_from_the_store(tiny_sib: Path) -> None:
+    from graphtickets.study.alike import excess_table
+    from graphtickets.study.store import Store
+
+    with Store(tiny_sib) as st:
+        raw = st.distances()
+    dist = pd.read_csv(tiny_sib / "tables" / "distances.csv")
+    sib = pd.read_csv(tiny_sib / "tables" / "siblings.csv")
+    ex = excess_table(dist, sib)
+    assert not ex.empty and ex["excess"].notna().any()
+    finite = ex["excess"].dropna()
+    assert ((finite >= 0) & (finite <= 1)).all()
+    checked = 0
+    for kind in ("jaccard", "hamming", "layer_density"):
+        grp = raw[~raw["grp"].str.contains("#") & ~raw["grp"].str.endswith("/all") & (raw["kind"] == kind)]
+        for r in grp.itertuples():
+            w = []
+            for m in (r.a, r.b):
+                row = raw[(raw["grp"] == f"{r.grp}#siblings:{m}") & (raw["kind"] == kind)]
+                assert len(row) == 1
+                w.append(float(row["value"].iloc[0]))
+            floor = (w[0] + w[1]) / 2
+            scale = r.null_mean - floor
+            pair = " ~ ".join(sorted((r.a, r.b)))
+            got = ex[(ex["pair"] == pair) & (ex["kind"] == kind)]["excess"].iloc[0]
+            if abs(scale) <= 1e-12 * max(abs(r.null_mean), abs(floor)):
+                assert np.isnan(got)
+                continue
+            want = min(max((r.value - floor) / scale, 0.0), 1.0)
+            assert got == pytest.approx(want, abs=1e-12)
+            checked += 1
+    assert checked >= 6

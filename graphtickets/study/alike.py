@@ -30,7 +30,7 @@ from scipy.stats import rankdata
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
            "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
            "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
-           "effective_table", "EFFECTIVE_KINDS", "FDR"]
+           "effective_table", "EFFECTIVE_KINDS", "FDR", "sibling_floor", "identical_sibling_methods", "excess_table"]
 
 #: False discovery rate of the Benjamini-Hochberg corrections of the report.
 FDR = 0.05
@@ -493,3 +493,84 @@ def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFEC
     out["difference"] = out["effective"] - out["plain"]
     out = out.assign(_d=out["difference"].abs()).sort_values("_d", ascending=False, kind="stable").drop(columns="_d")
     return out[cols].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- siblings: the noise floor
+def sibling_floor(siblings: pd.DataFrame) -> pd.DataFrame:
+    """The sibling noise floor per method and kind (mean over densities, init seeds and sibling pairs).
+
+    ``siblings``: :func:`graphtickets.study.runner.sibling_table` (tickets of one method from the
+    same initial weights with other stochastic seeds).
+
+    Returns
+    -------
+    DataFrame
+        ``method, kind, within`` (mean sibling distance), ``null`` (mean null distance of the
+        sibling pairs, where the kind has nulls), ``pairs`` (sibling pairs), ``identical``
+        (how many of them have the very same masks: a method that draws nothing at random
+        given the init, e.g. data-free magnitude or SynFlow); empty without siblings.
+    """
+    cols = ["method", "kind", "within", "null", "pairs", "identical"]
+    if siblings is None or siblings.empty:
+        return pd.DataFrame(columns=cols)
+    s = siblings.assign(
+        null=siblings["null_mean"] if "null_mean" in siblings else np.nan,
+        same=siblings["identical"].fillna(False).astype(bool) if "identical" in siblings else False,
+    )
+    g = s.groupby(["method", "kind"])
+    out = pd.DataFrame({"within": g["value"].mean(), "null": g["null"].mean(), "pairs": g.size(),
+                        "identical": g["same"].sum().astype(int)}).reset_index()
+    return out[cols]
+
+
+def identical_sibling_methods(siblings: pd.DataFrame) -> list[str]:
+    """The methods all of whose sibling pairs have identical masks (sorted)."""
+    if siblings is None or siblings.empty or "identical" not in siblings:
+        return []
+    per = siblings.drop_duplicates(["group", "method", "a", "b"]).groupby("method")["identical"]
+    return sorted(str(m) for m, v in per if v.notna().all() and v.astype(bool).all())
+
+
+def excess_table(dist: pd.DataFrame, siblings: pd.DataFrame) -> pd.DataFrame:
+    """Excess over siblings of every method pair and structural kind.
+
+    Per comparison group (density, init seed) and kind, ``excess_over_siblings(d_AB,
+    within_A, within_B, null_mean)`` (:func:`graphtickets.analysis.excess_over_siblings`,
+    clipped to [0, 1]) with ``within_X`` the mean distance between X's siblings in the same
+    group; then the mean over groups.
+
+    Returns
+    -------
+    DataFrame
+        ``pair, kind, excess`` (mean over groups; NaN where no group has a scale, e.g. the
+        siblings of a method are as different as the null), ``value, within_a, within_b,
+        null`` (the means the excess is read against; ``within_a`` of the pair's first
+        method in ``"a ~ b"``), ``n`` (groups with a finite excess);
+        empty without siblings or nulls.
+    """
+    from graphtickets.analysis import excess_over_siblings
+
+    cols = ["pair", "kind", "excess", "value", "within_a", "within_b", "null", "n"]
+    if dist.empty or siblings is None or siblings.empty or "null_mean" not in dist:
+        return pd.DataFrame(columns=cols)
+    within = siblings.groupby(["group", "method", "kind"])["value"].mean()
+    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    d = d[d["kind"].isin(structure_kinds(d["kind"].unique())) & d["null_mean"].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    first = [str(a) <= str(b) for a, b in zip(d["a"], d["b"], strict=True)]  # within_a: the pair's first method
+    d = d.assign(a=np.where(first, d["a"], d["b"]), b=np.where(first, d["b"], d["a"]))
+    wa = [within.get((g, a, k), np.nan) for g, a, k in zip(d["group"], d["a"], d["kind"], strict=True)]
+    wb = [within.get((g, b, k), np.nan) for g, b, k in zip(d["group"], d["b"], d["kind"], strict=True)]
+    d = d.assign(within_a=wa, within_b=wb)
+    d = d.assign(excess=excess_over_siblings(d["value"].to_numpy(), d["within_a"].to_numpy(), d["within_b"].to_numpy(),
+                                             d["null_mean"].to_numpy()))
+    d = d.assign(pair=[" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(d["a"], d["b"], strict=True)])
+    d = d[d["within_a"].notna() | d["within_b"].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    g = d.groupby(["pair", "kind"])
+    out = pd.DataFrame({"excess": g["excess"].mean(), "value": g["value"].mean(), "within_a": g["within_a"].mean(),
+                        "within_b": g["within_b"].mean(), "null": g["null_mean"].mean(),
+                        "n": g["excess"].count()}).reset_index()
+    return out[cols]

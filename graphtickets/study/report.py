@@ -186,8 +186,13 @@ def _sanity_sentences(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
+def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None = None) -> dict[str, Any]:
     """The study's findings as numbers and sentences.
+
+    ``siblings`` (:func:`graphtickets.study.runner.sibling_table`, with ``replicates`` > 1)
+    adds the sibling noise floor: ``floor`` (:func:`~graphtickets.study.alike.sibling_floor`),
+    ``excess`` (:func:`~graphtickets.study.alike.excess_table`) and the "most alike" ranking
+    relative to the floor. Tickets of sibling replicates (``replicate`` > 0) enter nothing else.
 
     Returns
     -------
@@ -198,6 +203,8 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"sentences": []}
     say = out["sentences"].append
+    if "replicate" in tk:
+        tk = tk[tk["replicate"].fillna(0) == 0]
     if tk.empty:
         say("No cell finished; there is nothing to report yet.")
         return out
@@ -282,11 +289,19 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
             "family are averaged first; mean percentile rank of the pair's distance, lower = more alike): "
             + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
             + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
+        _sibling_findings(out, dist, siblings, say)
         if "jaccard" in alike:
             j = alike["jaccard"].iloc[0]
             say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
                 f"at {j['value']:.3f}.")
     tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
+    if "excess_ranking" in out and not tests.empty:  # honesty: which of the closest pairs beat the null (BH)
+        beat = tests[tests["significant"] & tests["closer"]].groupby("pair").size()
+        n_kinds = tests.groupby("pair").size()
+        top = out["excess_ranking"].head(3)
+        say("Of these pairs closest to their sibling floor, closer than the layer-shuffled null after "
+            f"Benjamini-Hochberg (FDR {_alike.FDR:g}): " + "; ".join(
+                f"{p} in {int(beat.get(p, 0))} of {int(n_kinds.get(p, 0))} kinds" for p in top.index) + ".")
     if not tests.empty:
         zs = tests
         below = zs[zs["significant"] & zs["closer"]]
@@ -340,6 +355,33 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame) -> dict[str, Any]:
                 say(f"IMP's masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
                     f"which are at {np.mean(among):.3f} from each other.")
     return out
+
+
+def _sibling_findings(out: dict[str, Any], dist: pd.DataFrame, siblings: pd.DataFrame | None, say: Any) -> None:
+    """The sibling noise floor and the "most alike" ranking relative to it (excess over siblings)."""
+    from graphtickets.study import alike as _alike
+
+    if siblings is None or siblings.empty:
+        return
+    out["floor"] = _alike.sibling_floor(siblings)
+    same = _alike.identical_sibling_methods(siblings)
+    if same:
+        say(f"Identical siblings: {', '.join(same)} gave the very same masks for every replicate (same initial "
+            "weights, other seeds for data order, pruning batches and random draws): "
+            + ("these methods draw" if len(same) > 1 else "the method draws") + " nothing at random given the "
+            "initialization, so the sibling floor is exactly 0 by construction, not a measured noise level.")
+    ex = _alike.excess_table(dist, siblings)
+    if ex.empty or not ex["excess"].notna().any():
+        return
+    out["excess"] = ex
+    fam = ex.dropna(subset=["excess"]).assign(family=ex["kind"].map(_family)).groupby(["pair", "family"])["excess"].mean()
+    ranking = fam.groupby(level="pair").mean().sort_values()
+    out["excess_ranking"] = ranking
+    top = ranking.head(3)
+    say("Most alike relative to the sibling noise floor (excess over siblings, 0 = as alike as two runs of one "
+        "method from the same initialization, 1 = as different as the layer-shuffled null; mean over densities, "
+        "seeds and distance families): " + "; ".join(f"{p} ({v:.2f})" for p, v in top.items())
+        + f". Least alike: {ranking.index[-1]} ({ranking.iloc[-1]:.2f}).")
 
 
 def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> None:
@@ -417,7 +459,17 @@ def build_report(
     status: dict[str, int] | None = None, config_path: str | None = None, store: Any = None,
 ) -> list[tuple[str, Any]]:
     """The report as a list of blocks ``(kind, payload)``: h1/h2/p/ul/table/img/code."""
-    f = findings(tk, dist)
+    sib = None
+    if store is not None:
+        from graphtickets.study.runner import sibling_table
+
+        sib = sibling_table(store)
+        if not sib.empty and not tk.empty:
+            sib = sib[sib["group"].isin(set(dist["group"])) | sib["method"].isin(set(tk["method"]))]
+    all_tk = tk
+    if "replicate" in tk:  # siblings enter the accuracy intervals and the floor only
+        tk = tk[tk["replicate"].fillna(0) == 0]
+    f = findings(tk, dist, sib)
     name = getattr(study, "name", out.name)
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {name}")]
     blocks.append(("p", "**Question.** What do sparse networks (lottery tickets) found by different methods on the "
@@ -454,9 +506,13 @@ def build_report(
                 + ", trained identically")
         if status:
             setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
-        if not tk.empty:
-            setup.append(f"compute: {tk['seconds'].sum():.0f} s of cell time in total "
-                         f"(search {tk['search_seconds'].sum():.0f} s, training {tk['train_seconds'].sum():.0f} s)")
+        if getattr(study, "replicates", 1) > 1:
+            setup.append(f"siblings: {study.replicates} replicates of every method's ticket per density and init seed "
+                         "(same initial weights, other seeds for data order, pruning batches and random draws; "
+                         "replicate 0 is the ticket compared across methods, the others give the noise floor)")
+        if not all_tk.empty:
+            setup.append(f"compute: {all_tk['seconds'].sum():.0f} s of cell time in total "
+                         f"(search {all_tk['search_seconds'].sum():.0f} s, training {all_tk['train_seconds'].sum():.0f} s)")
         blocks += [("h2", "Setup"), ("ul", setup)]
     blocks += [("h2", "Findings"), ("ul", f["sentences"])]
     if "accuracy" in f:
@@ -465,7 +521,7 @@ def build_report(
     if not tk.empty:
         from graphtickets.study.alike import accuracy_ci
 
-        own_tk = tk[tk["variant"].fillna("") == ""] if "variant" in tk else tk
+        own_tk = all_tk[all_tk["variant"].fillna("") == ""] if "variant" in all_tk else all_tk
         ci = accuracy_ci(own_tk)
         if not ci.empty and own_tk["seed"].nunique() > 1:
             blocks += [("h2", "Test accuracy: mean and 95% percentile-bootstrap interval over init seeds"),
@@ -491,6 +547,17 @@ def build_report(
                               on=["pair", "kind"], how="left")
         blocks += [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% bootstrap "
                           "interval over init seeds)"), ("table", rows.set_index("kind"))]
+    if "floor" in f:
+        fl = f["floor"]
+        blocks += [("h2", "Sibling noise floor: distance between tickets of one method from the same initial weights "
+                          "with other stochastic seeds (mean over densities, seeds and sibling pairs; identical: "
+                          "sibling pairs with the very same masks)"),
+                   ("table", fl.set_index(["method", "kind"]))]
+    if "excess" in f:
+        blocks += [("h2", "Excess over siblings per pair and kind: (d - floor) / (null - floor), floor = mean of the "
+                          "two methods' sibling distances, clipped to [0, 1] (0 = as alike as siblings, 1 = as "
+                          "different as the layer-shuffled null; mean over densities and seeds)"),
+                   ("table", f["excess"].sort_values(["kind", "excess"]).set_index(["kind", "pair"]))]
     if "functional" in f:
         blocks += [("h2", "What trained tickets compute: functional distances (mean over densities and seeds; "
                           "agreement = fraction of test inputs predicted differently, agreement_kappa = 1 - Cohen's "
@@ -537,7 +604,8 @@ def build_report(
         ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
                  f"graphtickets report {out}   # rebuild this report from the store"),
         ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
-              "`tables/distances.csv` (pairwise distances with null z-scores); tickets: `tickets/<cell id>.safetensors`."),
+              "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
+              "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
     ]
     return blocks
 
@@ -610,7 +678,8 @@ def write_report(
         status = store.status()
         if config_path is None:
             config_path = (store.get_meta("commands") or {}).get("config")
-    figs = make_figures(tk, dist, results, out / "figures")
+    own = tk[tk["replicate"].fillna(0) == 0] if "replicate" in tk else tk  # siblings: their own tables
+    figs = make_figures(own, dist, results, out / "figures")
     blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
