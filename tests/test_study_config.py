@@ -160,8 +160,10 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
     assert {k: getattr(study.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "weight_decay", "momentum",
                                                  "schedule")} == {k: v for k, v in regime.items() if k != "steps_full_train"}
     cells = expand(study)
-    # every method x 2 densities x 3 seeds, twice more for the ablations, + one dense reference per seed
-    assert len(cells) == len(METHODS) * 2 * 3 * 3 + 3
+    # every method x 2 densities x 3 seeds, twice more for the ablations, once more for the sibling
+    # replicate (replicates: 2; not ablated), + one dense reference per seed
+    assert study.replicates == 2
+    assert len(cells) == len(METHODS) * 2 * 3 * (3 + 1) + 3
     imp = next(c for c in cells if c.method == "imp")
     assert imp.config["method"]["hparams"]["epochs"] == study.train.epochs  # IMP rounds trained like the tickets
     assert imp.config["trajectory"] == {"densities": [0.2, 0.05]}
@@ -170,6 +172,7 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
     assert q.train.epochs < study.train.epochs
     full = load_config(Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "mnist1d_full.yaml")
     assert full.densities == [0.2, 0.05, 0.01] and full.seeds == study.seeds and full.ablations == study.ablations
+    assert full.replicates == study.replicates
 
 
 def test_grid_expansion_order_and_content() -> None:
