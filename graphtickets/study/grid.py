@@ -256,7 +256,9 @@ def expand(study: StudyConfig) -> list[Cell]:
         ``ablations``, one cell per ablation and method cell (method ``snip+shuffle``;
         its config is the method cell's plus ``"ablation": {"kind": ...}``). A cell whose
         method has a trajectory (IMP) records the densities it serves
-        (``"trajectory": {"densities": [...]}``, see :func:`trajectory_config`).
+        (``"trajectory": {"densities": [...]}``, see :func:`trajectory_config`). With
+        ``replicates: R``, R - 1 sibling cells per method cell (:func:`siblings`), after the
+        method cells and before the ablations (which vary replicate 0 only).
     """
     from graphtickets.pruning import METHODS
 
