@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from graphtickets.ticket import Ticket, _jsonable
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
     "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed", "sibling_seed",
+    "prepare_cell", "finish_cell", "run_cells_batched_safe", "train_key",
 ]
 
 log = logging.getLogger("graphtickets.study")
@@ -474,6 +475,98 @@ def train_ticket(ctx: _Context, net: torch.nn.Module, ticket: Ticket) -> tuple[l
     return history, final, time.perf_counter() - t0
 
 
+@dataclass
+class _Prepared:
+    """A cell found and varied, its network ready to train (what :func:`prepare_cell` returns)."""
+
+    config: Mapping[str, Any]
+    cell_id: str
+    ctx: _Context
+    model: torch.nn.Module
+    ticket: Ticket
+    base: Ticket
+    kind: str | None
+    extras: dict[str, Any]
+    search_seconds: float | None
+    net: torch.nn.Module
+    start: str
+    seconds: float
+
+
+def prepare_cell(
+    config: Mapping[str, Any], *, cell_id: str = "", root: str | None = None, device: str = "cpu",
+    download: bool = False, given: Mapping[str, Ticket] | None = None,
+) -> _Prepared:
+    """The first part of :func:`run_cell`: find the ticket, vary it, build the network it trains from."""
+    t0 = time.perf_counter()
+    given = dict(given or {})
+    with _one_thread():
+        ctx = _Context.of(config, root=root, download=download, device=device)
+        model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
+        ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
+        # None when unknown (e.g. a ticket read back from a file, which never stores timings)
+        search_seconds = _finite(ticket.meta.get("cost", {}).get("seconds"))
+        kind = (config.get("ablation") or {}).get("kind")
+        base = ticket
+        if kind:
+            ticket, model = vary(ticket, model, kind, ctx.seed)
+            extras["ablation"] = {"kind": kind, "of": config["method"]["name"]}
+        net, start = start_network(model, ticket)
+    return _Prepared(config=config, cell_id=cell_id, ctx=ctx, model=model, ticket=ticket, base=base, kind=kind,
+                     extras=extras, search_seconds=search_seconds, net=net, start=start,
+                     seconds=time.perf_counter() - t0)
+
+
+def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str, Any], train_seconds: float,
+                trained: str | None = None) -> CellOutcome:
+    """The last part of :func:`run_cell`: graph measures and results of a trained cell.
+
+    ``trained`` (how it was trained, e.g. ``"batched K=8"`` or ``"alone: <why>"``) is
+    recorded as ``results["trained"]`` when given.
+    """
+    t_cell = time.perf_counter()
+    with _one_thread():
+        ticket, model, kind, ctx, config = p.ticket, p.model, p.kind, p.ctx, p.config
+        t1 = time.perf_counter()
+        same = kind is not None and all(torch.equal(m, p.base.masks[n]) for n, m in ticket.masks.items())
+        metrics, gextras = ({}, {}) if same else graph_measures(ticket, model)  # reinit: the base cell's graphs
+        analysis_seconds = time.perf_counter() - t1
+
+        cost = dict(ticket.meta.get("cost", {}))
+        results: dict[str, Any] = {
+            "accuracy": _finite(final["accuracy"]),
+            "loss": _finite(final["loss"]),
+            "train_accuracy": history[-1].get("accuracy") if history else None,
+            "density": ticket.density,
+            "density_requested": float(config["density"]),
+            "kept": ticket.kept,
+            "total": ticket.total,
+            "layer_densities": ticket.layer_densities(),
+            "layer_order": list(ticket.masks),
+            "search_seconds": _finite(p.search_seconds),
+            "search_epochs": _finite(cost.get("epochs")),
+            "search_iterations": _finite(cost.get("iterations")),
+            "train_seconds": train_seconds,
+            "analysis_seconds": analysis_seconds,
+            "start": p.start,
+            "history": history,
+            **p.extras,
+            **gextras,
+        }
+        if trained is not None:
+            results["trained"] = trained
+        ticket.meta["study"] = {
+            "cell": p.cell_id, "test_accuracy": results["accuracy"], "train": dict(ctx.train), "history": history,
+            "start": p.start,
+        }
+    from graphtickets.analysis.function import with_trained_weights
+
+    return CellOutcome(
+        id=p.cell_id, ticket=ticket, results=_jsonable(results), metrics=metrics,
+        seconds=p.seconds + train_seconds + time.perf_counter() - t_cell, trained=with_trained_weights(ticket, p.net),
+    )
+
+
 def run_cell(
     config: Mapping[str, Any],
     *,
@@ -508,58 +601,10 @@ def run_cell(
     CellOutcome
         Raises on failure (see :func:`run_cell_safe` for the catching variant).
     """
-    t_cell = time.perf_counter()
-    given = dict(given or {})
+    p = prepare_cell(config, cell_id=cell_id, root=root, device=device, download=download, given=given)
     with _one_thread():
-        ctx = _Context.of(config, root=root, download=download, device=device)
-        model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
-        ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
-        # None when unknown (e.g. a ticket read back from a file, which never stores timings)
-        search_seconds = _finite(ticket.meta.get("cost", {}).get("seconds"))
-        kind = (config.get("ablation") or {}).get("kind")
-        base = ticket
-        if kind:
-            ticket, model = vary(ticket, model, kind, ctx.seed)
-            extras["ablation"] = {"kind": kind, "of": config["method"]["name"]}
-        net, start = start_network(model, ticket)
-        history, final, train_seconds = train_ticket(ctx, net, ticket)
-
-        t1 = time.perf_counter()
-        same = kind is not None and all(torch.equal(m, base.masks[n]) for n, m in ticket.masks.items())
-        metrics, gextras = ({}, {}) if same else graph_measures(ticket, model)  # reinit: the base cell's graphs
-        analysis_seconds = time.perf_counter() - t1
-
-        cost = dict(ticket.meta.get("cost", {}))
-        results: dict[str, Any] = {
-            "accuracy": _finite(final["accuracy"]),
-            "loss": _finite(final["loss"]),
-            "train_accuracy": history[-1].get("accuracy") if history else None,
-            "density": ticket.density,
-            "density_requested": float(config["density"]),
-            "kept": ticket.kept,
-            "total": ticket.total,
-            "layer_densities": ticket.layer_densities(),
-            "layer_order": list(ticket.masks),
-            "search_seconds": _finite(search_seconds),
-            "search_epochs": _finite(cost.get("epochs")),
-            "search_iterations": _finite(cost.get("iterations")),
-            "train_seconds": train_seconds,
-            "analysis_seconds": analysis_seconds,
-            "start": start,
-            "history": history,
-            **extras,
-            **gextras,
-        }
-        ticket.meta["study"] = {
-            "cell": cell_id, "test_accuracy": results["accuracy"], "train": dict(ctx.train), "history": history,
-            "start": start,
-        }
-    from graphtickets.analysis.function import with_trained_weights
-
-    return CellOutcome(
-        id=cell_id, ticket=ticket, results=_jsonable(results), metrics=metrics,
-        seconds=time.perf_counter() - t_cell, trained=with_trained_weights(ticket, net),
-    )
+        history, final, train_seconds = train_ticket(p.ctx, p.net, p.ticket)
+    return finish_cell(p, history, final, train_seconds)
 
 
 def run_cell_safe(config: Mapping[str, Any], **kw: Any) -> CellOutcome:
@@ -569,3 +614,128 @@ def run_cell_safe(config: Mapping[str, Any], **kw: Any) -> CellOutcome:
         return run_cell(config, **kw)
     except Exception:  # noqa: BLE001 - one failing cell never stops the others
         return CellOutcome(id=kw.get("cell_id", ""), error=traceback.format_exc(), seconds=time.perf_counter() - t0)
+
+
+def train_key(config: Mapping[str, Any]) -> str:
+    """Cells with equal keys train on the same batches and may be trained together (:func:`run_cells_batched_safe`).
+
+    The key holds what the batches and the network's architecture depend on: dataset, model
+    (with a method's model variant), seed (the training seed derives from it), density, and
+    the whole training config, and the sibling index (a sibling's data order is its own).
+    Every method and ablation at one density, seed and replicate share it.
+    """
+    import json
+
+    what = {"dataset": config["dataset"], "model": config["model"], "variant": config["method"].get("model", {}),
+            "seed": config["seed"], "replicate": int(config.get("replicate", 0)), "density": config["density"],
+            "train": config["train"]}
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def _train_together(ps: list[_Prepared]) -> list[tuple[list[dict[str, Any]], dict[str, Any], float]]:
+    """Train the prepared cells' networks together (:func:`~graphtickets.training_batched.train_many`),
+    with exactly the arguments :func:`train_ticket` gives :func:`~graphtickets.training.train`."""
+    from graphtickets import training
+    from graphtickets.training_batched import train_many
+
+    ctx = ps[0].ctx
+    tcfg = ctx.train
+    t0 = time.perf_counter()
+    hists = train_many(
+        [p.net for p in ps], ctx.batches(tcfg["batch_size"]), masks=[p.ticket for p in ps], epochs=int(tcfg["epochs"]),
+        optimizer=tcfg["optimizer"], lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"],
+        schedule=tcfg.get("schedule"), eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed,
+        engine="stacked",
+    )
+    share = (time.perf_counter() - t0) / len(ps)
+    out = []
+    for p, hist in zip(ps, hists, strict=True):
+        t1 = time.perf_counter()
+        final = training.evaluate(p.net, p.ctx.test_batches, masks=p.ticket, device=p.ctx.device)
+        history = [{k: _finite(v) for k, v in e.items()} for e in hist.epochs]
+        out.append((history, final, share + time.perf_counter() - t1))
+    return out
+
+
+def _why_alone(ps: list[_Prepared]) -> str | None:
+    """Why the prepared cells cannot be trained together (None: they can)."""
+    from graphtickets.training_batched import can_batch
+
+    if len(ps) < 2:
+        return "one cell"
+    if int(ps[0].ctx.train["epochs"]) <= 0:
+        return "no training (epochs = 0)"
+    keys = {train_key(p.config) for p in ps}
+    if len(keys) > 1:
+        return "the cells train on different batches or models"
+    return can_batch([p.net for p in ps], [p.ticket for p in ps], optimizer=ps[0].ctx.train["optimizer"], engine="stacked")
+
+
+def run_cells_batched_safe(
+    configs: Sequence[Mapping[str, Any]], ids: Sequence[str], givens: Mapping[str, Mapping[str, Ticket]] | None = None,
+    **kw: Any,
+) -> list[CellOutcome]:
+    """Run cells that train on the same batches (equal :func:`train_key`), training their tickets together.
+
+    Each cell is prepared as :func:`run_cell` does (a failure fails that cell only); then the
+    networks are trained by one :func:`~graphtickets.training_batched.train_many` call (the
+    ``"stacked"`` engine: plain MLPs) when
+    :func:`~graphtickets.training_batched.can_batch` allows it, else each by
+    :func:`train_ticket` as :func:`run_cell` does. ``results["trained"]`` records which:
+    ``"batched K=<n>"`` or ``"alone: <why>"``. Batched results equal one-by-one training to
+    float32 rounding (not bit for bit); cells trained alone give exactly :func:`run_cell`'s.
+
+    Parameters
+    ----------
+    configs, ids : list
+        The cell configs and their ids (same length).
+    givens : dict, optional
+        ``{cell id: given}`` as :func:`run_cell` takes ``given``.
+    **kw
+        ``root``, ``device``, ``download`` as :func:`run_cell` takes them.
+
+    Returns
+    -------
+    list of CellOutcome
+        One per cell, in the order of ``ids``; failures carry their traceback.
+    """
+    givens = givens or {}
+    outcomes: dict[int, CellOutcome] = {}
+    ready: list[tuple[int, _Prepared]] = []
+    for i, (config, cid) in enumerate(zip(configs, ids, strict=True)):
+        t0 = time.perf_counter()
+        try:
+            ready.append((i, prepare_cell(config, cell_id=cid, given=givens.get(cid), **kw)))
+        except Exception:  # noqa: BLE001 - one failing cell never stops the others
+            outcomes[i] = CellOutcome(id=cid, error=traceback.format_exc(), seconds=time.perf_counter() - t0)
+    ps = [p for _, p in ready]
+    trained: list[tuple[list[dict[str, Any]], dict[str, Any], float]] | None = None
+    how = ""
+    why = _why_alone(ps) if ps else None
+    if ps and why is None:
+        try:
+            with _one_thread():
+                trained = _train_together(ps)
+            how = f"batched K={len(ps)}"
+        except Exception as exc:  # noqa: BLE001 - fall back to one by one (fresh networks: train_many trains in place)
+            log.warning("training %d cells together failed (%s); training them one by one", len(ps), exc)
+            why = f"batched training failed: {exc}"
+            redo = []
+            for i, p in ready:
+                try:
+                    redo.append((i, prepare_cell(p.config, cell_id=p.cell_id, given=givens.get(p.cell_id), **kw)))
+                except Exception:  # noqa: BLE001
+                    outcomes[i] = CellOutcome(id=p.cell_id, error=traceback.format_exc(), seconds=p.seconds)
+            ready = redo
+    for j, (i, p) in enumerate(ready):
+        try:
+            if trained is not None:
+                history, final, secs = trained[j]
+            else:
+                how = f"alone: {why}"
+                with _one_thread():
+                    history, final, secs = train_ticket(p.ctx, p.net, p.ticket)
+            outcomes[i] = finish_cell(p, history, final, secs, trained=how)
+        except Exception:  # noqa: BLE001 - one failing cell never stops the others
+            outcomes[i] = CellOutcome(id=p.cell_id, error=traceback.format_exc(), seconds=p.seconds)
+    return [outcomes[i] for i in range(len(ids))]

@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         res = run(
             args.config, args.out, workers=args.workers, scheduler=scheduler, resume=not args.restart,
             quick=args.quick, progress=not args.no_progress, report=not args.no_report, device=args.device,
+            batched=not args.one_by_one,
         )
     print(f"{res.out_dir}: {res.done}/{res.cells} cells done ({res.ran} run now, {res.failed} failed) "
           f"in {res.seconds:.0f}s; report: {res.out_dir / 'report.html'}")
@@ -181,6 +182,8 @@ def add_commands(subparsers: Any) -> None:
     r.add_argument("--no-progress", action="store_true",
                    help="no progress bar (off a terminal: no per-cell lines on stderr)")
     r.add_argument("--no-report", action="store_true", help="write the tables but no figures or report")
+    r.add_argument("--one-by-one", action="store_true",
+                   help="train every ticket alone (default: tickets that train on the same batches together, where they can)")
     from graphtickets.study.cluster import add_arguments as add_cluster_arguments
 
     add_cluster_arguments(r)

@@ -177,6 +177,7 @@ def run(
     progress: bool = True,
     report: bool = True,
     device: str | None = None,
+    batched: bool = True,
 ) -> StudyResult:
     """Run a study: every cell of the grid, then the comparisons, tables, figures and report.
 
@@ -205,6 +206,13 @@ def run(
     device : str, optional
         Overrides the config's ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``mps``); it does
         not enter the cell ids, so finished cells are reused whatever device ran them.
+    batched : bool, default True
+        Train the tickets of cells that train on the same batches (every method, or every
+        ablation, at one density and seed) together, as one batched model, where
+        :func:`~graphtickets.training_batched.can_batch` allows it (plain MLPs), each cell
+        alone where not (:func:`~graphtickets.study.cell.run_cells_batched_safe`; results
+        equal one-by-one training to float32 rounding). False: every cell alone. Not part
+        of the cell ids.
 
     Returns
     -------
@@ -239,7 +247,8 @@ def run(
         store.set_meta("cell_ids", [c.id for c in cells])
         cfg_arg = str(config) if isinstance(config, (str, os.PathLike)) else ("" if config is None else "CONFIG.yaml")
         store.set_meta("commands", {"config": (cfg_arg + (" --quick" if quick else "")).strip(), "quick": quick,
-                                    "workers": workers, "scheduler": scheduler, "device": study.device})
+                                    "workers": workers, "scheduler": scheduler, "device": study.device,
+                                    "batched": batched})
         done = store.verified_done_ids() if resume else set()  # a missing or failing ticket file: redone
         todo = [c for c in cells if c.id not in done]
         if 1 < workers and len(todo) == 1:  # one cell: a LocalCluster would only cost its start
@@ -251,7 +260,7 @@ def run(
                              download=any(d.download for d in study.datasets))
         try:
             if todo:
-                ran, failed = _run_cells(store, study, cells, todo, lazy, progress, errors, resume)
+                ran, failed = _run_cells(store, study, cells, todo, lazy, progress, errors, resume, batched)
             analyze(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
         finally:
             lazy.close()
@@ -333,7 +342,7 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
 
 
 def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[Cell], lazy: _LazyExecutor,
-               progress: bool, errors: dict[str, str], resume: bool = True) -> tuple[int, int]:
+               progress: bool, errors: dict[str, str], resume: bool = True, batched: bool = False) -> tuple[int, int]:
     """Trajectories, then the method cells, then the ablation cells; ``(ran, failed)``.
 
     Every unit is written to the store as it finishes (a trajectory's tickets, a cell's
@@ -360,7 +369,9 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
             executor = lazy.get()
             log.info("running %d cells (%d already done) with %s", len(runnable), len(cells) - len(todo),
                      executor.description)
-            for cell, outcome in executor.map(runnable, on_start=lambda c: bar.running(c.label), inputs=inputs):
+            done_cells = (_batched_map(executor, runnable, inputs, bar) if batched else
+                          executor.map(runnable, on_start=lambda c: bar.running(c.label), inputs=inputs))
+            for cell, outcome in done_cells:
                 ran += 1
                 status = _record(store, cell, outcome, errors)
                 failed += status.startswith("FAILED")
@@ -368,6 +379,32 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
     finally:
         bar.close()
     return ran, failed
+
+
+def _batched_map(executor: Any, cells: list[Cell], inputs: Mapping[str, Mapping[str, Any]],
+                 bar: _Progress) -> Iterator[tuple[Cell, Any]]:
+    """Like ``executor.map``, one job per group of cells that train on the same batches
+    (:func:`~graphtickets.study.cell.train_key`), run by
+    :func:`~graphtickets.study.cell.run_cells_batched_safe`: ``(cell, outcome)`` as groups finish."""
+    import functools
+
+    from graphtickets.study.cell import CellOutcome, run_cells_batched_safe, train_key
+    from graphtickets.study.executors import _priority
+
+    groups: dict[str, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(train_key(c.config), []).append(c)
+    order = sorted(groups.values(), key=lambda g: max(_priority(c) for c in g), reverse=True)  # longest first
+    jobs = [(f"{g[0].dataset}/{g[0].model}/d{g[0].density:g}/s{g[0].seed}/{i}",
+             ([c.config for c in g], [c.id for c in g], {c.id: inputs[c.id] for c in g if c.id in inputs}))
+            for i, g in enumerate(order)]
+    members = {key: g for (key, _), g in zip(jobs, order, strict=True)}
+    fn = functools.partial(run_cells_batched_safe, **executor.kw)
+    for key, outcomes, err in executor.calls(fn, jobs, on_start=bar.running):
+        group = members[key]
+        if err is not None or outcomes is None:
+            outcomes = [CellOutcome(id=c.id, error=err or "unknown error") for c in group]
+        yield from zip(group, outcomes, strict=True)
 
 
 def _record(store: Store, cell: Cell, outcome: Any, errors: dict[str, str]) -> str:
