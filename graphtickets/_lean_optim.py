@@ -1,4 +1,10 @@
-"""SGD, Adam and AdamW without the ``torch.optim.Optimizer`` machinery (private).
+"""Optimizers: the :data:`OPTIMIZERS` registry, the one factory :func:`make_optimizer`, and
+:class:`LeanOptimizer` (a private module; its public names are public through
+:mod:`graphtickets.training`).
+
+:func:`make_optimizer` builds every optimizer the package uses: :func:`graphtickets.training.train`
+and :func:`graphtickets.training_batched.train_many` (with ``lean=True``) and Gem-Miner's score
+optimizer (:mod:`graphtickets.pruning.gem_miner`).
 
 :class:`LeanOptimizer` keeps the same per-parameter state as ``torch.optim.SGD``/``Adam``/
 ``AdamW`` and calls the same update kernels (the functional ``torch.optim.sgd.sgd`` and
@@ -11,23 +17,142 @@ otherwise pay on its first call although it never compiles anything.
 It is also what the batched trainer (:mod:`graphtickets.training_batched`) runs on stacked
 weights: every update is elementwise, so one step on the ``(K, ...)`` stack of K tickets'
 weights is K independent per-ticket steps.
+
+Imports go one way: this module imports :mod:`graphtickets._trainloop` (argument checks);
+``training`` and ``training_batched`` import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.optim import adam as _adam
 from torch.optim import sgd as _sgd
 
-__all__ = ["LeanOptimizer", "LEAN_KINDS"]
+from graphtickets._registry import Registry
+from graphtickets._trainloop import check_number
+from graphtickets.errors import GraphticketsError
+
+__all__ = ["LeanOptimizer", "LEAN_KINDS", "OPTIMIZERS", "make_optimizer", "lean_kind"]
 
 #: The optimizers :class:`LeanOptimizer` implements.
 LEAN_KINDS = ("sgd", "adam", "adamw")
 
 
+# ---------------------------------------------------------------------------- the registry
+def _sgd_factory(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
+                 nesterov: bool) -> torch.optim.Optimizer:
+    _check_nesterov(nesterov, momentum)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                           nesterov=nesterov)
+
+
+def _adam_factory(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
+                  nesterov: bool) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _adamw_factory(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
+                   nesterov: bool) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+#: Optimizer name -> factory ``(params, *, lr, momentum, weight_decay, nesterov)``.
+#: ``momentum`` and ``nesterov`` are used by SGD only; Adam/AdamW use torch's default betas.
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+_BUILTIN: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": _sgd_factory, "adam": _adam_factory, "adamw": _adamw_factory,
+}
+for _name, _factory in _BUILTIN.items():
+    OPTIMIZERS.register(_name, _factory)
+
+
+def _check_nesterov(nesterov: bool, momentum: float) -> None:
+    if nesterov and momentum <= 0:
+        raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
+
+
+def check_settings(name: str, *, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> None:
+    """Raise :class:`GraphticketsError` for a negative or non-finite ``lr``, ``momentum`` or
+    ``weight_decay``, or (SGD) Nesterov without momentum."""
+    check_number("lr", lr, low=0.0, low_open=False)
+    check_number("momentum", momentum, low=0.0, low_open=False)
+    check_number("weight_decay", weight_decay, low=0.0, low_open=False)
+    if name == "sgd":
+        _check_nesterov(nesterov, momentum)
+
+
+def lean_kind(name: Any) -> str | None:
+    """The kind (``"sgd"``, ``"adam"``, ``"adamw"``) :class:`LeanOptimizer` runs for optimizer
+    ``name``, or ``None`` when ``name`` is not one of the built-in three still registered as
+    such in :data:`OPTIMIZERS` (a registry entry replaced by the user is honoured)."""
+    key = name.lower() if isinstance(name, str) else name
+    if key in _BUILTIN and OPTIMIZERS.get(key) is _BUILTIN[key]:
+        return str(key)
+    return None
+
+
+def make_optimizer(
+    params: Iterable[Any],
+    name: str,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    lean: bool = False,
+    fused: bool | None = None,
+) -> torch.optim.Optimizer | LeanOptimizer:
+    """Build the optimizer called ``name`` (a key of :data:`OPTIMIZERS`).
+
+    Parameters
+    ----------
+    params : iterable
+        Parameters (or parameter groups) to optimize.
+    name : {"sgd", "adam", "adamw"}
+        Unknown names raise :class:`~graphtickets.errors.UnknownNameError` listing the known.
+    lr, momentum, weight_decay, nesterov
+        Learning rate; SGD momentum and Nesterov flag (ignored by Adam/AdamW); weight decay
+        (L2 for SGD and Adam, decoupled for AdamW).
+    lean : bool, default False
+        Build the built-in ``sgd``/``adam``/``adamw`` (while still registered as such) as a
+        :class:`~graphtickets._lean_optim.LeanOptimizer`: the same update kernels, bit for bit,
+        without ``torch.optim.Optimizer.__init__`` (which imports ``torch._dynamo``, about a
+        second on the first call in a process). Other names give their registered optimizer.
+    fused : bool, optional
+        With ``lean``, Adam/AdamW only: use torch's fused Adam kernel (``None``: torch's choice).
+
+    Returns
+    -------
+    torch.optim.Optimizer or LeanOptimizer
+        A ``torch.optim.Optimizer`` unless ``lean`` picked a :class:`LeanOptimizer`.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> type(make_optimizer(nn.Linear(2, 1).parameters(), "adamw", lr=1e-3)).__name__
+    'AdamW'
+    >>> type(make_optimizer(nn.Linear(2, 1).parameters(), "adamw", lr=1e-3, lean=True)).__name__
+    'LeanOptimizer'
+    """
+    kind = lean_kind(name) if lean else None
+    if kind is not None:
+        check_settings(kind, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+        sgd = kind == "sgd"
+        return LeanOptimizer(params, kind, lr=float(lr), momentum=float(momentum) if sgd else 0.0,
+                             weight_decay=float(weight_decay), nesterov=bool(nesterov) and sgd,
+                             fused=None if sgd or fused is None else bool(fused))  # fmt: skip
+    factory = OPTIMIZERS.get_or_raise(name.lower() if isinstance(name, str) else name)
+    check_number("lr", lr, low=0.0, low_open=False)
+    check_number("momentum", momentum, low=0.0, low_open=False)
+    check_number("weight_decay", weight_decay, low=0.0, low_open=False)
+    return factory(params, lr=float(lr), momentum=float(momentum),
+                   weight_decay=float(weight_decay), nesterov=bool(nesterov))
+
+
+# ---------------------------------------------------------------------------- lean optimizer
 class LeanOptimizer:
     """One parameter group of SGD (momentum, Nesterov, weight decay), Adam or AdamW.
 

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from graphtickets.errors import TicketError
-from graphtickets.ticket import Ticket, prunable
+from graphtickets.ticket import Ticket, mask_mismatch, prunable
 
 __all__ = [
     "from_state_dict",
@@ -117,23 +117,20 @@ def _looks_binary(v: torch.Tensor) -> bool:
 
 
 def _check_shapes(model: nn.Module, masks: Mapping[str, torch.Tensor], where: str) -> None:
-    params = dict(model.named_parameters())
-    unknown = [n for n in masks if n not in params and f"{n}_orig" not in params]
+    unknown, bad_shape = mask_mismatch(model, masks)
     if unknown:
-        have = ", ".join(list(params)[:8])
+        have = ", ".join(list(dict(model.named_parameters()))[:8])
         raise TicketError(
             f"{where} names parameters the model does not have: {unknown[:5]}; the model's "
             f"parameters are [{have}, ...] — build the model the file was saved from, or rename "
             f"its keys"
         )
-    for n, m in masks.items():
-        p = params.get(n, params.get(f"{n}_orig"))
-        assert p is not None
-        if tuple(m.shape) != tuple(p.shape):
-            raise TicketError(
-                f"{where}: {n!r} has shape {tuple(m.shape)} but the model's parameter has "
-                f"{tuple(p.shape)} — the file belongs to a model of other widths"
-            )
+    if bad_shape is not None:
+        n, mask_shape, param_shape = bad_shape
+        raise TicketError(
+            f"{where}: {n!r} has shape {mask_shape} but the model's parameter has "
+            f"{param_shape} — the file belongs to a model of other widths"
+        )
 
 
 def _provenance(model: nn.Module, method: str, fmt: str, source: str | None, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -239,6 +239,60 @@ def file_digest(header: Mapping[str, Any], data: Iterable[bytes | memoryview]) -
     return h.hexdigest()
 
 
+def check_mask_tensor(name: Any, mask: Any) -> None:
+    """Raise :class:`TicketError` unless ``mask`` is a ``torch.bool`` tensor (``name``: its key).
+
+    The one check of a mask's type, shared by :class:`Ticket` and the trainers.
+
+    Examples
+    --------
+    >>> check_mask_tensor("fc.weight", torch.ones(2, dtype=torch.bool))
+    >>> check_mask_tensor("fc.weight", torch.ones(2))
+    Traceback (most recent call last):
+    ...
+    graphtickets.errors.TicketError: mask 'fc.weight' has dtype torch.float32; masks must be torch.bool (convert with mask.bool() if it holds only 0/1)
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TicketError(f"mask {name!r} must be a torch.bool tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TicketError(
+            f"mask {name!r} has dtype {mask.dtype}; masks must be torch.bool "
+            f"(convert with mask.bool() if it holds only 0/1)"
+        )
+
+
+def mask_mismatch(
+    model: nn.Module, masks: Mapping[str, torch.Tensor]
+) -> tuple[list[str], tuple[str, tuple[int, ...], tuple[int, ...]] | None]:
+    """How ``masks`` fail to fit ``model``: the names that match no parameter, and the first
+    mask whose shape is not its parameter's, as ``(name, mask shape, parameter shape)``.
+
+    A mask named ``n`` matches parameter ``n``, or ``n_orig`` on a model pruned with
+    ``torch.nn.utils.prune``. Shapes are compared only when every name matches. Callers word
+    the error for their context (a ticket, a file, a training call).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(3, 2, dtype=torch.bool)})
+    ([], None)
+    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(2, 2, dtype=torch.bool), "w": torch.ones(1)})
+    (['w'], None)
+    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(2, 2, dtype=torch.bool)})
+    ([], ('weight', (2, 2), (3, 2)))
+    """
+    params = dict(model.named_parameters())
+    unknown = [n for n in masks if n not in params and f"{n}_orig" not in params]
+    if unknown:
+        return unknown, None
+    for n, m in masks.items():
+        p = params.get(n, params.get(f"{n}_orig"))
+        assert p is not None
+        if tuple(m.shape) != tuple(p.shape):
+            return [], (n, tuple(m.shape), tuple(p.shape))
+    return [], None
+
+
 @dataclass
 class Ticket:
     """A sparse subnetwork: boolean masks keyed by parameter name, with provenance.
@@ -288,13 +342,7 @@ class Ticket:
         for name, m in self.masks.items():
             if not isinstance(name, str):
                 raise TicketError(f"mask keys must be parameter names (str), got {name!r}")
-            if not isinstance(m, torch.Tensor):
-                raise TicketError(f"mask {name!r} must be a torch.bool tensor, got {type(m).__name__}")
-            if m.dtype != torch.bool:
-                raise TicketError(
-                    f"mask {name!r} has dtype {m.dtype}; masks must be torch.bool "
-                    f"(convert with mask.bool() if it holds only 0/1)"
-                )
+            check_mask_tensor(name, m)
             clean[name] = m.detach().to("cpu")
         self.masks = clean
         if self.weights is not None:
@@ -344,23 +392,20 @@ class Ticket:
     # ------------------------------------------------------------------ model
     def check(self, model: nn.Module) -> None:
         """Raise :class:`TicketError` unless every mask matches a parameter of ``model``."""
-        params = dict(model.named_parameters())
-        unknown = [n for n in self.masks if n not in params and f"{n}_orig" not in params]
+        unknown, bad_shape = mask_mismatch(model, self.masks)
         if unknown:
-            sample = ", ".join(list(params)[:6])
+            sample = ", ".join(list(dict(model.named_parameters()))[:6])
             raise TicketError(
                 f"the ticket masks parameters the model does not have: {unknown[:5]}; "
                 f"the model's parameters are [{sample}, ...] — was the ticket found on another "
                 f"architecture? (its spec: {self.config.get('model')})"
             )
-        for n, m in self.masks.items():
-            p = params.get(n, params.get(f"{n}_orig"))
-            assert p is not None
-            if tuple(p.shape) != tuple(m.shape):
-                raise TicketError(
-                    f"mask {n!r} has shape {tuple(m.shape)} but the model's parameter has "
-                    f"{tuple(p.shape)} — the ticket belongs to a model of other widths"
-                )
+        if bad_shape is not None:
+            n, mask_shape, param_shape = bad_shape
+            raise TicketError(
+                f"mask {n!r} has shape {mask_shape} but the model's parameter has "
+                f"{param_shape} — the ticket belongs to a model of other widths"
+            )
 
     @torch.no_grad()
     def apply(self, model: nn.Module, *, weights: bool = True) -> nn.Module:

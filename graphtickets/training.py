@@ -31,17 +31,30 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from graphtickets._lean_optim import LeanOptimizer
-from graphtickets._registry import Registry
-from graphtickets.errors import GraphticketsError, TicketError
-from graphtickets.ticket import Ticket
+from graphtickets._lean_optim import OPTIMIZERS, LeanOptimizer, make_optimizer
+from graphtickets._trainloop import (
+    SCHEDULES,
+    Batch,
+    Masks,
+    Regime,
+    check_data,
+    check_int,
+    iterate,
+    lr_at_epoch,
+    mask_dict,
+    no_batches,
+    seeded,
+    set_lr,
+    split_batch,
+)
+from graphtickets.errors import GraphticketsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -62,12 +75,9 @@ __all__ = [
 
 log = logging.getLogger("graphtickets.training")
 
-Masks = Mapping[str, torch.Tensor] | Ticket | None
-Batch = Any
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-#: Learning-rate schedules :func:`train` knows (``None`` is a constant rate).
-SCHEDULES = (None, "cosine", "step")
+Optimizer = torch.optim.Optimizer | LeanOptimizer
+Pairs = list[tuple[nn.Parameter, torch.Tensor]]
 
 
 # ---------------------------------------------------------------------------- history
@@ -151,57 +161,17 @@ def restore(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
 
 
 # ---------------------------------------------------------------------------- masks
-def _mask_dict(model: nn.Module, masks: Masks) -> dict[str, torch.Tensor]:
-    """Validate ``masks`` against ``model``; return ``{parameter name: bool mask}``."""
-    if masks is None:
-        return {}
-    if isinstance(masks, Ticket):
-        masks.check(model)
-        raw: Mapping[str, torch.Tensor] = masks.masks
-    elif isinstance(masks, Mapping):
-        raw = masks
-    else:
-        raise TicketError(
-            f"masks must be None, a dict {{parameter name: bool tensor}} or a Ticket, "
-            f"got {type(masks).__name__}"
-        )
-    params = dict(model.named_parameters())
-    out: dict[str, torch.Tensor] = {}
-    for name, m in raw.items():
-        key = name if name in params else f"{name}_orig"
-        if key not in params:
-            sample = ", ".join(list(params)[:6])
-            raise TicketError(
-                f"mask {name!r} names no parameter of the model (its parameters: [{sample}, ...]); "
-                f"masks are keyed by model.named_parameters() names of the same architecture"
-            )
-        if not isinstance(m, torch.Tensor):
-            raise TicketError(f"mask {name!r} must be a torch.bool tensor, got {type(m).__name__}")
-        if m.dtype != torch.bool:
-            raise TicketError(
-                f"mask {name!r} has dtype {m.dtype}; masks must be torch.bool "
-                f"(convert with mask.bool() if it holds only 0/1)"
-            )
-        if tuple(m.shape) != tuple(params[key].shape):
-            raise TicketError(
-                f"mask {name!r} has shape {tuple(m.shape)} but the parameter has "
-                f"{tuple(params[key].shape)}: the masks belong to a model of other widths"
-            )
-        out[key] = m
-    return out
-
-
-def _pruned_on_device(model: nn.Module, masks: Masks) -> list[tuple[nn.Parameter, torch.Tensor]]:
+def _pruned_on_device(model: nn.Module, masks: Masks) -> Pairs:
     """``[(parameter, pruned positions as a bool tensor on the parameter's device)]``."""
     params = dict(model.named_parameters())
     return [
         (params[n], (~m).to(params[n].device))
-        for n, m in _mask_dict(model, masks).items()
+        for n, m in mask_dict(model, masks).items()
     ]
 
 
 @torch.no_grad()
-def _zero_state(opt: torch.optim.Optimizer | LeanOptimizer, pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+def _zero_state(opt: Optimizer, pairs: Pairs) -> None:
     """Zero the pruned entries of per-weight optimizer state (momentum, Adam moments) that a
     reused optimizer may carry from dense training."""
     for p, pruned in pairs:
@@ -211,9 +181,18 @@ def _zero_state(opt: torch.optim.Optimizer | LeanOptimizer, pairs: list[tuple[nn
 
 
 @torch.no_grad()
-def _zero(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+def _zero(pairs: Pairs) -> None:
+    """Set the pruned weights to exactly 0."""
     for p, pruned in pairs:
         p.masked_fill_(pruned, 0.0)
+
+
+@torch.no_grad()
+def _zero_grads(pairs: Pairs) -> None:
+    """Zero the gradients of the pruned weights (their momentum and Adam moments then stay 0)."""
+    for p, pruned in pairs:
+        if p.grad is not None:
+            p.grad.masked_fill_(pruned, 0.0)
 
 
 def enforce_masks(model: nn.Module, masks: Masks) -> None:
@@ -238,108 +217,7 @@ def enforce_masks(model: nn.Module, masks: Masks) -> None:
     _zero(_pruned_on_device(model, masks))
 
 
-# ---------------------------------------------------------------------------- optimizers
-def _sgd(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
-         nesterov: bool) -> torch.optim.Optimizer:
-    if nesterov and momentum <= 0:
-        raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                           nesterov=nesterov)
-
-
-def _adam(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
-          nesterov: bool) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-
-
-def _adamw(params: Iterable[Any], *, lr: float, momentum: float, weight_decay: float,
-           nesterov: bool) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-#: Optimizer name -> factory ``(params, *, lr, momentum, weight_decay, nesterov)``.
-#: ``momentum`` and ``nesterov`` are used by SGD only; Adam/AdamW use torch's default betas.
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
-OPTIMIZERS.register("sgd", _sgd)
-OPTIMIZERS.register("adam", _adam)
-OPTIMIZERS.register("adamw", _adamw)
-_BUILTIN: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam, "adamw": _adamw}
-
-
-def make_optimizer(
-    params: Iterable[Any],
-    name: str,
-    *,
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-) -> torch.optim.Optimizer:
-    """Build the optimizer called ``name`` (a key of :data:`OPTIMIZERS`).
-
-    Parameters
-    ----------
-    params : iterable
-        Parameters (or parameter groups) to optimize.
-    name : {"sgd", "adam", "adamw"}
-        Unknown names raise :class:`~graphtickets.errors.UnknownNameError` listing the known.
-    lr, momentum, weight_decay, nesterov
-        Learning rate; SGD momentum and Nesterov flag (ignored by Adam/AdamW); weight decay
-        (L2 for SGD and Adam, decoupled for AdamW).
-
-    Returns
-    -------
-    torch.optim.Optimizer
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> type(make_optimizer(nn.Linear(2, 1).parameters(), "adamw", lr=1e-3)).__name__
-    'AdamW'
-    """
-    factory = OPTIMIZERS.get_or_raise(name.lower() if isinstance(name, str) else name)
-    _check_number("lr", lr, low=0.0, low_open=False)
-    _check_number("momentum", momentum, low=0.0, low_open=False)
-    _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
-    return factory(params, lr=float(lr), momentum=float(momentum),
-                   weight_decay=float(weight_decay), nesterov=bool(nesterov))
-
-
-def _lean_or_torch(params: list[nn.Parameter], name: Any, *, lr: float, momentum: float,
-                   weight_decay: float, nesterov: bool) -> torch.optim.Optimizer | LeanOptimizer:
-    """:func:`make_optimizer`, but the built-in ``sgd``/``adam``/``adamw`` (while still registered
-    as such) as a :class:`~graphtickets._lean_optim.LeanOptimizer`: the same update kernels, bit
-    for bit, without ``torch.optim.Optimizer.__init__`` (which imports ``torch._dynamo``, about a
-    second on the first call in a process)."""
-    key = name.lower() if isinstance(name, str) else name
-    if key in _BUILTIN and OPTIMIZERS.get(key) is _BUILTIN[key]:
-        _check_number("lr", lr, low=0.0, low_open=False)
-        _check_number("momentum", momentum, low=0.0, low_open=False)
-        _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
-        if key == "sgd" and nesterov and momentum <= 0:
-            raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
-        return LeanOptimizer(params, key, lr=float(lr), momentum=float(momentum) if key == "sgd" else 0.0,
-                             weight_decay=float(weight_decay), nesterov=bool(nesterov) and key == "sgd")
-    return make_optimizer(params, name, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-
-
-def _check_number(name: str, value: Any, *, low: float, low_open: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise GraphticketsError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (low_open and value == low):
-        sign = ">" if low_open else ">="
-        raise GraphticketsError(f"{name} must be {sign} {low}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, *, low: int, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise GraphticketsError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
+# ---------------------------------------------------------------------------- devices
 def resolve_device(device: str | torch.device) -> torch.device:
     """``torch.device(device)``, with a clear error for a bad name or a missing accelerator.
 
@@ -381,60 +259,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-# ---------------------------------------------------------------------------- schedules
-def lr_at_epoch(
-    epoch: int,
-    *,
-    lr: float,
-    epochs: int,
-    schedule: str | None = None,
-    milestones: Iterable[int] | None = None,
-    gamma: float = 0.1,
-    warmup: int = 0,
-) -> float:
-    """The learning rate of 0-based ``epoch`` (schedules are stepped once per epoch).
-
-    Linear warmup over the first ``warmup`` epochs (``lr * (epoch + 1) / (warmup + 1)``:
-    ``warmup=1`` runs epoch 0 at ``lr / 2``, ``warmup=3`` at ``lr/4, lr/2, 3lr/4``), then
-    ``None``: constant ``lr``; ``"cosine"``: ``lr * (1 + cos(pi * t / T)) / 2`` with ``t``
-    the epochs since warmup and ``T = epochs - warmup`` (the last epoch stays above zero);
-    ``"step"``: ``lr * gamma ** (number of milestones <= epoch)`` (milestones are 0-based
-    epoch indices, as in ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch).
-
-    Examples
-    --------
-    >>> [lr_at_epoch(e, lr=1.0, epochs=4, schedule="step", milestones=[2]) for e in range(4)]
-    [1.0, 1.0, 0.1, 0.1]
-    >>> [lr_at_epoch(e, lr=1.0, epochs=4, warmup=3) for e in range(4)]
-    [0.25, 0.5, 0.75, 1.0]
-    >>> [round(lr_at_epoch(e, lr=1.0, epochs=4, schedule="cosine"), 4) for e in range(4)]
-    [1.0, 0.8536, 0.5, 0.1464]
-    """
-    if schedule not in SCHEDULES:
-        raise GraphticketsError(
-            f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'"
-        )
-    if epoch < warmup:
-        return lr * (epoch + 1) / (warmup + 1)
-    if schedule == "cosine":
-        span = max(epochs - warmup, 1)
-        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / span))
-    if schedule == "step":
-        return lr * gamma ** sum(1 for m in (milestones or ()) if epoch >= m)
-    return lr
-
-
 # ---------------------------------------------------------------------------- batches
-def _split(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) < 2:
-        raise GraphticketsError(
-            f"each batch must be an (inputs, targets) pair, got {type(batch).__name__}; "
-            f"pass a list of (x, y) tuples, a DataLoader or graphtickets.data.batches(...)"
-        )
-    x, y = batch[0], batch[1]
-    return x.to(device), y.to(device)
-
-
 def _correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
     """Number of correct predictions (a 0-d tensor on the batch's device, no host sync);
     ``None`` when the targets are not class labels."""
@@ -470,22 +295,6 @@ class _Meter:
     def means(self) -> tuple[float, float]:
         accuracy = float(self.correct) / self.n if self.labels else math.nan
         return float(self.loss) / self.n, accuracy
-
-
-def _known_empty(data: Any) -> bool:
-    try:
-        return len(data) == 0
-    except TypeError:  # no __len__ (generators, iterable datasets)
-        return False
-
-
-def _iterate(data: Iterable[Batch], what: str) -> Iterator[Batch]:
-    try:
-        return iter(data)
-    except TypeError:
-        raise GraphticketsError(
-            f"{what} must be an iterable of (inputs, targets) batches, got {type(data).__name__}"
-        ) from None
 
 
 # ---------------------------------------------------------------------------- input errors
@@ -605,8 +414,8 @@ def evaluate(
     meter = _Meter(device)
     try:
         with torch.no_grad():
-            for batch in _iterate(data, "data"):
-                x, y = _split(batch, device)
+            for batch in iterate(data, "data"):
+                x, y = split_batch(batch, device)
                 out = model(x)
                 meter.add(loss_fn(out, y), out, y)
     finally:
@@ -718,127 +527,46 @@ def train(
     Frankle & Carbin, ICLR 2019 (sparse retraining with a fixed mask); Frankle et al.,
     ICML 2020 (rewinding to iteration k).
     """
-    epochs_i = _check_int("epochs", epochs, low=0)
-    assert epochs_i is not None
-    _check_number("lr", lr, low=0.0, low_open=False)
-    warmup_i = _check_int("warmup", warmup, low=0)
-    assert warmup_i is not None
-    rewind_at = _check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
-    max_steps = _check_int("max_iterations", max_iterations, low=0, allow_none=True)
-    first = _check_int("start_epoch", start_epoch, low=0)
+    regime = Regime.checked(epochs=epochs, lr=lr, schedule=schedule, milestones=milestones,
+                            gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
+    rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
+    first = check_int("start_epoch", start_epoch, low=0)
     assert first is not None
-    if schedule not in SCHEDULES:
-        raise GraphticketsError(f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'")
-    if schedule == "step" and not milestones:
-        raise GraphticketsError("schedule='step' needs milestones (0-based epochs where lr *= gamma)")
-    miles = sorted(int(m) for m in (milestones or ()))
-    if epochs_i > 1 and isinstance(data, Iterator):
-        raise GraphticketsError(
-            f"data is a one-shot iterator but epochs={epochs_i}: pass a list of batches, a "
-            f"DataLoader or graphtickets.data.batches(...), which can be iterated once per epoch"
-        )
-    if _known_empty(data):
-        raise GraphticketsError("data is empty: training needs at least one (inputs, targets) batch")
-
+    check_data(data, regime.epochs)
     device = resolve_device(device)
-    loss_fn = loss_fn or nn.functional.cross_entropy
     model.to(device)
     pairs = _pruned_on_device(model, masks)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt: torch.optim.Optimizer | LeanOptimizer
-    if isinstance(optimizer, torch.optim.Optimizer):
-        opt = optimizer
-    else:
-        opt = _lean_or_torch(params, optimizer, lr=lr, momentum=momentum,
-                             weight_decay=weight_decay, nesterov=nesterov)
-    base_lrs = [float(g["lr"]) for g in opt.param_groups]
+    opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
+        [p for p in model.parameters() if p.requires_grad], optimizer, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, nesterov=nesterov, lean=True)  # fmt: skip
+    loop = _Loop(model=model, opt=opt, pairs=pairs, loss_fn=loss_fn or nn.functional.cross_entropy,
+                 extra_loss=extra_loss, device=device, base_lrs=[float(g["lr"]) for g in opt.param_groups])  # fmt: skip
     hist = History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at)
     was_training = model.training
     t0 = time.perf_counter()
-    warned_nan = False
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-
-    with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(int(seed))
-        if cuda:
-            torch.cuda.default_generators[cuda[0]].manual_seed(int(seed))
+    with seeded(device, seed):
         _zero(pairs)
         _zero_state(opt, pairs)
-        for epoch in range(first, epochs_i):
-            if max_steps is not None and hist.iterations >= max_steps:
+        for epoch in range(first, regime.epochs):
+            if regime.spent(hist.iterations):
                 hist.stopped = "max_iterations"
                 break
             t_epoch = time.perf_counter()
-            factor = lr_at_epoch(epoch, lr=1.0, epochs=epochs_i, schedule=schedule,
-                                 milestones=miles, gamma=gamma, warmup=warmup_i)
-            for group, base in zip(opt.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-            lr_now = float(opt.param_groups[0]["lr"])
-            model.train()
-            meter = _Meter(device)
-            for batch in _iterate(data, "data"):
-                if rewind_at is not None and hist.iterations == rewind_at and hist.rewind is None:
-                    hist.rewind = snapshot(model)
-                x, y = _split(batch, device)
-                opt.zero_grad(set_to_none=True)
-                out = model(x)
-                loss = loss_fn(out, y)
-                total = loss + extra_loss(model) if extra_loss is not None else loss
-                total.backward()
-                with torch.no_grad():
-                    for p, pruned in pairs:
-                        if p.grad is not None:
-                            p.grad.masked_fill_(pruned, 0.0)
-                opt.step()
-                _zero(pairs)
-                hist.iterations += 1
-                meter.add(loss, out, y)
-                if max_steps is not None and hist.iterations >= max_steps:
-                    hist.stopped = "max_iterations"
-                    break
+            lr_now = set_lr(opt, loop.base_lrs, regime.factor(epoch))
+            meter = _train_epoch(loop, data, hist, regime)
             if meter.n == 0:
-                if epoch == first:
-                    raise GraphticketsError(
-                        "data gave no batches: training needs at least one (inputs, targets) batch"
-                    )
-                raise GraphticketsError(
-                    f"data gave no batches in epoch {epoch + 1}: it was exhausted by the first "
-                    f"epoch; pass a re-iterable (a list, a DataLoader, graphtickets.data.batches)"
-                )
-            train_loss, train_accuracy = meter.means()
-            if not math.isfinite(train_loss) and not warned_nan:
-                log.warning("training loss is %s in epoch %d (lr too high?)", train_loss, epoch + 1)
-                warned_nan = True
-            row: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "loss": train_loss,
-                "accuracy": train_accuracy,
-                "eval_loss": math.nan,
-                "eval_accuracy": math.nan,
-                "seconds": 0.0,
-                "lr": lr_now,
-                "iterations": hist.iterations,
-            }
-            if eval_data is not None:
-                ev = evaluate(model, eval_data, device=device, loss_fn=loss_fn)
-                row["eval_loss"], row["eval_accuracy"] = ev["loss"], ev["accuracy"]
+                raise no_batches(epoch, first)
+            row = _history_row(loop, epoch, meter, lr_now, hist, eval_data)
             row["seconds"] = time.perf_counter() - t_epoch
             hist.epochs.append(row)
             hist.seconds = time.perf_counter() - t0
-            log.info(
-                "epoch %d/%d: loss %.4f acc %.4f eval_loss %.4f eval_acc %.4f lr %.3g (%d it, %.2fs)",
-                epoch + 1, epochs_i, row["loss"], row["accuracy"], row["eval_loss"],
-                row["eval_accuracy"], lr_now, hist.iterations, row["seconds"],
-            )
+            _log_epoch(row, regime.epochs)
             if callback is not None and callback(epoch + 1, model, hist):
                 hist.stopped = "callback"
                 break
             if hist.stopped == "max_iterations":
                 break
-        if rewind_at is not None and hist.rewind is None and hist.iterations == rewind_at:
-            hist.rewind = snapshot(model)
-
+        _take_rewind(hist, model)
     model.train(was_training)
     hist.seconds = time.perf_counter() - t0
     if rewind_at is not None and hist.rewind is None:
@@ -847,3 +575,86 @@ def train(
             rewind_at, hist.iterations,
         )
     return hist
+
+
+# ---------------------------------------------------------------------------- train's steps
+@dataclass
+class _Loop:
+    """What every step of one :func:`train` call uses (fixed for the call)."""
+
+    model: nn.Module
+    opt: Optimizer
+    pairs: Pairs
+    loss_fn: LossFn
+    extra_loss: Callable[[nn.Module], torch.Tensor] | None
+    device: torch.device
+    base_lrs: list[float]
+
+
+def _step(loop: _Loop, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step on ``batch`` with the pruned weights held at 0: ``(loss, outputs,
+    targets)`` (the loss without ``extra_loss``)."""
+    x, y = split_batch(batch, loop.device)
+    loop.opt.zero_grad(set_to_none=True)
+    out = loop.model(x)
+    loss = loop.loss_fn(out, y)
+    total = loss + loop.extra_loss(loop.model) if loop.extra_loss is not None else loss
+    total.backward()
+    _zero_grads(loop.pairs)
+    loop.opt.step()
+    _zero(loop.pairs)
+    return loss, out, y
+
+
+def _take_rewind(hist: History, model: nn.Module) -> None:
+    """Snapshot ``model`` into ``hist.rewind`` if exactly ``rewind_iteration`` steps are done."""
+    at = hist.rewind_iteration
+    if at is not None and hist.rewind is None and hist.iterations == at:
+        hist.rewind = snapshot(model)
+
+
+def _train_epoch(loop: _Loop, data: Iterable[Batch], hist: History, regime: Regime) -> _Meter:
+    """One pass over ``data`` in train mode (stopping early, with ``hist.stopped`` set, when
+    ``max_iterations`` is reached); ``hist.iterations`` and ``hist.rewind`` are updated."""
+    loop.model.train()
+    meter = _Meter(loop.device)
+    for batch in iterate(data, "data"):
+        _take_rewind(hist, loop.model)
+        loss, out, y = _step(loop, batch)
+        hist.iterations += 1
+        meter.add(loss, out, y)
+        if regime.spent(hist.iterations):
+            hist.stopped = "max_iterations"
+            break
+    return meter
+
+
+def _history_row(loop: _Loop, epoch: int, meter: _Meter, lr_now: float, hist: History,
+                 eval_data: Iterable[Batch] | None) -> dict[str, Any]:
+    """The :class:`History` row of 0-based ``epoch`` (``seconds`` left at 0 for the caller),
+    evaluated on ``eval_data`` if given; warns once per call about a non-finite loss."""
+    train_loss, train_accuracy = meter.means()
+    if not math.isfinite(train_loss) and all(math.isfinite(r["loss"]) for r in hist.epochs):
+        log.warning("training loss is %s in epoch %d (lr too high?)", train_loss, epoch + 1)
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "loss": train_loss,
+        "accuracy": train_accuracy,
+        "eval_loss": math.nan,
+        "eval_accuracy": math.nan,
+        "seconds": 0.0,
+        "lr": lr_now,
+        "iterations": hist.iterations,
+    }
+    if eval_data is not None:
+        ev = evaluate(loop.model, eval_data, device=loop.device, loss_fn=loop.loss_fn)
+        row["eval_loss"], row["eval_accuracy"] = ev["loss"], ev["accuracy"]
+    return row
+
+
+def _log_epoch(row: dict[str, Any], epochs: int) -> None:
+    log.info(
+        "epoch %d/%d: loss %.4f acc %.4f eval_loss %.4f eval_acc %.4f lr %.3g (%d it, %.2fs)",
+        row["epoch"], epochs, row["loss"], row["accuracy"], row["eval_loss"],
+        row["eval_accuracy"], row["lr"], row["iterations"], row["seconds"],
+    )

@@ -42,32 +42,31 @@ Frankle & Carbin, "The Lottery Ticket Hypothesis", ICLR 2019 (sparse training wi
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from graphtickets._lean_optim import LEAN_KINDS, LeanOptimizer
-from graphtickets.errors import GraphticketsError
-from graphtickets.training import (
-    _BUILTIN,
-    OPTIMIZERS,
-    SCHEDULES,
-    History,
+from graphtickets._lean_optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
+from graphtickets._trainloop import (
     Masks,
-    _check_int,
-    _check_number,
-    _iterate,
-    _known_empty,
-    _mask_dict,
-    _split,
-    lr_at_epoch,
-    resolve_device,
+    Regime,
+    check_data,
+    iterate,
+    mask_dict,
+    no_batches,
+    seeded,
+    set_lr,
+    split_batch,
 )
+from graphtickets.errors import GraphticketsError
+from graphtickets.training import History, resolve_device
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 
@@ -163,8 +162,7 @@ def can_batch(
         return "masks must be a sequence with one entry (dict, Ticket or None) per model"
     if isinstance(optimizer, torch.optim.Optimizer) or not isinstance(optimizer, str):
         return "an optimizer instance cannot be batched; pass its name ('sgd', 'adam', 'adamw')"
-    key = optimizer.lower()
-    if key not in LEAN_KINDS or OPTIMIZERS.get(key) is not _BUILTIN.get(key):
+    if lean_kind(optimizer) is None:
         return f"optimizer {optimizer!r} is not one of the batched optimizers {LEAN_KINDS}"
     for name, value in (("loss_fn", loss_fn), ("callback", callback), ("extra_loss", extra_loss),
                         ("rewind_iteration", rewind_iteration)):  # fmt: skip
@@ -192,7 +190,7 @@ def can_batch(
     if masks is not None:
         for i, (m, mk) in enumerate(zip(models, masks, strict=True)):
             try:
-                _mask_dict(m, mk)
+                mask_dict(m, mk)
             except GraphticketsError as exc:
                 return f"masks[{i}]: {exc}"
     return None
@@ -393,177 +391,53 @@ def train_many(
     reason = can_batch(models, masks, optimizer=optimizer, engine=engine)
     if reason is not None:
         raise GraphticketsError(f"these tickets cannot be trained together: {reason}")
-    epochs_i = _check_int("epochs", epochs, low=0)
-    warmup_i = _check_int("warmup", warmup, low=0)
-    max_steps = _check_int("max_iterations", max_iterations, low=0, allow_none=True)
-    assert epochs_i is not None and warmup_i is not None
-    _check_number("lr", lr, low=0.0, low_open=False)
-    _check_number("momentum", momentum, low=0.0, low_open=False)
-    _check_number("weight_decay", weight_decay, low=0.0, low_open=False)
+    regime = Regime.checked(epochs=epochs, lr=lr, schedule=schedule, milestones=milestones,
+                            gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
     kind = optimizer.lower()
-    if kind == "sgd" and nesterov and momentum <= 0:
-        raise GraphticketsError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
-    if schedule not in SCHEDULES:
-        raise GraphticketsError(f"unknown schedule {schedule!r}; known schedules: None, 'cosine', 'step'")
-    if schedule == "step" and not milestones:
-        raise GraphticketsError("schedule='step' needs milestones (0-based epochs where lr *= gamma)")
-    miles = sorted(int(m) for m in (milestones or ()))
-    if epochs_i > 1 and isinstance(data, Iterator):
-        raise GraphticketsError(
-            f"data is a one-shot iterator but epochs={epochs_i}: pass a list of batches, a "
-            f"DataLoader or graphtickets.data.batches(...), which can be iterated once per epoch"
-        )
-    if _known_empty(data):
-        raise GraphticketsError("data is empty: training needs at least one (inputs, targets) batch")
-
+    check_settings(kind, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    check_data(data, regime.epochs)
     dev = resolve_device(device)
     k = len(models)
     was_training = [m.training for m in models]
     for m in models:
         m.to(dev)
-    mask_list = [_mask_dict(m, masks[i] if masks is not None else None) for i, m in enumerate(models)]
-    pnames = [n for n, _ in models[0].named_parameters()]
-    bnames = [n for n, _ in models[0].named_buffers()]
-    per_model_p = [dict(m.named_parameters()) for m in models]
-    per_model_b = [dict(m.named_buffers()) for m in models]
-    with torch.no_grad():
-        params = {n: torch.stack([pm[n].detach() for pm in per_model_p]).clone() for n in pnames}
-        buffers = {n: torch.stack([bm[n].detach() for bm in per_model_b]).clone() for n in bnames}
-    pruned: dict[str, torch.Tensor] = {}
-    for n in pnames:
-        if any(n in md for md in mask_list):
-            pruned[n] = torch.stack([
-                ~md[n].to(dev) if n in md else torch.zeros(params[n].shape[1:], dtype=torch.bool, device=dev)
-                for md in mask_list
-            ])  # fmt: skip
-            params[n].masked_fill_(pruned[n], 0.0)
-    trainable = [n for n in pnames if per_model_p[0][n].requires_grad]
-    for n in trainable:
-        params[n].requires_grad_(True)
-
-    plan = _stacked_plan(models[0]) if engine in ("auto", "stacked") else None
-    stacked: _Stacked | None = None
-    if plan is not None and len(trainable) == len(pnames):
-        layer_names: list[tuple[str, str | None]] = []
-        names_of = {id(p): n for n, p in models[0].named_parameters()}
-        for lin in plan[::2]:
-            assert isinstance(lin, nn.Linear)
-            layer_names.append((names_of[id(lin.weight)], names_of[id(lin.bias)] if lin.bias is not None else None))
-        stacked = _Stacked(params, layer_names)
-    elif engine == "stacked":
-        raise GraphticketsError("engine 'stacked' needs every parameter trainable; use engine='vmap'")
-    skeleton: nn.Module | None = None
-    if stacked is None:
-        import copy
-
-        skeleton = copy.deepcopy(models[0]).to("meta")
-
-    use_fused = fused
-    if use_fused is None:
-        use_fused = kind != "sgd" and dev.type in ("cpu", "cuda") and all(
-            params[n].dtype == torch.float32 for n in trainable)  # fmt: skip
-    opt = LeanOptimizer([params[n] for n in trainable], kind, lr=float(lr),
-                        momentum=float(momentum) if kind == "sgd" else 0.0, weight_decay=float(weight_decay),
-                        nesterov=bool(nesterov) and kind == "sgd", fused=bool(use_fused) if kind != "sgd" else None)  # fmt: skip
-    masked_trainable = [(params[n], (~pruned[n]).to(params[n].dtype)) for n in trainable if n in pruned]
-
+    st = _stack(models, masks, dev)
+    eng = _engine(models[0], st, engine)
+    if fused is None:
+        fused = kind != "sgd" and dev.type in ("cpu", "cuda") and all(
+            st.params[n].dtype == torch.float32 for n in st.trainable)  # fmt: skip
+    opt = make_optimizer([st.params[n] for n in st.trainable], kind, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, nesterov=nesterov, lean=True, fused=fused)  # fmt: skip
+    run = _Batched(st, eng, opt, dev)
     hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=None) for _ in range(k)]
-    iterations = 0
-    stopped = "epochs"
+    iterations, stopped = 0, "epochs"
     t0 = time.perf_counter()
-    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-
-    def forward(x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """Logits ``(K, B, C)`` (for the stacked engine a transposed view of ``(K, C, B)``)."""
-        if stacked is not None:
-            return stacked.forward(x).transpose(1, 2)
-        assert skeleton is not None
-        skeleton.train(train)
-        return _vmap_forward(skeleton, params, buffers, x)
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward/backward pass: per-ticket losses ``(K,)`` and logits ``(K, B, C)``."""
-        if stacked is not None:
-            with torch.no_grad():
-                logits_t = stacked.forward(x)
-                _labels(y, logits_t)
-                return stacked.backward(logits_t, y), logits_t.transpose(1, 2)
-        opt.zero_grad(set_to_none=True)
-        logits = forward(x, train=True)
-        _labels(y, logits)
-        losses = _ce(logits, y)
-        losses.sum().backward()
-        return losses.detach(), logits.detach()
-
-    with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(int(seed))
-        if cuda:
-            torch.cuda.default_generators[cuda[0]].manual_seed(int(seed))
-        for epoch in range(epochs_i):
-            if max_steps is not None and iterations >= max_steps:
+    with seeded(dev, seed):
+        for epoch in range(regime.epochs):
+            if regime.spent(iterations):
                 stopped = "max_iterations"
                 break
             t_epoch = time.perf_counter()
-            factor = lr_at_epoch(epoch, lr=1.0, epochs=epochs_i, schedule=schedule, milestones=miles,
-                                 gamma=gamma, warmup=warmup_i)  # fmt: skip
-            opt.param_groups[0]["lr"] = float(lr) * factor
-            lr_now = float(opt.param_groups[0]["lr"])
-            loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
-            correct = torch.zeros(k, dtype=torch.float64, device=dev)
-            n_seen = 0
-            for batch in _iterate(data, "data"):
-                x, y = _split(batch, dev)
-                losses, logits = step(x, y)
-                with torch.no_grad():
-                    for p, keep in masked_trainable:
-                        if p.grad is not None:
-                            _keep_(p.grad, keep)
-                opt.step()
-                # pruned weights stay exactly 0: their gradient, momentum, Adam moments and
-                # weight-decay term are all 0, so the update there is 0 (re-zeroed at the end)
-                iterations += 1
-                b = int(y.shape[0])
-                with torch.no_grad():
-                    loss_sum += losses.to(torch.float64) * b
-                    correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
-                n_seen += b
-                if max_steps is not None and iterations >= max_steps:
-                    stopped = "max_iterations"
-                    break
-            if n_seen == 0:
-                raise GraphticketsError(
-                    "data gave no batches: training needs at least one (inputs, targets) batch"
-                    if epoch == 0 else
-                    f"data gave no batches in epoch {epoch + 1}: it was exhausted by the first epoch; "
-                    f"pass a re-iterable (a list, a DataLoader, graphtickets.data.batches)"
-                )  # fmt: skip
-            losses_e = (loss_sum / n_seen).tolist()
-            accs_e = (correct / n_seen).tolist()
+            lr_now = set_lr(run.opt, [float(lr)], regime.factor(epoch))
+            meter, iterations = _train_epoch(run, data, iterations, regime)
+            if meter.n == 0:
+                raise no_batches(epoch, 0)
+            if regime.spent(iterations):
+                stopped = "max_iterations"
+            losses, accs = meter.means()
             ev_loss, ev_acc = [math.nan] * k, [math.nan] * k
             if eval_data is not None:
-                ev_loss, ev_acc = _evaluate_many(forward, eval_data, dev, k)
+                ev_loss, ev_acc = _evaluate_many(run.forward, eval_data, dev, k)
             seconds = (time.perf_counter() - t_epoch) / k
             for i, h in enumerate(hists):
                 h.epochs.append({
-                    "epoch": epoch + 1, "loss": losses_e[i], "accuracy": accs_e[i], "eval_loss": ev_loss[i],
+                    "epoch": epoch + 1, "loss": losses[i], "accuracy": accs[i], "eval_loss": ev_loss[i],
                     "eval_accuracy": ev_acc[i], "seconds": seconds, "lr": lr_now, "iterations": iterations,
                 })  # fmt: skip
-            if not all(math.isfinite(v) for v in losses_e):
-                log.warning("training loss is not finite for %d of %d tickets in epoch %d (lr too high?)",
-                            sum(not math.isfinite(v) for v in losses_e), k, epoch + 1)  # fmt: skip
-            log.info("epoch %d/%d: %d tickets together, mean loss %.4f (%d it, %.2fs)", epoch + 1, epochs_i, k,
-                     sum(losses_e) / k, iterations, seconds * k)  # fmt: skip
+            _log_epoch(losses, epoch, regime.epochs, iterations, seconds * k)
             if stopped == "max_iterations":
                 break
-
-    with torch.no_grad():
-        for n, pr in pruned.items():
-            params[n].masked_fill_(pr, 0.0)
-        for i in range(k):
-            for n in pnames:
-                per_model_p[i][n].copy_(params[n][i])
-            for n in bnames:
-                per_model_b[i][n].copy_(buffers[n][i])
+    _unstack(st, models)
     for m, was in zip(models, was_training, strict=True):
         m.train(was)
     total = time.perf_counter() - t0
@@ -574,22 +448,178 @@ def train_many(
     return hists
 
 
+# ---------------------------------------------------------------------------- train_many's steps
+@dataclass
+class _Stacks:
+    """The K models' parameters and buffers stacked along a new leading dimension.
+
+    ``params`` are leaf tensors (``requires_grad`` where the model's parameter has it) holding
+    the training state; ``pruned`` is ``True`` where ticket k prunes a weight; ``own_params`` /
+    ``own_buffers`` are each model's own tensors, written back by :func:`_unstack`."""
+
+    params: dict[str, torch.Tensor]
+    buffers: dict[str, torch.Tensor]
+    pruned: dict[str, torch.Tensor]
+    trainable: list[str]
+    own_params: list[dict[str, nn.Parameter]]
+    own_buffers: list[dict[str, torch.Tensor]]
+
+
+def _stack(models: Sequence[nn.Module], masks: Sequence[Masks] | None, dev: torch.device) -> _Stacks:
+    """Stack the models' weights and buffers, with every pruned weight set to exactly 0."""
+    mask_list = [mask_dict(m, masks[i] if masks is not None else None) for i, m in enumerate(models)]
+    pnames = [n for n, _ in models[0].named_parameters()]
+    bnames = [n for n, _ in models[0].named_buffers()]
+    own_p = [dict(m.named_parameters()) for m in models]
+    own_b = [dict(m.named_buffers()) for m in models]
+    with torch.no_grad():
+        params = {n: torch.stack([pm[n].detach() for pm in own_p]).clone() for n in pnames}
+        buffers = {n: torch.stack([bm[n].detach() for bm in own_b]).clone() for n in bnames}
+    pruned: dict[str, torch.Tensor] = {}
+    for n in pnames:
+        if any(n in md for md in mask_list):
+            pruned[n] = torch.stack([
+                ~md[n].to(dev) if n in md else torch.zeros(params[n].shape[1:], dtype=torch.bool, device=dev)
+                for md in mask_list
+            ])  # fmt: skip
+            params[n].masked_fill_(pruned[n], 0.0)
+    trainable = [n for n in pnames if own_p[0][n].requires_grad]
+    for n in trainable:
+        params[n].requires_grad_(True)
+    return _Stacks(params=params, buffers=buffers, pruned=pruned, trainable=trainable,
+                   own_params=own_p, own_buffers=own_b)  # fmt: skip
+
+
+@torch.no_grad()
+def _unstack(st: _Stacks, models: Sequence[nn.Module]) -> None:
+    """Write ticket k's stacked weights (pruned ones re-zeroed) and buffers back into model k."""
+    for n, pr in st.pruned.items():
+        st.params[n].masked_fill_(pr, 0.0)
+    for i in range(len(models)):
+        for n, p in st.own_params[i].items():
+            p.copy_(st.params[n][i])
+        for n, b in st.own_buffers[i].items():
+            b.copy_(st.buffers[n][i])
+
+
+def _engine(model: nn.Module, st: _Stacks, engine: str) -> _Stacked | nn.Module:
+    """The stacked engine for a plain MLP with every parameter trainable (``engine`` "auto" or
+    "stacked"), else the vmap engine's skeleton: a copy of ``model`` on the meta device."""
+    plan = _stacked_plan(model) if engine in ("auto", "stacked") else None
+    if plan is not None and len(st.trainable) == len(st.params):
+        names_of = {id(p): n for n, p in model.named_parameters()}
+        layer_names: list[tuple[str, str | None]] = []
+        for lin in plan[::2]:
+            assert isinstance(lin, nn.Linear)
+            layer_names.append((names_of[id(lin.weight)], names_of[id(lin.bias)] if lin.bias is not None else None))
+        return _Stacked(st.params, layer_names)
+    if engine == "stacked":
+        raise GraphticketsError("engine 'stacked' needs every parameter trainable; use engine='vmap'")
+    return copy.deepcopy(model).to("meta")
+
+
+class _Batched:
+    """The K tickets as one batched model: forward passes and training steps on the stacks."""
+
+    def __init__(self, st: _Stacks, engine: _Stacked | nn.Module, opt: Any, dev: torch.device) -> None:
+        self.st = st
+        self.stacked = engine if isinstance(engine, _Stacked) else None
+        self.skeleton = engine if isinstance(engine, nn.Module) else None
+        self.opt = opt
+        self.dev = dev
+        self.k = len(st.own_params)
+        self.masked = [(st.params[n], (~st.pruned[n]).to(st.params[n].dtype))
+                       for n in st.trainable if n in st.pruned]  # fmt: skip
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """Logits ``(K, B, C)`` (for the stacked engine a transposed view of ``(K, C, B)``)."""
+        if self.stacked is not None:
+            return self.stacked.forward(x).transpose(1, 2)
+        assert self.skeleton is not None
+        self.skeleton.train(train)
+        return _vmap_forward(self.skeleton, self.st.params, self.st.buffers, x)
+
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward/backward pass: per-ticket losses ``(K,)`` and logits ``(K, B, C)``."""
+        if self.stacked is not None:
+            with torch.no_grad():
+                logits_t = self.stacked.forward(x)
+                _labels(y, logits_t)
+                return self.stacked.backward(logits_t, y), logits_t.transpose(1, 2)
+        self.opt.zero_grad(set_to_none=True)
+        logits = self.forward(x, train=True)
+        _labels(y, logits)
+        losses = _ce(logits, y)
+        losses.sum().backward()
+        return losses.detach(), logits.detach()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step of every ticket; returns the losses ``(K,)`` and logits."""
+        losses, logits = self._backward(x, y)
+        with torch.no_grad():
+            for p, keep in self.masked:
+                if p.grad is not None:
+                    _keep_(p.grad, keep)
+        self.opt.step()
+        # pruned weights stay exactly 0: their gradient, momentum, Adam moments and
+        # weight-decay term are all 0, so the update there is 0 (re-zeroed at the end)
+        return losses, logits
+
+
+class _Meter:
+    """Per-ticket example-weighted sums of loss and correct predictions (float64, on device)."""
+
+    def __init__(self, k: int, dev: torch.device) -> None:
+        self.loss = torch.zeros(k, dtype=torch.float64, device=dev)
+        self.correct = torch.zeros(k, dtype=torch.float64, device=dev)
+        self.n = 0
+
+    @torch.no_grad()
+    def add(self, losses: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        b = int(y.shape[0])
+        self.loss += losses.to(torch.float64) * b
+        self.correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
+        self.n += b
+
+    def means(self) -> tuple[list[float], list[float]]:
+        return (self.loss / self.n).tolist(), (self.correct / self.n).tolist()
+
+
+def _train_epoch(run: _Batched, data: Iterable[Any], iterations: int, regime: Regime) -> tuple[_Meter, int]:
+    """One pass over ``data`` for all K tickets (stopping at ``max_iterations``); returns the
+    epoch's meter and the optimizer steps taken so far."""
+    meter = _Meter(run.k, run.dev)
+    for batch in iterate(data, "data"):
+        x, y = split_batch(batch, run.dev)
+        losses, logits = run.step(x, y)
+        iterations += 1
+        meter.add(losses, logits, y)
+        if regime.spent(iterations):
+            break
+    return meter, iterations
+
+
+def _log_epoch(losses: list[float], epoch: int, epochs: int, iterations: int, seconds: float) -> None:
+    k = len(losses)
+    if not all(math.isfinite(v) for v in losses):
+        log.warning("training loss is not finite for %d of %d tickets in epoch %d (lr too high?)",
+                    sum(not math.isfinite(v) for v in losses), k, epoch + 1)  # fmt: skip
+    log.info("epoch %d/%d: %d tickets together, mean loss %.4f (%d it, %.2fs)", epoch + 1, epochs, k,
+             sum(losses) / k, iterations, seconds)  # fmt: skip
+
+
 def _evaluate_many(forward: Callable[..., torch.Tensor], data: Iterable[Any], dev: torch.device,
                    k: int) -> tuple[list[float], list[float]]:
-    loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
-    correct = torch.zeros(k, dtype=torch.float64, device=dev)
-    n = 0
+    meter = _Meter(k, dev)
     with torch.no_grad():
-        for batch in _iterate(data, "eval_data"):
-            x, y = _split(batch, dev)
+        for batch in iterate(data, "eval_data"):
+            x, y = split_batch(batch, dev)
             logits = forward(x, train=False)
             _labels(y, logits)
             b = int(y.shape[0])
             logp = torch.log_softmax(logits.transpose(1, 2).contiguous(), dim=1)  # (K, C, B): vectorised over B
             yk = y.view(1, 1, b).expand(k, 1, b)
-            loss_sum += logp.gather(1, yk).view(k, b).mean(dim=1).neg().to(torch.float64) * b
-            correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
-            n += b
-    if n == 0:
+            meter.add(logp.gather(1, yk).view(k, b).mean(dim=1).neg(), logits, y)
+    if meter.n == 0:
         raise GraphticketsError("eval_data gave no batches")
-    return (loss_sum / n).tolist(), (correct / n).tolist()
+    return meter.means()
