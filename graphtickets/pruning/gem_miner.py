@@ -78,6 +78,7 @@ from graphtickets.pruning.core import register_method, resolve_params, schedule_
 from graphtickets.pruning.imp import reiterable
 from graphtickets.pruning.select import keep_count
 from graphtickets.ticket import check_density
+from graphtickets.training import make_optimizer
 
 __all__ = ["ste_mask", "prune_epochs", "select_random_ties", "GemMinerResult", "gem_mine"]
 
@@ -213,14 +214,6 @@ def select_random_ties(
     return out, info
 
 
-def _make_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise GraphticketsError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
-
-
 def gem_mine(
     model: nn.Module,
     *,
@@ -284,7 +277,9 @@ def gem_mine(
     ties = np.random.default_rng(seed)  # the permutations that break ties at every cut
     initial, _ = select_random_ties(scores, density, np.random.default_rng([seed, 1]))
     perm = {n: m.to(device) for n, m in perm.items()}
-    opt = _make_optimizer(optimizer, list(scores.values()), lr, momentum)
+    if optimizer not in ("sgd", "adam"):
+        raise GraphticketsError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    opt = make_optimizer(list(scores.values()), optimizer, lr=lr, momentum=momentum)
     events = prune_epochs(epochs, prune_every)
     targets = schedule_densities(density, len(events))
     total = sum(m.numel() for m in perm.values())
