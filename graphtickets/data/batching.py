@@ -1,6 +1,6 @@
 """Mini-batches from in-memory datasets, reshuffled deterministically every epoch.
 
-:func:`batches` returns a :class:`Batches`: a re-iterable object. Each ``iter()`` is one
+:func:`batches` (another name of the class :class:`Batches`) gives a re-iterable object. Each ``iter()`` is one
 epoch; with ``shuffle=True`` the order of epoch ``e`` is a permutation drawn from a local
 ``torch.Generator`` seeded from ``(seed, e)``, so the sequence of epochs is the same on every
 run and no global random state is touched. Batches are made by indexing the underlying
@@ -55,10 +55,43 @@ def _tensors(dataset: Dataset[Any]) -> tuple[torch.Tensor, ...]:
 
 
 class Batches:
-    """A re-iterable sequence of ``(inputs, targets)`` mini-batches (see :func:`batches`).
+    """A re-iterable sequence of ``(inputs, targets)`` mini-batches of ``dataset``, reshuffled
+    deterministically every epoch.
 
-    ``dataset_name`` is the name the dataset carries (see
-    :class:`~graphtickets.data.NamedTensorDataset`), or ``None``.
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        A ``TensorDataset`` (as :func:`graphtickets.data.load` returns) or a ``Subset`` of
+        one; other map-style datasets of ``(inputs, targets)`` samples are collated once.
+    batch_size : int, default 128
+        Examples per batch (the last batch may be smaller unless ``drop_last``).
+    shuffle : bool, default True
+        Draw a new order each epoch; False keeps the dataset order.
+    seed : int, default 0
+        Seed of the shuffles; epoch ``e`` uses a local generator seeded from ``(seed, e)``.
+    drop_last : bool, default False
+        Drop the last, incomplete batch.
+    device : torch.device or str, optional
+        Move the data there once, up front.
+
+    Attributes
+    ----------
+    dataset_name : str or None
+        The name the dataset carries (see :class:`~graphtickets.data.NamedTensorDataset`).
+    epoch : int
+        Epochs started so far; the next ``iter()`` uses this epoch's order.
+
+    Notes
+    -----
+    Re-iterable (each ``iter()`` is a new epoch), with ``len()`` = batches per epoch.
+    :func:`batches` is another name of this class (the one the examples use).
+
+    Examples
+    --------
+    >>> ds = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.arange(10))
+    >>> b = batches(ds, batch_size=4, shuffle=False)
+    >>> len(b), [len(y) for _, y in b]
+    (3, [4, 4, 2])
     """
 
     def __init__(
@@ -125,48 +158,8 @@ class Batches:
         )
 
 
-def batches(
-    dataset: Dataset[Any],
-    *,
-    batch_size: int = 128,
-    shuffle: bool = True,
-    seed: int = 0,
-    drop_last: bool = False,
-    device: torch.device | str | None = None,
-) -> Batches:
-    """Mini-batches of ``dataset``, reshuffled deterministically every epoch.
-
-    Parameters
-    ----------
-    dataset : torch.utils.data.Dataset
-        A ``TensorDataset`` (as :func:`graphtickets.data.load` returns) or a ``Subset`` of
-        one; other map-style datasets of ``(inputs, targets)`` samples are collated once.
-    batch_size : int, default 128
-        Examples per batch (the last batch may be smaller unless ``drop_last``).
-    shuffle : bool, default True
-        Draw a new order each epoch; False keeps the dataset order.
-    seed : int, default 0
-        Seed of the shuffles; epoch ``e`` uses a local generator seeded from ``(seed, e)``.
-    drop_last : bool, default False
-        Drop the last, incomplete batch.
-    device : torch.device or str, optional
-        Move the data there once, up front.
-
-    Returns
-    -------
-    Batches
-        Re-iterable (each ``iter()`` is a new epoch), with ``len()`` = batches per epoch.
-
-    Examples
-    --------
-    >>> ds = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.arange(10))
-    >>> b = batches(ds, batch_size=4, shuffle=False)
-    >>> len(b), [len(y) for _, y in b]
-    (3, [4, 4, 2])
-    """
-    return Batches(
-        dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, device=device
-    )
+#: :class:`Batches` under the name the examples use: ``batches(dataset, batch_size=..., seed=...)``.
+batches = Batches
 
 
 class TakenBatches(list[T]):

@@ -224,41 +224,38 @@ def _load_idx_dataset(
     return x, labels
 
 
-_MNIST_INFO = DatasetInfo(
-    in_shape=(1, 28, 28),
-    num_classes=10,
-    description="MNIST handwritten digits, 60000 train / 10000 test, scaled to [0, 1]",
-    citation=(
-        "LeCun, Y., Bottou, L., Bengio, Y. & Haffner, P. (1998). Gradient-based learning "
-        "applied to document recognition. Proc. IEEE 86(11)."
-    ),
-    needs_files=True,
-)
-_FASHION_INFO = DatasetInfo(
-    in_shape=(1, 28, 28),
-    num_classes=10,
-    description="Fashion-MNIST clothing images, 60000 train / 10000 test, scaled to [0, 1]",
-    citation=(
-        "Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a novel image dataset "
-        "for benchmarking machine learning algorithms. arXiv:1708.07747."
-    ),
-    needs_files=True,
-)
+def _idx_info(description: str, citation: str) -> DatasetInfo:
+    return DatasetInfo(in_shape=(1, 28, 28), num_classes=10, description=description,
+                       citation=citation, needs_files=True)  # fmt: skip
 
 
-@register_dataset("mnist", _MNIST_INFO)
-def _load_mnist(split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    return _load_idx_dataset("mnist", "MNIST", split, root, download)
+def _register_idx(name: str, tv_class: str, info: DatasetInfo) -> None:
+    """Register dataset ``name``: the IDX files in torchvision's ``<root>/<tv_class>/raw``."""
+
+    def loader(split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+        return _load_idx_dataset(name, tv_class, split, root, download)
+
+    loader.__name__ = loader.__qualname__ = f"_load_{name}"
+    register_dataset(name, info)(loader)
 
 
-@register_dataset("fashion_mnist", _FASHION_INFO)
-def _load_fashion(split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    return _load_idx_dataset("fashion_mnist", "FashionMNIST", split, root, download)
+_register_idx("mnist", "MNIST", _idx_info(
+    "MNIST handwritten digits, 60000 train / 10000 test, scaled to [0, 1]",
+    "LeCun, Y., Bottou, L., Bengio, Y. & Haffner, P. (1998). Gradient-based learning "
+    "applied to document recognition. Proc. IEEE 86(11).",
+))  # fmt: skip
+_register_idx("fashion_mnist", "FashionMNIST", _idx_info(
+    "Fashion-MNIST clothing images, 60000 train / 10000 test, scaled to [0, 1]",
+    "Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a novel image dataset "
+    "for benchmarking machine learning algorithms. arXiv:1708.07747.",
+))  # fmt: skip
 
 
 # ---------------------------------------------------------------- CIFAR (pickled batches)
 @dataclass(frozen=True)
 class _CifarLayout:
+    num_classes: int
+    description: str
     folder: str
     train: tuple[str, ...]
     test: tuple[str, ...]
@@ -270,6 +267,8 @@ class _CifarLayout:
 
 _CIFAR = {
     "cifar10": _CifarLayout(
+        num_classes=10,
+        description="CIFAR-10 colour images",
         folder="cifar-10-batches-py",
         train=tuple(f"data_batch_{i}" for i in range(1, 6)),
         test=("test_batch",),
@@ -279,6 +278,8 @@ _CIFAR = {
         std=CIFAR10_STD,
     ),
     "cifar100": _CifarLayout(
+        num_classes=100,
+        description="CIFAR-100 colour images (100 fine classes)",
         folder="cifar-100-python",
         train=("train",),
         test=("test",),
@@ -315,39 +316,26 @@ def _load_cifar(
     return x, labels
 
 
-@register_dataset(
-    "cifar10",
-    DatasetInfo(
+def _register_cifar(name: str) -> None:
+    """Register dataset ``name`` (a key of ``_CIFAR``) with its loader and info."""
+    spec = _CIFAR[name]
+
+    def loader(split: str, root: Path, download: bool, standardize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        return _load_cifar(name, split, root, download, standardize)
+
+    loader.__name__ = loader.__qualname__ = f"_load_{name}"
+    info = DatasetInfo(
         in_shape=(3, 32, 32),
-        num_classes=10,
+        num_classes=spec.num_classes,
         description=(
-            "CIFAR-10 colour images, 50000 train / 10000 test, scaled to [0, 1] then "
-            "standardised per channel with the published mean/std"
+            f"{spec.description}, 50000 train / 10000 test, scaled to [0, 1] then "
+            f"standardised per channel with the published mean/std"
         ),
         citation=_CITE_CIFAR,
         needs_files=True,
-    ),
-)
-def _load_cifar10(
-    split: str, root: Path, download: bool, standardize: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    return _load_cifar("cifar10", split, root, download, standardize)
+    )
+    register_dataset(name, info)(loader)
 
 
-@register_dataset(
-    "cifar100",
-    DatasetInfo(
-        in_shape=(3, 32, 32),
-        num_classes=100,
-        description=(
-            "CIFAR-100 colour images (100 fine classes), 50000 train / 10000 test, scaled to "
-            "[0, 1] then standardised per channel with the published mean/std"
-        ),
-        citation=_CITE_CIFAR,
-        needs_files=True,
-    ),
-)
-def _load_cifar100(
-    split: str, root: Path, download: bool, standardize: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    return _load_cifar("cifar100", split, root, download, standardize)
+for _name in _CIFAR:
+    _register_cifar(_name)
