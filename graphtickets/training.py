@@ -16,6 +16,21 @@ torch's default generator, which :func:`train` seeds from ``seed`` inside a
 it was. A :func:`graphtickets.data.batches` object shuffles with its own seed and counts its
 epochs: iterate a fresh one (or a list of batches) to repeat a run.
 
+What lives where: this module holds :func:`train` (argument checks, then one function per
+step: ``_train_epoch`` over the batches, ``_step`` for one optimizer step,
+``_history_row`` for one row of :class:`History`), :func:`evaluate`, the mask helpers
+(:func:`enforce_masks`, :func:`snapshot` / :func:`restore` for rewinding) and
+:func:`resolve_device`. Private neighbours: ``graphtickets/_trainloop.py`` holds what
+:func:`train` shares with :func:`graphtickets.training_batched.train_many` (the checked
+training regime, the learning-rate schedule :func:`lr_at_epoch`, batches, masks, seeding);
+``graphtickets/_lean_optim.py`` the optimizers (:data:`OPTIMIZERS`, the one factory
+:func:`make_optimizer`, which Gem-Miner also uses, and the lean SGD/Adam). Their public names
+are exported from this module. ``graphtickets/training_batched.py`` trains many tickets at once.
+
+Imports go one way: ``data``, ``models``, ``ticket`` ← ``training`` ← ``pruning`` ← ``graphs``
+← ``analysis`` ← ``study`` ← ``cli``. This module imports ``ticket`` and ``errors`` (and its
+private neighbours), never ``pruning`` or anything to its right.
+
 References
 ----------
 Frankle & Carbin, "The Lottery Ticket Hypothesis", ICLR 2019.

@@ -35,6 +35,14 @@ calls. The vmap engine is *not* faster than one-by-one training for small conv n
 gives the same results and may pay off on a GPU. A caller that batches for speed on a CPU
 asks ``can_batch(..., engine="stacked")``.
 
+What lives where: :func:`train_many` checks its arguments, stacks the tickets (``_stack``),
+picks the engine (``_engine``), runs one function per epoch (``_train_epoch``, each
+step in ``_Batched.step``) and writes the weights back (``_unstack``). The checks,
+the training regime, batches, masks and seeding are the ones :func:`~graphtickets.training.train`
+uses (``graphtickets/_trainloop.py``), and the optimizer comes from the same factory
+(:func:`~graphtickets.training.make_optimizer` with ``lean=True``). Imports go one way: this
+module imports :mod:`graphtickets.training`, never the other way round; ``study`` imports it.
+
 References
 ----------
 Frankle & Carbin, "The Lottery Ticket Hypothesis", ICLR 2019 (sparse training with a mask).
@@ -455,7 +463,7 @@ class _Stacks:
 
     ``params`` are leaf tensors (``requires_grad`` where the model's parameter has it) holding
     the training state; ``pruned`` is ``True`` where ticket k prunes a weight; ``own_params`` /
-    ``own_buffers`` are each model's own tensors, written back by :func:`_unstack`."""
+    ``own_buffers`` are each model's own tensors, written back by ``_unstack``."""
 
     params: dict[str, torch.Tensor]
     buffers: dict[str, torch.Tensor]

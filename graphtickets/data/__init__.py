@@ -15,6 +15,17 @@ Registered datasets (:data:`DATASETS`):
 The data root is ``root=`` if given, else ``$GRAPHTICKETS_DATA``, else
 ``~/.cache/graphtickets``. Nothing is fetched unless ``download=True``.
 
+What lives where: ``core.py`` holds the registry (:data:`DATASETS`, :func:`register_dataset`,
+:class:`DatasetInfo`), the :func:`load` / :func:`info` front end, the data root and the
+train/val split; ``batching.py`` the mini-batches (:class:`Batches`, :func:`take`,
+:func:`epoch_seed`); ``mnist1d.py``, ``digits.py`` and ``images.py`` one loader family each,
+registered on import. To add a dataset, write ``loader(split, root, download, **options) ->
+(inputs, targets)`` (numpy arrays) and decorate it with :func:`register_dataset`.
+
+Imports go one way: ``data`` imports only ``graphtickets.errors`` and ``_registry``; ``models``
+and ``ticket`` sit beside it, and ``training`` ← ``pruning`` ← ``graphs`` ← ``analysis`` ←
+``study`` ← ``cli`` import it, never the other way round.
+
 >>> import graphtickets as gt
 >>> train = gt.data.load("digits")
 >>> x, y = next(iter(gt.data.batches(train, batch_size=32, seed=0)))
