@@ -53,7 +53,7 @@ def test_family_is_nested_with_exact_counts() -> None:
         assert all(not bool((b.masks[k] & ~a.masks[k]).any()) for k in a.masks)
     rounds = fam[-1].meta["rounds"]
     assert [r["round"] for r in rounds] == list(range(7))
-    assert all(r["accuracy"] is not None for r in rounds[:-1]) and "accuracy" not in rounds[-1]
+    assert all(r["train_accuracy"] is not None for r in rounds[:-1]) and "train_accuracy" not in rounds[-1]
     assert fam[-1].weights is None  # rewind 0: the model's own initialization
 
 
@@ -94,7 +94,7 @@ def test_two_round_example_by_hand() -> None:
     assert fam[0].masks["0.weight"].numpy().tolist() == m1.tolist()
     assert fam[1].masks["0.weight"].numpy().tolist() == m2.tolist()
     # recorded accuracy of round 2's ticket trained from W0 * m2: logits (0.5 + 1, 0) -> class 0
-    assert fam[1].meta["accuracy"] == 1.0
+    assert fam[1].meta["train_accuracy"] == 1.0
 
 
 def test_rewind_zero_retrains_from_initialization() -> None:
@@ -107,8 +107,8 @@ def test_rewind_zero_retrains_from_initialization() -> None:
     training.enforce_masks(fresh, t.masks)
     h = training.train(fresh, data, masks=t.masks, epochs=2, optimizer="sgd", lr=0.05, seed=3)
     assert t.meta["rounds"][-1]["loss"] == h.epochs[-1]["loss"]
-    assert t.meta["accuracy"] == h.epochs[-1]["accuracy"]
-    assert t.meta["train_accuracy"] == t.meta["accuracy"]  # the running training accuracy
+    assert t.meta["train_accuracy"] == h.epochs[-1]["accuracy"]  # the running training accuracy
+    assert "accuracy" not in t.meta and all("accuracy" not in r for r in t.meta["rounds"])  # no alias
     assert t.weights is None  # rewind 0: no rewound weights to carry
     assert len(t.meta["rounds"]) == n_rounds(0.5, 0.2) + 1
     assert t.meta["cost"]["epochs"] == 2 * len(t.meta["rounds"])

@@ -48,7 +48,7 @@ mask finds the rewound values at its new positions).
 Accuracies. ``train_accuracy`` is the running mean of the training-batch accuracy over the
 last epoch of a round's training (measured on the fly, before each step: not a held-out
 number); ``eval_accuracy`` is measured on ``eval_data`` after that training (NaN without
-``eval_data``). ``accuracy`` is kept as an alias of ``train_accuracy`` for older readers.
+``eval_data``).
 
 Defaults (Adam, learning rate 1.2e-3 as Frankle & Carbin used for LeNet, ``epochs=10`` per
 round) are only a small-data starting point; a study passes its own training regime. For the
@@ -162,7 +162,6 @@ def _trained(hist: Any) -> dict[str, Any]:
     last = hist.epochs[-1] if hist.epochs else {}
     return {
         "train_accuracy": last.get("accuracy"),
-        "accuracy": last.get("accuracy"),  # alias of train_accuracy (older readers)
         "loss": last.get("loss"),
         "eval_accuracy": last.get("eval_accuracy"),
         "eval_loss": last.get("eval_loss"),
@@ -299,8 +298,7 @@ def imp_rounds(
         ``imp_rounds(model, density=d, ...)`` (same seed, same data order). Each ticket's
         ``config["density"]`` is its round's density or its target; ``meta``: ``round``,
         ``target`` (a requested density), ``trajectory`` (a round the trajectory went
-        through), ``train_accuracy`` (running training accuracy of the last epoch; alias
-        ``accuracy``) and ``eval_accuracy`` of the ticket trained from its rewound weights
+        through), ``train_accuracy`` (running training accuracy of the last epoch) and ``eval_accuracy`` of the ticket trained from its rewound weights
         (None when not trained), ``dense`` (the dense network's), ``rounds`` (the summary of
         every ticket, round 0 the dense network) and ``cost`` (cumulative ``seconds``,
         ``epochs``, ``iterations`` spent until the ticket was found). With ``rewind > 0``
@@ -422,7 +420,6 @@ def imp_rounds(
             "target": info["target"],
             "trajectory": info["trajectory"],
             "train_accuracy": info.get("train_accuracy"),
-            "accuracy": info.get("accuracy"),
             "eval_accuracy": info.get("eval_accuracy"),
             "dense": dense,
             "rounds": summary,

@@ -156,8 +156,10 @@ def _method_extras(ticket: Ticket) -> dict[str, Any]:
     rounds = meta.get("rounds")
     if isinstance(rounds, list) and rounds and all(isinstance(r, Mapping) for r in rounds):
         out["imp_rounds"] = [
-            {k: _finite(r.get(k)) for k in ("round", "density", "accuracy", "eval_accuracy")} for r in rounds
-        ]
+            {"round": _finite(r.get("round")), "density": _finite(r.get("density")),
+             "accuracy": _finite(r.get("train_accuracy")), "eval_accuracy": _finite(r.get("eval_accuracy"))}
+            for r in rounds
+        ]  # fmt: skip
     if "distances" in meta and "epoch_drawn" in meta:
         out["eb_distances"] = [_finite(d) for d in meta.get("distances", [])]
         out["eb_epoch"] = meta.get("epoch_drawn")
