@@ -36,12 +36,13 @@ gives the same results and may pay off on a GPU. A caller that batches for speed
 asks ``can_batch(..., engine="stacked")``.
 
 What lives where: :func:`train_many` checks its arguments, stacks the tickets (``_stack``),
-picks the engine (``_engine``), runs one function per epoch (``_train_epoch``, each
-step in ``_Batched.step``) and writes the weights back (``_unstack``). The checks,
-the training regime, batches, masks and seeding are the ones :func:`~graphtickets.training.train`
-uses (``graphtickets/_trainloop.py``), and the optimizer comes from the same factory
-(:func:`~graphtickets.training.make_optimizer` with ``lean=True``). Imports go one way: this
-module imports :mod:`graphtickets.training`, never the other way round; ``study`` imports it.
+picks the engine (``_engine``), runs the epochs (``_run_epochs``; one epoch in
+``_train_epoch``, each step in ``_Batched.step``) and writes the weights back
+(``_unstack``). The checks, the training regime, batches, masks and seeding are the ones
+:func:`~graphtickets.training.train` uses (``graphtickets/_trainloop.py``), and the optimizer
+comes from the same factory (:func:`~graphtickets.training.make_optimizer` with
+``lean=True``). Imports go one way: this module imports :mod:`graphtickets.training`, never
+the other way round; ``study`` imports it.
 
 References
 ----------
@@ -418,33 +419,9 @@ def train_many(
                          weight_decay=weight_decay, nesterov=nesterov, lean=True, fused=fused)  # fmt: skip
     run = _Batched(st, eng, opt, dev)
     hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=None) for _ in range(k)]
-    iterations, stopped = 0, "epochs"
     t0 = time.perf_counter()
     with seeded(dev, seed):
-        for epoch in range(regime.epochs):
-            if regime.spent(iterations):
-                stopped = "max_iterations"
-                break
-            t_epoch = time.perf_counter()
-            lr_now = set_lr(run.opt, [float(lr)], regime.factor(epoch))
-            meter, iterations = _train_epoch(run, data, iterations, regime)
-            if meter.n == 0:
-                raise no_batches(epoch, 0)
-            if regime.spent(iterations):
-                stopped = "max_iterations"
-            losses, accs = meter.means()
-            ev_loss, ev_acc = [math.nan] * k, [math.nan] * k
-            if eval_data is not None:
-                ev_loss, ev_acc = _evaluate_many(run.forward, eval_data, dev, k)
-            seconds = (time.perf_counter() - t_epoch) / k
-            for i, h in enumerate(hists):
-                h.epochs.append({
-                    "epoch": epoch + 1, "loss": losses[i], "accuracy": accs[i], "eval_loss": ev_loss[i],
-                    "eval_accuracy": ev_acc[i], "seconds": seconds, "lr": lr_now, "iterations": iterations,
-                })  # fmt: skip
-            _log_epoch(losses, epoch, regime.epochs, iterations, seconds * k)
-            if stopped == "max_iterations":
-                break
+        iterations, stopped = _run_epochs(run, data, regime, eval_data, hists)
     _unstack(st, models)
     for m, was in zip(models, was_training, strict=True):
         m.train(was)
@@ -591,6 +568,37 @@ class _Meter:
 
     def means(self) -> tuple[list[float], list[float]]:
         return (self.loss / self.n).tolist(), (self.correct / self.n).tolist()
+
+
+def _run_epochs(run: _Batched, data: Iterable[Any], regime: Regime, eval_data: Iterable[Any] | None,
+                hists: list[History]) -> tuple[int, str]:
+    """Train every epoch of ``regime`` (appending each ticket's rows to ``hists``); returns the
+    optimizer steps taken and why training ended."""
+    iterations, stopped, k = 0, "epochs", run.k
+    for epoch in range(regime.epochs):
+        if regime.spent(iterations):
+            return iterations, "max_iterations"
+        t_epoch = time.perf_counter()
+        lr_now = set_lr(run.opt, [float(regime.lr)], regime.factor(epoch))
+        meter, iterations = _train_epoch(run, data, iterations, regime)
+        if meter.n == 0:
+            raise no_batches(epoch, 0)
+        if regime.spent(iterations):
+            stopped = "max_iterations"
+        losses, accs = meter.means()
+        ev_loss, ev_acc = [math.nan] * k, [math.nan] * k
+        if eval_data is not None:
+            ev_loss, ev_acc = _evaluate_many(run.forward, eval_data, run.dev, k)
+        seconds = (time.perf_counter() - t_epoch) / k
+        for i, h in enumerate(hists):
+            h.epochs.append({
+                "epoch": epoch + 1, "loss": losses[i], "accuracy": accs[i], "eval_loss": ev_loss[i],
+                "eval_accuracy": ev_acc[i], "seconds": seconds, "lr": lr_now, "iterations": iterations,
+            })  # fmt: skip
+        _log_epoch(losses, epoch, regime.epochs, iterations, seconds * k)
+        if stopped == "max_iterations":
+            break
+    return iterations, stopped
 
 
 def _train_epoch(run: _Batched, data: Iterable[Any], iterations: int, regime: Regime) -> tuple[_Meter, int]:
