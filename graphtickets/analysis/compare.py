@@ -12,14 +12,14 @@ from __future__ import annotations
 import itertools
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from graphtickets.analysis.distances import DISTANCES, Context
+from graphtickets.analysis.distances.registry import DISTANCES, Context
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
@@ -65,74 +65,22 @@ def null_seed(seed: int, name: str, sample: int) -> int:
 
 
 # --------------------------------------------------------------------------- features
-# A kind listed in _FEATURES is a distance between per-ticket features, so the features of
-# every ticket and of every null ticket are computed once and a pair costs a vector distance.
-# Each entry equals the registered distance (tests/test_analysis_compare.py checks it); when
-# a kind is re-registered with another function, compare() calls that function instead.
-def _degree_sequence(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis._util import simple_directed
-
-    g = ctx.graph(t, "layered")
-    x = simple_directed(g)
-    d = np.diff(x.indptr)
-    return np.asarray((d + np.diff(x.tocsc().indptr)) if g.directed else d)
-
-
-def _spectrum_feature(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis.spectral import laplacian_spectrum
-
-    return np.asarray(laplacian_spectrum(ctx.graph(t, "relational")), dtype=np.float64)
-
-
-def _netlsd_feature(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis.distances import heat_trace
-
-    return np.asarray(heat_trace(ctx.graph(t, "relational")), dtype=np.float64)
-
-
-def _l2(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.linalg.norm(x - y))
-
-
-def _spectral_l2(x: np.ndarray, y: np.ndarray) -> float:
-    if x.size != y.size:
-        raise GraphticketsError(f"spectral distance needs graphs of the same size, got {x.size} and {y.size} nodes")
-    return _l2(x, y)
-
-
-def _wasserstein(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import wasserstein_distance
-
-    return float(wasserstein_distance(x, y))
-
-
-_Feature = tuple[Callable[[Context, Ticket], np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
-_FEATURES: dict[str, _Feature] = {
-    "spectral": (_spectrum_feature, _spectral_l2),
-    "netlsd": (_netlsd_feature, _l2),
-    "degree": (_degree_sequence, _wasserstein),
-}
-#: The registered functions the feature shortcuts stand for (captured at import).
-_FEATURE_OF = {k: DISTANCES[k].fn for k in _FEATURES if k in DISTANCES}
-
-
-def _featured(kind: str) -> bool:
-    return kind in _FEATURE_OF and DISTANCES[kind].fn is _FEATURE_OF[kind]
-
-
+# A kind declared as a feature plus a metric (DistanceSpec.feature/.metric) is computed from
+# per-ticket features: those of every ticket and of every null ticket are computed once and a
+# pair costs one metric call. Other kinds are called pairwise.
 class _Features:
     """Per-ticket features, each computed once; a ticket's graphs live only while they are made."""
 
     def __init__(self, model: nn.Module | None, kinds: Sequence[str]) -> None:
         self.model = model
-        self.kinds = [k for k in kinds if _featured(k)]
+        self.features = {k: f for k in kinds if (f := DISTANCES[k].feature) is not None}
         self.cache: dict[tuple[str, int, str], np.ndarray] = {}
 
     def get(self, key: tuple[str, int], ticket: Ticket, kind: str) -> np.ndarray:
         if (*key, kind) not in self.cache:
             ctx = Context(model=self.model)  # this ticket's graphs, shared by its features
-            for k in self.kinds:
-                self.cache[(*key, k)] = _FEATURES[k][0](ctx, ticket)
+            for k, feature in self.features.items():
+                self.cache[(*key, k)] = feature(ticket, ctx)
         return self.cache[(*key, kind)]
 
 
@@ -256,8 +204,9 @@ def compare(
         nulls = {n: [effective_ticket(t, model) for t in ts] for n, ts in nulls.items()}
 
     def dist(kind: str, ka: tuple[str, int], ta: Ticket, kb: tuple[str, int], tb: Ticket) -> float:
-        if _featured(kind):
-            return _FEATURES[kind][1](feats.get(ka, ta, kind), feats.get(kb, tb, kind))
+        metric = DISTANCES[kind].metric
+        if metric is not None:
+            return float(metric(feats.get(ka, ta, kind), feats.get(kb, tb, kind)))
         return float(DISTANCES[kind].fn(ta, tb, ctx))
 
     rows: list[dict[str, Any]] = []

@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from graphtickets.analysis.distances import Context, register_distance
+from graphtickets.analysis.distances.registry import Context, register_distance
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket, prunable
 
