@@ -37,9 +37,12 @@ from graphtickets.analysis.function import (
 )
 from graphtickets.analysis.metrics import (
     METRICS,
+    TICKET_GRAPHS,
     MetricSpec,
     metrics,
     register_metric,
+    ticket_graph,
+    ticket_measures,
     ticket_metrics,
 )
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
@@ -89,6 +92,9 @@ __all__ = [
     "metrics",
     "register_metric",
     "ticket_metrics",
+    "ticket_measures",
+    "ticket_graph",
+    "TICKET_GRAPHS",
     "DISTANCES",
     "DistanceSpec",
     "distance",
