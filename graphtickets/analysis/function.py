@@ -87,7 +87,6 @@ __all__ = [
     "functional_details",
     "BarrierResult",
     "loss_barrier",
-    "as_batches",
 ]
 
 #: CKA uses at most this many test inputs (the first ones; Gram matrices are n x n).
@@ -449,6 +448,12 @@ def linear_cka(x: Any, y: Any) -> float:
     return _cka(_centred([tx.reshape(tx.shape[0], -1)]), _centred([ty.reshape(ty.shape[0], -1)]))
 
 
+def _profiles(a: Ticket, b: Ticket, model: nn.Module | None, data: Any, **options: Any) -> tuple[FunctionProfile, FunctionProfile]:
+    """The profiles of two tickets on the same test batches (read once)."""
+    ctx = Context(model=model, data=data, options=options)
+    return _profile(ctx, a), _profile(ctx, b)
+
+
 def _layer_ckas(fa: FunctionProfile, fb: FunctionProfile) -> dict[str, float]:
     if fa.layers != fb.layers:
         raise GraphticketsError(f"the networks have different hidden layers ({fa.layers} vs {fb.layers}); compare one architecture")
@@ -466,8 +471,7 @@ def cka_layers(
     dict[str, float]
         ``{name of the module reading it: CKA}`` in forward order.
     """
-    ctx = Context(model=model, data=data, options={"conv": conv, "cka_examples": cka_examples, "device": device})
-    return _layer_ckas(_profile(ctx, a), _profile(ctx, b))
+    return _layer_ckas(*_profiles(a, b, model, data, conv=conv, cka_examples=cka_examples, device=device))
 
 
 def functional_details(
@@ -483,8 +487,7 @@ def functional_details(
         ``cka`` (mean over layers) and ``cka/<layer>`` per layer (similarities, not
         distances: the registered kinds are 1 minus these).
     """
-    ctx = Context(model=model, data=data, options={"conv": conv, "cka_examples": cka_examples, "device": device})
-    fa, fb = _profile(ctx, a), _profile(ctx, b)
+    fa, fb = _profiles(a, b, model, data, conv=conv, cka_examples=cka_examples, device=device)
     per = _layer_ckas(fa, fb)
     out = {"accuracy_a": fa.accuracy, "accuracy_b": fb.accuracy, "agreement": agreement(fa.predictions, fb.predictions),
            "kappa": cohen_kappa(fa.predictions, fb.predictions)}  # fmt: skip

@@ -57,15 +57,10 @@ in the order of the table):
 
 References
 ----------
-.. [1] K. Riesen, H. Bunke, "Approximate graph edit distance computation by means of bipartite
-   graph matching", Image and Vision Computing 27, 2009.
-.. [2] A. Fischer, C. Y. Suen, V. Frinken, K. Riesen, H. Bunke, "Approximation of graph edit
-   distance based on Hausdorff matching", Pattern Recognition 48, 2015.
-.. [3] A. Tsitsulin, D. Mottin, P. Karras, A. Bronstein, E. Mueller, "NetLSD: Hearing the
-   Shape of a Graph", KDD 2018.
-.. [4] S. K. Ainsworth, J. Hayase, S. Srinivasa, "Git Re-Basin: Merging Models modulo
-   Permutation Symmetries", ICLR 2023 (unit matching by linear assignment).
-.. [5] A. Vysogorets, J. Kempe (2023); J. You et al. (2020) -- the graphs compared.
+Each family module names its papers: ``overlap`` (Frankle et al., ICLR 2021), ``ged`` (Riesen &
+Bunke 2009; Fischer et al. 2015), ``alignment`` (Ainsworth et al., Git Re-Basin, ICLR 2023),
+``features`` (Tsitsulin et al., NetLSD, KDD 2018). The graphs compared are those of
+Vysogorets & Kempe (JMLR 2023) and You et al. (ICML 2020).
 """
 
 from __future__ import annotations
