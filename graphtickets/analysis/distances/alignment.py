@@ -13,6 +13,7 @@ References
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,56 +80,100 @@ def align_units(a: Ticket, b: Ticket, *, sweeps: int = 5) -> dict[str, np.ndarra
     ----------
     Ainsworth, Hayase, Srinivasa, "Git Re-Basin", ICLR 2023 (weight matching).
     """
-    pairs = pair_masks(a, b)
-    names = [n for n, _, _ in pairs]
-    ma = [_as3(x) for _, x, _ in pairs]
-    mb = [_as3(y) for _, _, y in pairs]
-    L = len(pairs)
-    # link[l] = r when layer l+1 takes layer l's outputs (each repeated r times), else None
-    link: list[int | None] = []
-    for i in range(L - 1):
-        out, nxt = ma[i].shape[0], ma[i + 1].shape[1]
-        link.append(nxt // out if out and nxt % out == 0 and pairs[i + 1][1].dim() >= 2 else None)
-    link.append(None)
-    free = [i < L - 1 and pairs[i][1].dim() >= 2 and link[i] is not None for i in range(L)]
-    ident = [np.arange(x.shape[0]) for x in ma]
+    chain = _Chain.of(a, b)
+    ident = chain.identity()
+    best, best_ov = ident, -1.0
+    for start in (chain.greedy(), list(ident)):
+        perms = chain.ascend(start, int(sweeps))
+        ov = chain.overlap(perms)
+        if ov > best_ov:
+            best, best_ov = perms, ov
+    return dict(zip(chain.names, best, strict=True))
 
-    def inputs_perm(perms: list[np.ndarray], i: int) -> np.ndarray | None:
-        if i == 0 or link[i - 1] is None:
-            return None
-        r = link[i - 1]
-        assert r is not None
-        return (perms[i - 1][:, None] * r + np.arange(r)[None, :]).ravel()
 
-    def incoming(perms: list[np.ndarray], i: int) -> np.ndarray:
-        p_in = inputs_perm(perms, i)
-        yb = mb[i] if p_in is None else mb[i][:, torch.from_numpy(p_in)]
-        return (ma[i].reshape(ma[i].shape[0], -1) @ yb.reshape(yb.shape[0], -1).T).double().numpy()
+def _expand(perm: np.ndarray, r: int) -> np.ndarray:
+    """A permutation of ``n`` units as one of ``n * r`` features (unit ``c`` -> features ``c*r .. c*r+r-1``)."""
+    return (perm[:, None] * r + np.arange(r)[None, :]).ravel()
 
-    def outgoing(perms: list[np.ndarray], i: int) -> np.ndarray:
-        out = ma[i].shape[0]
-        xa = ma[i + 1].reshape(ma[i + 1].shape[0], out, -1).permute(1, 0, 2).reshape(out, -1)
-        yb = mb[i + 1][torch.from_numpy(perms[i + 1])]
+
+@dataclass
+class _Chain:
+    """Two tickets' masks as a chain of layers, and the steps of :func:`align_units` on it.
+
+    ``ma[l]``, ``mb[l]``: masks as float ``(out, in, prod(kernel))``; ``link[l] = r`` when layer
+    ``l+1`` takes layer ``l``'s outputs (each repeated ``r`` times: a flatten), else None;
+    ``free[l]``: layer ``l``'s output units may be permuted. ``perms[l]`` (one per layer) maps
+    unit ``i`` of ``a`` to unit ``perms[l][i]`` of ``b``.
+    """
+
+    names: list[str]
+    ma: list[torch.Tensor]
+    mb: list[torch.Tensor]
+    link: list[int | None]
+    free: list[bool]
+
+    @classmethod
+    def of(cls, a: Ticket, b: Ticket) -> _Chain:
+        pairs = pair_masks(a, b)
+        ma = [_as3(x) for _, x, _ in pairs]
+        n = len(pairs)
+        link: list[int | None] = []
+        for i in range(n - 1):
+            out, nxt = ma[i].shape[0], ma[i + 1].shape[1]
+            link.append(nxt // out if out and nxt % out == 0 and pairs[i + 1][1].dim() >= 2 else None)
+        link.append(None)
+        free = [i < n - 1 and pairs[i][1].dim() >= 2 and link[i] is not None for i in range(n)]
+        return cls([nm for nm, _, _ in pairs], ma, [_as3(y) for _, _, y in pairs], link, free)
+
+    def identity(self) -> list[np.ndarray]:
+        return [np.arange(x.shape[0]) for x in self.ma]
+
+    def inputs_perm(self, perms: list[np.ndarray], i: int) -> np.ndarray | None:
+        """How layer ``i``'s inputs are permuted by the permutation of layer ``i-1``'s outputs."""
+        r = self.link[i - 1] if i > 0 else None
+        return None if r is None else _expand(perms[i - 1], r)
+
+    def incoming(self, perms: list[np.ndarray], i: int) -> np.ndarray:
+        """Overlap of every unit pair's incoming weights (``b``'s inputs permuted)."""
+        ma, p_in = self.ma[i], self.inputs_perm(perms, i)
+        yb = self.mb[i] if p_in is None else self.mb[i][:, torch.from_numpy(p_in)]
+        return (ma.reshape(ma.shape[0], -1) @ yb.reshape(yb.shape[0], -1).T).double().numpy()
+
+    def outgoing(self, perms: list[np.ndarray], i: int) -> np.ndarray:
+        """Overlap of every unit pair's outgoing weights (``b``'s next layer permuted)."""
+        out = self.ma[i].shape[0]
+        xa = self.ma[i + 1].reshape(self.ma[i + 1].shape[0], out, -1).permute(1, 0, 2).reshape(out, -1)
+        yb = self.mb[i + 1][torch.from_numpy(perms[i + 1])]
         yb = yb.reshape(yb.shape[0], out, -1).permute(1, 0, 2).reshape(out, -1)
         return (xa @ yb.T).double().numpy()
 
-    def overlap(perms: list[np.ndarray]) -> float:
+    def overlap(self, perms: list[np.ndarray]) -> float:
+        """The objective: live weights both tickets keep, ``b`` permuted by ``perms``."""
         total = 0.0
-        for i in range(L):
-            p_in = inputs_perm(perms, i)
-            yb = mb[i][torch.from_numpy(perms[i])]
+        for i, ma in enumerate(self.ma):
+            p_in = self.inputs_perm(perms, i)
+            yb = self.mb[i][torch.from_numpy(perms[i])]
             if p_in is not None:
                 yb = yb[:, torch.from_numpy(p_in)]
-            total += float((ma[i] * yb).sum(dtype=torch.float64))
+            total += float((ma * yb).sum(dtype=torch.float64))
         return total
 
-    def ascend(perms: list[np.ndarray]) -> list[np.ndarray]:
-        for _ in range(int(sweeps)):
+    def greedy(self) -> list[np.ndarray]:
+        """The greedy forward start: each free layer matched on its incoming weights alone."""
+        perms = self.identity()
+        for i, free in enumerate(self.free):
+            if free:
+                perms[i] = assign(-self.incoming(perms, i))
+        return perms
+
+    def ascend(self, perms: list[np.ndarray], sweeps: int) -> list[np.ndarray]:
+        """Coordinate ascent: re-solve one free layer at a time (``perms`` is updated in place)."""
+        for _ in range(sweeps):
             changed = False
-            for i in range(L):
-                if not free[i]:
+            for i, free in enumerate(self.free):
+                if not free:
                     continue
-                gain = incoming(perms, i) + outgoing(perms, i)
+                gain = self.incoming(perms, i) + self.outgoing(perms, i)
                 p = assign(-gain)
                 rows = np.arange(p.size)
                 if gain[rows, p].sum() > gain[rows, perms[i]].sum() + 0.5:  # overlaps are integers
@@ -136,18 +181,6 @@ def align_units(a: Ticket, b: Ticket, *, sweeps: int = 5) -> dict[str, np.ndarra
             if not changed:
                 break
         return perms
-
-    greedy = list(ident)
-    for i in range(L):
-        if free[i]:
-            greedy[i] = assign(-incoming(greedy, i))
-    best, best_ov = ident, -1.0
-    for start in (greedy, list(ident)):
-        perms = ascend(start)
-        ov = overlap(perms)
-        if ov > best_ov:
-            best, best_ov = perms, ov
-    return dict(zip(names, best, strict=True))
 
 
 def _as3(m: torch.Tensor) -> torch.Tensor:
@@ -175,9 +208,7 @@ def _permute_inputs(m: torch.Tensor, prev: np.ndarray | None) -> torch.Tensor:
     n_in = m.shape[1]
     if n_in % prev.size:
         return m
-    r = n_in // prev.size
-    idx = (prev[:, None] * r + np.arange(r)[None, :]).ravel()
-    return m[:, torch.from_numpy(idx)]
+    return m[:, torch.from_numpy(_expand(prev, n_in // prev.size))]
 
 
 @register_distance("aligned_jaccard")
