@@ -269,59 +269,10 @@ def profile(
     batches = as_batches(data)  # a list already read is only checked (no copy of the tensors)
     net = _network(ticket, model).to(device)
     net.eval()
-    modules = dict(net.named_modules())
-    layer_names = list(dict.fromkeys(n.rpartition(".")[0] for n in prunable(net)))
-    limit = None if cka_examples is None else int(cka_examples)
-    state: dict[str, Any] = {"ran": False, "seen": {}, "order": []}
-    chunks: dict[str, list[torch.Tensor]] = {}
-    kept = [0]
-
-    def pre(name: str) -> Any:
-        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0] if args else None
-            if not isinstance(x, torch.Tensor) or not state["ran"] or id(x) in state["seen"]:
-                return
-            state["seen"][id(x)] = x  # hold it: ids stay unique within the batch
-            if limit is not None and kept[0] >= limit:
-                state["order"].append(name)
-                return
-            v = x.detach()
-            if v.dim() > 2:
-                v = v.flatten(1) if conv == "flatten" else v.mean(dim=tuple(range(2, v.dim())))
-            if limit is not None:
-                v = v[: limit - kept[0]]
-            chunks.setdefault(name, []).append(v.to("cpu", torch.float32).clone())  # later in-place ops cannot touch it
-            state["order"].append(name)
-
-        return hook
-
-    def post(_m: nn.Module, _a: Any, _o: Any) -> None:
-        state["ran"] = True
-
-    handles = []
-    if representations:
-        for n in layer_names:
-            if n in modules:
-                handles.append(modules[n].register_forward_pre_hook(pre(n)))
-                handles.append(modules[n].register_forward_hook(post))
-    preds, labels, losses, order0 = [], [], [], None
+    rec = _Recorder(conv, None if cka_examples is None else int(cka_examples))
+    handles = rec.attach(net) if representations else []
     try:
-        with torch.no_grad():
-            for x, y in batches:
-                state.update(ran=False, seen={}, order=[])
-                out = net(x.to(device))
-                if order0 is None:
-                    order0 = list(state["order"])
-                elif state["order"] != order0:
-                    raise GraphticketsError("the network read different hidden tensors on different batches; "
-                                            "cannot line up its representations")  # fmt: skip
-                kept[0] += int(x.shape[0])
-                if out.dim() != 2 or out.shape[1] < 2:
-                    raise GraphticketsError(f"functional distances need class scores (batch x classes), got outputs of shape {tuple(out.shape)}")
-                preds.append(out.argmax(dim=1).cpu())
-                if y is not None and not y.is_floating_point() and y.dim() == 1:
-                    labels.append(y.cpu())
-                    losses.append(float(nn.functional.cross_entropy(out, y.to(device), reduction="sum")))
+        preds, labels, losses = _predict(net, batches, device, rec)
     finally:
         for h in handles:
             h.remove()
@@ -329,9 +280,90 @@ def profile(
     lab = torch.cat(labels).numpy() if len(labels) == len(preds) else None
     acc = float(np.mean(p == lab)) if lab is not None else float("nan")
     loss = float(sum(losses) / p.size) if lab is not None else float("nan")
-    names = [n for n in (order0 or []) if n in chunks]
-    reps = [_centred(chunks[n]) for n in names]
+    names = [n for n in (rec.first_order or []) if n in rec.chunks]
+    reps = [_centred(rec.chunks[n]) for n in names]
     return FunctionProfile(predictions=p, labels=lab, accuracy=acc, loss=loss, layers=names, reps=reps)
+
+
+class _Recorder:
+    """Forward hooks that keep what each weight layer reads: the hidden representations.
+
+    A weight layer's pre-hook records its input once the first weight layer has run (the data
+    itself is no representation), once per tensor (a tensor read by several modules counts
+    for the first), keeping at most ``limit`` examples in all. ``order`` is the order the
+    tensors were read in on the current batch; ``first_order`` that of the first batch.
+    """
+
+    def __init__(self, conv: str, limit: int | None) -> None:
+        self.conv, self.limit = conv, limit
+        self.chunks: dict[str, list[torch.Tensor]] = {}
+        self.kept = 0  # examples seen on the batches before this one
+        self.first_order: list[str] | None = None
+        self.start_batch()
+
+    def start_batch(self) -> None:
+        self.ran = False  # has a weight layer run on this batch yet
+        self.seen: dict[int, torch.Tensor] = {}  # held: ids stay unique within the batch
+        self.order: list[str] = []
+
+    def attach(self, net: nn.Module) -> list[Any]:
+        modules = dict(net.named_modules())
+        handles = []
+        for n in dict.fromkeys(p.rpartition(".")[0] for p in prunable(net)):
+            if n in modules:
+                handles.append(modules[n].register_forward_pre_hook(self._reader(n)))
+                handles.append(modules[n].register_forward_hook(self._ran))
+        return handles
+
+    def _ran(self, _m: nn.Module, _a: Any, _o: Any) -> None:
+        self.ran = True
+
+    def _reader(self, name: str) -> Any:
+        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or not self.ran or id(x) in self.seen:
+                return
+            self.seen[id(x)] = x
+            if self.limit is None or self.kept < self.limit:
+                self._keep(name, x)
+            self.order.append(name)
+
+        return hook
+
+    def _keep(self, name: str, x: torch.Tensor) -> None:
+        v = x.detach()
+        if v.dim() > 2:
+            v = v.flatten(1) if self.conv == "flatten" else v.mean(dim=tuple(range(2, v.dim())))
+        if self.limit is not None:
+            v = v[: self.limit - self.kept]
+        self.chunks.setdefault(name, []).append(v.to("cpu", torch.float32).clone())  # later in-place ops cannot touch it
+
+    def end_batch(self, n_examples: int) -> None:
+        if self.first_order is None:
+            self.first_order = list(self.order)
+        elif self.order != self.first_order:
+            raise GraphticketsError("the network read different hidden tensors on different batches; "
+                                    "cannot line up its representations")  # fmt: skip
+        self.kept += n_examples
+
+
+def _predict(
+    net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor | None]], device: str | torch.device, rec: _Recorder
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
+    """Predicted classes, class targets and summed cross-entropies per batch (``rec`` records the rest)."""
+    preds, labels, losses = [], [], []
+    with torch.no_grad():
+        for x, y in batches:
+            rec.start_batch()
+            out = net(x.to(device))
+            rec.end_batch(int(x.shape[0]))
+            if out.dim() != 2 or out.shape[1] < 2:
+                raise GraphticketsError(f"functional distances need class scores (batch x classes), got outputs of shape {tuple(out.shape)}")
+            preds.append(out.argmax(dim=1).cpu())
+            if y is not None and not y.is_floating_point() and y.dim() == 1:
+                labels.append(y.cpu())
+                losses.append(float(nn.functional.cross_entropy(out, y.to(device), reduction="sum")))
+    return preds, labels, losses
 
 
 def _profile(ctx: Context, t: Any) -> FunctionProfile:
