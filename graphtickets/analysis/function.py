@@ -498,6 +498,12 @@ def cka_layers(
 ) -> dict[str, float]:
     """Linear CKA of two trained tickets per hidden representation (module docstring).
 
+    Parameters
+    ----------
+    a, b : Ticket
+    model, data, conv, cka_examples, device
+        As in :func:`functional_details`.
+
     Returns
     -------
     dict[str, float]
@@ -511,6 +517,20 @@ def functional_details(
     cka_examples: int | None = CKA_MAX_EXAMPLES, device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Every functional comparison of two trained tickets in one pass.
+
+    Parameters
+    ----------
+    a, b : Ticket
+        Trained tickets (carrying ``weights``) of one architecture.
+    model : nn.Module, optional
+        The architecture (a copy is used); default: built from each ticket's spec.
+    data : iterable of (inputs, targets)
+        Test batches, read once; both tickets see them in the same order.
+    conv : {"flatten", "mean"}
+        How conv maps become vectors (module docstring).
+    cka_examples : int or None
+        CKA on the first this many inputs (None: all).
+    device : str or torch.device
 
     Returns
     -------
