@@ -4,14 +4,49 @@
 >>> import graphtickets as gt
 >>> gt.analysis.clustering(nx.complete_graph(4)), gt.analysis.path_length(nx.complete_graph(4)).value
 (1.0, 1.0)
+
+What lives where
+----------------
+======================  ======================================================================
+``metrics``             the metric registry :data:`METRICS`, ``metrics(graph)`` and the
+                        per-ticket table :func:`ticket_measures` (``ticket_metrics``,
+                        ``summarize`` and the study read it)
+``paths``               clustering and path lengths (You et al.)
+``structure``           densities, effective density, dead units, layer collapse, path counts,
+                        degrees, square clustering of layered graphs
+``spectral``            Laplacian spectra, spectral gap, NetLSD heat trace, Ramanujan gaps
+``community``           modularity, communities, assortativity, small-world coefficients
+``distances/``          the distance registry :data:`DISTANCES` and ``distance()``, one module
+                        per family: ``overlap``, ``ged``, ``alignment``, ``features``
+``function``            the function family of distances (agreement, kappa, CKA), loss barrier
+``compare``             ``compare()`` many tickets (with nulls), ``pivot``, ``summarize``
+``consensus``           how many tickets keep each weight, against shuffled masks
+``nulls``               null tickets: shuffled within layers, rewired keeping degrees
+``effective``           effective masks (live weights on some input -> output path)
+``stats``               multiple testing, bootstrap, Mantel test, excess over siblings
+``_util``               reading graphs from networkx / igraph / PyG / scipy; simple adjacencies
+======================  ======================================================================
+
+Imports go one way: ``ticket``, ``pruning`` and ``graphs`` <- ``analysis`` <- ``study``, ``cli``.
+Nothing here imports ``graphtickets.study`` or the ``graphtickets`` front end; inside the
+package, ``compare`` and ``consensus`` build on the registries, metrics and nulls, never the
+other way round. Each family module's ``__all__`` is what this package exports from it.
 """
 
 from __future__ import annotations
 
+from graphtickets.analysis import community as _community
+from graphtickets.analysis import consensus as _consensus
+from graphtickets.analysis import effective as _effective
+from graphtickets.analysis import function as _function
+from graphtickets.analysis import metrics as _metrics
+from graphtickets.analysis import spectral as _spectral
+from graphtickets.analysis import stats as _stats
+from graphtickets.analysis import structure as _structure
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
-from graphtickets.analysis.community import assortativity, communities, modularity, small_world
+from graphtickets.analysis.community import *  # noqa: F403
 from graphtickets.analysis.compare import compare, pivot, summarize
-from graphtickets.analysis.consensus import Consensus, consensus, poisson_binomial
+from graphtickets.analysis.consensus import *  # noqa: F403
 from graphtickets.analysis.distances import (
     DISTANCES,
     DistanceSpec,
@@ -20,28 +55,9 @@ from graphtickets.analysis.distances import (
     distance_details,
     ged_bounds,
 )
-from graphtickets.analysis.effective import effective_masks, effective_ticket
-from graphtickets.analysis.function import (
-    FUNCTION_KINDS,
-    BarrierResult,
-    FunctionProfile,
-    agreement,
-    cka_layers,
-    cohen_kappa,
-    error_consistency,
-    functional_details,
-    linear_cka,
-    loss_barrier,
-    profile,
-    with_trained_weights,
-)
-from graphtickets.analysis.metrics import (
-    METRICS,
-    MetricSpec,
-    metrics,
-    register_metric,
-    ticket_metrics,
-)
+from graphtickets.analysis.effective import *  # noqa: F403
+from graphtickets.analysis.function import *  # noqa: F403
+from graphtickets.analysis.metrics import *  # noqa: F403
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.analysis.paths import (
     PathLength,
@@ -50,110 +66,22 @@ from graphtickets.analysis.paths import (
     local_clustering,
     path_length,
 )
-from graphtickets.analysis.spectral import (
-    algebraic_connectivity,
-    laplacian,
-    laplacian_spectrum,
-    ramanujan,
-    ramanujan_layers,
-    spectral_gap,
-)
-from graphtickets.analysis.stats import (
-    BootstrapCI,
-    MantelResult,
-    bootstrap_ci,
-    excess_over_siblings,
-    fdr_bh,
-    mantel,
-)
-from graphtickets.analysis.structure import (
-    average_square_clustering,
-    collapsed_layers,
-    dead_units,
-    degree_stats,
-    edge_density,
-    effective_density,
-    effective_fraction,
-    effective_mask,
-    layer_degree_stats,
-    layer_densities,
-    log10_paths,
-    square_clustering,
-    weight_counts,
-    weight_densities,
-)
+from graphtickets.analysis.spectral import *  # noqa: F403
+from graphtickets.analysis.stats import *  # noqa: F403
+from graphtickets.analysis.structure import *  # noqa: F403
 
 __all__ = [
-    "METRICS",
-    "MetricSpec",
-    "metrics",
-    "register_metric",
-    "ticket_metrics",
-    "DISTANCES",
-    "DistanceSpec",
-    "distance",
-    "distance_details",
-    "ged_bounds",
-    "align_units",
-    "compare",
-    "pivot",
-    "summarize",
-    "shuffle_within_layers",
-    "rewire_preserving_degrees",
-    "PathLength",
-    "clustering",
-    "local_clustering",
-    "path_length",
-    "layer_path_lengths",
-    "laplacian",
-    "laplacian_spectrum",
-    "algebraic_connectivity",
-    "spectral_gap",
-    "ramanujan",
-    "ramanujan_layers",
-    "modularity",
-    "communities",
-    "assortativity",
-    "small_world",
-    "edge_density",
-    "layer_densities",
-    "weight_counts",
-    "weight_densities",
-    "effective_mask",
-    "effective_fraction",
-    "effective_density",
-    "dead_units",
-    "collapsed_layers",
-    "degree_stats",
-    "layer_degree_stats",
-    "log10_paths",
-    "square_clustering",
-    "average_square_clustering",
-    "as_graph",
-    "from_networkx",
-    "gini",
-    "simple_undirected",
-    "fdr_bh",
-    "bootstrap_ci",
-    "BootstrapCI",
-    "mantel",
-    "MantelResult",
-    "excess_over_siblings",
-    "consensus",
-    "Consensus",
-    "poisson_binomial",
-    "effective_masks",
-    "effective_ticket",
-    "FUNCTION_KINDS",
-    "FunctionProfile",
-    "profile",
-    "with_trained_weights",
-    "agreement",
-    "cohen_kappa",
-    "error_consistency",
-    "linear_cka",
-    "cka_layers",
-    "functional_details",
-    "BarrierResult",
-    "loss_barrier",
-]
+    "DISTANCES", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
+    "compare", "pivot", "summarize",
+    "shuffle_within_layers", "rewire_preserving_degrees",
+    "PathLength", "clustering", "local_clustering", "path_length", "layer_path_lengths",
+    "as_graph", "from_networkx", "gini", "simple_undirected",
+]  # fmt: skip
+__all__ += _metrics.__all__
+__all__ += _spectral.__all__
+__all__ += _community.__all__
+__all__ += _structure.__all__
+__all__ += _stats.__all__
+__all__ += _consensus.__all__
+__all__ += _effective.__all__
+__all__ += _function.__all__

@@ -10,23 +10,24 @@ through the Lens of Ramanujan Graph", ICLR 2023.
 from __future__ import annotations
 
 import itertools
-import logging
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from graphtickets.analysis.distances import DISTANCES, Context
+from graphtickets.analysis.distances.registry import DISTANCES, Context
+from graphtickets.analysis.effective import effective_ticket
+from graphtickets.analysis.metrics import ticket_measures
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
+from graphtickets.analysis.spectral import ramanujan_layers
+from graphtickets.analysis.structure import kept_total
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
 
 __all__ = ["compare", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION", "NO_FUNCTION_NULL"]
-
-log = logging.getLogger(__name__)
 
 _NULLS = {"shuffle": shuffle_within_layers, "rewire": rewire_preserving_degrees}
 
@@ -65,74 +66,22 @@ def null_seed(seed: int, name: str, sample: int) -> int:
 
 
 # --------------------------------------------------------------------------- features
-# A kind listed in _FEATURES is a distance between per-ticket features, so the features of
-# every ticket and of every null ticket are computed once and a pair costs a vector distance.
-# Each entry equals the registered distance (tests/test_analysis_compare.py checks it); when
-# a kind is re-registered with another function, compare() calls that function instead.
-def _degree_sequence(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis._util import simple_directed
-
-    g = ctx.graph(t, "layered")
-    x = simple_directed(g)
-    d = np.diff(x.indptr)
-    return np.asarray((d + np.diff(x.tocsc().indptr)) if g.directed else d)
-
-
-def _spectrum_feature(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis.spectral import laplacian_spectrum
-
-    return np.asarray(laplacian_spectrum(ctx.graph(t, "relational")), dtype=np.float64)
-
-
-def _netlsd_feature(ctx: Context, t: Ticket) -> np.ndarray:
-    from graphtickets.analysis.distances import heat_trace
-
-    return np.asarray(heat_trace(ctx.graph(t, "relational")), dtype=np.float64)
-
-
-def _l2(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.linalg.norm(x - y))
-
-
-def _spectral_l2(x: np.ndarray, y: np.ndarray) -> float:
-    if x.size != y.size:
-        raise GraphticketsError(f"spectral distance needs graphs of the same size, got {x.size} and {y.size} nodes")
-    return _l2(x, y)
-
-
-def _wasserstein(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import wasserstein_distance
-
-    return float(wasserstein_distance(x, y))
-
-
-_Feature = tuple[Callable[[Context, Ticket], np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
-_FEATURES: dict[str, _Feature] = {
-    "spectral": (_spectrum_feature, _spectral_l2),
-    "netlsd": (_netlsd_feature, _l2),
-    "degree": (_degree_sequence, _wasserstein),
-}
-#: The registered functions the feature shortcuts stand for (captured at import).
-_FEATURE_OF = {k: DISTANCES[k].fn for k in _FEATURES if k in DISTANCES}
-
-
-def _featured(kind: str) -> bool:
-    return kind in _FEATURE_OF and DISTANCES[kind].fn is _FEATURE_OF[kind]
-
-
+# A kind declared as a feature plus a metric (DistanceSpec.feature/.metric) is computed from
+# per-ticket features: those of every ticket and of every null ticket are computed once and a
+# pair costs one metric call. Other kinds are called pairwise.
 class _Features:
     """Per-ticket features, each computed once; a ticket's graphs live only while they are made."""
 
     def __init__(self, model: nn.Module | None, kinds: Sequence[str]) -> None:
         self.model = model
-        self.kinds = [k for k in kinds if _featured(k)]
+        self.features = {k: f for k in kinds if (f := DISTANCES[k].feature) is not None}
         self.cache: dict[tuple[str, int, str], np.ndarray] = {}
 
     def get(self, key: tuple[str, int], ticket: Ticket, kind: str) -> np.ndarray:
         if (*key, kind) not in self.cache:
             ctx = Context(model=self.model)  # this ticket's graphs, shared by its features
-            for k in self.kinds:
-                self.cache[(*key, k)] = _FEATURES[k][0](ctx, ticket)
+            for k, feature in self.features.items():
+                self.cache[(*key, k)] = feature(ticket, ctx)
         return self.cache[(*key, kind)]
 
 
@@ -250,14 +199,13 @@ def compare(
                                     f"tickets compute (ask for them in a call without effective=True)")  # fmt: skip
         if model is None:
             raise GraphticketsError("effective=True needs model=<the tickets' architecture> (paths are traced on it)")
-        from graphtickets.analysis.effective import effective_ticket
-
         named = {n: effective_ticket(t, model) for n, t in named.items()}
         nulls = {n: [effective_ticket(t, model) for t in ts] for n, ts in nulls.items()}
 
     def dist(kind: str, ka: tuple[str, int], ta: Ticket, kb: tuple[str, int], tb: Ticket) -> float:
-        if _featured(kind):
-            return _FEATURES[kind][1](feats.get(ka, ta, kind), feats.get(kb, tb, kind))
+        metric = DISTANCES[kind].metric
+        if metric is not None:
+            return float(metric(feats.get(ka, ta, kind), feats.get(kb, tb, kind)))
         return float(DISTANCES[kind].fn(ta, tb, ctx))
 
     rows: list[dict[str, Any]] = []
@@ -298,6 +246,19 @@ def pivot(table: pd.DataFrame, kind: str, *, value: str = "value") -> pd.DataFra
     return m
 
 
+#: summarize()'s columns from the layered graph: ``{column: metrics() key}``.
+_SUMMARY_LAYERED = {"collapsed_layers": "collapsed_layers", "dead_fraction": "dead_fraction",
+                    "inactive_fraction": "inactive_fraction", "log10_paths": "log10_paths",
+                    "square_clustering": "square_clustering"}  # fmt: skip
+#: summarize()'s columns from the relational graph (You et al.'s names ``C`` and ``L``).
+_SUMMARY_RELATIONAL = {"C": "clustering", "L": "path_length", "L_connected_fraction": "path_length_connected_fraction",
+                       "algebraic_connectivity": "algebraic_connectivity", "spectral_gap": "spectral_gap",
+                       "modularity": "modularity"}  # fmt: skip
+#: The metric families summarize() asks ticket_measures() for.
+_SUMMARY_METRICS = {"layered": ["effective", "collapsed_layers", "dead_units", "log10_paths", "square_clustering"],
+                    "relational": ["clustering", "path_length", "spectral", "modularity"]}  # fmt: skip
+
+
 def summarize(
     tickets: Mapping[str, Ticket] | Sequence[Ticket],
     model: nn.Module,
@@ -322,42 +283,20 @@ def summarize(
     relational, ramanujan : bool
         Include those (costlier) groups of columns.
     """
-    from graphtickets import graphs
-    from graphtickets.analysis import community, paths, spectral, structure
-
     named = name_tickets(tickets)
     rows = []
     for name, t in named.items():
-        lg = graphs.layered_graph(model, t, weights="count")
-        frac = structure.effective_fraction(lg)
-        kept, total = structure.kept_total(t, model)
-        dead = structure.dead_units(lg)
-        row: dict[str, Any] = {
-            "name": name,
-            "method": t.method,
-            "density": t.density,
-            "effective_density": float(frac * kept / total),
-            "collapsed_layers": float(len(structure.collapsed_layers(lg))),
-            "dead_fraction": dead["dead_fraction"],
-            "inactive_fraction": dead["inactive_fraction"],
-            "log10_paths": structure.log10_paths(lg),
-            "square_clustering": structure.average_square_clustering(lg),
-        }
+        kept, total = kept_total(t, model)
+        m = ticket_measures(t, model, graphs=("layered", "relational") if relational else ("layered",), names=_SUMMARY_METRICS)
+        lay = m["layered"]
+        row: dict[str, Any] = {"name": name, "method": t.method, "density": t.density,
+                               "effective_density": float(lay["effective_fraction"] * kept / total)}  # fmt: skip
+        row.update({col: lay[key] for col, key in _SUMMARY_LAYERED.items()})
         if relational:
-            try:
-                rg = graphs.relational_graph(model, t).simple()
-            except GraphticketsError as exc:
-                log.info("no relational graph for %s: %s", name, exc)
-                rg = None
-            if rg is not None:
-                pl = paths.path_length(rg)
-                row.update(C=paths.clustering(rg), L=pl.value, L_connected_fraction=pl.connected_fraction,
-                           algebraic_connectivity=spectral.algebraic_connectivity(rg),
-                           spectral_gap=spectral.spectral_gap(rg), modularity=community.modularity(rg))  # fmt: skip
-            else:
-                row.update({k: float("nan") for k in ("C", "L", "L_connected_fraction", "algebraic_connectivity", "spectral_gap", "modularity")})
+            rel = m.get("relational", {})
+            row.update({col: rel.get(key, float("nan")) for col, key in _SUMMARY_RELATIONAL.items()})
         if ramanujan:
-            r = spectral.ramanujan_layers(model, t)
+            r = ramanujan_layers(model, t)
             row.update(delta_r_mean=float(r["delta_r"].mean()), weighted_gap_mean=float(r["weighted_gap"].mean()),
                        disconnected_layers=float(r["disconnected"].sum()))  # fmt: skip
         rows.append(row)

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from graphtickets.analysis.compare import name_tickets, null_seed
+from graphtickets.analysis.distances.overlap import check_one_architecture
 from graphtickets.analysis.nulls import shuffle_within_layers
 from graphtickets.errors import GraphticketsError, TicketError
 from graphtickets.ticket import Ticket
@@ -231,9 +232,8 @@ def consensus(
     --------
     >>> import torch
     >>> from graphtickets import Ticket
-    >>> a = Ticket({"w": torch.tensor([True, True, False, False])})
-    >>> b = Ticket({"w": torch.tensor([True, False, True, False])})
-    >>> c = consensus([a, b])
+    >>> masks = [[True, True, False, False], [True, False, True, False]]
+    >>> c = consensus([Ticket({"w": torch.tensor(m)}) for m in masks])
     >>> c.counts["w"].tolist(), c.histogram.tolist(), c.core(), c.expected_core()
     ([2, 1, 1, 0], [1, 2, 1], 1, 1.0)
 
@@ -246,12 +246,7 @@ def consensus(
     names = list(named)
     ts = list(named.values())
     first = ts[0]
-    for nm, t in named.items():
-        if t.masks.keys() != first.masks.keys():
-            raise TicketError(f"ticket {nm!r} masks other parameters than {names[0]!r}; consensus needs one architecture")
-        for p, m in t.masks.items():
-            if m.shape != first.masks[p].shape:
-                raise TicketError(f"mask {p!r} has shape {tuple(m.shape)} in {nm!r} but {tuple(first.masks[p].shape)} in {names[0]!r}")
+    check_one_architecture(named, "consensus needs")
     n = len(ts)
     kk = n if k is None else int(k)
     if not 1 <= kk <= n:

@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from graphtickets.analysis.distances import Context, register_distance
+from graphtickets.analysis.distances.registry import Context, register_distance
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket, prunable
 
@@ -87,7 +87,6 @@ __all__ = [
     "functional_details",
     "BarrierResult",
     "loss_barrier",
-    "as_batches",
 ]
 
 #: CKA uses at most this many test inputs (the first ones; Gram matrices are n x n).
@@ -270,59 +269,10 @@ def profile(
     batches = as_batches(data)  # a list already read is only checked (no copy of the tensors)
     net = _network(ticket, model).to(device)
     net.eval()
-    modules = dict(net.named_modules())
-    layer_names = list(dict.fromkeys(n.rpartition(".")[0] for n in prunable(net)))
-    limit = None if cka_examples is None else int(cka_examples)
-    state: dict[str, Any] = {"ran": False, "seen": {}, "order": []}
-    chunks: dict[str, list[torch.Tensor]] = {}
-    kept = [0]
-
-    def pre(name: str) -> Any:
-        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0] if args else None
-            if not isinstance(x, torch.Tensor) or not state["ran"] or id(x) in state["seen"]:
-                return
-            state["seen"][id(x)] = x  # hold it: ids stay unique within the batch
-            if limit is not None and kept[0] >= limit:
-                state["order"].append(name)
-                return
-            v = x.detach()
-            if v.dim() > 2:
-                v = v.flatten(1) if conv == "flatten" else v.mean(dim=tuple(range(2, v.dim())))
-            if limit is not None:
-                v = v[: limit - kept[0]]
-            chunks.setdefault(name, []).append(v.to("cpu", torch.float32).clone())  # later in-place ops cannot touch it
-            state["order"].append(name)
-
-        return hook
-
-    def post(_m: nn.Module, _a: Any, _o: Any) -> None:
-        state["ran"] = True
-
-    handles = []
-    if representations:
-        for n in layer_names:
-            if n in modules:
-                handles.append(modules[n].register_forward_pre_hook(pre(n)))
-                handles.append(modules[n].register_forward_hook(post))
-    preds, labels, losses, order0 = [], [], [], None
+    rec = _Recorder(conv, None if cka_examples is None else int(cka_examples))
+    handles = rec.attach(net) if representations else []
     try:
-        with torch.no_grad():
-            for x, y in batches:
-                state.update(ran=False, seen={}, order=[])
-                out = net(x.to(device))
-                if order0 is None:
-                    order0 = list(state["order"])
-                elif state["order"] != order0:
-                    raise GraphticketsError("the network read different hidden tensors on different batches; "
-                                            "cannot line up its representations")  # fmt: skip
-                kept[0] += int(x.shape[0])
-                if out.dim() != 2 or out.shape[1] < 2:
-                    raise GraphticketsError(f"functional distances need class scores (batch x classes), got outputs of shape {tuple(out.shape)}")
-                preds.append(out.argmax(dim=1).cpu())
-                if y is not None and not y.is_floating_point() and y.dim() == 1:
-                    labels.append(y.cpu())
-                    losses.append(float(nn.functional.cross_entropy(out, y.to(device), reduction="sum")))
+        preds, labels, losses = _predict(net, batches, device, rec)
     finally:
         for h in handles:
             h.remove()
@@ -330,9 +280,90 @@ def profile(
     lab = torch.cat(labels).numpy() if len(labels) == len(preds) else None
     acc = float(np.mean(p == lab)) if lab is not None else float("nan")
     loss = float(sum(losses) / p.size) if lab is not None else float("nan")
-    names = [n for n in (order0 or []) if n in chunks]
-    reps = [_centred(chunks[n]) for n in names]
+    names = [n for n in (rec.first_order or []) if n in rec.chunks]
+    reps = [_centred(rec.chunks[n]) for n in names]
     return FunctionProfile(predictions=p, labels=lab, accuracy=acc, loss=loss, layers=names, reps=reps)
+
+
+class _Recorder:
+    """Forward hooks that keep what each weight layer reads: the hidden representations.
+
+    A weight layer's pre-hook records its input once the first weight layer has run (the data
+    itself is no representation), once per tensor (a tensor read by several modules counts
+    for the first), keeping at most ``limit`` examples in all. ``order`` is the order the
+    tensors were read in on the current batch; ``first_order`` that of the first batch.
+    """
+
+    def __init__(self, conv: str, limit: int | None) -> None:
+        self.conv, self.limit = conv, limit
+        self.chunks: dict[str, list[torch.Tensor]] = {}
+        self.kept = 0  # examples seen on the batches before this one
+        self.first_order: list[str] | None = None
+        self.start_batch()
+
+    def start_batch(self) -> None:
+        self.ran = False  # has a weight layer run on this batch yet
+        self.seen: dict[int, torch.Tensor] = {}  # held: ids stay unique within the batch
+        self.order: list[str] = []
+
+    def attach(self, net: nn.Module) -> list[Any]:
+        modules = dict(net.named_modules())
+        handles = []
+        for n in dict.fromkeys(p.rpartition(".")[0] for p in prunable(net)):
+            if n in modules:
+                handles.append(modules[n].register_forward_pre_hook(self._reader(n)))
+                handles.append(modules[n].register_forward_hook(self._ran))
+        return handles
+
+    def _ran(self, _m: nn.Module, _a: Any, _o: Any) -> None:
+        self.ran = True
+
+    def _reader(self, name: str) -> Any:
+        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0] if args else None
+            if not isinstance(x, torch.Tensor) or not self.ran or id(x) in self.seen:
+                return
+            self.seen[id(x)] = x
+            if self.limit is None or self.kept < self.limit:
+                self._keep(name, x)
+            self.order.append(name)
+
+        return hook
+
+    def _keep(self, name: str, x: torch.Tensor) -> None:
+        v = x.detach()
+        if v.dim() > 2:
+            v = v.flatten(1) if self.conv == "flatten" else v.mean(dim=tuple(range(2, v.dim())))
+        if self.limit is not None:
+            v = v[: self.limit - self.kept]
+        self.chunks.setdefault(name, []).append(v.to("cpu", torch.float32).clone())  # later in-place ops cannot touch it
+
+    def end_batch(self, n_examples: int) -> None:
+        if self.first_order is None:
+            self.first_order = list(self.order)
+        elif self.order != self.first_order:
+            raise GraphticketsError("the network read different hidden tensors on different batches; "
+                                    "cannot line up its representations")  # fmt: skip
+        self.kept += n_examples
+
+
+def _predict(
+    net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor | None]], device: str | torch.device, rec: _Recorder
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
+    """Predicted classes, class targets and summed cross-entropies per batch (``rec`` records the rest)."""
+    preds, labels, losses = [], [], []
+    with torch.no_grad():
+        for x, y in batches:
+            rec.start_batch()
+            out = net(x.to(device))
+            rec.end_batch(int(x.shape[0]))
+            if out.dim() != 2 or out.shape[1] < 2:
+                raise GraphticketsError(f"functional distances need class scores (batch x classes), got outputs of shape {tuple(out.shape)}")
+            preds.append(out.argmax(dim=1).cpu())
+            if y is not None and not y.is_floating_point() and y.dim() == 1:
+                labels.append(y.cpu())
+                losses.append(float(nn.functional.cross_entropy(out, y.to(device), reduction="sum")))
+    return preds, labels, losses
 
 
 def _profile(ctx: Context, t: Any) -> FunctionProfile:
@@ -449,6 +480,12 @@ def linear_cka(x: Any, y: Any) -> float:
     return _cka(_centred([tx.reshape(tx.shape[0], -1)]), _centred([ty.reshape(ty.shape[0], -1)]))
 
 
+def _profiles(a: Ticket, b: Ticket, model: nn.Module | None, data: Any, **options: Any) -> tuple[FunctionProfile, FunctionProfile]:
+    """The profiles of two tickets on the same test batches (read once)."""
+    ctx = Context(model=model, data=data, options=options)
+    return _profile(ctx, a), _profile(ctx, b)
+
+
 def _layer_ckas(fa: FunctionProfile, fb: FunctionProfile) -> dict[str, float]:
     if fa.layers != fb.layers:
         raise GraphticketsError(f"the networks have different hidden layers ({fa.layers} vs {fb.layers}); compare one architecture")
@@ -461,13 +498,18 @@ def cka_layers(
 ) -> dict[str, float]:
     """Linear CKA of two trained tickets per hidden representation (module docstring).
 
+    Parameters
+    ----------
+    a, b : Ticket
+    model, data, conv, cka_examples, device
+        As in :func:`functional_details`.
+
     Returns
     -------
     dict[str, float]
         ``{name of the module reading it: CKA}`` in forward order.
     """
-    ctx = Context(model=model, data=data, options={"conv": conv, "cka_examples": cka_examples, "device": device})
-    return _layer_ckas(_profile(ctx, a), _profile(ctx, b))
+    return _layer_ckas(*_profiles(a, b, model, data, conv=conv, cka_examples=cka_examples, device=device))
 
 
 def functional_details(
@@ -476,6 +518,20 @@ def functional_details(
 ) -> dict[str, float]:
     """Every functional comparison of two trained tickets in one pass.
 
+    Parameters
+    ----------
+    a, b : Ticket
+        Trained tickets (carrying ``weights``) of one architecture.
+    model : nn.Module, optional
+        The architecture (a copy is used); default: built from each ticket's spec.
+    data : iterable of (inputs, targets)
+        Test batches, read once; both tickets see them in the same order.
+    conv : {"flatten", "mean"}
+        How conv maps become vectors (module docstring).
+    cka_examples : int or None
+        CKA on the first this many inputs (None: all).
+    device : str or torch.device
+
     Returns
     -------
     dict[str, float]
@@ -483,8 +539,7 @@ def functional_details(
         ``cka`` (mean over layers) and ``cka/<layer>`` per layer (similarities, not
         distances: the registered kinds are 1 minus these).
     """
-    ctx = Context(model=model, data=data, options={"conv": conv, "cka_examples": cka_examples, "device": device})
-    fa, fb = _profile(ctx, a), _profile(ctx, b)
+    fa, fb = _profiles(a, b, model, data, conv=conv, cka_examples=cka_examples, device=device)
     per = _layer_ckas(fa, fb)
     out = {"accuracy_a": fa.accuracy, "accuracy_b": fb.accuracy, "agreement": agreement(fa.predictions, fb.predictions),
            "kappa": cohen_kappa(fa.predictions, fb.predictions)}  # fmt: skip

@@ -2,7 +2,10 @@
 
 Each entry of :data:`METRICS` is a :class:`MetricSpec`: a function ``graph -> dict[str,
 float]``, a predicate saying which graphs it applies to, and whether :func:`metrics` runs it
-by default. The one-function-per-metric API lives in the family modules
+by default. :func:`ticket_measures` is the per-ticket metric table: it builds a ticket's
+layered, relational and per-layer bipartite graphs (:func:`ticket_graph`) and measures each;
+:func:`ticket_metrics`, :func:`~graphtickets.analysis.summarize` and the study's cells read
+it. The one-function-per-metric API lives in the family modules
 (:mod:`~graphtickets.analysis.paths`, :mod:`~graphtickets.analysis.structure`,
 :mod:`~graphtickets.analysis.spectral`, :mod:`~graphtickets.analysis.community`).
 
@@ -17,18 +20,28 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+from torch import nn
 
 from graphtickets._registry import Registry
 from graphtickets.analysis import community, paths, spectral, structure
 from graphtickets.analysis._util import as_graph
+from graphtickets.errors import GraphticketsError
+from graphtickets.graphs import layer_bipartite, layered_graph, relational_graph
 from graphtickets.graphs.base import Graph
+from graphtickets.ticket import Ticket, prunable
 
-__all__ = ["MetricSpec", "METRICS", "metrics", "register_metric", "ticket_metrics"]
+__all__ = [
+    "MetricSpec", "METRICS", "metrics", "register_metric", "ticket_metrics", "ticket_measures", "ticket_graph",
+    "TICKET_GRAPHS",
+]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -283,16 +296,132 @@ def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, floa
     return out
 
 
+#: The graphs of a ticket that :func:`ticket_measures` measures, in this order.
+TICKET_GRAPHS = ("layered", "relational", "bipartite")
+
+
+@overload
+def ticket_graph(ticket: Ticket | None, model: nn.Module, graph: Literal["layered", "relational"] = ...) -> Graph: ...
+@overload
+def ticket_graph(ticket: Ticket | None, model: nn.Module, graph: Literal["bipartite"]) -> dict[str, Graph]: ...
+@overload
+def ticket_graph(ticket: Ticket | None, model: nn.Module, graph: str) -> Graph | dict[str, Graph]: ...
+def ticket_graph(ticket: Ticket | None, model: nn.Module, graph: str = "layered") -> Graph | dict[str, Graph]:
+    """One of the graphs of a ticket on ``model``, as :func:`ticket_measures` measures it.
+
+    Parameters
+    ----------
+    ticket : Ticket or None
+        None: the dense network.
+    model : nn.Module
+    graph : {"layered", "relational", "bipartite"}
+        The layered graph (``weights="count"``, with each weight layer's size recorded in
+        ``meta["param_numel"]`` for the densities), the relational graph (You et al.), or the
+        per-layer bipartite graphs (rolled: conv channels; ``weights="count"``) as a dict.
+
+    Returns
+    -------
+    Graph or dict[str, Graph]
+        A dict ``{parameter: BipartiteGraph}`` for ``"bipartite"``.
+
+    Raises
+    ------
+    GraphticketsError
+        For another ``graph``, or when the relational graph cannot be built (fewer than three
+        prunable layers).
+    """
+    if graph == "layered":
+        g: Graph = layered_graph(model, ticket, weights="count")
+        g.meta["param_numel"] = {n: p.numel() for n, p in prunable(model).items()}  # conv sizes for the densities
+        return g
+    if graph == "relational":
+        return relational_graph(model, ticket)
+    if graph == "bipartite":
+        return dict(layer_bipartite(model, ticket, rolled=True, weights="count"))
+    raise GraphticketsError(f"graph must be one of {', '.join(map(repr, TICKET_GRAPHS))}, got {graph!r}")
+
+
+def _layer_mean(per: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's mean over the layers' metrics, NaNs ignored (NaN where no layer has a finite value)."""
+    keys = sorted(set().union(*per)) if per else []
+    return {
+        k: float(np.nanmean([p.get(k, np.nan) for p in per])) if any(np.isfinite(p.get(k, np.nan)) for p in per) else float("nan")
+        for k in keys
+    }
+
+
+def ticket_measures(
+    ticket: Ticket | None,
+    model: nn.Module,
+    *,
+    graphs: Iterable[str] = TICKET_GRAPHS,
+    names: Mapping[str, Iterable[str] | None] | None = None,
+    built: Mapping[str, Any] | None = None,
+    strict: bool = False,
+) -> dict[str, dict[str, float]]:
+    """:func:`metrics` of each of a ticket's graphs: the per-ticket metric table.
+
+    :func:`ticket_metrics`, :func:`~graphtickets.analysis.summarize` and the study's cells
+    all measure tickets through this function.
+
+    Parameters
+    ----------
+    ticket : Ticket or None
+    model : nn.Module
+    graphs : iterable of str
+        Which graphs (:data:`TICKET_GRAPHS`; built with :func:`ticket_graph`).
+    names : mapping, optional
+        ``{graph: metric names}`` (as :func:`metrics`' ``names``); a graph not in it gets
+        every default metric that applies.
+    built : mapping, optional
+        ``{graph: graph already built by ticket_graph}``, reused instead of built again.
+    strict : bool, default False
+        Raise when a graph cannot be built; by default it is left out (and logged).
+
+    Returns
+    -------
+    dict[str, dict[str, float]]
+        ``{graph: {metric: value}}`` in the order of ``graphs``; ``"bipartite"`` holds the
+        mean over layers of each metric (NaNs ignored).
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> m = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(16, 16), seed=0)
+    >>> t = gt.pruning.prune(m, "random", density=0.25, seed=0)
+    >>> out = ticket_measures(t, m, graphs=("layered", "bipartite"), names={"layered": ["size"]})
+    >>> list(out), list(out["layered"])
+    (['layered', 'bipartite'], ['n_nodes', 'n_edges', 'edge_density'])
+    """
+    names = dict(names or {})
+    out: dict[str, dict[str, float]] = {}
+    for kind in graphs:
+        try:
+            g = built[kind] if built is not None and kind in built else ticket_graph(ticket, model, kind)
+        except GraphticketsError as exc:  # e.g. no relational graph with fewer than three prunable layers
+            if strict or kind not in TICKET_GRAPHS:
+                raise
+            log.info("no %s graph: %s", kind, exc)
+            continue
+        chosen = names.get(kind)
+        if isinstance(g, dict):
+            out[kind] = _layer_mean([metrics(layer, names=chosen) for layer in g.values()])
+        else:
+            out[kind] = metrics(g, names=chosen)
+    return out
+
+
 def ticket_metrics(ticket: Any, model: Any, *, graph: str = "layered", names: Iterable[str] | None = None) -> dict[str, float]:
-    """:func:`metrics` of a ticket's graph built on ``model``.
+    """:func:`metrics` of a ticket's graph built on ``model`` (one graph of :func:`ticket_measures`).
 
     Parameters
     ----------
     ticket : Ticket
     model : nn.Module
-    graph : {"layered", "relational"}
-        The layered graph (``weights="count"``: DAG metrics, effective fraction, dead units)
-        or the relational graph (You et al.: clustering, path length, spectrum).
+    graph : {"layered", "relational", "bipartite"}
+        The layered graph (``weights="count"``: DAG metrics, effective fraction, dead units),
+        the relational graph (You et al.: clustering, path length, spectrum) or the per-layer
+        bipartite graphs (the mean over layers).
     names : iterable of str, optional
         As in :func:`metrics`.
 
@@ -303,17 +432,4 @@ def ticket_metrics(ticket: Any, model: Any, *, graph: str = "layered", names: It
     >>> ticket_metrics(None, m, graph="relational")["clustering"]
     1.0
     """
-    from graphtickets import graphs
-
-    if graph == "layered":
-        from graphtickets.ticket import prunable
-
-        g: Graph = graphs.layered_graph(model, ticket, weights="count")
-        g.meta["param_numel"] = {n: p.numel() for n, p in prunable(model).items()}  # conv sizes for the densities
-    elif graph == "relational":
-        g = graphs.relational_graph(model, ticket)
-    else:
-        from graphtickets.errors import GraphticketsError
-
-        raise GraphticketsError(f"graph must be 'layered' or 'relational', got {graph!r}")
-    return metrics(g, names=names)
+    return ticket_measures(ticket, model, graphs=(graph,), names={graph: names}, strict=True)[graph]

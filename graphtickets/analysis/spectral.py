@@ -1,5 +1,5 @@
-"""Spectra of ticket graphs: Laplacian spectrum, algebraic connectivity, spectral gap, and the
-Ramanujan-graph gaps of each bipartite layer.
+"""Spectra of ticket graphs: Laplacian spectrum, algebraic connectivity, spectral gap, the
+NetLSD heat trace, and the Ramanujan-graph gaps of each bipartite layer.
 
 Dense ``eigvalsh`` is used up to :data:`DENSE_MAX_NODES` nodes; beyond that the few
 eigenvalues needed come from sparse ``eigsh`` (ARPACK).
@@ -12,6 +12,8 @@ References
    through the Lens of Ramanujan Graph", ICLR 2023.
 .. [4] B. Pal et al., "A Study on the Ramanujan Graph Property of Winning Lottery Tickets",
    ICML 2022.
+.. [5] A. Tsitsulin, D. Mottin, P. Karras, A. Bronstein, E. Mueller, "NetLSD: Hearing the
+   Shape of a Graph", KDD 2018.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from graphtickets.analysis._util import as_graph, simple_undirected
 from graphtickets.errors import GraphticketsError
+from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
 __all__ = [
@@ -37,10 +40,18 @@ __all__ = [
     "spectral_gap",
     "ramanujan",
     "ramanujan_layers",
+    "heat_trace",
+    "NETLSD_TIMESCALES",
 ]
 
 #: Largest graph (or bipartite side) whose spectrum is computed densely.
 DENSE_MAX_NODES = 4096
+#: NetLSD's default timescales (Tsitsulin et al. 2018).
+NETLSD_TIMESCALES = np.logspace(-2, 2, 250)
+#: Graphs up to this many nodes get an exact spectrum for NetLSD.
+NETLSD_EXACT_MAX = 1024
+#: Eigenvalues taken from each end of the spectrum beyond :data:`NETLSD_EXACT_MAX`.
+NETLSD_K = 150
 
 
 def laplacian(graph: Any, *, normalized: bool = True) -> sp.csr_matrix:
@@ -150,6 +161,72 @@ def spectral_gap(graph: Any) -> float:
     if g.n_nodes < 2:
         return float("nan")
     return float(laplacian_spectrum(g, normalized=True, k=2)[1])
+
+
+def _netlsd_eigenvalues(graph: Graph) -> np.ndarray:
+    lap = laplacian(graph, normalized=True)
+    n = lap.shape[0]
+    if n <= NETLSD_EXACT_MAX:
+        return np.clip(np.linalg.eigvalsh(lap.toarray()), 0.0, 2.0)
+    k = min(NETLSD_K, n // 2 - 1)
+    low = _smallest(lap, k, True)
+    high = np.sort(sla.eigsh(lap, k=k, which="LA", return_eigenvectors=False, tol=1e-8, v0=np.ones(n)))
+    middle = np.linspace(low[-1], high[0], n - 2 * k + 2)[1:-1]
+    return np.clip(np.concatenate([low, middle, high]), 0.0, 2.0)
+
+
+def heat_trace(graph: Any, *, timescales: np.ndarray = NETLSD_TIMESCALES, normalization: str | None = "empty") -> np.ndarray:
+    """NetLSD heat-trace signature ``h(t) = sum_j exp(-t lambda_j)`` of the normalized Laplacian.
+
+    Parameters
+    ----------
+    graph : Graph or networkx graph
+        Read undirected, unweighted, without self-loops.
+    timescales : numpy.ndarray
+        Default ``logspace(-2, 2, 250)``.
+    normalization : {"empty", "complete", None}
+        Divide by the heat trace of the empty graph (``n``) or by the paper's and reference
+        package's (``netlsd``) complete-graph normalization ``1 + (n - 1) exp(-t)`` (the
+        large-``n`` form of ``K_n``'s exact heat trace ``1 + (n - 1) exp(-t n / (n - 1))``),
+        or not at all.
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per timescale.
+
+    Notes
+    -----
+    Up to 1024 nodes the spectrum is exact; beyond, the 150 smallest and 150 largest
+    eigenvalues come from ``eigsh`` and the rest is interpolated linearly between them, as in
+    the reference implementation. That approximation is coarse: on a 1500-node
+    Watts-Strogatz graph (k=8, p=0.2) the signature is off by up to 0.045 (28 %) around
+    ``t = 1`` and by 0.32 in L2 -- more than the exact distance (0.09) between that graph and
+    one rewired with p=0.5. Raise :data:`NETLSD_EXACT_MAX` when such graphs are compared
+    (dense ``eigvalsh`` takes about 2 s at 1500 nodes, seconds at 4096).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> h = heat_trace(nx.complete_graph(4), normalization=None)
+    >>> round(float(h[0]), 2), round(float(h[-1]), 6)  # about 4 at t=0.01; the one zero mode at t=100
+    (3.96, 1.0)
+
+    References
+    ----------
+    A. Tsitsulin et al., "NetLSD: Hearing the Shape of a Graph", KDD 2018.
+    """
+    g = as_graph(graph)
+    lam = _netlsd_eigenvalues(g)
+    n = lam.size
+    h = np.exp(-np.outer(timescales, lam)).sum(axis=1)
+    if normalization == "empty":
+        return h / n
+    if normalization == "complete":
+        return h / (1.0 + (n - 1) * np.exp(-timescales))
+    if normalization is None:
+        return h
+    raise GraphticketsError(f"normalization must be 'empty', 'complete' or None, got {normalization!r}")
 
 
 def _top_singular(b: sp.csr_matrix, k: int) -> np.ndarray:

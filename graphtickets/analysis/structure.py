@@ -1,9 +1,11 @@
 """Structure of a layered ticket graph: densities, effective density, dead units, paths, degrees.
 
-Everything here is vectorized over scipy.sparse (no loop over edges or weights). Functions
-named ``*_graph``-free take a :class:`~graphtickets.graphs.Graph`; the ticket-level versions
-(:func:`ticket_effective_density`, :func:`ticket_structure`) build the layered graph of a
-ticket on a model with :func:`graphtickets.graphs.layered_graph`.
+Everything here is vectorized over scipy.sparse (no loop over edges or weights). The
+functions take a :class:`~graphtickets.graphs.Graph` (or anything
+:func:`~graphtickets.analysis.as_graph` reads), except the two ticket-level ones:
+:func:`effective_density` builds the layered graph of a ticket on a model with
+:func:`graphtickets.graphs.layered_graph`, and :func:`kept_total` counts a ticket's weights
+on a model.
 
 References
 ----------
@@ -274,6 +276,12 @@ def dead_units(graph: Any) -> dict[str, float]:
 def collapsed_layers(graph: Any) -> list[str]:
     """Weight layers of a layered graph with no edge on an input -> output path (layer collapse).
 
+    The graph's reading of :func:`graphtickets.pruning.collapsed_layers` (which takes a model
+    and a ticket and is exact at the level of single weights and pixels): here a layer is
+    collapsed when none of its edges is effective (:func:`effective_mask`), at channel level
+    for convs (a channel pair is an edge when any kernel entry lives). On the networks of
+    ``gt.models`` the two agree (a test checks it).
+
     Returns
     -------
     list of str
@@ -286,15 +294,19 @@ def collapsed_layers(graph: Any) -> list[str]:
     Tanaka et al., "Pruning neural networks without any data by iteratively conserving
     synaptic flow", NeurIPS 2020.
     """
-    g = as_graph(graph)
-    rows = _param_rows(g)
+    return [str(r.param) for r, _, eff in _layer_blocks(as_graph(graph)) if eff.nnz == 0]
+
+
+def _layer_blocks(g: Graph) -> list[tuple[Any, sp.csc_matrix, sp.csc_matrix]]:
+    """Each weight layer's row of ``edge_params`` with its block of the adjacency and of the
+    effective adjacency (:func:`effective_mask`), sources x destinations."""
+    a = sp.csc_matrix(g.adjacency)
     _, eff = effective_mask(g)
-    effc = eff.tocsc()
+    e = sp.csc_matrix(eff)
     out = []
-    for r in rows.itertuples():
-        sub = effc[int(r.src_start) : int(r.src_stop), int(r.dst_start) : int(r.dst_stop)]
-        if sub.nnz == 0:
-            out.append(str(r.param))
+    for r in _param_rows(g).itertuples():
+        s0, s1, d0, d1 = int(r.src_start), int(r.src_stop), int(r.dst_start), int(r.dst_stop)
+        out.append((r, a[s0:s1, d0:d1], e[s0:s1, d0:d1]))
     return out
 
 
@@ -360,16 +372,11 @@ def weight_counts(graph: Any) -> pd.DataFrame:
     count weights over all prunable weights).
     """
     g = as_graph(graph)
-    rows = _param_rows(g)
+    has_numel = "numel" in _param_rows(g).columns
     counted = g.meta.get("weights") == "count"
     recorded = dict(g.meta.get("param_numel") or {})
-    a = sp.csc_matrix(g.adjacency)
-    _, eff = effective_mask(g)
-    e = sp.csc_matrix(eff)
     out = []
-    for r in rows.itertuples():
-        s0, s1, d0, d1 = int(r.src_start), int(r.src_stop), int(r.dst_start), int(r.dst_stop)
-        blk, eblk = a[s0:s1, d0:d1], e[s0:s1, d0:d1]
+    for r, blk, eblk in _layer_blocks(g):
         conv = str(r.kind) == "conv"
         if counted:
             live, effective = float(np.abs(blk.data).sum()), float(np.abs(eblk.data).sum())
@@ -378,12 +385,12 @@ def weight_counts(graph: Any) -> pd.DataFrame:
         else:
             live = effective = float("nan")
         numel = float("nan")
-        if "numel" in rows.columns and pd.notna(getattr(r, "numel", None)):
-            numel = float(r.numel)  # type: ignore[arg-type]
+        if has_numel and pd.notna(getattr(r, "numel", None)):
+            numel = float(r.numel)
         elif str(r.param) in recorded:
             numel = float(recorded[str(r.param)])
         elif not conv:
-            numel = float((s1 - s0) * (d1 - d0))
+            numel = float(blk.shape[0] * blk.shape[1])
         out.append({"param": str(r.param), "kind": str(r.kind), "live": live, "effective": effective, "numel": numel})
     return pd.DataFrame(out, columns=["param", "kind", "live", "effective", "numel"])
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import Plan, check_supported, get_plan, resolve_input_shape
+from graphtickets.graphs._trace import Op, Plan, check_supported, get_plan, resolve_input_shape
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
@@ -185,6 +185,7 @@ class _Part:
     rows: np.ndarray | None = None  # piece: global src ids, sorted
     cols: np.ndarray | None = None  # piece: global dst ids (ascending within a src)
     weight: np.ndarray | None = None  # piece: weights
+    mask_elems: int = 0  # entries of the op's mask (on its first part), for the chunk size
 
 
 def _build(
@@ -202,48 +203,7 @@ def _build(
     producer = plan.producer()
     n = plan.n_nodes
     ops = [producer[bi] for bi in range(len(plan.blocks)) if bi in producer]
-    counts = np.zeros(n, dtype=np.int64)
-    parts: list[_Part] = []
-    consumers = np.zeros(len(plan.blocks), dtype=np.int64)  # ops reading each source block
-    mask_elems = 0
-    edges_of: dict[int, int] = {}
-    for op in ops:
-        dst = plan.blocks[op.dst]
-        consumers[list(set(op.srcs))] += 1
-        if op.piece is not None:
-            per_dst, src_ids, w = op.piece
-            dst_ids = np.repeat(np.arange(dst.start, dst.start + dst.size, dtype=np.int64), per_dst)
-            order = np.argsort(src_ids, kind="stable")
-            rows = np.asarray(src_ids, dtype=np.int64)[order]
-            counts += np.bincount(rows, minlength=n)
-            edges_of[id(op)] = int(rows.shape[0])
-            parts.append(_Part(op, rows=rows, cols=dst_ids[order], weight=np.asarray(w, dtype=np.float64)[order]))
-            continue
-        assert op.param is not None
-        mask = C.mask_of(model, ticket, op.param)
-        mask_elems += mask.numel()
-        src = plan.blocks[op.srcs[0]]
-        values: np.ndarray | None
-        if op.kind == "linear":
-            live = mask.numpy()
-            values = _float_numpy(C.param_tensor(model, op.param)) if weights == "abs" else None  # |.| per chunk
-        else:
-            live = C.kernel_counts(mask)
-            if weights == "abs":
-                values = C.kernel_abs(C.param_tensor(model, op.param), mask)
-            else:
-                values = live if weights == "count" else None
-        out, cin_g = live.shape
-        out_g = out // op.groups
-        for g in range(op.groups):  # a grouped conv is ``groups`` independent dense blocks
-            r = slice(g * out_g, (g + 1) * out_g)
-            sub = live[r]
-            part = _Part(op, live=sub, values=sub if values is live else None if values is None else values[r],
-                         src0=src.start + g * cin_g, dst0=dst.start + g * out_g)  # fmt: skip
-            per_src = np.count_nonzero(sub, axis=0)
-            counts[part.src0 : part.src0 + cin_g] += per_src
-            edges_of[id(op)] = edges_of.get(id(op), 0) + int(per_src.sum())
-            parts.append(part)
+    parts, counts, edges_of = _count_edges(plan, ops, model, ticket, weights)  # pass 1
     nnz = int(counts.sum())
     idx_dtype = np.int32 if max(n, nnz) < np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n + 1, dtype=idx_dtype)
@@ -252,21 +212,98 @@ def _build(
     cursor = indptr[:-1].astype(np.int64)
     indices = np.empty(nnz, dtype=idx_dtype)
     data = np.ones(nnz, dtype=np.float64) if weights is None else np.empty(nnz, dtype=np.float64)
-    dest = None if weights is None else data
-    elems = _chunk_elems(mask_elems)
-    sole = consumers == 1
+    consumers = np.zeros(len(plan.blocks), dtype=np.int64)  # ops reading each source block
+    for op in ops:
+        consumers[list(set(op.srcs))] += 1
+    _write_parts(parts, cursor, indices, None if weights is None else data, weights, sole=consumers == 1)  # pass 2
+    if not np.array_equal(cursor, indptr[1:]):  # pragma: no cover - an internal invariant
+        raise RuntimeError("layered graph: pass 2 wrote a different number of edges than pass 1 counted")
+    csr = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    csr.has_sorted_indices = True
+    return csr, _edge_rows(plan, ops, model, edges_of)
+
+
+def _count_edges(
+    plan: Plan, ops: list[Op], model: nn.Module, ticket: Ticket | None, weights: str | None
+) -> tuple[list[_Part], np.ndarray, dict[int, int]]:
+    """Pass 1 of :func:`_build`: every op's parts, the edges per source node, the edges per op."""
+    counts = np.zeros(plan.n_nodes, dtype=np.int64)
+    parts: list[_Part] = []
+    edges_of: dict[int, int] = {}
+    for op in ops:
+        new = [_piece_part(op, plan)] if op.piece is not None else _weight_parts(op, plan, model, ticket, weights)
+        for part in new:
+            if part.rows is not None:
+                counts += np.bincount(part.rows, minlength=plan.n_nodes)
+                k = int(part.rows.shape[0])
+            else:
+                assert part.live is not None
+                per_src = np.count_nonzero(part.live, axis=0)
+                counts[part.src0 : part.src0 + part.live.shape[1]] += per_src
+                k = int(per_src.sum())
+            edges_of[id(op)] = edges_of.get(id(op), 0) + k
+        parts.extend(new)
+    return parts, counts, edges_of
+
+
+def _piece_part(op: Op, plan: Plan) -> _Part:
+    """A structural op's fixed edges (identity, flatten, ...), sorted by source node."""
+    dst = plan.blocks[op.dst]
+    assert op.piece is not None
+    per_dst, src_ids, w = op.piece
+    dst_ids = np.repeat(np.arange(dst.start, dst.start + dst.size, dtype=np.int64), per_dst)
+    order = np.argsort(src_ids, kind="stable")
+    rows = np.asarray(src_ids, dtype=np.int64)[order]
+    return _Part(op, rows=rows, cols=dst_ids[order], weight=np.asarray(w, dtype=np.float64)[order])
+
+
+def _weight_parts(op: Op, plan: Plan, model: nn.Module, ticket: Ticket | None, weights: str | None) -> list[_Part]:
+    """A Linear/Conv op's live ``(dst, src)`` arrays: one per group (a grouped conv is ``groups``
+    independent dense blocks), with the edge values ``weights`` asks for."""
+    assert op.param is not None
+    mask = C.mask_of(model, ticket, op.param)
+    src, dst = plan.blocks[op.srcs[0]], plan.blocks[op.dst]
+    values: np.ndarray | None
+    if op.kind == "linear":
+        live = mask.numpy()
+        values = _float_numpy(C.param_tensor(model, op.param)) if weights == "abs" else None  # |.| per chunk
+    else:
+        live = C.kernel_counts(mask)
+        if weights == "abs":
+            values = C.kernel_abs(C.param_tensor(model, op.param), mask)
+        else:
+            values = live if weights == "count" else None
+    out, cin_g = live.shape
+    out_g = out // op.groups
+    parts = []
+    for g in range(op.groups):
+        r = slice(g * out_g, (g + 1) * out_g)
+        sub = live[r]
+        parts.append(_Part(op, live=sub, values=sub if values is live else None if values is None else values[r],
+                           src0=src.start + g * cin_g, dst0=dst.start + g * out_g, mask_elems=mask.numel() if g == 0 else 0))  # fmt: skip
+    return parts
+
+
+def _write_parts(
+    parts: list[_Part], cursor: np.ndarray, indices: np.ndarray, data: np.ndarray | None, weights: str | None,
+    *, sole: np.ndarray,
+) -> None:
+    """Pass 2 of :func:`_build`: each part's entries at its source rows' cursors (in dst-block
+    order); ``sole[b]``: source block ``b`` feeds one op only (its entries are contiguous)."""
+    elems = _chunk_elems(sum(p.mask_elems for p in parts))
     for part in parts:
         op = part.op
         if part.rows is not None:
             assert part.cols is not None and part.weight is not None
-            _scatter(cursor, part.rows, part.cols, part.weight, indices, dest)
+            _scatter(cursor, part.rows, part.cols, part.weight, indices, data)
         else:
             assert part.live is not None
-            contiguous = bool(sole[op.srcs[0]])
-            _fill_part(part, cursor, indices, dest, elems, abs_values=weights == "abs" and op.kind == "linear",
-                       contiguous=contiguous)  # fmt: skip
-    if not np.array_equal(cursor, indptr[1:]):  # pragma: no cover - an internal invariant
-        raise RuntimeError("layered graph: pass 2 wrote a different number of edges than pass 1 counted")
+            _fill_part(part, cursor, indices, data, elems, abs_values=weights == "abs" and op.kind == "linear",
+                       contiguous=bool(sole[op.srcs[0]]))  # fmt: skip
+
+
+def _edge_rows(plan: Plan, ops: list[Op], model: nn.Module, edges_of: dict[int, int]) -> list[tuple[Any, ...]]:
+    """The rows of ``edge_params``, one per op."""
     rows_out: list[tuple[Any, ...]] = []
     numel = {_base_name(n): int(p.numel()) for n, p in model.named_parameters()}  # also prune's weight_orig
     for op in ops:
@@ -277,9 +314,7 @@ def _build(
              max(s.start + s.size for s in srcs), dst.start, dst.start + dst.size, edges_of.get(id(op), 0),
              numel.get(op.param, 0) if op.param is not None else 0)
         )  # fmt: skip
-    csr = sp.csr_matrix((data, indices, indptr), shape=(n, n))
-    csr.has_sorted_indices = True
-    return csr, rows_out
+    return rows_out
 
 
 def _base_name(param: str) -> str:

@@ -115,22 +115,10 @@ def graph_measures(ticket: Ticket, model: torch.nn.Module) -> tuple[dict[str, di
         layered graph's hidden units, index = degree), ``spectrum`` (normalized Laplacian
         eigenvalues of the layered graph, ascending; the 200 smallest for large graphs).
     """
-    from graphtickets import analysis, graphs
+    from graphtickets import analysis
 
-    out: dict[str, dict[str, float]] = {}
-    lg = graphs.layered_graph(model, ticket, weights="count")
-    out["layered"] = analysis.metrics(lg)
-    try:
-        out["relational"] = analysis.metrics(graphs.relational_graph(model, ticket))
-    except GraphticketsError as exc:  # e.g. fewer than three prunable layers
-        log.info("no relational graph: %s", exc)
-    layers = graphs.layer_bipartite(model, ticket, rolled=True, weights="count")
-    per = [analysis.metrics(g) for g in layers.values()]
-    keys = sorted(set().union(*per)) if per else []
-    out["bipartite"] = {
-        k: float(np.nanmean([p.get(k, np.nan) for p in per])) if any(np.isfinite(p.get(k, np.nan)) for p in per) else float("nan")
-        for k in keys
-    }
+    lg = analysis.ticket_graph(ticket, model, "layered")
+    out = analysis.ticket_measures(ticket, model, built={"layered": lg})  # a relational graph may be left out
     adj = lg.adjacency
     deg = np.asarray((adj != 0).sum(axis=0)).ravel() + np.asarray((adj != 0).sum(axis=1)).ravel()
     roles = lg.nodes["role"].to_numpy() if "role" in lg.nodes.columns else None
