@@ -656,6 +656,63 @@ def _check_densities(v: list[float]) -> list[float]:
     return [float(d) for d in v]
 
 
+def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_large: bool = False) -> MethodConfig:
+    """Check one method entry (name, hyperparameters, source, regime); ``m`` with a transform's default source.
+
+    Imported methods pass unchecked here (:meth:`StudyConfig._check_imports` checks them).
+    """
+    from graphtickets.pruning import METHODS
+
+    if m.imported is not None:
+        return m
+    if m.name not in METHODS:
+        raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
+    known = METHODS[m.name].hparams()
+    bad = sorted(k for k in m.hparams if k in STUDY_SUPPLIED)
+    if bad:
+        raise ValueError(f"{where}: {', '.join(bad)} are set by the study; remove them from the config")
+    unknown = sorted(set(m.hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{where}: method {m.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
+            f"its hyperparameters are: {', '.join(sorted(k for k in known if k not in STUDY_SUPPLIED))}"
+        )
+    if METHODS[m.name].kind == "transform":
+        if m.source is None:
+            m = m.model_copy(update={"source": SourceConfig()})
+        assert m.source is not None
+        src = m.source.method
+        if src not in METHODS or METHODS[src].kind == "transform":
+            raise ValueError(
+                f"{where}.source.method: {src!r} is not a method that finds tickets; use one of "
+                f"{', '.join(sorted(k for k, s in METHODS.items() if s.kind != 'transform'))}"
+            )
+    elif m.source is not None:
+        raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
+    _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
+    check_hparam_values(where, m.hparams, allow_large=allow_large)
+    if m.source is not None and m.source.method in METHODS:
+        sknown = METHODS[m.source.method].hparams()
+        sbad = sorted(set(m.source.hparams) - set(sknown))
+        if sbad:
+            raise ValueError(
+                f"{where}.source.hparams: method {m.source.method!r} has no hyperparameter "
+                f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
+                f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
+            )
+        _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
+        check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=allow_large)
+    followers = [(where, m.name, m.hparams, m.regime)]
+    if m.source is not None:
+        followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
+    for w, name, hp, regime in followers:
+        if regime == "study":
+            if METHODS[name].data_use != "epochs":
+                raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
+            regime_hparams(name, hp, train)
+    return m
+
+
 class StudyConfig(_Strict):
     """A whole study (see the module docstring for the YAML form)."""
 
@@ -787,64 +844,13 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_methods(self) -> StudyConfig:
-        from graphtickets.pruning import METHODS
-
         seen: set[str] = set()
         for i, m in enumerate(self.methods):
             where = f"methods.{m.name}"
-            if m.imported is not None:  # checked by _check_imports
-                if m.name in seen:
-                    raise ValueError(f"{where}: listed twice; list each method once")
-                seen.add(m.name)
-                continue
-            if m.name not in METHODS:
-                raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
             if m.name in seen:
                 raise ValueError(f"{where}: listed twice; list each method once")
             seen.add(m.name)
-            known = METHODS[m.name].hparams()
-            bad = sorted(k for k in m.hparams if k in STUDY_SUPPLIED)
-            if bad:
-                raise ValueError(f"{where}: {', '.join(bad)} are set by the study; remove them from the config")
-            unknown = sorted(set(m.hparams) - set(known))
-            if unknown:
-                raise ValueError(
-                    f"{where}: method {m.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-                    f"its hyperparameters are: {', '.join(sorted(k for k in known if k not in STUDY_SUPPLIED))}"
-                )
-            if METHODS[m.name].kind == "transform":
-                if m.source is None:
-                    self.methods[i] = m = m.model_copy(update={"source": SourceConfig()})
-                assert m.source is not None
-                src = m.source.method
-                if src not in METHODS or METHODS[src].kind == "transform":
-                    raise ValueError(
-                        f"{where}.source.method: {src!r} is not a method that finds tickets; use one of "
-                        f"{', '.join(sorted(k for k, s in METHODS.items() if s.kind != 'transform'))}"
-                    )
-            elif m.source is not None:
-                raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
-            _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
-            check_hparam_values(where, m.hparams, allow_large=self.allow_large)
-            if m.source is not None and m.source.method in METHODS:
-                sknown = METHODS[m.source.method].hparams()
-                sbad = sorted(set(m.source.hparams) - set(sknown))
-                if sbad:
-                    raise ValueError(
-                        f"{where}.source.hparams: method {m.source.method!r} has no hyperparameter "
-                        f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
-                        f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
-                    )
-                _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
-                check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=self.allow_large)
-            followers = [(where, m.name, m.hparams, m.regime)]
-            if m.source is not None:
-                followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
-            for w, name, hp, regime in followers:
-                if regime == "study":
-                    if METHODS[name].data_use != "epochs":
-                        raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
-                    regime_hparams(name, hp, self.train)
+            self.methods[i] = _check_method(where, m, self.train, allow_large=self.allow_large)
         return self
 
     @model_validator(mode="after")
