@@ -514,6 +514,24 @@ def build_report(
             setup.append(f"compute: {all_tk['seconds'].sum():.0f} s of cell time in total "
                          f"(search {all_tk['search_seconds'].sum():.0f} s, training {all_tk['train_seconds'].sum():.0f} s)")
         blocks += [("h2", "Setup"), ("ul", setup)]
+    blocks += _findings_blocks(out, tk, all_tk, dist, f, figures, store)
+    cfg = config_path if config_path is not None else "CONFIG.yaml"
+    run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
+    blocks += [
+        ("h2", "Reproduce"),
+        ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
+                 f"graphtickets report {out}   # rebuild this report from the store"),
+        ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
+              "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
+              "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
+    ]
+    return blocks
+
+
+def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd.DataFrame, f: dict[str, Any],
+                     figures: dict[str, list[Path]], store: Any) -> list[tuple[str, Any]]:
+    """The report's findings, tables and figures (``tk``: replicate 0; ``all_tk``: with siblings)."""
+    blocks: list[tuple[str, Any]] = []
     blocks += [("h2", "Findings"), ("ul", f["sentences"])]
     if "accuracy" in f:
         blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
@@ -597,16 +615,6 @@ def build_report(
         for p in figures.get(key, []):
             if p.suffix == ".png":
                 blocks.append(("img", (p, f"{caption} ({p.stem})")))
-    cfg = config_path if config_path is not None else "CONFIG.yaml"
-    run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
-    blocks += [
-        ("h2", "Reproduce"),
-        ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
-                 f"graphtickets report {out}   # rebuild this report from the store"),
-        ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
-              "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
-              "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
-    ]
     return blocks
 
 
