@@ -203,10 +203,72 @@ class DatasetConfig(_Strict):
 
 
 class ModelConfig(BaseModel):
-    """A model of the grid: a name of ``gt.models.MODELS`` and its keyword arguments."""
+    """A model of the grid: a name of ``gt.models.MODELS``, its keyword arguments, and its own settings.
+
+    Beside the builder's keyword arguments, two keys give the model settings of its own (they
+    are not passed to the builder and not part of its label):
+
+    ``methods``
+        ``{method: overrides}``: the study-level entry of that method, changed for this model
+        only. Hyperparameters are merged key by key; ``regime`` replaces the study's; a
+        ``model:`` (a method's model variant) is replaced whole (``model: {}`` removes the
+        study-level variant); ``source:`` is merged key by key (its ``method`` and ``regime``
+        replace, its ``hparams`` merge, its ``model`` is replaced whole; a source of another
+        ``method`` starts anew). ``false`` leaves the method out for this model.
+    ``train``
+        Training settings of this model's tickets (and of its methods with ``regime:
+        study``), merged key by key over the study's ``train``.
+
+    Examples
+    --------
+    >>> mc = ModelConfig.model_validate({"name": "resnet1d", "depth": 8, "train": {"epochs": 20},
+    ...                                  "methods": {"elastic": {"source": {"model": {"depth": 14}}}}})
+    >>> mc.kwargs(), mc.label()
+    ({'depth': 8}, 'resnet1d(depth=8)')
+    """
 
     model_config = ConfigDict(extra="allow", strict=True)
     name: str
+    methods: dict[str, Any] = Field(
+        default_factory=dict,
+        description="per-method overrides for this model ({method: {hyperparameters, model, source, regime}}, "
+                    "or false to leave the method out)",
+    )
+    train: dict[str, Any] = Field(default_factory=dict, description="training settings of this model, over the study's")
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            raise ValueError(f"give {{method: {{overrides}}}} (or method: false), got {type(v).__name__} {_short_repr(v)}")
+        out: dict[str, Any] = {}
+        for name, body in v.items():
+            if body is None:
+                body = {}
+            if body is not False and not isinstance(body, Mapping):
+                raise ValueError(
+                    f"{name}: give the method's settings for this model as a mapping (e.g. {name}: {{epochs: 2}}) or "
+                    f"false to leave it out, got {type(body).__name__} {_short_repr(body)}"
+                )
+            if isinstance(body, Mapping):
+                if "import" in body or "imported" in body:
+                    raise ValueError(f"{name}.import: imported tickets cannot be set per model; list them under the "
+                                     f"study's methods (and write {name}: false for a model they do not fit)")
+                if "source" in body and not isinstance(body["source"], Mapping):
+                    raise ValueError(f"{name}.source: give a mapping (method, model, hparams, regime), got "
+                                     f"{type(body['source']).__name__} {_short_repr(body['source'])}")
+                body = dict(body)
+            out[str(name)] = body
+        return out
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            TrainConfig.model_validate(v)  # each key given is a TrainConfig field of the right type and range
+        except ValidationError as exc:
+            raise ValueError(_errors_text(exc)) from None
+        return v
 
     @field_validator("name")
     @classmethod
@@ -569,6 +631,53 @@ def _check_hparam_types(
             raise ValueError(f"{where}.{k}: unknown optimizer {v!r}; use one of {', '.join(sorted(OPTIMIZERS))}")
 
 
+def _errors_text(exc: ValidationError) -> str:
+    """A pydantic error as one line: ``key: message; key: message`` (unknown keys named as such)."""
+    msgs = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling"
+        elif str(err.get("type", "")).endswith(("_type", "_parsing")) and "input" in err:
+            msg = f"{msg}, got {type(err['input']).__name__} {_short_repr(err['input'])}"
+        msgs.append(f"{key}: {msg}" if key else msg)
+    return "; ".join(msgs)
+
+
+def merge_method(m: MethodConfig, over: Mapping[str, Any]) -> MethodConfig:
+    """The study-level method entry ``m`` with the overrides ``over`` of a model (:class:`ModelConfig` ``methods``).
+
+    Hyperparameters merge key by key; ``regime`` replaces; ``model`` is replaced whole;
+    ``source`` merges key by key (``hparams`` merged, ``model`` replaced whole), unless it
+    names another ``method``: then it replaces the study's source. ``ValueError`` names a bad key.
+
+    >>> m = MethodConfig(name="elastic", source=SourceConfig(model={"widths": [8, 8, 8]}, hparams={"rate": 0.2}))
+    >>> r = merge_method(m, {"source": {"model": {"depth": 14}}})
+    >>> r.source.model, r.source.hparams, r.source.method
+    ({'depth': 14}, {'rate': 0.2}, 'imp')
+    """
+    data = m.model_dump()
+    body = dict(over)
+    for key in ("model", "regime"):
+        if key in body:
+            data[key] = body.pop(key)
+    if "source" in body:
+        src, base = dict(body.pop("source")), data.get("source")
+        if base is None or ("method" in src and src["method"] != base["method"]):
+            data["source"] = src
+        else:
+            hp = src.pop("hparams", {})
+            if not isinstance(hp, Mapping):
+                raise ValueError(f"source.hparams: give a mapping of hyperparameters, got {type(hp).__name__} {_short_repr(hp)}")
+            data["source"] = {**base, **src, "hparams": {**base["hparams"], **hp}}
+    data["hparams"] = {**data["hparams"], **body}
+    try:
+        return MethodConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_errors_text(exc)) from None
+
+
 def _check_model_kwargs(where: str, name: str, kwargs: Mapping[str, Any]) -> None:
     """The keyword arguments are parameters of the model builder (unless it takes ``**kwargs``)."""
     import inspect
@@ -654,6 +763,63 @@ def _check_densities(v: list[float]) -> list[float]:
                 f"(sparsity 0.95 is density 0.05)"
             )
     return [float(d) for d in v]
+
+
+def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_large: bool = False) -> MethodConfig:
+    """Check one method entry (name, hyperparameters, source, regime); ``m`` with a transform's default source.
+
+    Imported methods pass unchecked here (:meth:`StudyConfig._check_imports` checks them).
+    """
+    from graphtickets.pruning import METHODS
+
+    if m.imported is not None:
+        return m
+    if m.name not in METHODS:
+        raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
+    known = METHODS[m.name].hparams()
+    bad = sorted(k for k in m.hparams if k in STUDY_SUPPLIED)
+    if bad:
+        raise ValueError(f"{where}: {', '.join(bad)} are set by the study; remove them from the config")
+    unknown = sorted(set(m.hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{where}: method {m.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
+            f"its hyperparameters are: {', '.join(sorted(k for k in known if k not in STUDY_SUPPLIED))}"
+        )
+    if METHODS[m.name].kind == "transform":
+        if m.source is None:
+            m = m.model_copy(update={"source": SourceConfig()})
+        assert m.source is not None
+        src = m.source.method
+        if src not in METHODS or METHODS[src].kind == "transform":
+            raise ValueError(
+                f"{where}.source.method: {src!r} is not a method that finds tickets; use one of "
+                f"{', '.join(sorted(k for k, s in METHODS.items() if s.kind != 'transform'))}"
+            )
+    elif m.source is not None:
+        raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
+    _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
+    check_hparam_values(where, m.hparams, allow_large=allow_large)
+    if m.source is not None and m.source.method in METHODS:
+        sknown = METHODS[m.source.method].hparams()
+        sbad = sorted(set(m.source.hparams) - set(sknown))
+        if sbad:
+            raise ValueError(
+                f"{where}.source.hparams: method {m.source.method!r} has no hyperparameter "
+                f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
+                f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
+            )
+        _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
+        check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=allow_large)
+    followers = [(where, m.name, m.hparams, m.regime)]
+    if m.source is not None:
+        followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
+    for w, name, hp, regime in followers:
+        if regime == "study":
+            if METHODS[name].data_use != "epochs":
+                raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
+            regime_hparams(name, hp, train)
+    return m
 
 
 class StudyConfig(_Strict):
@@ -787,64 +953,13 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_methods(self) -> StudyConfig:
-        from graphtickets.pruning import METHODS
-
         seen: set[str] = set()
         for i, m in enumerate(self.methods):
             where = f"methods.{m.name}"
-            if m.imported is not None:  # checked by _check_imports
-                if m.name in seen:
-                    raise ValueError(f"{where}: listed twice; list each method once")
-                seen.add(m.name)
-                continue
-            if m.name not in METHODS:
-                raise ValueError(f"{where}: unknown method {m.name!r}; known methods: {', '.join(sorted(METHODS))}")
             if m.name in seen:
                 raise ValueError(f"{where}: listed twice; list each method once")
             seen.add(m.name)
-            known = METHODS[m.name].hparams()
-            bad = sorted(k for k in m.hparams if k in STUDY_SUPPLIED)
-            if bad:
-                raise ValueError(f"{where}: {', '.join(bad)} are set by the study; remove them from the config")
-            unknown = sorted(set(m.hparams) - set(known))
-            if unknown:
-                raise ValueError(
-                    f"{where}: method {m.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-                    f"its hyperparameters are: {', '.join(sorted(k for k in known if k not in STUDY_SUPPLIED))}"
-                )
-            if METHODS[m.name].kind == "transform":
-                if m.source is None:
-                    self.methods[i] = m = m.model_copy(update={"source": SourceConfig()})
-                assert m.source is not None
-                src = m.source.method
-                if src not in METHODS or METHODS[src].kind == "transform":
-                    raise ValueError(
-                        f"{where}.source.method: {src!r} is not a method that finds tickets; use one of "
-                        f"{', '.join(sorted(k for k, s in METHODS.items() if s.kind != 'transform'))}"
-                    )
-            elif m.source is not None:
-                raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
-            _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
-            check_hparam_values(where, m.hparams, allow_large=self.allow_large)
-            if m.source is not None and m.source.method in METHODS:
-                sknown = METHODS[m.source.method].hparams()
-                sbad = sorted(set(m.source.hparams) - set(sknown))
-                if sbad:
-                    raise ValueError(
-                        f"{where}.source.hparams: method {m.source.method!r} has no hyperparameter "
-                        f"{', '.join(map(repr, sbad))}; its hyperparameters are: "
-                        f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
-                    )
-                _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
-                check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=self.allow_large)
-            followers = [(where, m.name, m.hparams, m.regime)]
-            if m.source is not None:
-                followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))
-            for w, name, hp, regime in followers:
-                if regime == "study":
-                    if METHODS[name].data_use != "epochs":
-                        raise ValueError(f"{w}.regime: method {name!r} does not train; regime: study is for methods that do")
-                    regime_hparams(name, hp, self.train)
+            self.methods[i] = _check_method(where, m, self.train, allow_large=self.allow_large)
         return self
 
     @model_validator(mode="after")
@@ -877,19 +992,86 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> StudyConfig:
+        labels = [mc.label() for mc in self.models]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise ValueError(
+                    f"models: two entries are the architecture {label} (they differ only in methods or train); the "
+                    f"tables key a model by its architecture, so list it once with its own settings"
+                )
+        names = [m.name for m in self.methods]
         for i, mc in enumerate(self.models):
             where = f"models[{i}] ({mc.name})"
             _check_model_kwargs(where, mc.name, mc.kwargs())
+            unknown = [k for k in mc.methods if k not in names]
+            if unknown:
+                raise ValueError(
+                    f"{where}.methods.{unknown[0]}: not a method of this study; a model's methods change the study's "
+                    f"methods for that model: add it to methods: first, or use one of {', '.join(names)}"
+                )
+            if mc.methods and all(mc.methods.get(n) is False for n in names):
+                raise ValueError(f"{where}.methods: every method is left out (false) for this model; keep at least one")
+            train = self._model_train(where, mc)
             for m in self.methods:
-                if m.source is not None and m.source.model:
-                    _check_model_kwargs(f"methods.{m.name}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
-                if m.model:
-                    _check_model_kwargs(f"methods.{m.name}.model", mc.name, {**mc.kwargs(), **m.model})
-                    for ds in self.datasets:
-                        _same_prunable(f"methods.{m.name}.model", mc.name, mc.kwargs(), m.model, ds.name)
+                over = mc.methods.get(m.name)
+                if over is False:
+                    continue
+                mwhere = f"{where}.methods.{m.name}" if over is not None else f"methods.{m.name}"
+                hint = "" if over is not None else f" (for {where}; give {where}.methods.{m.name} to change it for this model)"
+                try:
+                    try:
+                        m = merge_method(m, over) if over else m
+                    except ValueError as exc:
+                        raise ValueError(f"{mwhere}.{exc}") from None
+                    m = _check_method(mwhere, m, train, allow_large=self.allow_large)
+                    if m.source is not None and m.source.model:
+                        _check_model_kwargs(f"{mwhere}.source.model", mc.name, {**mc.kwargs(), **m.source.model})
+                        for ds in self.datasets:
+                            _try_build(f"{mwhere}.source.model", mc.name, {**mc.kwargs(), **m.source.model}, ds.name,
+                                       allow_large=self.allow_large)
+                    if m.model:
+                        _check_model_kwargs(f"{mwhere}.model", mc.name, {**mc.kwargs(), **m.model})
+                        for ds in self.datasets:
+                            _same_prunable(f"{mwhere}.model", mc.name, mc.kwargs(), m.model, ds.name)
+                except ValueError as exc:
+                    raise ValueError(f"{exc}{hint}") from None
             for ds in self.datasets:
                 _try_build(where, mc.name, mc.kwargs(), ds.name, allow_large=self.allow_large)
         return self
+
+    def _model_train(self, where: str, mc: ModelConfig) -> TrainConfig:
+        """:meth:`train_for` with the size limits and the optimizer checked (ValueError naming ``where.train``)."""
+        from graphtickets.training import OPTIMIZERS
+
+        train = self.train_for(mc)
+        if mc.train:
+            big = self.allow_large
+            if "epochs" in mc.train:
+                check_size(f"{where}.train.epochs", train.epochs, low=0, limit="epochs", allow_large=big)
+            for key in ("batch_size", "eval_batch_size"):
+                if key in mc.train:
+                    check_size(f"{where}.train.{key}", getattr(train, key), low=1, limit="batch_size", allow_large=big)
+            if train.optimizer not in OPTIMIZERS:
+                raise ValueError(f"{where}.train.optimizer: unknown optimizer {train.optimizer!r}; use one of "
+                                 f"{', '.join(sorted(OPTIMIZERS))}")
+        return train
+
+    def methods_for(self, mc: ModelConfig) -> list[MethodConfig]:
+        """The study's methods as they run on model ``mc``: its ``methods`` overrides applied, those it
+        leaves out (``false``) dropped (:func:`merge_method`)."""
+        out = []
+        for m in self.methods:
+            over = mc.methods.get(m.name, {})
+            if over is False:
+                continue
+            out.append(merge_method(m, over) if over else m)
+        return out
+
+    def train_for(self, mc: ModelConfig) -> TrainConfig:
+        """The training settings of model ``mc``: its ``train`` over the study's, key by key."""
+        if not mc.train:
+            return self.train
+        return TrainConfig.model_validate({**self.train.model_dump(), **mc.train})
 
     @model_validator(mode="after")
     def _check_train(self) -> StudyConfig:
@@ -935,6 +1117,16 @@ class StudyConfig(_Strict):
             if m.get("source") is not None:
                 over = q.methods.get(f"{m['name']}.source", {})
                 m["source"]["hparams"] = {**m["source"]["hparams"], **over}
+        for mc in data["models"]:  # quick's settings win over a model's own too
+            if mc["train"]:
+                own = {"epochs": min(int(mc["train"]["epochs"]), 2)} if "epochs" in mc["train"] else {}
+                mc["train"] = {**mc["train"], **(own if not q.train else q.train)}
+            for name, over in mc["methods"].items():
+                if isinstance(over, dict):
+                    mc["methods"][name] = over = {**over, **q.methods.get(name, {})}
+                    if isinstance(over.get("source"), dict) and f"{name}.source" in q.methods:
+                        src = over["source"]
+                        over["source"] = {**src, "hparams": {**src.get("hparams", {}), **q.methods[f"{name}.source"]}}
         data["quick"] = QuickConfig().model_dump()
         return validate(data, source=f"{self.name} (quick)")
 

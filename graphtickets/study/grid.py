@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphtickets.study.config import StudyConfig, regime_hparams
+from graphtickets.study.config import StudyConfig, TrainConfig, regime_hparams
 
 #: The method name of the dense reference cells.
 DENSE = "dense"
@@ -200,9 +200,9 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
-    """The method part of a cell config: name, hyperparameters (regime filled in), source."""
-    hparams = regime_hparams(m.name, m.hparams, study.train) if m.regime == "study" else dict(m.hparams)
+def _method_entry(m: Any, study: StudyConfig, train: TrainConfig) -> dict[str, Any]:
+    """The method part of a cell config: name, hyperparameters (the model's regime ``train`` filled in), source."""
+    hparams = regime_hparams(m.name, m.hparams, train) if m.regime == "study" else dict(m.hparams)
     method: dict[str, Any] = {"name": m.name, "hparams": _plain(hparams)}
     if m.imported is not None:  # tickets made elsewhere: their files (and digests) enter the cell ids
         from graphtickets.study.config import import_entry
@@ -215,7 +215,7 @@ def _method_entry(m: Any, study: StudyConfig) -> dict[str, Any]:
     if m.source is not None:
         src = m.source.model_dump()
         if src.pop("regime") == "study":
-            src["hparams"] = regime_hparams(src["method"], src["hparams"], study.train)
+            src["hparams"] = regime_hparams(src["method"], src["hparams"], train)
             src["regime"] = "study"
         method["source"] = _plain(src)
     return method
@@ -258,22 +258,27 @@ def expand(study: StudyConfig) -> list[Cell]:
         method has a trajectory (IMP) records the densities it serves
         (``"trajectory": {"densities": [...]}``, see :func:`trajectory_config`). With
         ``replicates: R``, R - 1 sibling cells per method cell (:func:`siblings`), after the
-        method cells and before the ablations (which vary replicate 0 only).
+        method cells and before the ablations (which vary replicate 0 only). A model's own
+        settings (:meth:`~graphtickets.study.config.StudyConfig.methods_for`,
+        :meth:`~graphtickets.study.config.StudyConfig.train_for`) decide its cells; a model
+        without them has the cells (and ids) it would have without the feature.
     """
     from graphtickets.pruning import METHODS
 
     cells: list[Cell] = []
-    train = study.train.fields()
     pdata = study.prune_data.model_dump()
-    methods = [_method_entry(m, study) for m in study.methods]
     densities = sorted({float(d) for d in study.densities}, reverse=True)
     for ds in study.datasets:
         for mc in study.models:
+            # a model's own settings (models[i].methods / .train) replace the study's for its cells only
+            model_train, model_methods = study.train_for(mc), study.methods_for(mc)
+            train = model_train.fields()
+            methods = [_method_entry(m, study, model_train) for m in model_methods]
             model = {"name": mc.name, **_plain(mc.kwargs())}
             base_cells: list[Cell] = []
             for density in study.densities:
                 for seed in study.seeds:
-                    for m, method in zip(study.methods, methods, strict=True):
+                    for m, method in zip(model_methods, methods, strict=True):
                         config = {
                             "format": CELL_FORMAT,
                             "dataset": {"name": ds.name},

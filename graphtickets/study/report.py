@@ -408,7 +408,7 @@ def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> N
         say(sentence)
 
 
-def _consensus_blocks(store: Any, tk: pd.DataFrame, out: Path) -> list[tuple[str, Any]]:
+def _consensus_blocks(store: Any, tk: pd.DataFrame, folder: Path) -> list[tuple[str, Any]]:
     """Consensus across methods per (density, init seed): core sizes vs expectation, histogram, layers."""
     from graphtickets.study.alike import consensus_figure, consensus_tables
 
@@ -427,7 +427,7 @@ def _consensus_blocks(store: Any, tk: pd.DataFrame, out: Path) -> list[tuple[str
         ("p", sentence), ("table", cores),
         ("h2", "Where the majority core sits, per layer (mean over init seeds)"), ("table", ct["layers"]),
     ]
-    for p in consensus_figure(ct["histograms"], out / "figures"):
+    for p in consensus_figure(ct["histograms"], folder):
         blocks.append(("img", (p, "Consensus: how many weights exactly j methods keep, observed vs expected")))
     return blocks
 
@@ -457,8 +457,16 @@ def _html_table(df: pd.DataFrame, index: bool = True) -> str:
 def build_report(
     out: Path, tk: pd.DataFrame, dist: pd.DataFrame, figures: dict[str, list[Path]], *, study: Any = None,
     status: dict[str, int] | None = None, config_path: str | None = None, store: Any = None,
+    setting_figures: dict[tuple[str, str], dict[str, list[Path]]] | None = None,
 ) -> list[tuple[str, Any]]:
-    """The report as a list of blocks ``(kind, payload)``: h1/h2/p/ul/table/img/code."""
+    """The report as a list of blocks ``(kind, payload)``: h1/h2/h3/p/ul/table/img/code.
+
+    With two or more ``(dataset, model)`` settings (architectures) the findings are given per
+    setting, each with its own figures (``setting_figures``), after a table of what holds on
+    every setting and what on only some (:mod:`graphtickets.study.across`, also written to
+    ``tables/architectures.csv``).
+    """
+    from graphtickets.study import across
     sib = None
     if store is not None:
         from graphtickets.study.runner import sibling_table
@@ -469,7 +477,15 @@ def build_report(
     all_tk = tk
     if "replicate" in tk:  # siblings enter the accuracy intervals and the floor only
         tk = tk[tk["replicate"].fillna(0) == 0]
-    f = findings(tk, dist, sib)
+    sets = across.settings(tk)
+    per: dict[str, Any] = {}  # label -> (setting, tk, all_tk, dist, findings) of each setting
+    if len(sets) > 1:
+        many = len({d for d, _ in sets}) > 1
+        for st in sets:
+            t, d, sb = across.split(tk, dist, sib, st)
+            per[across.setting_label(st, many)] = (st, t, across.split(all_tk, dist, None, st)[0], d, findings(t, d, sb))
+    else:
+        f = findings(tk, dist, sib)
     name = getattr(study, "name", out.name)
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {name}")]
     blocks.append(("p", "**Question.** What do sparse networks (lottery tickets) found by different methods on the "
@@ -513,7 +529,42 @@ def build_report(
         if not all_tk.empty:
             setup.append(f"compute: {all_tk['seconds'].sum():.0f} s of cell time in total "
                          f"(search {all_tk['search_seconds'].sum():.0f} s, training {all_tk['train_seconds'].sum():.0f} s)")
+        own = [f"{mc.label()}: " + "; ".join(
+            ([f"training {', '.join(f'{k} {v}' for k, v in mc.train.items())}"] if mc.train else [])
+            + [f"{m}: {'left out' if v is False else v}" for m, v in mc.methods.items()])
+            for mc in study.models if mc.train or mc.methods]
+        if own:
+            setup.append("settings of a model's own (over the study's): " + " | ".join(own))
         blocks += [("h2", "Setup"), ("ul", setup)]
+    if per:
+        stated = {lb: across.statements(v[1], v[4]) for lb, v in per.items()}
+        across.write_holds(out, across.holds_table(stated, keep_all=True))
+        blocks += across.table_blocks(list(per), stated, across.holds_table(stated))
+        for lb, (st, t, at, d, fs) in per.items():
+            body = _findings_blocks(out, t, at, d, fs, (setting_figures or {}).get(st, {}), store,
+                                    fig_dir=out / "figures" / across.slug(lb))
+            blocks += [("h2", f"Architecture: {lb}")] + [("h3", x) if k == "h2" else (k, x) for k, x in body]
+    else:
+        blocks += _findings_blocks(out, tk, all_tk, dist, f, figures, store)
+    cfg = config_path if config_path is not None else "CONFIG.yaml"
+    run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
+    blocks += [
+        ("h2", "Reproduce"),
+        ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
+                 f"graphtickets report {out}   # rebuild this report from the store"),
+        ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
+              "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
+              "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
+    ]
+    return blocks
+
+
+def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd.DataFrame, f: dict[str, Any],
+                     figures: dict[str, list[Path]], store: Any, fig_dir: Path | None = None) -> list[tuple[str, Any]]:
+    """The report's findings, tables and figures (``tk``: replicate 0; ``all_tk``: with siblings).
+
+    ``fig_dir``: where the figures made here go (default ``out/figures``)."""
+    blocks: list[tuple[str, Any]] = []
     blocks += [("h2", "Findings"), ("ul", f["sentences"])]
     if "accuracy" in f:
         blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
@@ -570,11 +621,11 @@ def build_report(
         blocks += [("h2", "Does structure predict function? (Spearman rho across all pairs, within-group "
                           "permutation p, Benjamini-Hochberg q)"),
                    ("table", f["structure_function"].set_index(["structure", "function"]))]
-        for p in structure_function_figure(dist, out / "figures", f["structure_function"]):
+        for p in structure_function_figure(dist, fig_dir or out / "figures", f["structure_function"]):
             blocks.append(("img", (p, "Structure vs function: every functional distance against every structural one, "
                                       "one dot per pair of tickets")))
     if store is not None and not tk.empty:
-        blocks += _consensus_blocks(store, tk, out)
+        blocks += _consensus_blocks(store, tk, fig_dir or out / "figures")
         from graphtickets.study.alike import effective_table
 
         eff = effective_table(store, tk)
@@ -597,26 +648,14 @@ def build_report(
         for p in figures.get(key, []):
             if p.suffix == ".png":
                 blocks.append(("img", (p, f"{caption} ({p.stem})")))
-    cfg = config_path if config_path is not None else "CONFIG.yaml"
-    run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
-    blocks += [
-        ("h2", "Reproduce"),
-        ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
-                 f"graphtickets report {out}   # rebuild this report from the store"),
-        ("p", "Tables: `tables/tickets.csv` (one row per cell: accuracy, cost, every metric) and "
-              "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
-              "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
-    ]
     return blocks
 
 
 def _render_md(blocks: Sequence[tuple[str, Any]], out: Path) -> str:
     parts = []
     for kind, x in blocks:
-        if kind == "h1":
-            parts.append(f"# {x}")
-        elif kind == "h2":
-            parts.append(f"## {x}")
+        if kind in ("h1", "h2", "h3"):
+            parts.append(f"{'#' * int(kind[1])} {x}")
         elif kind == "p":
             parts.append(x)
         elif kind == "ul":
@@ -642,7 +681,7 @@ def _inline(text: str) -> str:
 def _render_html(blocks: Sequence[tuple[str, Any]], title: str) -> str:
     parts = []
     for kind, x in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             parts.append(f"<{kind}>{html.escape(x)}</{kind}>")
         elif kind == "p":
             parts.append(f"<p>{_inline(x)}</p>")
@@ -679,8 +718,18 @@ def write_report(
         if config_path is None:
             config_path = (store.get_meta("commands") or {}).get("config")
     own = tk[tk["replicate"].fillna(0) == 0] if "replicate" in tk else tk  # siblings: their own tables
-    figs = make_figures(own, dist, results, out / "figures")
-    blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
+    from graphtickets.study import across
+
+    sets = across.settings(own)
+    if len(sets) > 1:  # one set of figures per architecture, in figures/<model>/
+        many = len({d for d, _ in sets}) > 1
+        by = {st: make_figures(*across.split(own, dist, None, st)[:2], results,
+                               out / "figures" / across.slug(across.setting_label(st, many))) for st in sets}
+        blocks = build_report(out, tk, dist, {}, study=study, status=status, config_path=config_path, store=store,
+                              setting_figures=by)
+    else:
+        figs = make_figures(own, dist, results, out / "figures")
+        blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
         tmp = path.with_suffix(path.suffix + ".tmp")
