@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._json import plain
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
 
@@ -151,26 +152,6 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
-
-def _jsonable(obj: Any) -> Any:
-    """Convert provenance values to plain JSON types (tensors, numpy, tuples, paths)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
-    if hasattr(obj, "tolist") and callable(obj.tolist):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return repr(obj)
 
 
 def _is_timing(key: str) -> bool:
@@ -453,8 +434,8 @@ class Ticket:
         return Ticket(
             masks=masks,
             method=method or self.method,
-            config=json.loads(json.dumps(_jsonable(self.config))),
-            meta={**json.loads(json.dumps(_jsonable(self.meta))), **meta},
+            config=json.loads(json.dumps(plain(self.config))),
+            meta={**json.loads(json.dumps(plain(self.meta))), **meta},
             weights=None,
         )
 
@@ -479,8 +460,8 @@ class Ticket:
         return {
             "format": FORMAT,
             "method": self.method,
-            "config": _jsonable(self.config),
-            "meta": _jsonable(self.meta),
+            "config": plain(self.config),
+            "meta": plain(self.meta),
             "order": list(self.masks),
         }
 
