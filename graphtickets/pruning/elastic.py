@@ -409,7 +409,8 @@ def elastic_transform(
         ``method="elastic"``; ``meta["mapping"]`` holds the block table per group and
         ``meta["source"]`` the source ticket's method, density and model spec; with
         ``density``, ``meta["density_before_adjustment"]`` and ``meta["adjustment"]``. The
-        provenance records the source ticket's seed and dataset.
+        provenance records the source ticket's seed and dataset, and, like every ticket,
+        ``meta["cost"]`` and ``meta["version"]``.
 
     Examples
     --------
@@ -423,11 +424,8 @@ def elastic_transform(
     """
     res = _transform(source_ticket, source_model, target_model, mapping, carry_weights, density)
     hparams = {"mapping": res.meta["mapping"], "carry_weights": carry_weights, "density": density}
-    ticket = make_ticket(target_model, "elastic", res, density=density, seed=source_ticket.config.get("seed"),
-                         hparams=hparams, dataset=source_ticket.config.get("dataset"))
-    for key in ("cost", "version"):  # not recorded here until the next commit (behaviour kept)
-        del ticket.meta[key]
-    return ticket
+    return make_ticket(target_model, "elastic", res, density=density, seed=source_ticket.config.get("seed"),
+                       hparams=hparams, dataset=source_ticket.config.get("dataset"))
 
 
 @register_method(
