@@ -76,6 +76,8 @@ def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> 
     spec = METHODS[name]
     tiny_mlp = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
     assert spec.kind in ("baseline", "init", "train", "transform")
+    # a method that trains for epochs is found by training: kind "train", family "trained"
+    assert (spec.data_use == "epochs") == (spec.kind == "train") and (spec.kind == "train") == (spec.family == "trained")
     assert spec.summary and spec.reference
     before = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
     params = dict(tiny_mlp.named_parameters())

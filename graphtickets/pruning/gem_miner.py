@@ -456,7 +456,7 @@ def gem_miner_extras(ticket: Ticket) -> dict[str, Any]:
 @register_method(
     "gem_miner",
     needs_data=True,
-    kind="init",
+    kind="train",
     summary="train scores over frozen initial weights (straight-through), prune on a geometric schedule",
     reference="Sreenivasan et al. 2022, Rare Gems: Finding Lottery Tickets at Initialization (NeurIPS)",
     options=MiningOptions,
@@ -481,7 +481,8 @@ def gem_miner(
     IMP); 0 skips it (``meta["accuracy_after_finetune"]`` is then None). The fine-tuning
     epochs are part of ``meta["cost"]`` but not of ``meta["search_seconds"]`` (the mining
     alone). ``meta`` also holds ``accuracy_used_mask`` and ``initial_overlap`` (module
-    docstring).
+    docstring). Found by training (the scores over the frozen weights, epochs of data): kind
+    ``"train"``, family ``"trained"``, as the README's method table has it.
     """
     res = gem_mine(model, density=density, data=data, seed=seed, **options)
     device = MiningOptions(**options).device
