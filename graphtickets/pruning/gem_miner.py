@@ -484,8 +484,9 @@ def gem_miner(
     docstring). Found by training (the scores over the frozen weights, epochs of data): kind
     ``"train"``, family ``"trained"``, as the README's method table has it.
     """
+    data = reiterable(data, "gem_miner")  # once: a one-shot iterator serves the mining and the fine-tuning
     res = gem_mine(model, density=density, data=data, seed=seed, **options)
     device = MiningOptions(**options).device
-    meta = _accuracies(res, reiterable(data, "gem_miner"), eval_data, seed, finetune_epochs=finetune_epochs,
+    meta = _accuracies(res, data, eval_data, seed, finetune_epochs=finetune_epochs,
                        finetune_optimizer=finetune_optimizer, finetune_lr=finetune_lr, device=device)
     return MethodResult(masks=res.masks, meta=meta)
