@@ -21,7 +21,7 @@ from graphtickets.pruning import METHODS
 #: Per-method hyperparameters that make the method fast on the tiny MLP.
 TEST_HPARAMS: dict[str, dict[str, Any]] = {
     "synflow": {"rounds": 5},
-    "imp": {"rounds": 2, "epochs": 1},
+    "imp": {"rate": 0.5, "epochs": 1},  # 2 rounds to density 0.3 (IMP's rounds follow from rate)
     "early_bird": {"epochs": 2},
     "early_magnitude": {"epochs": 2},
     "gem_miner": {"epochs": 1},
@@ -50,6 +50,8 @@ def _hparams(name: str, model: nn.Module, data: Any) -> dict[str, Any]:
     spec = METHODS[name]
     accepted = spec.hparams()
     hp = dict(TEST_HPARAMS.get(name, {}))
+    dropped = sorted(set(hp) - set(accepted))
+    assert not dropped, f"TEST_HPARAMS[{name!r}] passes {dropped}, which {name!r} does not take"
     if spec.kind == "train":
         for key in TRAIN_BUDGET_KEYS:
             if key in accepted and key not in hp:
