@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from graphtickets._json import plain, py_scalar
+from graphtickets._trace import check_supported
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import check_supported
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 

@@ -84,10 +84,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from graphtickets._json import finite_or_none
-from graphtickets.errors import GraphticketsError
+from graphtickets._trace import WEIGHT_MODULES, node_role, symbolic_graph
+from graphtickets.errors import GraphticketsError, UnsupportedModuleError
 from graphtickets.pruning.core import MethodResult, register_method, resolve_params
 from graphtickets.pruning.imp import reiterable
 from graphtickets.pruning.select import select_topk
@@ -110,7 +111,6 @@ __all__ = [
 log = logging.getLogger("graphtickets.pruning.early_bird")
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_LAYER = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 MaskLike = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -245,28 +245,26 @@ class EarlyBirdDetector:
 def bn_channels(model: nn.Module) -> dict[str, str]:
     """``{BatchNorm module name: name of the Conv/Linear weight whose outputs it normalizes}``.
 
-    Found by tracing with ``torch.fx`` (the BatchNorm's input node); when the model cannot be
-    traced, the nearest preceding Conv/Linear (in module order) with as many outputs is used.
+    Found on the fx trace of :func:`graphtickets._trace.symbolic_graph` (the BatchNorm's
+    input node); when the model cannot be traced, the nearest preceding Conv/Linear (in
+    module order) with as many outputs is used.
     """
     modules = dict(model.named_modules())
     out: dict[str, str] = {}
     try:
-        import torch.fx
-
-        gm = torch.fx.symbolic_trace(model)
+        gm = symbolic_graph(model)
+    except UnsupportedModuleError:  # an untraceable model: fall back to module order
+        log.debug("fx trace failed; pairing BatchNorm layers with the preceding layer")
+    else:
         for node in gm.graph.nodes:
             if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
                 src = node.args[0] if node.args else None
-                if isinstance(src, torch.fx.Node) and src.op == "call_module" and isinstance(
-                    modules.get(src.target), _LAYER
-                ):
+                if isinstance(src, fx.Node) and node_role(gm, src) == "weight":
                     out[str(node.target)] = f"{src.target}.weight"
         return out
-    except Exception:  # noqa: BLE001  (an untraceable model: fall back to module order)
-        log.debug("fx trace failed; pairing BatchNorm layers with the preceding layer")
     last: tuple[str, nn.Module] | None = None
     for name, mod in model.named_modules():
-        if isinstance(mod, _LAYER):
+        if isinstance(mod, WEIGHT_MODULES):
             last = (name, mod)
         elif isinstance(mod, _BN) and last is not None:
             w = last[1].weight
@@ -295,62 +293,49 @@ def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
     return select_topk(scores, density)
 
 
-_PASS_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-)
-_PASS_FUNCTIONS = {"relu", "relu_", "relu6", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "dropout",
-                   "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-                   "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "contiguous"}
-_FLATTEN = {"flatten", "view", "reshape"}
-
-
 def channel_consumers(model: nn.Module) -> dict[str, list[str]]:
     """``{BatchNorm module name: weights of the Conv/Linear layers consuming its channels}``.
 
-    Traced with ``torch.fx`` from each BatchNorm's output through activations, dropout,
-    pooling and flatten (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``) to the next
-    Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
+    Traced on the fx graph of :func:`graphtickets._trace.symbolic_graph` from each BatchNorm's
+    output through what :func:`graphtickets._trace.node_role` calls channelwise (activations,
+    dropout, pooling) and reshapes (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``)
+    to the next Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
     concatenation, another BatchNorm, the network output) gets an empty list: its channels'
     outgoing weights cannot be removed by pruning the channel alone. Untraceable models give
     empty lists too.
     """
     modules = dict(model.named_modules())
-    out: dict[str, list[str]] = {}
     try:
-        import torch.fx
-
-        gm = torch.fx.symbolic_trace(model)
-    except Exception:  # noqa: BLE001  (untraceable: no consumer is cleared)
+        gm = symbolic_graph(model)
+    except UnsupportedModuleError:  # untraceable: no consumer is cleared
         log.debug("fx trace failed; pruned channels keep their outgoing weights")
         return {n: [] for n in bn_channels(model)}
+    out: dict[str, list[str]] = {}
     for node in gm.graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), _BN):
-            continue
-        found: list[str] = []
-        blocked = False
-        todo = list(node.users)
-        seen: set[Any] = set()
-        while todo and not blocked:
-            u = todo.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            mod = modules.get(u.target) if u.op == "call_module" else None
-            name = getattr(u.target, "__name__", str(u.target))
-            if isinstance(mod, _LAYER):
-                found.append(f"{u.target}.weight")
-            elif isinstance(mod, (*_PASS_MODULES, nn.Flatten)) or (
-                u.op in ("call_function", "call_method") and (name in _PASS_FUNCTIONS or name in _FLATTEN)
-            ):
-                todo.extend(u.users)
-            else:
-                blocked = True
-        out[str(node.target)] = [] if blocked else sorted(set(found))
+        if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
+            out[str(node.target)] = _consumers(gm, node)
     return out
+
+
+def _consumers(gm: fx.GraphModule, bn: fx.Node) -> list[str]:
+    """The weights of the Conv/Linear layers reached from ``bn`` through channelwise ops and
+    reshapes (:func:`graphtickets._trace.node_role`); empty when anything else is reached."""
+    found: list[str] = []
+    todo = list(bn.users)
+    seen: set[fx.Node] = set()
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        role = node_role(gm, u)
+        if role == "weight":
+            found.append(f"{u.target}.weight")
+        elif role in ("channelwise", "reshape"):
+            todo.extend(u.users)
+        else:
+            return []
+    return sorted(set(found))
 
 
 def _consumer_slice(w: torch.Tensor, n_channels: int) -> int | None:
