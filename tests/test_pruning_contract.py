@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import graphtickets as gt
+from graphtickets.errors import GraphticketsError
 from graphtickets.pruning import METHODS
 
 #: Per-method hyperparameters that make the method fast on the tiny MLP.
@@ -126,3 +127,34 @@ def test_invert_keeps_a_different_ticket(name: str, tiny_mlp: nn.Module, tiny_ba
 def test_data_methods_refuse_missing_data(name: str, tiny_mlp: nn.Module) -> None:
     with pytest.raises(gt.errors.GraphticketsError, match="data"):
         gt.pruning.prune(tiny_mlp, name, density=DENSITY, **_hparams(name, tiny_mlp, None) if METHODS[name].kind != "transform" else {})
+
+
+def test_every_scoring_method_takes_the_shared_options() -> None:
+    # the README: every scoring method takes scope, rounds, schedule, prior, include_bias,
+    # keep_classifier_dense and invert (declared once, in ScoringOptions)
+    scorers = {n for n, s in METHODS.items() if s.scoring}
+    assert {"random", "magnitude", "snip", "grasp", "synflow"} <= scorers
+    for name in scorers:
+        assert set(gt.pruning.SCORING_OPTIONS) <= set(METHODS[name].hparams()), name
+
+
+def test_readme_recipe_adds_a_scoring_method(tiny_mlp: nn.Module) -> None:
+    # the "Adding a method" recipe of the README, in a few lines: a scorer and its registration
+    from graphtickets.pruning import register_scorer, score_prune
+
+    def my_scores(model: nn.Module, masks: dict, data: Any, generator: Any) -> dict:
+        return {n: p.detach().abs() ** 2 for n, p in model.named_parameters() if n in masks}
+
+    @register_scorer("test_square", needs_data=False, kind="init", summary="keep the largest w^2", reference="-")
+    def my_method(model: nn.Module, *, density: float, data: Any = None, seed: int = 0, **options: Any) -> Any:
+        return score_prune(model, my_scores, density=density, seed=seed, **options)
+
+    try:
+        t = gt.pruning.prune(tiny_mlp, "test_square", density=DENSITY, scope="layer", invert=True)
+        m = gt.pruning.prune(tiny_mlp, "magnitude", density=DENSITY, scope="layer", invert=True)
+        assert t.masks.keys() == m.masks.keys() and all(torch.equal(t.masks[n], m.masks[n]) for n in t.masks)
+        assert t.config["hparams"]["scope"] == "layer" and t.config["hparams"]["rounds"] == 1
+        with pytest.raises(GraphticketsError, match="does not take"):
+            gt.pruning.prune(tiny_mlp, "test_square", density=DENSITY, temperature=1.0)
+    finally:
+        del METHODS["test_square"]
