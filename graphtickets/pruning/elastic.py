@@ -281,6 +281,15 @@ def adjust_to_density(
     return out, info
 
 
+def _same_shape(what: str, s_name: str, s_shape: Any, t_name: str, t_shape: Any, hint: str = "") -> None:
+    """Refuse to copy ``what`` between entries of different shapes (blocks that differ)."""
+    if tuple(s_shape) != tuple(t_shape):
+        raise GraphticketsError(
+            f"cannot copy the {what} of {s_name!r} {tuple(s_shape)} to {t_name!r} {tuple(t_shape)}: "
+            f"block shapes differ{hint}"
+        )
+
+
 def _copy_masks(
     source_ticket: Ticket, t_params: Mapping[str, nn.Parameter], names: Mapping[str, str]
 ) -> dict[str, torch.Tensor]:
@@ -289,12 +298,8 @@ def _copy_masks(
     for t_name, s_name in names.items():
         if s_name in source_ticket.masks:
             m = source_ticket.masks[s_name]
-            if tuple(m.shape) != tuple(t_params[t_name].shape):
-                raise GraphticketsError(
-                    f"cannot copy the mask of {s_name!r} {tuple(m.shape)} to {t_name!r} "
-                    f"{tuple(t_params[t_name].shape)}: block shapes differ (widths must match, and "
-                    f"a downsampling block only maps to block 0)"
-                )
+            _same_shape("mask", s_name, m.shape, t_name, t_params[t_name].shape,
+                        " (widths must match, and a downsampling block only maps to block 0)")
             masks[t_name] = m.clone()
     return masks
 
@@ -327,12 +332,7 @@ def _carried_weights(
     weights = {}
     for t_name, s_name in {**names, **{t: every[t] for t in t_bufs}}.items():
         w = src_w[s_name] if s_name in src_w else s_bufs[s_name]
-        t_shape = t_params[t_name].shape if t_name in t_params else t_bufs[t_name].shape
-        if tuple(w.shape) != tuple(t_shape):
-            raise GraphticketsError(
-                f"cannot copy the weights of {s_name!r} {tuple(w.shape)} to {t_name!r} "
-                f"{tuple(t_shape)}: block shapes differ"
-            )
+        _same_shape("weights", s_name, w.shape, t_name, (t_params[t_name] if t_name in t_params else t_bufs[t_name]).shape)
         weights[t_name] = w.clone()
     return weights
 
