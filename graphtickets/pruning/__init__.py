@@ -1,5 +1,16 @@
 """Pruning methods: one module per method, a registry, and the :func:`prune` front end.
 
+What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
+:class:`MethodResult` that every method returns, :func:`prune` and :func:`make_ticket` that
+turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
+driver of every scoring method); ``select`` (top-k selection); one module per method
+(``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
+``synflow_engine``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
+
+Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
+the low modules ``_json``/``_trace``/``_registry``, never ``graphs``, ``analysis`` or ``study``.
+
 >>> import graphtickets as gt
 >>> "magnitude" in gt.pruning.METHODS
 True
