@@ -183,7 +183,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed,
                              download=args.download)
         batches = gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
-        if spec.kind in ("init", "baseline") and args.batches:
+        if spec.data_use == "batches" and args.batches:
             batches = gt.data.take(batches, args.batches)
     ticket = gt.pruning.prune(
         model, args.method, density=args.density, data=batches, seed=args.seed,

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._json import plain
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
 
@@ -151,26 +152,6 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
-
-def _jsonable(obj: Any) -> Any:
-    """Convert provenance values to plain JSON types (tensors, numpy, tuples, paths)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
-    if hasattr(obj, "tolist") and callable(obj.tolist):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return repr(obj)
 
 
 def _is_timing(key: str) -> bool:
@@ -498,8 +479,8 @@ class Ticket:
         return Ticket(
             masks=masks,
             method=method or self.method,
-            config=json.loads(json.dumps(_jsonable(self.config))),
-            meta={**json.loads(json.dumps(_jsonable(self.meta))), **meta},
+            config=json.loads(json.dumps(plain(self.config))),
+            meta={**json.loads(json.dumps(plain(self.meta))), **meta},
             weights=None,
         )
 
@@ -524,8 +505,8 @@ class Ticket:
         return {
             "format": FORMAT,
             "method": self.method,
-            "config": _jsonable(self.config),
-            "meta": _jsonable(self.meta),
+            "config": plain(self.config),
+            "meta": plain(self.meta),
             "order": list(self.masks),
         }
 
@@ -616,18 +597,7 @@ class Ticket:
             format version, has provenance that is not a JSON object, or (with ``verify``) its
             recorded sha256 is missing or differs from the file's.
         """
-        if not isinstance(path, (str, os.PathLike)):
-            raise TicketError(f"Ticket.load needs the path of a ticket file (str or pathlib.Path), got {path!r}")
-        path = Path(path)
-        where = repr(str(path))
-        if path.is_dir():
-            raise TicketError(f"{where} is a directory, not a ticket file; give the .safetensors file inside it")
-        if not path.is_file():
-            raise TicketError(f"no ticket file at {where}")
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise TicketError(f"cannot read the ticket file {where}: {exc.strerror or exc}") from None
+        raw, where = _read_file(path)
         header, start = _read_header(raw, where)
         meta = header.get("__metadata__")
         if not isinstance(meta, dict) or not isinstance(meta.get("graphtickets"), str):
@@ -652,17 +622,7 @@ class Ticket:
         order = prov.get("order") or []
         masks = {n: masks[n] for n in order if isinstance(n, str) and n in masks} | masks
         problem, verified = _integrity(raw, header, start, meta, fmt, masks, weights)
-        note = problem or ("sha256 of the whole file matches" if verified else "")
-        if problem is not None:
-            if verify:
-                raise TicketError(
-                    f"{where}: {problem}; re-create the ticket, or read it anyway with verify=False "
-                    f"(CLI: --no-verify), which marks it unverified"
-                )
-            log.warning("%s: %s; read anyway (verify=False), marked unverified", where, problem)
-        elif not verified:
-            note = f"old format {fmt}: masks checked, description not covered by a hash (re-save to upgrade)"
-            log.warning("%s: %s", where, note)
+        note = _verdict(where, problem, verified, verify, fmt)
         for n, m in masks.items():
             if m.dtype == torch.bool and m.numel() and int(m.reshape(-1).view(torch.uint8).max()) > 1:
                 raise TicketError(f"{where}: mask {n!r} holds bytes other than 0/1 (corrupt file)")
@@ -679,6 +639,39 @@ class Ticket:
         ticket.verified = problem is None and verified
         ticket.verify_note = note
         return ticket
+
+
+def _read_file(path: Any) -> tuple[bytes, str]:
+    """The bytes of the ticket file ``path`` and its name for messages (clear errors)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TicketError(f"Ticket.load needs the path of a ticket file (str or pathlib.Path), got {path!r}")
+    path = Path(path)
+    where = repr(str(path))
+    if path.is_dir():
+        raise TicketError(f"{where} is a directory, not a ticket file; give the .safetensors file inside it")
+    if not path.is_file():
+        raise TicketError(f"no ticket file at {where}")
+    try:
+        return path.read_bytes(), where
+    except OSError as exc:
+        raise TicketError(f"cannot read the ticket file {where}: {exc.strerror or exc}") from None
+
+
+def _verdict(where: str, problem: str | None, verified: bool, verify: bool, fmt: Any) -> str:
+    """The ticket's ``verify_note``; an error for an integrity ``problem`` when ``verify``."""
+    if problem is not None:
+        if verify:
+            raise TicketError(
+                f"{where}: {problem}; re-create the ticket, or read it anyway with verify=False "
+                f"(CLI: --no-verify), which marks it unverified"
+            )
+        log.warning("%s: %s; read anyway (verify=False), marked unverified", where, problem)
+        return problem
+    if not verified:
+        note = f"old format {fmt}: masks checked, description not covered by a hash (re-save to upgrade)"
+        log.warning("%s: %s", where, note)
+        return note
+    return "sha256 of the whole file matches"
 
 
 def recorded_digest(path: str | os.PathLike[str]) -> str | None:

@@ -181,3 +181,15 @@ def test_all_scores_tied_the_gem_is_random_not_top_magnitude() -> None:
     again, other_seed = mine(0), mine(1)
     assert all(torch.equal(res.masks[k], again.masks[k]) for k in res.masks)  # reproducible
     assert any(not torch.equal(res.masks[k], other_seed.masks[k]) for k in res.masks)  # seed-dependent
+
+
+def test_one_shot_iterator_serves_mining_and_finetuning() -> None:
+    # a generator is read once: the fine-tuning must see the same batches as the mining (it
+    # used to get the exhausted generator and train on nothing)
+    net = gt.models.build("mlp", in_shape=(6,), num_classes=3, widths=(8,), seed=0)
+    batches = _data(2)
+    a = gt.pruning.prune(net, "gem_miner", density=0.5, data=iter(batches), epochs=1, finetune_epochs=1, seed=0)
+    b = gt.pruning.prune(net, "gem_miner", density=0.5, data=batches, epochs=1, finetune_epochs=1, seed=0)
+    work = [{k: t.meta["cost"][k] for k in ("epochs", "iterations")} for t in (a, b)]
+    assert work[0] == work[1] == {"epochs": 2, "iterations": 2 * len(batches)}
+    assert a.meta["accuracy_after_finetune"] == b.meta["accuracy_after_finetune"]

@@ -365,7 +365,7 @@ def test_chunked_fill_equals_one_chunk(weights: str, monkeypatch: pytest.MonkeyP
     ticket = _random_ticket(model, 0.3, seed=4)
     one = layered_graph(model, ticket, weights=weights, input_shape=(3, 3, 3))
     monkeypatch.setattr(layered, "_chunk_elems", lambda n: 5)
-    from graphtickets.graphs import _trace
+    from graphtickets import _trace
 
     _trace._CACHE.clear()
     many = layered_graph(model, ticket, weights=weights, input_shape=(3, 3, 3))

@@ -173,7 +173,7 @@ def test_cli_lists_the_1d_models(capsys: pytest.CaptureFixture[str]) -> None:
 HP: dict[str, dict[str, object]] = {
     "synflow": {"rounds": 10},
     # the tiny nets' heads hold most weights: the classifier at half the rate leaves no room at 0.2
-    "imp": {"rounds": 2, "epochs": 1, "output_rate": None},
+    "imp": {"rate": 0.6, "epochs": 1, "output_rate": None},  # 2 rounds to density 0.2
     "early_bird": {"epochs": 3, "window": 2},
     "early_magnitude": {"epochs": 3, "window": 2},
     "gem_miner": {"epochs": 2, "finetune_epochs": 0},
@@ -187,7 +187,8 @@ def test_every_method_on_1d_models(method: str, model_name: str) -> None:
     before = copy.deepcopy(model.state_dict())
     data = _batches()
     spec = METHODS[method]
-    kw = {k: v for k, v in HP.get(method, {}).items() if k in spec.hparams()}
+    kw = dict(HP.get(method, {}))
+    assert set(kw) <= set(spec.hparams()), f"HP[{method!r}] passes options {method!r} does not take"
     if method == "early_bird" and not any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
         # Early-Bird draws channel masks from BatchNorm scales: a model without BatchNorm is refused
         with pytest.raises(GraphticketsError, match="batchnorm=True"):

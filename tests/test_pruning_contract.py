@@ -16,12 +16,13 @@ import torch
 from torch import nn
 
 import graphtickets as gt
+from graphtickets.errors import GraphticketsError
 from graphtickets.pruning import METHODS
 
 #: Per-method hyperparameters that make the method fast on the tiny MLP.
 TEST_HPARAMS: dict[str, dict[str, Any]] = {
     "synflow": {"rounds": 5},
-    "imp": {"rounds": 2, "epochs": 1},
+    "imp": {"rate": 0.5, "epochs": 1},  # 2 rounds to density 0.3 (IMP's rounds follow from rate)
     "early_bird": {"epochs": 2},
     "early_magnitude": {"epochs": 2},
     "gem_miner": {"epochs": 1},
@@ -50,6 +51,8 @@ def _hparams(name: str, model: nn.Module, data: Any) -> dict[str, Any]:
     spec = METHODS[name]
     accepted = spec.hparams()
     hp = dict(TEST_HPARAMS.get(name, {}))
+    dropped = sorted(set(hp) - set(accepted))
+    assert not dropped, f"TEST_HPARAMS[{name!r}] passes {dropped}, which {name!r} does not take"
     if spec.kind == "train":
         for key in TRAIN_BUDGET_KEYS:
             if key in accepted and key not in hp:
@@ -76,6 +79,8 @@ def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> 
     spec = METHODS[name]
     tiny_mlp = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
     assert spec.kind in ("baseline", "init", "train", "transform")
+    # a method that trains for epochs is found by training: kind "train", family "trained"
+    assert (spec.data_use == "epochs") == (spec.kind == "train") and (spec.kind == "train") == (spec.family == "trained")
     assert spec.summary and spec.reference
     before = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
     params = dict(tiny_mlp.named_parameters())
@@ -122,3 +127,34 @@ def test_invert_keeps_a_different_ticket(name: str, tiny_mlp: nn.Module, tiny_ba
 def test_data_methods_refuse_missing_data(name: str, tiny_mlp: nn.Module) -> None:
     with pytest.raises(gt.errors.GraphticketsError, match="data"):
         gt.pruning.prune(tiny_mlp, name, density=DENSITY, **_hparams(name, tiny_mlp, None) if METHODS[name].kind != "transform" else {})
+
+
+def test_every_scoring_method_takes_the_shared_options() -> None:
+    # the README: every scoring method takes scope, rounds, schedule, prior, include_bias,
+    # keep_classifier_dense and invert (declared once, in ScoringOptions)
+    scorers = {n for n, s in METHODS.items() if s.scoring}
+    assert {"random", "magnitude", "snip", "grasp", "synflow"} <= scorers
+    for name in scorers:
+        assert set(gt.pruning.SCORING_OPTIONS) <= set(METHODS[name].hparams()), name
+
+
+def test_readme_recipe_adds_a_scoring_method(tiny_mlp: nn.Module) -> None:
+    # the "Adding a method" recipe of the README, in a few lines: a scorer and its registration
+    from graphtickets.pruning import register_scorer, score_prune
+
+    def my_scores(model: nn.Module, masks: dict, data: Any, generator: Any) -> dict:
+        return {n: p.detach().abs() ** 2 for n, p in model.named_parameters() if n in masks}
+
+    @register_scorer("test_square", needs_data=False, kind="init", summary="keep the largest w^2", reference="-")
+    def my_method(model: nn.Module, *, density: float, data: Any = None, seed: int = 0, **options: Any) -> Any:
+        return score_prune(model, my_scores, density=density, seed=seed, **options)
+
+    try:
+        t = gt.pruning.prune(tiny_mlp, "test_square", density=DENSITY, scope="layer", invert=True)
+        m = gt.pruning.prune(tiny_mlp, "magnitude", density=DENSITY, scope="layer", invert=True)
+        assert t.masks.keys() == m.masks.keys() and all(torch.equal(t.masks[n], m.masks[n]) for n in t.masks)
+        assert t.config["hparams"]["scope"] == "layer" and t.config["hparams"]["rounds"] == 1
+        with pytest.raises(GraphticketsError, match="does not take"):
+            gt.pruning.prune(tiny_mlp, "test_square", density=DENSITY, temperature=1.0)
+    finally:
+        del METHODS["test_square"]

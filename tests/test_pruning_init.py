@@ -280,8 +280,8 @@ def test_invert_scores() -> None:
     w = torch.cat([p.detach().abs().reshape(-1) for p in gt.prunable(net).values()])
     kept = torch.cat([m.reshape(-1) for m in t.masks.values()])
     assert w[kept].max() < w[~kept].min()
-    with pytest.raises(GraphticketsError, match="invert"):
-        gt.pruning.invert_scores(net, "random", density=0.2)
+    with pytest.raises(GraphticketsError, match="invert"):  # IMP ranks no scores of its own to invert
+        gt.pruning.invert_scores(net, "imp", density=0.2)
 
 
 # --------------------------------------------------------------------------- layer collapse

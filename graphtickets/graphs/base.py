@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from graphtickets._json import py_scalar
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["Graph", "edge_arrays", "from_edges"]
@@ -119,7 +120,7 @@ class Graph:
 
         g = nx.DiGraph() if self.directed else nx.Graph()
         records = self.nodes.to_dict(orient="records")
-        g.add_nodes_from((i, {k: _py(v) for k, v in rec.items()}) for i, rec in enumerate(records))
+        g.add_nodes_from((i, {k: py_scalar(v) for k, v in rec.items()}) for i, rec in enumerate(records))
         src, dst, w = self.edges()
         g.add_weighted_edges_from(zip(src.tolist(), dst.tolist(), w.tolist(), strict=True))
         return g
@@ -132,7 +133,7 @@ class Graph:
         g = ig.Graph(n=self.n_nodes, edges=np.column_stack([src, dst]), directed=self.directed)
         g.es["weight"] = w
         for col in self.nodes.columns:
-            g.vs[col] = [_py(v) for v in self.nodes[col].tolist()]
+            g.vs[col] = [py_scalar(v) for v in self.nodes[col].tolist()]
         return g
 
     def to_pyg(self) -> Any:
@@ -196,7 +197,3 @@ class Graph:
         nodes = pd.DataFrame({"layer": [""] * n, "unit": np.arange(n)})
         return cls(adjacency=adj, nodes=nodes, directed=directed, kind=kind)
 
-
-def _py(v: Any) -> Any:
-    """numpy scalars as Python scalars (GraphML and igraph want plain types)."""
-    return v.item() if isinstance(v, np.generic) else v

@@ -24,9 +24,9 @@ import pandas as pd
 import scipy.sparse as sp
 from torch import nn
 
+from graphtickets._trace import check_supported
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import check_supported
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 

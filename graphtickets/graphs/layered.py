@@ -29,8 +29,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from graphtickets._trace import Op, Plan, check_supported, get_plan, resolve_input_shape
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import Op, Plan, check_supported, get_plan, resolve_input_shape
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 

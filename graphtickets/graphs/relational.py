@@ -39,9 +39,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from graphtickets._json import plain, py_scalar
+from graphtickets._trace import check_supported
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import _common as C
-from graphtickets.graphs._trace import check_supported
 from graphtickets.graphs.base import Graph
 from graphtickets.ticket import Ticket
 
@@ -451,11 +452,6 @@ def _check_conv_groups(name: str, talk: np.ndarray, out: int, inn: int, groups: 
 
 
 def _jsonable_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """Plain-typed copy of a graph's meta for a ticket's provenance."""
-    out: dict[str, Any] = {}
-    for k, v in meta.items():
-        if isinstance(v, (np.generic,)):
-            v = v.item()
-        if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict)):
-            out[k] = v
-    return out
+    """The plain-typed entries of a graph's meta (numpy scalars as Python ones; others left out)."""
+    kept = (str, int, float, bool, type(None), list, tuple, dict)
+    return {k: plain(v, leaf=py_scalar) for k, v in meta.items() if isinstance(py_scalar(v), kept)}

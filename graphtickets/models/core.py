@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._json import plain
 from graphtickets._registry import Registry
 from graphtickets.errors import GraphticketsError
 
@@ -75,15 +76,9 @@ def initialize(model: nn.Module, init: str) -> nn.Module:
     return model
 
 
-def _plain(obj: Any) -> Any:
-    """``obj`` as plain JSON types (tuples -> lists)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
+def _strict_leaf(obj: Any) -> Any:
+    """A model keyword value as a plain JSON value, or a :class:`ModelError` naming it."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str, float)):
         return obj
     if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:  # numpy / torch scalars
         return obj.item()
@@ -91,6 +86,7 @@ def _plain(obj: Any) -> Any:
         f"model keyword value {obj!r} ({type(obj).__name__}) is not a plain JSON value; "
         f"pass numbers, strings, booleans or lists so the model spec can be saved with a ticket"
     )
+
 
 
 def _check_shape(in_shape: Any) -> tuple[int, ...]:
@@ -115,7 +111,7 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 
 def spec_of(name: str, in_shape: Sequence[int], num_classes: int, seed: int, **kw: Any) -> dict[str, Any]:
     """The model spec as plain JSON types: ``{"name", "in_shape", "num_classes", "seed", **kw}``."""
-    return _plain({"name": name, "in_shape": list(in_shape), "num_classes": num_classes, "seed": seed, **kw})
+    return plain({"name": name, "in_shape": list(in_shape), "num_classes": num_classes, "seed": seed, **kw}, leaf=_strict_leaf)
 
 
 def build(

@@ -1,5 +1,16 @@
 """Pruning methods: one module per method, a registry, and the :func:`prune` front end.
 
+What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
+:class:`MethodResult` that every method returns, :func:`prune` and :func:`make_ticket` that
+turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
+driver of every scoring method); ``select`` (top-k selection); one module per method
+(``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
+``synflow_engine``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
+
+Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
+the low modules ``_json``/``_trace``/``_registry``, never ``graphs``, ``analysis`` or ``study``.
+
 >>> import graphtickets as gt
 >>> "magnitude" in gt.pruning.METHODS
 True
@@ -14,10 +25,15 @@ from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
     DATA_USES,
     METHODS,
+    SCORING_OPTIONS,
+    MethodResult,
     MethodSpec,
+    ScoringOptions,
+    make_ticket,
     masked_copy,
     prune,
     register_method,
+    register_scorer,
     resolve_params,
     schedule_densities,
     score_prune,
@@ -27,9 +43,14 @@ from graphtickets.pruning.select import keep_count, select_topk
 __all__ = [
     "METHODS",
     "MethodSpec",
+    "MethodResult",
+    "ScoringOptions",
+    "SCORING_OPTIONS",
     "DATA_USES",
     "prune",
+    "make_ticket",
     "register_method",
+    "register_scorer",
     "score_prune",
     "schedule_densities",
     "select_topk",

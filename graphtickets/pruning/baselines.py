@@ -20,9 +20,14 @@ import torch
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import register_method, resolve_params, score_prune
+from graphtickets.pruning.core import (
+    MethodResult,
+    ScoringOptions,
+    register_scorer,
+    resolve_params,
+    score_prune,
+)
 from graphtickets.pruning.select import select_topk
-from graphtickets.ticket import Ticket
 
 __all__ = ["erk_densities", "magnitude_scores", "random_scores"]
 
@@ -86,7 +91,7 @@ def magnitude_scores(model: nn.Module, masks: Mapping[str, torch.Tensor], data: 
     return {n: params[n].detach().abs().cpu() for n in masks}
 
 
-@register_method(
+@register_scorer(
     "random",
     needs_data=False,
     kind="baseline",
@@ -101,25 +106,30 @@ def random_method(
     seed: int = 0,
     distribution: str = "uniform",
     scope: str = "layer",
-    include_bias: bool = False,
-    keep_classifier_dense: bool = False,
-    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """Random ticket. ``distribution="uniform"``: each layer keeps ``round(density n_l)``
     (``scope="layer"``, the default) or the whole network keeps ``round(density N)`` chosen
     uniformly (``scope="global"``). ``distribution="erk"``: layer densities from
-    :func:`erk_densities`, rounded so the total is exactly ``round(density N)``.
+    :func:`erk_densities`, rounded so the total is exactly ``round(density N)`` (one draw:
+    ``rounds`` must be 1, ``scope`` and ``schedule`` do not apply, and no prior mask).
+    The other shared ``options`` are those of :func:`graphtickets.pruning.score_prune`.
     """
     if distribution == "uniform":
-        masks, meta = score_prune(
-            model, random_scores, density=density, seed=seed, scope=scope, prior=prior,
-            include_bias=include_bias, keep_classifier_dense=keep_classifier_dense,
-        )
-        return masks, {**meta, "distribution": "uniform"}
+        res = score_prune(model, random_scores, density=density, seed=seed, scope=scope, **options)
+        return res.with_meta(distribution="uniform")
     if distribution != "erk":
         raise GraphticketsError(f"distribution must be 'uniform' or 'erk', got {distribution!r}")
+    return _erk(model, density=density, seed=seed, options=ScoringOptions(scope=scope, **options))
+
+
+def _erk(model: nn.Module, *, density: float, seed: int, options: ScoringOptions) -> MethodResult:
+    """A random mask with the ERK layer counts (see :func:`random_method`)."""
+    if options.rounds != 1:
+        raise GraphticketsError("random(distribution='erk') draws one mask: rounds must be 1")
     names, start = resolve_params(
-        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
+        model, include_bias=options.include_bias, keep_classifier_dense=options.keep_classifier_dense,
+        prior=options.prior,
     )
     if any(not bool(m.all()) for m in start.values()):
         raise GraphticketsError("random(distribution='erk') does not take a prior mask")
@@ -127,13 +137,14 @@ def random_method(
     sizes = {n: start[n].numel() for n in names}
     dens = erk_densities(shapes, density)
     counts = _exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
-    gen = torch.Generator().manual_seed(seed)
-    scores = random_scores(model, start, None, gen)
+    scores = random_scores(model, start, None, torch.Generator().manual_seed(seed))
+    if options.invert:
+        scores = {n: -s for n, s in scores.items()}
     masks = select_topk(scores, density, counts=counts)
-    return masks, {"distribution": "erk", "erk_densities": dens}
+    return MethodResult(masks=masks, meta={"distribution": "erk", "erk_densities": dens})
 
 
-@register_method(
+@register_scorer(
     "magnitude",
     needs_data=False,
     kind="baseline",
@@ -146,14 +157,8 @@ def magnitude_method(
     density: float,
     data: Iterable[Any] | None = None,
     seed: int = 0,
-    scope: str = "global",
-    rounds: int = 1,
-    schedule: str = "exponential",
-    include_bias: bool = False,
-    keep_classifier_dense: bool = False,
-    invert: bool = False,
-    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """One-shot (or iterated) magnitude pruning of the model's current weights.
 
     Global scope keeps the ``round(density * N)`` largest ``|w|`` (Python's ``round``: half
@@ -161,10 +166,7 @@ def magnitude_method(
     ``L1Unstructured`` given the same count, i.e. the integer ``amount=N - round(density * N)``.
     With the float ``amount=1 - density`` torch prunes ``round((1 - density) * N)`` instead,
     so when ``density * N`` is half an integer torch keeps one weight more (N = 141,
-    density 0.5: we keep 70, torch 71); otherwise the two agree.
+    density 0.5: we keep 70, torch 71); otherwise the two agree. The shared ``options`` are
+    those of :func:`graphtickets.pruning.score_prune`.
     """
-    return score_prune(
-        model, magnitude_scores, density=density, seed=seed, scope=scope, rounds=rounds,
-        schedule=schedule, prior=prior, include_bias=include_bias,
-        keep_classifier_dense=keep_classifier_dense, invert=invert,
-    )
+    return score_prune(model, magnitude_scores, density=density, seed=seed, **options)

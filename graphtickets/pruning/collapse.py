@@ -40,20 +40,26 @@ References
 from __future__ import annotations
 
 import copy
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
-from graphtickets.errors import GraphticketsError
+from graphtickets._trace import (
+    ACTIVATION_MODULES,
+    DROPOUT_MODULES,
+    NORM_MODULES,
+    WEIGHT_MODULES,
+    node_role,
+    symbolic_graph,
+)
+from graphtickets.errors import GraphticketsError, UnsupportedModuleError
 from graphtickets.ticket import Ticket
 
 __all__ = ["collapsed_layers", "on_path", "is_chain", "channel_connectivity"]
 
-_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def channel_connectivity(mask: torch.Tensor) -> np.ndarray:
@@ -65,21 +71,20 @@ def channel_connectivity(mask: torch.Tensor) -> np.ndarray:
 
 
 def is_chain(model: nn.Module) -> bool:
-    """True when ``torch.fx`` traces ``model`` with no ``add``/``cat`` merging two branches."""
+    """True when ``torch.fx`` traces ``model`` with no ``add``/``cat`` merging two branches
+    (:func:`graphtickets._trace.node_role`)."""
     try:
-        import torch.fx as fx
-
-        graph = fx.symbolic_trace(model).graph
-    except Exception:  # untraceable models are treated as non-chains
+        gm = symbolic_graph(model)
+    except UnsupportedModuleError:  # untraceable models are treated as non-chains
         return False
-    merge_fns = {operator.add, operator.iadd, torch.add, torch.cat, torch.stack, torch.concat}
-    for node in graph.nodes:
-        if node.op == "call_function" and node.target in merge_fns:
-            args = [a for a in node.args if isinstance(a, fx.Node)]
-            flat = [a for a in (node.args[0] if node.args and isinstance(node.args[0], (list, tuple)) else []) if isinstance(a, fx.Node)]
-            if len(args) >= 2 or len(flat) >= 2:
-                return False
-        if node.op == "call_method" and node.target in ("add", "add_"):
+    for node in gm.graph.nodes:
+        if node_role(gm, node) != "merge":
+            continue
+        if node.op == "call_method":
+            return False
+        args = [a for a in node.args if isinstance(a, fx.Node)]
+        listed = node.args[0] if node.args and isinstance(node.args[0], (list, tuple)) else []
+        if len(args) >= 2 or len([a for a in listed if isinstance(a, fx.Node)]) >= 2:
             return False
     return True
 
@@ -120,16 +125,8 @@ def _reach_hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.T
     return _Reach.apply(output)
 
 
-_NORMS = (
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.GroupNorm,
-    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm,
-)
-_ACTIVATIONS = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-    nn.Mish, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
-    nn.Softsign, nn.Tanhshrink, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-    nn.AlphaDropout, nn.Identity,
-)
+#: Replaced by the identity in the reachability machine (the module groups of graphtickets._trace).
+_IDENTITY = (*NORM_MODULES, nn.LocalResponseNorm, *ACTIVATION_MODULES, *DROPOUT_MODULES)
 _MAXPOOLS: dict[type[nn.Module], type[nn.Module]] = {
     nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d,
 }
@@ -140,7 +137,7 @@ _ADAPTIVE_MAXPOOLS: dict[type[nn.Module], type[nn.Module]] = {
 
 
 def _replacement(name: str, mod: nn.Module) -> nn.Module | None:
-    if isinstance(mod, _NORMS) or isinstance(mod, _ACTIVATIONS):
+    if isinstance(mod, _IDENTITY):
         return nn.Identity()
     avg = _MAXPOOLS.get(type(mod))
     if avg is not None:
@@ -167,7 +164,7 @@ def _reach_copy(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
             parent, _, attr = name.rpartition(".")
             setattr(work.get_submodule(parent) if parent else work, attr, repl)
     layer_weights = {
-        (f"{mn}.weight" if mn else "weight") for mn, mod in work.named_modules() if isinstance(mod, _LAYER_TYPES)
+        (f"{mn}.weight" if mn else "weight") for mn, mod in work.named_modules() if isinstance(mod, WEIGHT_MODULES)
     }
     with torch.no_grad():
         for n, p in work.named_parameters():
@@ -184,7 +181,7 @@ def _reach_copy(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
             else:  # any other parameter of an unreplaced module: a positive gain
                 p.fill_(1.0)
     for mod in work.modules():
-        if isinstance(mod, _LAYER_TYPES):
+        if isinstance(mod, WEIGHT_MODULES):
             mod.register_forward_hook(_reach_hook)
     return work
 
@@ -247,7 +244,7 @@ def _input_shape(model: nn.Module, in_shape: Sequence[int] | None) -> tuple[int,
     if isinstance(spec, dict) and spec.get("in_shape") is not None:
         return tuple(int(s) for s in spec["in_shape"])
     for mod in model.modules():
-        if isinstance(mod, _LAYER_TYPES):
+        if isinstance(mod, WEIGHT_MODULES):
             return (int(mod.in_features),) if isinstance(mod, nn.Linear) else None
     return None
 
@@ -309,7 +306,7 @@ def _chain_cut(model: nn.Module, ticket: Ticket) -> set[str]:
     of its kernel entries is; BatchNorm/activations/pooling keep channel identity, ``flatten``
     maps channel ``c`` to features ``c*s .. c*s+s-1``).
     """
-    layers = [(f"{mn}.weight" if mn else "weight", mod) for mn, mod in model.named_modules() if isinstance(mod, _LAYER_TYPES)]
+    layers = [(f"{mn}.weight" if mn else "weight", mod) for mn, mod in model.named_modules() if isinstance(mod, WEIGHT_MODULES)]
     conn = []
     for name, mod in layers:
         w = mod.weight

@@ -80,17 +80,23 @@ import copy
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
-from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import register_method, resolve_params
+from graphtickets._json import finite_or_none
+from graphtickets._trace import WEIGHT_MODULES, node_role, symbolic_graph
+from graphtickets.errors import GraphticketsError, UnsupportedModuleError
+from graphtickets.pruning.core import MethodResult, register_method, resolve_params
 from graphtickets.pruning.imp import reiterable
 from graphtickets.pruning.select import select_topk
+from graphtickets.ticket import Ticket
 
 __all__ = [
+    "DrawOptions",
+    "early_bird_extras",
     "EarlyBirdDetector",
     "mask_distance",
     "distance_curve",
@@ -105,7 +111,6 @@ __all__ = [
 log = logging.getLogger("graphtickets.pruning.early_bird")
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_LAYER = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 MaskLike = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -240,28 +245,26 @@ class EarlyBirdDetector:
 def bn_channels(model: nn.Module) -> dict[str, str]:
     """``{BatchNorm module name: name of the Conv/Linear weight whose outputs it normalizes}``.
 
-    Found by tracing with ``torch.fx`` (the BatchNorm's input node); when the model cannot be
-    traced, the nearest preceding Conv/Linear (in module order) with as many outputs is used.
+    Found on the fx trace of :func:`graphtickets._trace.symbolic_graph` (the BatchNorm's
+    input node); when the model cannot be traced, the nearest preceding Conv/Linear (in
+    module order) with as many outputs is used.
     """
     modules = dict(model.named_modules())
     out: dict[str, str] = {}
     try:
-        import torch.fx
-
-        gm = torch.fx.symbolic_trace(model)
+        gm = symbolic_graph(model)
+    except UnsupportedModuleError:  # an untraceable model: fall back to module order
+        log.debug("fx trace failed; pairing BatchNorm layers with the preceding layer")
+    else:
         for node in gm.graph.nodes:
             if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
                 src = node.args[0] if node.args else None
-                if isinstance(src, torch.fx.Node) and src.op == "call_module" and isinstance(
-                    modules.get(src.target), _LAYER
-                ):
+                if isinstance(src, fx.Node) and node_role(gm, src) == "weight":
                     out[str(node.target)] = f"{src.target}.weight"
         return out
-    except Exception:  # noqa: BLE001  (an untraceable model: fall back to module order)
-        log.debug("fx trace failed; pairing BatchNorm layers with the preceding layer")
     last: tuple[str, nn.Module] | None = None
     for name, mod in model.named_modules():
-        if isinstance(mod, _LAYER):
+        if isinstance(mod, WEIGHT_MODULES):
             last = (name, mod)
         elif isinstance(mod, _BN) and last is not None:
             w = last[1].weight
@@ -290,62 +293,49 @@ def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
     return select_topk(scores, density)
 
 
-_PASS_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-)
-_PASS_FUNCTIONS = {"relu", "relu_", "relu6", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "dropout",
-                   "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-                   "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "contiguous"}
-_FLATTEN = {"flatten", "view", "reshape"}
-
-
 def channel_consumers(model: nn.Module) -> dict[str, list[str]]:
     """``{BatchNorm module name: weights of the Conv/Linear layers consuming its channels}``.
 
-    Traced with ``torch.fx`` from each BatchNorm's output through activations, dropout,
-    pooling and flatten (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``) to the next
-    Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
+    Traced on the fx graph of :func:`graphtickets._trace.symbolic_graph` from each BatchNorm's
+    output through what :func:`graphtickets._trace.node_role` calls channelwise (activations,
+    dropout, pooling) and reshapes (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``)
+    to the next Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
     concatenation, another BatchNorm, the network output) gets an empty list: its channels'
     outgoing weights cannot be removed by pruning the channel alone. Untraceable models give
     empty lists too.
     """
     modules = dict(model.named_modules())
-    out: dict[str, list[str]] = {}
     try:
-        import torch.fx
-
-        gm = torch.fx.symbolic_trace(model)
-    except Exception:  # noqa: BLE001  (untraceable: no consumer is cleared)
+        gm = symbolic_graph(model)
+    except UnsupportedModuleError:  # untraceable: no consumer is cleared
         log.debug("fx trace failed; pruned channels keep their outgoing weights")
         return {n: [] for n in bn_channels(model)}
+    out: dict[str, list[str]] = {}
     for node in gm.graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), _BN):
-            continue
-        found: list[str] = []
-        blocked = False
-        todo = list(node.users)
-        seen: set[Any] = set()
-        while todo and not blocked:
-            u = todo.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            mod = modules.get(u.target) if u.op == "call_module" else None
-            name = getattr(u.target, "__name__", str(u.target))
-            if isinstance(mod, _LAYER):
-                found.append(f"{u.target}.weight")
-            elif isinstance(mod, (*_PASS_MODULES, nn.Flatten)) or (
-                u.op in ("call_function", "call_method") and (name in _PASS_FUNCTIONS or name in _FLATTEN)
-            ):
-                todo.extend(u.users)
-            else:
-                blocked = True
-        out[str(node.target)] = [] if blocked else sorted(set(found))
+        if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
+            out[str(node.target)] = _consumers(gm, node)
     return out
+
+
+def _consumers(gm: fx.GraphModule, bn: fx.Node) -> list[str]:
+    """The weights of the Conv/Linear layers reached from ``bn`` through channelwise ops and
+    reshapes (:func:`graphtickets._trace.node_role`); empty when anything else is reached."""
+    found: list[str] = []
+    todo = list(bn.users)
+    seen: set[fx.Node] = set()
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        role = node_role(gm, u)
+        if role == "weight":
+            found.append(f"{u.target}.weight")
+        elif role in ("channelwise", "reshape"):
+            todo.extend(u.users)
+        else:
+            return []
+    return sorted(set(found))
 
 
 def _consumer_slice(w: torch.Tensor, n_channels: int) -> int | None:
@@ -459,112 +449,142 @@ def _l1_gamma(s: float) -> Any:
     return extra
 
 
-def _check_epochs(epochs: int, max_epochs: int | None) -> int:
-    if max_epochs is not None:
-        if epochs != 30 and epochs != max_epochs:
-            raise GraphticketsError(
-                f"epochs={epochs} and its deprecated alias max_epochs={max_epochs} disagree; pass epochs only"
-            )
-        return max_epochs
-    return epochs
+@dataclass(frozen=True)
+class DrawOptions:
+    """The options of the drawing (shared by ``early_bird`` and ``early_magnitude``; declared here only).
+
+    Attributes
+    ----------
+    tol, window : float, int
+        Detection rule (:func:`detect`): distances ``<= tol`` over the last ``window`` masks
+        (the paper: 0.1, 5).
+    epochs : int, default 30
+        Training budget; if the rule never fires, the last epoch's mask is returned and
+        ``meta["detected"]`` is False.
+    max_epochs : int, optional
+        Deprecated alias of ``epochs`` (an error when both are given and differ).
+    normalize : {"auto", "positions", "kept"}, default "auto"
+        Normalisation of the Hamming distance (:func:`mask_distance`); ``"auto"`` is the
+        paper's ``"positions"`` for channel masks, or ``"kept"`` when the channel density
+        ``c`` has ``2c <= tol`` and for weight masks (module docstring).
+    optimizer, lr, momentum, weight_decay
+        Training settings: the paper's SGD, momentum 0.9, weight decay 1e-4 and learning
+        rate 0.1 (see :func:`early_bird`).
+    keep_classifier_dense : bool
+        Leave the classifier out of the masks.
+    device : str
+        Where to train.
+    """
+
+    tol: float = 0.1
+    window: int = 5
+    epochs: int = 30
+    max_epochs: int | None = None
+    normalize: str = "auto"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    keep_classifier_dense: bool = False
+    device: str = "cpu"
+
+    def budget(self) -> int:
+        """The epochs (``epochs``, or its deprecated alias ``max_epochs``)."""
+        if self.max_epochs is not None:
+            if self.epochs != 30 and self.epochs != self.max_epochs:
+                raise GraphticketsError(
+                    f"epochs={self.epochs} and its deprecated alias max_epochs={self.max_epochs} disagree; "
+                    f"pass epochs only"
+                )
+            return self.max_epochs
+        return self.epochs
+
+
+@dataclass
+class _Drawing:
+    """The training callback: the mask after every epoch, fed to the rule; the state when it fires."""
+
+    mode: str
+    names: list[str]
+    density: float
+    channel_density: float | None
+    detector: EarlyBirdDetector
+    masks_at: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    gamma_l1: list[float] = field(default_factory=list)
+    drawn: dict[str, Any] = field(default_factory=dict)
+
+    def mask(self, m: nn.Module) -> dict[str, torch.Tensor]:
+        """The mask of the current weights: channels by ``|gamma|``, or weights by ``|w|``."""
+        if self.mode == "channel":
+            assert self.channel_density is not None
+            return channel_mask(m, self.channel_density)
+        params = dict(m.named_parameters())
+        return select_topk({n: params[n].detach().abs() for n in self.names}, self.density)
+
+    def keep(self, m: nn.Module, mask: dict[str, torch.Tensor]) -> None:
+        """Remember ``m``'s state and ``mask`` as the drawn ones."""
+        self.drawn["state"] = {n: p.detach().cpu().clone() for n, p in m.named_parameters()}
+        self.drawn["channels"] = mask
+        if self.mode == "channel":
+            self.drawn["gamma"] = _gamma_scores(m)
+
+    def __call__(self, epoch: int, m: nn.Module, history: Any) -> bool:
+        mask = self.mask(m)
+        self.masks_at.append(mask)
+        if self.mode == "channel":
+            self.gamma_l1.append(float(sum(g.sum() for g in _gamma_scores(m).values())))
+        fired = self.detector.update(mask)
+        if fired:
+            self.keep(m, mask)
+        return fired
 
 
 def _draw(
-    model: nn.Module,
-    *,
-    density: float,
-    data: Iterable[Any] | None,
-    seed: int,
-    mode: str,
-    tol: float,
-    window: int,
-    epochs: int,
-    normalize: str,
-    l1: float,
-    exact: bool,
-    channel_density: float | None,
-    optimizer: str,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    keep_classifier_dense: bool,
-    device: str,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    model: nn.Module, *, density: float, data: Iterable[Any] | None, seed: int, mode: str, opts: DrawOptions,
+    l1: float = 0.0, exact: bool = True, channel_density: float | None = None,
+) -> MethodResult:
     """Train a copy until the rule fires on the ``mode`` masks; return the ticket drawn then."""
     from graphtickets import training
 
-    names, _ = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
+    epochs = opts.budget()
+    names, _ = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
     if mode == "channel":
         if channel_density is None:
             channel_density = solve_channel_density(model, density, names)
         elif not 0.0 < channel_density <= 1.0:
             raise GraphticketsError(f"channel_density must be in (0, 1], got {channel_density!r}")
+    normalize = opts.normalize
     if normalize == "auto":  # positions (the paper's) unless they cannot exceed tol (module docstring)
-        normalize = "positions" if mode == "channel" and channel_density is not None and 2 * channel_density > tol else "kept"
+        wide = mode == "channel" and channel_density is not None and 2 * channel_density > opts.tol
+        normalize = "positions" if wide else "kept"
     work = copy.deepcopy(model)
-    det = EarlyBirdDetector(tol=tol, window=window, normalize=normalize)
-    masks_at: list[dict[str, torch.Tensor]] = []
-    gamma_l1: list[float] = []
-
-    def current_mask(m: nn.Module) -> dict[str, torch.Tensor]:
-        if mode == "channel":
-            assert channel_density is not None
-            return channel_mask(m, channel_density)
-        params = dict(m.named_parameters())
-        return select_topk({n: params[n].detach().abs() for n in names}, density)
-
-    drawn: dict[str, Any] = {}
-
-    def callback(epoch: int, m: nn.Module, history: Any) -> bool:
-        mask = current_mask(m)
-        masks_at.append(mask)
-        if mode == "channel":
-            gamma_l1.append(float(sum(g.sum() for g in _gamma_scores(m).values())))
-        fired = det.update(mask)
-        if fired:
-            drawn["state"] = {n: p.detach().cpu().clone() for n, p in m.named_parameters()}
-            drawn["channels"] = mask
-            if mode == "channel":
-                drawn["gamma"] = _gamma_scores(m)
-        return fired
-
+    drawing = _Drawing(mode, names, density, channel_density,
+                       EarlyBirdDetector(tol=opts.tol, window=opts.window, normalize=normalize))
     hist = training.train(
-        work,
-        reiterable(data),
-        epochs=epochs,
-        optimizer=optimizer,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        device=device,
-        seed=seed,
-        callback=callback,
+        work, reiterable(data), epochs=epochs, optimizer=opts.optimizer, lr=opts.lr, momentum=opts.momentum,
+        weight_decay=opts.weight_decay, device=opts.device, seed=seed, callback=drawing,
         extra_loss=_l1_gamma(l1) if mode == "channel" and l1 > 0 else None,
     )
-    detected = det.fired_at is not None
-    if not detected:
+    det = drawing.detector
+    if det.fired_at is None:
         log.warning("%s: the rule did not fire in %d epochs; returning the last mask",
                     "early_bird" if mode == "channel" else "early_magnitude", epochs)
-        drawn["state"] = {n: p.detach().cpu().clone() for n, p in work.named_parameters()}
-        drawn["channels"] = masks_at[-1]
-        if mode == "channel":
-            drawn["gamma"] = _gamma_scores(work)
-    epoch_drawn = (det.fired_at if det.fired_at is not None else len(masks_at) - 1) + 1
-    meta: dict[str, Any] = {"mode": mode, "detected": detected, "epoch_drawn": epoch_drawn, "normalize": normalize}
+        drawing.keep(work, drawing.masks_at[-1])
+    epoch_drawn = (det.fired_at if det.fired_at is not None else len(drawing.masks_at) - 1) + 1
+    meta: dict[str, Any] = {"mode": mode, "detected": det.fired_at is not None, "epoch_drawn": epoch_drawn,
+                            "normalize": normalize}  # fmt: skip
     if mode == "channel":
         assert channel_density is not None
-        masks = _channel_ticket(work, drawn, names, density, channel_density, exact, meta)
+        masks = _channel_ticket(work, drawing.drawn, names, density, channel_density, exact, meta)
         meta["l1"] = l1
-        meta["gamma_l1"] = gamma_l1
+        meta["gamma_l1"] = drawing.gamma_l1
     else:
-        masks = drawn["channels"]
+        masks = drawing.drawn["channels"]
         meta["exact"] = True
     meta["distances"] = [None if math.isnan(d) else d for d in det.distances]
-    meta["epochs"] = [
-        {k: e.get(k) for k in ("epoch", "loss", "accuracy")} for e in hist.epochs
-    ]
+    meta["epochs"] = [{k: e.get(k) for k in ("epoch", "loss", "accuracy")} for e in hist.epochs]
     meta["cost"] = {"epochs": len(hist.epochs), "iterations": hist.iterations}
-    return masks, meta
+    return MethodResult(masks=masks, meta=meta)
 
 
 def _channel_ticket(
@@ -617,35 +637,42 @@ def _channel_ticket(
     return wmask
 
 
+def early_bird_extras(ticket: Ticket) -> dict[str, Any]:
+    """The extra outputs of the Early-Bird rule (:attr:`MethodSpec.extras
+    <graphtickets.pruning.MethodSpec>`): the distance curve (``eb_distances``, non-finite as
+    None), the epoch drawn, whether the rule fired and its threshold."""
+    meta = ticket.meta
+    if "distances" not in meta or "epoch_drawn" not in meta:
+        return {}
+    return {
+        "eb_distances": [finite_or_none(d) for d in meta.get("distances", [])],
+        "eb_epoch": meta.get("epoch_drawn"),
+        "eb_detected": bool(meta.get("detected", False)),
+        "eb_tol": ticket.config.get("hparams", {}).get("tol"),
+    }
+
+
 @register_method(
     "early_bird",
     needs_data=True,
     kind="train",
     summary="channel mask drawn from BatchNorm scales (L1-trained) once it stops changing during training",
     reference="You et al. 2020, Drawing Early-Bird Tickets (ICLR)",
+    options=DrawOptions,
+    extras=early_bird_extras,
 )
-def early_bird_method(
+def early_bird(
     model: nn.Module,
     *,
     density: float,
     data: Iterable[Any] | None = None,
     seed: int = 0,
     mode: str = "channel",
-    tol: float = 0.1,
-    window: int = 5,
-    epochs: int = 30,
-    max_epochs: int | None = None,
-    normalize: str = "auto",
     l1: float = 1e-4,
     exact: bool = True,
     channel_density: float | None = None,
-    optimizer: str = "sgd",
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    keep_classifier_dense: bool = False,
-    device: str = "cpu",
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """Early-Bird (You et al. 2020): channel masks from BatchNorm scales, drawn when they settle.
 
     The network (a copy) is trained with the L1 penalty ``l1 * sum |gamma|`` on the BatchNorm
@@ -662,18 +689,6 @@ def early_bird_method(
     mode : {"channel"}
         Only the channel mode is Early-Bird; ``"weight"`` is an error that names
         ``early_magnitude``.
-    tol, window : float, int
-        Detection rule (:func:`detect`): distances ``<= tol`` over the last ``window`` masks
-        (the paper: 0.1, 5).
-    epochs : int, default 30
-        Training budget; if the rule never fires, the last epoch's mask is returned and
-        ``meta["detected"]`` is False.
-    max_epochs : int, optional
-        Deprecated alias of ``epochs`` (an error when both are given and differ).
-    normalize : {"auto", "positions", "kept"}, default "auto"
-        Normalisation of the Hamming distance (:func:`mask_distance`); ``"auto"`` is the
-        paper's ``"positions"``, or ``"kept"`` when the channel density ``c`` has
-        ``2c <= tol`` (module docstring).
     l1 : float, default 1e-4
         Weight ``s`` of the L1 penalty on the BatchNorm scales (the paper's 1e-4).
     exact : bool, default True
@@ -682,18 +697,21 @@ def early_bird_method(
     channel_density : float, optional
         Fraction of BatchNorm channels kept; default solved from ``density``
         (:func:`solve_channel_density`). Recorded in ``meta["channel_density"]``.
-    optimizer, lr, momentum, weight_decay
-        Training settings: the paper's SGD, momentum 0.9, weight decay 1e-4 and learning
-        rate 0.1 (its CIFAR models). For the MNIST-1D MLP with BatchNorm (100, 100) a
-        sweep on a validation split (20 % of the training set, 30 epochs, 2 seeds) gave final
-        validation accuracies 0.636 / 0.631 / 0.594 / 0.569 at lr 0.3 / 0.1 / 0.03 / 0.01:
-        0.1 is within the seed spread of the best, so the paper's value is the default. The
-        rate is constant during the search (the paper's decays come after the usual drawing
-        epochs).
+    **options
+        The fields of :class:`DrawOptions`: ``tol``, ``window`` (0.1, 5: the paper's),
+        ``epochs`` (30; if the rule never fires, the last epoch's mask is returned and
+        ``meta["detected"]`` is False), ``max_epochs`` (its deprecated alias), ``normalize``,
+        ``optimizer``, ``lr``, ``momentum``, ``weight_decay`` (the paper's SGD, momentum 0.9,
+        weight decay 1e-4 and learning rate 0.1, its CIFAR models'; for the MNIST-1D MLP with
+        BatchNorm (100, 100) a sweep on a validation split (20 % of the training set, 30
+        epochs, 2 seeds) gave final validation accuracies 0.636 / 0.631 / 0.594 / 0.569 at lr
+        0.3 / 0.1 / 0.03 / 0.01: 0.1 is within the seed spread of the best, so the paper's
+        value is the default; the rate is constant during the search, the paper's decays come
+        after the usual drawing epochs), ``keep_classifier_dense``, ``device``.
 
     Returns
     -------
-    (masks, meta)
+    MethodResult
         ``meta``: ``epoch_drawn`` (1-based epoch whose mask is the ticket), ``detected``,
         ``distances`` (the curve, NaN while the window fills), ``gamma_l1`` (``sum |gamma|``
         after every epoch), ``l1``, ``channel_density``, ``structured_density``,
@@ -712,12 +730,8 @@ def early_bird_method(
             "after its Conv/Linear layers: build it with BatchNorm, e.g. gt.models.build('mlp', ..., "
             "batchnorm=True) (or a conv net), or use the unstructured variant 'early_magnitude'"
         )
-    return _draw(
-        model, density=density, data=data, seed=seed, mode="channel", tol=tol, window=window,
-        epochs=_check_epochs(epochs, max_epochs), normalize=normalize, l1=l1, exact=exact,
-        channel_density=channel_density, optimizer=optimizer, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, keep_classifier_dense=keep_classifier_dense, device=device,
-    )
+    return _draw(model, density=density, data=data, seed=seed, mode="channel", opts=DrawOptions(**options),
+                 l1=l1, exact=exact, channel_density=channel_density)
 
 
 @register_method(
@@ -726,25 +740,17 @@ def early_bird_method(
     kind="train",
     summary="global magnitude mask drawn during training once it stops changing (unstructured Early-Bird rule)",
     reference="You et al. 2020, Drawing Early-Bird Tickets (ICLR): its detection rule on unstructured magnitude masks",
+    options=DrawOptions,
+    extras=early_bird_extras,
 )
-def early_magnitude_method(
+def early_magnitude(
     model: nn.Module,
     *,
     density: float,
     data: Iterable[Any] | None = None,
     seed: int = 0,
-    tol: float = 0.1,
-    window: int = 5,
-    epochs: int = 30,
-    max_epochs: int | None = None,
-    normalize: str = "auto",
-    optimizer: str = "sgd",
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-4,
-    keep_classifier_dense: bool = False,
-    device: str = "cpu",
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """Early-Bird's detection rule on unstructured global magnitude masks (not Early-Bird).
 
     After every epoch of training (a copy, SGD with momentum) the global magnitude mask at
@@ -754,12 +760,7 @@ def early_magnitude_method(
     is late one-shot magnitude pruning with an Early-Bird stopping rule: it has its own name
     so that tables never report it as Early-Bird. Works on any network; no L1 penalty.
 
-    Parameters are those of ``early_bird`` without the channel ones; ``normalize="auto"`` is
-    ``"kept"``. Returns ``(masks, meta)`` with ``mode="weight"``.
+    The ``options`` are those of :class:`DrawOptions` (as for ``early_bird``);
+    ``normalize="auto"`` is ``"kept"``. ``meta["mode"]`` is ``"weight"``.
     """
-    return _draw(
-        model, density=density, data=data, seed=seed, mode="weight", tol=tol, window=window,
-        epochs=_check_epochs(epochs, max_epochs), normalize=normalize, l1=0.0, exact=True,
-        channel_density=None, optimizer=optimizer, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, keep_classifier_dense=keep_classifier_dense, device=device,
-    )
+    return _draw(model, density=density, data=data, seed=seed, mode="weight", opts=DrawOptions(**options))

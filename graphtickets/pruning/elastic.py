@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import register_method
+from graphtickets.pruning.core import MethodResult, make_ticket, register_method
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
@@ -281,6 +281,97 @@ def adjust_to_density(
     return out, info
 
 
+def _same_shape(what: str, s_name: str, s_shape: Any, t_name: str, t_shape: Any, hint: str = "") -> None:
+    """Refuse to copy ``what`` between entries of different shapes (blocks that differ)."""
+    if tuple(s_shape) != tuple(t_shape):
+        raise GraphticketsError(
+            f"cannot copy the {what} of {s_name!r} {tuple(s_shape)} to {t_name!r} {tuple(t_shape)}: "
+            f"block shapes differ{hint}"
+        )
+
+
+def _copy_masks(
+    source_ticket: Ticket, t_params: Mapping[str, nn.Parameter], names: Mapping[str, str]
+) -> dict[str, torch.Tensor]:
+    """The target's masks: the mask of each mapped source parameter (shapes checked)."""
+    masks: dict[str, torch.Tensor] = {}
+    for t_name, s_name in names.items():
+        if s_name in source_ticket.masks:
+            m = source_ticket.masks[s_name]
+            _same_shape("mask", s_name, m.shape, t_name, t_params[t_name].shape,
+                        " (widths must match, and a downsampling block only maps to block 0)")
+            masks[t_name] = m.clone()
+    return masks
+
+
+def _carried_weights(
+    source_ticket: Ticket,
+    source_model: nn.Module,
+    target_model: nn.Module,
+    names: Mapping[str, str],
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None,
+) -> dict[str, torch.Tensor]:
+    """Every target parameter and floating buffer filled from its mapped source entry
+    (the ticket's weights where it has them, else the source model's)."""
+    s_params = dict(source_model.named_parameters())
+    t_params = dict(target_model.named_parameters())
+    src_w = {n: p.detach().cpu() for n, p in s_params.items()}
+    rewind = (source_ticket.config.get("hparams") or {}).get("rewind")
+    if source_ticket.weights is not None:
+        src_w.update({n: w for n, w in source_ticket.weights.items() if n in src_w})
+    elif isinstance(rewind, int) and rewind > 0:
+        log.warning(
+            "elastic: the source ticket was found with rewind=%d but carries no weights; carrying the "
+            "source model's current parameters instead of the rewound ones", rewind,
+        )
+    s_bufs = {n: b.detach().cpu() for n, b in source_model.named_buffers() if b.is_floating_point()}
+    t_bufs = {n: b for n, b in target_model.named_buffers() if b.is_floating_point()}
+    if source_ticket.weights is not None:
+        s_bufs.update({n: w for n, w in source_ticket.weights.items() if n in s_bufs})
+    every = name_mapping([*s_params, *s_bufs], [*t_params, *t_bufs], mapping)
+    weights = {}
+    for t_name, s_name in {**names, **{t: every[t] for t in t_bufs}}.items():
+        w = src_w[s_name] if s_name in src_w else s_bufs[s_name]
+        _same_shape("weights", s_name, w.shape, t_name, (t_params[t_name] if t_name in t_params else t_bufs[t_name]).shape)
+        weights[t_name] = w.clone()
+    return weights
+
+
+def _transform(
+    source_ticket: Ticket,
+    source_model: nn.Module,
+    target_model: nn.Module,
+    mapping: Sequence[int] | Mapping[str, Sequence[int]] | None,
+    carry_weights: bool,
+    density: float | None,
+) -> MethodResult:
+    """The elastic ticket's masks, meta and carried weights (see :func:`elastic_transform`)."""
+    source_ticket.check(source_model)
+    s_params = dict(source_model.named_parameters())
+    t_params = dict(target_model.named_parameters())
+    names = name_mapping(s_params, t_params, mapping)
+    masks = _copy_masks(source_ticket, t_params, names)
+    weights = _carried_weights(source_ticket, source_model, target_model, names, mapping) if carry_weights else None
+    adjust: dict[str, Any] = {}
+    if density is not None:
+        ranked = weights if weights is not None else {n: p.detach() for n, p in t_params.items()}
+        masks, adjust = adjust_to_density(masks, {n: ranked[n] for n in masks}, density)
+    s_layout, t_layout = block_layout(s_params), block_layout(t_params)
+    meta = {
+        "mapping": mapping_table(s_layout, t_layout, mapping),
+        "source_blocks": s_layout,
+        "target_blocks": t_layout,
+        "source": {
+            "method": source_ticket.method,
+            "density": source_ticket.density,
+            "model": source_ticket.config.get("model"),
+        },
+        **adjust,
+        "cost": {"epochs": 0, "iterations": 0},
+    }
+    return MethodResult(masks=masks, meta=meta, weights=weights)
+
+
 def elastic_transform(
     source_ticket: Ticket,
     source_model: nn.Module,
@@ -317,7 +408,9 @@ def elastic_transform(
     Ticket
         ``method="elastic"``; ``meta["mapping"]`` holds the block table per group and
         ``meta["source"]`` the source ticket's method, density and model spec; with
-        ``density``, ``meta["density_before_adjustment"]`` and ``meta["adjustment"]``.
+        ``density``, ``meta["density_before_adjustment"]`` and ``meta["adjustment"]``. The
+        provenance records the source ticket's seed and dataset, and, like every ticket,
+        ``meta["cost"]`` and ``meta["version"]``.
 
     Examples
     --------
@@ -329,76 +422,10 @@ def elastic_transform(
     >>> e.meta["mapping"]["fc"]
     [0, 1, 1, 2, 2]
     """
-    source_ticket.check(source_model)
-    s_params = dict(source_model.named_parameters())
-    t_params = dict(target_model.named_parameters())
-    names = name_mapping(s_params, t_params, mapping)
-    masks: dict[str, torch.Tensor] = {}
-    for t_name, s_name in names.items():
-        if s_name in source_ticket.masks:
-            m = source_ticket.masks[s_name]
-            if tuple(m.shape) != tuple(t_params[t_name].shape):
-                raise GraphticketsError(
-                    f"cannot copy the mask of {s_name!r} {tuple(m.shape)} to {t_name!r} "
-                    f"{tuple(t_params[t_name].shape)}: block shapes differ (widths must match, and "
-                    f"a downsampling block only maps to block 0)"
-                )
-            masks[t_name] = m.clone()
-    weights: dict[str, torch.Tensor] | None = None
-    if carry_weights:
-        src_w = {n: p.detach().cpu() for n, p in s_params.items()}
-        rewind = (source_ticket.config.get("hparams") or {}).get("rewind")
-        if source_ticket.weights is not None:
-            src_w.update({n: w for n, w in source_ticket.weights.items() if n in src_w})
-        elif isinstance(rewind, int) and rewind > 0:
-            log.warning(
-                "elastic: the source ticket was found with rewind=%d but carries no weights; carrying the "
-                "source model's current parameters instead of the rewound ones", rewind,
-            )
-        s_bufs = {n: b.detach().cpu() for n, b in source_model.named_buffers() if b.is_floating_point()}
-        t_bufs = {n: b for n, b in target_model.named_buffers() if b.is_floating_point()}
-        if source_ticket.weights is not None:
-            s_bufs.update({n: w for n, w in source_ticket.weights.items() if n in s_bufs})
-        every = name_mapping([*s_params, *s_bufs], [*t_params, *t_bufs], mapping)
-        names_all = {**names, **{t: every[t] for t in t_bufs}}
-        weights = {}
-        for t_name, s_name in names_all.items():
-            w = src_w[s_name] if s_name in src_w else s_bufs[s_name]
-            t_shape = t_params[t_name].shape if t_name in t_params else t_bufs[t_name].shape
-            if tuple(w.shape) != tuple(t_shape):
-                raise GraphticketsError(
-                    f"cannot copy the weights of {s_name!r} {tuple(w.shape)} to {t_name!r} "
-                    f"{tuple(t_shape)}: block shapes differ"
-                )
-            weights[t_name] = w.clone()
-    adjust: dict[str, Any] = {}
-    if density is not None:
-        ranked = weights if weights is not None else {n: p.detach() for n, p in t_params.items()}
-        masks, adjust = adjust_to_density(masks, {n: ranked[n] for n in masks}, density)
-    s_layout, t_layout = block_layout(s_params), block_layout(t_params)
-    table = mapping_table(s_layout, t_layout, mapping)
-    config = {
-        "method": "elastic",
-        "density": None,
-        "hparams": {"mapping": table, "carry_weights": carry_weights, "density": density},
-        "model": getattr(target_model, "gt_spec", None),
-        "dataset": source_ticket.config.get("dataset"),
-        "seed": source_ticket.config.get("seed"),
-    }
-    meta = {
-        "mapping": table,
-        "source_blocks": s_layout,
-        "target_blocks": t_layout,
-        "source": {
-            "method": source_ticket.method,
-            "density": source_ticket.density,
-            "model": source_ticket.config.get("model"),
-        },
-        **adjust,
-    }
-    ticket = Ticket(masks=masks, method="elastic", config=config, meta=meta, weights=weights)
-    ticket.config["density"] = ticket.density if density is None else density
-    return ticket
+    res = _transform(source_ticket, source_model, target_model, mapping, carry_weights, density)
+    hparams = {"mapping": res.meta["mapping"], "carry_weights": carry_weights, "density": density}
+    return make_ticket(target_model, "elastic", res, density=density, seed=source_ticket.config.get("seed"),
+                       hparams=hparams, dataset=source_ticket.config.get("dataset"))
 
 
 @register_method(
@@ -408,7 +435,7 @@ def elastic_transform(
     summary="carry a ticket to another depth of the same family by replicating/dropping blocks",
     reference="Chen et al. 2021, The Elastic Lottery Ticket Hypothesis (NeurIPS)",
 )
-def elastic_method(
+def elastic(
     model: nn.Module,
     *,
     density: float | None = None,
@@ -418,7 +445,7 @@ def elastic_method(
     source_model: nn.Module | None = None,
     mapping: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
     carry_weights: bool = True,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+) -> MethodResult:
     """Elastic ticket of ``model`` (the target) from ``source`` found on ``source_model``.
 
     With ``density`` the transformed ticket is brought to exactly ``round(density * N)``
@@ -445,9 +472,4 @@ def elastic_method(
         )
     if not isinstance(source, Ticket):
         raise GraphticketsError(f"source must be a Ticket, got {type(source).__name__}")
-    t = elastic_transform(source, source_model, model, mapping=mapping, carry_weights=carry_weights, density=density)
-    meta = dict(t.meta)
-    if t.weights is not None:
-        meta["weights"] = t.weights
-    meta["cost"] = {"epochs": 0, "iterations": 0}
-    return t.masks, meta
+    return _transform(source, source_model, model, mapping, carry_weights, density)

@@ -73,14 +73,22 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from graphtickets._json import finite_or_none
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import register_method, resolve_params, schedule_densities
+from graphtickets.pruning.core import (
+    MethodResult,
+    register_method,
+    resolve_params,
+    schedule_densities,
+)
 from graphtickets.pruning.imp import reiterable
 from graphtickets.pruning.select import keep_count
-from graphtickets.ticket import check_density
+from graphtickets.ticket import Ticket, check_density
 from graphtickets.training import make_optimizer
 
-__all__ = ["ste_mask", "prune_epochs", "select_random_ties", "GemMinerResult", "gem_mine"]
+__all__ = [
+    "ste_mask", "prune_epochs", "select_random_ties", "MiningOptions", "GemMinerResult", "gem_mine", "gem_miner_extras",
+]
 
 log = logging.getLogger("graphtickets.pruning.gem_miner")
 
@@ -114,26 +122,40 @@ def prune_epochs(epochs: int, prune_every: int) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class MiningOptions:
+    """The options of the score training (declared here only; see :func:`gem_mine`)."""
+
+    epochs: int = 30
+    prune_every: int = 5
+    lam: float = 1e-4
+    optimizer: str = "adam"
+    lr: float = 0.01
+    momentum: float = 0.9
+    keep_classifier_dense: bool = False
+    device: str = "cpu"
+
+
 @dataclass
-class GemMinerResult:
-    """What :func:`gem_mine` found.
+class GemMinerResult(MethodResult):
+    """What :func:`gem_mine` found: a :class:`~graphtickets.pruning.MethodResult` and more.
 
     Attributes
     ----------
     masks : dict[str, torch.Tensor]
         The gem: the permanent mask after the last pruning event (exact density).
+    meta : dict
+        Schedule, per-epoch losses, densities after each event, cost.
     scores : dict[str, torch.Tensor]
         The final scores (in [0, 1]).
     event_masks : list of dict[str, torch.Tensor]
         The permanent mask after each pruning event (nested).
-    meta : dict
-        Schedule, per-epoch losses, densities after each event, cost.
+    model : nn.Module, optional
+        The copy the scores were trained on.
     """
 
-    masks: dict[str, torch.Tensor]
-    scores: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
     event_masks: list[dict[str, torch.Tensor]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
     model: nn.Module | None = None
 
 
@@ -214,20 +236,81 @@ def select_random_ties(
     return out, info
 
 
+@dataclass
+class _Miner:
+    """The state of one score training: frozen copy, scores, permanent mask, optimizer."""
+
+    work: nn.Module
+    names: list[str]
+    scores: dict[str, torch.Tensor]
+    permanent: dict[str, torch.Tensor]  # the weights not pruned for good (on the device)
+    opt: torch.optim.Optimizer
+    lam: float
+    device: str
+    iterations: int = 0
+
+    def epoch(self, data: Iterable[Any]) -> dict[str, float]:
+        """One epoch of score training: ``loss`` (cross-entropy) and ``accuracy`` of the batches."""
+        params = dict(self.work.named_parameters())
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch in data:
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            subs = {n: params[n] * ste_mask(self.scores[n]) * self.permanent[n] for n in self.names}
+            out = functional_call(self.work, subs, (x,))
+            ce = F.cross_entropy(out, y)
+            reg = sum((self.scores[n] * self.permanent[n]).pow(2).sum() for n in self.names)
+            loss = ce + self.lam * reg
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            with torch.no_grad():
+                for s in self.scores.values():
+                    s.clamp_(0.0, 1.0)
+            self.iterations += 1
+            loss_sum += float(ce.detach()) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+        if not math.isfinite(loss_sum):
+            raise GraphticketsError("gem_miner: the loss is not finite; lower lr")
+        return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+    def cut(self, density: float, ties: np.random.Generator) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """Prune for good to ``density`` (ties at the cut by ``ties``); the mask before the cut."""
+        before = {n: m.detach().cpu().clone() for n, m in self.permanent.items()}
+        new, info = select_random_ties(self.scores, density, ties, prior=before)
+        self.permanent = {n: m.to(self.device) for n, m in new.items()}
+        return before, info
+
+    def active(self) -> int:
+        """Weights alive whose score is above 0.5 (those the forward pass uses)."""
+        with torch.no_grad():
+            return sum(int(((self.scores[n] > 0.5) & self.permanent[n]).count_nonzero()) for n in self.names)
+
+
+def _start_mining(model: nn.Module, density: float, seed: int, opts: MiningOptions) -> tuple[_Miner, dict[str, torch.Tensor]]:
+    """A frozen copy with seeded uniform scores; also the top-k of the initial scores."""
+    names, permanent = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
+    work = copy.deepcopy(model).to(opts.device)
+    for p in work.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    scores = {n: torch.rand(permanent[n].shape, generator=gen).to(opts.device).requires_grad_(True) for n in names}
+    initial, _ = select_random_ties(scores, density, np.random.default_rng([seed, 1]))
+    if opts.optimizer not in ("sgd", "adam"):
+        raise GraphticketsError(f"optimizer must be 'sgd' or 'adam', got {opts.optimizer!r}")
+    miner = _Miner(work=work, names=names, scores=scores, permanent={n: m.to(opts.device) for n, m in permanent.items()},
+                   opt=make_optimizer(list(scores.values()), opts.optimizer, lr=opts.lr, momentum=opts.momentum),
+                   lam=opts.lam, device=opts.device)
+    return miner, initial
+
+
 def gem_mine(
     model: nn.Module,
     *,
     density: float,
     data: Iterable[Any] | None,
     seed: int = 0,
-    epochs: int = 30,
-    prune_every: int = 5,
-    lam: float = 1e-4,
-    optimizer: str = "adam",
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    keep_classifier_dense: bool = False,
-    device: str = "cpu",
+    **options: Any,
 ) -> GemMinerResult:
     """Train scores over the frozen weights of a copy of ``model`` and prune on schedule.
 
@@ -241,21 +324,25 @@ def gem_mine(
         Batches, iterated once per epoch.
     seed : int
         Seed of the initial scores (uniform in [0, 1]).
-    epochs : int, default 30
-        Epochs of score training.
-    prune_every : int, default 5
-        Epochs between pruning events (:func:`prune_epochs`).
-    lam : float, default 1e-4
-        Weight of the ``||s||^2`` penalty.
-    optimizer : {"adam", "sgd"}, default "adam"
-        Optimizer of the scores. The paper's SGD (lr 0.1, momentum 0.9) is meant for runs of
-        tens of thousands of steps; Adam at lr 0.01 is the small-data default (module docstring).
-    lr : float, default 0.01
-    momentum : float, default 0.9
-        SGD only.
-    keep_classifier_dense : bool
-        Leave the classifier out of the masks.
-    device : str
+    **options
+        The fields of :class:`MiningOptions`:
+
+        epochs : int, default 30
+            Epochs of score training.
+        prune_every : int, default 5
+            Epochs between pruning events (:func:`prune_epochs`).
+        lam : float, default 1e-4
+            Weight of the ``||s||^2`` penalty.
+        optimizer : {"adam", "sgd"}, default "adam"
+            Optimizer of the scores. The paper's SGD (lr 0.1, momentum 0.9) is meant for runs
+            of tens of thousands of steps; Adam at lr 0.01 is the small-data default (module
+            docstring).
+        lr : float, default 0.01
+        momentum : float, default 0.9
+            SGD only.
+        keep_classifier_dense : bool
+            Leave the classifier out of the masks.
+        device : str, default "cpu"
 
     Returns
     -------
@@ -265,139 +352,65 @@ def gem_mine(
         permutation seeded with ``seed`` (module docstring); ``meta`` has ``above_half``,
         ``above_half_density``, ``tied_at_cut`` and ``tied_kept``.
     """
+    opts = MiningOptions(**options)
     density = check_density(density)
     data = reiterable(data, "gem_miner")
-    names, perm = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
-    work = copy.deepcopy(model).to(device)
-    for p in work.parameters():
-        p.requires_grad_(False)
-    params = dict(work.named_parameters())
-    gen = torch.Generator().manual_seed(seed)
-    scores = {n: torch.rand(perm[n].shape, generator=gen).to(device).requires_grad_(True) for n in names}
+    miner, initial = _start_mining(model, density, seed, opts)
     ties = np.random.default_rng(seed)  # the permutations that break ties at every cut
-    initial, _ = select_random_ties(scores, density, np.random.default_rng([seed, 1]))
-    perm = {n: m.to(device) for n, m in perm.items()}
-    if optimizer not in ("sgd", "adam"):
-        raise GraphticketsError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    opt = make_optimizer(list(scores.values()), optimizer, lr=lr, momentum=momentum)
-    events = prune_epochs(epochs, prune_every)
+    events = prune_epochs(opts.epochs, opts.prune_every)
     targets = schedule_densities(density, len(events))
-    total = sum(m.numel() for m in perm.values())
+    total = sum(m.numel() for m in miner.permanent.values())
     event_masks: list[dict[str, torch.Tensor]] = []
     history: list[dict[str, Any]] = []
-    iterations = 0
     t0 = time.perf_counter()
-    work.train()
-    for epoch in range(1, epochs + 1):
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch in data:
-            x, y = batch[0].to(device), batch[1].to(device)
-            subs = {n: params[n] * ste_mask(scores[n]) * perm[n] for n in names}
-            out = functional_call(work, subs, (x,))
-            ce = F.cross_entropy(out, y)
-            reg = sum((scores[n] * perm[n]).pow(2).sum() for n in names)
-            loss = ce + lam * reg
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for s in scores.values():
-                    s.clamp_(0.0, 1.0)
-            iterations += 1
-            loss_sum += float(ce.detach()) * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            seen += len(y)
-        if not math.isfinite(loss_sum):
-            raise GraphticketsError("gem_miner: the loss is not finite; lower lr")
-        row: dict[str, Any] = {"epoch": epoch, "loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+    miner.work.train()
+    for epoch in range(1, opts.epochs + 1):
+        row: dict[str, Any] = {"epoch": epoch, **miner.epoch(data)}
         if epoch in events:
-            d = targets[events.index(epoch)]
-            before = {n: m.detach().cpu().clone() for n, m in perm.items()}
-            new, cut = select_random_ties(scores, d, ties, prior=before)
-            perm = {n: m.to(device) for n, m in new.items()}
-            event_masks.append({n: m.clone() for n, m in new.items()})
+            before, cut = miner.cut(targets[events.index(epoch)], ties)
+            event_masks.append({n: m.detach().cpu().clone() for n, m in miner.permanent.items()})
             row["density"] = cut["kept"] / total
             row["tied"], row["tied_kept"] = cut["tied"], cut["tied_kept"]
-        with torch.no_grad():
-            active = sum(int(((scores[n] > 0.5) & perm[n]).count_nonzero()) for n in names)
-        row["active_density"] = active / total
+        row["active_density"] = miner.active() / total
         history.append(row)
         log.info("gem_miner epoch %d: loss %.4g, active density %.4g", epoch, row["loss"], row["active_density"])
-    masks = {n: m.detach().cpu().clone() for n, m in perm.items()}
+    masks = {n: m.detach().cpu().clone() for n, m in miner.permanent.items()}
+    meta = {
+        "schedule": [{"epoch": e, "density": d} for e, d in zip(events, targets, strict=True)],
+        "epochs": history,
+        **_gem_summary(miner, masks, before, initial, density, history),
+        "tied_at_cut": cut["tied"],
+        "tied_kept": cut["tied_kept"],
+        "cost": {"epochs": opts.epochs, "iterations": miner.iterations, "seconds": time.perf_counter() - t0},
+    }
+    return GemMinerResult(masks=masks, meta=meta, event_masks=event_masks, model=miner.work,
+                          scores={n: s.detach().cpu().clone() for n, s in miner.scores.items()})
+
+
+def _gem_summary(miner: _Miner, masks: dict[str, torch.Tensor], before: dict[str, torch.Tensor],
+                 initial: dict[str, torch.Tensor], density: float, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gem's diagnostics: active density, the reference's ``score > 0.5`` set, initial overlap."""
+    total = sum(m.numel() for m in masks.values())
     kept = sum(int(m.count_nonzero()) for m in masks.values())
     with torch.no_grad():  # the reference's gem: weights alive before the last cut with score > 0.5
-        above_half = sum(int(((scores[n].detach().cpu() > 0.5) & before[n]).count_nonzero()) for n in names)
-    overlap = sum(int((masks[n] & initial[n].cpu()).count_nonzero()) for n in names) / max(kept, 1)
+        above_half = sum(int(((miner.scores[n].detach().cpu() > 0.5) & before[n]).count_nonzero()) for n in miner.names)
+    overlap = sum(int((masks[n] & initial[n].cpu()).count_nonzero()) for n in miner.names) / max(kept, 1)
     if history[-1]["active_density"] < density - 1.0 / total:
         log.warning(
             "gem_miner: only %.4g of the weights have score > 0.5 at the end, below the gem's density "
             "%.4g: the gem contains weights that were off while mining (see accuracy_used_mask)",
             history[-1]["active_density"], density,
         )
-    meta = {
-        "schedule": [{"epoch": e, "density": d} for e, d in zip(events, targets, strict=True)],
-        "epochs": history,
-        "active_density": history[-1]["active_density"],
-        "above_half": above_half,
-        "above_half_density": above_half / total,
-        "tied_at_cut": cut["tied"],
-        "tied_kept": cut["tied_kept"],
-        "initial_overlap": overlap,
-        "cost": {"epochs": epochs, "iterations": iterations, "seconds": time.perf_counter() - t0},
-    }
-    return GemMinerResult(
-        masks=masks,
-        scores={n: s.detach().cpu().clone() for n, s in scores.items()},
-        event_masks=event_masks,
-        meta=meta,
-        model=work,
-    )
+    return {"active_density": history[-1]["active_density"], "above_half": above_half,
+            "above_half_density": above_half / total, "initial_overlap": overlap}
 
 
-@register_method(
-    "gem_miner",
-    needs_data=True,
-    kind="init",
-    summary="train scores over frozen initial weights (straight-through), prune on a geometric schedule",
-    reference="Sreenivasan et al. 2022, Rare Gems: Finding Lottery Tickets at Initialization (NeurIPS)",
-)
-def gem_miner_method(
-    model: nn.Module,
-    *,
-    density: float,
-    data: Iterable[Any] | None = None,
-    seed: int = 0,
-    epochs: int = 30,
-    prune_every: int = 5,
-    lam: float = 1e-4,
-    optimizer: str = "adam",
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    keep_classifier_dense: bool = False,
-    finetune_epochs: int = 10,
-    finetune_optimizer: str = "adam",
-    finetune_lr: float = 1.2e-3,
-    eval_data: Iterable[Any] | None = None,
-    device: str = "cpu",
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The gem (see :func:`gem_mine`), with its accuracy before and after fine-tuning.
-
-    ``finetune_epochs`` > 0 (default 10) trains the gem's weights (from the initial values,
-    mask enforced) with ``finetune_optimizer``/``finetune_lr`` (Adam 1.2e-3 by default, as
-    IMP); 0 skips it (``meta["accuracy_after_finetune"]`` is then None). The fine-tuning
-    epochs are part of ``meta["cost"]`` but not of ``meta["search_seconds"]`` (the mining
-    alone). ``meta`` also holds ``accuracy_used_mask`` and ``initial_overlap`` (module
-    docstring).
-    """
+def _accuracies(res: GemMinerResult, data: Iterable[Any], eval_data: Iterable[Any] | None, seed: int, *,
+                finetune_epochs: int, finetune_optimizer: str, finetune_lr: float, device: str) -> dict[str, Any]:
+    """The gem's accuracy before and after fine-tuning its weights, and the cost with it."""
     from graphtickets import training
 
-    res = gem_mine(
-        model, density=density, data=data, seed=seed, epochs=epochs, prune_every=prune_every,
-        lam=lam, optimizer=optimizer, lr=lr, momentum=momentum,
-        keep_classifier_dense=keep_classifier_dense, device=device,
-    )
     assert res.model is not None
-    data = reiterable(data, "gem_miner")
     target = eval_data if eval_data is not None else data
     meta = dict(res.meta)
     meta["accuracy_on"] = "eval_data" if eval_data is not None else "train"
@@ -411,10 +424,8 @@ def gem_miner_method(
     if finetune_epochs > 0:
         for p in gem.parameters():
             p.requires_grad_(True)
-        hist = training.train(
-            gem, data, masks=res.masks, epochs=finetune_epochs, optimizer=finetune_optimizer,
-            lr=finetune_lr, device=device, seed=seed,
-        )
+        hist = training.train(gem, data, masks=res.masks, epochs=finetune_epochs, optimizer=finetune_optimizer,
+                              lr=finetune_lr, device=device, seed=seed)  # fmt: skip
         meta["accuracy_after_finetune"] = training.evaluate(gem, target, masks=res.masks, device=device)["accuracy"]
         meta["cost"] = {
             "epochs": meta["cost"]["epochs"] + len(hist.epochs),
@@ -423,4 +434,53 @@ def gem_miner_method(
     else:
         meta["accuracy_after_finetune"] = None
         meta["cost"] = {k: v for k, v in meta["cost"].items() if k != "seconds"}
-    return res.masks, meta
+    return meta
+
+
+def gem_miner_extras(ticket: Ticket) -> dict[str, Any]:
+    """Gem-Miner's extra outputs (:attr:`MethodSpec.extras <graphtickets.pruning.MethodSpec>`):
+    its accuracy before and after fine-tuning (non-finite as None)."""
+    meta = ticket.meta
+    if "accuracy_before_finetune" not in meta:
+        return {}
+    return {"gem_accuracy_before_finetune": finite_or_none(meta.get("accuracy_before_finetune")),
+            "gem_accuracy_after_finetune": finite_or_none(meta.get("accuracy_after_finetune"))}
+
+
+@register_method(
+    "gem_miner",
+    needs_data=True,
+    kind="train",
+    summary="train scores over frozen initial weights (straight-through), prune on a geometric schedule",
+    reference="Sreenivasan et al. 2022, Rare Gems: Finding Lottery Tickets at Initialization (NeurIPS)",
+    options=MiningOptions,
+    extras=gem_miner_extras,
+)
+def gem_miner(
+    model: nn.Module,
+    *,
+    density: float,
+    data: Iterable[Any] | None = None,
+    seed: int = 0,
+    finetune_epochs: int = 10,
+    finetune_optimizer: str = "adam",
+    finetune_lr: float = 1.2e-3,
+    eval_data: Iterable[Any] | None = None,
+    **options: Any,
+) -> MethodResult:
+    """The gem (see :func:`gem_mine` for the ``options``), with its accuracy before and after fine-tuning.
+
+    ``finetune_epochs`` > 0 (default 10) trains the gem's weights (from the initial values,
+    mask enforced) with ``finetune_optimizer``/``finetune_lr`` (Adam 1.2e-3 by default, as
+    IMP); 0 skips it (``meta["accuracy_after_finetune"]`` is then None). The fine-tuning
+    epochs are part of ``meta["cost"]`` but not of ``meta["search_seconds"]`` (the mining
+    alone). ``meta`` also holds ``accuracy_used_mask`` and ``initial_overlap`` (module
+    docstring). Found by training (the scores over the frozen weights, epochs of data): kind
+    ``"train"``, family ``"trained"``, as the README's method table has it.
+    """
+    data = reiterable(data, "gem_miner")  # once: a one-shot iterator serves the mining and the fine-tuning
+    res = gem_mine(model, density=density, data=data, seed=seed, **options)
+    device = MiningOptions(**options).device
+    meta = _accuracies(res, data, eval_data, seed, finetune_epochs=finetune_epochs,
+                       finetune_optimizer=finetune_optimizer, finetune_lr=finetune_lr, device=device)
+    return MethodResult(masks=res.masks, meta=meta)

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphtickets.pruning._data import as_batches, model_device
-from graphtickets.pruning.core import register_method, score_prune
-from graphtickets.ticket import Ticket
+from graphtickets.pruning.core import MethodResult, register_scorer
+from graphtickets.pruning.snip import score_batches
 
 __all__ = ["grasp_scores", "hessian_gradient", "grasp"]
 
@@ -121,7 +121,7 @@ def grasp_scores(
     return {n: (params[n].detach() * hg[n]).cpu() for n in masks}
 
 
-@register_method(
+@register_scorer(
     "grasp",
     needs_data=True,
     kind="init",
@@ -135,16 +135,11 @@ def grasp(
     data: Iterable[Any] | None = None,
     seed: int = 0,
     temperature: float = 200.0,
-    scope: str = "global",
-    rounds: int = 1,
-    schedule: str = "exponential",
-    include_bias: bool = False,
-    keep_classifier_dense: bool = False,
-    invert: bool = False,
-    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
     train_mode: bool = False,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """GraSP ticket of ``model`` at ``density``; see :func:`grasp_scores`. Scored in eval mode
+    **options: Any,
+) -> MethodResult:
+    """GraSP ticket of ``model`` at ``density``; see :func:`grasp_scores` and
+    :func:`graphtickets.pruning.score_prune` for the shared ``options``. Scored in eval mode
     unless ``train_mode=True`` (:data:`graphtickets.pruning.snip.SCORING_MODE_NOTE`).
 
     Examples
@@ -156,11 +151,5 @@ def grasp(
     >>> gt.pruning.prune(net, "grasp", density=0.5, data=data).kept
     28
     """
-    batches = as_batches(data, "grasp")
-    masks, meta = score_prune(
-        model, grasp_scores, density=density, data=batches, seed=seed, scope=scope, rounds=rounds,
-        schedule=schedule, prior=prior, include_bias=include_bias,
-        keep_classifier_dense=keep_classifier_dense, invert=invert, temperature=temperature,
-        train_mode=train_mode,
-    )
-    return masks, {**meta, "batches": len(batches), "scoring_mode": "train" if train_mode else "eval"}
+    return score_batches(model, grasp_scores, "grasp", density=density, data=data, seed=seed,
+                         train_mode=train_mode, temperature=temperature, **options)

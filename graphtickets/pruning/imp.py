@@ -68,20 +68,20 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-from graphtickets._version import __version__
-from graphtickets.data.core import dataset_name
+from graphtickets._json import finite_or_none
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import _plain, register_method, resolve_params
+from graphtickets.pruning.core import MethodResult, make_ticket, register_method, resolve_params
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["imp_rounds", "imp_at", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
+__all__ = ["ImpOptions", "imp_rounds", "imp_at", "imp_extras", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
 
 log = logging.getLogger("graphtickets.pruning.imp")
 
@@ -210,6 +210,152 @@ def _targets(density: float | None, densities: Iterable[float] | None) -> list[f
     return sorted(set(got), reverse=True)
 
 
+@dataclass(frozen=True)
+class ImpOptions:
+    """IMP's options and their defaults (declared here only; see :func:`imp_rounds`)."""
+
+    rate: float = 0.2
+    rewind: int = 0
+    epochs: int = 10
+    optimizer: str = "adam"
+    lr: float = 1.2e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    schedule: str | None = None
+    milestones: Sequence[int] | None = None
+    gamma: float = 0.1
+    warmup: int = 0
+    scope: str = "global"
+    output_rate: float | str | None = "half"
+    keep_classifier_dense: bool = False
+    train_last: bool = True
+    eval_data: Iterable[Any] | None = None
+    device: str = "cpu"
+
+    def provenance(self) -> dict[str, Any]:
+        """The options a ticket records (the data and the device are not hyperparameters)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("eval_data", "device")}
+        out["milestones"] = None if self.milestones is None else list(self.milestones)
+        return out
+
+    def training(self, seed: int) -> dict[str, Any]:
+        """Keyword arguments of :func:`graphtickets.training.train` for every round."""
+        keys = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "nesterov", "schedule", "milestones",
+                "gamma", "warmup", "device", "eval_data")
+        return {**{k: getattr(self, k) for k in keys}, "seed": seed}
+
+
+@dataclass
+class _Trajectory:
+    """One IMP run: the network trained round after round, and the tickets found on the way."""
+
+    work: nn.Module
+    data: Iterable[Any]
+    settings: dict[str, Any]
+    rewind_state: dict[str, torch.Tensor]
+    train_last: bool
+    total: int
+    n_last: int
+    cost: dict[str, Any]
+    t0: float = field(default_factory=time.perf_counter)
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    found: list[tuple[float, MethodResult]] = field(default_factory=list)
+
+    def record(self, r: int, m: dict[str, torch.Tensor], d: float, *, target: bool, on_path: bool, side: bool) -> None:
+        """Train ``m`` from the rewind point (a copy when ``side``) and keep the ticket."""
+        from graphtickets import training
+
+        info: dict[str, Any] = {
+            "round": r, "density": sum(int(v.count_nonzero()) for v in m.values()) / self.total,
+            "target": target, "trajectory": on_path,
+        }
+        cost_now = {**self.cost, "seconds": time.perf_counter() - self.t0}
+        if not side or self.train_last:
+            net = self.work if not side else copy.deepcopy(self.work)
+            training.restore(net, self.rewind_state)
+            training.enforce_masks(net, m)
+            h = training.train(net, _own_data(self.data) if side else self.data, masks=m, **self.settings)
+            info.update(_trained(h))
+            if not side:
+                self.cost["epochs"] += len(h.epochs)
+                self.cost["iterations"] += h.iterations
+        self.summary.append(info)
+        meta = {k: info.get(k) for k in ("round", "target", "trajectory", "train_accuracy", "eval_accuracy")}
+        self.found.append((d, MethodResult({n: v.clone() for n, v in m.items()}, {**meta, "cost": cost_now})))
+        log.info("imp round %d/%d: density %.4g%s, train accuracy %s", r, self.n_last, info["density"],
+                 " (target)" if target else "", info.get("train_accuracy"))
+
+
+def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n_last: int,
+           names: list[str], total: int) -> tuple[_Trajectory, dict[str, Any]]:
+    """Train the dense network (a copy); the trajectory starts from its rewind point."""
+    from graphtickets import training
+
+    work = copy.deepcopy(model)
+    t0 = time.perf_counter()
+    settings = opts.training(seed)
+    init_state = training.snapshot(work)
+    hist = training.train(work, data, rewind_iteration=opts.rewind if opts.rewind > 0 else None, **settings)
+    if opts.rewind > 0:
+        if hist.rewind is None or opts.rewind >= hist.iterations:
+            raise GraphticketsError(
+                f"rewind={opts.rewind} is not before the end of one round's training ({hist.iterations} "
+                f"iterations); use a smaller rewind or more epochs"
+            )
+        per_epoch = int(hist.epochs[0]["iterations"])
+        settings.update(start_epoch=opts.rewind // per_epoch, max_iterations=hist.iterations - opts.rewind)
+    run = _Trajectory(work=work, data=data, settings=settings,
+                      rewind_state=hist.rewind if opts.rewind > 0 else init_state, train_last=opts.train_last,
+                      total=total, n_last=n_last, cost={"epochs": len(hist.epochs), "iterations": hist.iterations},
+                      t0=t0)
+    dense = _trained(hist)
+    run.summary.append({"round": 0, "density": 1.0, **dense})
+    return run, dense
+
+
+def _search(
+    model: nn.Module, targets: list[float], data: Iterable[Any] | None, seed: int, opts: ImpOptions
+) -> list[tuple[float, MethodResult]]:
+    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket."""
+    out_rate = classifier_rate(opts.output_rate, opts.rate, opts.keep_classifier_dense)
+    n_last = n_rounds(targets[-1], opts.rate)
+    if isinstance(opts.rewind, bool) or not isinstance(opts.rewind, int) or opts.rewind < 0:
+        raise GraphticketsError(f"rewind must be an iteration number >= 0, got {opts.rewind!r}")
+    if opts.scope not in ("global", "layer"):
+        raise GraphticketsError(f"scope must be 'global' or 'layer', got {opts.scope!r}")
+    data = reiterable(data, "imp")
+    names, masks = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
+    # a single prunable layer is all there is: no separate classifier rate
+    classifier = names[-1] if out_rate is not None and len(names) > 1 else None
+    run, dense = _start(model, data, seed, opts, n_last, names, sum(m.numel() for m in masks.values()))
+    for r in range(1, n_last + 1):
+        params = dict(run.work.named_parameters())
+        scores = {n: params[n].detach().abs().cpu() for n in names}
+        out_d = None if out_rate is None else (1.0 - out_rate) ** r
+        d_round = (1.0 - opts.rate) ** r
+        main = _select(scores, masks, d_round, out_d, classifier, opts.scope) if r < n_last else None
+        # targets cut at this round: (1 - rate)^r <= d < (1 - rate)^(r - 1), so never sparser
+        # than the round itself (densest first: they are recorded before it)
+        main_target: float | None = None
+        for d in (d for d in targets if n_rounds(d, opts.rate) == r):
+            cut = _select(scores, masks, d, out_d, classifier, opts.scope)
+            if main is not None and all(torch.equal(cut[n], main[n]) for n in names):
+                main_target = d  # the target is this round of the trajectory
+            else:
+                run.record(r, cut, d, target=True, on_path=False, side=True)
+        if main is not None:
+            run.record(r, main, d_round if main_target is None else main_target, target=main_target is not None,
+                       on_path=True, side=False)
+            masks = main
+    carried = {k: v for k, v in run.rewind_state.items() if v.is_floating_point()} if opts.rewind > 0 else None
+    family_seconds = time.perf_counter() - run.t0
+    for _, res in run.found:
+        res.meta.update(dense=dense, rounds=run.summary, family_seconds=family_seconds)
+        res.weights = None if carried is None else {k: v.clone() for k, v in carried.items()}
+    return run.found
+
+
 def imp_rounds(
     model: nn.Module,
     *,
@@ -217,25 +363,8 @@ def imp_rounds(
     densities: Iterable[float] | None = None,
     data: Iterable[Any] | None,
     seed: int = 0,
-    rate: float = 0.2,
-    rewind: int = 0,
-    epochs: int = 10,
-    optimizer: str = "adam",
-    lr: float = 1.2e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-    schedule: str | None = None,
-    milestones: Sequence[int] | None = None,
-    gamma: float = 0.1,
-    warmup: int = 0,
-    scope: str = "global",
-    output_rate: float | str | None = "half",
-    keep_classifier_dense: bool = False,
-    train_last: bool = True,
-    eval_data: Iterable[Any] | None = None,
-    device: str = "cpu",
     dataset: str | None = None,
+    **options: Any,
 ) -> list[Ticket]:
     """Run ONE IMP trajectory down to the lowest target density; return every round's ticket.
 
@@ -252,40 +381,45 @@ def imp_rounds(
         Training batches, iterated once per epoch.
     seed : int
         Seed of the training (passed to :func:`graphtickets.training.train`).
-    rate : float, default 0.2
-        Fraction of the remaining weights pruned per round.
-    rewind : int, default 0
-        Iteration ``k`` of the FIRST (dense) training the survivors are rewound to; 0 is the
-        original initialization (Frankle & Carbin 2019), ``k > 0`` is rewinding (Frankle et
-        al. 2020): every round restores the whole state (weights and BatchNorm buffers) saved
-        after ``k`` steps and trains for the REST of the run, ``T - k`` steps (``T`` the
-        dense run's steps), the schedule continuing at the epoch of step ``k``
-        (:func:`graphtickets.training.train` with ``start_epoch = k // B``,
-        ``max_iterations = T - k``, ``B`` steps per epoch; when ``k`` is not a multiple of
-        ``B`` the epochs of the retraining are shifted by ``k mod B`` steps against the dense
-        run's). Must be below ``T``.
-    epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, warmup
-        The training regime of every round (see :func:`graphtickets.training.train`): pass the
-        regime the tickets themselves are trained with, so that each round is trained to the
-        same convergence (Frankle & Carbin train every round fully).
-    scope : {"global", "layer"}
-        Rank weights across the network, or prune every layer at ``rate``.
-    output_rate : "half", float or None, default "half"
-        The classifier's own rate per round (:func:`classifier_rate`): ``"half"`` = ``rate /
-        2`` as Frankle & Carbin; in global scope the other layers then share the rest of the
-        round's count so the total stays exact. None ranks the classifier with the rest.
-    keep_classifier_dense : bool, default False
-        Leave the classifier out of the masks.
-    train_last : bool, default True
-        Also train each target ticket that is not on the trajectory (from its rewound
-        weights, on a copy) to record its accuracy; the trajectory's own rounds are always
-        trained (the next round needs them).
-    eval_data : iterable of (inputs, targets), optional
-        Evaluated after every training epoch (``eval_accuracy``).
-    device : str
-        Where to train.
     dataset : str, optional
         Name recorded in the provenance.
+    **options
+        The fields of :class:`ImpOptions`:
+
+        rate : float, default 0.2
+            Fraction of the remaining weights pruned per round.
+        rewind : int, default 0
+            Iteration ``k`` of the FIRST (dense) training the survivors are rewound to; 0 is
+            the original initialization (Frankle & Carbin 2019), ``k > 0`` is rewinding
+            (Frankle et al. 2020): every round restores the whole state (weights and
+            BatchNorm buffers) saved after ``k`` steps and trains for the REST of the run,
+            ``T - k`` steps (``T`` the dense run's steps), the schedule continuing at the
+            epoch of step ``k`` (:func:`graphtickets.training.train` with
+            ``start_epoch = k // B``, ``max_iterations = T - k``, ``B`` steps per epoch; when
+            ``k`` is not a multiple of ``B`` the epochs of the retraining are shifted by
+            ``k mod B`` steps against the dense run's). Must be below ``T``.
+        epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, warmup
+            The training regime of every round (see :func:`graphtickets.training.train`;
+            defaults 10 epochs of Adam at 1.2e-3): pass the regime the tickets themselves are
+            trained with, so that each round is trained to the same convergence (Frankle &
+            Carbin train every round fully).
+        scope : {"global", "layer"}
+            Rank weights across the network, or prune every layer at ``rate``.
+        output_rate : "half", float or None, default "half"
+            The classifier's own rate per round (:func:`classifier_rate`): ``"half"`` =
+            ``rate / 2`` as Frankle & Carbin; in global scope the other layers then share the
+            rest of the round's count so the total stays exact. None ranks the classifier
+            with the rest.
+        keep_classifier_dense : bool, default False
+            Leave the classifier out of the masks.
+        train_last : bool, default True
+            Also train each target ticket that is not on the trajectory (from its rewound
+            weights, on a copy) to record its accuracy; the trajectory's own rounds are always
+            trained (the next round needs them).
+        eval_data : iterable of (inputs, targets), optional
+            Evaluated after every training epoch (``eval_accuracy``).
+        device : str, default "cpu"
+            Where to train.
 
     Returns
     -------
@@ -318,118 +452,21 @@ def imp_rounds(
     >>> [round(t.density, 3) for t in fam if t.meta["target"]], imp_at(fam, 0.7).kept
     ([0.7, 0.5], 42)
     """
-    from graphtickets import training
-
+    opts = ImpOptions(**options)
     targets = _targets(density, densities)
-    out_rate = classifier_rate(output_rate, rate, keep_classifier_dense)
-    n_last = n_rounds(targets[-1], rate)
-    if isinstance(rewind, bool) or not isinstance(rewind, int) or rewind < 0:
-        raise GraphticketsError(f"rewind must be an iteration number >= 0, got {rewind!r}")
-    if scope not in ("global", "layer"):
-        raise GraphticketsError(f"scope must be 'global' or 'layer', got {scope!r}")
-    data = reiterable(data, "imp")
-    names, masks = resolve_params(model, keep_classifier_dense=keep_classifier_dense)
-    # a single prunable layer is all there is: no separate classifier rate
-    classifier = names[-1] if out_rate is not None and len(names) > 1 else None
-    hparams = {
-        "rate": rate, "rewind": rewind, "epochs": epochs, "optimizer": optimizer, "lr": lr,
-        "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov,
-        "schedule": schedule, "milestones": None if milestones is None else list(milestones),
-        "gamma": gamma, "warmup": warmup, "scope": scope, "output_rate": output_rate,
-        "keep_classifier_dense": keep_classifier_dense, "train_last": train_last,
-    }
-    settings: dict[str, Any] = {
-        "epochs": epochs, "optimizer": optimizer, "lr": lr, "momentum": momentum,
-        "weight_decay": weight_decay, "nesterov": nesterov, "schedule": schedule,
-        "milestones": milestones, "gamma": gamma, "warmup": warmup, "device": device,
-        "seed": seed, "eval_data": eval_data,
-    }
-    work = copy.deepcopy(model)
-    t0 = time.perf_counter()
-    init_state = training.snapshot(work)
-    hist = training.train(work, data, rewind_iteration=rewind if rewind > 0 else None, **settings)
-    cost = {"epochs": len(hist.epochs), "iterations": hist.iterations}
-    if rewind > 0:
-        if hist.rewind is None or rewind >= hist.iterations:
-            raise GraphticketsError(
-                f"rewind={rewind} is not before the end of one round's training ({hist.iterations} "
-                f"iterations); use a smaller rewind or more epochs"
-            )
-        rewind_state = hist.rewind
-        per_epoch = int(hist.epochs[0]["iterations"])
-        settings.update(start_epoch=rewind // per_epoch, max_iterations=hist.iterations - rewind)
-    else:
-        rewind_state = init_state
-    carried = {k: v for k, v in rewind_state.items() if v.is_floating_point()} if rewind > 0 else None
-    dense = _trained(hist)
-    summary: list[dict[str, Any]] = [{"round": 0, "density": 1.0, **dense}]
-    found: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
-    total = sum(m.numel() for m in masks.values())
+    data = reiterable(data, "imp") if data is not None else data
+    found = _search(model, targets, data, seed, opts)
+    return [make_ticket(model, "imp", res, density=d, seed=seed, hparams=opts.provenance(), data=data,
+                        dataset=dataset) for d, res in found]  # fmt: skip
 
-    def record(r: int, m: dict[str, torch.Tensor], d: float, target: bool, on_path: bool, side: bool) -> dict[str, Any]:
-        """Train ``m`` from the rewind point (a copy when ``side``) and keep the ticket."""
-        info: dict[str, Any] = {
-            "round": r, "density": sum(int(v.count_nonzero()) for v in m.values()) / total,
-            "target": target, "trajectory": on_path,
-        }
-        cost_now = {**cost, "seconds": time.perf_counter() - t0}
-        if not side or train_last:
-            net = work if not side else copy.deepcopy(work)
-            training.restore(net, rewind_state)
-            training.enforce_masks(net, m)
-            h = training.train(net, _own_data(data) if side else data, masks=m, **settings)
-            info.update(_trained(h))
-            if not side:
-                cost["epochs"] += len(h.epochs)
-                cost["iterations"] += h.iterations
-        summary.append(info)
-        found.append(({n: v.clone() for n, v in m.items()}, {"cost": cost_now, "info": info, "config_density": d}))
-        log.info("imp round %d/%d: density %.4g%s, train accuracy %s", r, n_last, info["density"],
-                 " (target)" if target else "", info.get("train_accuracy"))
-        return info
 
-    for r in range(1, n_last + 1):
-        params = dict(work.named_parameters())
-        scores = {n: params[n].detach().abs().cpu() for n in names}
-        out_d = None if out_rate is None else (1.0 - out_rate) ** r
-        d_round = (1.0 - rate) ** r
-        main = _select(scores, masks, d_round, out_d, classifier, scope) if r < n_last else None
-        # targets cut at this round: (1 - rate)^r <= d < (1 - rate)^(r - 1), so never sparser
-        # than the round itself (densest first: they are recorded before it)
-        main_target: float | None = None
-        for d in (d for d in targets if n_rounds(d, rate) == r):
-            cut = _select(scores, masks, d, out_d, classifier, scope)
-            if main is not None and all(torch.equal(cut[n], main[n]) for n in names):
-                main_target = d  # the target is this round of the trajectory
-            else:
-                record(r, cut, d, True, False, side=True)
-        if main is not None:
-            record(r, main, d_round if main_target is None else main_target, main_target is not None, True, side=False)
-            masks = main
-    total_seconds = time.perf_counter() - t0
-    tickets: list[Ticket] = []
-    for m, extra in found:
-        info = extra["info"]
-        config = {
-            "method": "imp", "density": extra["config_density"], "seed": seed, "hparams": _plain(hparams),
-            "model": getattr(model, "gt_spec", None),
-            "dataset": dataset or dataset_name(data),
-        }
-        meta = {
-            "round": info["round"],
-            "target": info["target"],
-            "trajectory": info["trajectory"],
-            "train_accuracy": info.get("train_accuracy"),
-            "eval_accuracy": info.get("eval_accuracy"),
-            "dense": dense,
-            "rounds": summary,
-            "cost": extra["cost"],
-            "family_seconds": total_seconds,
-            "version": __version__,
-        }
-        weights = None if carried is None else {k: v.clone() for k, v in carried.items()}
-        tickets.append(Ticket(masks=m, method="imp", config=config, meta=meta, weights=weights))
-    return tickets
+def _at(densities: Sequence[float | None], kept: Sequence[int], total: int, density: float) -> int | None:
+    """Index of the ticket at ``density``: by requested density first, then by exact count."""
+    for i, d in enumerate(densities):
+        if d == density:
+            return i
+    k = keep_count(density, total)
+    return next((i for i, n in enumerate(kept) if n == k), None)
 
 
 def imp_at(tickets: Sequence[Ticket], density: float) -> Ticket:
@@ -448,12 +485,10 @@ def imp_at(tickets: Sequence[Ticket], density: float) -> Ticket:
     True
     """
     d = check_density(density)
-    for t in tickets:
-        if t.config.get("density") == d:
-            return t
-    for t in tickets:
-        if t.kept == keep_count(d, t.total):
-            return t
+    i = _at([t.config.get("density") for t in tickets], [t.kept for t in tickets],
+            tickets[0].total if tickets else 0, d)  # fmt: skip
+    if i is not None:
+        return tickets[i]
     have = ", ".join(f"{t.config.get('density'):.4g}" for t in tickets)
     raise GraphticketsError(
         f"the trajectory has no ticket at density {d}; it has {have}: run imp_rounds with "
@@ -470,58 +505,52 @@ def family(tickets: list[Ticket]) -> dict[float, Ticket]:
     return {t.density: t for t in tickets}
 
 
+def imp_extras(ticket: Ticket) -> dict[str, Any]:
+    """IMP's extra output (:attr:`MethodSpec.extras <graphtickets.pruning.MethodSpec>`): every
+    round's ``round, density, accuracy, eval_accuracy`` (non-finite numbers as None) as
+    ``imp_rounds``."""
+    rounds = ticket.meta.get("rounds")
+    if not (isinstance(rounds, list) and rounds and all(isinstance(r, Mapping) for r in rounds)):
+        return {}
+    # the study's stored column is ``accuracy``: the round's running training accuracy
+    return {"imp_rounds": [{"round": finite_or_none(r.get("round")), "density": finite_or_none(r.get("density")),
+                            "accuracy": finite_or_none(r.get("train_accuracy")),
+                            "eval_accuracy": finite_or_none(r.get("eval_accuracy"))} for r in rounds]}  # fmt: skip
+
+
 @register_method(
     "imp",
     needs_data=True,
     kind="train",
     summary="iterative magnitude pruning with rewinding (the lottery ticket procedure)",
     reference="Frankle & Carbin 2019 (ICLR); rewinding: Frankle et al. 2020 (ICML)",
+    options=ImpOptions,
+    extras=imp_extras,
 )
-def imp_method(
+def imp(
     model: nn.Module,
     *,
     density: float,
     data: Iterable[Any] | None = None,
     seed: int = 0,
-    rate: float = 0.2,
-    rewind: int = 0,
-    epochs: int = 10,
-    optimizer: str = "adam",
-    lr: float = 1.2e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-    schedule: str | None = None,
-    milestones: Sequence[int] | None = None,
-    gamma: float = 0.1,
-    warmup: int = 0,
-    scope: str = "global",
-    output_rate: float | str | None = "half",
-    keep_classifier_dense: bool = False,
-    train_last: bool = True,
-    eval_data: Iterable[Any] | None = None,
-    device: str = "cpu",
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """IMP's ticket at ``density`` (see :func:`imp_rounds`; its ``meta["rounds"]`` lists every round).
+    **options: Any,
+) -> MethodResult:
+    """IMP's ticket at ``density`` (see :func:`imp_rounds` for the ``options``; its
+    ``meta["rounds"]`` lists every round).
 
     With ``rewind > 0`` the ticket carries the rewound state (``Ticket.weights``). To serve
     several densities from one trajectory call :func:`imp_rounds` with ``densities=`` and
     pick with :func:`imp_at`.
     """
-    fam = imp_rounds(
-        model, density=density, data=data, seed=seed, rate=rate, rewind=rewind, epochs=epochs,
-        optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
-        nesterov=nesterov, schedule=schedule, milestones=milestones, gamma=gamma, warmup=warmup,
-        scope=scope, output_rate=output_rate, keep_classifier_dense=keep_classifier_dense,
-        train_last=train_last, eval_data=eval_data, device=device,
-    )
-    last = imp_at(fam, density)
-    meta = {k: v for k, v in last.meta.items() if k not in ("version", "family_seconds")}
-    if last.weights is not None:
-        meta["weights"] = last.weights  # prune() turns it into Ticket.weights
-    meta["cost"] = {k: v for k, v in last.meta["cost"].items() if k != "seconds"}
+    found = _search(model, _targets(density, None), data, seed, ImpOptions(**options))
+    i = _at([d for d, _ in found], [sum(int(m.count_nonzero()) for m in r.masks.values()) for _, r in found],
+            sum(m.numel() for m in found[0][1].masks.values()), density)  # fmt: skip
+    assert i is not None  # the target is always cut
+    last = found[i][1]
+    meta = {k: v for k, v in last.meta.items() if k != "family_seconds"}
+    meta["cost"] = {k: v for k, v in meta["cost"].items() if k != "seconds"}
     final = next(r for r in reversed(meta["rounds"]) if r["round"] == last.meta["round"] and r["target"])
     if "epochs" in final:  # training the ticket itself is part of what prune() spent
         meta["cost"]["epochs"] += final["epochs"]
         meta["cost"]["iterations"] += final["iterations"]
-    return last.masks, meta
+    return MethodResult(last.masks, meta, last.weights)

@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphtickets.pruning._data import as_batches, model_device
-from graphtickets.pruning.core import register_method, score_prune
-from graphtickets.ticket import Ticket
+from graphtickets.pruning.core import MethodResult, Scorer, register_scorer, score_prune
 
-__all__ = ["snip_scores", "snip", "SCORING_MODE_NOTE"]
+__all__ = ["snip_scores", "snip", "score_batches", "SCORING_MODE_NOTE"]
 
 #: Why the data-based scorers (SNIP, GraSP) run the model in eval mode by default.
 SCORING_MODE_NOTE = (
@@ -85,7 +84,7 @@ def snip_scores(
     return {n: (g * w.detach()).abs().cpu() for n, g, w in zip(masks, grads, weights, strict=True)}
 
 
-@register_method(
+@register_scorer(
     "snip",
     needs_data=True,
     kind="init",
@@ -98,18 +97,12 @@ def snip(
     density: float,
     data: Iterable[Any] | None = None,
     seed: int = 0,
-    scope: str = "global",
-    rounds: int = 1,
-    schedule: str = "exponential",
-    include_bias: bool = False,
-    keep_classifier_dense: bool = False,
-    invert: bool = False,
-    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
     train_mode: bool = False,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """SNIP ticket of ``model`` at ``density``; see :func:`snip_scores` and
-    :func:`graphtickets.pruning.score_prune` for the options. ``train_mode=False`` (default)
-    scores in eval mode, as the Synaptic-Flow reference does (:data:`SCORING_MODE_NOTE`).
+    :func:`graphtickets.pruning.score_prune` for the shared ``options``. ``train_mode=False``
+    (default) scores in eval mode, as the Synaptic-Flow reference does (:data:`SCORING_MODE_NOTE`).
 
     Examples
     --------
@@ -120,10 +113,19 @@ def snip(
     >>> gt.pruning.prune(net, "snip", density=0.25, data=data).kept
     14
     """
-    batches = as_batches(data, "snip")
-    masks, meta = score_prune(
-        model, snip_scores, density=density, data=batches, seed=seed, scope=scope, rounds=rounds,
-        schedule=schedule, prior=prior, include_bias=include_bias,
-        keep_classifier_dense=keep_classifier_dense, invert=invert, train_mode=train_mode,
-    )
-    return masks, {**meta, "batches": len(batches), "scoring_mode": "train" if train_mode else "eval"}
+    return score_batches(model, snip_scores, "snip", density=density, data=data, seed=seed,
+                         train_mode=train_mode, **options)
+
+
+def score_batches(
+    model: nn.Module, scorer: Scorer, method: str, *, density: float, data: Iterable[Any] | None, seed: int,
+    train_mode: bool, **options: Any,
+) -> MethodResult:
+    """:func:`~graphtickets.pruning.score_prune` of a scorer of a few batches (SNIP, GraSP).
+
+    The batches are read once (:func:`~graphtickets.pruning._data.as_batches`) so that every
+    round sees the same ones; ``meta`` records their number and the scoring mode.
+    """
+    batches = as_batches(data, method)
+    res = score_prune(model, scorer, density=density, data=batches, seed=seed, train_mode=train_mode, **options)
+    return res.with_meta(batches=len(batches), scoring_mode="train" if train_mode else "eval")

@@ -29,9 +29,9 @@ biases compete with the weights for the kept count but never change a weight's s
 Overflow: ``R`` is a product over layers and overflows float32 on deep networks; the copy is
 computed in float64 (a NaN or infinite ``R`` even there is an error).
 
-Speed: :func:`synflow` does not go through the generic round loop of
-:func:`~graphtickets.pruning.score_prune` (a deep copy, autograd's fresh gradient tensors
-and a full selection over all weights in every round). It keeps ONE absolute-valued float64
+Speed: :func:`synflow` plugs an engine into :func:`~graphtickets.pruning.score_prune`
+instead of its generic round loop (a deep copy, autograd's fresh gradient tensors and a full
+selection over all weights in every round): the engine keeps ONE absolute-valued float64
 copy with BatchNorm folded into the layer before it, and runs the rounds in
 :mod:`graphtickets.pruning.synflow_engine`: Conv2d/Linear weight gradients written by one
 matrix product into buffers allocated once (channels_last convolutions; CSR products for
@@ -59,14 +59,8 @@ import torch
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import (
-    register_method,
-    resolve_params,
-    schedule_densities,
-    score_prune,
-)
+from graphtickets.pruning.core import Engine, MethodResult, register_scorer, score_prune
 from graphtickets.pruning.synflow_engine import finite_flow, run_rounds
-from graphtickets.ticket import Ticket
 
 __all__ = ["synflow_scores", "synflow", "linearized_copy", "bias_names", "infer_in_shape"]
 
@@ -220,7 +214,25 @@ def _fold_batchnorm(work: nn.Module) -> nn.Module:
     return gm
 
 
-@register_method(
+def _fast_engine(in_shape: tuple[int, ...]) -> Engine:
+    """SynFlow's rounds on one linearized float64 copy (:mod:`~graphtickets.pruning.synflow_engine`)."""
+
+    def engine(model: nn.Module, names: Sequence[str], masks: dict[str, torch.Tensor], targets: Sequence[float], *,
+               scope: str, invert: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        # fold BatchNorm (beta and running_mean zeroed) with the biases still |b|: a folded bias is
+        # then a * |b|, whose product with the folded gradient is |b| * dR/db (the generic score);
+        # that is the multiplier of a prunable bias; then every bias is zeroed for the flow
+        work = _fold_batchnorm(linearized_copy(model, torch.float64, zero_bias=False))
+        wparams = dict(work.named_parameters())
+        scale = {n: wparams[n].detach().clone() for n in names if n in set(bias_names(work))}
+        _zero_shifts(work, biases=True)
+        out, r = run_rounds(work, names, masks, targets, scope=scope, invert=invert, in_shape=in_shape, scale=scale)
+        return out, {"last_R": r}
+
+    return engine
+
+
+@register_scorer(
     "synflow",
     needs_data=False,
     kind="init",
@@ -234,15 +246,10 @@ def synflow(
     data: Iterable[Any] | None = None,
     seed: int = 0,
     rounds: int = 100,
-    schedule: str = "exponential",
-    scope: str = "global",
     in_shape: Sequence[int] | None = None,
-    include_bias: bool = False,
-    keep_classifier_dense: bool = False,
-    invert: bool = False,
-    prior: Mapping[str, torch.Tensor] | Ticket | None = None,
     fast: bool = True,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    **options: Any,
+) -> MethodResult:
     """SynFlow ticket of ``model`` at ``density`` (see the module docstring).
 
     Parameters
@@ -252,15 +259,16 @@ def synflow(
     density, data, seed
         As in :func:`graphtickets.pruning.prune`; ``data`` is used only to infer the input
         shape when neither ``in_shape`` nor ``model.gt_spec`` gives it.
-    rounds, schedule
-        100 rounds of ``density^(k/rounds)`` by default.
-    scope, include_bias, keep_classifier_dense, invert, prior
-        As in :func:`graphtickets.pruning.score_prune`.
+    rounds : int, default 100
+        100 rounds of ``density^(k/rounds)`` by default (the exponential schedule).
     in_shape : tuple of int, optional
         Input shape without the batch dimension.
     fast : bool
-        Use the single-copy driver (same mask, several times faster); ``False`` runs the
-        generic :func:`~graphtickets.pruning.score_prune` loop (always float64).
+        Run the rounds on the single-copy engine (same mask, several times faster); ``False``
+        runs the generic :func:`~graphtickets.pruning.score_prune` loop (always float64).
+    **options
+        The shared options of :func:`graphtickets.pruning.score_prune` (``scope``,
+        ``schedule``, ``include_bias``, ``keep_classifier_dense``, ``invert``, ``prior``).
 
     Examples
     --------
@@ -271,33 +279,6 @@ def synflow(
     14
     """
     shape = infer_in_shape(model, in_shape, data)
-    if scope not in ("global", "layer"):
-        raise GraphticketsError(f"scope must be 'global' or 'layer', got {scope!r}")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
-    if not fast:
-        masks, meta = score_prune(
-            model, synflow_scores, density=density, seed=seed, scope=scope, rounds=rounds,
-            schedule=schedule, prior=prior, include_bias=include_bias,
-            keep_classifier_dense=keep_classifier_dense, invert=invert, in_shape=shape,
-        )
-        return masks, {**meta, "precision": "float64", "in_shape": list(shape)}
-    names, start_masks = resolve_params(
-        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
-    )
-    total = sum(m.numel() for m in start_masks.values())
-    start = sum(int(m.count_nonzero()) for m in start_masks.values()) / total
-    if density > start + 1e-12:
-        raise GraphticketsError(
-            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
-        )
-    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
-    # fold BatchNorm (beta and running_mean zeroed) with the biases still |b|: a folded bias is
-    # then a * |b|, whose product with the folded gradient is |b| * dR/db (the generic score);
-    # that is the multiplier of a prunable bias; then every bias is zeroed for the flow
-    work = _fold_batchnorm(linearized_copy(model, torch.float64, zero_bias=False))
-    wparams = dict(work.named_parameters())
-    scale = {n: wparams[n].detach().clone() for n in names if n in set(bias_names(work))}
-    _zero_shifts(work, biases=True)
-    masks, r = run_rounds(work, names, start_masks, targets, scope=scope, invert=invert, in_shape=shape, scale=scale)
-    return masks, {"rounds": rounds, "precision": "float64", "in_shape": list(shape), "last_R": r}
+    res = score_prune(model, synflow_scores, density=density, seed=seed, rounds=rounds, in_shape=shape,
+                      engine=_fast_engine(shape) if fast else None, **options)
+    return res.with_meta(precision="float64", in_shape=list(shape))

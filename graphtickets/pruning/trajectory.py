@@ -6,18 +6,17 @@ needs several densities of one (model, data, seed, hyperparameters) — the stud
 :attr:`MethodSpec.trajectory <graphtickets.pruning.core.MethodSpec>` once instead of the
 method once per density.
 
-:func:`imp_trajectory` is IMP's. Where :func:`~graphtickets.pruning.imp.imp_rounds` takes
-``densities=[...]`` (one run whose last cut to each target is exact) it uses that and
-``imp_at``. Otherwise it runs ``imp_rounds`` to the smallest density asked for and gives every
-other density the round whose density is nearest (in log density): **a deviation** — the
-rounds sit at ``(1 - rate)^r``, so a density that is not one of them is served by the nearest
-round, not at its exact count. ``meta["density_requested"]`` and
-``meta["trajectory"]["exact"]`` record which.
+:func:`imp_trajectory` is IMP's: one :func:`~graphtickets.pruning.imp.imp_rounds` run with
+``densities=[...]`` (its last cut to each target is exact), each ticket picked with ``imp_at``;
+``meta["density_requested"]`` and ``meta["trajectory"]`` record the request.
+:func:`nearest_rounds` serves densities from the rounds of a run that was not cut at them (the
+round nearest in log density: **a deviation** — the rounds sit at ``(1 - rate)^r``, so a
+density that is not one of them is served by the nearest round, not at its exact count;
+``meta["trajectory"]["exact"]`` says which).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,7 +25,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import set_trajectory
-from graphtickets.pruning.imp import imp_rounds
+from graphtickets.pruning.imp import imp_at, imp_rounds
 from graphtickets.ticket import Ticket, check_density
 
 __all__ = ["imp_trajectory", "nearest_rounds"]
@@ -55,13 +54,15 @@ def nearest_rounds(tickets: Sequence[Ticket], densities: Iterable[float]) -> dic
         best = min(tickets, key=lambda t: (abs(math.log(t.density) - math.log(d)), -t.density))
         copy = Ticket(masks=dict(best.masks), method=best.method, config=dict(best.config), meta=dict(best.meta),
                       weights=best.weights)
-        copy.meta["density_requested"] = d
-        copy.meta["trajectory"] = {
-            "densities": ds, "round": best.meta.get("round"),
-            "exact": abs(best.kept - round(d * best.total)) <= 1,
-        }
-        out[d] = copy
+        out[d] = _requested(copy, d, ds)
     return out
+
+
+def _requested(t: Ticket, d: float, ds: list[float]) -> Ticket:
+    """``t`` with ``meta["density_requested"]`` and ``meta["trajectory"]`` recorded."""
+    t.meta["density_requested"] = d
+    t.meta["trajectory"] = {"densities": ds, "round": t.meta.get("round"), "exact": abs(t.kept - round(d * t.total)) <= 1}
+    return t
 
 
 def imp_trajectory(
@@ -86,22 +87,8 @@ def imp_trajectory(
     ds = sorted({check_density(d) for d in densities}, reverse=True)
     if not ds:
         raise GraphticketsError("give at least one density")
-    if "densities" in inspect.signature(imp_rounds).parameters:  # IMP with exact last cuts at every target
-        from graphtickets.pruning import imp as imp_module
-
-        rounds: Any = imp_rounds  # typed loosely: the signature differs before/after the exact API
-        fam = rounds(model, densities=ds, data=data, seed=seed, **hparams)
-        at = vars(imp_module)["imp_at"]
-        out = {}
-        for d in ds:
-            t = at(fam, d)
-            t.meta["density_requested"] = d
-            t.meta["trajectory"] = {"densities": ds, "round": t.meta.get("round"),
-                                    "exact": abs(t.kept - round(d * t.total)) <= 1}
-            out[d] = t
-        return out
-    # until then: one run to the smallest density, the nearest round for the others
-    return nearest_rounds(imp_rounds(model, density=min(ds), data=data, seed=seed, **hparams), ds)
+    fam = imp_rounds(model, densities=ds, data=data, seed=seed, **hparams)
+    return {d: _requested(imp_at(fam, d), d, ds) for d in ds}
 
 
 set_trajectory("imp", imp_trajectory)

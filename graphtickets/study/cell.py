@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from graphtickets._json import plain
 from graphtickets.errors import GraphticketsError
 from graphtickets.study.grid import DENSE
-from graphtickets.ticket import Ticket, _jsonable
+from graphtickets.ticket import Ticket
 
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
@@ -552,7 +553,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
     from graphtickets.analysis.function import with_trained_weights
 
     return CellOutcome(
-        id=p.cell_id, ticket=ticket, results=_jsonable(results), metrics=metrics,
+        id=p.cell_id, ticket=ticket, results=plain(results), metrics=metrics,
         seconds=p.seconds + train_seconds + time.perf_counter() - t_cell, trained=with_trained_weights(ticket, p.net),
     )
 

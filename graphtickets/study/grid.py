@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from graphtickets._json import plain
 from graphtickets.study.config import StudyConfig, TrainConfig, regime_hparams
 
 #: The method name of the dense reference cells.
@@ -193,11 +194,8 @@ def group_key(dataset: str, model: str, density: float, seed: int) -> str:
 
 
 def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+    """Mappings as dicts, lists/tuples as lists; leaves kept as they are (config values)."""
+    return plain(obj, leaf=lambda v: v)
 
 
 def _method_entry(m: Any, study: StudyConfig, train: TrainConfig) -> dict[str, Any]:

@@ -17,6 +17,10 @@ create a new activation create a new block:
 * ``torch.cat`` along dim 1 and ``F.pad`` of channels -> a new block with one-to-one edges.
 
 The plan depends on the model and input shape only, so it is cached per model.
+
+It sits below every subpackage (it imports only ``errors``): the graphs build on the plan,
+and pruning reads the same fx trace (:func:`symbolic_graph`) and the same module and
+function groups (:func:`node_role`) for Early-Bird's channel tracing and the collapse check.
 """
 
 from __future__ import annotations
@@ -42,39 +46,64 @@ class _ShapeError(UnsupportedModuleError):
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
-_KEEP_MODULES: tuple[type[nn.Module], ...] = (
+#: Module groups that keep the identity of dimension 1 (the one list of the package: the
+#: graphs, Early-Bird's channel tracing and the collapse check read them from here).
+NORM_MODULES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
     nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm,
+)  # fmt: skip
+#: Elementwise activations.
+ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus,
-    nn.Softsign, nn.Tanhshrink, nn.LogSigmoid, nn.Softmax, nn.LogSoftmax,
+    nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
+)  # fmt: skip
+#: Dropout and the identity (the identity at evaluation).
+DROPOUT_MODULES: tuple[type[nn.Module], ...] = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity,
+)  # fmt: skip
+#: Pooling over positions (channels kept).
+POOL_MODULES: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
+_OTHER_KEEP_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Softmax, nn.LogSoftmax,
     nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ReflectionPad1d,
     nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.Upsample,
 )  # fmt: skip
+_KEEP_MODULES: tuple[type[nn.Module], ...] = (
+    *NORM_MODULES, *ACTIVATION_MODULES, *DROPOUT_MODULES, *POOL_MODULES, *_OTHER_KEEP_MODULES,
+)
+
+#: Layers with weights (unit-level edges).
+WEIGHT_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 _SUPPORTED_MODULES: tuple[type[nn.Module], ...] = (nn.Linear, *_CONV, nn.Flatten, nn.Unflatten, *_KEEP_MODULES)
 
-_KEEP_FUNCTIONS: set[Any] = {
+#: Functions that act on each channel alone: activations, dropout, pooling.
+CHANNELWISE_FUNCTIONS: set[Any] = {
     torch.relu, torch.relu_, F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu,
     F.silu, F.mish, F.hardtanh, F.hardswish, F.hardsigmoid, F.softplus, F.prelu,
-    torch.sigmoid, torch.tanh, F.sigmoid, F.tanh, F.softmax, F.log_softmax,
+    torch.sigmoid, torch.tanh, F.sigmoid, F.tanh,
     F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
     F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d,
-    F.batch_norm, F.layer_norm, F.group_norm, F.instance_norm, F.interpolate,
+}  # fmt: skip
+_KEEP_FUNCTIONS: set[Any] = CHANNELWISE_FUNCTIONS | {
+    F.softmax, F.log_softmax, F.batch_norm, F.layer_norm, F.group_norm, F.instance_norm, F.interpolate,
     operator.mul, operator.truediv, operator.neg, torch.mul, torch.div,
     operator.getitem, torch.clone, torch.squeeze, torch.unsqueeze,
 }  # fmt: skip
 
-_KEEP_METHODS = {
-    "relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach", "to", "float",
-    "double", "half", "type", "mul", "mul_", "div", "div_", "neg", "softmax", "log_softmax",
-    "squeeze", "unsqueeze", "clamp", "clamp_min", "clamp_",
+#: Tensor methods that act on each channel alone (activations, copies, casts).
+CHANNELWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach", "to", "float",
+                       "double", "half", "type"}  # fmt: skip
+_KEEP_METHODS = CHANNELWISE_METHODS | {
+    "mul", "mul_", "div", "div_", "neg", "softmax", "log_softmax", "squeeze", "unsqueeze", "clamp", "clamp_min",
+    "clamp_",
 }  # fmt: skip
 
 _REDUCE_METHODS = {"mean", "sum", "amax", "amin", "max", "min"}
@@ -211,6 +240,54 @@ def _fname(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def symbolic_graph(model: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace(model)``: the one fx trace of the package (the plan, Early-Bird's
+    channel tracing and the collapse check start here); :class:`UnsupportedModuleError` when the
+    model cannot be traced."""
+    try:
+        return fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
+        raise UnsupportedModuleError(
+            f"torch.fx cannot trace {type(model).__name__}: {' '.join(str(exc).split())}. Graphs need "
+            f"a model without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
+            f"pooling/flatten/add"
+        ) from None
+
+
+def node_role(gm: fx.GraphModule, node: fx.Node) -> str:
+    """What an fx node does to the channels (dimension 1) of its input, as the plan sees it.
+
+    ``"weight"`` (a Linear/Conv module), ``"norm"`` (a normalization module), ``"channelwise"``
+    (an activation, dropout or pooling module, function or method: each channel alone),
+    ``"reshape"`` (flatten/view/reshape), ``"merge"`` (a residual add, a concatenation or a
+    stack) or ``"other"``.
+    """
+    if node.op == "call_module":
+        m = gm.get_submodule(str(node.target))
+        if isinstance(m, WEIGHT_MODULES):
+            return "weight"
+        if isinstance(m, NORM_MODULES):
+            return "norm"
+        if isinstance(m, (*ACTIVATION_MODULES, *DROPOUT_MODULES, *POOL_MODULES)):
+            return "channelwise"
+        return "reshape" if isinstance(m, (nn.Flatten, nn.Unflatten)) else "other"
+    if node.op == "call_function":
+        fn = node.target
+        if fn in CHANNELWISE_FUNCTIONS:
+            return "channelwise"
+        if fn in _RESHAPE_FUNCTIONS and fn not in (torch.squeeze, torch.unsqueeze):
+            return "reshape"
+        return "merge" if fn in _ADD_FUNCTIONS or fn in (torch.cat, torch.concat, torch.stack) else "other"
+    if node.op == "call_method":
+        name = str(node.target)
+        if name in CHANNELWISE_METHODS:
+            return "channelwise"
+        if name in ("view", "reshape", "flatten"):
+            return "reshape"
+        return "merge" if name in _ADD_METHODS else "other"
+    return "other"
+
+
 @dataclass(frozen=True)
 class _TensorShape:
     """What the tracer reads of an activation: its shape (``node.meta["tensor_meta"]``)."""
@@ -279,14 +356,7 @@ class _Tracer:
 
     # ------------------------------------------------------------------ setup
     def symbolic(self) -> fx.GraphModule:
-        try:
-            return fx.symbolic_trace(self.model)
-        except Exception as exc:  # fx raises many types (TraceError, TypeError, ...)
-            raise UnsupportedModuleError(
-                f"torch.fx cannot trace {type(self.model).__name__}: {' '.join(str(exc).split())}. Graphs need "
-                f"a model without data-dependent control flow, built from Linear/Conv/BatchNorm/activation/"
-                f"pooling/flatten/add"
-            ) from None
+        return symbolic_graph(self.model)
 
     def trace(self) -> fx.GraphModule:
         gm = self.symbolic()
