@@ -17,11 +17,12 @@ __all__ = ["add_commands", "cmd_import", "cmd_export"]
 
 def _model(args: argparse.Namespace) -> Any:
     """The model named on the command line (``--like TICKET``, or ``--model`` + shape)."""
-    import graphtickets as gt
+    from graphtickets import data, models
     from graphtickets.cli import parse_assignments
+    from graphtickets.ticket import Ticket
 
     if args.like:
-        return gt.Ticket.load(args.like).build_model()
+        return Ticket.load(args.like).build_model()
     if not args.model:
         raise GraphticketsError("name the architecture: --model NAME (with --dataset or --in-shape/--num-classes), or --like TICKET")
     if args.in_shape:
@@ -30,10 +31,10 @@ def _model(args: argparse.Namespace) -> Any:
             raise GraphticketsError("--in-shape needs --num-classes")
         num_classes = int(args.num_classes)
     else:
-        info = gt.data.info(args.dataset or "mnist1d")
+        info = data.info(args.dataset or "mnist1d")
         in_shape, num_classes = tuple(info.in_shape), int(info.num_classes)
     kw = parse_assignments(args.model_arg, "model argument")
-    return gt.models.build(args.model, in_shape=in_shape, num_classes=num_classes, seed=args.seed, **kw)
+    return models.build(args.model, in_shape=in_shape, num_classes=num_classes, seed=args.seed, **kw)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -56,10 +57,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``graphtickets export TICKET --format FORMAT --out FILE``."""
-    import graphtickets as gt
     from graphtickets import interop
+    from graphtickets.ticket import Ticket
 
-    ticket = gt.Ticket.load(args.ticket)
+    ticket = Ticket.load(args.ticket)
     default_ext = {"npz": ".npz", "ticket": ".safetensors"}.get(args.format, ".pt")
     out = Path(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.format}{default_ext}")
     if out.resolve() == Path(args.ticket).resolve():
