@@ -37,6 +37,22 @@ def _model(args: argparse.Namespace) -> Any:
     return models.build(args.model, in_shape=in_shape, num_classes=num_classes, seed=args.seed, **kw)
 
 
+class _Formats:
+    """``graphtickets.interop.FORMATS``, read when ``--format`` is checked or listed: building the
+    parser does not import the interop module (and torch) for commands that never export."""
+
+    def _names(self) -> tuple[str, ...]:
+        from graphtickets.interop import FORMATS
+
+        return tuple(FORMATS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``graphtickets import FILE --model NAME [...] --out TICKET``."""
     from graphtickets import interop
@@ -93,8 +109,6 @@ def add_commands(subparsers: Any) -> None:
     i.add_argument("--out", help="ticket file to write (default: FILE.ticket.safetensors)")
     i.set_defaults(handler=cmd_import)
 
-    from graphtickets.interop import FORMATS
-
     e = subparsers.add_parser(
         "export", help="write a ticket for another tool (state dict, masks, open_lth, .npz)",
         description="state_dict: the model's state dict with pruned weights as zeros; masks: a dict "
@@ -102,7 +116,8 @@ def add_commands(subparsers: Any) -> None:
                     "parameter name and readable with torch.load(weights_only=True) / numpy.load.",
     )
     e.add_argument("ticket", help="ticket file")
-    e.add_argument("--format", choices=FORMATS, default="masks")
+    e.add_argument("--format", choices=_Formats(), default="masks", metavar="FORMAT",
+                   help="%(choices)s (default: %(default)s)")
     e.add_argument("--with-masks", action="store_true",
                    help="state_dict: also write <name>_mask entries (exact even where a kept weight is 0)")
     e.add_argument("--out", help="file to write (default: next to the ticket)")
