@@ -28,7 +28,18 @@ def _out_file(path: str | Path, what: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR | --cluster ...] [--device DEV]``."""
+    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR | --cluster ...] [--device DEV]``.
+
+    A rerun that has nothing to do is answered before torch loads
+    (:func:`graphtickets.study.rerun.nothing_to_do`); a full run that leaves nothing to do
+    records that for the next one (:func:`graphtickets.study.rerun.record`).
+    """
+    from graphtickets.study import rerun
+
+    done = rerun.nothing_to_do(args)
+    if done is not None:
+        print(done)
+        return 0
     from graphtickets.study import cluster
     from graphtickets.study.runner import run
 
@@ -50,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{res.failed} cell(s) failed (see {res.out_dir / 'study.log'}); run the same command again to retry them",
               file=sys.stderr)
         return 1
+    if res.done == res.cells:
+        rerun.record(args, res.cells)
     return 0
 
 
