@@ -11,7 +11,8 @@ come back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -19,7 +20,9 @@ import torch
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import check_density
 
-__all__ = ["select_topk", "keep_count", "topk_flat"]
+__all__ = ["select_topk", "keep_count", "topk_flat", "smallest"]
+
+_SAMPLE = 65536  # entries of the strided sample that bounds the threshold in :func:`smallest`
 
 
 def keep_count(density: float, n: int) -> int:
@@ -35,24 +38,104 @@ def topk_flat(scores: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask of the ``k`` largest entries of a 1-D array; ties kept by lowest index.
 
     ``-inf`` entries are never selected unless ``k`` exceeds the finite ones (the caller
-    prevents that). O(n) with ``numpy.partition``, plus work proportional to the ties.
+    prevents that). The complement of :func:`smallest` (``n - k`` pruned), the one selection
+    of the package: O(n) with ``numpy.partition``, plus work proportional to the ties.
+
+    >>> topk_flat(np.array([2.0, 1.0, 2.0, 2.0]), 2).tolist()
+    [True, False, True, False]
     """
     n = scores.shape[0]
-    out = np.zeros(n, dtype=bool)
+    out = np.ones(n, dtype=bool)
     if k <= 0:
-        return out
-    if k >= n:
-        out[:] = True
-        return out
-    thr = np.partition(scores, n - k)[n - k]  # the k-th largest value
-    above = scores > thr
-    n_above = int(np.count_nonzero(above))
-    out |= above
-    need = k - n_above
-    if need > 0:
-        tied = np.flatnonzero(scores == thr)[:need]
-        out[tied] = True
+        out[:] = False
+    elif k < n:
+        out[smallest(scores, n - k)] = False
     return out
+
+
+def smallest(
+    v: np.ndarray,
+    q: int,
+    n_live: int | None = None,
+    *,
+    order: Callable[[np.ndarray], np.ndarray] | None = None,
+    scratch: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Indices (ascending) of the ``q`` smallest non-NaN entries of ``v``, ties broken by
+    taking the HIGHER index: what remains of the live entries is :func:`topk_flat` of them.
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        1-D scores. NaN entries are dead: never chosen (SynFlow marks pruned weights so).
+    q : int
+        How many to choose.
+    n_live : int, optional
+        Number of non-NaN entries (counted if not given).
+    order : callable, optional
+        Maps indices to the positions that break ties instead (when ``v`` is not in position
+        order); positions must be distinct.
+    scratch : torch.Tensor, optional
+        A bool tensor of at least ``v.size`` entries, reused for the comparison.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices, ascending.
+
+    Notes
+    -----
+    For large arrays the ``q``-th smallest is bounded from above by a strided sample (with a
+    margin of four binomial standard deviations); one comparison pass collects the entries at
+    or below that bound and only those are partitioned. The result is exact whatever the
+    sample says: a bound that turns out too low falls back to all live entries.
+
+    Examples
+    --------
+    >>> smallest(np.array([3.0, 1.0, np.nan, 1.0, 2.0]), 2).tolist()  # ties: the higher index goes
+    [1, 3]
+    >>> smallest(np.array([1.0, 1.0, 1.0]), 1).tolist()
+    [2]
+    """
+    if q <= 0:
+        return np.empty(0, dtype=np.int64)
+    if n_live is None:
+        n_live = int(v.size - np.count_nonzero(np.isnan(v))) if v.dtype.kind == "f" else int(v.size)
+    cand = _candidates(v, q, n_live, scratch) if v.size > 2 * _SAMPLE else None
+    if cand is None:
+        cand = np.flatnonzero(~np.isnan(v)) if v.dtype.kind == "f" else np.arange(v.size)
+        if q >= cand.size:
+            return cand
+    cv = v[cand]
+    t = np.partition(cv, q - 1)[q - 1]  # the q-th smallest score
+    sel = cv < t
+    need = q - int(np.count_nonzero(sel))
+    if need > 0:  # ties at t: take those at the highest positions
+        tied = np.flatnonzero(cv == t)
+        if order is None or need == tied.size:
+            sel[tied[tied.size - need :]] = True
+        else:
+            top = np.argpartition(order(cand[tied]), tied.size - need)[tied.size - need :]
+            sel[tied[top]] = True  # the need highest positions (positions are distinct)
+    return cand[sel]
+
+
+def _candidates(v: np.ndarray, q: int, n_live: int, scratch: torch.Tensor | None) -> np.ndarray | None:
+    """Every entry at or below a sampled upper bound of the ``q``-th smallest (None: no usable bound)."""
+    smp = v[:: max(1, v.size // _SAMPLE)]
+    smp = smp[~np.isnan(smp)]
+    m = smp.size
+    if not m or q >= n_live:
+        return None
+    frac = q / n_live
+    j = int(math.ceil((frac + 4.0 * math.sqrt(frac * (1.0 - frac) / m) + 2.0 / m) * m))
+    if j >= m:
+        return None
+    hi = np.partition(smp, j)[j]
+    # NaN never compares: dead entries stay out (torch's comparison uses all threads)
+    le = torch.le(torch.from_numpy(v), float(hi), out=None if scratch is None else scratch[: v.size])
+    cand = np.flatnonzero(le.numpy())
+    return cand if cand.size >= q else None
 
 
 def _as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -21,20 +21,17 @@ changes the mask.
 
 **The selection.** The live weights of all scored parameters sit in flat arrays (memory
 offsets, ascending, and ``|w|``), in parameter order. Each round gathers the survivors'
-gradients, multiplies by ``|w|`` and must prune the ``q`` smallest scores. A strided
-sample bounds the ``q``-th smallest from above (with a margin of four binomial standard
-deviations); one comparison pass collects every score up to that bound (a few percent of
-the survivors), and the exact selection (``numpy.partition``; ties at the threshold pruned
-from the highest logical position, as :func:`~graphtickets.pruning.select.topk_flat`
-keeps the lowest) runs on those candidates only. If the bound was too low, the candidates
-are all survivors: the same result, only slower. Pruned entries are marked NaN in place
+gradients, multiplies by ``|w|`` and prunes the ``q`` smallest scores with
+:func:`~graphtickets.pruning.select.smallest`, the selection every method uses (a sampled
+bound on the threshold, then an exact partition of the few candidates below it; ties at the
+threshold pruned from the highest logical position). Pruned entries are marked NaN in place
 (NaN never compares, so they are never candidates again) and the arrays are compacted when
 a third of them is dead.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,10 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.select import smallest
 
 __all__: list[str] = []
 
-_SAMPLE = 65536  # entries of the strided sample that bounds the threshold
+prune_set = smallest  # the selection of every method (select.py); the name tests/test_select.py imports
 SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CSR products
 SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
 # compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
@@ -328,52 +326,6 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[_L
     return slots, list(layers.values()), auto, anchor
 
 
-def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None, scratch: torch.Tensor | None = None) -> np.ndarray:
-    """Indices (ascending) of the ``q`` smallest non-NaN entries of ``v`` (``n_live`` of
-    them), ties broken by pruning the HIGHER index, so that the kept entries are
-    :func:`~graphtickets.pruning.select.topk_flat` of the live ones (ties kept by lowest
-    index). NaN entries are dead and never chosen. ``order``, if given, maps indices to
-    the positions that break ties instead (when the array is not in position order);
-    ``scratch``, a bool tensor of at least ``v.size`` entries, is reused for the comparison.
-
-    The ``q``-th smallest is bounded from above by a strided sample; only the entries at or
-    below that bound are partitioned. The result is exact whatever the sample says (a bound
-    that turns out too low falls back to all live entries).
-    """
-    if q <= 0:
-        return np.empty(0, dtype=np.int64)
-    cand: np.ndarray | None = None
-    smp = v[:: max(1, v.size // _SAMPLE)]
-    smp = smp[~np.isnan(smp)]
-    m = smp.size
-    if m and q < n_live:
-        frac = q / n_live
-        j = int(math.ceil((frac + 4.0 * math.sqrt(frac * (1.0 - frac) / m) + 2.0 / m) * m))
-        if j < m:
-            hi = np.partition(smp, j)[j]
-            # NaN never compares: dead entries stay out (torch's comparison uses all threads)
-            le = torch.le(torch.from_numpy(v), float(hi), out=None if scratch is None else scratch[: v.size])
-            cand = np.flatnonzero(le.numpy())
-            if cand.size < q:
-                cand = None
-    if cand is None:
-        cand = np.flatnonzero(~np.isnan(v))
-        if q >= cand.size:
-            return cand
-    cv = v[cand]
-    t = np.partition(cv, q - 1)[q - 1]  # the q-th smallest score
-    sel = cv < t
-    need = q - int(np.count_nonzero(sel))
-    if need > 0:  # ties at t: prune those at the highest positions
-        tied = np.flatnonzero(cv == t)
-        if order is None or need == tied.size:
-            sel[tied[tied.size - need :]] = True
-        else:
-            top = np.argpartition(order(cand[tied]), tied.size - need)[tied.size - need :]
-            sel[tied[top]] = True  # the need highest positions (positions are distinct)
-    return cand[sel]
-
-
 def run_rounds(
     work: nn.Module,
     names: Sequence[str],
@@ -417,7 +369,7 @@ def run_rounds(
     n_live = int(pos.size)
     dead = 0
     scores = np.empty(pos.size)
-    below = torch.empty(pos.size, dtype=torch.bool)  # prune_set's comparison, reused
+    below = torch.empty(pos.size, dtype=torch.bool)  # smallest()'s comparison, reused
     x = torch.ones((1, *in_shape), dtype=torch.float64)
     r = torch.tensor(0.0)
     for d in targets:
@@ -455,7 +407,7 @@ def run_rounds(
                     f"only {n_live} of {total} weights are alive, cannot keep {k} "
                     f"(density {d}): pruned weights never come back"
                 )
-            gone = prune_set(s, n_live - k, n_live, order=lambda i, ps=pos: _logical(slots, ps, i), scratch=below)
+            gone = smallest(s, n_live - k, n_live, order=functools.partial(_logical, slots, pos), scratch=below)
         else:
             parts = []
             for sl in slots:
@@ -466,8 +418,8 @@ def run_rounds(
                         f"pruned weights never come back (ask for a lower density)"
                     )
                 seg_pos = pos[sl.start : sl.stop]
-                parts.append(sl.start + prune_set(s[sl.start : sl.stop], sl.live - k, sl.live,
-                                                  order=lambda i, sl=sl, sp=seg_pos: sl.logical(sp[i])))  # fmt: skip
+                parts.append(sl.start + smallest(s[sl.start : sl.stop], sl.live - k, sl.live,
+                                                 order=functools.partial(_slot_logical, sl, seg_pos)))
             gone = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
         if gone.size:
             bounds = np.searchsorted(gone, [sl.stop for sl in slots])
@@ -498,6 +450,11 @@ def run_rounds(
     for sl in slots:
         out[sl.name] = sl.from_memory(pos[sl.start : sl.stop])
     return out, float(r)
+
+
+def _slot_logical(sl: _Slot, seg_pos: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Global logical positions of indices ``idx`` of one slot's segment (memory offsets ``seg_pos``)."""
+    return sl.logical(seg_pos[idx])
 
 
 def _logical(slots: list[_Slot], pos: np.ndarray, idx: np.ndarray) -> np.ndarray:
