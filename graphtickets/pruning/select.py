@@ -190,9 +190,24 @@ def select_topk(
     names = list(scores)
     if not names:
         raise GraphticketsError("nothing to select from: no scores (no prunable parameters?)")
+    flat, alive = _flat_scores(scores, prior)
+    if counts is not None:
+        out_flat = {n: _pick(n, flat[n], alive[n], int(counts[n])) for n in names}
+    elif scope == "layer":
+        out_flat = {n: _pick(n, flat[n], alive[n], int(round(density * flat[n].size))) for n in names}
+    else:
+        out_flat = _pick_global(flat, alive, density)
+    return {
+        n: torch.from_numpy(out_flat[n]).reshape(scores[n].shape) for n in names
+    }
+
+
+def _flat_scores(scores: Mapping[str, torch.Tensor], prior: Mapping[str, torch.Tensor] | None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+    """Flat numpy scores (NaN refused) and flat alive masks (None: all alive) per name."""
     flat: dict[str, np.ndarray] = {}
     alive: dict[str, np.ndarray | None] = {}
-    for n in names:
+    for n in scores:
         s = _as_numpy(scores[n])
         if np.isnan(s).any():
             raise GraphticketsError(
@@ -206,63 +221,52 @@ def select_topk(
             alive[n] = a
         else:
             alive[n] = None
+    return flat, alive
 
-    def _alive_count(n: str) -> int:
-        a = alive[n]
-        return flat[n].size if a is None else int(np.count_nonzero(a))
 
-    def _pick(n: str, k: int) -> np.ndarray:
-        s, a = flat[n], alive[n]
-        if k > _alive_count(n):
-            raise GraphticketsError(
-                f"layer {n!r} has {_alive_count(n)} live weights, cannot keep {k}: "
-                f"pruned weights never come back (ask for a lower density)"
-            )
-        if a is None:
-            keep = topk_flat(s, k)
-        else:
-            idx = np.flatnonzero(a)
-            keep = np.zeros(s.size, dtype=bool)
-            keep[idx[topk_flat(s[idx], k)]] = True
-        return keep
+def _alive_count(s: np.ndarray, a: np.ndarray | None) -> int:
+    return s.size if a is None else int(np.count_nonzero(a))
 
-    out_flat: dict[str, np.ndarray] = {}
-    if counts is not None:
-        for n in names:
-            out_flat[n] = _pick(n, int(counts[n]))
-    elif scope == "layer":
-        for n in names:
-            out_flat[n] = _pick(n, int(round(density * flat[n].size)))
-    else:
-        total = sum(s.size for s in flat.values())
-        k = int(round(density * total))
-        n_alive = sum(_alive_count(n) for n in names)
-        if k > n_alive:
-            raise GraphticketsError(
-                f"only {n_alive} of {total} weights are alive, cannot keep {k} "
-                f"(density {density}): pruned weights never come back"
-            )
-        # rank the alive entries of all layers together; position order = layer order, index
-        parts, owners = [], []
-        for n in names:
-            alive_n = alive[n]
-            if alive_n is None:
-                idx = np.arange(flat[n].size)
-                parts.append(flat[n])
-            else:
-                idx = np.flatnonzero(alive_n)
-                parts.append(flat[n][idx])
-            owners.append(idx)
-        dtype = np.result_type(*[p.dtype for p in parts])
-        cat = np.concatenate([p.astype(dtype, copy=False) for p in parts])
-        keep_cat = topk_flat(cat, k)
-        start = 0
-        for n, idx in zip(names, owners, strict=True):
-            piece = keep_cat[start : start + idx.size]
-            start += idx.size
-            m = np.zeros(flat[n].size, dtype=bool)
-            m[idx[piece]] = True
-            out_flat[n] = m
-    return {
-        n: torch.from_numpy(out_flat[n]).reshape(scores[n].shape) for n in names
-    }
+
+def _pick(n: str, s: np.ndarray, a: np.ndarray | None, k: int) -> np.ndarray:
+    """Keep the ``k`` best live entries of one layer."""
+    if k > _alive_count(s, a):
+        raise GraphticketsError(
+            f"layer {n!r} has {_alive_count(s, a)} live weights, cannot keep {k}: "
+            f"pruned weights never come back (ask for a lower density)"
+        )
+    if a is None:
+        return topk_flat(s, k)
+    idx = np.flatnonzero(a)
+    keep = np.zeros(s.size, dtype=bool)
+    keep[idx[topk_flat(s[idx], k)]] = True
+    return keep
+
+
+def _pick_global(flat: dict[str, np.ndarray], alive: dict[str, np.ndarray | None], density: float) -> dict[str, np.ndarray]:
+    """Rank the alive entries of all layers together (position order = layer order, then index)."""
+    names = list(flat)
+    total = sum(s.size for s in flat.values())
+    k = int(round(density * total))
+    n_alive = sum(_alive_count(flat[n], alive[n]) for n in names)
+    if k > n_alive:
+        raise GraphticketsError(
+            f"only {n_alive} of {total} weights are alive, cannot keep {k} "
+            f"(density {density}): pruned weights never come back"
+        )
+    parts, owners = [], []
+    for n in names:
+        alive_n = alive[n]
+        idx = np.arange(flat[n].size) if alive_n is None else np.flatnonzero(alive_n)
+        parts.append(flat[n] if alive_n is None else flat[n][idx])
+        owners.append(idx)
+    dtype = np.result_type(*[p.dtype for p in parts])
+    keep_cat = topk_flat(np.concatenate([p.astype(dtype, copy=False) for p in parts]), k)
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for n, idx in zip(names, owners, strict=True):
+        m = np.zeros(flat[n].size, dtype=bool)
+        m[idx[keep_cat[start : start + idx.size]]] = True
+        start += idx.size
+        out[n] = m
+    return out
