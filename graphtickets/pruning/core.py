@@ -40,6 +40,7 @@ __all__ = [
     "register_method",
     "prune",
     "score_prune",
+    "plan_rounds",
     "schedule_densities",
     "masked_copy",
     "resolve_params",
@@ -357,6 +358,42 @@ def schedule_densities(density: float, rounds: int, schedule: str = "exponential
     return ds
 
 
+def plan_rounds(
+    model: nn.Module,
+    *,
+    density: float,
+    rounds: int,
+    schedule: str,
+    prior: Mapping[str, torch.Tensor] | Ticket | None,
+    include_bias: bool,
+    keep_classifier_dense: bool,
+) -> tuple[list[str], dict[str, torch.Tensor], list[float]]:
+    """The start of every multi-round scoring method: the scored parameters, their starting
+    masks (all ones or ``prior``) and the density after each round.
+
+    Used by :func:`score_prune` and by engines that run the rounds themselves (SynFlow's
+    :mod:`~graphtickets.pruning.synflow_engine`), so both check and schedule alike.
+
+    Raises
+    ------
+    GraphticketsError
+        ``rounds`` is not an integer >= 1, or ``density`` is above the prior's density.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
+    names, masks = resolve_params(
+        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
+    )
+    total = sum(m.numel() for m in masks.values())
+    start = sum(int(m.count_nonzero()) for m in masks.values()) / total
+    if density > start + 1e-12:
+        raise GraphticketsError(
+            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
+        )
+    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
+    return names, masks, targets
+
+
 def score_prune(
     model: nn.Module,
     scorer: Scorer,
@@ -403,19 +440,10 @@ def score_prune(
     -------
     (masks, meta)
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
-    names, masks = resolve_params(
-        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
-    )
+    names, masks, targets = plan_rounds(model, density=density, rounds=rounds, schedule=schedule, prior=prior,
+                                        include_bias=include_bias, keep_classifier_dense=keep_classifier_dense)
     total = sum(m.numel() for m in masks.values())
-    start = sum(int(m.count_nonzero()) for m in masks.values()) / total
-    if density > start + 1e-12:
-        raise GraphticketsError(
-            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
-        )
     gen = torch.Generator().manual_seed(seed)
-    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
     for d in targets:
         work = masked_copy(model, masks)
         scores = scorer(work, masks, data, gen, **scorer_kw)

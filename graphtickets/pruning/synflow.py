@@ -59,12 +59,7 @@ import torch
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import (
-    register_method,
-    resolve_params,
-    schedule_densities,
-    score_prune,
-)
+from graphtickets.pruning.core import plan_rounds, register_method, score_prune
 from graphtickets.pruning.synflow_engine import finite_flow, run_rounds
 from graphtickets.ticket import Ticket
 
@@ -282,16 +277,8 @@ def synflow(
             keep_classifier_dense=keep_classifier_dense, invert=invert, in_shape=shape,
         )
         return masks, {**meta, "precision": "float64", "in_shape": list(shape)}
-    names, start_masks = resolve_params(
-        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
-    )
-    total = sum(m.numel() for m in start_masks.values())
-    start = sum(int(m.count_nonzero()) for m in start_masks.values()) / total
-    if density > start + 1e-12:
-        raise GraphticketsError(
-            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
-        )
-    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
+    names, start_masks, targets = plan_rounds(model, density=density, rounds=rounds, schedule=schedule, prior=prior,
+                                              include_bias=include_bias, keep_classifier_dense=keep_classifier_dense)
     # fold BatchNorm (beta and running_mean zeroed) with the biases still |b|: a folded bias is
     # then a * |b|, whose product with the folded gradient is |b| * dR/db (the generic score);
     # that is the multiplier of a prunable bias; then every bias is zeroed for the flow
