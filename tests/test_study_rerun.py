@@ -233,6 +233,12 @@ def test_what_takes_the_full_path(stamped: tuple[Path, Path], monkeypatch: pytes
     assert rerun.nothing_to_do(_run_args(config, out)) is None
     monkeypatch.undo()
     assert rerun.nothing_to_do(_run_args(config, out)) is not None
+    default = _run_args(config, out)
+    default.workers = None  # --workers left out: the core count it resolves to is part of the request
+    before = rerun._request(default)
+    monkeypatch.setattr(rerun, "_cores", lambda: 999)
+    assert rerun._request(default) != before
+    monkeypatch.undo()
     # another run holds the folder
     fd = os.open(out / ".lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)

@@ -94,9 +94,18 @@ def _request(args: argparse.Namespace) -> dict[str, Any] | None:
         "config": {"arg": args.config, "path": str(config), "sha256": _sha256(config)},
         "options": {"quick": bool(args.quick), "device": args.device, "workers": args.workers,
                     "report": not args.no_report, "batched": not args.one_by_one},
+        "cores": _cores() if args.workers is None else None,  # what --workers defaults to (recorded in the store)
         "package": package_digest(),
         "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("GRAPHTICKETS_")},
     }
+
+
+def _cores() -> int:
+    """Cores this process may use, as :func:`~graphtickets.study.runner.default_workers` counts them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
