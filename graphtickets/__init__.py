@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from graphtickets._version import __version__
 from graphtickets.errors import GraphticketsError
-from graphtickets.ticket import Ticket, check_density, prunable
 
 if TYPE_CHECKING:  # pragma: no cover
     import graphtickets.analysis as analysis
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import graphtickets.pruning as pruning
     import graphtickets.study as study
     import graphtickets.training as training
+    from graphtickets.ticket import Ticket, check_density, prunable
 
 __all__ = [
     "__version__",
@@ -40,11 +40,19 @@ __all__ = [
     "study",
 ]
 
-_SUBMODULES = {"data", "models", "training", "pruning", "graphs", "analysis", "study"}
+_SUBMODULES = {"data", "models", "training", "pruning", "graphs", "analysis", "study", "ticket", "interop",
+               "training_batched"}
+_FROM_TICKET = {"Ticket", "prunable", "check_density"}
 
 
 def __getattr__(name: str) -> Any:
-    # Subpackages load on first use so that `import graphtickets` stays light.
+    # Subpackages (and torch, which the ticket module needs) load on first use, so that
+    # `import graphtickets` and the command line's start stay light (a rerun with nothing
+    # to do never imports torch: graphtickets.study.rerun).
     if name in _SUBMODULES:
         return importlib.import_module(f"graphtickets.{name}")
+    if name in _FROM_TICKET:
+        value = getattr(importlib.import_module("graphtickets.ticket"), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'graphtickets' has no attribute {name!r}")

@@ -17,11 +17,12 @@ __all__ = ["add_commands", "cmd_import", "cmd_export"]
 
 def _model(args: argparse.Namespace) -> Any:
     """The model named on the command line (``--like TICKET``, or ``--model`` + shape)."""
-    import graphtickets as gt
+    from graphtickets import data, models
     from graphtickets.cli import parse_assignments
+    from graphtickets.ticket import Ticket
 
     if args.like:
-        return gt.Ticket.load(args.like).build_model()
+        return Ticket.load(args.like).build_model()
     if not args.model:
         raise GraphticketsError("name the architecture: --model NAME (with --dataset or --in-shape/--num-classes), or --like TICKET")
     if args.in_shape:
@@ -30,10 +31,26 @@ def _model(args: argparse.Namespace) -> Any:
             raise GraphticketsError("--in-shape needs --num-classes")
         num_classes = int(args.num_classes)
     else:
-        info = gt.data.info(args.dataset or "mnist1d")
+        info = data.info(args.dataset or "mnist1d")
         in_shape, num_classes = tuple(info.in_shape), int(info.num_classes)
     kw = parse_assignments(args.model_arg, "model argument")
-    return gt.models.build(args.model, in_shape=in_shape, num_classes=num_classes, seed=args.seed, **kw)
+    return models.build(args.model, in_shape=in_shape, num_classes=num_classes, seed=args.seed, **kw)
+
+
+class _Formats:
+    """``graphtickets.interop.FORMATS``, read when ``--format`` is checked or listed: building the
+    parser does not import the interop module (and torch) for commands that never export."""
+
+    def _names(self) -> tuple[str, ...]:
+        from graphtickets.interop import FORMATS
+
+        return tuple(FORMATS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -56,10 +73,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``graphtickets export TICKET --format FORMAT --out FILE``."""
-    import graphtickets as gt
     from graphtickets import interop
+    from graphtickets.ticket import Ticket
 
-    ticket = gt.Ticket.load(args.ticket)
+    ticket = Ticket.load(args.ticket)
     default_ext = {"npz": ".npz", "ticket": ".safetensors"}.get(args.format, ".pt")
     out = Path(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.format}{default_ext}")
     if out.resolve() == Path(args.ticket).resolve():
@@ -92,8 +109,6 @@ def add_commands(subparsers: Any) -> None:
     i.add_argument("--out", help="ticket file to write (default: FILE.ticket.safetensors)")
     i.set_defaults(handler=cmd_import)
 
-    from graphtickets.interop import FORMATS
-
     e = subparsers.add_parser(
         "export", help="write a ticket for another tool (state dict, masks, open_lth, .npz)",
         description="state_dict: the model's state dict with pruned weights as zeros; masks: a dict "
@@ -101,7 +116,8 @@ def add_commands(subparsers: Any) -> None:
                     "parameter name and readable with torch.load(weights_only=True) / numpy.load.",
     )
     e.add_argument("ticket", help="ticket file")
-    e.add_argument("--format", choices=FORMATS, default="masks")
+    e.add_argument("--format", choices=_Formats(), default="masks", metavar="FORMAT",
+                   help="%(choices)s (default: %(default)s)")
     e.add_argument("--with-masks", action="store_true",
                    help="state_dict: also write <name>_mask entries (exact even where a kept weight is 0)")
     e.add_argument("--out", help="file to write (default: next to the ticket)")

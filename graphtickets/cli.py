@@ -157,16 +157,17 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- tickets
 def _cmd_prune(args: argparse.Namespace) -> int:
-    import graphtickets as gt
+    from graphtickets import data, models, pruning
     from graphtickets.study.config import check_hparam_values
+    from graphtickets.ticket import check_density
 
-    spec = gt.pruning.METHODS.get_or_raise(args.method)
-    gt.ticket.check_density(args.density, "--density")
+    spec = pruning.METHODS.get_or_raise(args.method)
+    check_density(args.density, "--density")
     _seed(args)
     _size(args, "batch-size", low=1, limit="batch_size")
     _size(args, "batches", low=1, limit="batches")
     _out_file(args.out, "ticket")
-    info = gt.data.info(args.dataset)
+    info = data.info(args.dataset)
     model_kw = parse_assignments(args.model_arg, "model argument")
     hparams = parse_assignments(args.hparam)
     supplied = sorted(set(hparams) & {"data", "eval_data", "dataset", "density", "seed"})
@@ -175,17 +176,17 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             f"-p {', '.join(supplied)}: set by the command itself (--density, --seed, --dataset); remove it"
         )
     _checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
-    model = gt.models.build(
+    model = models.build(
         args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw
     )
     batches: Any = None
     if spec.needs_data:
-        train = gt.data.load(args.dataset, split="train", root=args.root, seed=args.seed,
-                             download=args.download)
-        batches = gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+        train = data.load(args.dataset, split="train", root=args.root, seed=args.seed,
+                          download=args.download)
+        batches = data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
         if spec.data_use == "batches" and args.batches:
-            batches = gt.data.take(batches, args.batches)
-    ticket = gt.pruning.prune(
+            batches = data.take(batches, args.batches)
+    ticket = pruning.prune(
         model, args.method, density=args.density, data=batches, seed=args.seed,
         dataset=args.dataset, **hparams,
     )
@@ -198,12 +199,12 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def _check_fits(ticket: Any, dataset: str, where: str) -> None:
     """Raise unless ``dataset``'s input shape and class count are those of the ticket's model."""
-    import graphtickets as gt
+    from graphtickets import data
 
     spec = ticket.config.get("model")
     if not isinstance(spec, dict) or "in_shape" not in spec or "num_classes" not in spec:
         raise GraphticketsError(f"{where} records no model spec; cannot rebuild its model to train it")
-    info = gt.data.info(dataset)
+    info = data.info(dataset)
     want_shape = tuple(int(d) for d in spec["in_shape"])
     want_classes = int(spec["num_classes"])
     if tuple(info.in_shape) != want_shape or int(info.num_classes) != want_classes:
@@ -216,15 +217,16 @@ def _check_fits(ticket: Any, dataset: str, where: str) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import graphtickets as gt
+    from graphtickets import data, training
+    from graphtickets.analysis import with_trained_weights
 
     _size(args, "epochs", low=1, limit="epochs")
     _size(args, "batch-size", low=1, limit="batch_size")
     _seed(args)
     _number(args.lr, "lr", low=0.0, low_open=True)
     _number(args.weight_decay, "weight-decay", low=0.0, low_open=False)
-    gt.training.OPTIMIZERS.get_or_raise(args.optimizer)
-    gt.training.resolve_device(args.device)
+    training.OPTIMIZERS.get_or_raise(args.optimizer)
+    training.resolve_device(args.device)
     _out_file(args.out, "ticket")
     ticket = _load(args.ticket, args)
     dataset = args.dataset or ticket.config.get("dataset")
@@ -232,23 +234,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise GraphticketsError("the ticket records no dataset; pass --dataset NAME")
     _check_fits(ticket, dataset, args.ticket)
     model = ticket.build_model()
-    train = gt.data.load(dataset, split="train", root=args.root, seed=args.seed, download=args.download)
-    test = gt.data.load(dataset, split="test", root=args.root, seed=args.seed, download=args.download)
-    hist = gt.training.train(
+    train = data.load(dataset, split="train", root=args.root, seed=args.seed, download=args.download)
+    test = data.load(dataset, split="test", root=args.root, seed=args.seed, download=args.download)
+    hist = training.train(
         model,
-        gt.data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
+        data.batches(train, batch_size=args.batch_size, shuffle=True, seed=args.seed),
         masks=ticket,
         epochs=args.epochs,
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
-        eval_data=gt.data.batches(test, batch_size=1024, shuffle=False),
+        eval_data=data.batches(test, batch_size=1024, shuffle=False),
         device=args.device,
         seed=args.seed,
     )
     final = hist.final()
     if args.save_weights:
-        ticket = gt.analysis.with_trained_weights(ticket, model)
+        ticket = with_trained_weights(ticket, model)
     ticket.meta["train"] = {
         "dataset": dataset, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
         "seed": args.seed, "history": hist.epochs, "test_accuracy": final.get("eval_accuracy"),

@@ -139,3 +139,33 @@ def test_flow_overflowing_float64_is_a_clear_error(fast: bool) -> None:
             p.mul_(1e10)  # R ~ (16 * 1e10)^40: beyond float64
     with pytest.raises(gt.GraphticketsError, match="not finite even in float64"):
         gt.pruning.prune(net, "synflow", density=0.1, rounds=2, in_shape=(16,), fast=fast)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n", [7, 1000, 300_000])
+def test_the_one_selection_against_a_sort(seed: int, n: int) -> None:
+    """``select.smallest`` (used by SynFlow's rounds and, as its complement, by ``topk_flat`` for
+    every method) against a plain stable sort: the q smallest live scores, ties taken from the
+    HIGHEST position; with heavy ties, -inf and NaN (dead) entries; small arrays and ones large
+    enough for the sampled bound."""
+    from graphtickets.pruning.select import smallest, topk_flat
+
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, max(3, n // 50), size=n).astype(np.float64)  # many ties
+    s[rng.random(n) < 0.05] = -np.inf
+    dead = rng.random(n) < 0.3
+    v = s.copy()
+    v[dead] = np.nan
+    live = np.flatnonzero(~dead)
+    for q in {0, 1, live.size // 3, live.size - 1, live.size}:
+        # oracle: sort live entries by (score ascending, position descending) and take q
+        order = np.lexsort((-live, v[live]))
+        want = np.sort(live[order[:q]])
+        got = smallest(v, q, int(live.size))
+        np.testing.assert_array_equal(got, want)
+        # topk_flat keeps the complement among all entries (no NaN there)
+        k = n - q
+        keep_order = np.lexsort((np.arange(n), -s))  # score descending, position ascending
+        want_keep = np.zeros(n, dtype=bool)
+        want_keep[keep_order[:k]] = True
+        np.testing.assert_array_equal(topk_flat(s, k), want_keep)

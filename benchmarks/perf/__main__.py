@@ -1,6 +1,6 @@
 """Run the performance suite: ``python -m benchmarks.perf [--tiny] [--only ...] [--out DIR]``.
 
-Runs the benchmark modules (``training``, ``pruning``, ``graphs``, ``analysis``, ``study``), each of which
+Runs the benchmark modules (``training``, ``pruning``, ``graphs``, ``analysis``, ``study``, ``rerun``), each of which
 times its figures side by side with a baseline in the same process, and writes
 ``DIR/perf.csv`` (every row of every suite), ``DIR/perf.md`` (tables: figure, ours, baseline,
 ratio, target, met?) and ``DIR/perf.png`` (ratios vs targets, log scale), plus each suite's
@@ -23,7 +23,7 @@ import pandas as pd
 
 from benchmarks.perf import report
 
-SUITES = ("training", "pruning", "graphs", "analysis", "study")
+SUITES = ("training", "pruning", "graphs", "analysis", "study", "rerun")
 
 log = logging.getLogger("benchmarks.perf")
 

@@ -54,6 +54,7 @@ __all__ = [
     "prune",
     "make_ticket",
     "score_prune",
+    "plan_rounds",
     "schedule_densities",
     "masked_copy",
     "resolve_params",
@@ -579,6 +580,42 @@ def schedule_densities(density: float, rounds: int, schedule: str = "exponential
     return ds
 
 
+def plan_rounds(
+    model: nn.Module,
+    *,
+    density: float,
+    rounds: int,
+    schedule: str,
+    prior: Mapping[str, torch.Tensor] | Ticket | None,
+    include_bias: bool,
+    keep_classifier_dense: bool,
+) -> tuple[list[str], dict[str, torch.Tensor], list[float]]:
+    """The start of every multi-round scoring method: the scored parameters, their starting
+    masks (all ones or ``prior``) and the density after each round.
+
+    Used by :func:`score_prune`, whose ``engine`` hook (SynFlow's
+    :mod:`~graphtickets.pruning.synflow_engine`) runs the rounds it plans.
+
+    Raises
+    ------
+    GraphticketsError
+        ``rounds`` is not an integer >= 1, or ``density`` is above the prior's density.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise GraphticketsError(f"rounds must be an integer >= 1, got {rounds!r}")
+    names, masks = resolve_params(
+        model, include_bias=include_bias, keep_classifier_dense=keep_classifier_dense, prior=prior
+    )
+    total = sum(m.numel() for m in masks.values())
+    start = sum(int(m.count_nonzero()) for m in masks.values()) / total
+    if density > start + 1e-12:
+        raise GraphticketsError(
+            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
+        )
+    targets = schedule_densities(density, rounds, schedule, start=start) if rounds > 1 else [density]
+    return names, masks, targets
+
+
 def score_prune(
     model: nn.Module,
     scorer: Scorer,
@@ -617,16 +654,10 @@ def score_prune(
         ``meta["rounds"]`` and whatever the engine adds.
     """
     opts, scorer_kw = ScoringOptions.split(options)
-    names, masks = resolve_params(
-        model, include_bias=opts.include_bias, keep_classifier_dense=opts.keep_classifier_dense, prior=opts.prior
-    )
+    names, masks, targets = plan_rounds(model, density=density, rounds=opts.rounds, schedule=opts.schedule,
+                                        prior=opts.prior, include_bias=opts.include_bias,
+                                        keep_classifier_dense=opts.keep_classifier_dense)
     total = sum(m.numel() for m in masks.values())
-    start = sum(int(m.count_nonzero()) for m in masks.values()) / total
-    if density > start + 1e-12:
-        raise GraphticketsError(
-            f"density {density} is above the prior mask's density {start:.4g}: pruned weights never come back"
-        )
-    targets = schedule_densities(density, opts.rounds, opts.schedule, start=start) if opts.rounds > 1 else [density]
     meta: dict[str, Any] = {"rounds": opts.rounds}
     if engine is not None:
         masks, found = engine(model, names, masks, targets, scope=opts.scope, invert=opts.invert)

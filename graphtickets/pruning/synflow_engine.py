@@ -21,23 +21,20 @@ changes the mask.
 
 **The selection.** The live weights of all scored parameters sit in flat arrays (memory
 offsets, ascending, and ``|w|``), in parameter order. Each round gathers the survivors'
-gradients, multiplies by ``|w|`` and must prune the ``q`` smallest scores. A strided
-sample bounds the ``q``-th smallest from above (with a margin of four binomial standard
-deviations); one comparison pass collects every score up to that bound (a few percent of
-the survivors), and the exact selection (``numpy.partition``; ties at the threshold pruned
-from the highest logical position, as :func:`~graphtickets.pruning.select.topk_flat`
-keeps the lowest) runs on those candidates only. If the bound was too low, the candidates
-are all survivors: the same result, only slower. Pruned entries are marked NaN in place
+gradients, multiplies by ``|w|`` and prunes the ``q`` smallest scores with
+:func:`~graphtickets.pruning.select.smallest`, the selection every method uses (a sampled
+bound on the threshold, then an exact partition of the few candidates below it; ties at the
+threshold pruned from the highest logical position). Pruned entries are marked NaN in place
 (NaN never compares, so they are never candidates again) and the arrays are compacted when
 a third of them is dead.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,10 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.select import smallest
 
 __all__: list[str] = []
 
-_SAMPLE = 65536  # entries of the strided sample that bounds the threshold
+prune_set = smallest  # the selection of every method (select.py); the name tests/test_select.py imports
 SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CSR products
 SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
 # compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
@@ -328,52 +326,6 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[_L
     return slots, list(layers.values()), auto, anchor
 
 
-def prune_set(v: np.ndarray, q: int, n_live: int, order: Any = None, scratch: torch.Tensor | None = None) -> np.ndarray:
-    """Indices (ascending) of the ``q`` smallest non-NaN entries of ``v`` (``n_live`` of
-    them), ties broken by pruning the HIGHER index, so that the kept entries are
-    :func:`~graphtickets.pruning.select.topk_flat` of the live ones (ties kept by lowest
-    index). NaN entries are dead and never chosen. ``order``, if given, maps indices to
-    the positions that break ties instead (when the array is not in position order);
-    ``scratch``, a bool tensor of at least ``v.size`` entries, is reused for the comparison.
-
-    The ``q``-th smallest is bounded from above by a strided sample; only the entries at or
-    below that bound are partitioned. The result is exact whatever the sample says (a bound
-    that turns out too low falls back to all live entries).
-    """
-    if q <= 0:
-        return np.empty(0, dtype=np.int64)
-    cand: np.ndarray | None = None
-    smp = v[:: max(1, v.size // _SAMPLE)]
-    smp = smp[~np.isnan(smp)]
-    m = smp.size
-    if m and q < n_live:
-        frac = q / n_live
-        j = int(math.ceil((frac + 4.0 * math.sqrt(frac * (1.0 - frac) / m) + 2.0 / m) * m))
-        if j < m:
-            hi = np.partition(smp, j)[j]
-            # NaN never compares: dead entries stay out (torch's comparison uses all threads)
-            le = torch.le(torch.from_numpy(v), float(hi), out=None if scratch is None else scratch[: v.size])
-            cand = np.flatnonzero(le.numpy())
-            if cand.size < q:
-                cand = None
-    if cand is None:
-        cand = np.flatnonzero(~np.isnan(v))
-        if q >= cand.size:
-            return cand
-    cv = v[cand]
-    t = np.partition(cv, q - 1)[q - 1]  # the q-th smallest score
-    sel = cv < t
-    need = q - int(np.count_nonzero(sel))
-    if need > 0:  # ties at t: prune those at the highest positions
-        tied = np.flatnonzero(cv == t)
-        if order is None or need == tied.size:
-            sel[tied[tied.size - need :]] = True
-        else:
-            top = np.argpartition(order(cand[tied]), tied.size - need)[tied.size - need :]
-            sel[tied[top]] = True  # the need highest positions (positions are distinct)
-    return cand[sel]
-
-
 def run_rounds(
     work: nn.Module,
     names: Sequence[str],
@@ -391,46 +343,81 @@ def run_rounds(
     each round. A parameter in ``scale`` (the prunable biases, zero in the flow) is scored
     ``|scale| * |dR/dp|`` instead of ``|p| * |dR/dp|``. Returns the final masks (logical
     shapes) and the last R.
+
+    Each round: the flow and its gradients (:func:`_flow_gradients`), the survivors' scores
+    (:meth:`_Survivors.scores`), the entries to prune (:meth:`_Survivors.select`), then
+    pruning them in the flow and in the arrays (:meth:`_Survivors.prune`).
     """
     slots, layers, auto, anchor = prepare(work, names)
-    scale = scale or {}
-    # an all-ones mask (no prior) needs no gather
-    live_masks = [None if bool(masks[sl.name].all()) else sl.to_memory(masks[sl.name]) for sl in slots]
-    counts = [sl.size if m is None else int(np.count_nonzero(m)) for sl, m in zip(slots, live_masks, strict=True)]
-    pos = np.empty(sum(counts), dtype=np.int64)
-    wl = np.empty(pos.size)
-    start = 0
-    for sl, m, c in zip(slots, live_masks, counts, strict=True):
-        sl.start, sl.stop, sl.live = start, start + c, c
-        seg, wseg = pos[sl.start : sl.stop], wl[sl.start : sl.stop]
-        mult = sl.values if sl.name not in scale else sl.to_memory(scale[sl.name].detach().to(torch.float64).cpu())
-        if m is None:
-            seg[:] = np.arange(c)
-            np.abs(mult, out=wseg)
-        else:
-            sl.values[~m] = 0.0
-            seg[:] = np.flatnonzero(m)
-            np.abs(np.take(mult, seg, out=wseg), out=wseg)
-        start += c
-    del live_masks
-    total = sum(sl.size for sl in slots)
-    n_live = int(pos.size)
-    dead = 0
-    scores = np.empty(pos.size)
-    below = torch.empty(pos.size, dtype=torch.bool)  # prune_set's comparison, reused
+    live = _Survivors.start(slots, masks, scale or {})
     x = torch.ones((1, *in_shape), dtype=torch.float64)
-    r = torch.tensor(0.0)
+    r = 0.0
     for d in targets:
-        for lay in layers:
-            lay.calls = 0
-        r = finite_flow(work(x).sum())
-        grads = torch.autograd.grad(r, [anchor, *auto], allow_unused=True)[1:]
-        r = r.detach()
+        r, grads = _flow_gradients(work, layers, auto, anchor, x)
+        s = live.scores(grads, invert=invert)
+        live.prune(live.select(s, d, scope))
+    live.compact()
+    return {sl.name: sl.from_memory(live.pos[sl.start : sl.stop]) for sl in slots}, r
+
+
+def _flow_gradients(work: nn.Module, layers: Sequence[_Layer], auto: Sequence[torch.Tensor], anchor: torch.Tensor,
+                    x: torch.Tensor) -> tuple[float, list[torch.Tensor | None]]:
+    """One forward and backward of the flow: ``R`` and the autograd gradients of ``auto`` (the
+    flow layers write theirs into their own buffers)."""
+    for lay in layers:
+        lay.calls = 0
+    r = finite_flow(work(x).sum())
+    grads = torch.autograd.grad(r, [anchor, *auto], allow_unused=True)[1:]
+    return float(r.detach()), list(grads)
+
+
+@dataclass
+class _Survivors:
+    """The live entries of every scored parameter, in flat arrays (slot segments in order).
+
+    ``pos``: memory offsets within each slot (ascending per segment); ``wl``: the score
+    multiplier ``|w|`` (or ``|scale|``), NaN once pruned; ``dead``: NaN entries not yet
+    compacted away; ``buf``/``below``: the scores and the selection's comparison, reused.
+    """
+
+    slots: list[_Slot]
+    pos: np.ndarray
+    wl: np.ndarray
+    total: int
+    n_live: int
+    dead: int = 0
+    buf: np.ndarray = field(default_factory=lambda: np.empty(0))
+    below: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))
+
+    @classmethod
+    def start(cls, slots: list[_Slot], masks: Mapping[str, torch.Tensor], scale: Mapping[str, torch.Tensor]) -> _Survivors:
+        """The arrays of the starting masks (an all-ones mask needs no gather); pruned values zeroed."""
+        live_masks = [None if bool(masks[sl.name].all()) else sl.to_memory(masks[sl.name]) for sl in slots]
+        counts = [sl.size if m is None else int(np.count_nonzero(m)) for sl, m in zip(slots, live_masks, strict=True)]
+        pos = np.empty(sum(counts), dtype=np.int64)
+        wl = np.empty(pos.size)
+        start = 0
+        for sl, m, c in zip(slots, live_masks, counts, strict=True):
+            sl.start, sl.stop, sl.live = start, start + c, c
+            seg, wseg = pos[sl.start : sl.stop], wl[sl.start : sl.stop]
+            mult = sl.values if sl.name not in scale else sl.to_memory(scale[sl.name].detach().to(torch.float64).cpu())
+            if m is None:
+                seg[:] = np.arange(c)
+                np.abs(mult, out=wseg)
+            else:
+                sl.values[~m] = 0.0
+                seg[:] = np.flatnonzero(m)
+                np.abs(np.take(mult, seg, out=wseg), out=wseg)
+            start += c
+        return cls(slots, pos, wl, total=sum(sl.size for sl in slots), n_live=int(pos.size), buf=np.empty(pos.size),
+                   below=torch.empty(pos.size, dtype=torch.bool))
+
+    def scores(self, grads: Sequence[torch.Tensor | None], *, invert: bool) -> np.ndarray:
+        """``|grad| * wl`` of every array entry (negated with ``invert``); NaN for pruned ones."""
+        s = self.buf[: self.pos.size]
+        s_t, pos_t = torch.from_numpy(s), torch.from_numpy(self.pos)
         ag = iter(grads)
-        n = pos.size
-        s = scores[:n]
-        s_t, pos_t = torch.from_numpy(s), torch.from_numpy(pos)
-        for sl in slots:  # torch's gather and arithmetic run on all threads (numpy's on one)
+        for sl in self.slots:  # torch's gather and arithmetic run on all threads (numpy's on one)
             seg_t = s_t[sl.start : sl.stop]
             if sl.grad is not None and sl.stop - sl.start == sl.size:  # never compacted: all of it
                 torch.abs(sl.grad, out=seg_t)
@@ -444,60 +431,71 @@ def run_rounds(
                 else:
                     torch.index_select(g.detach().contiguous().reshape(-1), 0, pos_t[sl.start : sl.stop], out=seg_t)
             seg_t.abs_()
-        del grads
-        s_t.mul_(torch.from_numpy(wl))
+        s_t.mul_(torch.from_numpy(self.wl))
         if invert:
             np.negative(s, out=s)
+        return s
+
+    def select(self, s: np.ndarray, d: float, scope: str) -> np.ndarray:
+        """Array indices (ascending) to prune so that density ``d`` remains (global or per layer)."""
         if scope == "global":
-            k = int(round(d * total))
-            if k > n_live:
+            k = int(round(d * self.total))
+            if k > self.n_live:
                 raise GraphticketsError(
-                    f"only {n_live} of {total} weights are alive, cannot keep {k} "
+                    f"only {self.n_live} of {self.total} weights are alive, cannot keep {k} "
                     f"(density {d}): pruned weights never come back"
                 )
-            gone = prune_set(s, n_live - k, n_live, order=lambda i, ps=pos: _logical(slots, ps, i), scratch=below)
-        else:
-            parts = []
-            for sl in slots:
-                k = int(round(d * sl.size))
-                if k > sl.live:
-                    raise GraphticketsError(
-                        f"layer {sl.name!r} has {sl.live} live weights, cannot keep {k}: "
-                        f"pruned weights never come back (ask for a lower density)"
-                    )
-                seg_pos = pos[sl.start : sl.stop]
-                parts.append(sl.start + prune_set(s[sl.start : sl.stop], sl.live - k, sl.live,
-                                                  order=lambda i, sl=sl, sp=seg_pos: sl.logical(sp[i])))  # fmt: skip
-            gone = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+            return smallest(s, self.n_live - k, self.n_live, order=functools.partial(_logical, self.slots, self.pos),
+                            scratch=self.below)
+        parts = []
+        for sl in self.slots:
+            k = int(round(d * sl.size))
+            if k > sl.live:
+                raise GraphticketsError(
+                    f"layer {sl.name!r} has {sl.live} live weights, cannot keep {k}: "
+                    f"pruned weights never come back (ask for a lower density)"
+                )
+            seg_pos = self.pos[sl.start : sl.stop]
+            parts.append(sl.start + smallest(s[sl.start : sl.stop], sl.live - k, sl.live,
+                                             order=functools.partial(_slot_logical, sl, seg_pos)))
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def prune(self, gone: np.ndarray) -> None:
+        """Zero the ``gone`` entries in the flow (dense values and CSR copies), mark them NaN;
+        compact the arrays when a third is dead; switch sparse enough large convs to CSR."""
         if gone.size:
-            bounds = np.searchsorted(gone, [sl.stop for sl in slots])
+            bounds = np.searchsorted(gone, [sl.stop for sl in self.slots])
             lo = 0
-            for sl, hi in zip(slots, bounds, strict=True):
+            for sl, hi in zip(self.slots, bounds, strict=True):
                 if hi > lo:
-                    mem = pos[gone[lo:hi]]
+                    mem = self.pos[gone[lo:hi]]
                     sl.values[mem] = 0.0
                     if sl.layer is not None and sl.layer.sparse is not None:
                         sl.layer.sparse.zero(mem)
                     sl.live -= int(hi - lo)
                 lo = int(hi)
-            wl[gone] = np.nan
-            n_live -= gone.size
-            dead += gone.size
-        if dead * 3 > pos.size:
-            pos, wl = _compact(slots, pos, wl)
-            dead = 0
-        for sl in slots:  # few weights left in a conv: CSR products (rebuilt when half dead)
+            self.wl[gone] = np.nan
+            self.n_live -= gone.size
+            self.dead += gone.size
+        if self.dead * 3 > self.pos.size:
+            self.compact()
+        for sl in self.slots:  # few weights left in a conv: CSR products (rebuilt when half dead)
             conv = sl.layer
             if conv is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
                 continue
             if conv.sparse is None or conv.sparse.mem.size > 2 * sl.live:
-                live_mem = pos[sl.start : sl.stop][~np.isnan(wl[sl.start : sl.stop])]
+                live_mem = self.pos[sl.start : sl.stop][~np.isnan(self.wl[sl.start : sl.stop])]
                 conv.make_sparse(live_mem, sl.values)
-    pos, wl = _compact(slots, pos, wl)
-    out: dict[str, torch.Tensor] = {}
-    for sl in slots:
-        out[sl.name] = sl.from_memory(pos[sl.start : sl.stop])
-    return out, float(r)
+
+    def compact(self) -> None:
+        """Drop the dead (NaN) entries; the slots' segments shrink accordingly."""
+        self.pos, self.wl = _compact(self.slots, self.pos, self.wl)
+        self.dead = 0
+
+
+def _slot_logical(sl: _Slot, seg_pos: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Global logical positions of indices ``idx`` of one slot's segment (memory offsets ``seg_pos``)."""
+    return sl.logical(seg_pos[idx])
 
 
 def _logical(slots: list[_Slot], pos: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -11,11 +11,15 @@
 
 from __future__ import annotations
 
-from graphtickets.study.cell import CellOutcome, run_cell, run_cell_safe
-from graphtickets.study.config import StudyConfig, default_config_path, load_config
-from graphtickets.study.grid import Cell, cell_id, expand
-from graphtickets.study.runner import StudyResult, analyze, run, tables, write_tables
-from graphtickets.study.store import Store, StudyLockedError, folder_lock
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from graphtickets.study.cell import CellOutcome, run_cell, run_cell_safe
+    from graphtickets.study.config import StudyConfig, default_config_path, load_config
+    from graphtickets.study.grid import Cell, cell_id, expand
+    from graphtickets.study.runner import StudyResult, analyze, run, tables, write_tables
+    from graphtickets.study.store import Store, StudyLockedError, folder_lock
 
 __all__ = [
     "run",
@@ -36,3 +40,29 @@ __all__ = [
     "tables",
     "write_tables",
 ]
+
+#: Where each public name lives; the modules load on first use (torch, pandas and pydantic
+#: stay out of ``graphtickets run`` when a rerun has nothing to do: :mod:`graphtickets.study.rerun`).
+_HOME = {
+    "cell": ("CellOutcome", "run_cell", "run_cell_safe"),
+    "config": ("StudyConfig", "default_config_path", "load_config"),
+    "grid": ("Cell", "cell_id", "expand"),
+    "runner": ("StudyResult", "analyze", "run", "tables", "write_tables"),
+    "store": ("Store", "StudyLockedError", "folder_lock"),
+}
+_WHERE = {name: module for module, names in _HOME.items() for name in names}
+
+
+_MODULES = {"alike", "cell", "cli", "cluster", "config", "executors", "figures", "grid", "report", "rerun", "runner",
+            "store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:  # graphtickets.study.runner etc. as attributes, as before they loaded lazily
+        return importlib.import_module(f"graphtickets.study.{name}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'graphtickets.study' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"graphtickets.study.{module}"), name)
+    globals()[name] = value
+    return value

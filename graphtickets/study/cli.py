@@ -28,7 +28,18 @@ def _out_file(path: str | Path, what: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR | --cluster ...] [--device DEV]``."""
+    """``graphtickets run [CONFIG] [--out DIR] [--quick] [--workers N] [--scheduler ADDR | --cluster ...] [--device DEV]``.
+
+    A rerun that has nothing to do is answered before torch loads
+    (:func:`graphtickets.study.rerun.nothing_to_do`); a full run that leaves nothing to do
+    records that for the next one (:func:`graphtickets.study.rerun.record`).
+    """
+    from graphtickets.study import rerun
+
+    done = rerun.nothing_to_do(args)
+    if done is not None:
+        print(done)
+        return 0
     from graphtickets.study import cluster
     from graphtickets.study.runner import run
 
@@ -50,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{res.failed} cell(s) failed (see {res.out_dir / 'study.log'}); run the same command again to retry them",
               file=sys.stderr)
         return 1
+    if res.done == res.cells:
+        rerun.record(args, res.cells)
     return 0
 
 
@@ -99,15 +112,16 @@ def _out_file_check(path: str, what: str) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
-    import graphtickets as gt
+    from graphtickets import analysis
     from graphtickets.cli import _load, _seed, _size
+    from graphtickets.data import batches, load
 
     if len(args.tickets) < 2:
         raise GraphticketsError("compare needs at least two ticket files")
     _size(args, "nulls", low=0, limit="null_samples")
     _seed(args)
     for k in args.kinds or []:
-        gt.analysis.DISTANCES.get_or_raise(k)
+        analysis.DISTANCES.get_or_raise(k)
     if args.out:
         _out_file_check(args.out, "CSV")
     tickets = {}
@@ -126,10 +140,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not dataset:
             raise GraphticketsError("the tickets record no dataset; pass --dataset NAME for --functional")
         _check_fits(first, dataset, args.tickets[0])
-        test = gt.data.load(dataset, split="test", root=args.root)
-        data = gt.data.batches(test, batch_size=1000, shuffle=False)
-        kinds = kinds or list(gt.analysis.FUNCTION_KINDS)
-    table = gt.analysis.compare(tickets, model, kinds=kinds, null_samples=args.nulls, seed=args.seed, data=data,
+        test = load(dataset, split="test", root=args.root)
+        data = batches(test, batch_size=1000, shuffle=False)
+        kinds = kinds or list(analysis.FUNCTION_KINDS)
+    table = analysis.compare(tickets, model, kinds=kinds, null_samples=args.nulls, seed=args.seed, data=data,
                                 effective=args.effective)
     with_pd = table.copy()
     print(with_pd.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -141,8 +155,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
-    import graphtickets as gt
     from graphtickets.cli import _load
+    from graphtickets.graphs import layered_graph, relational_graph
 
     if args.out:
         _out_file_check(args.out, "graph")
@@ -150,7 +164,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if not ticket.config.get("model"):
         raise GraphticketsError(f"{args.ticket} records no model spec; graphs need the architecture")
     model = ticket.build_model()
-    g = gt.graphs.layered_graph(model, ticket) if args.kind == "layered" else gt.graphs.relational_graph(model, ticket)
+    g = layered_graph(model, ticket) if args.kind == "layered" else relational_graph(model, ticket)
     ext = {"graphml": ".graphml", "edgelist": ".edgelist", "pyg": ".pt"}[args.format]
     out = _out_file(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.kind}{ext}", "graph")
     if args.format == "pyg":
