@@ -255,3 +255,22 @@ def test_train_start_epoch_resumes_the_schedule() -> None:
     tail = training.train(_mlp(), data, epochs=4, optimizer="sgd", lr=1.0, schedule="step", milestones=[1, 3], gamma=0.1, start_epoch=2)
     assert [e["lr"] for e in tail.epochs] == [e["lr"] for e in full.epochs[2:]]
     assert [e["epoch"] for e in tail.epochs] == [3, 4] and tail.iterations == 4
+
+
+def test_a_target_just_below_a_round_keeps_the_classifier_what_the_hidden_layers_cannot_hold() -> None:
+    # 8 -> 64 -> 3: hidden 512 weights, classifier 192. Density 0.5 lies just below round 3
+    # (0.8^3 = 0.512); the classifier's rate for round 4 (0.9^4) would leave the hidden layer
+    # 226 weights where only 220 are alive (it used to raise "cannot keep 226").
+    model = gt.models.build("mlp", in_shape=(8,), num_classes=3, widths=(64,), seed=0)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
+    tickets = gt.pruning.imp_rounds(model, densities=[0.5], data=data, epochs=1, rate=0.2)
+    target = gt.pruning.imp_at(tickets, 0.5)
+    assert target.kept == round(0.5 * 704)
+    rounds = {int(t.meta["round"]): t for t in tickets if t.meta.get("trajectory")}
+    before = rounds[3]  # the round the target was cut from: the target is nested in it
+    assert all(bool((target.masks[n] <= before.masks[n]).all()) for n in target.masks)
+    hidden, cls = list(target.masks)[0], list(target.masks)[-1]
+    assert int(target.masks[hidden].sum()) == int(before.masks[hidden].sum())  # every alive hidden weight kept
+    assert int(target.masks[cls].sum()) == 352 - int(before.masks[hidden].sum())

@@ -153,6 +153,12 @@ def _select(
             f"output_rate leaves no weight for the other layers at density {d:.4g}; "
             f"use a larger output_rate or a larger density"
         )
+    alive_rest = sum(int(masks[n].count_nonzero()) for n in rest)
+    if k_rest > alive_rest:
+        # a target just below a round: the classifier's rate would cut past what the other layers
+        # still hold (they only lose weights); the classifier keeps the difference instead
+        k_cls += k_rest - alive_rest
+        k_rest = alive_rest
     out = select_topk({n: scores[n] for n in rest}, k_rest / n_rest, prior={n: masks[n] for n in rest})
     out.update(select_topk({classifier: scores[classifier]}, k_cls / sizes[classifier], prior={classifier: masks[classifier]}))
     return {n: out[n] for n in scores}
