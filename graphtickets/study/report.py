@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphtickets.study.alike import paired_difference
+from graphtickets.study.comparisons import null_counts
 from graphtickets.study.figures import FIGURES, make_figures, method_order
-from graphtickets.study.runner import null_counts
+from graphtickets.study.tables import sibling_table
 
 __all__ = ["findings", "write_report", "build_report", "sanity_table", "paired_difference", "SANITY_LEVEL"]
 
@@ -98,39 +100,6 @@ def _pai_methods(tk: pd.DataFrame) -> list[str]:
     return sorted(m for m in set(tk["method"]) if m in METHODS and METHODS[m].family == _PAI_FAMILY)
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], level: float = SANITY_LEVEL) -> dict[str, float]:
-    """Mean of the paired differences ``a - b`` with a Student-t confidence interval and p-value.
-
-    The pairs are seeds (the ticket and its variant share the initialization seed and the
-    training data order). With n pairs the interval is ``mean +- t_{(1+level)/2, n-1} *
-    sd / sqrt(n)`` and ``p`` the two-sided p-value of the paired t-test; with n < 2 both are
-    NaN. When every difference is the same the interval is that point (``p`` 0 if it is not
-    zero, else 1).
-
-    Examples
-    --------
-    >>> r = paired_difference([0.7, 0.72, 0.69], [0.6, 0.61, 0.6])
-    >>> round(r["mean"], 3), r["n"], r["low"] > 0
-    (0.1, 3, True)
-    """
-    from scipy import stats
-
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    out = {"n": n, "mean": float(d.mean()) if n else float("nan"), "low": float("nan"), "high": float("nan"),
-           "p": float("nan")}
-    if n < 2:
-        return out
-    sd = float(d.std(ddof=1))
-    if sd == 0.0:
-        out.update(low=out["mean"], high=out["mean"], p=0.0 if out["mean"] != 0 else 1.0)
-        return out
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
-    out.update(low=out["mean"] - half, high=out["mean"] + half, p=float(stats.ttest_1samp(d, 0.0).pvalue))
-    return out
-
-
 def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
     """Per method, density and ablation: the ticket's accuracy against its variant's, paired by seed.
 
@@ -148,7 +117,7 @@ def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
         base = own[(own["method"] == m) & (own["density"] == d)].set_index("seed")["accuracy"]
         var = g.set_index("seed")["accuracy"]
         seeds = sorted(set(base.index) & set(var.index))
-        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy())
+        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy(), level=SANITY_LEVEL)
         verdict = ("one seed" if r["n"] < 2 else "beats" if r["low"] > 0 else "worse" if r["high"] < 0
                    else "no clear difference")
         rows.append({"method": m, "density": d, "variant": v, "n": r["n"], "ticket": float(base.reindex(seeds).mean()),
@@ -189,7 +158,7 @@ def _sanity_sentences(table: pd.DataFrame) -> list[str]:
 def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None = None) -> dict[str, Any]:
     """The study's findings as numbers and sentences.
 
-    ``siblings`` (:func:`graphtickets.study.runner.sibling_table`, with ``replicates`` > 1)
+    ``siblings`` (:func:`graphtickets.study.tables.sibling_table`, with ``replicates`` > 1)
     adds the sibling noise floor: ``floor`` (:func:`~graphtickets.study.alike.sibling_floor`),
     ``excess`` (:func:`~graphtickets.study.alike.excess_table`) and the "most alike" ranking
     relative to the floor. Tickets of sibling replicates (``replicate`` > 0) enter nothing else.
@@ -469,8 +438,6 @@ def build_report(
     from graphtickets.study import across
     sib = None
     if store is not None:
-        from graphtickets.study.runner import sibling_table
-
         sib = sibling_table(store)
         if not sib.empty and not tk.empty:
             sib = sib[sib["group"].isin(set(dist["group"])) | sib["method"].isin(set(tk["method"]))]
