@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,13 +22,16 @@ import pandas as pd
 from graphtickets.study.cell import one_thread
 from graphtickets.study.config import StudyConfig
 from graphtickets.study.executors import InProcessExecutor
-from graphtickets.study.grid import DENSE, Cell
+from graphtickets.study.grid import DENSE, SIBLINGS, Cell, GroupKey, ModelKey, SiblingKey
 from graphtickets.study.progress import Progress
 from graphtickets.study.store import Store
 
 __all__ = ["analyze", "compare_group", "function_rows", "function_kinds", "null_counts", "sibling_groups", "SIBLINGS"]
 
 log = logging.getLogger("graphtickets.study")
+
+#: A comparison group's key: per density and seed, per model (the MDS map), or siblings.
+Key = GroupKey | ModelKey | SiblingKey
 
 
 def _compared(c: Cell, done: set[str]) -> bool:
@@ -41,28 +45,34 @@ def _compared(c: Cell, done: set[str]) -> bool:
     return c.id in done and c.method != DENSE and not c.variant and not c.replicate
 
 
-def _groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
-    out: dict[str, list[Cell]] = {}
+def _groups(cells: list[Cell], done: set[str]) -> dict[GroupKey, list[Cell]]:
+    out: dict[GroupKey, list[Cell]] = {}
     for c in cells:
         if _compared(c, done):
             out.setdefault(c.group, []).append(c)
     return out
 
 
-#: Marks the comparison group of one method's siblings: ``<group>#siblings:<method>``.
-SIBLINGS = "#siblings:"
+def _model_groups(cells: list[Cell], done: set[str]) -> dict[ModelKey, list[Cell]]:
+    """Every compared ticket of a dataset and model, across densities and seeds (for the MDS map)."""
+    out: dict[ModelKey, list[Cell]] = {}
+    for c in cells:
+        if _compared(c, done):
+            out.setdefault(c.model_group, []).append(c)
+    return out
 
 
-def sibling_groups(cells: list[Cell], done: set[str]) -> dict[str, list[Cell]]:
+def sibling_groups(cells: list[Cell], done: set[str]) -> dict[SiblingKey, list[Cell]]:
     """The sibling groups: per method, density and init seed, its finished replicates (>= 2).
 
-    Keyed ``<group>#siblings:<method>``; their tickets are named ``r0``, ``r1``, ... in the
-    comparison tables. Only methods' own tickets (no dense reference, no ablation variants).
+    Keyed by :class:`~graphtickets.study.grid.SiblingKey` (stored as ``<group>#siblings:<method>``);
+    their tickets are named ``r0``, ``r1``, ... in the comparison tables. Only methods' own
+    tickets (no dense reference, no ablation variants).
     """
-    out: dict[str, list[Cell]] = {}
+    out: dict[SiblingKey, list[Cell]] = {}
     for c in cells:
         if c.id in done and c.method != DENSE and not c.variant:
-            out.setdefault(f"{c.group}{SIBLINGS}{c.method}", []).append(c)
+            out.setdefault(c.sibling_group, []).append(c)
     return {k: sorted(v, key=lambda c: c.replicate) for k, v in out.items() if len(v) >= 2}
 
 
@@ -152,9 +162,56 @@ def _test_batches(study: StudyConfig, dataset: str) -> list[Any]:
     return list(data.batches(test, batch_size=1000, shuffle=False))
 
 
-def _member_name(c: Cell, naming: str) -> str:
-    """A ticket's name in its comparison group: method, cell id, or ``r<replicate>`` (siblings)."""
-    return c.method if naming == "method" else c.id if naming == "id" else f"r{c.replicate}"
+def _member_name(c: Cell, key: Key) -> str:
+    """A ticket's name in its comparison group: its method (a comparison group), its cell id (a
+    model's group, across methods, densities and seeds), or ``r<replicate>`` (siblings)."""
+    return c.method if isinstance(key, GroupKey) else c.id if isinstance(key, ModelKey) else f"r{c.replicate}"
+
+
+@dataclass
+class _Unit:
+    """One comparison group to compare: its members, nulls per kind, and whether it adds the function family."""
+
+    key: Key
+    members: list[Cell]
+    counts: dict[str, int]
+    functional: bool = False
+    signature: str = ""
+
+
+def _plan(store: Store, study: StudyConfig, cells: list[Cell], fkinds: list[str]) -> list[_Unit]:
+    """Every comparison group of ``cells`` with two or more finished tickets, with its signature.
+
+    The per-group comparisons (every kind with its nulls), the per-model groups (the MDS
+    kind, no nulls) and the sibling groups (the noise floor). The function family is added
+    where every member's trained network is in the store (never to the per-model groups).
+    """
+    a = study.analysis
+    done = store.done_ids()
+    counts = null_counts(study)
+    units = [_Unit(k, m, counts) for k, m in _groups(cells, done).items() if len(m) >= 2]
+    units += [_Unit(k, m, {a.mds_kind: 0}) for k, m in _model_groups(cells, done).items() if len(m) >= 2]
+    units += [_Unit(k, m, counts) for k, m in sibling_groups(cells, done).items()]
+    for u in units:
+        u.functional = bool(fkinds) and not isinstance(u.key, ModelKey) and all(
+            store.trained_path(c.id).is_file() for c in u.members)
+        u.signature = _signature([c.id for c in u.members], {"counts": u.counts, "null": a.null_model, "format": 2,
+                                                             **({"functional": fkinds} if u.functional else {})})
+    return units
+
+
+def _job(store: Store, study: StudyConfig, u: _Unit, fkinds: list[str],
+         test_data: dict[str, list[Any]]) -> tuple[Any, ...]:
+    """The arguments of :func:`compare_group` for one unit (tickets read from the store)."""
+    names = {c.id: _member_name(c, u.key) for c in u.members}
+    tickets = {names[c.id]: store.load_ticket(c.id) for c in u.members}
+    if not u.functional:
+        return (tickets, u.counts, study.analysis.null_model)
+    ds = u.members[0].dataset
+    if ds not in test_data:
+        test_data[ds] = _test_batches(study, ds)
+    trained = {names[c.id]: store.load_trained(c.id) for c in u.members}
+    return (tickets, u.counts, study.analysis.null_model, trained, test_data[ds], fkinds)
 
 
 def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool = True,
@@ -169,59 +226,28 @@ def analyze(store: Store, study: StudyConfig, cells: list[Cell], *, resume: bool
     so ``--workers`` compares groups in parallel; the driver alone writes the store, and a
     failing group is logged and retried on the next run.
     """
-    a = study.analysis
-    done = store.done_ids()
-    groups = _groups(cells, done)
-    by_model: dict[str, list[Cell]] = {}
-    for c in cells:
-        if _compared(c, done):
-            by_model.setdefault(f"{c.dataset}/{c.model}/all", []).append(c)
-    counts = null_counts(study)
-    plan: list[tuple[str, list[Cell], dict[str, int], str]] = []
-    for key, members in groups.items():
-        if len(members) >= 2:
-            plan.append((key, members, counts, "method"))
-    for key, members in by_model.items():
-        if len(members) >= 2:
-            plan.append((key, members, {a.mds_kind: 0}, "id"))
-    for key, members in sibling_groups(cells, done).items():  # the noise floor
-        plan.append((key, members, counts, "replicate"))
-    todo: list[tuple[str, str, list[Cell], dict[str, int], str]] = []
     fkinds = function_kinds(study)
-    functional = {key: bool(fkinds) and naming != "id" and all(store.trained_path(c.id).is_file() for c in members)
-                  for key, members, _cnt, naming in plan}
-    for key, members, cnt, naming in plan:
-        sig = _signature([c.id for c in members], {"counts": cnt, "null": a.null_model, "format": 2,
-                                                   **({"functional": fkinds} if functional[key] else {})})
-        if not (resume and store.group_signature(key) == sig):
-            todo.append((key, sig, members, cnt, naming))
+    plan = _plan(store, study, cells, fkinds)
+    todo = [u for u in plan if not (resume and store.group_signature(str(u.key)) == u.signature)]
     if not todo:
         return
     ex = executor() if executor is not None else InProcessExecutor()
     bar = Progress(len(plan), len(plan) - len(todo), f"{study.name} comparisons", "group", progress)
-    jobs, sigs, t0 = [], {}, time.perf_counter()
     test_data: dict[str, list[Any]] = {}
-    for key, sig, members, cnt, naming in todo:
-        names = {c.id: _member_name(c, naming) for c in members}
-        tickets = {names[c.id]: store.load_ticket(c.id) for c in members}
-        extra: tuple[Any, ...] = ()
-        if functional[key]:
-            ds = members[0].dataset
-            if ds not in test_data:
-                test_data[ds] = _test_batches(study, ds)
-            extra = ({names[c.id]: store.load_trained(c.id) for c in members}, test_data[ds], fkinds)
-        jobs.append((key, (tickets, cnt, a.null_model, *extra)))
-        sigs[key] = (sig, len(members))
+    units = {str(u.key): u for u in todo}  # executors key their jobs by the stored label
+    jobs = [(label, _job(store, study, u, fkinds, test_data)) for label, u in units.items()]
+    t0 = time.perf_counter()
     log.info("comparing %d groups with %s", len(jobs), ex.description)
     try:
-        for key, table, err in ex.calls(compare_group, jobs, on_start=bar.running):
+        for label, table, err in ex.calls(compare_group, jobs, on_start=bar.running):
             if err is not None or table is None:
-                log.error("comparison of %s FAILED (retried on the next run):\n%s", key, err)
-                bar.finished(key, "FAILED")
+                log.error("comparison of %s FAILED (retried on the next run):\n%s", label, err)
+                bar.finished(label, "FAILED")
                 continue
-            store.record_distances(key, sigs[key][0], table, seconds=time.perf_counter() - t0)
-            log.info("compared %s: %d tickets, %d rows (%.1fs since the comparisons started)", key, sigs[key][1],
+            n = len(units[label].members)
+            store.record_distances(label, units[label].signature, table, seconds=time.perf_counter() - t0)
+            log.info("compared %s: %d tickets, %d rows (%.1fs since the comparisons started)", label, n,
                      len(table), time.perf_counter() - t0)
-            bar.finished(key, f"{sigs[key][1]} tickets, {len(table)} rows")
+            bar.finished(label, f"{n} tickets, {len(table)} rows")
     finally:
         bar.close()

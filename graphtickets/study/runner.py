@@ -383,7 +383,7 @@ def _batched_map(executor: Any, cells: list[Cell], inputs: Mapping[str, Mapping[
     for c in cells:
         groups.setdefault(train_key(c.config), []).append(c)
     order = sorted(groups.values(), key=lambda g: max(priority(c) for c in g), reverse=True)  # longest first
-    jobs = [(f"{g[0].dataset}/{g[0].model}/d{g[0].density:g}/s{g[0].seed}/{i}",
+    jobs = [(f"{g[0].group}/{i}",
              ([c.config for c in g], [c.id for c in g], {c.id: inputs[c.id] for c in g if c.id in inputs}))
             for i, g in enumerate(order)]
     members = {key: g for (key, _), g in zip(jobs, order, strict=True)}

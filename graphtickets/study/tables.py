@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from graphtickets.study.comparisons import SIBLINGS
-from graphtickets.study.grid import DENSE, Cell, group_key
+from graphtickets.study.grid import DENSE, Cell, GroupKey, ModelKey, SiblingKey
 from graphtickets.study.store import Store
 
 __all__ = ["tables", "sibling_table", "write_tables", "torch_equal"]
@@ -68,20 +67,61 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     if not tk.empty:
         order = {c.id: i for i, c in enumerate(cells)} if cells is not None else {}
         tk = tk.sort_values(by=["id"], key=lambda s: s.map(order) if order else s).reset_index(drop=True)
-    d = store.distances()
-    if not d.empty:
-        d = d[~d["grp"].str.contains(SIBLINGS, regex=False)]  # the noise floor: sibling_table
+    return tk, _distances(store, cells)
+
+
+#: A comparison group's key (:mod:`graphtickets.study.grid`).
+Key = GroupKey | ModelKey | SiblingKey
+
+
+def _group_keys(store: Store, cells: list[Cell] | None) -> dict[str, Key]:
+    """Every comparison group key ``cells`` (default: every cell of the store) can have, by its stored label.
+
+    The tables find a distance row's group by its label here, instead of reading the key back
+    from the label.
+    """
     if cells is not None:
-        keys = {c.group for c in cells} | {f"{c.dataset}/{c.model}/all" for c in cells}
-        d = d[d["grp"].isin(keys)]
+        rows: Any = [(c.dataset, c.model, c.density, c.seed, c.method) for c in cells]
+    else:
+        df = store.cells()
+        rows = zip(df["dataset"], df["model"], df["density"], df["seed"], df["method"], strict=True)
+    out: dict[str, Key] = {}
+    for dataset, model, density, seed, method in rows:
+        g = GroupKey(str(dataset), str(model), float(density), int(seed))
+        for k in (g, ModelKey(g.dataset, g.model), SiblingKey(g, str(method))):
+            out.setdefault(k.label, k)
+    return out
+
+
+def _insert_group_columns(d: pd.DataFrame, groups: list[GroupKey | ModelKey | None], at: int) -> None:
+    """Insert ``dataset, model, density, seed`` of each row's group into ``d`` from column ``at`` on.
+
+    A per-model group (``.../all``) fills its dataset only, as the tables always did (its rows
+    span densities and seeds; its model is left empty too).
+    """
+    nan = float("nan")
+    d.insert(at, "dataset", [g.dataset if g is not None else nan for g in groups])
+    d.insert(at + 1, "model", [g.model if isinstance(g, GroupKey) else nan for g in groups])
+    d.insert(at + 2, "density", pd.to_numeric(pd.Series([g.density if isinstance(g, GroupKey) else None for g in groups],
+                                                        index=d.index, dtype=object), errors="coerce"))
+    d.insert(at + 3, "seed", pd.to_numeric(pd.Series([g.seed if isinstance(g, GroupKey) else None for g in groups],
+                                                     index=d.index, dtype=object), errors="coerce"))
+
+
+def _distances(store: Store, cells: list[Cell] | None) -> pd.DataFrame:
+    """The distances table of :func:`tables`: comparison and per-model groups (siblings: :func:`sibling_table`)."""
+    d = store.distances()
+    keys = _group_keys(store, cells)
+    kept = [not isinstance(keys.get(g), SiblingKey) and (cells is None or g in keys) for g in d["grp"]]
+    d = d[pd.Series(kept, index=d.index, dtype=bool)] if not d.empty else d
     d = d.rename(columns={"grp": "group"}).reset_index(drop=True)
     if not d.empty:
-        parts = d["group"].str.rsplit("/", n=2, expand=True)
-        d.insert(1, "dataset", parts[0].str.split("/", n=1).str[0])
-        d.insert(2, "model", parts[0].str.split("/", n=1).str[1])
-        d.insert(3, "density", pd.to_numeric(parts[1].str.removeprefix("d"), errors="coerce"))
-        d.insert(4, "seed", pd.to_numeric(parts[2].str.removeprefix("s"), errors="coerce"))
-    return tk, d
+        _insert_group_columns(d, [_not_siblings(keys.get(g)) for g in d["group"]], at=1)
+    return d
+
+
+def _not_siblings(key: Key | None) -> GroupKey | ModelKey | None:
+    return None if isinstance(key, SiblingKey) else key
 
 
 def sibling_table(store: Store, cells: list[Cell] | None = None) -> pd.DataFrame:
@@ -97,35 +137,36 @@ def sibling_table(store: Store, cells: list[Cell] | None = None) -> pd.DataFrame
     if d.empty:
         return pd.DataFrame(columns=["group", "dataset", "model", "density", "seed", "method", "a", "b", "kind",
                                      "value", "identical"])
-    d = d[d["grp"].str.contains(SIBLINGS, regex=False)].copy()
-    if cells is not None:
-        keys = {f"{c.group}{SIBLINGS}{c.method}" for c in cells}
-        d = d[d["grp"].isin(keys)]
-    parts = d["grp"].str.split(SIBLINGS, n=1, regex=False)
-    d.insert(0, "group", parts.str[0])
-    d.insert(1, "method", parts.str[1])
+    keys = _group_keys(store, cells)
+    sib = [k if isinstance(k, SiblingKey) else None for k in (keys.get(g) for g in d["grp"])]
+    d = d[pd.Series([k is not None for k in sib], index=d.index, dtype=bool)].copy()
+    found = [k for k in sib if k is not None]
+    d.insert(0, "group", pd.Series([k.group.label for k in found], index=d.index, dtype=object))
+    d.insert(1, "method", pd.Series([k.method for k in found], index=d.index, dtype=object))
     d = d.drop(columns=["grp"])
     if not d.empty:
-        g = d["group"].str.rsplit("/", n=2, expand=True)
-        d.insert(1, "dataset", g[0].str.split("/", n=1).str[0])
-        d.insert(2, "model", g[0].str.split("/", n=1).str[1])
-        d.insert(3, "density", pd.to_numeric(g[1].str.removeprefix("d"), errors="coerce"))
-        d.insert(4, "seed", pd.to_numeric(g[2].str.removeprefix("s"), errors="coerce"))
-    same: dict[tuple[str, str, str], bool] = {}
-    if not d.empty:
-        ids: dict[tuple[str, str, str], str] = {}  # (group, method, r<k>) -> cell id
-        for r in store.cells().itertuples(index=False):
-            if r.status == "done" and not (r.config.get("ablation") or {}) and r.method != DENSE:
-                key = group_key(r.dataset, r.model, float(r.density), int(r.seed))
-                ids[(key, str(r.method), f"r{int(r.config.get('replicate', 0))}")] = str(r.id)
-        for g, m, a, b in {(r.group, r.method, r.a, r.b) for r in d.itertuples()}:
-            if (g, m, a) in ids and (g, m, b) in ids:
-                ta, tb = store.load_ticket(ids[(g, m, a)]), store.load_ticket(ids[(g, m, b)])
-                same[(g, m, f"{a}|{b}")] = set(ta.masks) == set(tb.masks) and all(
-                    torch_equal(ta.masks[n], tb.masks[n]) for n in ta.masks)
-    d["identical"] = [same.get((g, m, f"{a}|{b}")) for g, m, a, b in zip(d["group"], d["method"], d["a"], d["b"],
-                                                                        strict=True)]
+        _insert_group_columns(d, [k.group for k in found], at=1)
+    same = _identical_siblings(store, d, found)
+    d["identical"] = [same.get((k, a, b)) for k, a, b in zip(found, d["a"], d["b"], strict=True)]
     return d.reset_index(drop=True)
+
+
+def _identical_siblings(store: Store, d: pd.DataFrame, keys: list[SiblingKey]) -> dict[tuple[SiblingKey, str, str], bool]:
+    """For each sibling pair of ``d`` (rows keyed by ``keys``): whether the two tickets' masks are equal."""
+    if d.empty:
+        return {}
+    ids: dict[tuple[SiblingKey, str], str] = {}  # (sibling group, r<k>) -> cell id
+    for r in store.cells().itertuples(index=False):
+        if r.status == "done" and not (r.config.get("ablation") or {}) and r.method != DENSE:
+            key = SiblingKey(GroupKey(str(r.dataset), str(r.model), float(r.density), int(r.seed)), str(r.method))
+            ids[(key, f"r{int(r.config.get('replicate', 0))}")] = str(r.id)
+    same: dict[tuple[SiblingKey, str, str], bool] = {}
+    for k, a, b in set(zip(keys, d["a"], d["b"], strict=True)):
+        if (k, a) in ids and (k, b) in ids:
+            ta, tb = store.load_ticket(ids[(k, a)]), store.load_ticket(ids[(k, b)])
+            same[(k, a, b)] = set(ta.masks) == set(tb.masks) and all(torch_equal(ta.masks[n], tb.masks[n])
+                                                                     for n in ta.masks)
+    return same
 
 
 def torch_equal(a: Any, b: Any) -> bool:
