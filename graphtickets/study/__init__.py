@@ -5,8 +5,11 @@ package imports :mod:`graphtickets.study`, which sits on top of data, models, tr
 pruning, graphs and analysis):
 
 - ``store`` -- the SQLite store of cells, tickets, trajectories, distances (imports no study module);
-- ``config`` -- the study config (pydantic), its checks, ``--quick``; reads ``store.check_db``;
+- ``config`` -- the study config (pydantic), its checks, ``--quick``, ``DENSE``; reads ``store.check_db``;
 - ``grid`` -- the cells of a config, their stable ids, the comparison group keys, ``DENSE``;
+- ``methods`` -- what the study reads from the method registry (kind, family, order, the
+  pruning-at-init set, the trained method with a trajectory, the random baseline): the study
+  holds no method names;
 - ``progress`` -- the progress display of units of work (imports no study module);
 - ``cell`` -- one cell or trajectory: find the ticket, train it, measure its graphs;
 - ``executors`` -- where cells and jobs run: in-process or on Dask;

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from graphtickets.study.alike import FDR, paired_difference
+from graphtickets.study.grid import DENSE
 
 __all__ = ["settings", "setting_label", "accuracy_statements", "sanity_statements", "alike_statements",
            "structure_function_statements", "statements", "holds_table", "holds_sentences", "TOPICS", "TOP_ALIKE",
@@ -77,7 +78,7 @@ def setting_label(setting: tuple[str, str], many_datasets: bool) -> str:
 
 def _own(tk: pd.DataFrame) -> pd.DataFrame:
     """The methods' own tickets: replicate 0, no ablation variant, no dense reference."""
-    out = tk[tk["method"] != "dense"]
+    out = tk[tk["method"] != DENSE]
     if "variant" in out:
         out = out[out["variant"].fillna("") == ""]
     if "replicate" in out:

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from graphtickets.study.grid import DENSE
+
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
            "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
            "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
@@ -421,7 +423,7 @@ def consensus_tables(store: Any, tk: pd.DataFrame) -> dict[str, Any]:
 
     if tk.empty:
         return {}
-    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     cores, layers, hists = [], [], {}
     for (d, s), g in own.groupby(["density", "seed"]):
         g = g.drop_duplicates("method")
@@ -505,7 +507,7 @@ def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFEC
     cols = ["pair", "kind", "plain", "effective", "difference", "n"]
     if tk.empty:
         return pd.DataFrame(columns=cols)
-    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     parts = []
     for _, g in own.groupby(["density", "seed"]):
         g = g.drop_duplicates("method")

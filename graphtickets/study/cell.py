@@ -353,7 +353,7 @@ def find_ticket(
     regime = method.get("regime", "own")
     extras: dict[str, Any] = {}
     if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
-        full = pruning.prune(model, "random", density=1.0, seed=ctx.seed)
+        full = pruning.prune(model, _random_baseline(), density=1.0, seed=ctx.seed)
         ticket = full.replace(full.masks, method=DENSE)
         ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
         return ticket, extras
@@ -383,6 +383,16 @@ def find_ticket(
     if "density_requested" in ticket.meta:
         extras["density_served"] = _finite(ticket.density)
     return ticket, extras
+
+
+def _random_baseline() -> str:
+    """The random baseline (:func:`graphtickets.study.methods.random_baseline`): at density 1 it keeps every weight."""
+    from graphtickets.study.methods import random_baseline
+
+    name = random_baseline()
+    if name is None:
+        raise GraphticketsError("the dense reference needs the random baseline, and no such method is registered")
+    return name
 
 
 def imported(ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module) -> Ticket:

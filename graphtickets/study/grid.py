@@ -16,10 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphtickets.study.config import StudyConfig, TrainConfig, regime_hparams
-
-#: The method name of the dense reference cells.
-DENSE = "dense"
+from graphtickets.study.config import DENSE, StudyConfig, TrainConfig, regime_hparams
 
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",

@@ -2,7 +2,9 @@
 
 The findings are computed from the tables, never written by hand: which methods' tickets are
 most alike, whether that likeness exceeds what layer densities alone explain (z-scores and
-empirical p-values against symmetric layer-shuffled nulls), and how IMP's tickets differ from pruning-at-init tickets.
+empirical p-values against symmetric layer-shuffled nulls), and how the tickets of a trained
+method with a trajectory (IMP) differ from pruning-at-init tickets. No method is known here by
+name: what the report needs of a method it reads from the registry (:mod:`~graphtickets.study.methods`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import html
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,15 +23,24 @@ import pandas as pd
 
 from graphtickets.study.alike import paired_difference
 from graphtickets.study.comparisons import null_counts
-from graphtickets.study.figures import FIGURES, make_figures, method_order
+from graphtickets.study.figures import FIGURES, make_figures
+from graphtickets.study.grid import DENSE
+from graphtickets.study.methods import (
+    AT_INIT,
+    at_init,
+    display_name,
+    method_order,
+    random_baseline,
+    trajectory_trained,
+)
 from graphtickets.study.tables import sibling_table
 
 __all__ = ["findings", "write_report", "build_report", "sanity_table", "paired_difference", "SANITY_LEVEL"]
 
 log = logging.getLogger("graphtickets.study")
 
-#: The family (``MethodSpec.family``) of the pruning-at-init methods the IMP finding compares with.
-_PAI_FAMILY = "at init"
+#: The dense reference's row of the accuracy table.
+_DENSE_ROW = f"{DENSE} (d=1)"
 #: Confidence level of the sanity-check intervals.
 SANITY_LEVEL = 0.95
 _VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
@@ -94,10 +106,8 @@ def _chance(tk: pd.DataFrame) -> float | None:
 def _pai_methods(tk: pd.DataFrame) -> list[str]:
     """The pruning-at-init methods of the table (by their family, not by name)."""
     if "family" in tk:
-        return sorted(set(tk.loc[tk["family"] == _PAI_FAMILY, "method"]))
-    from graphtickets.pruning import METHODS
-
-    return sorted(m for m in set(tk["method"]) if m in METHODS and METHODS[m].family == _PAI_FAMILY)
+        return sorted(set(tk.loc[tk["family"] == AT_INIT, "method"]))
+    return at_init(tk["method"])
 
 
 def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
@@ -177,8 +187,8 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     if tk.empty:
         say("No cell finished; there is nothing to report yet.")
         return out
-    dense = tk[tk["method"] == "dense"]
-    every = tk[tk["method"] != "dense"]
+    dense = tk[tk["method"] == DENSE]
+    every = tk[tk["method"] != DENSE]
     # the methods' own tickets; ablation variants have their own table (sanity checks)
     tk = every[every["variant"].fillna("") == ""] if "variant" in every else every
     if tk.empty:
@@ -190,10 +200,10 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
     dense_acc = float(dense["accuracy"].mean()) if not dense.empty and dense["accuracy"].notna().any() else None
     if dense_acc is not None:
-        acc.loc["dense (d=1)"] = dense_acc
+        acc.loc[_DENSE_ROW] = dense_acc
         lo, hi = float(dense["accuracy"].min()), float(dense["accuracy"].max())
-        acc_all.loc["dense (d=1)"] = dense_acc
-        best = acc.drop(index="dense (d=1)").max()
+        acc_all.loc[_DENSE_ROW] = dense_acc
+        best = acc.drop(index=_DENSE_ROW).max()
         say(f"The dense network, trained the same way, reaches {dense_acc:.3f} test accuracy"
             + (f" (seeds: {lo:.3f}-{hi:.3f})" if len(dense) > 1 else "") + "; the best ticket reaches "
             + ", ".join(f"{best[d]:.3f} at density {d:g}" for d in acc.columns if np.isfinite(best[d])) + ".")
@@ -213,15 +223,16 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     else:
         later = []
     for d in acc.columns:
-        col = acc.drop(index="dense (d=1)", errors="ignore")[d].dropna()
+        col = acc.drop(index=_DENSE_ROW, errors="ignore")[d].dropna()
         if len(col) >= 2:
             top2 = col.sort_values(ascending=False)
             gap = float(top2.iloc[0] - top2.iloc[1])
             sd = float(spread.xs(d, level="density").max()) if d in spread.index.get_level_values("density") else 0.0
             within = f" (ahead of {top2.index[1]} by {gap:.3f}, within the seed spread of {sd:.3f})" if 0 < sd and gap < sd else ""
+            rnd = random_baseline()
             say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}){within} "
-                f"and the least accurate {col.idxmin()}'s ({col.min():.3f}); random gets "
-                f"{col.get('random', float('nan')):.3f}.")
+                f"and the least accurate {col.idxmin()}'s ({col.min():.3f})"
+                + (f"; {rnd} gets {col.get(rnd, float('nan')):.3f}." if rnd is not None else "."))
     chance = _chance(tk)
     if chance is not None:
         low = tk.groupby(["method", "density"])["accuracy"].mean()
@@ -291,37 +302,43 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
             say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
                 f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
                 for r in strongest.sort_values("z").itertuples()) + ".")
-        rnd = zs[zs["pair"].str.contains(r"\brandom\b") & zs["kind"].isin(["jaccard", "hamming"])]
+        rb = random_baseline()
+        rnd = zs[zs["pair"].str.contains(rf"\b{re.escape(rb)}\b") & zs["kind"].isin(["jaccard", "hamming"])] \
+            if rb is not None else zs.iloc[:0]
         if not rnd.empty:
             say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
                 f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
                 f"layer-shuffled null, so this should be near 0).")
     if fkinds:
         _functional_findings(out, dist, say)
-    imp = tk[tk["method"] == "imp"]
+    trained = trajectory_trained(tk["method"])
+    ref = trained[0] if trained else None  # the first trained method with a trajectory: IMP
+    imp = tk[tk["method"] == ref] if ref is not None else tk.iloc[:0]
     pai_methods = _pai_methods(tk)
     pai = tk[tk["method"].isin(pai_methods)]
-    if not imp.empty and not pai.empty:
+    if ref is not None and not imp.empty and not pai.empty:
+        name = display_name(ref)
         rows = []
         for col, label in [("accuracy", "test accuracy"), *_KEY_METRICS]:
             if col in tk:
                 a, b = float(imp[col].mean()), float(pai[col].mean())
-                rows.append({"quantity": label, "imp": a, "pruning at init": b, "difference": a - b})
+                rows.append({"quantity": label, ref: a, "pruning at init": b, "difference": a - b})
         cmp_ = pd.DataFrame(rows)
         out["imp_vs_pai"] = cmp_
-        big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[["imp", "pruning at init"]].abs().max(axis=1).replace(0, np.nan)))
+        out["imp_vs_pai_method"] = ref
+        big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[[ref, "pruning at init"]].abs().max(axis=1).replace(0, np.nan)))
         big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
         acc_row = cmp_.iloc[0]
-        say(f"IMP vs pruning at init ({', '.join(pai_methods)}): test accuracy "
-            f"{acc_row['imp']:.3f} vs {acc_row['pruning at init']:.3f} (mean over densities and seeds). "
+        say(f"{name} vs pruning at init ({', '.join(pai_methods)}): test accuracy "
+            f"{acc_row[ref]:.3f} vs {acc_row['pruning at init']:.3f} (mean over densities and seeds). "
             "Largest structural differences: " + "; ".join(
-                f"{r.quantity} {r.imp:.3g} vs {r._3:.3g}" for r in big.itertuples()) + ".")
+                f"{r.quantity} {r[ref]:.3g} vs {r['pruning at init']:.3g}" for _, r in big.iterrows()) + ".")
         if not pairs.empty and "jaccard" in set(pairs["kind"]):
             j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
-            to_pai = [j[p] for p in j.index if "imp" in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
+            to_pai = [j[p] for p in j.index if ref in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
             among = [j[p] for p in j.index if all(m in pai_methods for m in p.split(" ~ "))]
             if to_pai and among:
-                say(f"IMP's masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
+                say(f"{name}'s masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
                     f"which are at {np.mean(among):.3f} from each other.")
     return out
 
@@ -554,7 +571,8 @@ def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd
         blocks += [("h2", f"Sanity checks: ticket vs its ablation variants (paired by seed, {SANITY_LEVEL:.0%} t-interval)"),
                    ("table", f["sanity"].set_index(["method", "density", "variant"]))]
     if "imp_vs_pai" in f:
-        blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
+        blocks += [("h2", f"{display_name(f['imp_vs_pai_method'])} vs pruning at init"),
+                   ("table", f["imp_vs_pai"].set_index("quantity"))]
     if "alike" in f:
         from graphtickets.study.alike import distance_ci
 
@@ -607,7 +625,7 @@ def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd
             if len(differ):
                 blocks.append(("table", differ.set_index(["pair", "kind"])))
     if not tk.empty:
-        own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+        own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
         cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
         blocks += [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
     blocks.append(("h2", "Figures"))
@@ -639,8 +657,6 @@ def _render_md(blocks: Sequence[tuple[str, Any]], out: Path) -> str:
 
 def _inline(text: str) -> str:
     s = html.escape(text)
-    import re
-
     s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from graphtickets.study.grid import DENSE, Cell, GroupKey, ModelKey, SiblingKey
+from graphtickets.study.methods import family_of, kind_of
 from graphtickets.study.store import Store
 
 __all__ = ["tables", "sibling_table", "write_tables", "torch_equal"]
@@ -30,8 +31,6 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     ``distances``: ``group, dataset, model, density, seed, a, b, kind, value, null_mean,
     null_std, z`` (``a``/``b`` are methods; in ``.../all`` groups they are cell ids).
     """
-    from graphtickets.pruning import METHODS
-
     df = store.cells()
     if cells is not None:
         df = df[df["id"].isin({c.id for c in cells})]
@@ -42,8 +41,7 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
         base = str(r.config.get("method", {}).get("name", r.method))
         row: dict[str, Any] = {
             "id": r.id, "dataset": r.dataset, "model": r.model, "method": r.method,
-            "kind": METHODS[base].kind if base in METHODS else ("reference" if base == DENSE else ""),
-            "family": METHODS[base].family if base in METHODS else ("reference" if base == DENSE else ""),
+            "kind": kind_of(base), "family": family_of(base),
             "base_method": base, "variant": str((r.config.get("ablation") or {}).get("kind", "")),
             "density": r.density, "seed": r.seed, "replicate": int(r.config.get("replicate", 0)),
             "accuracy": res.get("accuracy"), "loss": res.get("loss"), "train_accuracy": res.get("train_accuracy"),
