@@ -6,7 +6,7 @@ tickets, distances and siblings) and a short table of the main statements, each 
 every setting with the statistics the report uses, never a bare ranking:
 
 * **accuracy order** -- "A's tickets are more accurate than B's at density d": a paired
-  t-test over init seeds (:func:`~graphtickets.study.report.paired_difference`), Benjamini-
+  t-test over init seeds (:func:`~graphtickets.study.alike.paired_difference`), Benjamini-
   Hochberg over every (pair, density) of the setting;
 * **sanity checks** -- "A beats (is worse than) its layer-shuffled / re-initialized variant at
   d": the report's paired sanity intervals (:func:`~graphtickets.study.report.sanity_table`),
@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphtickets.study.alike import FDR
+from graphtickets.study.alike import FDR, paired_difference
+from graphtickets.study.grid import DENSE
 
 __all__ = ["settings", "setting_label", "accuracy_statements", "sanity_statements", "alike_statements",
            "structure_function_statements", "statements", "holds_table", "holds_sentences", "TOPICS", "TOP_ALIKE",
@@ -77,7 +78,7 @@ def setting_label(setting: tuple[str, str], many_datasets: bool) -> str:
 
 def _own(tk: pd.DataFrame) -> pd.DataFrame:
     """The methods' own tickets: replicate 0, no ablation variant, no dense reference."""
-    out = tk[tk["method"] != "dense"]
+    out = tk[tk["method"] != DENSE]
     if "variant" in out:
         out = out[out["variant"].fillna("") == ""]
     if "replicate" in out:
@@ -89,13 +90,12 @@ def accuracy_statements(tk: pd.DataFrame, alpha: float = FDR) -> pd.DataFrame:
     """"A's tickets are more accurate than B's at density d", both directions of every pair.
 
     Per density and method pair, the paired t-test over the init seeds both have
-    (:func:`~graphtickets.study.report.paired_difference` of A - B); the p-values of all pairs
+    (:func:`~graphtickets.study.alike.paired_difference` of A - B); the p-values of all pairs
     and densities of this table are Benjamini-Hochberg corrected together. A statement holds
     when its pair is rejected at FDR ``alpha`` with the stated sign. Pairs with fewer than two
     common seeds are not tested (no rows).
     """
     from graphtickets.analysis import fdr_bh
-    from graphtickets.study.report import paired_difference
 
     own = _own(tk)
     tests = []

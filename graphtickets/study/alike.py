@@ -1,6 +1,6 @@
 """What "alike" means in a study: what trained tickets compute, and whether structure predicts it.
 
-The per-group comparison tables (:func:`graphtickets.study.runner.analyze`) hold, beside the
+The per-group comparison tables (:func:`graphtickets.study.comparisons.analyze`) hold, beside the
 structural distance kinds, the function family (:data:`~graphtickets.analysis.FUNCTION_KINDS`:
 ``agreement``, ``agreement_kappa``, ``error_consistency``, ``cka`` between the trained
 tickets on the test split). This module turns them into the report's functional table and the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,49 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from graphtickets.study.grid import DENSE
+
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
            "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
            "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
-           "effective_table", "EFFECTIVE_KINDS", "FDR", "sibling_floor", "identical_sibling_methods", "excess_table"]
+           "effective_table", "EFFECTIVE_KINDS", "FDR", "sibling_floor", "identical_sibling_methods", "excess_table",
+           "paired_difference"]
 
 #: False discovery rate of the Benjamini-Hochberg corrections of the report.
 FDR = 0.05
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of the paired differences ``a - b`` with a Student-t confidence interval and p-value.
+
+    The pairs are seeds (the ticket and its variant share the initialization seed and the
+    training data order). With n pairs the interval is ``mean +- t_{(1+level)/2, n-1} *
+    sd / sqrt(n)`` and ``p`` the two-sided p-value of the paired t-test; with n < 2 both are
+    NaN. When every difference is the same the interval is that point (``p`` 0 if it is not
+    zero, else 1).
+
+    Examples
+    --------
+    >>> r = paired_difference([0.7, 0.72, 0.69], [0.6, 0.61, 0.6])
+    >>> round(r["mean"], 3), r["n"], r["low"] > 0
+    (0.1, 3, True)
+    """
+    from scipy import stats
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    out = {"n": n, "mean": float(d.mean()) if n else float("nan"), "low": float("nan"), "high": float("nan"),
+           "p": float("nan")}
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        out.update(low=out["mean"], high=out["mean"], p=0.0 if out["mean"] != 0 else 1.0)
+        return out
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
+    out.update(low=out["mean"] - half, high=out["mean"] + half, p=float(stats.ttest_1samp(d, 0.0).pvalue))
+    return out
 
 
 def function_kinds(kinds: Any) -> list[str]:
@@ -182,7 +219,7 @@ def structure_function(dist: pd.DataFrame, *, permutations: int = 999, seed: int
     Parameters
     ----------
     dist : DataFrame
-        The study's distances table (:func:`graphtickets.study.runner.tables`).
+        The study's distances table (:func:`graphtickets.study.tabular.tables`).
     permutations, seed : int
         Of :func:`stratified_mantel` (strata: the same-initialization groups).
     alpha : float
@@ -386,7 +423,7 @@ def consensus_tables(store: Any, tk: pd.DataFrame) -> dict[str, Any]:
 
     if tk.empty:
         return {}
-    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     cores, layers, hists = [], [], {}
     for (d, s), g in own.groupby(["density", "seed"]):
         g = g.drop_duplicates("method")
@@ -470,7 +507,7 @@ def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFEC
     cols = ["pair", "kind", "plain", "effective", "difference", "n"]
     if tk.empty:
         return pd.DataFrame(columns=cols)
-    own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     parts = []
     for _, g in own.groupby(["density", "seed"]):
         g = g.drop_duplicates("method")
@@ -499,7 +536,7 @@ def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFEC
 def sibling_floor(siblings: pd.DataFrame) -> pd.DataFrame:
     """The sibling noise floor per method and kind (mean over densities, init seeds and sibling pairs).
 
-    ``siblings``: :func:`graphtickets.study.runner.sibling_table` (tickets of one method from the
+    ``siblings``: :func:`graphtickets.study.tabular.sibling_table` (tickets of one method from the
     same initial weights with other stochastic seeds).
 
     Returns

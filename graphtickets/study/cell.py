@@ -33,7 +33,7 @@ from graphtickets.ticket import Ticket
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
     "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed", "sibling_seed",
-    "prepare_cell", "finish_cell", "run_cells_batched_safe", "train_key",
+    "prepare_cell", "finish_cell", "run_cells_batched_safe", "train_key", "one_thread",
 ]
 
 log = logging.getLogger("graphtickets.study")
@@ -80,7 +80,8 @@ class CellOutcome:
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
+    """Run torch with one intra-op thread inside the block (a unit's numbers do not depend on the machine)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -290,7 +291,7 @@ def run_trajectory(
     """
     from graphtickets import pruning
 
-    with _one_thread():
+    with one_thread():
         ctx = _Context.of(config, root=root, download=download, device=device,
                           train={"batch_size": config["batch_size"], "eval_batch_size": config["eval_batch_size"]},
                           prune_data={"batch_size": config["batch_size"], "batches": 1})
@@ -353,7 +354,7 @@ def find_ticket(
     regime = method.get("regime", "own")
     extras: dict[str, Any] = {}
     if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
-        full = pruning.prune(model, "random", density=1.0, seed=ctx.seed)
+        full = pruning.prune(model, _random_baseline(), density=1.0, seed=ctx.seed)
         ticket = full.replace(full.masks, method=DENSE)
         ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
         return ticket, extras
@@ -383,6 +384,16 @@ def find_ticket(
     if "density_requested" in ticket.meta:
         extras["density_served"] = _finite(ticket.density)
     return ticket, extras
+
+
+def _random_baseline() -> str:
+    """The random baseline (:func:`graphtickets.study.methods.random_baseline`): at density 1 it keeps every weight."""
+    from graphtickets.study.methods import random_baseline
+
+    name = random_baseline()
+    if name is None:
+        raise GraphticketsError("the dense reference needs the random baseline, and no such method is registered")
+    return name
 
 
 def imported(ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module) -> Ticket:
@@ -491,7 +502,7 @@ def prepare_cell(
     """The first part of :func:`run_cell`: find the ticket, vary it, build the network it trains from."""
     t0 = time.perf_counter()
     given = dict(given or {})
-    with _one_thread():
+    with one_thread():
         ctx = _Context.of(config, root=root, download=download, device=device)
         model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
         ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
@@ -516,7 +527,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
     recorded as ``results["trained"]`` when given.
     """
     t_cell = time.perf_counter()
-    with _one_thread():
+    with one_thread():
         ticket, model, kind, ctx, config = p.ticket, p.model, p.kind, p.ctx, p.config
         t1 = time.perf_counter()
         same = kind is not None and all(torch.equal(m, p.base.masks[n]) for n, m in ticket.masks.items())
@@ -593,7 +604,7 @@ def run_cell(
         Raises on failure (see :func:`run_cell_safe` for the catching variant).
     """
     p = prepare_cell(config, cell_id=cell_id, root=root, device=device, download=download, given=given)
-    with _one_thread():
+    with one_thread():
         history, final, train_seconds = train_ticket(p.ctx, p.net, p.ticket)
     return finish_cell(p, history, final, train_seconds)
 
@@ -705,7 +716,7 @@ def run_cells_batched_safe(
     why = _why_alone(ps) if ps else None
     if ps and why is None:
         try:
-            with _one_thread():
+            with one_thread():
                 trained = _train_together(ps)
             how = f"batched K={len(ps)}"
         except Exception as exc:  # noqa: BLE001 - fall back to one by one (fresh networks: train_many trains in place)
@@ -724,7 +735,7 @@ def run_cells_batched_safe(
                 history, final, secs = trained[j]
             else:
                 how = f"alone: {why}"
-                with _one_thread():
+                with one_thread():
                     history, final, secs = train_ticket(p.ctx, p.net, p.ticket)
             outcomes[i] = finish_cell(p, history, final, secs, trained=how)
         except Exception:  # noqa: BLE001 - one failing cell never stops the others

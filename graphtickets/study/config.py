@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from graphtickets.errors import ConfigError, GraphticketsError
 
 __all__ = [
+    "DENSE",
     "StudyConfig",
     "DatasetConfig",
     "ModelConfig",
@@ -71,6 +72,10 @@ __all__ = [
     "REGIME_FIELDS",
     "regime_hparams",
 ]
+
+#: The method name of the dense reference cells (also :data:`graphtickets.study.grid.DENSE`): the
+#: study's own reference, not a registered method.
+DENSE = "dense"
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
 STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
@@ -972,7 +977,7 @@ class StudyConfig(_Strict):
             if m.imported is None:
                 continue
             where = f"methods.{m.name}"
-            if m.name in METHODS or m.name == "dense":
+            if m.name in METHODS or m.name == DENSE:
                 raise ValueError(f"{where}: {m.name!r} is a built-in method; give the imported tickets another "
                                  f"name (e.g. {m.name}_imported)")
             extra = [k for k, v in (("hyperparameters " + ", ".join(sorted(m.hparams)), m.hparams),

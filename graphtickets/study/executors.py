@@ -23,7 +23,7 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.study.cell import CellOutcome, run_cell_safe
 from graphtickets.study.grid import DENSE, Cell
 
-__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "make_executor", "ALLOWED_FAILURES"]
+__all__ = ["Executor", "InProcessExecutor", "DaskExecutor", "make_executor", "priority", "ALLOWED_FAILURES"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -103,7 +103,7 @@ def _worker_setup() -> None:
     torch.set_num_threads(1)
 
 
-def _priority(cell: Cell) -> float:
+def priority(cell: Cell) -> float:
     """Longest cells first (the dense reference, then high densities): a short tail at the end."""
     return (2.0 if cell.method == DENSE else 1.0) + float(cell.density)
 
@@ -161,10 +161,10 @@ class DaskExecutor(Executor):
         from dask.distributed import as_completed
 
         futures = {}
-        order = sorted(cells, key=_priority, reverse=True)  # stable: grid order within a class
+        order = sorted(cells, key=priority, reverse=True)  # stable: grid order within a class
         for cell in order:
             fut = self.client.submit(self.cell_fn, cell.config, cell_id=cell.id, pure=False, key=f"cell-{cell.id}",
-                                     priority=_priority(cell), given=(inputs or {}).get(cell.id), **self.kw)
+                                     priority=priority(cell), given=(inputs or {}).get(cell.id), **self.kw)
             futures[fut.key] = (cell, fut)
         if on_start is not None and order:
             on_start(order[0])

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphtickets.study.grid import DENSE
+from graphtickets.study.methods import method_order
+
 __all__ = [
     "FIGURES",
     "make_figures",
@@ -33,10 +36,6 @@ __all__ = [
 
 log = logging.getLogger("graphtickets.study")
 
-#: Order of the method families in tables and figures (``MethodSpec.family``).
-_FAMILY_ORDER = ("baseline", "at init", "trained", "transform")
-
-
 def _plt() -> Any:
     import matplotlib
 
@@ -46,39 +45,19 @@ def _plt() -> Any:
     return plt
 
 
-def method_order(methods: Sequence[str]) -> list[str]:
-    """Methods in a fixed order: by family (baselines, at init, trained, transforms), then registration.
-
-    An ablation variant (``snip+shuffle``) follows its method.
-    """
-    ms = list(dict.fromkeys(methods))
-
-    from graphtickets.pruning import METHODS
-
-    names = list(METHODS)
-
-    def key(m: str) -> tuple[int, int, str, str]:
-        base, _, variant = str(m).partition("+")
-        spec = METHODS.get(base)
-        fam = _FAMILY_ORDER.index(spec.family) if spec is not None and spec.family in _FAMILY_ORDER else len(_FAMILY_ORDER)
-        return (fam, names.index(base) if base in names else len(names), base, variant)
-
-    return sorted(ms, key=key)
-
-
 def _colors(methods: Sequence[str]) -> dict[str, Any]:
     """One colour per method: tab10 without its grey (grey marks densities and references)."""
     plt = _plt()
     tab = plt.get_cmap("tab10")
     palette = [tab(i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)] + [plt.get_cmap("tab20b")(i) for i in (0, 4, 8, 12, 16)]
-    out = {m: palette[i % len(palette)] for i, m in enumerate(m for m in method_order(methods) if m != "dense")}
-    out["dense"] = (0.0, 0.0, 0.0, 1.0)
+    out = {m: palette[i % len(palette)] for i, m in enumerate(m for m in method_order(methods) if m != DENSE)}
+    out[DENSE] = (0.0, 0.0, 0.0, 1.0)
     return out
 
 
 def _tickets(tk: pd.DataFrame) -> pd.DataFrame:
     """The pruned tickets (without the dense reference cells)."""
-    return tk[tk["method"] != "dense"] if "method" in tk else tk
+    return tk[tk["method"] != DENSE] if "method" in tk else tk
 
 
 def _own(tk: pd.DataFrame) -> pd.DataFrame:
@@ -161,12 +140,12 @@ def accuracy_vs_density(tk: pd.DataFrame, folder: Path) -> list[Path]:
         colors = _colors(g["method"])
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for m in method_order(g["method"]):
-            if m == "dense":
+            if m == DENSE:
                 continue
             s = g[g["method"] == m].groupby("density")["accuracy"].agg(["mean", "min", "max"]).sort_index()
             ax.errorbar(s.index, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], marker="o",
                         capsize=3, label=m, color=colors[m])
-        dense = g[g["method"] == "dense"]["accuracy"].dropna()
+        dense = g[g["method"] == DENSE]["accuracy"].dropna()
         if not dense.empty:
             ax.axhline(dense.mean(), color="k", lw=1.2, label=f"dense network ({dense.mean():.3f})")
             if len(dense) > 1:

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphtickets._json import plain
-from graphtickets.study.config import StudyConfig, TrainConfig, regime_hparams
-
-#: The method name of the dense reference cells.
-DENSE = "dense"
+from graphtickets.study.config import DENSE, StudyConfig, TrainConfig, regime_hparams
 
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
-    "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings",
+    "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings", "GroupKey", "ModelKey", "SiblingKey",
+    "SIBLINGS",
 ]
 
 #: Version of the cell config layout; part of every hash.
@@ -82,9 +80,19 @@ class Cell:
     replicate: int = 0
 
     @property
-    def group(self) -> str:
+    def group(self) -> GroupKey:
         """The comparison group: tickets of one dataset, model, density and seed."""
-        return group_key(self.dataset, self.model, self.density, self.seed)
+        return GroupKey(self.dataset, self.model, self.density, self.seed)
+
+    @property
+    def model_group(self) -> ModelKey:
+        """The group of every ticket of this cell's dataset and model (the MDS map)."""
+        return ModelKey(self.dataset, self.model)
+
+    @property
+    def sibling_group(self) -> SiblingKey:
+        """The group of this cell's method's siblings (same density and init seed)."""
+        return SiblingKey(self.group, self.method)
 
     @property
     def base_method(self) -> str:
@@ -188,9 +196,73 @@ def trajectories(cells: list[Cell]) -> list[Trajectory]:
     return list(out.values())
 
 
-def group_key(dataset: str, model: str, density: float, seed: int) -> str:
-    """Key of a comparison group."""
-    return f"{dataset}/{model}/d{density:g}/s{seed}"
+#: Marks the comparison group of one method's siblings in its label: ``<group>#siblings:<method>``.
+SIBLINGS = "#siblings:"
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A comparison group: the tickets of one dataset, model, density and init seed.
+
+    ``str(key)`` (:attr:`label`) is the group's name in the store and the tables, e.g.
+    ``mnist1d/mlp(100,100)/d0.05/s0``; the key is never read back from it.
+
+    >>> str(GroupKey("digits", "mlp(16)", 0.2, 0))
+    'digits/mlp(16)/d0.2/s0'
+    """
+
+    dataset: str
+    model: str
+    density: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """The stored name of the group."""
+        return f"{self.dataset}/{self.model}/d{self.density:g}/s{self.seed}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """The group of every ticket of one dataset and model (compared for the MDS map).
+
+    >>> str(ModelKey("digits", "mlp(16)"))
+    'digits/mlp(16)/all'
+    """
+
+    dataset: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        """The stored name of the group (ends in ``/all``)."""
+        return f"{self.dataset}/{self.model}/all"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class SiblingKey:
+    """The group of one method's sibling replicates in a comparison group (the noise floor).
+
+    >>> str(SiblingKey(GroupKey("digits", "mlp(16)", 0.2, 0), "snip"))
+    'digits/mlp(16)/d0.2/s0#siblings:snip'
+    """
+
+    group: GroupKey
+    method: str
+
+    @property
+    def label(self) -> str:
+        """The stored name of the group: its comparison group's, :data:`SIBLINGS` and the method."""
+        return f"{self.group.label}{SIBLINGS}{self.method}"
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def _plain(obj: Any) -> Any:

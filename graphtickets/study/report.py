@@ -2,7 +2,9 @@
 
 The findings are computed from the tables, never written by hand: which methods' tickets are
 most alike, whether that likeness exceeds what layer densities alone explain (z-scores and
-empirical p-values against symmetric layer-shuffled nulls), and how IMP's tickets differ from pruning-at-init tickets.
+empirical p-values against symmetric layer-shuffled nulls), and how the tickets of a trained
+method with a trajectory (IMP) differ from pruning-at-init tickets. No method is known here by
+name: what the report needs of a method it reads from the registry (:mod:`~graphtickets.study.methods`).
 """
 
 from __future__ import annotations
@@ -11,22 +13,36 @@ import base64
 import html
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from graphtickets.study.figures import FIGURES, make_figures, method_order
-from graphtickets.study.runner import null_counts
+from graphtickets.study import across
+from graphtickets.study import alike as _alike
+from graphtickets.study.alike import paired_difference
+from graphtickets.study.comparisons import null_counts
+from graphtickets.study.figures import FIGURES, make_figures
+from graphtickets.study.grid import DENSE
+from graphtickets.study.methods import (
+    AT_INIT,
+    at_init,
+    display_name,
+    method_order,
+    random_baseline,
+    trajectory_trained,
+)
+from graphtickets.study.tabular import sibling_table
 
 __all__ = ["findings", "write_report", "build_report", "sanity_table", "paired_difference", "SANITY_LEVEL"]
 
 log = logging.getLogger("graphtickets.study")
 
-#: The family (``MethodSpec.family``) of the pruning-at-init methods the IMP finding compares with.
-_PAI_FAMILY = "at init"
+#: The dense reference's row of the accuracy table.
+_DENSE_ROW = f"{DENSE} (d=1)"
 #: Confidence level of the sanity-check intervals.
 SANITY_LEVEL = 0.95
 _VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
@@ -92,43 +108,8 @@ def _chance(tk: pd.DataFrame) -> float | None:
 def _pai_methods(tk: pd.DataFrame) -> list[str]:
     """The pruning-at-init methods of the table (by their family, not by name)."""
     if "family" in tk:
-        return sorted(set(tk.loc[tk["family"] == _PAI_FAMILY, "method"]))
-    from graphtickets.pruning import METHODS
-
-    return sorted(m for m in set(tk["method"]) if m in METHODS and METHODS[m].family == _PAI_FAMILY)
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float], level: float = SANITY_LEVEL) -> dict[str, float]:
-    """Mean of the paired differences ``a - b`` with a Student-t confidence interval and p-value.
-
-    The pairs are seeds (the ticket and its variant share the initialization seed and the
-    training data order). With n pairs the interval is ``mean +- t_{(1+level)/2, n-1} *
-    sd / sqrt(n)`` and ``p`` the two-sided p-value of the paired t-test; with n < 2 both are
-    NaN. When every difference is the same the interval is that point (``p`` 0 if it is not
-    zero, else 1).
-
-    Examples
-    --------
-    >>> r = paired_difference([0.7, 0.72, 0.69], [0.6, 0.61, 0.6])
-    >>> round(r["mean"], 3), r["n"], r["low"] > 0
-    (0.1, 3, True)
-    """
-    from scipy import stats
-
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    out = {"n": n, "mean": float(d.mean()) if n else float("nan"), "low": float("nan"), "high": float("nan"),
-           "p": float("nan")}
-    if n < 2:
-        return out
-    sd = float(d.std(ddof=1))
-    if sd == 0.0:
-        out.update(low=out["mean"], high=out["mean"], p=0.0 if out["mean"] != 0 else 1.0)
-        return out
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n))
-    out.update(low=out["mean"] - half, high=out["mean"] + half, p=float(stats.ttest_1samp(d, 0.0).pvalue))
-    return out
+        return sorted(set(tk.loc[tk["family"] == AT_INIT, "method"]))
+    return at_init(tk["method"])
 
 
 def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
@@ -148,7 +129,7 @@ def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
         base = own[(own["method"] == m) & (own["density"] == d)].set_index("seed")["accuracy"]
         var = g.set_index("seed")["accuracy"]
         seeds = sorted(set(base.index) & set(var.index))
-        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy())
+        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy(), level=SANITY_LEVEL)
         verdict = ("one seed" if r["n"] < 2 else "beats" if r["low"] > 0 else "worse" if r["high"] < 0
                    else "no clear difference")
         rows.append({"method": m, "density": d, "variant": v, "n": r["n"], "ticket": float(base.reindex(seeds).mean()),
@@ -189,17 +170,19 @@ def _sanity_sentences(table: pd.DataFrame) -> list[str]:
 def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None = None) -> dict[str, Any]:
     """The study's findings as numbers and sentences.
 
-    ``siblings`` (:func:`graphtickets.study.runner.sibling_table`, with ``replicates`` > 1)
+    ``siblings`` (:func:`graphtickets.study.tabular.sibling_table`, with ``replicates`` > 1)
     adds the sibling noise floor: ``floor`` (:func:`~graphtickets.study.alike.sibling_floor`),
     ``excess`` (:func:`~graphtickets.study.alike.excess_table`) and the "most alike" ranking
     relative to the floor. Tickets of sibling replicates (``replicate`` > 0) enter nothing else.
+    Each finding is one function below, called in report order.
 
     Returns
     -------
     dict
         ``sentences`` (list of str, in report order), ``accuracy`` (method x density mean
         table), ``alike`` (the lowest mean-distance pairs per kind), ``z`` (pairs whose mean
-        z is below -2 / above 2, per kind), ``imp_vs_pai`` (metric means).
+        z is below -2 / above 2, per kind), ``imp_vs_pai`` (metric means of the trained method
+        with a trajectory, IMP, and of pruning at init) with ``imp_vs_pai_method`` (its name).
     """
     out: dict[str, Any] = {"sentences": []}
     say = out["sentences"].append
@@ -208,159 +191,229 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     if tk.empty:
         say("No cell finished; there is nothing to report yet.")
         return out
-    dense = tk[tk["method"] == "dense"]
-    every = tk[tk["method"] != "dense"]
+    dense = tk[tk["method"] == DENSE]
+    every = tk[tk["method"] != DENSE]
     # the methods' own tickets; ablation variants have their own table (sanity checks)
     tk = every[every["variant"].fillna("") == ""] if "variant" in every else every
     if tk.empty:
         say("Only the dense reference finished; there are no tickets to compare yet.")
         return out
+    acc = _accuracy_finding(out, tk, every, dense, say)
+    later = _sanity_finding(out, every, say)  # its verdicts are said after the accuracy sentences
+    _per_density_finding(acc, tk, say)
+    _collapse_finding(out, tk, say)
+    for sentence in later:
+        say(sentence)
+    fkinds = _alike.function_kinds(dist["kind"].unique()) if "kind" in dist else []
+    pairs = _pairs(dist[~dist["kind"].isin(fkinds)] if fkinds else dist)  # structure here; function below
+    if not pairs.empty:
+        _most_alike_finding(out, pairs, say)
+        _sibling_findings(out, dist, siblings, say)
+        _jaccard_finding(out, say)
+    tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
+    if not tests.empty:
+        _excess_vs_null_finding(out, tests, say)
+        _null_finding(out, tests, pairs, say)
+        _calibration_finding(tests, say)
+    if fkinds:
+        _functional_findings(out, dist, say)
+    _trained_vs_at_init_finding(out, tk, pairs, say)
+    return out
+
+
+#: What a finding says a sentence with (``out["sentences"].append``).
+Say = Callable[[str], None]
+
+
+def _accuracy_finding(out: dict[str, Any], tk: pd.DataFrame, every: pd.DataFrame, dense: pd.DataFrame,
+                      say: Say) -> pd.DataFrame:
+    """``out["accuracy"]`` (every method and variant x density, the dense row) and the dense network's sentence.
+
+    Returns the rows of the methods' own tickets (and the dense row), which the later findings read.
+    """
     acc_all = every.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
     acc_all = acc_all.reindex(index=method_order(acc_all.index), columns=sorted(acc_all.columns, reverse=True))
     acc = acc_all.loc[[m for m in acc_all.index if m in set(tk["method"])]]
-    spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
     dense_acc = float(dense["accuracy"].mean()) if not dense.empty and dense["accuracy"].notna().any() else None
     if dense_acc is not None:
-        acc.loc["dense (d=1)"] = dense_acc
+        acc.loc[_DENSE_ROW] = dense_acc
         lo, hi = float(dense["accuracy"].min()), float(dense["accuracy"].max())
-        acc_all.loc["dense (d=1)"] = dense_acc
-        best = acc.drop(index="dense (d=1)").max()
+        acc_all.loc[_DENSE_ROW] = dense_acc
+        best = acc.drop(index=_DENSE_ROW).max()
         say(f"The dense network, trained the same way, reaches {dense_acc:.3f} test accuracy"
             + (f" (seeds: {lo:.3f}-{hi:.3f})" if len(dense) > 1 else "") + "; the best ticket reaches "
             + ", ".join(f"{best[d]:.3f} at density {d:g}" for d in acc.columns if np.isfinite(best[d])) + ".")
     out["accuracy"] = acc_all
-    sanity = sanity_table(every)
-    if not sanity.empty:
-        out["sanity"] = sanity
-        say("Ablation variants (method+shuffle, method+reinit) are sanity checks of each method's ticket, trained "
-            "identically (same data order; shuffle: same initial weights); they are kept out of the pairwise "
-            "distances and the 'most alike' ranking (a re-initialized variant has its method's very masks).")
-        later = _sanity_sentences(sanity)  # said after the accuracy sentences
-        tested = int((sanity["verdict"] != "one seed").sum())
-        if tested:
-            later.append(f"These are {tested} paired tests at the {SANITY_LEVEL:.0%} level, not corrected for multiple "
-                         f"comparisons: about {(1 - SANITY_LEVEL) * tested:.1f} of them would read 'beats' or 'worse' "
-                         "by chance alone, so read a single verdict with care.")
-    else:
-        later = []
-    for d in acc.columns:
-        col = acc.drop(index="dense (d=1)", errors="ignore")[d].dropna()
-        if len(col) >= 2:
-            top2 = col.sort_values(ascending=False)
-            gap = float(top2.iloc[0] - top2.iloc[1])
-            sd = float(spread.xs(d, level="density").max()) if d in spread.index.get_level_values("density") else 0.0
-            within = f" (ahead of {top2.index[1]} by {gap:.3f}, within the seed spread of {sd:.3f})" if 0 < sd and gap < sd else ""
-            say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}){within} "
-                f"and the least accurate {col.idxmin()}'s ({col.min():.3f}); random gets "
-                f"{col.get('random', float('nan')):.3f}.")
-    chance = _chance(tk)
-    if chance is not None:
-        low = tk.groupby(["method", "density"])["accuracy"].mean()
-        low = low[low <= chance + CHANCE_MARGIN]
-        out["collapsed"] = low
-        for m, g in low.groupby(level="method"):
-            ds = [d for _, d in g.index]
-            cl = ""
-            if "layered.collapsed_layers" in tk:
-                n = tk[(tk["method"] == m) & tk["density"].isin(ds)]["layered.collapsed_layers"].mean()
-                cl = f"; on average {n:.1f} of its layers have collapsed (no input-output path through them)" if n > 0 else ""
-            say(f"{m} collapses to chance at density {', '.join(f'{d:g}' for d in ds)}: test accuracy "
-                f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
-    for sentence in later:
-        say(sentence)
-    from graphtickets.study import alike as _alike
+    return acc
 
-    fkinds = _alike.function_kinds(dist["kind"].unique()) if "kind" in dist else []
-    pairs = _pairs(dist[~dist["kind"].isin(fkinds)] if fkinds else dist)  # structure here; function below
+
+def _sanity_finding(out: dict[str, Any], every: pd.DataFrame, say: Say) -> list[str]:
+    """``out["sanity"]`` (:func:`sanity_table`) and what the ablations are; returns the verdict sentences."""
+    sanity = sanity_table(every)
+    if sanity.empty:
+        return []
+    out["sanity"] = sanity
+    say("Ablation variants (method+shuffle, method+reinit) are sanity checks of each method's ticket, trained "
+        "identically (same data order; shuffle: same initial weights); they are kept out of the pairwise "
+        "distances and the 'most alike' ranking (a re-initialized variant has its method's very masks).")
+    later = _sanity_sentences(sanity)
+    tested = int((sanity["verdict"] != "one seed").sum())
+    if tested:
+        later.append(f"These are {tested} paired tests at the {SANITY_LEVEL:.0%} level, not corrected for multiple "
+                     f"comparisons: about {(1 - SANITY_LEVEL) * tested:.1f} of them would read 'beats' or 'worse' "
+                     "by chance alone, so read a single verdict with care.")
+    return later
+
+
+def _per_density_finding(acc: pd.DataFrame, tk: pd.DataFrame, say: Say) -> None:
+    """Per density: the most and least accurate tickets (against the seed spread) and the random baseline's."""
+    spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
+    rnd = random_baseline()
+    for d in acc.columns:
+        col = acc.drop(index=_DENSE_ROW, errors="ignore")[d].dropna()
+        if len(col) < 2:
+            continue
+        top2 = col.sort_values(ascending=False)
+        gap = float(top2.iloc[0] - top2.iloc[1])
+        sd = float(spread.xs(d, level="density").max()) if d in spread.index.get_level_values("density") else 0.0
+        within = f" (ahead of {top2.index[1]} by {gap:.3f}, within the seed spread of {sd:.3f})" if 0 < sd and gap < sd else ""
+        say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}){within} "
+            f"and the least accurate {col.idxmin()}'s ({col.min():.3f})"
+            + (f"; {rnd} gets {col.get(rnd, float('nan')):.3f}." if rnd is not None else "."))
+
+
+def _collapse_finding(out: dict[str, Any], tk: pd.DataFrame, say: Say) -> None:
+    """``out["collapsed"]``: methods at chance accuracy (within :data:`CHANCE_MARGIN`), with their collapsed layers."""
+    chance = _chance(tk)
+    if chance is None:
+        return
+    low = tk.groupby(["method", "density"])["accuracy"].mean()
+    low = low[low <= chance + CHANCE_MARGIN]
+    out["collapsed"] = low
+    for m, g in low.groupby(level="method"):
+        ds = [d for _, d in g.index]
+        cl = ""
+        if "layered.collapsed_layers" in tk:
+            n = tk[(tk["method"] == m) & tk["density"].isin(ds)]["layered.collapsed_layers"].mean()
+            cl = f"; on average {n:.1f} of its layers have collapsed (no input-output path through them)" if n > 0 else ""
+        say(f"{m} collapses to chance at density {', '.join(f'{d:g}' for d in ds)}: test accuracy "
+            f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
+
+
+def _most_alike_finding(out: dict[str, Any], pairs: pd.DataFrame, say: Say) -> None:
+    """``out["alike"]`` (the 3 closest pairs per kind) and ``out["consensus"]``: the ranking over distance families."""
     alike: dict[str, pd.DataFrame] = {}
-    if not pairs.empty:
-        ranks = []
-        for kind, g in pairs.groupby("kind"):
-            g = g.sort_values("value")
-            alike[kind] = g.head(3)
-            ranks.append(g.assign(rank=g["value"].rank(pct=True), family=_family(str(kind)))[["pair", "family", "rank"]])
-        out["alike"] = alike
-        fam = pd.concat(ranks).groupby(["pair", "family"])["rank"].mean()
-        consensus = fam.groupby(level="pair").mean().sort_values()
-        out["consensus"] = consensus
-        families = sorted(set(fam.index.get_level_values("family")))
-        top = consensus.head(3)
-        say("Most alike tickets, averaged over the distance families (" + ", ".join(families) + "; kinds within a "
-            "family are averaged first; mean percentile rank of the pair's distance, lower = more alike): "
-            + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
-            + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
-        _sibling_findings(out, dist, siblings, say)
-        if "jaccard" in alike:
-            j = alike["jaccard"].iloc[0]
-            say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
-                f"at {j['value']:.3f}.")
-    tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
-    if "excess_ranking" in out and not tests.empty:  # honesty: which of the closest pairs beat the null (BH)
-        beat = tests[tests["significant"] & tests["closer"]].groupby("pair").size()
-        n_kinds = tests.groupby("pair").size()
-        top = out["excess_ranking"].head(3)
-        say("Of these pairs closest to their sibling floor, closer than the layer-shuffled null after "
-            f"Benjamini-Hochberg (FDR {_alike.FDR:g}): " + "; ".join(
-                f"{p} in {int(beat.get(p, 0))} of {int(n_kinds.get(p, 0))} kinds" for p in top.index) + ".")
-    if not tests.empty:
-        zs = tests
-        below = zs[zs["significant"] & zs["closer"]]
-        above = zs[zs["significant"] & ~zs["closer"]]
-        out["z"] = {"below": below, "above": above}
-        out["null_tests"] = tests
-        frac = len(below) / len(zs)
-        nan_kinds = sorted(set(pairs["kind"]) - set(zs["kind"]))
-        say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
-            f"densities kept; z from at least {MIN_NULLS} nulls, combined over densities and seeds by Stouffer's "
-            f"method, two-sided normal p), Benjamini-Hochberg over all {len(zs)} (pair, kind) tests: "
-            f"{len(below) + len(above)} survive at FDR {_alike.FDR:g}: {len(below)} ({frac:.0%}) more alike than "
-            f"the null and {len(above)} less alike; the other {len(zs) - len(below) - len(above)} are not "
-            f"distinguishable from the layer-shuffled null."
-            + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
-        if not below.empty:
-            strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
-            say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
-                f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
-                for r in strongest.sort_values("z").itertuples()) + ".")
-        rnd = zs[zs["pair"].str.contains(r"\brandom\b") & zs["kind"].isin(["jaccard", "hamming"])]
-        if not rnd.empty:
-            say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
-                f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
-                f"layer-shuffled null, so this should be near 0).")
-    if fkinds:
-        _functional_findings(out, dist, say)
-    imp = tk[tk["method"] == "imp"]
+    ranks = []
+    for kind, g in pairs.groupby("kind"):
+        g = g.sort_values("value")
+        alike[kind] = g.head(3)
+        ranks.append(g.assign(rank=g["value"].rank(pct=True), family=_family(str(kind)))[["pair", "family", "rank"]])
+    out["alike"] = alike
+    fam = pd.concat(ranks).groupby(["pair", "family"])["rank"].mean()
+    consensus = fam.groupby(level="pair").mean().sort_values()
+    out["consensus"] = consensus
+    families = sorted(set(fam.index.get_level_values("family")))
+    top = consensus.head(3)
+    say("Most alike tickets, averaged over the distance families (" + ", ".join(families) + "; kinds within a "
+        "family are averaged first; mean percentile rank of the pair's distance, lower = more alike): "
+        + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
+        + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
+
+
+def _jaccard_finding(out: dict[str, Any], say: Say) -> None:
+    """The closest pair by mask overlap (Jaccard distance), when the study measures it."""
+    if "jaccard" in out["alike"]:
+        j = out["alike"]["jaccard"].iloc[0]
+        say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
+            f"at {j['value']:.3f}.")
+
+
+def _excess_vs_null_finding(out: dict[str, Any], tests: pd.DataFrame, say: Say) -> None:
+    """Honesty: which of the pairs closest to their sibling floor beat the null (after BH)."""
+    if "excess_ranking" not in out:
+        return
+    beat = tests[tests["significant"] & tests["closer"]].groupby("pair").size()
+    n_kinds = tests.groupby("pair").size()
+    top = out["excess_ranking"].head(3)
+    say("Of these pairs closest to their sibling floor, closer than the layer-shuffled null after "
+        f"Benjamini-Hochberg (FDR {_alike.FDR:g}): " + "; ".join(
+            f"{p} in {int(beat.get(p, 0))} of {int(n_kinds.get(p, 0))} kinds" for p in top.index) + ".")
+
+
+def _null_finding(out: dict[str, Any], tests: pd.DataFrame, pairs: pd.DataFrame, say: Say) -> None:
+    """``out["null_tests"]`` and ``out["z"]``: the pairs more / less alike than the layer-shuffled null (BH)."""
+    below = tests[tests["significant"] & tests["closer"]]
+    above = tests[tests["significant"] & ~tests["closer"]]
+    out["z"] = {"below": below, "above": above}
+    out["null_tests"] = tests
+    frac = len(below) / len(tests)
+    nan_kinds = sorted(set(pairs["kind"]) - set(tests["kind"]))
+    say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
+        f"densities kept; z from at least {MIN_NULLS} nulls, combined over densities and seeds by Stouffer's "
+        f"method, two-sided normal p), Benjamini-Hochberg over all {len(tests)} (pair, kind) tests: "
+        f"{len(below) + len(above)} survive at FDR {_alike.FDR:g}: {len(below)} ({frac:.0%}) more alike than "
+        f"the null and {len(above)} less alike; the other {len(tests) - len(below) - len(above)} are not "
+        f"distinguishable from the layer-shuffled null."
+        + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
+    if not below.empty:
+        strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
+        say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
+            f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
+            for r in strongest.sort_values("z").itertuples()) + ".")
+
+
+def _calibration_finding(tests: pd.DataFrame, say: Say) -> None:
+    """The random baseline's mask-overlap z against any other ticket: near 0 by construction."""
+    rb = random_baseline()
+    if rb is None:
+        return
+    rnd = tests[tests["pair"].str.contains(rf"\b{re.escape(rb)}\b") & tests["kind"].isin(["jaccard", "hamming"])]
+    if not rnd.empty:
+        say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
+            f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
+            f"layer-shuffled null, so this should be near 0).")
+
+
+def _trained_vs_at_init_finding(out: dict[str, Any], tk: pd.DataFrame, pairs: pd.DataFrame, say: Say) -> None:
+    """``out["imp_vs_pai"]``: the trained method with a trajectory (IMP; the first in method order when
+    several) against the pruning-at-init methods, by accuracy, key metrics and mask overlap."""
+    trained = trajectory_trained(tk["method"])
     pai_methods = _pai_methods(tk)
-    pai = tk[tk["method"].isin(pai_methods)]
-    if not imp.empty and not pai.empty:
-        rows = []
-        for col, label in [("accuracy", "test accuracy"), *_KEY_METRICS]:
-            if col in tk:
-                a, b = float(imp[col].mean()), float(pai[col].mean())
-                rows.append({"quantity": label, "imp": a, "pruning at init": b, "difference": a - b})
-        cmp_ = pd.DataFrame(rows)
-        out["imp_vs_pai"] = cmp_
-        big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[["imp", "pruning at init"]].abs().max(axis=1).replace(0, np.nan)))
-        big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
-        acc_row = cmp_.iloc[0]
-        say(f"IMP vs pruning at init ({', '.join(pai_methods)}): test accuracy "
-            f"{acc_row['imp']:.3f} vs {acc_row['pruning at init']:.3f} (mean over densities and seeds). "
-            "Largest structural differences: " + "; ".join(
-                f"{r.quantity} {r.imp:.3g} vs {r._3:.3g}" for r in big.itertuples()) + ".")
-        if not pairs.empty and "jaccard" in set(pairs["kind"]):
-            j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
-            to_pai = [j[p] for p in j.index if "imp" in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
-            among = [j[p] for p in j.index if all(m in pai_methods for m in p.split(" ~ "))]
-            if to_pai and among:
-                say(f"IMP's masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
-                    f"which are at {np.mean(among):.3f} from each other.")
-    return out
+    if not trained or not pai_methods:
+        return
+    ref = trained[0]
+    cmp_ = _mean_table(tk[tk["method"] == ref], tk[tk["method"].isin(pai_methods)], ref, list(tk.columns))
+    out["imp_vs_pai"] = cmp_
+    out["imp_vs_pai_method"] = ref
+    name, other = display_name(ref), "pruning at init"
+    big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[[ref, other]].abs().max(axis=1).replace(0, np.nan)))
+    big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
+    acc_row = cmp_.iloc[0]
+    say(f"{name} vs pruning at init ({', '.join(pai_methods)}): test accuracy "
+        f"{acc_row[ref]:.3f} vs {acc_row[other]:.3f} (mean over densities and seeds). "
+        "Largest structural differences: " + "; ".join(
+            f"{r.quantity} {r[ref]:.3g} vs {r[other]:.3g}" for _, r in big.iterrows()) + ".")
+    if not pairs.empty and "jaccard" in set(pairs["kind"]):
+        j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
+        to_pai = [j[p] for p in j.index if ref in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
+        among = [j[p] for p in j.index if all(m in pai_methods for m in p.split(" ~ "))]
+        if to_pai and among:
+            say(f"{name}'s masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
+                f"which are at {np.mean(among):.3f} from each other.")
+
+
+def _mean_table(ref_rows: pd.DataFrame, pai_rows: pd.DataFrame, ref: str, columns: list[str]) -> pd.DataFrame:
+    """``quantity, <ref>, pruning at init, difference``: test accuracy and the key metrics, means over all rows."""
+    rows = []
+    for col, label in [("accuracy", "test accuracy"), *_KEY_METRICS]:
+        if col in columns:
+            a, b = float(ref_rows[col].mean()), float(pai_rows[col].mean())
+            rows.append({"quantity": label, ref: a, "pruning at init": b, "difference": a - b})
+    return pd.DataFrame(rows)
 
 
 def _sibling_findings(out: dict[str, Any], dist: pd.DataFrame, siblings: pd.DataFrame | None, say: Any) -> None:
     """The sibling noise floor and the "most alike" ranking relative to it (excess over siblings)."""
-    from graphtickets.study import alike as _alike
-
     if siblings is None or siblings.empty:
         return
     out["floor"] = _alike.sibling_floor(siblings)
@@ -386,8 +439,6 @@ def _sibling_findings(out: dict[str, Any], dist: pd.DataFrame, siblings: pd.Data
 
 def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> None:
     """The function family (what trained tickets compute) and the structure -> function correlation."""
-    from graphtickets.study import alike as _alike
-
     ft = _alike.functional_table(dist)
     if ft.empty:
         return
@@ -410,9 +461,7 @@ def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> N
 
 def _consensus_blocks(store: Any, tk: pd.DataFrame, folder: Path) -> list[tuple[str, Any]]:
     """Consensus across methods per (density, init seed): core sizes vs expectation, histogram, layers."""
-    from graphtickets.study.alike import consensus_figure, consensus_tables
-
-    ct = consensus_tables(store, tk)
+    ct = _alike.consensus_tables(store, tk)
     if not ct:
         return []
     cores = ct["cores"]
@@ -427,7 +476,7 @@ def _consensus_blocks(store: Any, tk: pd.DataFrame, folder: Path) -> list[tuple[
         ("p", sentence), ("table", cores),
         ("h2", "Where the majority core sits, per layer (mean over init seeds)"), ("table", ct["layers"]),
     ]
-    for p in consensus_figure(ct["histograms"], folder):
+    for p in _alike.consensus_figure(ct["histograms"], folder):
         blocks.append(("img", (p, "Consensus: how many weights exactly j methods keep, observed vs expected")))
     return blocks
 
@@ -464,91 +513,127 @@ def build_report(
     With two or more ``(dataset, model)`` settings (architectures) the findings are given per
     setting, each with its own figures (``setting_figures``), after a table of what holds on
     every setting and what on only some (:mod:`graphtickets.study.across`, also written to
-    ``tables/architectures.csv``).
+    ``tables/architectures.csv``). Sections: title and question, setup (:func:`_setup_lines`),
+    findings (:func:`_findings_blocks`, per setting or once), how to reproduce.
     """
-    from graphtickets.study import across
-    sib = None
-    if store is not None:
-        from graphtickets.study.runner import sibling_table
-
-        sib = sibling_table(store)
-        if not sib.empty and not tk.empty:
-            sib = sib[sib["group"].isin(set(dist["group"])) | sib["method"].isin(set(tk["method"]))]
+    sib = _study_siblings(store, tk, dist)
     all_tk = tk
     if "replicate" in tk:  # siblings enter the accuracy intervals and the floor only
         tk = tk[tk["replicate"].fillna(0) == 0]
-    sets = across.settings(tk)
-    per: dict[str, Any] = {}  # label -> (setting, tk, all_tk, dist, findings) of each setting
-    if len(sets) > 1:
-        many = len({d for d, _ in sets}) > 1
-        for st in sets:
-            t, d, sb = across.split(tk, dist, sib, st)
-            per[across.setting_label(st, many)] = (st, t, across.split(all_tk, dist, None, st)[0], d, findings(t, d, sb))
-    else:
-        f = findings(tk, dist, sib)
-    name = getattr(study, "name", out.name)
-    blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {name}")]
-    blocks.append(("p", "**Question.** What do sparse networks (lottery tickets) found by different methods on the "
-                        "same data have in common? Each method finds a ticket of the same initialized network at the "
-                        "same density; we train every ticket the same way, turn it into graphs (layered, relational, "
-                        "per-layer bipartite), measure them, and compare tickets pairwise with several distances, "
-                        "each against null pairs in which both tickets keep every layer's density but have their masks shuffled within the layer."))
+    per = _per_setting(tk, all_tk, dist, sib)
+    blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {getattr(study, 'name', out.name)}"), ("p", _QUESTION)]
     if study is not None:
-        setup = [
-            f"datasets: {', '.join(d.name for d in study.datasets)}",
-            f"models: {', '.join(m.label() for m in study.models)}",
-            f"methods: {', '.join(m.name for m in study.methods)}",
-            f"densities: {', '.join(f'{d:g}' for d in study.densities)}; seeds: {', '.join(map(str, study.seeds))}",
-            f"training of every ticket: {study.train.epochs} epochs, {study.train.optimizer} lr {study.train.lr:g}"
-            + (f" momentum {study.train.momentum:g}" if study.train.optimizer == "sgd" else "")
-            + f", {study.train.schedule or 'constant'} rate, weight decay {study.train.weight_decay:g}, "
-            f"batch {study.train.batch_size}, with the mask enforced, from the ticket's own weights where it carries "
-            "them (IMP rewound to iteration k, Elastic with carried weights), else from the model's initial weights",
-            "methods that train like the tickets (regime: study): "
-            + (", ".join(m.name for m in study.methods if m.regime == "study")
-               + "".join(f", {m.name}'s source" for m in study.methods if m.source is not None and m.source.regime == "study")
-               or "none"),
-            "comparison: every pair of tickets of one density and seed, each distance against the symmetric "
-            f"{study.analysis.null_model} null (both tickets randomized); nulls per pair by kind: "
-            + ", ".join(f"{k} {n}" for k, n in null_counts(study).items())
-            + f" (z is reported only from at least {MIN_NULLS} nulls, and not where the nulls do not vary)",
-        ]
-        if study.dense_reference:
-            setup.append("reference: the dense network (every weight kept), trained the same way once per seed")
-        if study.ablations:
-            setup.append("sanity checks: for every method's ticket, " + " and ".join(
-                {"shuffle": "its masks shuffled within each layer (method+shuffle)",
-                 "reinit": "its masks on a newly initialized network (method+reinit)"}.get(a, a) for a in study.ablations)
-                + ", trained identically")
-        if status:
-            setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
-        if getattr(study, "replicates", 1) > 1:
-            setup.append(f"siblings: {study.replicates} replicates of every method's ticket per density and init seed "
-                         "(same initial weights, other seeds for data order, pruning batches and random draws; "
-                         "replicate 0 is the ticket compared across methods, the others give the noise floor)")
-        if not all_tk.empty:
-            setup.append(f"compute: {all_tk['seconds'].sum():.0f} s of cell time in total "
-                         f"(search {all_tk['search_seconds'].sum():.0f} s, training {all_tk['train_seconds'].sum():.0f} s)")
-        own = [f"{mc.label()}: " + "; ".join(
-            ([f"training {', '.join(f'{k} {v}' for k, v in mc.train.items())}"] if mc.train else [])
-            + [f"{m}: {'left out' if v is False else v}" for m, v in mc.methods.items()])
-            for mc in study.models if mc.train or mc.methods]
-        if own:
-            setup.append("settings of a model's own (over the study's): " + " | ".join(own))
-        blocks += [("h2", "Setup"), ("ul", setup)]
+        blocks += [("h2", "Setup"), ("ul", _setup_lines(study, status, all_tk))]
     if per:
-        stated = {lb: across.statements(v[1], v[4]) for lb, v in per.items()}
-        across.write_holds(out, across.holds_table(stated, keep_all=True))
-        blocks += across.table_blocks(list(per), stated, across.holds_table(stated))
-        for lb, (st, t, at, d, fs) in per.items():
-            body = _findings_blocks(out, t, at, d, fs, (setting_figures or {}).get(st, {}), store,
-                                    fig_dir=out / "figures" / across.slug(lb))
-            blocks += [("h2", f"Architecture: {lb}")] + [("h3", x) if k == "h2" else (k, x) for k, x in body]
+        blocks += _per_setting_blocks(out, per, setting_figures or {}, store)
     else:
-        blocks += _findings_blocks(out, tk, all_tk, dist, f, figures, store)
+        blocks += _findings_blocks(out, tk, all_tk, dist, findings(tk, dist, sib), figures, store)
+    return blocks + _reproduce_blocks(out, config_path)
+
+
+_QUESTION = ("**Question.** What do sparse networks (lottery tickets) found by different methods on the "
+             "same data have in common? Each method finds a ticket of the same initialized network at the "
+             "same density; we train every ticket the same way, turn it into graphs (layered, relational, "
+             "per-layer bipartite), measure them, and compare tickets pairwise with several distances, "
+             "each against null pairs in which both tickets keep every layer's density but have their masks "
+             "shuffled within the layer.")
+
+
+def _study_siblings(store: Any, tk: pd.DataFrame, dist: pd.DataFrame) -> pd.DataFrame | None:
+    """The sibling distances of the report's groups and methods (None without a store)."""
+    if store is None:
+        return None
+    sib = sibling_table(store)
+    if not sib.empty and not tk.empty:
+        sib = sib[sib["group"].isin(set(dist["group"])) | sib["method"].isin(set(tk["method"]))]
+    return sib
+
+
+def _per_setting(tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd.DataFrame,
+                 sib: pd.DataFrame | None) -> dict[str, Any]:
+    """label -> (setting, tk, all_tk, dist, findings) of each ``(dataset, model)`` setting; empty with one setting."""
+    sets = across.settings(tk)
+    if len(sets) <= 1:
+        return {}
+    many = len({d for d, _ in sets}) > 1
+    per: dict[str, Any] = {}
+    for st in sets:
+        t, d, sb = across.split(tk, dist, sib, st)
+        per[across.setting_label(st, many)] = (st, t, across.split(all_tk, dist, None, st)[0], d, findings(t, d, sb))
+    return per
+
+
+def _per_setting_blocks(out: Path, per: dict[str, Any], setting_figures: dict[tuple[str, str], dict[str, list[Path]]],
+                        store: Any) -> list[tuple[str, Any]]:
+    """What holds across the settings (written to ``tables/architectures.csv`` too), then each setting's findings."""
+    stated = {lb: across.statements(v[1], v[4]) for lb, v in per.items()}
+    across.write_holds(out, across.holds_table(stated, keep_all=True))
+    blocks = across.table_blocks(list(per), stated, across.holds_table(stated))
+    for lb, (st, t, at, d, fs) in per.items():
+        body = _findings_blocks(out, t, at, d, fs, setting_figures.get(st, {}), store,
+                                fig_dir=out / "figures" / across.slug(lb))
+        blocks += [("h2", f"Architecture: {lb}")] + [("h3", x) if k == "h2" else (k, x) for k, x in body]
+    return blocks
+
+
+def _setup_lines(study: Any, status: dict[str, int] | None, all_tk: pd.DataFrame) -> list[str]:
+    """The setup section: data, models, methods, training, comparison, then what this study adds."""
+    tr = study.train
+    setup = [
+        f"datasets: {', '.join(d.name for d in study.datasets)}",
+        f"models: {', '.join(m.label() for m in study.models)}",
+        f"methods: {', '.join(m.name for m in study.methods)}",
+        f"densities: {', '.join(f'{d:g}' for d in study.densities)}; seeds: {', '.join(map(str, study.seeds))}",
+        f"training of every ticket: {tr.epochs} epochs, {tr.optimizer} lr {tr.lr:g}"
+        + (f" momentum {tr.momentum:g}" if tr.optimizer == "sgd" else "")
+        + f", {tr.schedule or 'constant'} rate, weight decay {tr.weight_decay:g}, "
+        f"batch {tr.batch_size}, with the mask enforced, from the ticket's own weights where it carries "
+        "them (IMP rewound to iteration k, Elastic with carried weights), else from the model's initial weights",
+        "methods that train like the tickets (regime: study): "
+        + (", ".join(m.name for m in study.methods if m.regime == "study")
+           + "".join(f", {m.name}'s source" for m in study.methods if m.source is not None and m.source.regime == "study")
+           or "none"),
+        "comparison: every pair of tickets of one density and seed, each distance against the symmetric "
+        f"{study.analysis.null_model} null (both tickets randomized); nulls per pair by kind: "
+        + ", ".join(f"{k} {n}" for k, n in null_counts(study).items())
+        + f" (z is reported only from at least {MIN_NULLS} nulls, and not where the nulls do not vary)",
+    ]
+    return setup + _setup_options(study, status, all_tk)
+
+
+def _setup_options(study: Any, status: dict[str, int] | None, all_tk: pd.DataFrame) -> list[str]:
+    """The setup lines of what a study may add: dense reference, ablations, cell counts, siblings, compute, model settings."""
+    setup = []
+    if study.dense_reference:
+        setup.append("reference: the dense network (every weight kept), trained the same way once per seed")
+    if study.ablations:
+        setup.append("sanity checks: for every method's ticket, " + " and ".join(
+            {"shuffle": "its masks shuffled within each layer (method+shuffle)",
+             "reinit": "its masks on a newly initialized network (method+reinit)"}.get(a, a) for a in study.ablations)
+            + ", trained identically")
+    if status:
+        setup.append("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())))
+    if getattr(study, "replicates", 1) > 1:
+        setup.append(f"siblings: {study.replicates} replicates of every method's ticket per density and init seed "
+                     "(same initial weights, other seeds for data order, pruning batches and random draws; "
+                     "replicate 0 is the ticket compared across methods, the others give the noise floor)")
+    if not all_tk.empty:
+        setup.append(f"compute: {all_tk['seconds'].sum():.0f} s of cell time in total "
+                     f"(search {all_tk['search_seconds'].sum():.0f} s, training {all_tk['train_seconds'].sum():.0f} s)")
+    own = [f"{mc.label()}: " + "; ".join(
+        ([f"training {', '.join(f'{k} {v}' for k, v in mc.train.items())}"] if mc.train else [])
+        + [f"{m}: {'left out' if v is False else v}" for m, v in mc.methods.items()])
+        for mc in study.models if mc.train or mc.methods]
+    if own:
+        setup.append("settings of a model's own (over the study's): " + " | ".join(own))
+    return setup
+
+
+def _reproduce_blocks(out: Path, config_path: str | None) -> list[tuple[str, Any]]:
+    """The commands that rerun the study and rebuild the report, and where the tables and tickets are."""
     cfg = config_path if config_path is not None else "CONFIG.yaml"
     run_cmd = " ".join(x for x in ("graphtickets run", cfg, "--out", str(out)) if x)
-    blocks += [
+    return [
         ("h2", "Reproduce"),
         ("code", f"{run_cmd}\n{run_cmd} --workers 2   # on a Dask LocalCluster\n"
                  f"graphtickets report {out}   # rebuild this report from the store"),
@@ -556,27 +641,47 @@ def build_report(
               "`tables/distances.csv` (pairwise distances with null z-scores; `tables/siblings.csv`: the distances "
               "between sibling replicates); tickets: `tickets/<cell id>.safetensors`."),
     ]
-    return blocks
 
 
 def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd.DataFrame, f: dict[str, Any],
                      figures: dict[str, list[Path]], store: Any, fig_dir: Path | None = None) -> list[tuple[str, Any]]:
     """The report's findings, tables and figures (``tk``: replicate 0; ``all_tk``: with siblings).
 
-    ``fig_dir``: where the figures made here go (default ``out/figures``)."""
+    ``fig_dir``: where the figures made here go (default ``out/figures``). One function per
+    section, in report order.
+    """
+    folder = fig_dir or out / "figures"
+    blocks: list[tuple[str, Any]] = [("h2", "Findings"), ("ul", f["sentences"])]
+    blocks += _accuracy_blocks(f, tk, all_tk)
+    blocks += _test_blocks(f)
+    blocks += _alike_blocks(f, dist)
+    blocks += _sibling_blocks(f)
+    blocks += _function_blocks(f, dist, folder)
+    if store is not None and not tk.empty:
+        blocks += _consensus_blocks(store, tk, folder)
+        blocks += _effective_blocks(store, tk)
+    blocks += _cost_blocks(tk)
+    return blocks + _figure_blocks(figures)
+
+
+def _accuracy_blocks(f: dict[str, Any], tk: pd.DataFrame, all_tk: pd.DataFrame) -> list[tuple[str, Any]]:
+    """The accuracy table (the dense row included) and, with two or more seeds, its bootstrap intervals."""
     blocks: list[tuple[str, Any]] = []
-    blocks += [("h2", "Findings"), ("ul", f["sentences"])]
     if "accuracy" in f:
         blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
                    ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
     if not tk.empty:
-        from graphtickets.study.alike import accuracy_ci
-
         own_tk = all_tk[all_tk["variant"].fillna("") == ""] if "variant" in all_tk else all_tk
-        ci = accuracy_ci(own_tk)
+        ci = _alike.accuracy_ci(own_tk)
         if not ci.empty and own_tk["seed"].nunique() > 1:
             blocks += [("h2", "Test accuracy: mean and 95% percentile-bootstrap interval over init seeds"),
                        ("table", ci.reindex(method_order(ci.index)))]
+    return blocks
+
+
+def _test_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The tests against the null, the sanity checks, and the trained method vs pruning at init."""
+    blocks: list[tuple[str, Any]] = []
     if "null_tests" in f:
         nt = f["null_tests"].sort_values(["q", "z"]).set_index(["pair", "kind"])
         blocks += [("h2", f"Tests against the layer-shuffled null: Stouffer-combined z over densities and seeds, "
@@ -587,28 +692,44 @@ def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd
         blocks += [("h2", f"Sanity checks: ticket vs its ablation variants (paired by seed, {SANITY_LEVEL:.0%} t-interval)"),
                    ("table", f["sanity"].set_index(["method", "density", "variant"]))]
     if "imp_vs_pai" in f:
-        blocks += [("h2", "IMP vs pruning at init"), ("table", f["imp_vs_pai"].set_index("quantity"))]
-    if "alike" in f:
-        from graphtickets.study.alike import distance_ci
+        blocks += [("h2", f"{display_name(f['imp_vs_pai_method'])} vs pruning at init"),
+                   ("table", f["imp_vs_pai"].set_index("quantity"))]
+    return blocks
 
-        rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
-        dci = distance_ci(dist)
-        if not dci.empty and (dci["seeds"] > 1).any():
-            rows = rows.merge(dci[["pair", "kind", "low", "high"]].rename(columns={"low": "ci_low", "high": "ci_high"}),
-                              on=["pair", "kind"], how="left")
-        blocks += [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% bootstrap "
-                          "interval over init seeds)"), ("table", rows.set_index("kind"))]
+
+def _alike_blocks(f: dict[str, Any], dist: pd.DataFrame) -> list[tuple[str, Any]]:
+    """The most alike pairs per kind, with bootstrap intervals over init seeds where there are several."""
+    if "alike" not in f:
+        return []
+    rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[
+        ["kind", "pair", "value"] + (["z"] if "z" in next(iter(f["alike"].values())) else [])]
+    dci = _alike.distance_ci(dist)
+    if not dci.empty and (dci["seeds"] > 1).any():
+        rows = rows.merge(dci[["pair", "kind", "low", "high"]].rename(columns={"low": "ci_low", "high": "ci_high"}),
+                          on=["pair", "kind"], how="left")
+    return [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% bootstrap "
+                   "interval over init seeds)"), ("table", rows.set_index("kind"))]
+
+
+def _sibling_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The sibling noise floor and the excess over it per pair and kind."""
+    blocks: list[tuple[str, Any]] = []
     if "floor" in f:
-        fl = f["floor"]
         blocks += [("h2", "Sibling noise floor: distance between tickets of one method from the same initial weights "
                           "with other stochastic seeds (mean over densities, seeds and sibling pairs; identical: "
                           "sibling pairs with the very same masks)"),
-                   ("table", fl.set_index(["method", "kind"]))]
+                   ("table", f["floor"].set_index(["method", "kind"]))]
     if "excess" in f:
         blocks += [("h2", "Excess over siblings per pair and kind: (d - floor) / (null - floor), floor = mean of the "
                           "two methods' sibling distances, clipped to [0, 1] (0 = as alike as siblings, 1 = as "
                           "different as the layer-shuffled null; mean over densities and seeds)"),
                    ("table", f["excess"].sort_values(["kind", "excess"]).set_index(["kind", "pair"]))]
+    return blocks
+
+
+def _function_blocks(f: dict[str, Any], dist: pd.DataFrame, folder: Path) -> list[tuple[str, Any]]:
+    """What the trained tickets compute, and whether structure predicts it (with its figure, made in ``folder``)."""
+    blocks: list[tuple[str, Any]] = []
     if "functional" in f:
         blocks += [("h2", "What trained tickets compute: functional distances (mean over densities and seeds; "
                           "agreement = fraction of test inputs predicted differently, agreement_kappa = 1 - Cohen's "
@@ -616,34 +737,45 @@ def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd
                           "hidden representations)"),
                    ("table", f["functional"])]
     if "structure_function" in f and not f["structure_function"].empty:
-        from graphtickets.study.alike import structure_function_figure
-
         blocks += [("h2", "Does structure predict function? (Spearman rho across all pairs, within-group "
                           "permutation p, Benjamini-Hochberg q)"),
                    ("table", f["structure_function"].set_index(["structure", "function"]))]
-        for p in structure_function_figure(dist, fig_dir or out / "figures", f["structure_function"]):
+        for p in _alike.structure_function_figure(dist, folder, f["structure_function"]):
             blocks.append(("img", (p, "Structure vs function: every functional distance against every structural one, "
                                       "one dot per pair of tickets")))
-    if store is not None and not tk.empty:
-        blocks += _consensus_blocks(store, tk, fig_dir or out / "figures")
-        from graphtickets.study.alike import effective_table
+    return blocks
 
-        eff = effective_table(store, tk)
-        differ = eff[eff["difference"].abs() > 1e-12] if not eff.empty else eff
-        if not eff.empty:
-            note = (f"{len(differ)} of {len(eff)} (pair, kind) mean distances change when the weights on no "
-                    "input-output path are removed (shown); the others are equal." if len(differ) else
-                    f"All {len(eff)} (pair, kind) mean distances are the same on the effective masks: no ticket "
-                    "keeps weights off every input-output path that another removes.")
-            blocks += [("h2", "Effective-mask distances (weights on no input-output path removed) vs plain, mean over "
-                              "densities and seeds"), ("p", note)]
-            if len(differ):
-                blocks.append(("table", differ.set_index(["pair", "kind"])))
-    if not tk.empty:
-        own = tk[(tk["method"] != "dense") & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
-        cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
-        blocks += [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
-    blocks.append(("h2", "Figures"))
+
+def _effective_blocks(store: Any, tk: pd.DataFrame) -> list[tuple[str, Any]]:
+    """Distances on the effective masks (weights on no input-output path removed) where they differ from plain."""
+    eff = _alike.effective_table(store, tk)
+    if eff.empty:
+        return []
+    differ = eff[eff["difference"].abs() > 1e-12]
+    note = (f"{len(differ)} of {len(eff)} (pair, kind) mean distances change when the weights on no "
+            "input-output path are removed (shown); the others are equal." if len(differ) else
+            f"All {len(eff)} (pair, kind) mean distances are the same on the effective masks: no ticket "
+            "keeps weights off every input-output path that another removes.")
+    blocks: list[tuple[str, Any]] = [
+        ("h2", "Effective-mask distances (weights on no input-output path removed) vs plain, mean over "
+               "densities and seeds"), ("p", note)]
+    if len(differ):
+        blocks.append(("table", differ.set_index(["pair", "kind"])))
+    return blocks
+
+
+def _cost_blocks(tk: pd.DataFrame) -> list[tuple[str, Any]]:
+    """The mean cost of finding a ticket, per method (its own tickets, no dense reference)."""
+    if tk.empty:
+        return []
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    cost = own.groupby("method")[["search_seconds", "search_epochs", "train_seconds"]].mean()
+    return [("h2", "Cost of finding a ticket (mean per cell)"), ("table", cost.reindex(method_order(cost.index)))]
+
+
+def _figure_blocks(figures: dict[str, list[Path]]) -> list[tuple[str, Any]]:
+    """Every PNG figure made, in :data:`~graphtickets.study.figures.FIGURES` order, with its caption."""
+    blocks: list[tuple[str, Any]] = [("h2", "Figures")]
     for key, caption in FIGURES.items():
         for p in figures.get(key, []):
             if p.suffix == ".png":
@@ -672,8 +804,6 @@ def _render_md(blocks: Sequence[tuple[str, Any]], out: Path) -> str:
 
 def _inline(text: str) -> str:
     s = html.escape(text)
-    import re
-
     s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
 
@@ -718,8 +848,6 @@ def write_report(
         if config_path is None:
             config_path = (store.get_meta("commands") or {}).get("config")
     own = tk[tk["replicate"].fillna(0) == 0] if "replicate" in tk else tk  # siblings: their own tables
-    from graphtickets.study import across
-
     sets = across.settings(own)
     if len(sets) > 1:  # one set of figures per architecture, in figures/<model>/
         many = len({d for d, _ in sets}) > 1
