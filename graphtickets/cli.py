@@ -23,6 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from graphtickets._cli_common import (
+    check_fits,
+    check_out_file,
+    checked,
+    load_ticket,
+    number_option,
+    parse_assignments,
+    seed_option,
+    size_option,
+)
 from graphtickets._version import __version__
 from graphtickets.errors import GraphticketsError
 
@@ -36,80 +46,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"graphtickets: error: {message} (see `{self.prog} --help`)\n")
-
-
-def parse_assignments(items: Sequence[str] | None, what: str = "hyperparameter") -> dict[str, Any]:
-    """Parse ``key=value`` strings; values are read as YAML (``3``, ``0.1``, ``[100, 100]``, ``true``).
-
-    >>> parse_assignments(["rounds=10", "widths=[64, 64]", "scope=layer"])
-    {'rounds': 10, 'widths': [64, 64], 'scope': 'layer'}
-    """
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise GraphticketsError(f"{what} {item!r} must look like key=value, e.g. rounds=10")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
-
-
-def _checked(check: Any, *args: Any, **kw: Any) -> Any:
-    """``check(*args, **kw)`` with its ``ValueError`` turned into a :class:`GraphticketsError`."""
-    try:
-        return check(*args, **kw)
-    except GraphticketsError:
-        raise
-    except ValueError as exc:
-        raise GraphticketsError(str(exc)) from None
-
-
-def _size(args: argparse.Namespace, option: str, *, low: int, limit: str | None = None) -> int:
-    """The integer option ``--<option>``, checked: ``>= low`` and within ``LIMITS[limit]`` unless --allow-large."""
-    from graphtickets.study.config import check_size
-
-    value = getattr(args, option.replace("-", "_"))
-    return int(_checked(check_size, f"--{option}", value, low=low, limit=limit,
-                        allow_large=bool(getattr(args, "allow_large", False))))
-
-
-def _seed(args: argparse.Namespace) -> int:
-    from graphtickets.study.config import check_seed
-
-    return int(_checked(check_seed, args.seed, "--seed"))
-
-
-def _number(value: float, option: str, *, low: float, low_open: bool) -> float:
-    import math
-
-    if not math.isfinite(value) or value < low or (low_open and value == low):
-        raise GraphticketsError(f"--{option} must be a finite number {'>' if low_open else '>='} {low:g}, got {value!r}")
-    return value
-
-
-def _out_file(path: str | None, what: str) -> None:
-    """Refuse an --out that cannot be written as a file (a folder, or under a file), before any work."""
-    if path is None:
-        return
-    out = Path(path)
-    if out.is_dir():
-        raise GraphticketsError(f"--out {str(out)!r} is a directory; give the {what} file's name")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GraphticketsError(f"--out {str(out)!r}: {str(parent)!r} is a file, not a folder; give another --out")
-            break
-
-
-def _load(path: str, args: argparse.Namespace) -> Any:
-    """``Ticket.load(path)``, verified unless --no-verify."""
-    from graphtickets.ticket import Ticket
-
-    return Ticket.load(path, verify=not getattr(args, "no_verify", False))
 
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -163,10 +99,10 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
     spec = pruning.METHODS.get_or_raise(args.method)
     check_density(args.density, "--density")
-    _seed(args)
-    _size(args, "batch-size", low=1, limit="batch_size")
-    _size(args, "batches", low=1, limit="batches")
-    _out_file(args.out, "ticket")
+    seed_option(args)
+    size_option(args, "batch-size", low=1, limit="batch_size")
+    size_option(args, "batches", low=1, limit="batches")
+    check_out_file(args.out, "ticket")
     info = data.info(args.dataset)
     model_kw = parse_assignments(args.model_arg, "model argument")
     hparams = parse_assignments(args.hparam)
@@ -175,7 +111,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         raise GraphticketsError(
             f"-p {', '.join(supplied)}: set by the command itself (--density, --seed, --dataset); remove it"
         )
-    _checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
+    checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
     model = models.build(
         args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw
     )
@@ -197,42 +133,23 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_fits(ticket: Any, dataset: str, where: str) -> None:
-    """Raise unless ``dataset``'s input shape and class count are those of the ticket's model."""
-    from graphtickets import data
-
-    spec = ticket.config.get("model")
-    if not isinstance(spec, dict) or "in_shape" not in spec or "num_classes" not in spec:
-        raise GraphticketsError(f"{where} records no model spec; cannot rebuild its model to train it")
-    info = data.info(dataset)
-    want_shape = tuple(int(d) for d in spec["in_shape"])
-    want_classes = int(spec["num_classes"])
-    if tuple(info.in_shape) != want_shape or int(info.num_classes) != want_classes:
-        recorded = ticket.config.get("dataset") or "unknown"
-        raise GraphticketsError(
-            f"{where} holds a {spec.get('name')} for inputs {want_shape} and {want_classes} classes "
-            f"(dataset {recorded}), but dataset {dataset!r} has inputs {tuple(info.in_shape)} and "
-            f"{info.num_classes} classes; train it on a dataset of that shape"
-        )
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from graphtickets import data, training
     from graphtickets.analysis import with_trained_weights
 
-    _size(args, "epochs", low=1, limit="epochs")
-    _size(args, "batch-size", low=1, limit="batch_size")
-    _seed(args)
-    _number(args.lr, "lr", low=0.0, low_open=True)
-    _number(args.weight_decay, "weight-decay", low=0.0, low_open=False)
+    size_option(args, "epochs", low=1, limit="epochs")
+    size_option(args, "batch-size", low=1, limit="batch_size")
+    seed_option(args)
+    number_option(args.lr, "lr", low=0.0, low_open=True)
+    number_option(args.weight_decay, "weight-decay", low=0.0, low_open=False)
     training.OPTIMIZERS.get_or_raise(args.optimizer)
     training.resolve_device(args.device)
-    _out_file(args.out, "ticket")
-    ticket = _load(args.ticket, args)
+    check_out_file(args.out, "ticket")
+    ticket = load_ticket(args.ticket, args)
     dataset = args.dataset or ticket.config.get("dataset")
     if not dataset:
         raise GraphticketsError("the ticket records no dataset; pass --dataset NAME")
-    _check_fits(ticket, dataset, args.ticket)
+    check_fits(ticket, dataset, args.ticket)
     model = ticket.build_model()
     train = data.load(dataset, split="train", root=args.root, seed=args.seed, download=args.download)
     test = data.load(dataset, split="test", root=args.root, seed=args.seed, download=args.download)
@@ -267,7 +184,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     import json
 
 
-    t = _load(args.ticket, args)
+    t = load_ticket(args.ticket, args)
     if args.json:
         print(json.dumps({**t.provenance(), "density": t.density, "layers": t.layer_densities(),
                           "verified": t.verified, "verification": t.verify_note}, indent=2))

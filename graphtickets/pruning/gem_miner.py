@@ -244,7 +244,7 @@ class _Miner:
     names: list[str]
     scores: dict[str, torch.Tensor]
     permanent: dict[str, torch.Tensor]  # the weights not pruned for good (on the device)
-    opt: torch.optim.Optimizer
+    opt: Any  # torch.optim.Optimizer (training.make_optimizer)
     lam: float
     device: str
     iterations: int = 0

@@ -19,7 +19,7 @@ __all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
 
 def _out_file(path: str | Path, what: str) -> Path:
     """``path`` as a file to write: its folder is created; a directory there is an error."""
-    from graphtickets.cli import _out_file as check_out
+    from graphtickets._cli_common import check_out_file as check_out
 
     check_out(str(path), what)
     out = Path(path)
@@ -97,7 +97,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _mark_current(out: Path, store: Any, study: Any, cells: Any) -> None:
     """Record the inputs the rebuilt tables and report came from (the next ``run`` then skips them)."""
-    from graphtickets.study.runner import _mark_built, report_inputs
+    from graphtickets.study.runner import mark_built as _mark_built
+    from graphtickets.study.runner import report_inputs
 
     digest = report_inputs(store, study, cells)
     for what in ("tables", "report"):
@@ -105,7 +106,7 @@ def _mark_current(out: Path, store: Any, study: Any, cells: Any) -> None:
 
 
 def _out_file_check(path: str, what: str) -> None:
-    from graphtickets.cli import _out_file as check_out
+    from graphtickets._cli_common import check_out_file as check_out
 
     check_out(path, what)
 
@@ -113,7 +114,9 @@ def _out_file_check(path: str, what: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
     from graphtickets import analysis
-    from graphtickets.cli import _load, _seed, _size
+    from graphtickets._cli_common import load_ticket as _load
+    from graphtickets._cli_common import seed_option as _seed
+    from graphtickets._cli_common import size_option as _size
     from graphtickets.data import batches, load
 
     if len(args.tickets) < 2:
@@ -134,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     model = first.build_model() if first.config.get("model") else None
     data, kinds = None, args.kinds
     if args.functional:  # what trained tickets compute on the dataset's test split
-        from graphtickets.cli import _check_fits
+        from graphtickets._cli_common import check_fits as _check_fits
 
         dataset = args.dataset or first.config.get("dataset")
         if not dataset:
@@ -155,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
-    from graphtickets.cli import _load
+    from graphtickets._cli_common import load_ticket as _load
     from graphtickets.graphs import layered_graph, relational_graph
 
     if args.out:

@@ -505,7 +505,6 @@ def mark_built(out: Path, what: str, digest: str) -> None:
 
 
 #: The old name, still imported by ``graphtickets/study/cli.py`` (owned elsewhere): use :func:`mark_built`.
-_mark_built = mark_built
 
 
 def default_workers() -> int:
