@@ -12,7 +12,7 @@ from torch import nn
 
 import graphtickets as gt
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.imp import family, imp_rounds, n_rounds, round_densities
+from graphtickets.pruning.imp import family, imp_at, imp_rounds, n_rounds, round_densities
 
 
 def _data(n_batches: int = 2, n_in: int = 8, classes: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -274,3 +274,21 @@ def test_a_target_just_below_a_round_keeps_the_classifier_what_the_hidden_layers
     hidden, cls = list(target.masks)[0], list(target.masks)[-1]
     assert int(target.masks[hidden].sum()) == int(before.masks[hidden].sum())  # every alive hidden weight kept
     assert int(target.masks[cls].sum()) == 352 - int(before.masks[hidden].sum())
+
+
+def test_imp_rounds_and_prune_read_a_batches_object_alike() -> None:
+    # the documented property "imp_rounds(densities=...) serves prune(density=d)'s ticket" with
+    # a shuffling Batches (whose every iteration moves it to the next epoch's order): a second
+    # look at the data before training once shifted every epoch of imp_rounds' trajectory
+    tr = gt.data.load("digits", split="train", seed=0)
+
+    def fresh() -> tuple[nn.Module, object]:
+        model = gt.models.build("mlp", in_shape=gt.data.info("digits").in_shape, num_classes=10, widths=(16, 16), seed=0)
+        return model, gt.data.batches(tr, batch_size=64, shuffle=True, seed=5)
+
+    kw = {"seed": 3, "epochs": 1, "rate": 0.5, "optimizer": "sgd", "lr": 0.05}
+    model, data = fresh()
+    family_ = gt.pruning.imp_rounds(model, densities=[0.3, 0.1], data=data, **kw)
+    model, data = fresh()
+    single = gt.pruning.prune(model, "imp", density=0.3, data=data, **kw)
+    assert all(torch.equal(imp_at(family_, 0.3).masks[n], single.masks[n]) for n in single.masks)

@@ -323,14 +323,18 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
 def _search(
     model: nn.Module, targets: list[float], data: Iterable[Any] | None, seed: int, opts: ImpOptions
 ) -> list[tuple[float, MethodResult]]:
-    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket."""
+    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket.
+
+    ``data`` comes through :func:`reiterable` already, called once by the caller: iterating a
+    :class:`~graphtickets.data.Batches` (which ``reiterable`` does to tell it from a one-shot
+    iterator) moves it to its next epoch's order, so a second call would shift every epoch.
+    """
     out_rate = classifier_rate(opts.output_rate, opts.rate, opts.keep_classifier_dense)
     n_last = n_rounds(targets[-1], opts.rate)
     if isinstance(opts.rewind, bool) or not isinstance(opts.rewind, int) or opts.rewind < 0:
         raise GraphticketsError(f"rewind must be an iteration number >= 0, got {opts.rewind!r}")
     if opts.scope not in ("global", "layer"):
         raise GraphticketsError(f"scope must be 'global' or 'layer', got {opts.scope!r}")
-    data = reiterable(data, "imp")
     names, masks = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
     # a single prunable layer is all there is: no separate classifier rate
     classifier = names[-1] if out_rate is not None and len(names) > 1 else None
@@ -460,7 +464,7 @@ def imp_rounds(
     """
     opts = ImpOptions(**options)
     targets = _targets(density, densities)
-    data = reiterable(data, "imp") if data is not None else data
+    data = reiterable(data, "imp")
     found = _search(model, targets, data, seed, opts)
     return [make_ticket(model, "imp", res, density=d, seed=seed, hparams=opts.provenance(), data=data,
                         dataset=dataset) for d, res in found]  # fmt: skip
@@ -548,7 +552,7 @@ def imp(
     several densities from one trajectory call :func:`imp_rounds` with ``densities=`` and
     pick with :func:`imp_at`.
     """
-    found = _search(model, _targets(density, None), data, seed, ImpOptions(**options))
+    found = _search(model, _targets(density, None), reiterable(data, "imp"), seed, ImpOptions(**options))
     i = _at([d for d, _ in found], [sum(int(m.count_nonzero()) for m in r.masks.values()) for _, r in found],
             sum(m.numel() for m in found[0][1].masks.values()), density)  # fmt: skip
     assert i is not None  # the target is always cut
