@@ -135,30 +135,13 @@ def graph_measures(ticket: Ticket, model: torch.nn.Module) -> tuple[dict[str, di
 
 
 def _method_extras(ticket: Ticket) -> dict[str, Any]:
-    """What a method found on the way, read from what its ticket's ``meta`` holds (not from its name).
+    """What a method found on the way (IMP's rounds, Early-Bird's distance curve, Gem-Miner's
+    accuracies): its spec's :meth:`~graphtickets.pruning.MethodSpec.result_extras`, so the
+    study names no method (a ticket of an unregistered method has none)."""
+    from graphtickets.pruning import METHODS
 
-    A per-round history (``meta["rounds"]``: a list of rounds, IMP's) becomes ``imp_rounds``;
-    a mask-distance curve with the epoch it was drawn (Early-Bird's) ``eb_*``; accuracies
-    before and after fine-tuning (Gem-Miner's) ``gem_*`` (the result keys the figures read).
-    """
-    meta = ticket.meta
-    out: dict[str, Any] = {}
-    rounds = meta.get("rounds")
-    if isinstance(rounds, list) and rounds and all(isinstance(r, Mapping) for r in rounds):
-        out["imp_rounds"] = [
-            {"round": _finite(r.get("round")), "density": _finite(r.get("density")),
-             "accuracy": _finite(r.get("train_accuracy")), "eval_accuracy": _finite(r.get("eval_accuracy"))}
-            for r in rounds
-        ]  # fmt: skip
-    if "distances" in meta and "epoch_drawn" in meta:
-        out["eb_distances"] = [_finite(d) for d in meta.get("distances", [])]
-        out["eb_epoch"] = meta.get("epoch_drawn")
-        out["eb_detected"] = bool(meta.get("detected", False))
-        out["eb_tol"] = ticket.config.get("hparams", {}).get("tol")
-    if "accuracy_before_finetune" in meta:
-        out["gem_accuracy_before_finetune"] = _finite(meta.get("accuracy_before_finetune"))
-        out["gem_accuracy_after_finetune"] = _finite(meta.get("accuracy_after_finetune"))
-    return out
+    spec = METHODS.get(ticket.method)
+    return {} if spec is None else spec.result_extras(ticket)
 
 
 def derived_seed(seed: int, purpose: str) -> int:

@@ -595,12 +595,9 @@ def _type_name(default: Any) -> str:
 
 def _numeric_ok(method: str) -> set[str]:
     """Hyperparameters of ``method`` whose annotation admits a number (e.g. ``float | str``)."""
-    import inspect
-
     from graphtickets.pruning import METHODS
 
-    sig = inspect.signature(METHODS[method].fn)
-    return {n for n, p in sig.parameters.items() if "float" in str(p.annotation) or "int" in str(p.annotation)}
+    return {n for n, a in METHODS[method].annotations().items() if "float" in a or "int" in a}
 
 
 def _check_hparam_types(
