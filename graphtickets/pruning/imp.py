@@ -321,7 +321,7 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
 
 
 def _search(
-    model: nn.Module, targets: list[float], data: Iterable[Any] | None, seed: int, opts: ImpOptions
+    model: nn.Module, targets: list[float], data: Iterable[Any], seed: int, opts: ImpOptions
 ) -> list[tuple[float, MethodResult]]:
     """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket.
 

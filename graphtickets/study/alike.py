@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -402,6 +402,21 @@ def distance_ci(dist: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0) 
     return pd.DataFrame(rows, columns=cols)
 
 
+def _method_tickets(tk: pd.DataFrame, store: Any) -> Iterator[tuple[tuple[Any, Any], dict[str, Any]]]:
+    """Per (density, seed): ``{method: ticket}`` of the methods' own tickets (no dense reference,
+    no ablation variant, one per method), those of the most common architecture; groups of
+    fewer than two tickets are skipped."""
+    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
+    for key, g in own.groupby(["density", "seed"]):
+        g = g.drop_duplicates("method")
+        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
+        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
+        common = pd.Series(list(sig.values())).value_counts().index[0]
+        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
+        if len(tickets) >= 2:
+            yield key, tickets
+
+
 def consensus_tables(store: Any, tk: pd.DataFrame) -> dict[str, Any]:
     """Consensus across methods per (density, init seed) (:func:`graphtickets.analysis.consensus`).
 
@@ -423,16 +438,8 @@ def consensus_tables(store: Any, tk: pd.DataFrame) -> dict[str, Any]:
 
     if tk.empty:
         return {}
-    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     cores, layers, hists = [], [], {}
-    for (d, s), g in own.groupby(["density", "seed"]):
-        g = g.drop_duplicates("method")
-        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
-        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
-        common = pd.Series(list(sig.values())).value_counts().index[0]
-        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
-        if len(tickets) < 2:
-            continue
+    for (d, s), tickets in _method_tickets(tk, store):
         c = consensus(tickets)
         n = c.n_tickets
         k = n // 2 + 1
@@ -507,16 +514,8 @@ def effective_table(store: Any, tk: pd.DataFrame, kinds: tuple[str, ...] = EFFEC
     cols = ["pair", "kind", "plain", "effective", "difference", "n"]
     if tk.empty:
         return pd.DataFrame(columns=cols)
-    own = tk[(tk["method"] != DENSE) & (tk["variant"].fillna("") == "" if "variant" in tk else True)]
     parts = []
-    for _, g in own.groupby(["density", "seed"]):
-        g = g.drop_duplicates("method")
-        tickets = {str(r.method): store.load_ticket(str(r.id)) for r in g.itertuples()}
-        sig = {m: tuple((n, tuple(v.shape)) for n, v in t.masks.items()) for m, t in tickets.items()}
-        common = pd.Series(list(sig.values())).value_counts().index[0]
-        tickets = {m: t for m, t in tickets.items() if sig[m] == common}
-        if len(tickets) < 2:
-            continue
+    for _, tickets in _method_tickets(tk, store):
         model = next(iter(tickets.values())).build_model()
         plain = compare(tickets, model, kinds=list(kinds))
         eff = compare(tickets, model, kinds=list(kinds), effective=True)

@@ -84,6 +84,18 @@ class StudyLockedError(GraphticketsError):
     """Another run holds the output folder."""
 
 
+def _write_cell(c: Any, cell: Any, status: str, error: str | None, started: float, finished: float,
+                seconds: float, ticket: str | None, results: str | None) -> None:
+    """Insert or replace ``cell``'s row (its attempt count one more than before)."""
+    prev = c.execute("SELECT attempts FROM cells WHERE id = ?", (cell.id,)).fetchone()
+    c.execute(
+        "INSERT OR REPLACE INTO cells (id, config, dataset, model, method, density, seed, status, error,"
+        " attempts, started, finished, seconds, ticket, results) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (cell.id, _dumps(cell.config), cell.dataset, cell.model, cell.method, cell.density, cell.seed,
+         status, error, (prev[0] if prev else 0) + 1, started, finished, seconds, ticket, results),
+    )
+
+
 class StoreCorruptError(GraphticketsError):
     """A ``study.db`` that is empty, damaged, or not a study store."""
 
@@ -342,14 +354,8 @@ class Store:
         now = time.time()
         rows = [(cell.id, g, k, float(v) if v is not None else None) for g, ms in metrics.items() for k, v in ms.items()]
         with self.transaction() as c:
-            prev = c.execute("SELECT attempts FROM cells WHERE id = ?", (cell.id,)).fetchone()
-            c.execute(
-                "INSERT OR REPLACE INTO cells (id, config, dataset, model, method, density, seed, status, error,"
-                " attempts, started, finished, seconds, ticket, results) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (cell.id, _dumps(cell.config), cell.dataset, cell.model, cell.method, cell.density, cell.seed,
-                 "done", None, (prev[0] if prev else 0) + 1, now - seconds, now, seconds,
-                 str(path.relative_to(self.folder)), _dumps(results)),
-            )
+            _write_cell(c, cell, "done", None, now - seconds, now, seconds, str(path.relative_to(self.folder)),
+                        _dumps(results))
             c.execute("UPDATE cells SET ticket_sha256 = ? WHERE id = ?", (digest, cell.id))
             c.execute("DELETE FROM metrics WHERE cell_id = ?", (cell.id,))
             c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", rows)
@@ -358,13 +364,7 @@ class Store:
         """Record a failed cell (retried by the next run)."""
         now = time.time()
         with self.transaction() as c:
-            prev = c.execute("SELECT attempts FROM cells WHERE id = ?", (cell.id,)).fetchone()
-            c.execute(
-                "INSERT OR REPLACE INTO cells (id, config, dataset, model, method, density, seed, status, error,"
-                " attempts, started, finished, seconds, ticket, results) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (cell.id, _dumps(cell.config), cell.dataset, cell.model, cell.method, cell.density, cell.seed,
-                 "failed", error, (prev[0] if prev else 0) + 1, now - seconds, now, seconds, None, None),
-            )
+            _write_cell(c, cell, "failed", error, now - seconds, now, seconds, None, None)
 
     def cells(self, ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The cells table (``results`` and ``config`` parsed), optionally only ``ids``, in id order."""
