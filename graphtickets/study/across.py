@@ -286,7 +286,12 @@ def write_holds(out: str | Path, table: pd.DataFrame) -> Path:
 
 def split(tk: pd.DataFrame, dist: pd.DataFrame, sib: pd.DataFrame | None,
           setting: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """The rows of one ``(dataset, model)`` setting of the tickets, distances and siblings tables."""
+    """The rows of one ``(dataset, model)`` setting of the tickets, distances and siblings tables.
+
+    Rows are kept by their ``dataset`` and ``model`` columns; the distances table fills both for
+    its per-model (MDS) groups too (:func:`graphtickets.study.grid.model_rows`), so each setting
+    keeps its own MDS distances.
+    """
     def part(df: pd.DataFrame) -> pd.DataFrame:
         if df is None or df.empty or "model" not in df:
             return df

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from graphtickets.study.grid import DENSE
+from graphtickets.study.grid import DENSE, model_rows
 
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
            "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
@@ -94,7 +94,7 @@ def pair_table(dist: pd.DataFrame) -> pd.DataFrame:
     """
     if dist.empty or "group" not in dist:
         return pd.DataFrame()
-    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    d = dist[~model_rows(dist)]
     if d.empty:
         return pd.DataFrame()
     return d.pivot_table(index=["group", "a", "b"], columns="kind", values="value", aggfunc="mean")
@@ -335,7 +335,7 @@ def null_tests(dist: pd.DataFrame, *, min_nulls: int = 10, alpha: float = FDR) -
     cols = ["pair", "kind", "z", "Z", "p", "q", "significant", "closer", "n"]
     if dist.empty or "z" not in dist:
         return pd.DataFrame(columns=cols)
-    d = dist[~dist["group"].astype(str).str.endswith("/all") & dist["z"].notna()]
+    d = dist[~model_rows(dist) & dist["z"].notna()]
     if "null_n" in d:
         d = d[d["null_n"] >= min_nulls]
     d = d[d["kind"].isin(structure_kinds(d["kind"].unique()))]
@@ -390,7 +390,7 @@ def distance_ci(dist: pd.DataFrame, *, confidence: float = 0.95, seed: int = 0) 
     cols = ["pair", "kind", "mean", "low", "high", "seeds"]
     if dist.empty or "seed" not in dist:
         return pd.DataFrame(columns=cols)
-    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    d = dist[~model_rows(dist)]
     if d.empty:
         return pd.DataFrame(columns=cols)
     d = d.assign(pair=[" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(d["a"], d["b"], strict=True)])
@@ -590,7 +590,7 @@ def excess_table(dist: pd.DataFrame, siblings: pd.DataFrame) -> pd.DataFrame:
     if dist.empty or siblings is None or siblings.empty or "null_mean" not in dist:
         return pd.DataFrame(columns=cols)
     within = siblings.groupby(["group", "method", "kind"])["value"].mean()
-    d = dist[~dist["group"].astype(str).str.endswith("/all")]
+    d = dist[~model_rows(dist)]
     d = d[d["kind"].isin(structure_kinds(d["kind"].unique())) & d["null_mean"].notna()]
     if d.empty:
         return pd.DataFrame(columns=cols)

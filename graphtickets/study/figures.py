@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphtickets.study.grid import DENSE
+from graphtickets.study.grid import DENSE, model_rows
 from graphtickets.study.methods import method_order
 
 __all__ = [
@@ -276,7 +276,7 @@ def distance_heatmaps(dist: pd.DataFrame, folder: Path) -> list[Path]:
     """
     plt = _plt()
     out: list[Path] = []
-    d = dist[~dist["group"].str.endswith("/all")]
+    d = dist[~model_rows(dist)]
     for kind, sub in d.groupby("kind", sort=False):
         mat = _mean_matrix(sub)
         order = _cluster_order(mat)
@@ -320,7 +320,7 @@ def mds_map(dist: pd.DataFrame, tk: pd.DataFrame, folder: Path, *, seed: int = 0
 
     plt = _plt()
     out: list[Path] = []
-    alls = dist[dist["group"].str.endswith("/all")]
+    alls = dist[model_rows(dist)]
     info = tk.set_index("id")
     groups = list(alls.groupby("group", sort=False))
     for key, sub in groups:

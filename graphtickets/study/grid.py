@@ -22,7 +22,7 @@ from graphtickets.study.config import DENSE, StudyConfig, TrainConfig, regime_hp
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
     "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings", "GroupKey", "ModelKey", "SiblingKey",
-    "SIBLINGS",
+    "SIBLINGS", "model_rows",
 ]
 
 #: Version of the cell config layout; part of every hash.
@@ -263,6 +263,44 @@ class SiblingKey:
 
     def __str__(self) -> str:
         return self.label
+
+
+def model_rows(dist: Any) -> Any:
+    """Which rows of a distances table belong to a per-model group (:class:`ModelKey`).
+
+    A row is a per-model row when its group is the :class:`ModelKey` of its own ``dataset``
+    and ``model`` columns (the tables fill both for these rows, and leave ``density`` and
+    ``seed`` empty). A table without those columns, or a row whose model is empty (a table
+    written before the model was filled), falls back on the stored name's ``/all`` ending.
+
+    Parameters
+    ----------
+    dist : DataFrame
+        A distances table (``group``; ``dataset`` and ``model`` where it has them).
+
+    Returns
+    -------
+    Series of bool
+        Aligned with ``dist``'s index.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"group": ["digits/mlp(16)/all", "digits/mlp(16)/d0.2/s0"],
+    ...                   "dataset": ["digits", "digits"], "model": ["mlp(16)", "mlp(16)"]})
+    >>> model_rows(d).tolist()
+    [True, False]
+    """
+    import pandas as pd
+
+    group = dist["group"].astype(str) if "group" in dist else pd.Series("", index=dist.index, dtype=object)
+    by_suffix = group.str.endswith("/all")
+    if "dataset" not in dist or "model" not in dist:
+        return by_suffix
+    known = dist["model"].notna() & dist["dataset"].notna()
+    label = [ModelKey(str(d), str(m)).label if k else "" for d, m, k in zip(dist["dataset"], dist["model"], known,
+                                                                           strict=True)]
+    return (group == pd.Series(label, index=dist.index, dtype=object)) | (~known & by_suffix)
 
 
 def _plain(obj: Any) -> Any:

@@ -26,7 +26,7 @@ from graphtickets.study import alike as _alike
 from graphtickets.study.alike import paired_difference
 from graphtickets.study.comparisons import null_counts
 from graphtickets.study.figures import FIGURES, make_figures
-from graphtickets.study.grid import DENSE
+from graphtickets.study.grid import DENSE, model_rows
 from graphtickets.study.methods import (
     AT_INIT,
     at_init,
@@ -80,7 +80,7 @@ def _pairs(dist: pd.DataFrame) -> pd.DataFrame:
     ``z`` is the mean over groups of the well-defined z-scores (finite, from at least
     :data:`MIN_NULLS` nulls); ``p_closer`` the mean empirical p-value.
     """
-    d = dist[~dist["group"].str.endswith("/all")].copy()
+    d = dist[~model_rows(dist)].copy()
     if d.empty:
         return pd.DataFrame(columns=["pair", "kind", "value", "z", "n"])
     d["pair"] = [" ~ ".join(sorted((a, b))) for a, b in zip(d["a"], d["b"], strict=True)]

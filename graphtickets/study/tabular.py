@@ -29,7 +29,8 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     train_accuracy, density_actual, kept, total, search_seconds, search_epochs, train_seconds,
     seconds``, every metric as ``<graph>.<name>``, every layer density as ``layer.<param>``.
     ``distances``: ``group, dataset, model, density, seed, a, b, kind, value, null_mean,
-    null_std, z`` (``a``/``b`` are methods; in ``.../all`` groups they are cell ids).
+    null_std, z`` (``a``/``b`` are methods; in the per-model ``.../all`` groups they are cell ids,
+    and ``density``/``seed`` are empty).
     """
     df = store.cells()
     if cells is not None:
@@ -94,12 +95,12 @@ def _group_keys(store: Store, cells: list[Cell] | None) -> dict[str, Key]:
 def _insert_group_columns(d: pd.DataFrame, groups: list[GroupKey | ModelKey | None], at: int) -> None:
     """Insert ``dataset, model, density, seed`` of each row's group into ``d`` from column ``at`` on.
 
-    A per-model group (``.../all``) fills its dataset only, as the tables always did (its rows
-    span densities and seeds; its model is left empty too).
+    A per-model group (:class:`~graphtickets.study.grid.ModelKey`, ``.../all``) fills its dataset
+    and model; its density and seed stay empty (its rows span densities and seeds).
     """
     nan = float("nan")
     d.insert(at, "dataset", [g.dataset if g is not None else nan for g in groups])
-    d.insert(at + 1, "model", [g.model if isinstance(g, GroupKey) else nan for g in groups])
+    d.insert(at + 1, "model", [g.model if g is not None else nan for g in groups])
     d.insert(at + 2, "density", pd.to_numeric(pd.Series([g.density if isinstance(g, GroupKey) else None for g in groups],
                                                         index=d.index, dtype=object), errors="coerce"))
     d.insert(at + 3, "seed", pd.to_numeric(pd.Series([g.seed if isinstance(g, GroupKey) else None for g in groups],
