@@ -84,7 +84,8 @@ CONFIG = {
     "prune_data": {"batches": 2},
     "ablations": ["shuffle"],
     "replicates": 2,
-    "analysis": {"kinds": ["jaccard", "layer_density", "agreement"], "null_samples": 10},
+    # mds_kind jaccard: the default (netlsd) needs relational layers, which mlp(16) does not have
+    "analysis": {"kinds": ["jaccard", "layer_density", "agreement"], "null_samples": 10, "mds_kind": "jaccard"},
 }
 
 
@@ -213,8 +214,56 @@ def test_single_model_report_is_unchanged_in_form(tmp_path: Path) -> None:
     from graphtickets.study import run
 
     cfg = {**CONFIG, "models": [CONFIG["models"][0]], "seeds": [0], "ablations": [], "replicates": 1,
-           "analysis": {"kinds": ["jaccard"], "null_samples": 0, "functional": False}}
+           "analysis": {"kinds": ["jaccard"], "null_samples": 0, "functional": False, "mds_kind": "jaccard"}}
     run(cfg, tmp_path, workers=1, progress=False)
     md = (tmp_path / "report.md").read_text()
     assert "## Findings" in md and "## Architecture:" not in md and "Across architectures" not in md
     assert not (tmp_path / "tables" / "architectures.csv").exists()
+    assert (tmp_path / "figures" / "mds_jaccard.png").is_file()  # the single-model MDS map, at the top level
+    # the distances table: every row's dataset/model/density/seed are its group's (read off the stored
+    # label here); the per-model rows carry their model and dataset, no density or seed
+    dist = pd.read_csv(tmp_path / "tables" / "distances.csv")
+    alls = dist["group"].str.endswith("/all")
+    assert alls.sum() == 3  # 3 tickets of the one seed and density: 3 pairs
+    assert (dist.loc[alls, "model"] == "mlp(16)").all() and (dist.loc[alls, "dataset"] == "mnist1d").all()
+    assert dist.loc[alls, ["density", "seed"]].isna().all().all()
+    for r in dist[~alls].itertuples():
+        ds, model, d, s = r.group.split("/")
+        assert (r.dataset, r.model, r.density, r.seed) == (ds, model, float(d[1:]), int(s[1:]))
+
+
+def test_per_model_rows_carry_their_model_and_each_architecture_has_its_mds_map(study: Path) -> None:
+    from graphtickets.study.grid import model_rows
+    from graphtickets.study.store import Store
+
+    dist = pd.read_csv(study / "tables" / "distances.csv")
+    md = (study / "report.md").read_text()
+    with Store(study) as store:
+        cells = store.cells()
+    own = cells[(cells["status"] == "done") & (cells["method"] != "dense")
+                & np.array([not (c.get("ablation") or {}) and not c.get("replicate", 0) for c in cells["config"]])]
+    assert (model_rows(dist) == dist["group"].str.endswith("/all")).all()
+    for lb in _labels():
+        rows = dist[dist["group"] == f"mnist1d/{lb}/all"]
+        ids = set(own[own["model"] == lb]["id"])  # the model's compared tickets, from the store
+        assert len(ids) == 9  # 3 methods x 3 seeds at one density
+        assert len(rows) == len(ids) * (len(ids) - 1) // 2 and set(rows["a"]) | set(rows["b"]) == ids
+        assert (rows["model"] == lb).all() and (rows["dataset"] == "mnist1d").all()
+        assert rows[["density", "seed"]].isna().all().all()
+        _, part, _ = across.split(pd.DataFrame(), dist, None, ("mnist1d", lb))
+        assert len(part[model_rows(part)]) == len(rows)  # the architecture keeps its MDS distances
+        assert (study / "figures" / across.slug(lb) / "mds_jaccard.png").is_file()
+        assert f"figures/{across.slug(lb)}/mds_jaccard.png" in md
+    assert not list((study / "figures").glob("mds_*"))
+
+
+def test_model_rows_by_key_or_by_suffix_without_a_model() -> None:
+    from graphtickets.study.grid import model_rows
+
+    filled = pd.DataFrame({"group": ["d/m/all", "d/m/d0.5/s0", "d/m/all"], "dataset": ["d", "d", "e"],
+                           "model": ["m", "m", "m"]})
+    assert model_rows(filled).tolist() == [True, False, False]  # row 3: not its own model's group
+    legacy = pd.DataFrame({"group": ["d/m/all", "d/m/d0.5/s0"], "dataset": ["d", "d"], "model": [np.nan, "m"]})
+    assert model_rows(legacy).tolist() == [True, False]
+    bare = pd.DataFrame({"group": ["d/m/all", "d/m/d0.5/s0"], "a": ["x", "x"]}, index=[5, 7])
+    assert model_rows(bare).tolist() == [True, False] and list(model_rows(bare).index) == [5, 7]
