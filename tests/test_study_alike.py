@@ -210,7 +210,7 @@ def test_consensus_per_density_and_seed_against_a_hand_count(tiny_fn: Path) -> N
     import torch
 
     from graphtickets.study.alike import consensus_tables
-    from graphtickets.study.runner import tables
+    from graphtickets.study.tabular import tables
 
     with Store(tiny_fn) as st:
         tk, _ = tables(st)
@@ -232,9 +232,9 @@ def test_consensus_per_density_and_seed_against_a_hand_count(tiny_fn: Path) -> N
 
 
 def test_function_kinds_follow_the_analysis_config() -> None:
+    from graphtickets.study.comparisons import function_kinds as study_function_kinds
+    from graphtickets.study.comparisons import null_counts
     from graphtickets.study.config import load_config
-    from graphtickets.study.runner import function_kinds as study_function_kinds
-    from graphtickets.study.runner import null_counts
 
     base = {**TINY, "analysis": {"null_samples": 2}}
     assert study_function_kinds(load_config(base)) == list(gt.analysis.FUNCTION_KINDS)
@@ -248,7 +248,7 @@ def test_effective_table_against_hand_computed_effective_jaccard(tiny_fn: Path) 
     import torch
 
     from graphtickets.study.alike import effective_table
-    from graphtickets.study.runner import tables
+    from graphtickets.study.tabular import tables
 
     with Store(tiny_fn) as st:
         tk, _ = tables(st)

@@ -150,8 +150,8 @@ def tiny_sib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_tiny_study_keeps_sibling_distances_apart(tiny_sib: Path) -> None:
-    from graphtickets.study.runner import sibling_table
     from graphtickets.study.store import Store
+    from graphtickets.study.tabular import sibling_table
 
     tk = pd.read_csv(tiny_sib / "tables" / "tickets.csv")
     assert sorted(tk["replicate"]) == [0] * 5 + [1] * 4

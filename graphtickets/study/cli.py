@@ -71,8 +71,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from graphtickets.study.config import validate
     from graphtickets.study.grid import expand
     from graphtickets.study.report import write_report
-    from graphtickets.study.runner import sibling_table, tables, write_tables
     from graphtickets.study.store import DB_NAME, Store, check_db, folder_lock
+    from graphtickets.study.tabular import sibling_table, tables, write_tables
 
     out = Path(args.dir)
     if not (out / DB_NAME).is_file():

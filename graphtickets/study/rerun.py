@@ -12,7 +12,7 @@ library itself has confirmed, on the store as it is then, that a second full run
 same arguments would change nothing: the store's ``study``, ``cell_ids`` and ``commands``
 are the values that run would write, every cell of the grid is done, every finished cell's
 ticket file passes the check the full path makes (:meth:`Store.verified_done_ids`, here
-without its side effect), no comparison group is pending (:func:`~graphtickets.study.runner.analyze`
+without its side effect), no comparison group is pending (:func:`~graphtickets.study.comparisons.analyze`
 finds none to run), and the tables (and the report, unless ``--no-report``) were built from
 the current inputs (:func:`~graphtickets.study.runner.report_inputs`). The stamp then holds
 the request (command-line options, the config file's resolved path and sha256, the sha256
@@ -224,9 +224,10 @@ def _would_do_nothing(args: argparse.Namespace, out: Path) -> list[str] | None:
     """Whether a full ``run`` with ``args`` would change nothing in ``out`` now (the caller holds
     the lock). Returns the files outside ``out/tickets`` the outcome depends on (ticket files
     stored elsewhere, imported tickets), or None when the run would do something."""
+    from graphtickets.study.comparisons import analyze
     from graphtickets.study.config import LIMITS, check_device, import_files, load_config
     from graphtickets.study.grid import expand
-    from graphtickets.study.runner import analyze, default_workers, report_inputs
+    from graphtickets.study.runner import default_workers, report_inputs
     from graphtickets.study.store import Store
     from graphtickets.ticket import Ticket, recorded_digest
 

@@ -1,10 +1,9 @@
 """The study runner: cells -> store -> comparisons -> tables, figures, report.
 
 :func:`run` is what ``graphtickets run`` calls. It is resumable: finished cells and
-comparison groups already in the store are skipped, failed cells are retried. The
-comparisons are :mod:`~graphtickets.study.comparisons`' (:func:`analyze` is re-exported
-here), the tables :mod:`~graphtickets.study.tabular`', the report
-:mod:`~graphtickets.study.report`'s; this module runs them in order and rebuilds only what
+comparison groups already in the store are skipped, failed cells are retried. It runs, in
+order, the comparisons (:mod:`~graphtickets.study.comparisons`), the tables
+(:mod:`~graphtickets.study.tabular`) and the report (:mod:`~graphtickets.study.report`), and rebuilds only what
 changed (:func:`report_inputs`).
 """
 
@@ -30,15 +29,7 @@ from graphtickets.study.cell import (
     run_trajectory_safe,
     train_key,
 )
-from graphtickets.study.comparisons import (
-    SIBLINGS,
-    analyze,
-    compare_group,
-    function_kinds,
-    function_rows,
-    null_counts,
-    sibling_groups,
-)
+from graphtickets.study.comparisons import analyze
 from graphtickets.study.config import (
     LIMITS,
     StudyConfig,
@@ -52,9 +43,7 @@ from graphtickets.study.progress import Progress
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
 
-__all__ = ["run", "StudyResult", "analyze", "compare_group", "function_rows", "function_kinds", "null_counts", "tables",
-           "write_tables", "default_out", "report_inputs", "mark_built", "default_workers", "BUILT_NAME",
-           "sibling_table", "sibling_groups", "SIBLINGS"]
+__all__ = ["run", "StudyResult", "default_out", "report_inputs", "mark_built", "default_workers", "BUILT_NAME"]
 
 log = logging.getLogger("graphtickets.study")
 
