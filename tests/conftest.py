@@ -39,3 +39,22 @@ def tiny_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Two fixed batches of 16 random (40,)-inputs with targets in 0..2 (for tiny_mlp)."""
     g = torch.Generator().manual_seed(0)
     return [(torch.randn(16, 40, generator=g), torch.randint(0, 3, (16,), generator=g)) for _ in range(2)]
+
+
+@pytest.fixture
+def flaky_method():
+    """Register a method that fails on its first call and is ``random`` after; yields its name."""
+    import graphtickets as gt
+    from graphtickets.pruning import METHODS, register_method
+
+    calls = {"n": 0}
+
+    @register_method("test_flaky", needs_data=False, kind="baseline", summary="fails once", reference="-")
+    def _flaky(model, *, density, data=None, seed=0):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("flaky method failed on purpose")
+        return gt.pruning.METHODS["random"].fn(model, density=density, seed=seed)
+
+    yield "test_flaky"
+    METHODS.pop("test_flaky", None)

@@ -123,28 +123,14 @@ def test_conv_model_falls_back_per_cell_with_exactly_the_one_by_one_results(tmp_
     assert len(how) == 1 and next(iter(how)).startswith("alone: engine 'stacked' needs a plain MLP")
 
 
-def test_resume_runs_only_the_failed_cell_of_a_batched_group(tmp_path: Path) -> None:
-    from graphtickets.pruning import METHODS, register_method
-
-    calls = {"n": 0}
-
-    @register_method("test_flaky_b", needs_data=False, kind="baseline", summary="fails once", reference="-")
-    def _flaky(model, *, density, data=None, seed=0):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("flaky method failed on purpose")
-        return gt.pruning.METHODS["random"].fn(model, density=density, seed=seed)
-
-    try:
-        cfg = {**MLP_STUDY, "methods": ["test_flaky_b", "random", "magnitude"], "ablations": [], "densities": [0.5]}
-        first = run(cfg, tmp_path / "out", progress=False, report=False)
-        assert (first.done, first.failed) == (2, 1)
-        before = _trained(tmp_path / "out")
-        assert set(before.values()) == {"batched K=2"}  # the failed cell's partners trained together
-        again = run(cfg, tmp_path / "out", progress=False, report=False)
-        assert (again.ran, again.done, again.failed) == (1, 3, 0)
-        after = _trained(tmp_path / "out")
-        assert {k: v for k, v in after.items() if k in before} == before  # finished cells untouched
-        assert [v for k, v in after.items() if k not in before] == ["alone: one cell"]
-    finally:
-        METHODS.pop("test_flaky_b", None)
+def test_resume_runs_only_the_failed_cell_of_a_batched_group(tmp_path: Path, flaky_method: str) -> None:
+    cfg = {**MLP_STUDY, "methods": [flaky_method, "random", "magnitude"], "ablations": [], "densities": [0.5]}
+    first = run(cfg, tmp_path / "out", progress=False, report=False)
+    assert (first.done, first.failed) == (2, 1)
+    before = _trained(tmp_path / "out")
+    assert set(before.values()) == {"batched K=2"}  # the failed cell's partners trained together
+    again = run(cfg, tmp_path / "out", progress=False, report=False)
+    assert (again.ran, again.done, again.failed) == (1, 3, 0)
+    after = _trained(tmp_path / "out")
+    assert {k: v for k, v in after.items() if k in before} == before  # finished cells untouched
+    assert [v for k, v in after.items() if k not in before] == ["alone: one cell"]

@@ -123,31 +123,17 @@ def test_compare_and_graph_commands(tiny_run: Path, tmp_path: Path, capsys: pyte
         _cli("report", str(tmp_path))
 
 
-def test_a_failing_cell_is_recorded_does_not_stop_others_and_is_retried(tmp_path: Path) -> None:
-    from graphtickets.pruning import METHODS, register_method
-
-    calls = {"n": 0}
-
-    @register_method("test_flaky", needs_data=False, kind="baseline", summary="fails once", reference="-")
-    def _flaky(model, *, density, data=None, seed=0):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("flaky method failed on purpose")
-        return gt.pruning.METHODS["random"].fn(model, density=density, seed=seed)
-
-    try:
-        cfg = {**TINY, "methods": ["test_flaky", "random", "magnitude"], "analysis": {"null_samples": 0},
-               "dense_reference": False}
-        res = run(cfg, tmp_path, progress=False, report=False)
-        assert (res.done, res.failed) == (2, 1)
-        assert "flaky method failed on purpose" in next(iter(res.errors.values()))
-        with sqlite3.connect(tmp_path / "study.db") as c:
-            status, error = c.execute("SELECT status, error FROM cells WHERE method = 'test_flaky'").fetchone()
-        assert status == "failed" and "RuntimeError" in error
-        res2 = run(cfg, tmp_path, progress=False, report=False)
-        assert (res2.ran, res2.done, res2.failed) == (1, 3, 0)
-    finally:
-        METHODS.pop("test_flaky", None)
+def test_a_failing_cell_is_recorded_does_not_stop_others_and_is_retried(tmp_path: Path, flaky_method: str) -> None:
+    cfg = {**TINY, "methods": [flaky_method, "random", "magnitude"], "analysis": {"null_samples": 0},
+           "dense_reference": False}
+    res = run(cfg, tmp_path, progress=False, report=False)
+    assert (res.done, res.failed) == (2, 1)
+    assert "flaky method failed on purpose" in next(iter(res.errors.values()))
+    with sqlite3.connect(tmp_path / "study.db") as c:
+        status, error = c.execute("SELECT status, error FROM cells WHERE method = ?", (flaky_method,)).fetchone()
+    assert status == "failed" and "RuntimeError" in error
+    res2 = run(cfg, tmp_path, progress=False, report=False)
+    assert (res2.ran, res2.done, res2.failed) == (1, 3, 0)
 
 
 KILL = {
