@@ -44,10 +44,13 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import smallest
+from graphtickets.pruning.synflow_program import MatLayer, Program
+from graphtickets.pruning.synflow_program import build as build_program
 
 __all__: list[str] = []
 
 prune_set = smallest  # the selection of every method (select.py); the name tests/test_select.py imports
+PROGRAM = True  # run the flow as an autograd-free program where every node is known (synflow_program)
 SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CSR products
 SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
 # compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
@@ -124,8 +127,18 @@ class _Layer:
             self.k, self.d = _pair(module.kernel_size), _pair(module.dilation)
             self.p, self.s = _pair(module.padding), _pair(module.stride)
 
+    rebuild_above = 2.0  # rebuild the CSR copies when they store this many times the live weights
+
+    def wants_sparse(self, size: int, live: int) -> bool:
+        return self.conv and size >= SPARSE_MIN_SIZE and live < SPARSE_BELOW * size
+
     def make_sparse(self, mem: np.ndarray, values: np.ndarray) -> None:
         self.sparse = _Sparse(mem, values, self.G.shape[0], self.G.shape[1])
+
+    def zero(self, mem: np.ndarray) -> None:
+        """Zero the weights at ``mem`` in the CSR copies (the engine zeroed the dense ones)."""
+        if self.sparse is not None:
+            self.sparse.zero(mem)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.conv:
@@ -239,7 +252,7 @@ class _Slot:
     grad: torch.Tensor | None = None  # flat view of its gradient (a _Layer buffer), or None: autograd
     shape: tuple[int, ...] = ()  # logical shape
     perm: tuple[int, ...] | None = None  # memory order = logical.permute(perm) (None: same)
-    layer: _Layer | None = None  # a conv weight's layer (it may switch to sparse products)
+    layer: _Layer | MatLayer | None = None  # a weight's layer (it may switch to sparse products)
     offset: int = 0  # first global (logical) position: ties are broken by global position
     start: int = 0
     stop: int = 0
@@ -348,16 +361,46 @@ def run_rounds(
     (:meth:`_Survivors.scores`), the entries to prune (:meth:`_Survivors.select`), then
     pruning them in the flow and in the arrays (:meth:`_Survivors.prune`).
     """
-    slots, layers, auto, anchor = prepare(work, names)
+    program = build_program(work, names, in_shape) if PROGRAM else None
+    if program is not None:
+        slots = program_slots(program, names)
+
+        def flow() -> tuple[float, list[torch.Tensor | None]]:
+            return program.flow(), []
+    else:
+        slots, layers, auto, anchor = prepare(work, names)
+        x = torch.ones((1, *in_shape), dtype=torch.float64)
+
+        def flow() -> tuple[float, list[torch.Tensor | None]]:
+            return _flow_gradients(work, layers, auto, anchor, x)
+
     live = _Survivors.start(slots, masks, scale or {})
-    x = torch.ones((1, *in_shape), dtype=torch.float64)
     r = 0.0
     for d in targets:
-        r, grads = _flow_gradients(work, layers, auto, anchor, x)
+        r, grads = flow()
         s = live.scores(grads, invert=invert)
         live.prune(live.select(s, d, scope))
     live.compact()
     return {sl.name: sl.from_memory(live.pos[sl.start : sl.stop]) for sl in slots}, r
+
+
+def program_slots(program: Program, names: Sequence[str]) -> list[_Slot]:
+    """The slots of the scored parameters of an autograd-free program (logical order: a
+    layer's ``W`` is its weight viewed as ``(out, in*kh*kw)``)."""
+    slots: list[_Slot] = []
+    for n in names:
+        mname, _, attr = n.rpartition(".")
+        lay = program.layers[mname]
+        if attr == "weight":
+            slots.append(_Slot(n, lay.W.numel(), _np(lay.W), grad=lay.G.view(-1), shape=lay.shape, layer=lay))
+        else:
+            assert lay.b is not None and lay.Gb is not None  # build() checked
+            slots.append(_Slot(n, lay.b.numel(), _np(lay.b), grad=lay.Gb.view(-1), shape=tuple(lay.b.shape)))
+    off = 0
+    for sl in slots:
+        sl.offset = off
+        off += sl.size
+    return slots
 
 
 def _flow_gradients(work: nn.Module, layers: Sequence[_Layer], auto: Sequence[torch.Tensor], anchor: torch.Tensor,
@@ -470,8 +513,8 @@ class _Survivors:
                 if hi > lo:
                     mem = self.pos[gone[lo:hi]]
                     sl.values[mem] = 0.0
-                    if sl.layer is not None and sl.layer.sparse is not None:
-                        sl.layer.sparse.zero(mem)
+                    if sl.layer is not None:
+                        sl.layer.zero(mem)
                     sl.live -= int(hi - lo)
                 lo = int(hi)
             self.wl[gone] = np.nan
@@ -481,9 +524,9 @@ class _Survivors:
             self.compact()
         for sl in self.slots:  # few weights left in a conv: CSR products (rebuilt when half dead)
             conv = sl.layer
-            if conv is None or sl.size < SPARSE_MIN_SIZE or sl.live >= SPARSE_BELOW * sl.size:
+            if conv is None or not conv.wants_sparse(sl.size, sl.live):
                 continue
-            if conv.sparse is None or conv.sparse.mem.size > 2 * sl.live:
+            if conv.sparse is None or conv.sparse.mem.size > conv.rebuild_above * sl.live:
                 live_mem = self.pos[sl.start : sl.stop][~np.isnan(self.wl[sl.start : sl.stop])]
                 conv.make_sparse(live_mem, sl.values)
 
