@@ -44,7 +44,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import smallest
-from graphtickets.pruning.synflow_program import MatLayer, Program
+from graphtickets.pruning.synflow_program import MatLayer, Program, finite_flow
 from graphtickets.pruning.synflow_program import build as build_program
 
 __all__: list[str] = []
@@ -55,16 +55,6 @@ SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CS
 SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
 # compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
 # and ResNet-20 layer shapes)
-
-
-def finite_flow(r: torch.Tensor) -> torch.Tensor:
-    """``r`` (the flow ``R``), or a clear error when it overflowed even in float64."""
-    if not torch.isfinite(r):
-        raise GraphticketsError(
-            f"synflow: R = {float(r.detach())} is not finite even in float64; the network is too deep "
-            "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
-        )
-    return r
 
 
 def _pair(v: Any) -> tuple[int, int]:

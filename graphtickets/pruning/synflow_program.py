@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from graphtickets.errors import GraphticketsError
+
 __all__: list[str] = []
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,16 @@ log = logging.getLogger(__name__)
 SPARSE_BELOW = 0.2  # a layer with fewer live weights than this fraction runs on CSR products
 SPARSE_MIN_SIZE = 512  # ... if it has at least this many weights (tiny layers: dense is cheaper)
 SAMPLED_BELOW = 0.1  # ... and its weight gradient is sampled at the live entries below this fraction
+
+
+def finite_flow(r: torch.Tensor) -> torch.Tensor:
+    """``r`` (the flow ``R``), or a clear error when it overflowed even in float64."""
+    if not torch.isfinite(r):
+        raise GraphticketsError(
+            f"synflow: R = {float(r.detach())} is not finite even in float64; the network is too deep "
+            "for an unscaled flow (rescale its weights per layer, which keeps the ranking)"
+        )
+    return r
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -322,8 +334,6 @@ class Program:
     def flow(self) -> float:
         """``R = sum(output)`` for the all-ones input; every layer's ``G`` (and ``Gb``) hold
         ``dR/dW`` (``dR/db``) afterwards."""
-        from graphtickets.pruning.synflow_engine import finite_flow
-
         for lay in self.layers.values():
             lay.calls = 0
             if not self.started:  # the engine may have zeroed weights (a prior mask) before the first round
