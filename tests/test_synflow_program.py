@@ -169,3 +169,15 @@ def test_unknown_networks_fall_back_to_autograd_with_the_same_mask(model: nn.Mod
     assert P.build(_fold_batchnorm(linearized_copy(model, torch.float64)), names, (3, 6, 6)) is None
     kw = dict(density=0.2, rounds=5, in_shape=(3, 6, 6))
     assert gt.pruning.prune(model, "synflow", **kw) == gt.pruning.prune(model, "synflow", fast=False, **kw)
+
+
+def test_networks_with_a_large_conv_run_on_the_autograd_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory-bound convolutions (``LARGEST_CONV`` weights or more) are left to the autograd engine."""
+    net = _net(2)
+    work = _fold_batchnorm(linearized_copy(net, torch.float64))
+    names = list(gt.prunable(net))
+    assert P.build(work, names, IN) is not None
+    monkeypatch.setattr(P, "LARGEST_CONV", 6 * 6 * 9)  # c3 (8*6*3*3 = 432 weights) reaches it
+    assert P.build(work, names, IN) is None
+    kw = dict(density=0.1, rounds=6, in_shape=IN)
+    assert gt.pruning.prune(net, "synflow", **kw) == gt.pruning.prune(net, "synflow", fast=False, **kw)

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SPARSE_BELOW = 0.2  # a layer with fewer live weights than this fraction runs on CSR products
 SPARSE_MIN_SIZE = 512  # ... if it has at least this many weights (tiny layers: dense is cheaper)
+LARGEST_CONV = 1 << 20  # a network with a larger Conv2d runs on the autograd engine (see build)
 SAMPLED_BELOW = 0.1  # ... and its weight gradient is sampled at the live entries below this fraction
 
 
@@ -70,11 +71,11 @@ def _pair(v: Any) -> tuple[int, int]:
 
 class _Csr:
     """A CSR matrix ``(rows, cols)`` over the entries at flat offsets ``offs`` (any order) with
-    ``values``; :meth:`zero` zeroes entries by offset (the caller rebuilds it when most stored
-    entries are dead)."""
+    ``values``; ``val`` is its value array (zeroed in place when a weight is pruned; the caller
+    rebuilds it when most stored entries are dead)."""
 
     def __init__(self, offs: np.ndarray, values: np.ndarray, rows: int, cols: int) -> None:
-        order = np.argsort(offs, kind="stable")
+        self.order = order = np.argsort(offs, kind="stable")  # entry i is input entry order[i]
         self.offs = offs[order]
         self.val = values[order]
         r, c = np.divmod(self.offs, cols)
@@ -90,9 +91,6 @@ class _Csr:
     def mem(self) -> np.ndarray:
         """The stored offsets (ascending); the engine rebuilds when most of them are dead."""
         return self.offs
-
-    def zero(self, offs: np.ndarray) -> None:
-        self.val[np.searchsorted(self.offs, offs)] = 0.0
 
 
 class MatLayer:
@@ -132,7 +130,6 @@ class MatLayer:
         o, i = self.shape[0], self.shape[1]
         self.Wt = torch.empty((i, o * kh * kw), dtype=w.dtype) if self.flipped else None
         self.t_shape = (i, o * kh * kw) if self.flipped else (self.W.shape[1], o)
-        self._t_map: np.ndarray | None = None
 
     def refresh(self) -> None:
         """Rebuild ``Wt`` from ``W`` (after the weights were changed directly)."""
@@ -142,11 +139,6 @@ class MatLayer:
 
     def t_offsets(self, mem: np.ndarray) -> np.ndarray:
         """Flat offsets in the input-gradient matrix of the weights at flat offsets ``mem``."""
-        if self._t_map is None:
-            self._t_map = self._t_offsets(np.arange(self.W.numel()))
-        return self._t_map[mem]
-
-    def _t_offsets(self, mem: np.ndarray) -> np.ndarray:
         o_, k_ = np.divmod(mem, self.W.shape[1])
         if not self.flipped:
             return k_ * self.shape[0] + o_
@@ -158,23 +150,27 @@ class MatLayer:
     rebuild_above = 1.25  # rebuild the CSR copies when they store this many times the live weights
 
     def wants_sparse(self, size: int, live: int) -> bool:
-        return size >= SPARSE_MIN_SIZE and live < SPARSE_BELOW * size
+        """Convolutions only: a Linear of the flow is a matrix-vector product, where CSR gains nothing."""
+        return self.conv and size >= SPARSE_MIN_SIZE and live < SPARSE_BELOW * size
 
     def make_sparse(self, mem: np.ndarray, values: np.ndarray) -> None:
         vals = values[mem]
         self.sparse = _Csr(mem, vals, *self.W.shape)
         self.sparse_t = _Csr(self.t_offsets(mem), vals, *self.t_shape)
+        self.to_t = np.empty(mem.size, dtype=np.int64)  # entry j of sparse is entry to_t[j] of sparse_t
+        self.to_t[self.sparse_t.order] = np.arange(mem.size)
+        self.to_t = self.to_t[self.sparse.order]
         self.mem_t = torch.from_numpy(self.sparse.offs)
         self.sampled = mem.size < SAMPLED_BELOW * self.W.numel()
 
     def zero(self, mem: np.ndarray) -> None:
         """Keep the copies in step after the engine zeroed the weights at ``mem``."""
-        t_mem = self.t_offsets(mem)
         if self.Wt is not None:
-            self.Wt.view(-1)[torch.from_numpy(t_mem)] = 0.0
+            self.Wt.view(-1)[torch.from_numpy(self.t_offsets(mem))] = 0.0
         if self.sparse is not None and self.sparse_t is not None:
-            self.sparse.zero(mem)
-            self.sparse_t.zero(t_mem)
+            j = np.searchsorted(self.sparse.offs, mem)
+            self.sparse.val[j] = 0.0
+            self.sparse_t.val[self.to_t[j]] = 0.0
 
     def accumulate(self, g2: torch.Tensor, cols: torch.Tensor) -> None:
         """``G += g2 @ cols.T`` (``=`` on the first call of a round); only the live entries
@@ -479,7 +475,12 @@ def _record_shapes(gm: fx.GraphModule, x: torch.Tensor) -> None:
 
 def build(work: nn.Module, names: Sequence[str], in_shape: tuple[int, ...]) -> Program | None:
     """The program of ``work`` (the linearized float64 copy, BatchNorm folded), or ``None`` when
-    a node is not one the program knows (the caller then runs autograd)."""
+    a node is not one the program knows (the caller then runs autograd).
+
+    Networks with a convolution of ``LARGEST_CONV`` weights or more also get ``None``: such
+    layers (VGG's 512-channel ones at 4x4 and 2x2 positions) are memory-bound, where the
+    autograd engine's channels_last convolutions and CSR products are faster (VGG-11, 100
+    rounds, one thread: 6.6 s there, 8.0 s here; ResNet-20 and the MLPs are faster here)."""
     try:
         gm = work if isinstance(work, fx.GraphModule) else fx.symbolic_trace(work)
         x = torch.ones((1, *in_shape), dtype=torch.float64)
@@ -573,6 +574,8 @@ def _lower_module(name: str, mod: nn.Module, arg: fx.Node,
     if isinstance(mod, nn.Conv2d):
         if mod.groups != 1 or mod.padding_mode != "zeros" or isinstance(mod.padding, str) or name in layers:
             raise _Unsupported(f"conv {name}")
+        if mod.weight.numel() >= LARGEST_CONV:
+            raise _Unsupported(f"conv {name} has {mod.weight.numel()} weights (memory-bound: the autograd engine is faster)")
         layer = layers[name] = MatLayer(mod)
         in_shape = _shape_of(arg)
         if len(in_shape) != 4 or in_shape[0] != 1:
