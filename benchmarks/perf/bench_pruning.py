@@ -8,9 +8,12 @@ the two masks can be compared bit for bit). Runs alternate (ours, straightforwar
 in one process so that load from other processes hits both alike; the median of the repeats
 is reported, and whether the masks are identical.
 
+Since issue 18 graphtickets runs ResNets and MLPs on an autograd-free program
+(``synflow_program``); the same rounds on its autograd engine are timed alongside.
+
 Usage::
 
-    python -m benchmarks.perf.bench_pruning [--out DIR] [--repeats 5] [--tiny]
+    python -m benchmarks.perf.bench_pruning [--out DIR] [--repeats 5] [--tiny] [--models resnet20] [--threads 1]
 
 Writes ``DIR/bench_pruning.csv`` (one row per timed SynFlow run) and
 ``DIR/bench_pruning_summary.csv`` (one row per figure: median/min/max, ratio, mask identity);
@@ -130,6 +133,53 @@ def magnitude_vs_torch(model: nn.Module, density: float, repeats: int) -> dict[s
     return {"ours": t_ours, "base": t_base, "identical_mask": same, "mask_diff": diff}
 
 
+def _synflow_rows(name: str, model: nn.Module, in_shape: tuple[int, ...], d: float, rounds: int, reps: int,
+                  n_weights: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SynFlow timed three ways, alternating in one process: graphtickets (the autograd-free
+    program where it applies), graphtickets on its autograd engine (``synflow_engine.PROGRAM =
+    False``), and :func:`straightforward_synflow`. Two summary rows: ours against the
+    straightforward version (target 5 on VGG-16, 3 on ResNet-20) and the program against the
+    autograd engine."""
+    from graphtickets.pruning import synflow_engine
+
+    def ours() -> Any:
+        return gt.pruning.prune(model, "synflow", density=d, rounds=rounds, in_shape=in_shape)
+
+    def autograd_engine() -> Any:
+        synflow_engine.PROGRAM = False
+        try:
+            return ours()
+        finally:
+            synflow_engine.PROGRAM = True
+
+    times: dict[str, list[float]] = {"graphtickets": [], "autograd_engine": [], "straightforward": []}
+    same, diff = True, 0
+    for r in range(reps):
+        s1, t = _timed(ours)
+        s3, t_auto = _timed(autograd_engine)
+        s2, base = _timed(lambda: straightforward_synflow(model, d, in_shape, rounds))
+        same = same and all(torch.equal(t.masks[n], base[n]) for n in base) and t == t_auto
+        diff = max(diff, sum(int((t.masks[n] ^ base[n]).count_nonzero()) for n in base))
+        for impl, sec in (("graphtickets", s1), ("autograd_engine", s3), ("straightforward", s2)):
+            times[impl].append(sec)
+            rows.append({"model": name, "method": "synflow", "impl": impl, "density": d, "repeat": r, "seconds": sec})
+        log.info("%s synflow repeat %d: ours %.2fs, autograd engine %.2fs, straightforward %.2fs, identical so far=%s",
+                 name, r, s1, s3, s2, same)  # fmt: skip
+
+    def timing(v: list[float]) -> Timing:
+        return Timing(statistics.median(v), min(v), max(v), reps)
+
+    to, ta, tb = timing(times["graphtickets"]), timing(times["autograd_engine"]), timing(times["straightforward"])
+    log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
+    return [
+        row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
+            target=5.0 if name.startswith("vgg") else 3.0, identical_mask=same, mask_diff=diff, density=d, rounds=rounds,
+            threads=torch.get_num_threads()),
+        row("pruning", f"{name}_synflow{rounds}_vs_autograd_engine", n_weights, to, ta, "graphtickets' autograd engine",
+            identical_mask=same, density=d, rounds=rounds, threads=torch.get_num_threads()),
+    ]  # fmt: skip
+
+
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: int | None = None,
         models: list[str] | None = None, densities: list[float] | None = None) -> pd.DataFrame:
     """Time everything; return one row per figure (harness format) and write CSVs under ``out``.
@@ -170,22 +220,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: 
         # runs of each unless repeats is given explicitly (the row's *_repeat says how many)
         syn_reps = min(repeats, 3) if (explicit is None and n_weights > 5_000_000) else repeats
         for d in densities:
-            ours_t, base_t, same, diff = [], [], True, 0
-            for r in range(syn_reps):
-                s1, t = _timed(lambda dd=d, mo=model, sh=in_shape: gt.pruning.prune(mo, "synflow", density=dd, rounds=rounds, in_shape=sh))
-                s2, base = _timed(lambda dd=d, mo=model, sh=in_shape: straightforward_synflow(mo, dd, sh, rounds))
-                same = same and all(torch.equal(t.masks[n], base[n]) for n in base)
-                diff = max(diff, sum(int((t.masks[n] ^ base[n]).count_nonzero()) for n in base))
-                ours_t.append(s1)
-                base_t.append(s2)
-                log.info("%s synflow repeat %d: ours %.2fs, straightforward %.2fs, identical so far=%s", name, r, s1, s2, same)
-                rows.append({"model": name, "method": "synflow", "impl": "graphtickets", "density": d, "repeat": r, "seconds": s1})
-                rows.append({"model": name, "method": "synflow", "impl": "straightforward", "density": d, "repeat": r, "seconds": s2})
-            to = Timing(statistics.median(ours_t), min(ours_t), max(ours_t), syn_reps)
-            tb = Timing(statistics.median(base_t), min(base_t), max(base_t), syn_reps)
-            out_rows.append(row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
-                                target=5.0, identical_mask=same, mask_diff=diff, density=d, rounds=rounds))  # fmt: skip
-            log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
+            out_rows += _synflow_rows(name, model, in_shape, d, rounds, syn_reps, n_weights, rows)
         m = magnitude_vs_torch(model, densities[0], repeats)
         out_rows.append(row("pruning", f"{name}_magnitude", n_weights, m["ours"], m["base"],
                             "torch.nn.utils.prune.global_unstructured", identical_mask=m["identical_mask"],
@@ -207,7 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default=None, help="comma-separated subset of the models (default: vgg16,resnet20)")
     ap.add_argument("--densities", default=None, help="comma-separated SynFlow densities (default 0.01)")
     ap.add_argument("--tiny", action="store_true", help="small models, 10 rounds, 1 repeat (smoke test)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; the README's figures: 1)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     summary = run(args.tiny, args.out, repeats=1 if args.tiny else args.repeats,
                   models=args.models.split(",") if args.models else None,

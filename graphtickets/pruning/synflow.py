@@ -36,7 +36,10 @@ copy with BatchNorm folded into the layer before it, and runs the rounds in
 :mod:`graphtickets.pruning.synflow_engine`: Conv2d/Linear weight gradients written by one
 matrix product into buffers allocated once (channels_last convolutions; CSR products for
 large convolutions once most of their weights are gone), and a selection that partitions
-only the survivors below a sampled bound on the threshold. The arithmetic stays float64 and
+only the survivors below a sampled bound on the threshold. Networks made of Conv2d, Linear,
+ReLU, residual adds, pooling and flatten (ResNets, MLPs, Conv-2) run the flow without autograd
+as a program over the traced network (:mod:`graphtickets.pruning.synflow_program`: im2col
+products, CSR and sampled products once a layer is thin). The arithmetic stays float64 and
 ties are broken by position as in the generic path, so the mask is the same (``fast=False``
 runs the generic path; the tests compare both, and the engine's gradients with autograd).
 A float32 flow was tried and rejected: its relative error (about 2e-6 on VGG-16) exceeds the

@@ -4,8 +4,11 @@ that touches only the survivors near the threshold.
 :func:`graphtickets.pruning.synflow.synflow` calls :func:`run_rounds`; nothing here is
 public API.
 
-**The flow.** Every scored Conv2d (``groups=1``, zero padding) and Linear of the linearized
-float64 copy is replaced by a :class:`_FlowModule`, a custom autograd function around a
+**The flow.** Where every node of the linearized float64 copy is one it knows (Conv2d, Linear,
+ReLU, residual add, pooling, flatten; no conv of ``synflow_program.LARGEST_CONV`` weights or
+more), the flow runs without autograd as a :class:`~graphtickets.pruning.synflow_program.Program`
+(``PROGRAM = False`` turns that off). Otherwise every scored Conv2d (``groups=1``, zero
+padding) and Linear of the copy is replaced by a :class:`_FlowModule`, a custom autograd function around a
 :class:`_Layer`. A conv runs forward as PyTorch's float64 convolution in channels_last (the
 fast layout on CPU for a batch of one) and its input gradient is PyTorch's too, but its
 weight gradient is ONE matrix product (output gradient times the im2col columns) written
