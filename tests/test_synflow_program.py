@@ -72,16 +72,23 @@ def _work(net: nn.Module) -> nn.Module:
     return work
 
 
+@pytest.mark.parametrize("with_biases", [True, False])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_program_gradients_equal_autograd(sparse: bool) -> None:
+def test_program_gradients_equal_autograd(sparse: bool, with_biases: bool) -> None:
+    """Every gradient against autograd. Without a scored bias ReLU's backward mask is skipped:
+    the gradients of the live (non-zero) weights must still equal autograd's."""
     net = _net()
     work = _work(net)
     with torch.no_grad():  # some pruned weights, and (sparse) CSR products on every layer
         for n, p in work.named_parameters():
             if n.endswith("weight") and p.dim() > 1:
                 p[p < p.median()] = 0.0
+                if not with_biases:
+                    p[0] = 0.0  # a dead unit in every layer: ReLU's mask would matter for it
+            elif n.endswith("bias") and not with_biases:
+                p.zero_()  # as in the flow
     layers = {n for n, m in work.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    names = [n for n, p in work.named_parameters() if n.rpartition(".")[0] in layers]
+    names = [n for n, p in work.named_parameters() if n.rpartition(".")[0] in layers and (with_biases or n.endswith("weight"))]
     prog = P.build(work, names, IN)
     assert prog is not None
     if sparse:
@@ -98,19 +105,23 @@ def test_program_gradients_equal_autograd(sparse: bool) -> None:
     grads = torch.autograd.grad(r_ref, [params[n] for n in names])
     r = prog.flow()
     assert r == pytest.approx(float(r_ref.detach()), rel=1e-12)
+    leaked = False
     for n, g in zip(names, grads, strict=True):
         mname, _, attr = n.rpartition(".")
         lay = prog.layers[mname]
         if attr == "weight":
             got = lay.G.view(g.shape)
-            if sparse:  # only the live weights get a gradient
+            if sparse or not with_biases:  # only the live weights' gradients are defined to match
                 live = params[n].detach() != 0
                 torch.testing.assert_close(got[live], g[live], rtol=1e-12, atol=1e-14)
+                leaked = leaked or not torch.allclose(got[~live], g[~live])
             else:
                 torch.testing.assert_close(got, g, rtol=1e-12, atol=1e-14)
         else:
             assert lay.Gb is not None
             torch.testing.assert_close(lay.Gb, g, rtol=1e-12, atol=1e-14)
+    if not with_biases and not sparse:  # the skipped mask did let gradient through dead units
+        assert leaked
 
 
 @pytest.mark.parametrize("sparse_everywhere", [False, True])

@@ -7,26 +7,32 @@ average and max pooling, ``Flatten``/``torch.flatten``, an unfolded BatchNorm (a
 scale), dropout and the identity. Anything else returns ``None`` and the rounds run on the
 autograd engine, with the same mask. Nothing here is public API.
 
-**Why.** SynFlow's flow is a batch of one; a ResNet-20 round is ~60 small float64 products
-whose cost autograd's bookkeeping, module calls and layout copies roughly double. Here a
-round is one pass over a list of steps, each holding the buffers it writes:
+**Why.** SynFlow's flow is a batch of one; a ResNet-20 round is ~60 small float64 products,
+and autograd's bookkeeping, module calls and layout copies add to each. Here a round is one
+pass over a list of steps, each holding the buffers it writes:
 
-* a convolution copies its input into a zero-padded buffer allocated once, unfolds it into
-  im2col columns ``(C*kh*kw, P)`` (the weight's own memory order, so a weight's gradient is
-  ``g @ cols.T`` written in place into its buffer, and the forward is ``W @ cols`` on the same
-  columns); the input gradient is ``W.T @ g`` folded back (``F.fold``). The columns of a
-  layer fed by the constant all-ones input are unfolded once.
-* once a layer has few live weights left (below ``SPARSE_BELOW`` of them), its forward and
-  input gradient become CSR products over the live weights, and its weight gradient is the
-  sampled product ``(g @ cols.T)`` at the live entries only (``torch.sparse.sampled_addmm``):
-  pruned weights need no gradient.
-* ReLU is the identity on the flow's non-negative activations; its backward keeps PyTorch's
-  rule (no gradient where the activation is 0), so biases are scored as autograd scores them.
+* a convolution copies its input into a zero-padded buffer allocated once and unfolds it into
+  im2col columns ``(C*kh*kw, P)`` (the weight's own logical order): the forward is ``W @ cols``
+  and the weight gradient ``g @ cols.T`` on the same columns, written in place into the
+  layer's buffer. The input gradient of a stride-1 convolution is a convolution of ``g`` with
+  the flipped, transposed kernel (``Wt @ im2col(g)``, padding ``d*(k-1) - p``); a strided one
+  folds ``W.T @ g`` back (``F.fold``). The columns of the all-ones input are unfolded once.
+* once a convolution has few live weights left (below ``SPARSE_BELOW``), its forward and input
+  gradient become CSR products over the live weights; below ``SAMPLED_BELOW`` its weight
+  gradient is the sampled product ``g @ cols.T`` at the live entries only
+  (``torch.sparse.sampled_addmm``): pruned weights need no gradient.
+* ReLU is the identity on the flow's non-negative activations. Its backward keeps autograd's
+  rule (no gradient where the activation is 0) when a bias is scored. Otherwise the mask is
+  skipped, which leaves every weight gradient unchanged bit for bit: a unit is 0 only if each
+  of its terms ``w * a`` is 0, so for every live weight into it the input ``a`` is 0 there, and
+  a gradient let through at the unit meets only those zero inputs (the same holds for the
+  units below it that it reaches); it changes only biases' gradients.
 
 Everything stays float64 and every product sums the same terms as the convolution it stands
-for; only the order of the additions differs (as between any two convolution kernels), which
-moves scores by ~1e-16 relative, far below the gaps at the threshold. The tests compare the
-masks with the autograd engine and the generic path, and every step's gradient with autograd.
+for; only the order of the additions differs (as between any two convolution kernels), a
+rounding-level change far below the gaps between scores at the threshold. The tests compare
+the masks with the autograd engine and the generic path, and every gradient with autograd.
+Measured in ``benchmarks/perf/bench_pruning.py`` (README, Performance).
 """
 
 from __future__ import annotations
@@ -49,10 +55,10 @@ __all__: list[str] = []
 
 log = logging.getLogger(__name__)
 
-SPARSE_BELOW = 0.2  # a layer with fewer live weights than this fraction runs on CSR products
+SPARSE_BELOW = 0.2  # a conv with fewer live weights than this fraction runs on CSR products
 SPARSE_MIN_SIZE = 512  # ... if it has at least this many weights (tiny layers: dense is cheaper)
-LARGEST_CONV = 1 << 20  # a network with a larger Conv2d runs on the autograd engine (see build)
-SAMPLED_BELOW = 0.1  # ... and its weight gradient is sampled at the live entries below this fraction
+SAMPLED_BELOW = 0.1  # ... and below this fraction its weight gradient is sampled at the live entries
+LARGEST_CONV = 1 << 20  # a network with a Conv2d of this many weights runs on the autograd engine (see build)
 
 
 def finite_flow(r: torch.Tensor) -> torch.Tensor:
