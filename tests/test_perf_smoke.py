@@ -108,3 +108,31 @@ def test_layer_collapse_sweep_runs_tiny(tmp_path: Path) -> None:
     assert (tmp_path / "layer_collapse.csv").exists() and (tmp_path / "layer_collapse.png").stat().st_size > 0
     first = layer_collapse.first_collapse(rows)
     assert set(first) == set(layer_collapse.METHODS)
+
+
+def test_default_study_benchmark_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench_default_study`` (not in the tiny suite run: three whole studies take ~50 s even on
+    digits) with the command timer replaced: the three ways are run with their flags, the rows
+    give one process / default and before / default, and the cell count comes from the command's
+    last line."""
+    from benchmarks.perf import bench_default_study as B
+
+    calls: list[list[str]] = []
+    fake = {"default": 2.0, "one_process": 3.0, "before": 5.0}
+
+    def wall(cmd: list[str]) -> tuple[float, str]:
+        calls.append(cmd)
+        mode = Path(cmd[cmd.index("--out") + 1]).name.rstrip("0123456789")
+        return fake[mode], f"{mode}: 7/7 cells done (7 run now, 0 failed) in 1s; report: x"
+
+    monkeypatch.setattr(B, "_wall", wall)
+    df = B.run(True, tmp_path, repeat=2)
+    assert [c[c.index("--out") + 2 :] for c in calls[:3]] == [["--no-progress"], ["--no-progress", "--workers", "1"],
+                                                               ["--no-progress", "--workers", "1", "--one-by-one"]]
+    assert len(calls) == 6
+    _check_rows(df, "default_study")
+    rows = df.set_index("case")
+    assert rows.loc["default_study_default_vs_one_process", "ratio"] == pytest.approx(1.5)
+    assert rows.loc["default_study_default_vs_before", "ratio"] == pytest.approx(2.5)
+    assert (df["size"] == 7).all()
+    assert len(pd.read_csv(tmp_path / "bench_default_study.csv")) == 6
