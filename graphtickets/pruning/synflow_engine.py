@@ -47,7 +47,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import smallest
-from graphtickets.pruning.synflow_program import MatLayer, Program, finite_flow
+from graphtickets.pruning.synflow_program import MatLayer, Program, add_products, finite_flow
 from graphtickets.pruning.synflow_program import build as build_program
 
 __all__: list[str] = []
@@ -171,16 +171,7 @@ class _Layer:
         else:
             g2 = g.reshape(-1, g.shape[-1])  # (M, O)
             a, b = g2.T, saved
-        if self.calls == 0:  # write the weight gradient in place: no allocation, no zero fill
-            torch.mm(a, b, out=self.G)
-        else:
-            self.G.addmm_(a, b)
-        if self.Gb is not None:
-            gb = a.sum(1)
-            if self.calls == 0:
-                self.Gb.copy_(gb)
-            else:
-                self.Gb += gb
+        add_products(self.G, self.Gb, a, b, first=self.calls == 0)
         self.calls += 1
         if not need_dx:
             return None

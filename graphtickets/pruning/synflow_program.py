@@ -71,6 +71,22 @@ def finite_flow(r: torch.Tensor) -> torch.Tensor:
     return r
 
 
+def add_products(G: torch.Tensor | None, Gb: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, *, first: bool) -> None:
+    """A layer's gradients from one call: ``G = a @ b`` and ``Gb = a.sum(1)`` on the first call
+    of a round (in place: no allocation, no zero fill), ``+=`` on later calls (a module used
+    twice). ``None`` skips a buffer."""
+    if G is not None:
+        if first:
+            torch.mm(a, b, out=G)
+        else:
+            G.addmm_(a, b)
+    if Gb is not None:
+        if first:
+            Gb.copy_(a.sum(1))
+        else:
+            Gb += a.sum(1)
+
+
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
@@ -181,23 +197,17 @@ class MatLayer:
     def accumulate(self, g2: torch.Tensor, cols: torch.Tensor) -> None:
         """``G += g2 @ cols.T`` (``=`` on the first call of a round); only the live entries
         once sampled. ``g2``: (out, P); ``cols``: (in*kh*kw, P)."""
+        first = self.calls == 0
         if self.sparse is not None and self.sampled:
             vals = torch.sparse.sampled_addmm(self.sparse.M, g2, cols.T, beta=0.0).values()
             flat = self.G.view(-1)
-            if self.calls == 0:
+            if first:
                 flat.index_copy_(0, self.mem_t, vals)
             else:
                 flat.index_add_(0, self.mem_t, vals)
-        elif self.calls == 0:
-            torch.mm(g2, cols.T, out=self.G)
+            add_products(None, self.Gb, g2, cols, first=first)
         else:
-            self.G.addmm_(g2, cols.T)
-        if self.Gb is not None:
-            gb = g2.sum(1)
-            if self.calls == 0:
-                self.Gb.copy_(gb)
-            else:
-                self.Gb += gb
+            add_products(self.G, self.Gb, g2, cols.T, first=first)
         self.calls += 1
 
     def product(self, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
