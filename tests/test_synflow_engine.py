@@ -121,7 +121,8 @@ def test_engine_equals_generic_path(options: dict, sparse: bool, request: pytest
     assert fast == slow
 
 
-def test_engine_with_prior_and_resnet(force_sparse: None) -> None:
+def test_engine_with_prior_and_resnet(force_sparse: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(E, "PROGRAM", False)  # the autograd engine (the program has its own ResNet test)
     net = gt.models.build("resnet20", in_shape=(3, 16, 16), num_classes=10, seed=0)
     prior = gt.pruning.prune(net, "random", density=0.6, seed=2)
     kw = dict(density=0.02, rounds=8, in_shape=(3, 16, 16), prior=prior)

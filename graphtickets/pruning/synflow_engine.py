@@ -35,7 +35,6 @@ a third of them is dead.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +46,14 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import smallest
-from graphtickets.pruning.synflow_program import MatLayer, Program, add_products, finite_flow
+from graphtickets.pruning.synflow_program import (
+    CsrPair,
+    MatLayer,
+    Program,
+    add_products,
+    finite_flow,
+    transposed_offsets,
+)
 from graphtickets.pruning.synflow_program import build as build_program
 
 __all__: list[str] = []
@@ -62,39 +68,6 @@ SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller o
 
 def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
-class _Sparse:
-    """CSR copies of a conv weight (rows: output channels, columns: ``(kh, kw, i)``, the
-    channels_last order) and of its transpose, built from the live entries ``mem`` (memory
-    offsets, ascending). Pruning an entry zeroes it in both (:meth:`zero`); the structure is
-    rebuilt by the caller when most stored entries are dead."""
-
-    def __init__(self, mem: np.ndarray, values: np.ndarray, rows: int, cols: int) -> None:
-        self.mem = mem.copy()
-        r, c = np.divmod(self.mem, cols)
-        self.val = values[self.mem].copy()
-        crow = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(r, minlength=rows), out=crow[1:])
-        order = np.argsort(c.astype(np.int32), kind="stable")
-        self.inv = np.empty_like(order)
-        self.inv[order] = np.arange(order.size)
-        self.valT = self.val[order]
-        crowT = np.zeros(cols + 1, dtype=np.int64)
-        np.cumsum(np.bincount(c, minlength=cols), out=crowT[1:])
-        with warnings.catch_warnings():  # "CSR support is in beta": we use mm only, tested
-            warnings.simplefilter("ignore", UserWarning)
-            self.W = torch.sparse_csr_tensor(
-                torch.from_numpy(crow), torch.from_numpy(c), torch.from_numpy(self.val), (rows, cols), check_invariants=False
-            )
-            self.WT = torch.sparse_csr_tensor(
-                torch.from_numpy(crowT), torch.from_numpy(r[order]), torch.from_numpy(self.valT), (cols, rows), check_invariants=False
-            )
-
-    def zero(self, mem: np.ndarray) -> None:
-        j = np.searchsorted(self.mem, mem)
-        self.val[j] = 0.0
-        self.valT[self.inv[j]] = 0.0
 
 
 class _Layer:
@@ -114,7 +87,7 @@ class _Layer:
         self.b: torch.Tensor | None = None if bias is None else bias.detach().clone()
         self.Gb: torch.Tensor | None = None if self.b is None else torch.empty_like(self.b)
         self.calls = 0  # backward calls this round (a module used twice accumulates)
-        self.sparse: _Sparse | None = None
+        self.sparse: CsrPair | None = None
         self.k = self.d = self.p = self.s = (1, 1)
         if self.conv:
             self.k, self.d = _pair(module.kernel_size), _pair(module.dilation)
@@ -126,7 +99,8 @@ class _Layer:
         return self.conv and size >= SPARSE_MIN_SIZE and live < SPARSE_BELOW * size
 
     def make_sparse(self, mem: np.ndarray, values: np.ndarray) -> None:
-        self.sparse = _Sparse(mem, values, self.G.shape[0], self.G.shape[1])
+        shape = (self.G.shape[0], self.G.shape[1])  # columns: (kh, kw, in), the channels_last order
+        self.sparse = CsrPair(mem, transposed_offsets(mem, shape), values, shape, (shape[1], shape[0]))
 
     def zero(self, mem: np.ndarray) -> None:
         """Zero the weights at ``mem`` in the CSR copies (the engine zeroed the dense ones)."""
@@ -141,7 +115,7 @@ class _Layer:
         if self.sparse is None or x.shape[0] != 1:
             return F.conv2d(x, self.W, self.b, self.s, self.p, self.d), x
         cols, ho, wo = self._cols(x)
-        out = torch.sparse.mm(self.sparse.W, cols.T)  # (O, P)
+        out = torch.sparse.mm(self.sparse.M, cols.T)  # (O, P)
         if self.b is not None:
             out += self.b[:, None]
         return out.view(1, -1, ho, wo), cols
@@ -178,7 +152,7 @@ class _Layer:
         if sparse:
             assert self.sparse is not None
             kh, kw = self.k
-            dcols = torch.sparse.mm(self.sparse.WT, a.contiguous())  # (kh*kw*in, P)
+            dcols = torch.sparse.mm(self.sparse.T, a.contiguous())  # (kh*kw*in, P)
             dcols = dcols.view(kh, kw, -1, dcols.shape[1]).permute(2, 0, 1, 3).reshape(1, -1, dcols.shape[1])
             return F.fold(dcols, in_shape[-2:], self.k, dilation=self.d, padding=self.p, stride=self.s)
         if self.conv:

@@ -109,10 +109,36 @@ class _Csr:
                 torch.from_numpy(crow), torch.from_numpy(c), torch.from_numpy(self.val), (rows, cols), check_invariants=False
             )
 
-    @property
-    def mem(self) -> np.ndarray:
-        """The stored offsets (ascending); the engine rebuilds when most of them are dead."""
-        return self.offs
+
+class CsrPair:
+    """CSR copies of one layer's weight as two matrices: ``M`` ``shape`` (the forward) and ``T``
+    ``t_shape`` (the input gradient: the transpose, or the flipped kernel), over the live
+    entries ``mem`` (flat offsets in ``M``, ascending) whose offsets in ``T`` are ``t_mem``.
+    :meth:`zero` zeroes pruned entries in both; the engine rebuilds the pair when most stored
+    entries are dead (``mem``: the stored offsets)."""
+
+    def __init__(self, mem: np.ndarray, t_mem: np.ndarray, values: np.ndarray, shape: tuple[int, int],
+                 t_shape: tuple[int, int]) -> None:
+        vals = values[mem]
+        self.a = _Csr(mem, vals, *shape)
+        self.t = _Csr(t_mem, vals, *t_shape)
+        inv_t = np.empty(mem.size, dtype=np.int64)  # entry j of a is entry to_t[j] of t
+        inv_t[self.t.order] = np.arange(mem.size)
+        self.to_t = inv_t[self.a.order]
+        self.mem = self.a.offs
+        self.mem_t = torch.from_numpy(self.mem)
+        self.M, self.T = self.a.M, self.t.M
+
+    def zero(self, mem: np.ndarray) -> None:
+        j = np.searchsorted(self.mem, mem)
+        self.a.val[j] = 0.0
+        self.t.val[self.to_t[j]] = 0.0
+
+
+def transposed_offsets(mem: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Flat offsets in the ``(cols, rows)`` transpose of entries at flat offsets ``mem`` of a ``shape`` matrix."""
+    r, c = np.divmod(mem, shape[1])
+    return c * shape[0] + r
 
 
 class MatLayer:
@@ -137,8 +163,7 @@ class MatLayer:
         self.b: torch.Tensor | None = None if bias is None else bias.detach()
         self.Gb: torch.Tensor | None = None if self.b is None else torch.empty_like(self.b)
         self.calls = 0
-        self.sparse: _Csr | None = None  # W
-        self.sparse_t: _Csr | None = None  # the input-gradient matrix
+        self.sparse: CsrPair | None = None  # W and the input-gradient matrix
         self.sampled = False  # the weight gradient at the live entries only
         self.k = self.d = self.p = self.s = (1, 1)
         if isinstance(module, nn.Conv2d):
@@ -161,9 +186,9 @@ class MatLayer:
 
     def t_offsets(self, mem: np.ndarray) -> np.ndarray:
         """Flat offsets in the input-gradient matrix of the weights at flat offsets ``mem``."""
-        o_, k_ = np.divmod(mem, self.W.shape[1])
         if not self.flipped:
-            return k_ * self.shape[0] + o_
+            return transposed_offsets(mem, (self.W.shape[0], self.W.shape[1]))
+        o_, k_ = np.divmod(mem, self.W.shape[1])
         kh, kw = self.k
         i_, rest = np.divmod(k_, kh * kw)
         a, b = np.divmod(rest, kw)
@@ -176,23 +201,15 @@ class MatLayer:
         return self.conv and size >= SPARSE_MIN_SIZE and live < SPARSE_BELOW * size
 
     def make_sparse(self, mem: np.ndarray, values: np.ndarray) -> None:
-        vals = values[mem]
-        self.sparse = _Csr(mem, vals, *self.W.shape)
-        self.sparse_t = _Csr(self.t_offsets(mem), vals, *self.t_shape)
-        self.to_t = np.empty(mem.size, dtype=np.int64)  # entry j of sparse is entry to_t[j] of sparse_t
-        self.to_t[self.sparse_t.order] = np.arange(mem.size)
-        self.to_t = self.to_t[self.sparse.order]
-        self.mem_t = torch.from_numpy(self.sparse.offs)
+        self.sparse = CsrPair(mem, self.t_offsets(mem), values, (self.W.shape[0], self.W.shape[1]), self.t_shape)
         self.sampled = mem.size < SAMPLED_BELOW * self.W.numel()
 
     def zero(self, mem: np.ndarray) -> None:
         """Keep the copies in step after the engine zeroed the weights at ``mem``."""
         if self.Wt is not None:
             self.Wt.view(-1)[torch.from_numpy(self.t_offsets(mem))] = 0.0
-        if self.sparse is not None and self.sparse_t is not None:
-            j = np.searchsorted(self.sparse.offs, mem)
-            self.sparse.val[j] = 0.0
-            self.sparse_t.val[self.to_t[j]] = 0.0
+        if self.sparse is not None:
+            self.sparse.zero(mem)
 
     def accumulate(self, g2: torch.Tensor, cols: torch.Tensor) -> None:
         """``G += g2 @ cols.T`` (``=`` on the first call of a round); only the live entries
@@ -202,9 +219,9 @@ class MatLayer:
             vals = torch.sparse.sampled_addmm(self.sparse.M, g2, cols.T, beta=0.0).values()
             flat = self.G.view(-1)
             if first:
-                flat.index_copy_(0, self.mem_t, vals)
+                flat.index_copy_(0, self.sparse.mem_t, vals)
             else:
-                flat.index_add_(0, self.mem_t, vals)
+                flat.index_add_(0, self.sparse.mem_t, vals)
             add_products(None, self.Gb, g2, cols, first=first)
         else:
             add_products(self.G, self.Gb, g2, cols.T, first=first)
@@ -222,8 +239,8 @@ class MatLayer:
 
     def product_t(self, g_cols: torch.Tensor) -> torch.Tensor:
         """The input-gradient matrix times ``g_cols`` (``Wt @ im2col(g)`` or ``W.T @ g``)."""
-        if self.sparse_t is not None:
-            return torch.sparse.mm(self.sparse_t.M, g_cols)
+        if self.sparse is not None:
+            return torch.sparse.mm(self.sparse.T, g_cols)
         return (self.Wt if self.Wt is not None else self.W.T) @ g_cols
 
 
