@@ -22,7 +22,7 @@ from graphtickets.pruning.synflow import _fold_batchnorm, linearized_copy
 
 
 class _Net(nn.Module):
-    """Padding, stride, dilation, a non-square kernel, a 1x1 conv, a strided 1x1 shortcut, a
+    """Padding, stride, dilation (strided and not), a non-square kernel, a 1x1 conv, a strided 1x1 shortcut, a
     residual add, an unfolded BatchNorm (after the add), max and average pooling, dropout,
     functional and method ReLU and flatten, biases."""
 
@@ -35,6 +35,7 @@ class _Net(nn.Module):
         self.short = nn.Conv2d(6, 8, 1, stride=2, bias=False)
         self.bn_after_add = nn.BatchNorm2d(8)
         self.pool = nn.MaxPool2d(2)
+        self.dil = nn.Conv2d(8, 8, 3, padding=2, dilation=2, bias=False)
         self.c4 = nn.Conv2d(8, 8, 1)
         self.drop = nn.Dropout(0.3)
         self.avg = nn.AdaptiveAvgPool2d(1)
@@ -45,7 +46,7 @@ class _Net(nn.Module):
         h = torch.relu(self.bn1(self.c1(x)))
         h = self.c2(h).relu() + h
         h = self.bn_after_add(self.c3(h) + self.short(h))
-        h = self.c4(self.pool(torch.nn.functional.relu(h)))
+        h = self.c4(torch.relu(self.dil(self.pool(torch.nn.functional.relu(h)))))
         h = self.drop(self.avg(h))
         return self.fc2(torch.relu(self.fc1(torch.flatten(h, 1))))
 
@@ -192,3 +193,13 @@ def test_networks_with_a_large_conv_run_on_the_autograd_engine(monkeypatch: pyte
     assert P.build(work, names, IN) is None
     kw = dict(density=0.1, rounds=6, in_shape=IN)
     assert gt.pruning.prune(net, "synflow", **kw) == gt.pruning.prune(net, "synflow", fast=False, **kw)
+
+
+def test_tied_weights_are_left_to_autograd() -> None:
+    """Two layers holding one weight: each call's gradient must add up, which the program does
+    not do across layers, so it declines."""
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 3, padding=1), nn.Flatten(), nn.Linear(108, 2))
+    net[2].weight = net[0].weight
+    names = ["0.weight", "4.weight"]  # named_parameters() lists the shared weight once
+    assert [n for n, _ in net.named_parameters() if n.endswith("weight")] == names
+    assert P.build(_fold_batchnorm(linearized_copy(net, torch.float64)), names, (3, 6, 6)) is None

@@ -565,6 +565,9 @@ def _compile(gm: fx.GraphModule, wanted: set[str]) -> Program:
             raise _Unsupported(f"keyword arguments in {node.name}")
         fwd_bwd, inputs = _lower(node, args, consts, ctx)
         steps.append(_Step(node.name, inputs, *fwd_bwd))
+    ptrs = [lay.W.data_ptr() for lay in layers.values()]
+    if len(set(ptrs)) != len(ptrs):
+        raise _Unsupported("two layers share a weight")
     for name in wanted:  # every scored parameter must belong to a program layer
         mname, _, attr = name.rpartition(".")
         lay = layers.get(mname)
