@@ -5,7 +5,7 @@ What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
 turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
 driver of every scoring method); ``select`` (top-k selection); one module per method
 (``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
-``synflow_engine``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
 ``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
