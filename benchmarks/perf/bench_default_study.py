@@ -11,6 +11,7 @@ Three ways, one after the other, ``repeat`` times:
 - ``before``: ``--workers 1 --one-by-one``, the study as it ran before issue 18 (one process
   unless ``--workers`` was given, one ticket trained at a time).
 
+Writes ``bench_default_study.csv`` (one row per run) and ``bench_default_study_summary.csv``.
 Rows (harness format): ``default_study_default_vs_one_process`` (ratio = one process / default)
 and ``default_study_default_vs_before`` (ratio = before / default), with the cell count. The
 default study takes ~6 minutes with two workers and ~11 in one process on the 2-core machine,
@@ -69,7 +70,6 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     repeat = repeat or 1
-    seconds: dict[str, list[float]] = {m: [] for m in MODES}
     raw: list[dict[str, Any]] = []
     cells: int | None = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,20 +82,28 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
                 s, line = _wall(_command(config, Path(tmp) / f"{mode}{r}", extra))
                 assert ", 0 failed)" in line, line
                 cells = _cells(line) or cells
-                seconds[mode].append(s)
                 raw.append({"mode": mode, "repeat": r, "seconds": s, "cells": cells, "last_line": line})
                 log.info("%s repeat %d: %.1f s (%s)", mode, r, s, line)
     pd.DataFrame(raw).to_csv(out_dir / "bench_default_study.csv", index=False)
+    summary = summarize(pd.DataFrame(raw), "tiny" if tiny else (config or "bundled default"))
+    summary.to_csv(out_dir / "bench_default_study_summary.csv", index=False)
+    return summary
 
-    def timing(v: list[float]) -> Timing:
+
+def summarize(raw: pd.DataFrame, config: str) -> pd.DataFrame:
+    """The harness rows from the raw runs (``mode``, ``seconds``, ``cells`` columns)."""
+
+    def timing(mode: str) -> Timing:
+        v = raw.loc[raw["mode"] == mode, "seconds"].tolist()
         return Timing(statistics.median(v), min(v), max(v), len(v))
 
-    d, one, before = timing(seconds["default"]), timing(seconds["one_process"]), timing(seconds["before"])
-    name = "tiny" if tiny else (config or "bundled default")
+    cells = int(raw["cells"].dropna().iloc[-1]) if raw["cells"].notna().any() else None
+    d = timing("default")
     return pd.DataFrame([
-        row("study", "default_study_default_vs_one_process", cells, d, one, "--workers 1 (one process)", config=name),
-        row("study", "default_study_default_vs_before", cells, d, before,
-            "--workers 1 --one-by-one (before issue 18)", config=name),
+        row("study", "default_study_default_vs_one_process", cells, d, timing("one_process"), "--workers 1 (one process)",
+            config=config),
+        row("study", "default_study_default_vs_before", cells, d, timing("before"),
+            "--workers 1 --one-by-one (before issue 18)", config=config),
     ])  # fmt: skip
 
 
