@@ -186,9 +186,11 @@ def _synflow_rows(name: str, model: nn.Module, in_shape: tuple[int, ...], d: flo
                   n_weights: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """SynFlow timed three ways, alternating in one process: graphtickets (the autograd-free
     program where it applies), graphtickets on its autograd engine (``synflow_engine.PROGRAM =
-    False``), and :func:`straightforward_synflow`. Two summary rows: ours against the
-    straightforward version (target 5 on VGG-16, 3 on ResNet-20) and the program against the
-    autograd engine."""
+    False``), and :func:`straightforward_synflow`. Summary rows: ours against the
+    straightforward version (target 5 on VGG-16, 3 on ResNet-20); where the program runs, also
+    the program against the autograd engine and, with one thread (the floor's rates are one
+    thread's), the arithmetic floor (:func:`synflow_arithmetic_floor`) against the
+    straightforward version."""
     from graphtickets.pruning import synflow_engine
 
     def ours() -> Any:
@@ -222,18 +224,20 @@ def _synflow_rows(name: str, model: nn.Module, in_shape: tuple[int, ...], d: flo
     log.info("%s synflow d=%g: %s vs straightforward %s (x%.1f), identical=%s", name, d, to, tb, tb.median / to.median, same)
     floor = synflow_arithmetic_floor(model, in_shape, d, rounds)
     extra = []
-    if floor is not None:  # ratio: the most any implementation with these kernels could reach
+    if floor is not None and torch.get_num_threads() == 1:  # its rates are one thread's; the ratio: the most
+        # any implementation with these kernels could reach
         log.info("%s synflow d=%g: the products alone need %.3f s (all dense: %.3f s)", name, d, floor["floor"], floor["dense"])
         fl = Timing(floor["floor"], floor["floor"], floor["floor"], 1)
         extra.append(row("pruning", f"{name}_synflow{rounds}_arithmetic_floor", n_weights, fl, tb, "straightforward float64",
                          density=d, rounds=rounds, threads=torch.get_num_threads(), all_dense_seconds=floor["dense"]))
-    return extra + [
-        row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
-            target=5.0 if name.startswith("vgg") else 3.0, identical_mask=same, mask_diff=diff, density=d, rounds=rounds,
-            threads=torch.get_num_threads()),
-        row("pruning", f"{name}_synflow{rounds}_vs_autograd_engine", n_weights, to, ta, "graphtickets' autograd engine",
-            identical_mask=same, density=d, rounds=rounds, threads=torch.get_num_threads()),
-    ]  # fmt: skip
+    main = row("pruning", f"{name}_synflow{rounds}", n_weights, to, tb, "straightforward float64",
+               target=5.0 if name.startswith("vgg") else 3.0, identical_mask=same, mask_diff=diff, density=d, rounds=rounds,
+               threads=torch.get_num_threads())  # fmt: skip
+    if floor is None:  # the program declined this network: both timings ran the autograd engine
+        return [main]
+    return [*extra, main, row("pruning", f"{name}_synflow{rounds}_vs_autograd_engine", n_weights, to, ta,
+                              "graphtickets' autograd engine", identical_mask=same, density=d, rounds=rounds,
+                              threads=torch.get_num_threads())]  # fmt: skip
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeats: int | None = None,
