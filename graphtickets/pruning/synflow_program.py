@@ -126,7 +126,7 @@ class CsrPair:
         inv_t[self.t.order] = np.arange(mem.size)
         self.to_t = inv_t[self.a.order]
         self.mem = self.a.offs
-        self.mem_t = torch.from_numpy(self.mem)
+        self.mem_tensor = torch.from_numpy(self.mem)
         self.M, self.T = self.a.M, self.t.M
 
     def zero(self, mem: np.ndarray) -> None:
@@ -219,9 +219,9 @@ class MatLayer:
             vals = torch.sparse.sampled_addmm(self.sparse.M, g2, cols.T, beta=0.0).values()
             flat = self.G.view(-1)
             if first:
-                flat.index_copy_(0, self.sparse.mem_t, vals)
+                flat.index_copy_(0, self.sparse.mem_tensor, vals)
             else:
-                flat.index_add_(0, self.sparse.mem_t, vals)
+                flat.index_add_(0, self.sparse.mem_tensor, vals)
             add_products(None, self.Gb, g2, cols, first=first)
         else:
             add_products(self.G, self.Gb, g2, cols.T, first=first)
