@@ -203,3 +203,15 @@ def test_tied_weights_are_left_to_autograd() -> None:
     names = ["0.weight", "4.weight"]  # named_parameters() lists the shared weight once
     assert [n for n, _ in net.named_parameters() if n.endswith("weight")] == names
     assert P.build(_fold_batchnorm(linearized_copy(net, torch.float64)), names, (3, 6, 6)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "shape"),
+    [("mlp", {"widths": (64, 32), "batchnorm": True}, (40,)), ("conv4", {}, (3, 16, 16)), ("resnet32", {"width": 0.5}, (3, 16, 16))],
+)
+def test_program_runs_the_model_zoo_with_the_generic_mask(name: str, kw: dict, shape: tuple) -> None:
+    net = gt.models.build(name, in_shape=shape, num_classes=10, seed=1, **kw)
+    assert P.build(_fold_batchnorm(linearized_copy(net, torch.float64)), list(gt.prunable(net)), shape) is not None
+    for options in (dict(), dict(include_bias=True)):
+        kw_ = dict(density=0.03, rounds=15, in_shape=shape, **options)
+        assert gt.pruning.prune(net, "synflow", **kw_) == gt.pruning.prune(net, "synflow", fast=False, **kw_)
