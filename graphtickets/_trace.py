@@ -409,20 +409,7 @@ class _Tracer:
     # ------------------------------------------------------------------ blocks
     def block_args(self, node: fx.Node) -> list[fx.Node]:
         out: list[fx.Node] = []
-
-        def visit(a: Any) -> None:
-            if isinstance(a, fx.Node):
-                if a in self.env or a in self.pending:
-                    out.append(a)
-            elif isinstance(a, (list, tuple)):
-                for x in a:
-                    visit(x)
-            elif isinstance(a, dict):
-                for x in a.values():
-                    visit(x)
-
-        visit(node.args)
-        visit(node.kwargs)
+        fx.node.map_arg((node.args, node.kwargs), lambda a: out.append(a) if (a in self.env or a in self.pending) else None)
         return out
 
     def block(self, a: fx.Node) -> int:
@@ -573,16 +560,7 @@ class _Tracer:
             elif node.op == "get_attr":
                 continue  # parameters/buffers are constants, not activations
             elif node.op == "output":
-                def collect(a: Any) -> None:
-                    if isinstance(a, fx.Node):
-                        outputs.append(a)
-                    elif isinstance(a, (list, tuple)):
-                        for x in a:
-                            collect(x)
-                    elif isinstance(a, dict):
-                        for x in a.values():
-                            collect(x)
-                collect(node.args)
+                fx.node.map_arg(node.args, outputs.append)
             elif not self.block_args(node) or _is_shape_query(node):
                 continue  # arithmetic on sizes, constants, x.size(0), x.shape
             elif node.op == "call_module":
