@@ -125,7 +125,7 @@ def test_default_study_benchmark_rows(tmp_path: Path, monkeypatch: pytest.Monkey
         mode = Path(cmd[cmd.index("--out") + 1]).name.rstrip("0123456789")
         return fake[mode], f"{mode}: 7/7 cells done (7 run now, 0 failed) in 1s; report: x"
 
-    monkeypatch.setattr(B, "_wall", wall)
+    monkeypatch.setattr(B, "wall_time", wall)
     df = B.run(True, tmp_path, repeat=2)
     assert [c[c.index("--out") + 2 :] for c in calls[:3]] == [["--no-progress"], ["--no-progress", "--workers", "1"],
                                                                ["--no-progress", "--workers", "1", "--one-by-one"]]

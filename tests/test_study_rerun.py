@@ -60,22 +60,29 @@ def test_rerun_with_nothing_new_rewrites_nothing(built: Path) -> None:
     assert _outputs(built) == before
 
 
-def test_a_changed_store_rebuilds_tables_and_report(built: Path) -> None:
-    before = _outputs(built)
-    con = sqlite3.connect(built / "study.db")
-    row = con.execute("SELECT id, results FROM cells WHERE method = 'random'").fetchone()
+def _set_accuracy(db: Path, method: str, value: float) -> str:
+    """Change the stored accuracy of one cell of ``method`` (the store changes, nothing else);
+    return that cell's id."""
+    con = sqlite3.connect(db)
+    row = con.execute("SELECT id, results FROM cells WHERE method = ?", (method,)).fetchone()
     results = json.loads(row[1])
-    results["accuracy"] = 0.123456
+    results["accuracy"] = value
     con.execute("UPDATE cells SET results = ? WHERE id = ?", (json.dumps(results), row[0]))
     con.commit()
     con.close()
+    return str(row[0])
+
+
+def test_a_changed_store_rebuilds_tables_and_report(built: Path) -> None:
+    before = _outputs(built)
+    cell = _set_accuracy(built / "study.db", "random", 0.123456)
     time.sleep(0.02)
     run(TINY, built, progress=False)
     after = _outputs(built)
     assert all(after[k] != before[k] for k in ("report.md", "report.html", "tables/tickets.csv"))
     assert all(after[k] != v for k, v in before.items() if k.startswith("figures/"))
     tk = pd.read_csv(built / "tables" / "tickets.csv")
-    assert tk.loc[tk["id"] == row[0], "accuracy"].item() == pytest.approx(0.123456)
+    assert tk.loc[tk["id"] == cell, "accuracy"].item() == pytest.approx(0.123456)
 
 
 def test_a_missing_output_or_a_new_cell_rebuilds(built: Path) -> None:
@@ -265,19 +272,13 @@ def test_a_changed_store_takes_the_full_path_and_rebuilds(stamped_tables: tuple[
 
     config, out = stamped_tables
     before = (out / "tables" / "tickets.csv").stat().st_mtime_ns
-    con = sqlite3.connect(out / "study.db")
-    row = con.execute("SELECT id, results FROM cells WHERE method = 'magnitude'").fetchone()
-    results = json.loads(row[1])
-    results["accuracy"] = 0.654321
-    con.execute("UPDATE cells SET results = ? WHERE id = ?", (json.dumps(results), row[0]))
-    con.commit()
-    con.close()
+    cell = _set_accuracy(out / "study.db", "magnitude", 0.654321)
     assert rerun.nothing_to_do(_run_args(config, out, "--no-report")) is None
     time.sleep(0.02)
     assert _cli_run(config, out, "--no-report") == 0
     assert (out / "tables" / "tickets.csv").stat().st_mtime_ns != before
     tk = pd.read_csv(out / "tables" / "tickets.csv")
-    assert tk.loc[tk["id"] == row[0], "accuracy"].item() == pytest.approx(0.654321)
+    assert tk.loc[tk["id"] == cell, "accuracy"].item() == pytest.approx(0.654321)
     assert rerun.nothing_to_do(_run_args(config, out, "--no-report")) is not None  # the full run stamped the new state
 
 

@@ -121,11 +121,19 @@ def test_engine_equals_generic_path(options: dict, sparse: bool, request: pytest
     assert fast == slow
 
 
-def test_engine_with_prior_and_resnet(force_sparse: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(E, "PROGRAM", False)  # the autograd engine (the program has its own ResNet test)
+@pytest.mark.parametrize("program", [False, True])
+def test_engine_with_prior_and_resnet(program: bool, force_sparse: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ResNet-20 with a prior mask on the autograd engine (every conv on CSR products) and on
+    the autograd-free program (which must be the one running it)."""
+    monkeypatch.setattr(E, "PROGRAM", program)
     net = gt.models.build("resnet20", in_shape=(3, 16, 16), num_classes=10, seed=0)
+    if program:
+        from graphtickets.pruning import synflow_program as P
+        from graphtickets.pruning.synflow import _fold_batchnorm, linearized_copy
+
+        assert P.build(_fold_batchnorm(linearized_copy(net, torch.float64)), list(gt.prunable(net)), (3, 16, 16)) is not None
     prior = gt.pruning.prune(net, "random", density=0.6, seed=2)
-    kw = dict(density=0.02, rounds=8, in_shape=(3, 16, 16), prior=prior)
+    kw = dict(density=0.02, rounds=20 if program else 8, in_shape=(3, 16, 16), prior=prior)
     fast = gt.pruning.prune(net, "synflow", **kw)
     slow = gt.pruning.prune(net, "synflow", fast=False, **kw)
     assert fast == slow

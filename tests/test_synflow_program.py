@@ -145,18 +145,6 @@ def test_program_masks_equal_autograd_engine_and_generic_path(options: dict, spa
     assert fast == autograd_engine
 
 
-def test_program_on_resnet20_with_a_prior(monkeypatch: pytest.MonkeyPatch) -> None:
-    net = gt.models.build("resnet20", in_shape=(3, 16, 16), num_classes=10, seed=0)
-    work = _fold_batchnorm(linearized_copy(net, torch.float64))
-    assert P.build(work, list(gt.prunable(net)), (3, 16, 16)) is not None  # the program runs it
-    prior = gt.pruning.prune(net, "random", density=0.6, seed=2)
-    kw = dict(density=0.02, rounds=20, in_shape=(3, 16, 16), prior=prior)
-    fast = gt.pruning.prune(net, "synflow", **kw)
-    slow = gt.pruning.prune(net, "synflow", fast=False, **kw)
-    assert fast == slow
-    assert all(not bool((m & ~prior.masks[n]).any()) for n, m in fast.masks.items())
-
-
 class _Shared(nn.Module):
     def __init__(self) -> None:
         super().__init__()

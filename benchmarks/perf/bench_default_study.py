@@ -36,8 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.perf.bench_rerun import _command, _wall
-from benchmarks.perf.harness import Timing, row
+from benchmarks.perf.harness import Timing, row, study_command, wall_time
 
 log = logging.getLogger("bench_default_study")
 
@@ -79,7 +78,7 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
             config = str(cfg)
         for r in range(repeat):
             for mode, extra in MODES.items():
-                s, line = _wall(_command(config, Path(tmp) / f"{mode}{r}", extra))
+                s, line = wall_time(study_command(config, Path(tmp) / f"{mode}{r}", extra))
                 assert ", 0 failed)" in line, line
                 cells = _cells(line) or cells
                 raw.append({"mode": mode, "repeat": r, "seconds": s, "cells": cells, "last_line": line})

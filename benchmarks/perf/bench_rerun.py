@@ -27,17 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.perf.harness import Timing, row
+from benchmarks.perf.harness import Timing, row, study_command, wall_time
 
 log = logging.getLogger("bench_rerun")
 
@@ -52,30 +49,11 @@ analysis: {null_samples: 2}
 """
 
 
-def _env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[2])
-    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
-def _wall(cmd: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return seconds, proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-
-
 def _drop_stamp(out: Path) -> None:
     path = out / "report.inputs.json"
     stamp = json.loads(path.read_text())
     stamp.pop("rerun", None)
     path.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
-
-
-def _command(config: str | None, out: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "graphtickets", "run", *([config] if config else []), "--out", str(out),
-            "--no-progress", *extra]
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: int | None = None,
@@ -94,22 +72,22 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
                 config, extra = str(cfg), ["--workers", "1"]
             else:
                 config, extra = None, ["--quick"]
-            t_build, line = _wall(_command(config, study, extra))
+            t_build, line = wall_time(study_command(config, study, extra))
             log.info("built the study in %.0f s: %s", t_build, line)
-        cmd = _command(config, study, extra)
-        _wall(cmd)  # the full path if the stamp is missing: writes it
+        cmd = study_command(config, study, extra)
+        wall_time(cmd)  # the full path if the stamp is missing: writes it
         fast, full, rows = [], [], []
         for r in range(repeat):
-            s_fast, line = _wall(cmd)
+            s_fast, line = wall_time(cmd)
             assert "(0 run now, 0 failed)" in line, line
             _drop_stamp(study)
-            s_full, line = _wall(cmd)
+            s_full, line = wall_time(cmd)
             assert "(0 run now, 0 failed)" in line, line
             fast.append(s_fast)
             full.append(s_full)
             rows.append({"repeat": r, "fast": s_fast, "full": s_full})
             log.info("rerun %d: fast %.2f s, full %.2f s", r, s_fast, s_full)
-        imp = [_wall([sys.executable, "-c", "import graphtickets.cli as c; c.build_parser()"])[0] for _ in range(repeat)]
+        imp = [wall_time([sys.executable, "-c", "import graphtickets.cli as c; c.build_parser()"])[0] for _ in range(repeat)]
         cells = line.split(":", 1)[1].split("cells")[0].strip()
 
     def timing(v: list[float]) -> Timing:

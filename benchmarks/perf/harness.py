@@ -8,14 +8,18 @@ times both (median of ``repeat`` runs, with min/max as the spread) and reports t
 from __future__ import annotations
 
 import gc
+import os
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Timing", "time_it", "peak_mb", "row"]
+__all__ = ["Timing", "time_it", "peak_mb", "row", "wall_time", "study_command"]
 
 
 @dataclass
@@ -65,3 +69,25 @@ def row(suite: str, case: str, size: Any, ours: Timing, baseline: Timing | None 
         out["ratio"] = baseline.median / ours.median if ours.median > 0 else float("inf")
     out.update(extra)
     return out
+
+
+def _env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def wall_time(cmd: list[str]) -> tuple[float, str]:
+    """Run ``cmd`` as a fresh process (the repository on its path); its wall seconds and the last
+    line of its output. A failing command raises with the end of its stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return seconds, proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
+def study_command(config: str | None, out: Path, extra: list[str]) -> list[str]:
+    """``python -m graphtickets run [CONFIG] --out OUT --no-progress EXTRA...``."""
+    return [sys.executable, "-m", "graphtickets", "run", *([config] if config else []), "--out", str(out),
+            "--no-progress", *extra]

@@ -51,7 +51,9 @@ from graphtickets.pruning.synflow_program import (
     MatLayer,
     Program,
     add_products,
+    as_pair,
     finite_flow,
+    set_offsets,
     transposed_offsets,
 )
 from graphtickets.pruning.synflow_program import build as build_program
@@ -64,10 +66,6 @@ SPARSE_BELOW = 0.25  # a large conv whose live fraction is below this runs on CS
 SPARSE_MIN_SIZE = 1 << 20  # ... if it has at least this many weights (smaller ones are
 # compute-bound: dense float64 convolution stays faster at any density; measured on VGG-16
 # and ResNet-20 layer shapes)
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 class _Layer:
@@ -90,8 +88,8 @@ class _Layer:
         self.sparse: CsrPair | None = None
         self.k = self.d = self.p = self.s = (1, 1)
         if self.conv:
-            self.k, self.d = _pair(module.kernel_size), _pair(module.dilation)
-            self.p, self.s = _pair(module.padding), _pair(module.stride)
+            self.k, self.d = as_pair(module.kernel_size), as_pair(module.dilation)
+            self.p, self.s = as_pair(module.padding), as_pair(module.stride)
 
     rebuild_above = 2.0  # rebuild the CSR copies when they store this many times the live weights
 
@@ -287,10 +285,7 @@ def prepare(work: nn.Module, names: Sequence[str]) -> tuple[list[_Slot], list[_L
             p.requires_grad_(True)
             slots.append(_Slot(n, p.numel(), _np(p), shape=tuple(p.shape)))
             auto.append(p)
-    off = 0
-    for sl in slots:
-        sl.offset = off
-        off += sl.size
+    set_offsets(slots)
     for p in work.parameters():
         if not any(p is a for a in auto):
             p.requires_grad_(False)
@@ -354,10 +349,7 @@ def program_slots(program: Program, names: Sequence[str]) -> list[_Slot]:
         else:
             assert lay.b is not None and lay.Gb is not None  # build() checked
             slots.append(_Slot(n, lay.b.numel(), _np(lay.b), grad=lay.Gb.view(-1), shape=tuple(lay.b.shape)))
-    off = 0
-    for sl in slots:
-        sl.offset = off
-        off += sl.size
+    set_offsets(slots)
     return slots
 
 

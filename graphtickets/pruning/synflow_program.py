@@ -87,7 +87,8 @@ def add_products(G: torch.Tensor | None, Gb: torch.Tensor | None, a: torch.Tenso
             Gb += a.sum(1)
 
 
-def _pair(v: Any) -> tuple[int, int]:
+def as_pair(v: Any) -> tuple[int, int]:
+    """A conv/pool size argument as ``(h, w)``."""
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
@@ -135,6 +136,14 @@ class CsrPair:
         self.t.val[self.to_t[j]] = 0.0
 
 
+def set_offsets(slots: Sequence[Any]) -> None:
+    """Give each slot (in order) its first global position: ``offset`` = the sizes before it."""
+    off = 0
+    for sl in slots:
+        sl.offset = off
+        off += sl.size
+
+
 def transposed_offsets(mem: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Flat offsets in the ``(cols, rows)`` transpose of entries at flat offsets ``mem`` of a ``shape`` matrix."""
     r, c = np.divmod(mem, shape[1])
@@ -167,8 +176,8 @@ class MatLayer:
         self.sampled = False  # the weight gradient at the live entries only
         self.k = self.d = self.p = self.s = (1, 1)
         if isinstance(module, nn.Conv2d):
-            self.k, self.d = _pair(module.kernel_size), _pair(module.dilation)
-            self.p, self.s = _pair(module.padding), _pair(module.stride)
+            self.k, self.d = as_pair(module.kernel_size), as_pair(module.dilation)
+            self.p, self.s = as_pair(module.padding), as_pair(module.stride)
         kh, kw = self.k
         self.flipped = (  # dx by a stride-1 convolution of g with Wt (needs padding d*(k-1) - p >= 0)
             self.conv and self.s == (1, 1) and self.k != (1, 1)
@@ -228,14 +237,11 @@ class MatLayer:
         self.calls += 1
 
     def product(self, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``W @ cols`` (+ bias) into ``out``."""
-        if self.sparse is not None:
-            out.copy_(torch.sparse.mm(self.sparse.M, cols))
-        else:
-            torch.mm(self.W, cols, out=out)
+        """``W @ cols`` (+ bias): into ``out`` when dense, a new tensor from the CSR product."""
+        res = torch.sparse.mm(self.sparse.M, cols) if self.sparse is not None else torch.mm(self.W, cols, out=out)
         if self.b is not None:
-            out += self.b[:, None]
-        return out
+            res += self.b[:, None]
+        return res
 
     def product_t(self, g_cols: torch.Tensor) -> torch.Tensor:
         """The input-gradient matrix times ``g_cols`` (``Wt @ im2col(g)`` or ``W.T @ g``)."""
@@ -318,7 +324,7 @@ class _ConvStep:
         if not self.need_dx:
             return [None]
         if self.unfold_g is not None:
-            return [lay.product_t(self.unfold_g(g2.view(-1, self.ho, self.wo))).view(1, -1, *self.hw)]
+            return [lay.product_t(self.unfold_g(g[0])).view(1, -1, *self.hw)]
         dcols = lay.product_t(g2)
         if self.unfold.plain:
             return [dcols.view(1, -1, *self.hw)]
@@ -454,7 +460,7 @@ def _pool_step(kind: str, module: nn.Module | None, args: tuple[Any, ...]) -> tu
     saved: dict[str, Any] = {}
     if kind == "adaptive_avg":
         size = module.output_size if module is not None else args[0]  # type: ignore[union-attr]
-        if _pair(size) != (1, 1):
+        if as_pair(size) != (1, 1):
             raise _Unsupported("adaptive pooling to more than one position")
 
         def fwd(x: torch.Tensor) -> torch.Tensor:
@@ -467,19 +473,16 @@ def _pool_step(kind: str, module: nn.Module | None, args: tuple[Any, ...]) -> tu
 
         return fwd, bwd
     if kind == "max" and isinstance(module, nn.MaxPool2d) and not module.return_indices:
-        kw = dict(kernel_size=module.kernel_size, stride=module.stride or module.kernel_size, padding=module.padding,
-                  dilation=module.dilation, ceil_mode=module.ceil_mode)
+        k, st = as_pair(module.kernel_size), as_pair(module.stride or module.kernel_size)
+        pad, dil, ceil = as_pair(module.padding), as_pair(module.dilation), module.ceil_mode
 
         def fwd_max(x: torch.Tensor) -> torch.Tensor:
-            out, idx = torch.ops.aten.max_pool2d_with_indices(x, _pair(kw["kernel_size"]), _pair(kw["stride"]),
-                                                              _pair(kw["padding"]), _pair(kw["dilation"]), kw["ceil_mode"])
+            out, idx = torch.ops.aten.max_pool2d_with_indices(x, k, st, pad, dil, ceil)
             saved["x"], saved["idx"] = x, idx
             return out  # type: ignore[no-any-return]
 
         def bwd_max(g: torch.Tensor) -> list[torch.Tensor | None]:
-            return [torch.ops.aten.max_pool2d_with_indices_backward(
-                g, saved["x"], _pair(kw["kernel_size"]), _pair(kw["stride"]), _pair(kw["padding"]), _pair(kw["dilation"]),
-                kw["ceil_mode"], saved["idx"])]  # fmt: skip
+            return [torch.ops.aten.max_pool2d_with_indices_backward(g, saved["x"], k, st, pad, dil, ceil, saved["idx"])]
 
         return fwd_max, bwd_max
     raise _Unsupported(f"pooling {kind}")
