@@ -40,8 +40,7 @@ __all__ = [
     "study",
 ]
 
-_SUBMODULES = {"data", "models", "training", "pruning", "graphs", "analysis", "study", "ticket", "interop",
-               "training_batched"}
+_SUBMODULES = {"data", "models", "training", "pruning", "graphs", "analysis", "study", "ticket", "interop"}
 _FROM_TICKET = {"Ticket", "prunable", "check_density"}
 
 

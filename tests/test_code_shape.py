@@ -19,12 +19,12 @@ PKG = Path(__file__).resolve().parents[1] / "graphtickets"
 LAYERS: dict[str, int] = {
     "errors": 0, "_json": 0, "_version": 0, "_registry": 0, "_trace": 0,
     "data": 1, "models": 1, "ticket": 1, "interop": 1,
-    "training": 2, "training_batched": 2, "_trainloop": 2, "_lean_optim": 2,
+    "training": 2,
     "pruning": 3,
     "graphs": 4,
     "analysis": 5,
     "study": 6,
-    "cli": 7, "_cli_interop": 7, "_cli_common": 7, "__main__": 7,
+    "cli": 7, "__main__": 7,
 }
 #: Import cycles allowed, with their reason: ``Ticket.from_state_dict`` / ``to_state_dict`` are
 #: documented shortcuts to :mod:`graphtickets.interop`, which builds on the Ticket (a lazy import).
@@ -56,8 +56,6 @@ def _layer(module: str) -> int | None:
     parts = module.split(".")
     if parts[0] != "graphtickets" or len(parts) == 1:
         return None
-    if parts[1] == "study" and len(parts) > 2 and parts[2] == "cli":
-        return LAYERS["cli"]  # the study's command line is part of the CLI layer
     return LAYERS.get(parts[1])
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from graphtickets.study import run
-from graphtickets.study.cli import add_commands
+from graphtickets.cli.study import add_commands
 from graphtickets.study.rerun import STAMP_KEY
 from graphtickets.study.runner import BUILT_NAME, default_workers
 
@@ -191,7 +191,7 @@ def stamped_tables(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_fast_path_constants_match_the_library() -> None:
     from graphtickets.study import rerun
-    from graphtickets.study.cli import add_commands as add
+    from graphtickets.cli.study import add_commands as add
     from graphtickets.study.store import DB_NAME
 
     assert rerun._BUILT_NAME == BUILT_NAME and rerun._DB == DB_NAME

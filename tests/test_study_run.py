@@ -17,7 +17,7 @@ import yaml
 
 import graphtickets as gt
 from graphtickets.study import run
-from graphtickets.study.cli import add_commands
+from graphtickets.cli.study import add_commands
 
 TIMING = ["seconds", "search_seconds", "train_seconds"]
 

@@ -15,7 +15,7 @@ medians of the repeats are reported with min and max:
     ``import torch, graphtickets``. The plain loop's first ``torch.optim`` optimizer imports
     ``torch._dynamo`` (about a second); ``train()`` with an optimizer name does not.
 ``batched_<model>_K<k>``
-    :func:`graphtickets.training_batched.train_many` of K tickets (one architecture, K random
+    :func:`graphtickets.training.batched.train_many` of K tickets (one architecture, K random
     masks at density 0.05, K initialisations) against K one-by-one ``train()`` calls with the
     same arguments and batches (Adam, MNIST-1D, batches of 128, evaluation on the test split
     after every epoch, as the study trains). Ratio = one-by-one / batched; target 3 for the
@@ -48,7 +48,7 @@ from torch import nn
 
 import graphtickets as gt
 from benchmarks.perf.harness import Timing, row
-from graphtickets.training_batched import train_many
+from graphtickets.training.batched import train_many
 
 log = logging.getLogger("bench_training")
 

@@ -618,10 +618,10 @@ def train_key(config: Mapping[str, Any]) -> str:
 
 
 def _train_together(ps: list[_Prepared]) -> list[tuple[list[dict[str, Any]], dict[str, Any], float]]:
-    """Train the prepared cells' networks together (:func:`~graphtickets.training_batched.train_many`),
+    """Train the prepared cells' networks together (:func:`~graphtickets.training.batched.train_many`),
     with exactly the arguments :func:`train_ticket` gives :func:`~graphtickets.training.train`."""
     from graphtickets import training
-    from graphtickets.training_batched import train_many
+    from graphtickets.training.batched import train_many
 
     ctx = ps[0].ctx
     tcfg = ctx.train
@@ -644,7 +644,7 @@ def _train_together(ps: list[_Prepared]) -> list[tuple[list[dict[str, Any]], dic
 
 def _why_alone(ps: list[_Prepared]) -> str | None:
     """Why the prepared cells cannot be trained together (None: they can)."""
-    from graphtickets.training_batched import can_batch
+    from graphtickets.training.batched import can_batch
 
     if len(ps) < 2:
         return "one cell"
@@ -663,9 +663,9 @@ def run_cells_batched_safe(
     """Run cells that train on the same batches (equal :func:`train_key`), training their tickets together.
 
     Each cell is prepared as :func:`run_cell` does (a failure fails that cell only); then the
-    networks are trained by one :func:`~graphtickets.training_batched.train_many` call (the
+    networks are trained by one :func:`~graphtickets.training.batched.train_many` call (the
     ``"stacked"`` engine: plain MLPs) when
-    :func:`~graphtickets.training_batched.can_batch` allows it, else each by
+    :func:`~graphtickets.training.batched.can_batch` allows it, else each by
     :func:`train_ticket` as :func:`run_cell` does. ``results["trained"]`` records which:
     ``"batched K=<n>"`` or ``"alone: <why>"``. Batched results equal one-by-one training to
     float32 rounding (not bit for bit); cells trained alone give exactly :func:`run_cell`'s.

@@ -191,7 +191,7 @@ def run(
     batched : bool, default True
         Train the tickets of cells that train on the same batches (every method, or every
         ablation, at one density and seed) together, as one batched model, where
-        :func:`~graphtickets.training_batched.can_batch` allows it (plain MLPs), each cell
+        :func:`~graphtickets.training.batched.can_batch` allows it (plain MLPs), each cell
         alone where not (:func:`~graphtickets.study.cell.run_cells_batched_safe`; results
         equal one-by-one training to float32 rounding). False: every cell alone. Not part
         of the cell ids.

@@ -3,7 +3,7 @@
 Subcommands: ``datasets``, ``models``, ``methods`` list what exists; ``prune`` writes a ticket
 file; ``train`` trains a ticket and records its accuracy; ``info`` prints a ticket's provenance
 and layer densities; ``run``, ``report``, ``compare``, ``graph`` drive studies (see
-:mod:`graphtickets.study.cli`); ``import`` and ``export`` read and write other tools' files
+:mod:`graphtickets.cli.study`); ``import`` and ``export`` read and write other tools' files
 (:mod:`graphtickets.interop`).
 
 Exit codes: 0 done; 1 a study finished with failed cells (``run``; re-run to retry them);
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from graphtickets._cli_common import (
+from graphtickets.cli.common import (
     check_fits,
     check_out_file,
     checked,
@@ -266,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read a ticket whose sha256 is missing or wrong (shown as unverified)")
     i.set_defaults(handler=_cmd_info)
 
-    from graphtickets.study import cli as study_cli
+    from graphtickets.cli import study as study_cli
 
     study_cli.add_commands(sub)
-    from graphtickets import _cli_interop
+    from graphtickets.cli import interop as _cli_interop
 
     _cli_interop.add_commands(sub)
     for cmd in sub.choices.values():  # -v also after the command name

@@ -20,12 +20,12 @@ What lives where: this module holds :func:`train` (argument checks, then one fun
 step: ``_train_epoch`` over the batches, ``_step`` for one optimizer step,
 ``_history_row`` for one row of :class:`History`), :func:`evaluate`, the mask helpers
 (:func:`enforce_masks`, :func:`snapshot` / :func:`restore` for rewinding) and
-:func:`resolve_device`. Private neighbours: ``graphtickets/_trainloop.py`` holds what
-:func:`train` shares with :func:`graphtickets.training_batched.train_many` (the checked
+:func:`resolve_device`. Private neighbours: :mod:`graphtickets.training.regime` holds what
+:func:`train` shares with :func:`graphtickets.training.batched.train_many` (the checked
 training regime, the learning-rate schedule :func:`lr_at_epoch`, batches, masks, seeding);
-``graphtickets/_lean_optim.py`` the optimizers (:data:`OPTIMIZERS`, the one factory
+:mod:`graphtickets.training.optim` the optimizers (:data:`OPTIMIZERS`, the one factory
 :func:`make_optimizer`, which Gem-Miner also uses, and the lean SGD/Adam). Their public names
-are exported from this module. ``graphtickets/training_batched.py`` trains many tickets at once.
+are exported from this module. :mod:`graphtickets.training.batched` trains many tickets at once.
 
 Imports go one way: ``data``, ``models``, ``ticket`` ← ``training`` ← ``pruning`` ← ``graphs``
 ← ``analysis`` ← ``study`` ← ``cli``. This module imports ``ticket`` and ``errors`` (and its
@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from graphtickets._lean_optim import OPTIMIZERS, LeanOptimizer, make_optimizer
-from graphtickets._trainloop import (
+from graphtickets.training.optim import OPTIMIZERS, LeanOptimizer, make_optimizer
+from graphtickets.training.regime import (
     SCHEDULES,
     Batch,
     Masks,

@@ -1,5 +1,5 @@
-"""Helpers every command-line module shares (:mod:`graphtickets.cli`, :mod:`graphtickets.study.cli`,
-:mod:`graphtickets._cli_interop`): option checks, ``key=value`` parsing, reading a ticket.
+"""Helpers every command-line module shares (:mod:`graphtickets.cli`, :mod:`graphtickets.cli.study`,
+:mod:`graphtickets.cli.interop`): option checks, ``key=value`` parsing, reading a ticket.
 
 They live here, below the three, so that the command modules import this one and never
 each other's private helpers (no import cycle between them).

@@ -19,7 +19,7 @@ __all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
 
 def _out_file(path: str | Path, what: str) -> Path:
     """``path`` as a file to write: its folder is created; a directory there is an error."""
-    from graphtickets._cli_common import check_out_file as check_out
+    from graphtickets.cli.common import check_out_file as check_out
 
     check_out(str(path), what)
     out = Path(path)
@@ -106,7 +106,7 @@ def _mark_current(out: Path, store: Any, study: Any, cells: Any) -> None:
 
 
 def _out_file_check(path: str, what: str) -> None:
-    from graphtickets._cli_common import check_out_file as check_out
+    from graphtickets.cli.common import check_out_file as check_out
 
     check_out(path, what)
 
@@ -114,9 +114,9 @@ def _out_file_check(path: str, what: str) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
     from graphtickets import analysis
-    from graphtickets._cli_common import load_ticket as _load
-    from graphtickets._cli_common import seed_option as _seed
-    from graphtickets._cli_common import size_option as _size
+    from graphtickets.cli.common import load_ticket as _load
+    from graphtickets.cli.common import seed_option as _seed
+    from graphtickets.cli.common import size_option as _size
     from graphtickets.data import batches, load
 
     if len(args.tickets) < 2:
@@ -137,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     model = first.build_model() if first.config.get("model") else None
     data, kinds = None, args.kinds
     if args.functional:  # what trained tickets compute on the dataset's test split
-        from graphtickets._cli_common import check_fits as _check_fits
+        from graphtickets.cli.common import check_fits as _check_fits
 
         dataset = args.dataset or first.config.get("dataset")
         if not dataset:
@@ -158,7 +158,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
-    from graphtickets._cli_common import load_ticket as _load
+    from graphtickets.cli.common import load_ticket as _load
     from graphtickets.graphs import layered_graph, relational_graph
 
     if args.out:

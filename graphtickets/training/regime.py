@@ -1,4 +1,4 @@
-"""What :func:`graphtickets.training.train` and :func:`graphtickets.training_batched.train_many`
+"""What :func:`graphtickets.training.train` and :func:`graphtickets.training.batched.train_many`
 share (private): argument checks, the training regime, batches, masks, seeding.
 
 Both trainers check their arguments, iterate their data and seed torch's generator the same
@@ -9,7 +9,7 @@ and :func:`no_batches` (the error of an epoch without batches). :func:`lr_at_epo
 :data:`SCHEDULES` are public through :mod:`graphtickets.training`.
 
 Imports go one way: this module imports only :mod:`graphtickets.ticket` and
-:mod:`graphtickets.errors`; ``_lean_optim``, ``training`` and ``training_batched`` import it.
+:mod:`graphtickets.errors`; ``optim``, ``loop`` and ``batched`` import it.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ __all__ = ["add_commands", "cmd_import", "cmd_export"]
 def _model(args: argparse.Namespace) -> Any:
     """The model named on the command line (``--like TICKET``, or ``--model`` + shape)."""
     from graphtickets import data, models
-    from graphtickets._cli_common import parse_assignments
+    from graphtickets.cli.common import parse_assignments
     from graphtickets.ticket import Ticket
 
     if args.like:

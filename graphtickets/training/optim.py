@@ -3,7 +3,7 @@
 :mod:`graphtickets.training`).
 
 :func:`make_optimizer` builds every optimizer the package uses: :func:`graphtickets.training.train`
-and :func:`graphtickets.training_batched.train_many` (with ``lean=True``) and Gem-Miner's score
+and :func:`graphtickets.training.batched.train_many` (with ``lean=True``) and Gem-Miner's score
 optimizer (:mod:`graphtickets.pruning.gem_miner`).
 
 :class:`LeanOptimizer` keeps the same per-parameter state as ``torch.optim.SGD``/``Adam``/
@@ -14,12 +14,12 @@ it avoids is ``torch.optim.Optimizer.__init__``: in torch 2.x it imports ``torch
 (about one second of CPU, once per process), which :func:`graphtickets.training.train` would
 otherwise pay on its first call although it never compiles anything.
 
-It is also what the batched trainer (:mod:`graphtickets.training_batched`) runs on stacked
+It is also what the batched trainer (:mod:`graphtickets.training.batched`) runs on stacked
 weights: every update is elementwise, so one step on the ``(K, ...)`` stack of K tickets'
 weights is K independent per-ticket steps.
 
-Imports go one way: this module imports :mod:`graphtickets._trainloop` (argument checks);
-``training`` and ``training_batched`` import it.
+Imports go one way: this module imports :mod:`graphtickets.training.regime` (argument checks);
+``loop`` and ``batched`` import it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from torch.optim import adam as _adam
 from torch.optim import sgd as _sgd
 
 from graphtickets._registry import Registry
-from graphtickets._trainloop import check_number
+from graphtickets.training.regime import check_number
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["LeanOptimizer", "LEAN_KINDS", "OPTIMIZERS", "make_optimizer", "lean_kind"]
@@ -118,7 +118,7 @@ def make_optimizer(
         (L2 for SGD and Adam, decoupled for AdamW).
     lean : bool, default False
         Build the built-in ``sgd``/``adam``/``adamw`` (while still registered as such) as a
-        :class:`~graphtickets._lean_optim.LeanOptimizer`: the same update kernels, bit for bit,
+        :class:`~graphtickets.training.optim.LeanOptimizer`: the same update kernels, bit for bit,
         without ``torch.optim.Optimizer.__init__`` (which imports ``torch._dynamo``, about a
         second on the first call in a process). Other names give their registered optimizer.
     fused : bool, optional

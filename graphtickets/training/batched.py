@@ -39,7 +39,7 @@ What lives where: :func:`train_many` checks its arguments, stacks the tickets (`
 picks the engine (``_engine``), runs the epochs (``_run_epochs``; one epoch in
 ``_train_epoch``, each step in ``_Batched.step``) and writes the weights back
 (``_unstack``). The checks, the training regime, batches, masks and seeding are the ones
-:func:`~graphtickets.training.train` uses (``graphtickets/_trainloop.py``), and the optimizer
+:func:`~graphtickets.training.train` uses (:mod:`graphtickets.training.regime`), and the optimizer
 comes from the same factory (:func:`~graphtickets.training.make_optimizer` with
 ``lean=True``). Imports go one way: this module imports :mod:`graphtickets.training`, never
 the other way round; ``study`` imports it.
@@ -62,8 +62,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from graphtickets._lean_optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
-from graphtickets._trainloop import (
+from graphtickets.training.optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
+from graphtickets.training.regime import (
     Masks,
     Regime,
     check_data,
@@ -75,7 +75,7 @@ from graphtickets._trainloop import (
     split_batch,
 )
 from graphtickets.errors import GraphticketsError
-from graphtickets.training import History, resolve_device
+from graphtickets.training.loop import History, resolve_device
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 
