@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graphtickets.study import run
 from graphtickets.cli.study import add_commands
+from graphtickets.study import run
 from graphtickets.study.rerun import STAMP_KEY
 from graphtickets.study.runner import BUILT_NAME, default_workers
 
@@ -190,8 +190,8 @@ def stamped_tables(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_fast_path_constants_match_the_library() -> None:
-    from graphtickets.study import rerun
     from graphtickets.cli.study import add_commands as add
+    from graphtickets.study import rerun
     from graphtickets.study.store import DB_NAME
 
     assert rerun._BUILT_NAME == BUILT_NAME and rerun._DB == DB_NAME

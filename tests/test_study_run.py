@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import graphtickets as gt
-from graphtickets.study import run
 from graphtickets.cli.study import add_commands
+from graphtickets.study import run
 
 TIMING = ["seconds", "search_seconds", "train_seconds"]
 

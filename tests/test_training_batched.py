@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 import graphtickets as gt
-from graphtickets.training.optim import LeanOptimizer
 from graphtickets.training import train
 from graphtickets.training.batched import can_batch, train_many
+from graphtickets.training.optim import LeanOptimizer
 
 K = 4
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from graphtickets._version import __version__
 from graphtickets.cli.common import (
     check_fits,
     check_out_file,
@@ -33,7 +34,6 @@ from graphtickets.cli.common import (
     seed_option,
     size_option,
 )
-from graphtickets._version import __version__
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["main", "build_parser", "parse_assignments"]

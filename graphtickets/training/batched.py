@@ -62,6 +62,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets.errors import GraphticketsError
+from graphtickets.training.loop import History, resolve_device
 from graphtickets.training.optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
 from graphtickets.training.regime import (
     Masks,
@@ -74,8 +76,6 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
-from graphtickets.errors import GraphticketsError
-from graphtickets.training.loop import History, resolve_device
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 

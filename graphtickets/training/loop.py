@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from graphtickets.errors import GraphticketsError
 from graphtickets.training.optim import OPTIMIZERS, LeanOptimizer, make_optimizer
 from graphtickets.training.regime import (
     SCHEDULES,
@@ -69,7 +70,6 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
-from graphtickets.errors import GraphticketsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
