@@ -27,7 +27,6 @@ import logging
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._io import OutputError, output_kind, write_output
 from graphtickets._json import plain
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
@@ -536,7 +536,7 @@ class Ticket:
         if not isinstance(path, (str, os.PathLike)):
             raise TicketError(f"save needs a file path (str or pathlib.Path), got {type(path).__name__}")
         path = Path(path)
-        if path.is_dir():
+        if output_kind(path) == "dir":
             raise TicketError(
                 f"{str(path)!r} is a directory; give a file name, e.g. {str(path / 'ticket.safetensors')!r}"
             )
@@ -548,27 +548,17 @@ class Ticket:
         order = sorted(tensors)
         header["__metadata__"][_FILE_DIGEST] = file_digest(header, (_tensor_bytes(tensors[n]) for n in order))
         hb = _header_bytes(header)
-        tmp: str | None = None
+
+        def body(f: Any) -> None:
+            f.write(len(hb).to_bytes(8, "little"))
+            f.write(hb)
+            for n in order:
+                f.write(_tensor_bytes(tensors[n]))
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(len(hb).to_bytes(8, "little"))
-                f.write(hb)
-                for n in order:
-                    f.write(_tensor_bytes(tensors[n]))
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-            tmp = None
-        except OSError as exc:
-            raise TicketError(
-                f"cannot write the ticket file {str(path)!r}: {exc.strerror or exc}; choose a writable place"
-            ) from None
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
+            write_output(path, body, what="ticket file")
+        except OutputError as exc:
+            raise TicketError(f"{exc}; choose a writable place") from None
         return path
 
     @classmethod

@@ -215,3 +215,50 @@ def test_a_long_name_gets_a_temporary_file_that_fits(tmp_path: Path) -> None:
     name = "é" * 120 + ".csv"  # 244 bytes: the temporary name must stay under the 255-byte limit
     write_output(tmp_path / name, "x")
     assert (tmp_path / name).read_text() == "x"
+
+
+# --- the command line: `graphtickets prune --out` through every kind of path (the cases) ---
+
+def _prune(out: Path) -> list[str]:
+    return ["prune", "--method", "random", "--density", "0.5", "--model", "mlp", "--model-arg", "widths=[8]",
+            "--dataset", "digits", "--out", str(out)]
+
+
+def test_prune_out_a_symlink_writes_its_target(tmp_path: Path) -> None:
+    from graphtickets.cli import main
+    from graphtickets.ticket import Ticket
+
+    target = tmp_path / "thesis" / "t.safetensors"
+    target.parent.mkdir()
+    target.write_bytes(b"stale")
+    link = tmp_path / "t.safetensors"
+    link.symlink_to(target)
+    assert main(_prune(link)) == 0
+    assert link.is_symlink()
+    assert Ticket.load(target).density == pytest.approx(0.5, abs=0.01)
+
+
+def test_prune_out_a_fifo_streams_the_ticket(tmp_path: Path) -> None:
+    from graphtickets.cli import main
+    from graphtickets.ticket import Ticket
+
+    fifo = tmp_path / "p"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert main(_prune(fifo)) == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    (tmp_path / "copy.safetensors").write_bytes(got[0])
+    assert Ticket.load(tmp_path / "copy.safetensors").method == "random"
+
+
+def test_prune_out_a_full_device_exits_2_and_keeps_the_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from graphtickets.cli import main
+
+    full = _own_device(tmp_path, "full", 1, 7)
+    assert main(_prune(full)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ENOSPC" in err[0] and str(full) in err[0]
+    assert stat.S_ISCHR(full.stat().st_mode)
