@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from graphtickets._io import OutputError
 from graphtickets.errors import GraphticketsError, TicketError
 from graphtickets.ticket import Ticket, recorded_digest
 
@@ -206,6 +207,23 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)
 
 
+#: SQLite's messages for a write that the disk refused, and the errno each stands for.
+_DISK_ERRORS = (("disk is full", "ENOSPC"), ("disk i/o error", "EIO"), ("readonly database", "EROFS"),
+                ("read-only file system", "EROFS"), ("quota", "EDQUOT"))
+
+
+def _disk_error(path: Path, exc: sqlite3.Error) -> OutputError | None:
+    """The one-line error for a store write the disk refused (None for any other SQLite error)."""
+    text = str(exc).lower()
+    for needle, code in _DISK_ERRORS:
+        if needle in text:
+            return OutputError(
+                f"cannot write the study store {str(path)!r}: {exc} ({code}); every finished cell is kept: "
+                "free space (or fix the disk) and run the same command again to resume"
+            )
+    return None
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, allow_nan=True)
 
@@ -257,14 +275,29 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction (committed at the end of the block, rolled back on error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One atomic transaction (committed at the end of the block, rolled back on error).
+
+        A write that fails for want of space or on a failing disk (SQLite's "database or disk is
+        full", "disk I/O error", a read-only file system) raises :class:`~graphtickets._io.OutputError`
+        naming ``study.db`` and the cause: the transaction is rolled back, every cell finished
+        before is kept, and a re-run once space is back resumes from there.
+        """
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                    self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise _disk_error(self.path, exc) or exc from None
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value under ``key``."""
