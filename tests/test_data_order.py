@@ -12,7 +12,6 @@ import torch
 
 import graphtickets as gt
 
-
 _EVAL = (torch.zeros(4, 10), torch.zeros(4, dtype=torch.long))
 
 
