@@ -146,6 +146,35 @@ def test_feature_shortcuts_equal_the_registered_distances(mlp: nn.Module) -> Non
         assert t[t["kind"] == kind]["value"].iloc[0] == pytest.approx(distance(a, b, kind, model=mlp), rel=1e-12, abs=1e-12)
 
 
-def test_null_seed_does_not_depend_on_position() -> None:
-    assert null_seed(0, "a", 1) == null_seed(0, "a", 1)
+def test_null_seed_depends_on_seed_name_and_sample() -> None:
     assert len({null_seed(s, n, i) for s in (0, 1) for n in ("a", "b") for i in range(3)}) == 12
+
+
+def test_null_distributions_do_not_depend_on_the_tickets_order(setup: tuple[nn.Module, dict[str, gt.Ticket]]) -> None:
+    """Every reordering of the same named tickets gives each pair the same null columns."""
+    import itertools
+
+    m, ts = setup
+
+    def nulls(order: tuple[str, ...]) -> dict[tuple[str, ...], tuple]:
+        t = compare({n: ts[n] for n in order}, m, kinds=["jaccard"], null_samples=4, seed=3)
+        return {tuple(sorted((r.a, r.b))): (r.value, r.null_mean, r.null_std, r.z) for r in t.itertuples()}
+
+    first = nulls(tuple(ts))
+    assert len(first) == 3 and all(v[2] > 0 for v in first.values())  # the nulls vary: a real draw
+    for order in itertools.permutations(ts):
+        assert nulls(order) == first, order
+
+
+def test_null_seed_is_the_same_in_another_process() -> None:
+    """No per-process state (Python's salted ``hash``) enters the seed."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from graphtickets.analysis.compare import null_seed; print([null_seed(s, n, i) for s in (0, 7) for n in ('a', 'snip') for i in (0, 5)])"
+    here = str([null_seed(s, n, i) for s in (0, 7) for n in ("a", "snip") for i in (0, 5)])
+    salt = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"  # another salt than this process's
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": salt}, timeout=300)
+    assert out.stdout.strip() == here

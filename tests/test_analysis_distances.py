@@ -297,6 +297,22 @@ def test_ged_bounds_bracket_networkx_exact_ged(seed: int) -> None:
     assert r["upper"] <= r["identity"]
 
 
+@pytest.mark.parametrize(("a_edges", "b_edges", "lower", "exact"), [
+    # 2-2-2 layers (inputs 0, 1; hidden 2, 3; outputs 4, 5). Degrees (out, in), A / B:
+    # inputs 0: (1,0)/(1,0), 1: (1,0)/(0,0) -> 1; outputs 4: (0,2)/(0,1), 5: (0,1)/(0,0) -> 2;
+    # hidden A2 (2,2), A3 (1,0) vs B2 (1,1), B3 (0,0): costs [[2, 4], [1, 1]], best 2 + 1 = 3.
+    # lower = (1 + 2 + 3) / 2 = 3; B is A minus 3 edges, so the exact GED is 3 too.
+    ([(0, 2), (1, 2), (2, 4), (2, 5), (3, 4)], [(0, 2), (2, 4)], 3.0, 3.0),
+    # inputs 0: (1,0)/(2,0), 1: (1,0)/(0,0) -> 2; outputs 4: (0,1)/(0,2), 5: (0,1)/(0,0) -> 2;
+    # hidden all (1,1): 0. lower = 4 / 2 = 2; B is symmetric in 2 <-> 3, so every mapping costs 4.
+    ([(0, 2), (1, 3), (2, 4), (3, 5)], [(0, 2), (0, 3), (2, 4), (3, 4)], 2.0, 4.0),
+])
+def test_ged_lower_bound_by_hand(a_edges: list, b_edges: list, lower: float, exact: float) -> None:
+    a, b = layered([2, 2, 2], a_edges), layered([2, 2, 2], b_edges)
+    r = ged_bounds(a, b)
+    assert r["lower"] == lower and r["upper"] == exact and nx_ged(a, b) == exact
+
+
 def test_ged_approx_is_zero_for_a_permuted_copy() -> None:
     rng = np.random.default_rng(3)
     sizes = [3, 6, 6, 2]

@@ -192,8 +192,10 @@ def test_weight_mode_training_records_curve() -> None:
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     assert len(t.meta["distances"]) == t.meta["cost"]["epochs"] <= 7
     assert t.kept == round(0.2 * t.total)
-    if not t.meta["detected"]:
-        assert t.meta["epoch_drawn"] == 7
+    fired = [i for i, d in enumerate(t.meta["distances"]) if d is not None and d <= 0.0]  # the rule at tol 0
+    assert t.meta["detected"] == bool(fired)
+    assert t.meta["epoch_drawn"] == (fired[0] + 1 if fired else 7)
+    assert all(d is None for d in t.meta["distances"][:4]) and all(d is not None for d in t.meta["distances"][4:])
 
 
 def test_channel_mode_exact_density() -> None:
@@ -275,4 +277,5 @@ def test_early_bird_on_an_mlp_with_batchnorm_units_are_channels() -> None:
     assert len(hidden) >= int((~u1).sum()) + int((~u2).sum())
     rg = gt.graphs.relational_graph(net, t)
     assert rg.adjacency.shape[0] == 16
-    gt.analysis.metrics(lg)
+    m = gt.analysis.metrics(lg)
+    assert m["n_edges"] == loose.kept and m["weight_density"] == pytest.approx(loose.density, abs=1e-12)

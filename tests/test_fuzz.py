@@ -9,6 +9,7 @@ examples keep this to seconds.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -169,19 +170,61 @@ def _mutate(doc: dict, path: tuple, value) -> dict:
     node = out
     for key in path[:-1]:
         node = node[key]
-    if isinstance(node, list):
-        node[path[-1]] = value
-    else:
-        node[path[-1]] = value
+    node[path[-1]] = value  # a list index or a mapping key alike
     return out
+
+
+_KEYS = {"name", "datasets", "models", "methods", "densities", "seeds", "train", "analysis", "device",
+         "dense_reference", "quick", "prune_data", "allow_large"}
+
+
+def _count(v, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _invalid(doc) -> str | None:
+    """Why a document is plainly invalid by the documented rules, written here (None: no plain reason)."""
+    if not isinstance(doc, dict):
+        return "not a mapping"
+    if set(doc) - _KEYS:
+        return "unknown key"
+    ds = doc.get("densities")
+    if not isinstance(ds, list) or not all(isinstance(d, (int, float)) and not isinstance(d, bool)
+                                           and math.isfinite(d) and 0 < d <= 1 for d in ds):
+        return "densities"
+    seeds = doc.get("seeds")
+    if not isinstance(seeds, list) or not all(_count(x, 0) and x < 2**63 for x in seeds):
+        return "seeds"
+    if not isinstance(doc.get("name"), str) or re.fullmatch(r"[A-Za-z0-9_.-]+", doc["name"]) is None:
+        return "name"  # a study name is a folder-safe word
+    train, analysis = doc.get("train"), doc.get("analysis")
+    if not isinstance(train, dict) or not _count(train.get("epochs", 0), 0) or not _count(train.get("batch_size", 1), 1):
+        return "train"
+    lr = train.get("lr", 0.1)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        return "train.lr"
+    if not isinstance(analysis, dict) or not _count(analysis.get("null_samples", 0), 0):
+        return "analysis"
+    return None
+
+
+def test_the_plain_validity_rules_know_the_base_document():
+    assert _invalid(BASE) is None
+    assert _invalid({**BASE, "unknown_key": 1}) == "unknown key"
+    assert _invalid({**BASE, "densities": [True]}) == "densities"
+    assert _invalid({**BASE, "train": {"epochs": 0, "lr": math.inf}}) == "train.lr"
 
 
 @st.composite
 def _document(draw) -> str:
-    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "text"]))
+    kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "text", "base"]))
     if kind == "text":
         return draw(st.text(max_size=60))
     doc = BASE
+    if kind == "base":  # valid documents: the base, or the base with one harmless value changed
+        name = draw(st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True))
+        return yaml.safe_dump({**BASE, "name": name, "densities": [draw(st.sampled_from([0.5, 0.2, 1.0]))]},
+                              allow_unicode=True)
     for path in draw(st.lists(st.sampled_from(_PATHS), min_size=1, max_size=3)):
         try:
             doc = _mutate(doc, path, draw(_VALUES))
@@ -191,10 +234,18 @@ def _document(draw) -> str:
 
 
 def test_config_documents_exit_2_one_line_and_leave_nothing(capsys, monkeypatch, workdir):
-    """Every fuzzed study document is refused with one line, or passes validation; nothing is written either way."""
+    """Every fuzzed study document is refused with one line, or passes validation; nothing is written either way.
+
+    Acceptance is told from refusal (the stop below records it): an accepted document breaks no
+    plain rule of :func:`_invalid`, the base documents are accepted, and the run saw both outcomes.
+    """
     from graphtickets.study import runner
 
+    accepted: list[int] = []
+    outcomes = {"accepted": 0, "refused": 0, "base accepted": 0}
+
     def stop(study) -> None:  # validation passed: stop before the study runs (it would create its folder next)
+        accepted.append(1)
         raise GraphticketsError("VALID-CONFIG")
 
     monkeypatch.setattr(runner, "_check_data", stop)
@@ -209,6 +260,7 @@ def test_config_documents_exit_2_one_line_and_leave_nothing(capsys, monkeypatch,
         path.write_text(text, encoding="utf-8")
         out = case / "out"
         before = _files(case)
+        accepted.clear()
         try:
             code = main(["run", str(path), "--out", str(out), "--no-progress"])
         except SystemExit as exc:
@@ -219,8 +271,23 @@ def test_config_documents_exit_2_one_line_and_leave_nothing(capsys, monkeypatch,
         assert lines and lines[-1].startswith("graphtickets: error:") and len(
             [x for x in lines if x.startswith("graphtickets: error:")]) == 1, err
         assert not out.exists() and _files(case) == before
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None
+        if accepted:
+            assert "VALID-CONFIG" in err and _invalid(doc) is None, (_invalid(doc), text)
+        else:
+            assert "VALID-CONFIG" not in err
+        is_base = isinstance(doc, dict) and set(doc) == set(BASE) and all(
+            doc[k] == BASE[k] for k in BASE if k not in ("name", "densities"))
+        if is_base and _invalid(doc) is None:
+            assert accepted, f"a valid document was refused: {err}"
+            outcomes["base accepted"] += 1
+        outcomes["accepted" if accepted else "refused"] += 1
 
     check()
+    assert all(n > 0 for n in outcomes.values()), outcomes
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

@@ -50,11 +50,20 @@ def test_seed_out_of_generator_range_is_refused(tiny_mlp: nn.Module, seed: int) 
 
 
 @pytest.mark.parametrize("seed", [0, 2**64 - 1])
-def test_seed_range_edges_are_accepted_by_every_generator(tiny_mlp: nn.Module, seed: int) -> None:
-    # both ends reach torch.Generator.manual_seed (random) and numpy's default_rng (gem_miner ties)
-    assert gt.pruning.prune(tiny_mlp, "random", density=0.5, seed=seed).config["seed"] == seed
-    torch.Generator().manual_seed(seed)
-    np.random.default_rng(seed)
+@pytest.mark.parametrize("name", sorted(gt.pruning.METHODS))
+def test_seed_range_edges_are_accepted_by_every_method(tiny_mlp: nn.Module, tiny_batches: list, name: str,
+                                                       seed: int) -> None:
+    """Both ends of the seed range reach every method's generators (torch's, numpy's, training's)."""
+    from test_pruning_contract import MODEL_FOR, _run
+
+    model = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
+    t = _run(name, model, tiny_batches, seed=seed)
+    assert t.config["seed"] == seed and t.kept > 0
+
+
+def test_the_seed_check_replaces_the_generators_raw_errors() -> None:
+    torch.Generator().manual_seed(2**64 - 1)
+    np.random.default_rng(2**64 - 1)
     with pytest.raises(ValueError):  # just outside: the raw errors the check replaces
         np.random.default_rng(-1)
     with pytest.raises((RuntimeError, ValueError, OverflowError)):

@@ -29,11 +29,10 @@ def test_readme_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         exec(compile(_tour(), "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     assert (tmp_path / "snip.safetensors").exists()
     assert out.getvalue().strip(), "the tour prints its results"
-    gt = namespace["gt"]
     snip, same = namespace["snip"], namespace["same"]
     assert same.masks.keys() == snip.masks.keys()  # type: ignore[attr-defined]
     assert all((same.masks[k] == snip.masks[k]).all() for k in snip.masks)  # type: ignore[attr-defined]
     assert abs(snip.density - 0.05) < 1e-3  # type: ignore[attr-defined]
     table = namespace["table"]
     assert {"a", "b", "kind", "value", "z"} <= set(table.columns)  # type: ignore[attr-defined]
-    assert gt.__name__ == "graphtickets"  # type: ignore[attr-defined]
+    assert len(table) and table["value"].notna().all()  # type: ignore[attr-defined]

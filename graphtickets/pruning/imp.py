@@ -68,7 +68,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -90,15 +90,16 @@ def reiterable(data: Iterable[Any] | None, method: str = "this method") -> Itera
     """``data`` as something that can be iterated once per epoch.
 
     Re-iterable objects (lists, :class:`graphtickets.data.Batches`) are returned as they
-    are; a one-shot iterator or generator is read once into a list (its batches then repeat
-    every epoch in the same order). Nothing is resampled.
+    are, untouched: a ``Batches`` is not iterated here, so the method's first epoch is the
+    next order it gives (``data.epoch``). A one-shot iterator or generator is read once into
+    a list (its batches then repeat every epoch in the same order). Nothing is resampled.
     """
     if data is None:
         raise GraphticketsError(
             f"{method} trains the network: pass data=<batches of (inputs, targets)>, e.g. "
             f"gt.data.batches(gt.data.load('mnist1d'), batch_size=128)"
         )
-    if iter(data) is data:
+    if isinstance(data, Iterator):  # never iter() a re-iterable: a Batches would skip an epoch's order
         data = list(data)
     return data
 
@@ -325,9 +326,8 @@ def _search(
 ) -> list[tuple[float, MethodResult]]:
     """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket.
 
-    ``data`` comes through :func:`reiterable` already, called once by the caller: iterating a
-    :class:`~graphtickets.data.Batches` (which ``reiterable`` does to tell it from a one-shot
-    iterator) moves it to its next epoch's order, so a second call would shift every epoch.
+    ``data`` comes through :func:`reiterable` already (which leaves a
+    :class:`~graphtickets.data.Batches` at its epoch: every ``iter()`` of one is an epoch).
     """
     out_rate = classifier_rate(opts.output_rate, opts.rate, opts.keep_classifier_dense)
     n_last = n_rounds(targets[-1], opts.rate)
