@@ -49,11 +49,13 @@ from graphtickets.analysis.compare import compare, pivot, summarize
 from graphtickets.analysis.consensus import *  # noqa: F403
 from graphtickets.analysis.distances import (
     DISTANCES,
+    QUESTIONS,
     DistanceSpec,
     align_units,
     distance,
     distance_details,
     ged_bounds,
+    question_representatives,
 )
 from graphtickets.analysis.effective import *  # noqa: F403
 from graphtickets.analysis.function import *  # noqa: F403
@@ -71,7 +73,7 @@ from graphtickets.analysis.stats import *  # noqa: F403
 from graphtickets.analysis.structure import *  # noqa: F403
 
 __all__ = [
-    "DISTANCES", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
+    "DISTANCES", "QUESTIONS", "question_representatives", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
     "compare", "pivot", "summarize",
     "shuffle_within_layers", "rewire_preserving_degrees",
     "PathLength", "clustering", "local_clustering", "path_length", "layer_path_lengths",

@@ -93,7 +93,7 @@ def binary(x: sp.csr_matrix) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------- registered kinds
-@register_distance("jaccard")
+@register_distance("jaccard", question="mask overlap", representative=True)
 def jaccard_distance(a: Any, b: Any, ctx: Context) -> float:
     """1 - intersection over union of the live weights (graphs: of the edge sets)."""
     if isinstance(a, Ticket):
@@ -107,7 +107,7 @@ def jaccard_distance(a: Any, b: Any, ctx: Context) -> float:
     return 1.0 - inter / union if union else 0.0
 
 
-@register_distance("hamming")
+@register_distance("hamming", question="mask overlap")
 def _hamming(a: Any, b: Any, ctx: Context) -> float:
     """Fraction of weights kept by exactly one ticket (graphs: of the possible edges)."""
     if isinstance(a, Ticket):
@@ -120,7 +120,7 @@ def _hamming(a: Any, b: Any, ctx: Context) -> float:
     return float(abs(x - y).sum()) / possible if possible else 0.0
 
 
-@register_distance("layer_density", kernel_blind=True)
+@register_distance("layer_density", kernel_blind=True, question="layer allocation", representative=True)
 def _layer_density(a: Any, b: Any, ctx: Context) -> float:
     """L1 distance between the per-layer density profiles (tickets; layered graphs per layer)."""
     if isinstance(a, Ticket):
