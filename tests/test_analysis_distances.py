@@ -513,7 +513,7 @@ def test_one_statistic_counted_once_mask_overlap_kinds_give_the_same_exceedances
     ts = {f"r{s}": gt.pruning.prune(m, "random", density=0.3, seed=s) for s in range(3)}
     t = gt.analysis.compare(ts, m, kinds=["jaccard", "hamming", "ged", "ged_normalized"], null_samples=15, seed=1)
     z = t.pivot_table(index=["a", "b"], columns="kind", values="z")
-    n = t.pivot_table(index=["a", "b"], columns="kind", values="p_closer")
+    n = t.pivot_table(index=["a", "b"], columns="kind", values="n_closer")
     assert np.allclose(z["hamming"], z["ged"], atol=1e-9) and np.allclose(z["hamming"], z["ged_normalized"], atol=1e-9)
     assert (n.nunique(axis=1) == 1).all()
     assert gt.analysis.question_representatives(["hamming", "ged", "spectral"]) == {

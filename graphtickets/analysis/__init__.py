@@ -24,6 +24,9 @@ What lives where
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
 ``effective``           effective masks (live weights on some input -> output path)
 ``stats``               multiple testing, bootstrap, Mantel test, excess over siblings
+``inference``           empirical p-values against null draws (fixed or sequential), the
+                        init seed as the unit (joint within-seed test, Fisher/Stouffer over
+                        seeds), t intervals
 ``_util``               reading graphs from networkx / igraph / PyG / scipy; simple adjacencies
 ======================  ======================================================================
 
@@ -39,6 +42,7 @@ from graphtickets.analysis import community as _community
 from graphtickets.analysis import consensus as _consensus
 from graphtickets.analysis import effective as _effective
 from graphtickets.analysis import function as _function
+from graphtickets.analysis import inference as _inference
 from graphtickets.analysis import metrics as _metrics
 from graphtickets.analysis import spectral as _spectral
 from graphtickets.analysis import stats as _stats
@@ -59,6 +63,7 @@ from graphtickets.analysis.distances import (
 )
 from graphtickets.analysis.effective import *  # noqa: F403
 from graphtickets.analysis.function import *  # noqa: F403
+from graphtickets.analysis.inference import *  # noqa: F403
 from graphtickets.analysis.metrics import *  # noqa: F403
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.analysis.paths import (
@@ -84,6 +89,7 @@ __all__ += _spectral.__all__
 __all__ += _community.__all__
 __all__ += _structure.__all__
 __all__ += _stats.__all__
+__all__ += _inference.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__
