@@ -24,6 +24,7 @@ What lives where
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
 ``effective``           effective masks (live weights on some input -> output path)
 ``stats``               multiple testing, bootstrap, Mantel test, excess over siblings
+``correlation``         joint-permutation Mantel over groups, partial (rank) correlation
 ``inference``           empirical p-values against null draws (fixed or sequential), the
                         init seed as the unit (joint within-seed test, Fisher/Stouffer over
                         seeds), t intervals
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 from graphtickets.analysis import community as _community
 from graphtickets.analysis import consensus as _consensus
+from graphtickets.analysis import correlation as _correlation
 from graphtickets.analysis import effective as _effective
 from graphtickets.analysis import function as _function
 from graphtickets.analysis import inference as _inference
@@ -49,8 +51,9 @@ from graphtickets.analysis import stats as _stats
 from graphtickets.analysis import structure as _structure
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
 from graphtickets.analysis.community import *  # noqa: F403
-from graphtickets.analysis.compare import compare, pivot, summarize
+from graphtickets.analysis.compare import compare, compare_joint, pivot, summarize
 from graphtickets.analysis.consensus import *  # noqa: F403
+from graphtickets.analysis.correlation import *  # noqa: F403
 from graphtickets.analysis.distances import (
     DISTANCES,
     QUESTIONS,
@@ -79,7 +82,7 @@ from graphtickets.analysis.structure import *  # noqa: F403
 
 __all__ = [
     "DISTANCES", "QUESTIONS", "question_representatives", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
-    "compare", "pivot", "summarize",
+    "compare", "compare_joint", "pivot", "summarize",
     "shuffle_within_layers", "rewire_preserving_degrees",
     "PathLength", "clustering", "local_clustering", "path_length", "layer_path_lengths",
     "as_graph", "from_networkx", "gini", "simple_undirected",
@@ -90,6 +93,7 @@ __all__ += _community.__all__
 __all__ += _structure.__all__
 __all__ += _stats.__all__
 __all__ += _inference.__all__
+__all__ += _correlation.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__

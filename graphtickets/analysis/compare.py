@@ -20,7 +20,7 @@ from torch import nn
 
 from graphtickets.analysis.distances.registry import DISTANCES, Context
 from graphtickets.analysis.effective import effective_ticket
-from graphtickets.analysis.inference import null_test, settled
+from graphtickets.analysis.inference import joint_null_test, null_test, settled
 from graphtickets.analysis.metrics import ticket_measures
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.analysis.spectral import ramanujan_layers
@@ -28,7 +28,7 @@ from graphtickets.analysis.structure import kept_total
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
 
-__all__ = ["compare", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION", "NO_FUNCTION_NULL"]
+__all__ = ["compare", "compare_joint", "JOINT_COLUMNS", "pivot", "summarize", "name_tickets", "null_seed", "NULL_COLUMNS", "NO_NULL_VARIATION", "NO_FUNCTION_NULL"]
 
 _NULLS = {"shuffle": shuffle_within_layers, "rewire": rewire_preserving_degrees}
 
@@ -146,7 +146,7 @@ class _Pairs:
         kinds = list(dict.fromkeys(t[2] for t in tests))
         for s in draws:
             nts = {n: self.make_null(n, s) for n in names}
-            if self.effective:
+            if self.effective and self.model is not None:  # _chosen_kinds refused effective without a model
                 nts = {n: effective_ticket(t, self.model) for n, t in nts.items()}
             feats = _Features(self.model, kinds)
             for na, nb, kind in tests:
@@ -168,11 +168,12 @@ def _draw_nulls(pairs: _Pairs, tests: list[_Test], observed: dict[_Test, float],
 
 def _chosen_kinds(kinds: Iterable[str] | None, model: nn.Module | None, data: Any, effective: bool) -> list[str]:
     if kinds is None:
-        return [k for k, s in DISTANCES.items() if s.default and (model is not None or not s.needs_model)
-                and (data is not None and not effective or not s.needs_data)]  # fmt: skip
-    chosen = list(kinds)
-    for k in chosen:
-        DISTANCES.get_or_raise(k)
+        chosen = [k for k, s in DISTANCES.items() if s.default and (model is not None or not s.needs_model)
+                  and (data is not None and not effective or not s.needs_data)]  # fmt: skip
+    else:
+        chosen = list(kinds)
+        for k in chosen:
+            DISTANCES.get_or_raise(k)
     if effective:
         bad = [k for k in chosen if DISTANCES[k].family != "structure"]
         if bad:
@@ -279,7 +280,7 @@ def compare(
     k_max = k0 if max_null_samples is None or k0 == 0 else max(int(max_null_samples), k0)
     sequential = int(stop_after) if k_max > k0 else None
     raw = dict(named)
-    if effective:
+    if effective and model is not None:  # _chosen_kinds refused effective without a model
         named = {n: effective_ticket(t, model) for n, t in named.items()}
     ctx = Context(model=model, data=data, options=dict(options or {}))
     pairs = _Pairs(named, lambda n, s: _NULLS[null](raw[n], null_seed(seed, n, s)), model, ctx, effective)
@@ -299,6 +300,99 @@ def compare(
         rows.append(row)
     cols = ["a", "b", "kind", "value"] + (NULL_COLUMNS if k0 > 0 else [])
     return pd.DataFrame(rows, columns=cols)
+
+
+#: Columns of :func:`compare_joint`, in order.
+JOINT_COLUMNS = ["a", "b", "kind", "groups", "effect", "null_n", "n_closer", "n_farther", "p_closer", "p_farther",
+                 "p_two_sided"]  # fmt: skip
+
+
+def compare_joint(
+    groups: Mapping[Any, Mapping[str, Ticket]],
+    model: nn.Module | None = None,
+    *,
+    kinds: Iterable[str],
+    null_samples: int,
+    seed: int | str = 0,
+    options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One test per pair and kind for a unit measured in several groups (one init seed, several densities).
+
+    Draw ``i`` of the ticket named ``n`` is :func:`shuffle_within_layers` with
+    ``null_seed(seed, n, i)`` in *every* group: the same permutation of each layer's positions
+    at every density, so the joint null keeps what ties a method's tickets across groups
+    (a permutation of nested masks leaves them nested; one trajectory's tickets keep their
+    overlap) and removes only what ties two methods. Per pair and kind the groups' distances
+    and draws go to :func:`~graphtickets.analysis.joint_null_test`: the mean over groups of the
+    pool-standardized effect against the same statistic of every joint draw, an exactly valid
+    empirical p however dependent the groups are. Give each unit its own ``seed`` (e.g. its init
+    seed) so that units get independent draws, then combine units with
+    :func:`~graphtickets.analysis.combine_units`.
+
+    Parameters
+    ----------
+    groups : mapping
+        ``{group: {name: Ticket}}`` (e.g. ``{density: {method: ticket}}`` of one init seed); a
+        pair is tested over the groups that hold both of its names.
+    model : nn.Module, optional
+        Needed by graph kinds.
+    kinds : iterable of str
+        Structural kinds of :data:`~graphtickets.analysis.DISTANCES` (no function kinds:
+        null tickets carry no trained weights).
+    null_samples : int
+        ``k`` joint draws (floor of each one-sided p: ``1 / (1 + k)``).
+    seed : int or str
+        The unit's null stream.
+    options : mapping, optional
+        Passed to every distance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`JOINT_COLUMNS`: ``groups`` (used), ``effect`` (mean standardized effect, negative:
+        closer than the null), ``null_n`` (draws), exceedance counts and empirical p-values of
+        ``effect`` as in :func:`compare`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from graphtickets import Ticket
+    >>> a = Ticket({"w": torch.arange(12) < 4})
+    >>> g = {0.2: {"x": a, "y": a}, 0.5: {"x": Ticket({"w": torch.arange(12) < 6}), "y": a}}
+    >>> t = compare_joint(g, kinds=["jaccard"], null_samples=19)
+    >>> t[["a", "b", "groups", "null_n"]].values.tolist(), bool(t["p_closer"].iloc[0] <= 0.1)
+    ([['x', 'y', 2, 19]], True)
+    """
+    chosen = _chosen_kinds(list(kinds), model, None, False)
+    bad = [k for k in chosen if DISTANCES[k].needs_data]
+    if bad:
+        raise GraphticketsError(f"compare_joint tests structural kinds against nulls; {bad} have no null (drop them)")
+    k = int(null_samples)
+    if k < 1:
+        raise GraphticketsError(f"null_samples must be >= 1, got {null_samples!r}")
+    flat = {(g, n): t for g, ts in groups.items() for n, t in name_tickets(ts).items()}
+    keys = {f"{i}\x1f{gn[1]}": gn for i, gn in enumerate(flat)}  # a string per (group, name)
+    named = {s: flat[gn] for s, gn in keys.items()}
+    ctx = Context(model=model, options=dict(options or {}))
+    pairs = _Pairs(named, lambda s, i: shuffle_within_layers(named[s], null_seed(seed, keys[s][1], i)), model, ctx, False)
+    feats = _Features(model, chosen)
+    by_pair: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    observed: dict[tuple[str, str, str], float] = {}
+    for g in groups:
+        mine = [s for s, gn in keys.items() if gn[0] == g]
+        for sa, sb in itertools.combinations(mine, 2):
+            na, nb = keys[sa][1], keys[sb][1]
+            for kind in chosen:
+                observed[(sa, sb, kind)] = pairs.dist(kind, feats, (sa, -1), named[sa], (sb, -1), named[sb])
+                by_pair.setdefault((*sorted((na, nb)), kind), []).append((sa, sb, kind))  # type: ignore[arg-type]
+    pairs.draw(list(observed), range(k))
+    rows = []
+    for (na, nb, kind), tests in by_pair.items():
+        r = joint_null_test([observed[t] for t in tests], [pairs.values[t] for t in tests], rtol=NULL_STD_RTOL)
+        rows.append({"a": na, "b": nb, "kind": kind, "groups": r.groups, "effect": r.effect, "null_n": k,
+                     "n_closer": r.test.n_closer, "n_farther": r.test.n_farther, "p_closer": r.test.p_closer,
+                     "p_farther": r.test.p_farther, "p_two_sided": r.test.p})  # fmt: skip
+    return pd.DataFrame(rows, columns=JOINT_COLUMNS)
 
 
 def pivot(table: pd.DataFrame, kind: str, *, value: str = "value") -> pd.DataFrame:
