@@ -303,12 +303,28 @@ def compare(
 
 
 #: Columns of :func:`compare_joint`, in order.
-JOINT_COLUMNS = ["a", "b", "kind", "groups", "effect", "null_n", "n_closer", "n_farther", "p_closer", "p_farther",
-                 "p_two_sided"]  # fmt: skip
+JOINT_COLUMNS = ["a", "b", "kind", "units", "groups", "effect", "low", "high", "df", "null_n", "n_closer", "n_farther",
+                 "p_closer", "p_farther", "p_two_sided"]  # fmt: skip
+
+
+def _joint_observed(pairs: _Pairs, keys: dict[str, tuple[Any, Any, str]], chosen: list[str], feats: _Features
+                    ) -> tuple[dict[_Test, float], dict[tuple[str, str, str], dict[Any, list[_Test]]]]:  # fmt: skip
+    """The observed distances of every (unit, group, pair, kind), and per (pair, kind) its tests by unit."""
+    observed: dict[_Test, float] = {}
+    by_pair: dict[tuple[str, str, str], dict[Any, list[_Test]]] = {}
+    cells = dict.fromkeys((u, g) for u, g, _ in keys.values())
+    for u, g in cells:
+        mine = [s for s, (uu, gg, _) in keys.items() if (uu, gg) == (u, g)]
+        for sa, sb in itertools.combinations(mine, 2):
+            na, nb = sorted((keys[sa][2], keys[sb][2]))
+            for kind in chosen:
+                observed[(sa, sb, kind)] = pairs.dist(kind, feats, (sa, -1), pairs.named[sa], (sb, -1), pairs.named[sb])
+                by_pair.setdefault((na, nb, kind), {}).setdefault(u, []).append((sa, sb, kind))
+    return observed, by_pair
 
 
 def compare_joint(
-    groups: Mapping[Any, Mapping[str, Ticket]],
+    units: Mapping[Any, Mapping[Any, Mapping[str, Ticket]]],
     model: nn.Module | None = None,
     *,
     kinds: Iterable[str],
@@ -316,53 +332,55 @@ def compare_joint(
     seed: int | str = 0,
     options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """One test per pair and kind for a unit measured in several groups (one init seed, several densities).
+    """One test per pair and kind over init seeds (the units), each measured at several densities.
 
-    Draw ``i`` of the ticket named ``n`` is :func:`shuffle_within_layers` with
-    ``null_seed(seed, n, i)`` in *every* group: the same permutation of each layer's positions
-    at every density, so the joint null keeps what ties a method's tickets across groups
-    (a permutation of nested masks leaves them nested; one trajectory's tickets keep their
-    overlap) and removes only what ties two methods. Per pair and kind the groups' distances
-    and draws go to :func:`~graphtickets.analysis.joint_null_test`: the mean over groups of the
-    pool-standardized effect against the same statistic of every joint draw, an exactly valid
-    empirical p however dependent the groups are. Give each unit its own ``seed`` (e.g. its init
-    seed) so that units get independent draws, then combine units with
-    :func:`~graphtickets.analysis.combine_units`.
+    Draw ``i`` of the ticket named ``n`` in unit ``u`` is :func:`shuffle_within_layers` seeded
+    ``null_seed(f"{seed}/{u!r}", n, i)`` in *every* group of the unit: the same permutation of
+    each layer's positions at every density, so the joint null keeps what ties one method's
+    tickets of one seed together (a permutation of nested masks leaves them nested; one
+    trajectory's tickets keep their overlap) and removes only what ties two methods; units get
+    independent streams. Per pair and kind the distances and draws go to
+    :func:`~graphtickets.analysis.joint_null_test`: within each seed the mean over densities of
+    the pool-standardized effect, then the mean over seeds, against the same statistic of every
+    joint draw -- an exactly valid randomization p, however dependent a seed's densities are.
 
     Parameters
     ----------
-    groups : mapping
-        ``{group: {name: Ticket}}`` (e.g. ``{density: {method: ticket}}`` of one init seed); a
-        pair is tested over the groups that hold both of its names.
+    units : mapping
+        ``{unit: {group: {name: Ticket}}}``, e.g. ``{init_seed: {density: {method: ticket}}}``;
+        a pair is tested over the groups that hold both of its names.
     model : nn.Module, optional
         Needed by graph kinds.
     kinds : iterable of str
         Structural kinds of :data:`~graphtickets.analysis.DISTANCES` (no function kinds:
         null tickets carry no trained weights).
     null_samples : int
-        ``k`` joint draws (floor of each one-sided p: ``1 / (1 + k)``).
+        ``k`` joint draws (cost: ``k`` shuffles per ticket, ``k`` distances per pair, group and
+        kind; floor of a one-sided p ``1 / (1 + k)``).
     seed : int or str
-        The unit's null stream.
+        Base of the units' null streams.
     options : mapping, optional
         Passed to every distance.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`JOINT_COLUMNS`: ``groups`` (used), ``effect`` (mean standardized effect, negative:
-        closer than the null), ``null_n`` (draws), exceedance counts and empirical p-values of
-        ``effect`` as in :func:`compare`.
+        :data:`JOINT_COLUMNS`: ``units`` and ``groups`` used, ``effect`` (mean over units of the
+        unit effect; negative: closer than the null) with its t interval over units ``low``,
+        ``high`` (``df = units - 1``), ``null_n`` (draws), exceedance counts and empirical
+        p-values of ``effect`` as in :func:`compare`.
 
     Examples
     --------
     >>> import torch
     >>> from graphtickets import Ticket
-    >>> a = Ticket({"w": torch.arange(12) < 4})
-    >>> g = {0.2: {"x": a, "y": a}, 0.5: {"x": Ticket({"w": torch.arange(12) < 6}), "y": a}}
-    >>> t = compare_joint(g, kinds=["jaccard"], null_samples=19)
-    >>> t[["a", "b", "groups", "null_n"]].values.tolist(), bool(t["p_closer"].iloc[0] <= 0.1)
-    ([['x', 'y', 2, 19]], True)
+    >>> a, b = Ticket({"w": torch.arange(12) < 4}), Ticket({"w": torch.arange(12) < 6})
+    >>> t = compare_joint({0: {0.3: {"x": a, "y": a}, 0.5: {"x": b, "y": a}}}, kinds=["jaccard"], null_samples=19)
+    >>> t[["a", "b", "units", "groups", "null_n"]].values.tolist(), bool(t["p_closer"].iloc[0] <= 0.1)
+    ([['x', 'y', 1, 2, 19]], True)
     """
+    from graphtickets.analysis.inference import t_interval
+
     chosen = _chosen_kinds(list(kinds), model, None, False)
     bad = [k for k in chosen if DISTANCES[k].needs_data]
     if bad:
@@ -370,28 +388,26 @@ def compare_joint(
     k = int(null_samples)
     if k < 1:
         raise GraphticketsError(f"null_samples must be >= 1, got {null_samples!r}")
-    flat = {(g, n): t for g, ts in groups.items() for n, t in name_tickets(ts).items()}
-    keys = {f"{i}\x1f{gn[1]}": gn for i, gn in enumerate(flat)}  # a string per (group, name)
-    named = {s: flat[gn] for s, gn in keys.items()}
-    ctx = Context(model=model, options=dict(options or {}))
-    pairs = _Pairs(named, lambda s, i: shuffle_within_layers(named[s], null_seed(seed, keys[s][1], i)), model, ctx, False)
-    feats = _Features(model, chosen)
-    by_pair: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
-    observed: dict[tuple[str, str, str], float] = {}
-    for g in groups:
-        mine = [s for s, gn in keys.items() if gn[0] == g]
-        for sa, sb in itertools.combinations(mine, 2):
-            na, nb = keys[sa][1], keys[sb][1]
-            for kind in chosen:
-                observed[(sa, sb, kind)] = pairs.dist(kind, feats, (sa, -1), named[sa], (sb, -1), named[sb])
-                by_pair.setdefault((*sorted((na, nb)), kind), []).append((sa, sb, kind))  # type: ignore[arg-type]
+    flat = [(u, g, n, t) for u, gs in units.items() for g, ts in gs.items() for n, t in name_tickets(ts).items()]
+    keys = {f"{i}\x1f{n}": (u, g, n) for i, (u, g, n, _) in enumerate(flat)}  # a string per (unit, group, name)
+    named = {s: t for s, (*_, t) in zip(keys, flat, strict=True)}
+
+    def make_null(s: str, i: int) -> Ticket:
+        u, _, n = keys[s]
+        return shuffle_within_layers(named[s], null_seed(f"{seed}/{u!r}", n, i))
+
+    pairs = _Pairs(named, make_null, model, Context(model=model, options=dict(options or {})), False)
+    observed, by_pair = _joint_observed(pairs, keys, chosen, _Features(model, chosen))
     pairs.draw(list(observed), range(k))
     rows = []
-    for (na, nb, kind), tests in by_pair.items():
-        r = joint_null_test([observed[t] for t in tests], [pairs.values[t] for t in tests], rtol=NULL_STD_RTOL)
-        rows.append({"a": na, "b": nb, "kind": kind, "groups": r.groups, "effect": r.effect, "null_n": k,
-                     "n_closer": r.test.n_closer, "n_farther": r.test.n_farther, "p_closer": r.test.p_closer,
-                     "p_farther": r.test.p_farther, "p_two_sided": r.test.p})  # fmt: skip
+    for (na, nb, kind), per_unit in by_pair.items():
+        r = joint_null_test([([observed[t] for t in ts], [pairs.values[t] for t in ts]) for ts in per_unit.values()],
+                            rtol=NULL_STD_RTOL)  # fmt: skip
+        ci = t_interval(r.unit_effects)
+        rows.append({"a": na, "b": nb, "kind": kind, "units": len(r.unit_effects), "groups": r.groups, "effect": r.effect,
+                     "low": ci.low, "high": ci.high, "df": ci.df, "null_n": k, "n_closer": r.test.n_closer,
+                     "n_farther": r.test.n_farther, "p_closer": r.test.p_closer, "p_farther": r.test.p_farther,
+                     "p_two_sided": r.test.p})  # fmt: skip
     return pd.DataFrame(rows, columns=JOINT_COLUMNS)
 
 
