@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -178,3 +179,56 @@ def test_null_seed_is_the_same_in_another_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": salt}, timeout=300)
     assert out.stdout.strip() == here
+
+
+# --------------------------------------------------------------------------- empirical p, adaptive draws
+def _by_pair(t: pd.DataFrame) -> pd.DataFrame:
+    key = [tuple(sorted((a, b))) + (k,) for a, b, k in zip(t["a"], t["b"], t["kind"], strict=True)]
+    return t.drop(columns=["a", "b"]).set_axis(pd.MultiIndex.from_tuples(key), axis=0).sort_index()
+
+
+def test_exceedances_and_empirical_p_by_hand(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "magnitude", density=0.2, seed=0)
+    b = gt.pruning.prune(mlp, "random", density=0.2, seed=4)
+    t = compare({"a": a, "b": b}, mlp, kinds=["jaccard", "degree"], null_samples=9, seed=5).set_index("kind")
+    for kind in ("jaccard", "degree"):
+        nulls = np.array([distance(gt.analysis.shuffle_within_layers(a, null_seed(5, "a", s)),
+                                   gt.analysis.shuffle_within_layers(b, null_seed(5, "b", s)), kind, model=mlp)
+                          for s in range(9)])  # fmt: skip
+        v = t.loc[kind, "value"]
+        lo, hi = int((nulls <= v).sum()), int((nulls >= v).sum())
+        assert (t.loc[kind, "n_closer"], t.loc[kind, "n_farther"]) == (lo, hi)
+        assert t.loc[kind, "p_closer"] == pytest.approx((1 + lo) / 10) and t.loc[kind, "p_farther"] == pytest.approx((1 + hi) / 10)
+        assert t.loc[kind, "p_two_sided"] == pytest.approx(min(1.0, 2 * min(1 + lo, 1 + hi) / 10))
+
+
+def test_adaptive_draws_stop_in_the_bulk_run_on_in_the_tail_and_ignore_the_batches(mlp: nn.Module) -> None:
+    a = gt.pruning.prune(mlp, "random", density=0.2, seed=0)
+    ts = {"a": a, "planted": _planted(a, 0.1, seed=1), "other": gt.pruning.prune(mlp, "random", density=0.2, seed=3)}
+    kw = dict(kinds=["jaccard", "netlsd"], max_null_samples=199, stop_after=5, seed=2)
+    t = compare(ts, mlp, null_samples=8, **kw)  # type: ignore[arg-type]
+    row = t[(t["b"] == "planted") & (t["kind"] == "jaccard")].iloc[0]
+    assert row["null_n"] == 199 and row["n_closer"] == 0 and row["p_closer"] == pytest.approx(1 / 200)
+    bulk = t[(t["a"] == "a") & (t["b"] == "other")]
+    assert (bulk["null_n"] < 199).all() and (bulk[["n_closer", "n_farther"]] >= 5).all().all()
+    # Besag-Clifford: the side that stopped at draw l with h = 5 exceedances has p = 5 / l
+    r = bulk.iloc[0]
+    nulls = [distance(gt.analysis.shuffle_within_layers(ts["a"], null_seed(2, "a", s)),
+                      gt.analysis.shuffle_within_layers(ts["other"], null_seed(2, "other", s)), r["kind"], model=mlp)
+             for s in range(int(r["null_n"]))]  # fmt: skip
+    hand = gt.analysis.null_test(r["value"], nulls, stop_after=5)
+    assert (r["p_closer"], r["p_farther"], r["null_n"]) == pytest.approx((hand.p_closer, hand.p_farther, hand.draws))
+    # what a test reports depends on its own draws only, not on the batch schedule
+    other = compare(ts, mlp, null_samples=3, **kw)  # type: ignore[arg-type]
+    pd.testing.assert_frame_equal(t, other)
+
+
+def test_rows_do_not_depend_on_the_order_of_tickets_and_units_get_their_own_stream(mlp: nn.Module) -> None:
+    ts = {n: gt.pruning.prune(mlp, "random", density=0.2, seed=s) for s, n in enumerate(["x", "y", "z"])}
+    kw = dict(kinds=["jaccard", "degree"], null_samples=6, max_null_samples=24, stop_after=3)
+    fwd = compare(ts, mlp, seed="seed=1", **kw)  # type: ignore[arg-type]
+    rev = compare(dict(reversed(list(ts.items()))), mlp, seed="seed=1", **kw)  # type: ignore[arg-type]
+    cols = ["value", "null_mean", "null_std", "null_n", "n_closer", "n_farther", "p_closer", "p_farther", "p_two_sided"]
+    assert np.allclose(_by_pair(fwd)[cols].to_numpy(float), _by_pair(rev)[cols].to_numpy(float))
+    unit2 = compare(ts, mlp, seed="seed=2", **kw)  # type: ignore[arg-type]
+    assert not np.allclose(fwd["null_mean"], unit2["null_mean"])  # another unit: other draws

@@ -509,3 +509,28 @@ def test_ged_bounds_bracket_exact_ged_hypothesis(seed: int, sizes: list[int], p:
     assert r["lower"] >= -1e-9 and r["lower"] - 1e-9 <= exact <= r["upper"] + 1e-9 <= r["identity"] + 2e-9
     assert distance(a, b, "ged_approx") == pytest.approx(distance(b, a, "ged_approx"))
     assert distance(a, b, "ged_approx") <= distance(a, b, "ged", weighted=False)
+
+
+# --------------------------------------------------------------------------- test families
+@pytest.mark.parametrize("kind", sorted(DISTANCES))
+def test_every_distance_declares_its_question(kind: str) -> None:
+    spec = DISTANCES[kind]
+    assert spec.question in gt.analysis.QUESTIONS, f"register {kind!r} with question=<one of QUESTIONS>"
+    reps = [k for k, s in DISTANCES.items() if s.question == spec.question and s.representative]
+    assert len(reps) == 1, f"question {spec.question!r} needs exactly one representative kind, has {reps}"
+    assert DISTANCES[reps[0]].family == spec.family  # a question never mixes structure and function
+
+
+def test_one_statistic_counted_once_mask_overlap_kinds_give_the_same_exceedances() -> None:
+    # Under the layer shuffle the layer counts are fixed, so hamming, ged and ged_normalized are
+    # affine in the overlap |A & B| and jaccard is monotone in it: identical z (the first three)
+    # and identical exceedance counts (all four) -- one question, one test.
+    m = gt.models.build("mlp", in_shape=(12,), num_classes=3, widths=(16,), seed=0)
+    ts = {f"r{s}": gt.pruning.prune(m, "random", density=0.3, seed=s) for s in range(3)}
+    t = gt.analysis.compare(ts, m, kinds=["jaccard", "hamming", "ged", "ged_normalized"], null_samples=15, seed=1)
+    z = t.pivot_table(index=["a", "b"], columns="kind", values="z")
+    n = t.pivot_table(index=["a", "b"], columns="kind", values="n_closer")
+    assert np.allclose(z["hamming"], z["ged"], atol=1e-9) and np.allclose(z["hamming"], z["ged_normalized"], atol=1e-9)
+    assert (n.nunique(axis=1) == 1).all()
+    assert gt.analysis.question_representatives(["hamming", "ged", "spectral"]) == {
+        "hamming": "jaccard", "ged": "jaccard", "spectral": "spectral"}

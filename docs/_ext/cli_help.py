@@ -105,10 +105,10 @@ def _rows(name: str) -> tuple[list[str], list[list[str]]]:
                 for k, s in gt.pruning.METHODS.items()]
         return ["name", "kind", "needs data", "what it does", "paper"], rows
     if name == "distances":
-        rows = [[f"``{k}``", _first_line(s.fn), "yes" if s.needs_model else "no",
-                 "yes" if s.kernel_blind else "no", "yes" if s.default else "no"]
+        rows = [[f"``{k}``", _first_line(s.fn), f"{s.question}{' (tested)' if s.representative else ''}",
+                 "yes" if s.needs_model else "no", "yes" if s.kernel_blind else "no", "yes" if s.default else "no"]
                 for k, s in gt.analysis.DISTANCES.items()]
-        return ["kind", "what it measures", "needs the model", "kernel-blind", "default"], rows
+        return ["kind", "what it measures", "question", "needs the model", "kernel-blind", "default"], rows
     if name == "metrics":
         rows = [[f"``{k}``", _first_line(s.fn), ", ".join(f"``{x}``" for x in s.keys) or "(per layer)",
                  "yes" if s.default else "no"] for k, s in gt.analysis.METRICS.items()]

@@ -24,6 +24,10 @@ What lives where
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
 ``effective``           effective masks (live weights on some input -> output path)
 ``stats``               multiple testing, bootstrap, Mantel test, excess over siblings
+``correlation``         joint-permutation Mantel over groups, partial (rank) correlation
+``inference``           empirical p-values against null draws (fixed or sequential), the
+                        init seed as the unit (joint within-seed test, Fisher/Stouffer over
+                        seeds), t intervals
 ``_util``               reading graphs from networkx / igraph / PyG / scipy; simple adjacencies
 ======================  ======================================================================
 
@@ -37,26 +41,32 @@ from __future__ import annotations
 
 from graphtickets.analysis import community as _community
 from graphtickets.analysis import consensus as _consensus
+from graphtickets.analysis import correlation as _correlation
 from graphtickets.analysis import effective as _effective
 from graphtickets.analysis import function as _function
+from graphtickets.analysis import inference as _inference
 from graphtickets.analysis import metrics as _metrics
 from graphtickets.analysis import spectral as _spectral
 from graphtickets.analysis import stats as _stats
 from graphtickets.analysis import structure as _structure
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
 from graphtickets.analysis.community import *  # noqa: F403
-from graphtickets.analysis.compare import compare, pivot, summarize
+from graphtickets.analysis.compare import compare, compare_joint, pivot, summarize
 from graphtickets.analysis.consensus import *  # noqa: F403
+from graphtickets.analysis.correlation import *  # noqa: F403
 from graphtickets.analysis.distances import (
     DISTANCES,
+    QUESTIONS,
     DistanceSpec,
     align_units,
     distance,
     distance_details,
     ged_bounds,
+    question_representatives,
 )
 from graphtickets.analysis.effective import *  # noqa: F403
 from graphtickets.analysis.function import *  # noqa: F403
+from graphtickets.analysis.inference import *  # noqa: F403
 from graphtickets.analysis.metrics import *  # noqa: F403
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
 from graphtickets.analysis.paths import (
@@ -71,8 +81,8 @@ from graphtickets.analysis.stats import *  # noqa: F403
 from graphtickets.analysis.structure import *  # noqa: F403
 
 __all__ = [
-    "DISTANCES", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
-    "compare", "pivot", "summarize",
+    "DISTANCES", "QUESTIONS", "question_representatives", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
+    "compare", "compare_joint", "pivot", "summarize",
     "shuffle_within_layers", "rewire_preserving_degrees",
     "PathLength", "clustering", "local_clustering", "path_length", "layer_path_lengths",
     "as_graph", "from_networkx", "gini", "simple_undirected",
@@ -82,6 +92,8 @@ __all__ += _spectral.__all__
 __all__ += _community.__all__
 __all__ += _structure.__all__
 __all__ += _stats.__all__
+__all__ += _inference.__all__
+__all__ += _correlation.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__

@@ -550,19 +550,20 @@ def functional_details(
 
 
 # --------------------------------------------------------------------------- registered kinds
-@register_distance("agreement", needs_model=True, family="function", needs_data=True)
+@register_distance("agreement", needs_model=True, family="function", needs_data=True, question="function",
+                   representative=True)
 def _agreement(a: Any, b: Any, ctx: Context) -> float:
     """1 - fraction of test inputs on which the two trained tickets predict the same class."""
     return 1.0 - agreement(_profile(ctx, a).predictions, _profile(ctx, b).predictions)
 
 
-@register_distance("agreement_kappa", needs_model=True, family="function", needs_data=True)
+@register_distance("agreement_kappa", needs_model=True, family="function", needs_data=True, question="function")
 def _agreement_kappa(a: Any, b: Any, ctx: Context) -> float:
     """1 - Cohen's kappa of the two predictions (in [0, 2]; 1 = chance agreement)."""
     return 1.0 - cohen_kappa(_profile(ctx, a).predictions, _profile(ctx, b).predictions)
 
 
-@register_distance("error_consistency", needs_model=True, family="function", needs_data=True)
+@register_distance("error_consistency", needs_model=True, family="function", needs_data=True, question="function")
 def _error_consistency(a: Any, b: Any, ctx: Context) -> float:
     """1 - Geirhos et al.'s error consistency (in [0, 2]; 1 = independent errors)."""
     fa, fb = _profile(ctx, a), _profile(ctx, b)
@@ -571,7 +572,7 @@ def _error_consistency(a: Any, b: Any, ctx: Context) -> float:
     return 1.0 - error_consistency(fa.predictions, fb.predictions, fa.labels)
 
 
-@register_distance("cka", needs_model=True, family="function", needs_data=True)
+@register_distance("cka", needs_model=True, family="function", needs_data=True, question="function")
 def _cka_distance(a: Any, b: Any, ctx: Context) -> float:
     """1 - linear CKA of the hidden representations, averaged over layers."""
     per = _layer_ckas(_profile(ctx, a), _profile(ctx, b))

@@ -9,6 +9,9 @@
   functional distance?
 * :func:`excess_over_siblings` -- where a distance between two methods stands between the
   methods' sibling noise floor (0) and the layer-shuffled null (1).
+* :func:`adjust_tests` -- BH over a whole table of tests (statistic, p, family, unit, n).
+* :func:`sibling_excess` -- the excess per pair and kind, unclipped, with a t interval over
+  units, degenerate kinds excluded and named, deterministic methods apart.
 
 References
 ----------
@@ -37,7 +40,8 @@ from scipy.stats import rankdata
 
 from graphtickets.errors import GraphticketsError
 
-__all__ = ["fdr_bh", "BootstrapCI", "bootstrap_ci", "MantelResult", "mantel", "excess_over_siblings"]
+__all__ = ["fdr_bh", "BootstrapCI", "bootstrap_ci", "MantelResult", "mantel", "excess_over_siblings", "adjust_tests",
+           "TEST_COLUMNS", "sibling_excess", "EXCESS_STATUS"]
 
 
 # --------------------------------------------------------------------------- Benjamini-Hochberg
@@ -382,3 +386,137 @@ def excess_over_siblings(d_ab: Any, within_a: Any, within_b: Any, null: Any, *, 
         if clip:
             out = np.where(np.isfinite(out), np.clip(out, 0.0, 1.0), np.nan)
     return float(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------- a table of tests
+#: Columns every table of tests has (what the report states of each test).
+TEST_COLUMNS = ["statistic", "p", "family", "unit", "n"]
+
+
+def adjust_tests(tests: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Benjamini-Hochberg over a whole table of tests: adds ``q`` and ``significant``.
+
+    One call over every test a report makes (null tests, sanity checks, structure -> function,
+    partial correlations), so that the number of tests ``m`` is one number, stated once
+    (``out.attrs["tests"]``). Tests with a NaN ``p`` (not made) are kept, with a NaN ``q``, and not
+    counted in ``m``.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        At least :data:`TEST_COLUMNS`: ``statistic`` (the effect tested), ``p`` (a valid
+        p-value), ``family`` (the question it answers), ``unit`` (what was replicated: "init
+        seed", "ticket", ...) and ``n`` (how many units).
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``q`` (:func:`fdr_bh`) and ``significant`` (``q <= alpha``); ``attrs``:
+        ``tests`` (``m``) and ``alpha``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"statistic": [0.9, 0.1, 0.5], "p": [0.001, 0.4, 0.02], "family": ["a", "a", "b"],
+    ...                   "unit": "init seed", "n": 3})
+    >>> out = adjust_tests(t)
+    >>> out["q"].round(3).tolist(), out["significant"].tolist(), out.attrs["tests"]
+    ([0.003, 0.4, 0.03], [True, False, True], 3)
+    """
+    missing = [c for c in TEST_COLUMNS if c not in tests]
+    if missing:
+        raise GraphticketsError(f"a table of tests needs columns {TEST_COLUMNS}; {missing} are missing")
+    out = tests.copy()
+    q, rej = fdr_bh(out["p"].to_numpy(dtype=np.float64), alpha=alpha)
+    out["q"], out["significant"] = q, rej
+    out.attrs.update(tests=int(np.isfinite(out["p"].to_numpy(dtype=np.float64)).sum()), alpha=float(alpha))
+    return out
+
+
+# --------------------------------------------------------------------------- excess, unclipped
+#: ``status`` of :func:`sibling_excess` rows, and what each means.
+EXCESS_STATUS = {
+    "ok": "measured: floor from the stochastic side(s) of the pair",
+    "deterministic": "both methods are deterministic given the init: floor 0 by construction, excess = d / null",
+    "null cannot vary": "the null gives the same distance every draw (e.g. layer_density under the layer shuffle)",
+    "floor reaches the null": "siblings are already as far apart as the null: no scale",
+    "no siblings": "no sibling distance for a stochastic method of the pair",
+}
+
+
+def _excess_row(r: Any, det: set[str], rtol: float) -> tuple[float, str, str]:
+    """``(excess, status, floor_from)`` of one group's row."""
+    sa, sb = str(r.a) not in det, str(r.b) not in det
+    floor_from = "both" if sa and sb else "a" if sa else "b" if sb else "none"
+    nu, sd = float(r.null_mean), float(r.null_std)
+    if not np.isfinite(nu) or not np.isfinite(sd) or sd <= rtol * max(abs(nu), abs(float(r.value))):
+        return float("nan"), "null cannot vary", floor_from
+    wa = float(r.within_a) if sa else float("nan")
+    wb = float(r.within_b) if sb else float("nan")
+    if floor_from == "none":
+        return float(r.value) / nu if nu > 0 else float("nan"), "deterministic", floor_from
+    if (sa and not np.isfinite(wa)) or (sb and not np.isfinite(wb)):
+        return float("nan"), "no siblings", floor_from
+    e = excess_over_siblings(float(r.value), wa, wb, nu, clip=False)
+    return (float(e), "ok", floor_from) if np.isfinite(e) else (float("nan"), "floor reaches the null", floor_from)
+
+
+def sibling_excess(
+    rows: pd.DataFrame, *, deterministic: Any = (), unit: str = "unit", confidence: float = 0.95, rtol: float = 1e-9,
+) -> pd.DataFrame:
+    """Excess over siblings per pair and kind, unclipped, with a t interval over units.
+
+    Per group (density, init seed) row: ``floor`` = the mean sibling distance of the pair's
+    *stochastic* methods (a method in ``deterministic`` -- magnitude or SynFlow from one init --
+    has identical siblings, a floor 0 by construction, which would halve the pair's floor; it is
+    left out of the floor), and ``excess = (value - floor) / (null_mean - floor)``, NOT clipped:
+    below 0, more alike than siblings; above 1, farther than the null. A pair of two
+    deterministic methods gets ``value / null_mean`` with status ``"deterministic"`` (report it
+    apart). Groups whose null cannot vary (``null_std`` ~ 0) or whose floor reaches the null are
+    excluded and named (:data:`EXCESS_STATUS`). Per unit the groups' excesses are averaged (the
+    unit, not the group, is the replicate), then :func:`~graphtickets.analysis.t_interval`
+    over units (``df = units - 1``).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Columns ``a, b, kind, value, null_mean, null_std, within_a, within_b`` and ``unit``.
+    deterministic : iterable of str
+        Method names whose tickets are a function of the init alone.
+    unit, confidence, rtol
+        The unit column, the interval's confidence, the "cannot vary" tolerance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``a, b, kind, excess, low, high, df, units, groups, excluded, status, floor_from``:
+        ``groups`` used, ``excluded`` groups left out; ``status`` the pair's (``"ok"``,
+        ``"deterministic"``, or the reason of the exclusions when no group is left).
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"a": "x", "b": "y", "kind": "jaccard", "value": [0.5, 0.2], "null_mean": [0.9, 0.9],
+    ...                   "null_std": 0.01, "within_a": [0.2, 0.2], "within_b": [0.4, 0.4], "unit": [0, 1]})
+    >>> sibling_excess(r)[["excess", "units", "status"]].round(3).values.tolist()  # floor 0.3: (1/3 - 1/6) / 2
+    [[0.083, 2, 'ok']]
+    """
+    from graphtickets.analysis.inference import t_interval
+
+    det = {str(m) for m in deterministic}
+    need = ["a", "b", "kind", "value", "null_mean", "null_std", "within_a", "within_b", unit]
+    missing = [c for c in need if c not in rows]
+    if missing:
+        raise GraphticketsError(f"sibling_excess needs columns {need}; {missing} are missing")
+    cols = ["a", "b", "kind", "excess", "low", "high", "df", "units", "groups", "excluded", "status", "floor_from"]
+    scored = [_excess_row(r, det, rtol) for r in rows.itertuples(index=False)]
+    d = rows.assign(_e=[s[0] for s in scored], _s=[s[1] for s in scored], _f=[s[2] for s in scored])
+    out = []
+    for (a, b, kind), g in d.groupby(["a", "b", "kind"], sort=False):
+        used = g[g["_s"].isin(["ok", "deterministic"])]
+        per_unit = used.groupby(unit)["_e"].mean()
+        ci = t_interval(per_unit.to_numpy())
+        status = used["_s"].iloc[0] if len(used) else g["_s"].value_counts().index[0]
+        out.append({"a": a, "b": b, "kind": kind, "excess": ci.estimate, "low": ci.low, "high": ci.high, "df": ci.df,
+                    "units": ci.n, "groups": len(used), "excluded": len(g) - len(used), "status": status,
+                    "floor_from": g["_f"].iloc[0]})  # fmt: skip
+    return pd.DataFrame(out, columns=cols)

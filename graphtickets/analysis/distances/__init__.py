@@ -37,6 +37,13 @@ tickets compute on test data: ``agreement``, ``agreement_kappa``, ``error_consis
 the ticket's recorded model spec) and ``data=`` (an iterable of ``(inputs, targets)`` test
 batches); they take no graphs.
 
+Each kind names the *question* it answers (:data:`QUESTIONS`, its test family) and one kind per
+question is its representative, the one a study tests (:func:`question_representatives`):
+``mask overlap`` (``jaccard``; ``hamming``, ``ged``, ``ged_normalized``), ``aligned overlap``
+(``aligned_jaccard``; ``ged_approx``), ``layer allocation`` (``layer_density``), ``graph shape``
+(``spectral``; ``netlsd``, ``degree``) and ``function`` (``agreement``; ``agreement_kappa``,
+``error_consistency``, ``cka``).
+
 ``effective=True`` (with ``model=``) takes any structural kind on the tickets' effective masks
 (:func:`~graphtickets.analysis.effective_masks`: live weights on some input -> output path).
 
@@ -69,16 +76,20 @@ import importlib
 
 from graphtickets.analysis.distances.registry import (
     DISTANCES,
+    QUESTIONS,
     Context,
     DistanceSpec,
     distance,
     effective_pair,
+    question_representatives,
     register_distance,
 )
 from graphtickets.analysis.spectral import NETLSD_TIMESCALES, heat_trace
 
 __all__ = [
     "DISTANCES",
+    "QUESTIONS",
+    "question_representatives",
     "DistanceSpec",
     "Context",
     "distance",

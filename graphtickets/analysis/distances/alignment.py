@@ -211,7 +211,7 @@ def _permute_inputs(m: torch.Tensor, prev: np.ndarray | None) -> torch.Tensor:
     return m[:, torch.from_numpy(_expand(prev, n_in // prev.size))]
 
 
-@register_distance("aligned_jaccard")
+@register_distance("aligned_jaccard", question="aligned overlap", representative=True)
 def _aligned_jaccard(a: Any, b: Any, ctx: Context) -> float:
     """Jaccard distance after matching units (tickets: :func:`align_units`; graphs: :func:`ged_bounds`'s
     mapping), the better of both directions (so the distance is symmetric)."""

@@ -48,7 +48,8 @@ def wasserstein(x: np.ndarray, y: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- registered kinds
-@register_distance("spectral", needs_model=True, kernel_blind=True, metric=same_size_l2)
+@register_distance("spectral", needs_model=True, kernel_blind=True, metric=same_size_l2, question="graph shape",
+                   representative=True)
 def _spectrum(x: Any, ctx: Context) -> np.ndarray:
     """Euclidean distance between the sorted normalized-Laplacian spectra of the relational graphs.
 
@@ -59,7 +60,7 @@ def _spectrum(x: Any, ctx: Context) -> np.ndarray:
     return np.asarray(laplacian_spectrum(ctx.graph(x, "relational")), dtype=np.float64)
 
 
-@register_distance("netlsd", needs_model=True, kernel_blind=True, metric=l2)
+@register_distance("netlsd", needs_model=True, kernel_blind=True, metric=l2, question="graph shape")
 def _netlsd(x: Any, ctx: Context) -> np.ndarray:
     """L2 distance between NetLSD heat-trace signatures (:func:`heat_trace`) of the relational graphs.
 
@@ -68,7 +69,7 @@ def _netlsd(x: Any, ctx: Context) -> np.ndarray:
     return np.asarray(heat_trace(ctx.graph(x, "relational")), dtype=np.float64)
 
 
-@register_distance("degree", needs_model=True, kernel_blind=True, metric=wasserstein)
+@register_distance("degree", needs_model=True, kernel_blind=True, metric=wasserstein, question="graph shape")
 def _degrees(x: Any, ctx: Context) -> np.ndarray:
     """Wasserstein-1 distance between the degree distributions (tickets: of the layered graphs).
 

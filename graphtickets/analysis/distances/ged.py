@@ -61,7 +61,7 @@ def _ged_graphs(a: Graph, b: Graph, weighted: bool) -> tuple[float, float]:
     return float(abs(x - y).sum()), float(abs(x).sum() + abs(y).sum())
 
 
-@register_distance("ged", kernel_blind=True)
+@register_distance("ged", kernel_blind=True, question="mask overlap")
 def _ged(a: Any, b: Any, ctx: Context) -> float:
     """Exact graph edit distance with nodes aligned by identity (same units in both tickets).
 
@@ -78,7 +78,7 @@ def _ged(a: Any, b: Any, ctx: Context) -> float:
     return (_ged_masks(a, b, weighted) if isinstance(a, Ticket) else _ged_graphs(a, b, weighted))[0]
 
 
-@register_distance("ged_normalized", kernel_blind=True)
+@register_distance("ged_normalized", kernel_blind=True, question="mask overlap")
 def _ged_normalized(a: Any, b: Any, ctx: Context) -> float:
     """:func:`ged` over its maximum ``|A|_1 + |B|_1`` (delete everything, insert everything)."""
     weighted = bool(ctx.options.get("weighted", True))
@@ -244,7 +244,7 @@ def ged_bounds(
     return {"upper": up, "lower": lower / 2.0, "mapping": p, "identity": idc}
 
 
-@register_distance("ged_approx", needs_model=True, default=False, kernel_blind=True)
+@register_distance("ged_approx", needs_model=True, default=False, kernel_blind=True, question="aligned overlap")
 def _ged_approx(a: Any, b: Any, ctx: Context) -> float:
     """Permutation-invariant GED upper bound (:func:`ged_bounds`), symmetrized (min of both ways)."""
     ga, gb = (ctx.graph(a, "layered"), ctx.graph(b, "layered")) if isinstance(a, Ticket) else (a, b)

@@ -70,6 +70,18 @@ def mask_counts(a: Ticket, b: Ticket) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["layer", "numel", "kept_a", "kept_b", "intersection"])
 
 
+def _totals(a: Ticket, b: Ticket) -> tuple[float, float, float, float]:
+    """``(numel, kept_a, kept_b, intersection)`` summed over layers (what jaccard and hamming read;
+    no table: a null distribution calls this thousands of times)."""
+    numel = kept_a = kept_b = inter = 0
+    for _, ma, mb in pair_masks(a, b):
+        numel += ma.numel()
+        kept_a += int(ma.count_nonzero())
+        kept_b += int(mb.count_nonzero())
+        inter += int((ma & mb).count_nonzero())
+    return float(numel), float(kept_a), float(kept_b), float(inter)
+
+
 def paired_adjacency(a: Graph, b: Graph) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """The two adjacencies on the same nodes (upper triangles of undirected graphs)."""
     if a.adjacency.shape != b.adjacency.shape:
@@ -93,13 +105,12 @@ def binary(x: sp.csr_matrix) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------- registered kinds
-@register_distance("jaccard")
+@register_distance("jaccard", question="mask overlap", representative=True)
 def jaccard_distance(a: Any, b: Any, ctx: Context) -> float:
     """1 - intersection over union of the live weights (graphs: of the edge sets)."""
     if isinstance(a, Ticket):
-        c = mask_counts(a, b)
-        inter = float(c["intersection"].sum())
-        union = float(c["kept_a"].sum() + c["kept_b"].sum()) - inter
+        _, kept_a, kept_b, inter = _totals(a, b)
+        union = kept_a + kept_b - inter
     else:
         x, y = (binary(m) for m in paired_adjacency(a, b))
         inter = float(x.multiply(y).sum())
@@ -107,20 +118,19 @@ def jaccard_distance(a: Any, b: Any, ctx: Context) -> float:
     return 1.0 - inter / union if union else 0.0
 
 
-@register_distance("hamming")
+@register_distance("hamming", question="mask overlap")
 def _hamming(a: Any, b: Any, ctx: Context) -> float:
     """Fraction of weights kept by exactly one ticket (graphs: of the possible edges)."""
     if isinstance(a, Ticket):
-        c = mask_counts(a, b)
-        diff = float(c["kept_a"].sum() + c["kept_b"].sum() - 2 * c["intersection"].sum())
-        return diff / float(c["numel"].sum())
+        numel, kept_a, kept_b, inter = _totals(a, b)
+        return (kept_a + kept_b - 2 * inter) / numel
     x, y = (binary(m) for m in paired_adjacency(a, b))
     n = a.n_nodes
     possible = n * (n - 1) if a.directed else n * (n + 1) / 2
     return float(abs(x - y).sum()) / possible if possible else 0.0
 
 
-@register_distance("layer_density", kernel_blind=True)
+@register_distance("layer_density", kernel_blind=True, question="layer allocation", representative=True)
 def _layer_density(a: Any, b: Any, ctx: Context) -> float:
     """L1 distance between the per-layer density profiles (tickets; layered graphs per layer)."""
     if isinstance(a, Ticket):
