@@ -15,6 +15,7 @@ from __future__ import annotations
 from graphtickets.graphs import derived as _derived  # noqa: F401  (registers the method "relational")
 from graphtickets.graphs.base import Graph, edge_arrays, from_edges
 from graphtickets.graphs.bipartite import BipartiteGraph, layer_bipartite
+from graphtickets.graphs.compact import compact
 from graphtickets.graphs.generators import ws_flex
 from graphtickets.graphs.layered import LayeredGraph, layered_graph
 from graphtickets.graphs.relational import (
@@ -41,4 +42,5 @@ __all__ = [
     "default_layers",
     "group_ids",
     "group_sizes",
+    "compact",
 ]
