@@ -546,6 +546,7 @@ class _Tracer:
     # ------------------------------------------------------------------ walk
     def run(self) -> Plan:
         gm = self.trace()
+        self.gm = gm
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise UnsupportedModuleError(
@@ -628,3 +629,21 @@ class _Tracer:
             self.keep(node, what)
         else:
             raise self.fail(node, what)
+
+
+def module_calls(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[Plan, list[tuple[str, int, int]]]:
+    """The plan of ``model`` and, for every module call on an activation, ``(module name, input
+    block, output block)`` in forward order (a BatchNorm or activation has the same block twice).
+
+    The blocks are indices into ``plan.blocks``, numbered as :func:`get_plan` numbers them.
+    """
+    tracer = _Tracer(model, input_shape)
+    plan = tracer.run()
+    calls = []
+    for node in tracer.gm.graph.nodes:
+        if node.op != "call_module" or node not in tracer.env:
+            continue
+        srcs = [a for a in node.all_input_nodes if a in tracer.env]
+        if len(srcs) == 1:
+            calls.append((str(node.target), tracer.env[srcs[0]], tracer.env[node]))
+    return plan, calls

@@ -3,7 +3,9 @@
 Methods registered by other modules are picked up automatically. A method that needs more
 than the defaults to run quickly on a tiny MLP gets them from TEST_HPARAMS (extend it when you
 register a method); "train" methods get any of TRAIN_BUDGET_KEYS they accept set to 1;
-"transform" methods (made from another ticket) are skipped unless SOURCE_ARGS supplies them.
+"transform" methods (made from another ticket) are skipped unless SOURCE_ARGS supplies them;
+methods with ``min_sources > 0`` (family "derived") get ``sources``: tickets of two methods on two
+seeds of the same model (DERIVED_SOURCES).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 import graphtickets as gt
+import graphtickets.graphs  # noqa: F401  (registers the derived method "relational")
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning import METHODS
 
@@ -40,6 +43,12 @@ SOURCE_ARGS: dict[str, Callable[[nn.Module, Any], dict[str, Any]]] = {
 
 DENSITY = 0.3
 
+
+def DERIVED_SOURCES(model: nn.Module, data: Any) -> dict[str, Any]:  # noqa: N802  (a table like SOURCE_ARGS)
+    """Sources of a derived method: magnitude and SNIP tickets of ``model`` on two seeds."""
+    return {"sources": [gt.pruning.prune(model, m, density=DENSITY, data=data, seed=s)
+                        for m in ("magnitude", "snip") for s in (0, 1)]}  # fmt: skip
+
 #: Methods that need another model than tiny_mlp: (tiny_mlp) -> model with the same inputs.
 MODEL_FOR: dict[str, Callable[[nn.Module], nn.Module]] = {
     # Early-Bird draws channel masks from BatchNorm scales: tiny_mlp with BatchNorm1d
@@ -59,6 +68,8 @@ def _hparams(name: str, model: nn.Module, data: Any) -> dict[str, Any]:
                 hp[key] = 1
     if name in SOURCE_ARGS:
         hp.update(SOURCE_ARGS[name](model, data))
+    if spec.min_sources > 0:
+        hp.update(DERIVED_SOURCES(model, data))
     return {k: v for k, v in hp.items() if k in accepted}
 
 
@@ -78,7 +89,8 @@ def _names() -> list[str]:
 def test_method_contract(name: str, tiny_mlp: nn.Module, tiny_batches: list) -> None:
     spec = METHODS[name]
     tiny_mlp = MODEL_FOR.get(name, lambda m: m)(tiny_mlp)
-    assert spec.kind in ("baseline", "init", "train", "transform")
+    assert spec.kind in ("baseline", "init", "train", "transform", "derived")
+    assert (spec.kind == "derived") == (spec.family == "derived") == (spec.min_sources > 0)
     # a method that trains for epochs is found by training: kind "train", family "trained"
     assert (spec.data_use == "epochs") == (spec.kind == "train") and (spec.kind == "train") == (spec.family == "trained")
     assert spec.summary and spec.reference
@@ -127,6 +139,16 @@ def test_invert_keeps_a_different_ticket(name: str, tiny_mlp: nn.Module, tiny_ba
 def test_data_methods_refuse_missing_data(name: str, tiny_mlp: nn.Module) -> None:
     with pytest.raises(gt.errors.GraphticketsError, match="data"):
         gt.pruning.prune(tiny_mlp, name, density=DENSITY, **_hparams(name, tiny_mlp, None) if METHODS[name].kind != "transform" else {})
+
+
+@pytest.mark.parametrize("name", [n for n in _names() if METHODS[n].min_sources > 0])
+def test_derived_methods_refuse_missing_sources(name: str, tiny_mlp: nn.Module) -> None:
+    with pytest.raises(GraphticketsError, match="sources=\\[Ticket"):
+        gt.pruning.prune(tiny_mlp, name, density=DENSITY)
+    other = gt.models.build("mlp", in_shape=(40,), num_classes=3, widths=(9, 6), seed=0)
+    alien = [gt.pruning.prune(other, "random", density=DENSITY, seed=s) for s in range(2)]
+    with pytest.raises(GraphticketsError, match="same architecture"):
+        gt.pruning.prune(tiny_mlp, name, density=DENSITY, sources=alien)
 
 
 def test_every_scoring_method_takes_the_shared_options() -> None:

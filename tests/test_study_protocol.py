@@ -258,7 +258,7 @@ def test_every_method_declares_how_it_uses_data_and_its_family() -> None:
 
     for name, spec in METHODS.items():
         assert spec.data_use in DATA_USES, name
-        assert spec.family in ("baseline", "at init", "trained", "transform"), name
+        assert spec.family in ("baseline", "at init", "trained", "transform", "derived"), name
         assert (spec.data_use == "none") == (not spec.needs_data), name
         if spec.data_use == "epochs":
             assert "epochs" in spec.hparams() and spec.family == "trained", name

@@ -19,8 +19,17 @@ What lives where: ``core.py`` holds the registry (:data:`DATASETS`, :func:`regis
 :class:`DatasetInfo`), the :func:`load` / :func:`info` front end, the data root and the
 train/val split; ``batching.py`` the mini-batches (:class:`Batches`, :func:`take`,
 :func:`epoch_seed`); ``mnist1d.py``, ``digits.py`` and ``images.py`` one loader family each,
-registered on import. To add a dataset, write ``loader(split, root, download, **options) ->
-(inputs, targets)`` (numpy arrays) and decorate it with :func:`register_dataset`.
+registered on import; ``variants.py`` the typed variant arguments (:class:`Param`), their
+strict checks, labels and the generic transforms (``classes``, ``label_perm``, ``pixel_perm``);
+``spec.py`` :class:`DataSpec`, one task (a name and its canonical arguments), which a study's
+``datasets:`` entry parses into. To add a dataset, write ``loader(split, root, download, **args)
+-> (inputs, targets)`` (numpy arrays) and decorate it with :func:`register_dataset`, declaring
+its arguments as ``params={name: Param(...)}``.
+
+Task variants: ``load(name, **variant)`` / ``info(name, **variant)`` take the dataset's
+arguments (``mnist1d``: its generator's, e.g. ``shuffle_seq=True``, ``data_seed``,
+``iid_noise_scale``; every classification set: ``classes=[..]``, ``label_perm=<seed>``; image
+sets: ``pixel_perm=<seed>``), or a label ``"mnist1d[shuffle_seq]"``.
 
 Imports go one way: ``data`` imports only ``graphtickets.errors`` and ``_registry``; ``models``
 and ``ticket`` sit beside it, and ``training`` ← ``pruning`` ← ``graphs`` ← ``analysis`` ←
@@ -50,11 +59,17 @@ from graphtickets.data.core import (
     info,
     load,
     register_dataset,
+    resolve,
     split_indices,
 )
+from graphtickets.data.spec import DataSpec
+from graphtickets.data.variants import Param
 
 __all__ = [
     "DATASETS",
+    "DataSpec",
+    "Param",
+    "resolve",
     "SPLITS",
     "DatasetInfo",
     "DatasetSource",

@@ -1,19 +1,22 @@
 """The dataset registry and the :func:`load` / :func:`info` front end.
 
 A dataset is registered as a :class:`DatasetSource`: its :class:`DatasetInfo` (input shape,
-number of classes, a one-line description and the citation) and a loader
-``loader(split, root, download, **options) -> (inputs, targets)`` that returns numpy arrays
-for the fixed ``"train"`` or ``"test"`` split. :func:`load` adds the seeded validation split
-and wraps the arrays in a :class:`NamedTensorDataset` (a ``TensorDataset`` that carries the
-dataset's name, so that :func:`graphtickets.pruning.prune` can record it in a ticket's provenance).
+number of classes, a one-line description and the citation), a loader
+``loader(split, root, download, **args) -> (inputs, targets)`` that returns numpy arrays
+for the fixed ``"train"`` or ``"test"`` split, and the variant arguments it takes
+(:class:`~graphtickets.data.variants.Param`: its own, passed to the loader, and the generic
+transforms ``classes`` / ``label_perm`` / ``pixel_perm`` applied here). :func:`load` validates
+the arguments strictly, applies the transforms, adds the seeded validation split and wraps the
+arrays in a :class:`NamedTensorDataset` (a ``TensorDataset`` that carries the dataset's label,
+``name`` or ``name[args]``, so that :func:`graphtickets.pruning.prune` can record the exact task
+in a ticket's provenance).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,14 @@ import torch
 from torch.utils.data import TensorDataset
 
 from graphtickets._registry import Registry
+from graphtickets.data.variants import (
+    Param,
+    apply_transforms,
+    check_args,
+    format_label,
+    generic_params,
+    parse_label,
+)
 from graphtickets.errors import DataError
 
 __all__ = [
@@ -35,6 +46,7 @@ __all__ = [
     "info",
     "load",
     "split_indices",
+    "resolve",
     "SPLITS",
 ]
 
@@ -73,11 +85,49 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """A registered dataset: its :class:`DatasetInfo` and its loader function."""
+    """A registered dataset: its :class:`DatasetInfo`, its loader and the variant arguments it takes.
+
+    Attributes
+    ----------
+    name : str
+    info : DatasetInfo
+        Of the plain dataset (no arguments).
+    loader : callable
+        ``loader(split, root, download, **args)``; ``args`` are the non-default ones of ``params``.
+    params : mapping
+        ``name -> Param``: the loader's own arguments (e.g. the MNIST-1D generator's).
+    transforms : mapping
+        ``name -> Param``: the generic transforms this dataset offers (applied by :func:`load`).
+    in_shape_of : callable, optional
+        ``in_shape_of(args) -> in_shape`` when the loader's arguments change the input shape.
+    cross_check : callable, optional
+        ``cross_check(args)`` raises :class:`DataError` for arguments valid alone but not together.
+    hints : mapping
+        ``unknown key -> sentence`` added to the error of a key users are known to mistake.
+    """
 
     name: str
     info: DatasetInfo
     loader: Loader
+    params: Mapping[str, Param] = field(default_factory=dict)
+    transforms: Mapping[str, Param] = field(default_factory=dict)
+    in_shape_of: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = None
+    cross_check: Callable[[Mapping[str, Any]], None] | None = None
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    def all_params(self) -> dict[str, Param]:
+        """Every argument the dataset takes: its own and its transforms."""
+        return {**self.params, **self.transforms}
+
+    def variant_info(self, args: Mapping[str, Any]) -> DatasetInfo:
+        """The :class:`DatasetInfo` of the variant with canonical arguments ``args``."""
+        out = self.info
+        own = {k: v for k, v in args.items() if k in self.params}
+        if own and self.in_shape_of is not None:
+            out = replace(out, in_shape=tuple(self.in_shape_of(own)))
+        if args.get("classes") is not None:
+            out = replace(out, num_classes=len(args["classes"]))
+        return out
 
 
 class NamedTensorDataset(TensorDataset):
@@ -88,9 +138,12 @@ class NamedTensorDataset(TensorDataset):
     *tensors : torch.Tensor
         As for ``TensorDataset``: inputs and targets, equal first dimension.
     dataset_name : str, optional
-        The registry name (``"digits"``, ``"mnist1d"``, ...).
+        The registry name (``"digits"``, ``"mnist1d"``, ...), or a variant's label
+        (``"mnist1d[shuffle_seq]"``).
     split : str, optional
         ``"train"``, ``"val"`` or ``"test"``.
+    dataset_args : mapping, optional
+        The variant's canonical arguments (empty for the plain dataset).
 
     Examples
     --------
@@ -99,10 +152,17 @@ class NamedTensorDataset(TensorDataset):
     (3, 'toy', 'train')
     """
 
-    def __init__(self, *tensors: torch.Tensor, dataset_name: str | None = None, split: str | None = None) -> None:
+    def __init__(
+        self,
+        *tensors: torch.Tensor,
+        dataset_name: str | None = None,
+        split: str | None = None,
+        dataset_args: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(*tensors)
         self.dataset_name = dataset_name
         self.split = split
+        self.dataset_args = dict(dataset_args or {})
 
     def __repr__(self) -> str:
         return f"NamedTensorDataset({self.dataset_name!r}, split={self.split!r}, n={len(self)})"
@@ -137,7 +197,16 @@ def dataset_name(obj: Any) -> str | None:
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 
-def register_dataset(name: str, info: DatasetInfo) -> Callable[[Loader], Loader]:
+def register_dataset(
+    name: str,
+    info: DatasetInfo,
+    *,
+    params: Mapping[str, Param] | None = None,
+    transforms: tuple[str, ...] = ("classes", "label_perm"),
+    in_shape_of: Callable[[Mapping[str, Any]], tuple[int, ...]] | None = None,
+    cross_check: Callable[[Mapping[str, Any]], None] | None = None,
+    hints: Mapping[str, str] | None = None,
+) -> Callable[[Loader], Loader]:
     """Decorator registering ``loader`` as dataset ``name`` in :data:`DATASETS`.
 
     Parameters
@@ -145,16 +214,31 @@ def register_dataset(name: str, info: DatasetInfo) -> Callable[[Loader], Loader]
     name : str
         The name users pass to :func:`load`.
     info : DatasetInfo
-        Shapes, class count, description and citation.
+        Shapes, class count, description and citation (of the plain dataset).
+    params : mapping, optional
+        The loader's own variant arguments (``name -> Param``); none by default.
+    transforms : tuple of str
+        Which generic transforms the dataset offers: ``classes``, ``label_perm``, ``pixel_perm``.
+    in_shape_of, cross_check, hints
+        See :class:`DatasetSource`.
 
     Returns
     -------
     callable
         A decorator that registers the loader and returns it unchanged.
     """
+    generic = generic_params(info.num_classes, pixels=True)
+    unknown = sorted(set(transforms) - set(generic))
+    if unknown:
+        raise ValueError(f"dataset {name!r}: unknown transform(s) {unknown}; use {sorted(generic)}")
 
     def deco(loader: Loader) -> Loader:
-        DATASETS.register(name, DatasetSource(name=name, info=info, loader=loader))
+        source = DatasetSource(
+            name=name, info=info, loader=loader, params=dict(params or {}),
+            transforms={k: generic[k] for k in transforms}, in_shape_of=in_shape_of,
+            cross_check=cross_check, hints=dict(hints or {}),
+        )  # fmt: skip
+        DATASETS.register(name, source)
         return loader
 
     return deco
@@ -181,13 +265,52 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path.home() / ".cache" / "graphtickets"
 
 
-def info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of dataset ``name`` (no data is read).
+def resolve(name: str, args: Mapping[str, Any] | None = None) -> tuple[DatasetSource, dict[str, Any]]:
+    """The source of dataset ``name`` and the canonical variant arguments ``args`` make.
 
     Parameters
     ----------
     name : str
-        A key of :data:`DATASETS`.
+        A key of :data:`DATASETS`, or a label ``name[key,key=value,...]`` (as
+        :func:`~graphtickets.data.variants.format_label` writes it and tickets record it).
+    args : mapping, optional
+        Variant arguments (besides those in the label; a key in both is an error).
+
+    Returns
+    -------
+    (DatasetSource, dict)
+        The canonical arguments: checked, in canonical types, defaults dropped, keys sorted.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown dataset.
+    DataError
+        An unknown argument (the message lists the valid ones with their types and ranges), a
+        wrong type, a value out of range, or arguments that do not go together.
+    """
+    base, from_label = parse_label(name) if isinstance(name, str) else (name, {})
+    source = DATASETS.get_or_raise(base)
+    args = dict(args or {})
+    both = sorted(set(from_label) & set(args))
+    if both:
+        raise DataError(f"dataset {name!r}: {', '.join(both)} given both in the label and as an argument; give it once")
+    canonical = check_args(base, source.all_params(), {**from_label, **args}, hints=source.hints)
+    if source.cross_check is not None:
+        source.cross_check({k: v for k, v in canonical.items() if k in source.params})
+    return source, canonical
+
+
+def info(name: str, **variant: Any) -> DatasetInfo:
+    """The :class:`DatasetInfo` of dataset ``name`` (or of its variant; no data is read).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`, or a variant's label (``"mnist1d[shuffle_seq]"``).
+    **variant
+        The dataset's variant arguments (see :func:`load`); ``num_classes`` follows a
+        ``classes`` subset and ``in_shape`` an argument that changes it (``final_seq_length``).
 
     Returns
     -------
@@ -197,8 +320,11 @@ def info(name: str) -> DatasetInfo:
     --------
     >>> info("mnist1d").in_shape, info("mnist1d").num_classes
     ((40,), 10)
+    >>> info("mnist1d", classes=[0, 1, 2]).num_classes
+    3
     """
-    return DATASETS.get_or_raise(name).info
+    source, args = resolve(name, variant)
+    return source.variant_info(args)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,18 +368,20 @@ def load(
     seed: int = 0,
     download: bool = False,
     val_fraction: float = 0.0,
-    **options: Any,
+    **variant: Any,
 ) -> NamedTensorDataset:
-    """Load a dataset split as a ``TensorDataset`` of float32 inputs and int64 targets.
+    """Load a dataset split (or a variant's) as a ``TensorDataset`` of float32 inputs and int64 targets.
 
     The train/test split of every dataset is fixed (it never depends on ``seed``). With
     ``val_fraction > 0`` a seeded fraction of the training set is held out as ``"val"`` and
-    ``"train"`` excludes it; ``seed`` chooses which examples, and nothing else.
+    ``"train"`` excludes it; ``seed`` chooses which examples, and nothing else (it is not the
+    MNIST-1D generator's seed: that is the variant argument ``data_seed``).
 
     Parameters
     ----------
     name : str
-        A key of :data:`DATASETS` (``"mnist1d"``, ``"digits"``, ``"mnist"``, ...).
+        A key of :data:`DATASETS` (``"mnist1d"``, ``"digits"``, ``"mnist"``, ...), or a
+        variant's label (``"mnist1d[shuffle_seq]"``).
     split : {"train", "val", "test"}
         Which split.
     root : path-like, optional
@@ -264,56 +392,61 @@ def load(
     download : bool, default False
         Fetch missing files through torchvision (the only path that touches the network).
     val_fraction : float, default 0.0
-        Fraction of the training set held out as ``"val"``.
-    **options
-        Dataset-specific options (e.g. ``num_samples`` for ``mnist1d``, ``standardize``
-        for CIFAR).
+        Fraction of the training set held out as ``"val"`` (of the variant's examples).
+    **variant
+        The dataset's variant arguments, validated strictly: the loader's own (``mnist1d``:
+        every generator argument, e.g. ``shuffle_seq``, ``data_seed``, ``iid_noise_scale``,
+        ``num_samples``; CIFAR: ``standardize``) and the transforms it offers (``classes``,
+        ``label_perm``; ``pixel_perm`` for image datasets). ``DATASETS[name].all_params()``
+        lists them. The transforms are applied in that order, before the validation split.
 
     Returns
     -------
     NamedTensorDataset
         A ``TensorDataset`` of ``(inputs, targets)`` with inputs of shape
-        ``(n, *info(name).in_shape)``; ``.dataset_name`` is ``name`` and ``.split`` is ``split``
-        (batches and :func:`~graphtickets.data.take` keep the name, and
-        :func:`~graphtickets.pruning.prune` records it).
+        ``(n, *info(name, **variant).in_shape)``; ``.dataset_name`` is the variant's label
+        (``name`` for the plain dataset), ``.dataset_args`` its canonical arguments and
+        ``.split`` is ``split`` (batches and :func:`~graphtickets.data.take` keep the name,
+        and :func:`~graphtickets.pruning.prune` records it).
 
     Raises
     ------
     DataError
-        Bad split or fraction, unknown option, or files absent.
+        Bad split or fraction, an unknown variant argument, a wrong type or a value out of
+        range, or files absent.
 
     Examples
     --------
     >>> ds = load("digits", split="test")
     >>> len(ds), tuple(ds.tensors[0].shape[1:]), ds.dataset_name
     (360, (1, 8, 8), 'digits')
+    >>> sub = load("digits", split="test", classes=[3, 8])
+    >>> sub.dataset_name, sorted(set(sub.tensors[1].tolist()))
+    ('digits[classes=3+8]', [0, 1])
     """
-    source = DATASETS.get_or_raise(name)
+    source, args = resolve(name, variant)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} for {name!r}; use one of {', '.join(SPLITS)}")
     if split == "val" and val_fraction == 0.0:
         raise DataError("split='val' needs val_fraction > 0 (the fraction of train held out)")
     if not 0.0 <= float(val_fraction) < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    params = inspect.signature(source.loader).parameters
-    accepted = [p for p in params if p not in ("split", "root", "download")]
-    bad = [k for k in options if k not in accepted]
-    if bad:
-        raise DataError(
-            f"dataset {name!r} takes no option(s) {bad}; its options are: {accepted or 'none'}"
-        )
     base = "test" if split == "test" else "train"
-    x, y = source.loader(base, data_root(root), bool(download), **options)
+    own = {k: v for k, v in args.items() if k in source.params}
+    x, y = source.loader(base, data_root(root), bool(download), **own)
+    x, y = apply_transforms(x, y, {k: v for k, v in args.items() if k in source.transforms},
+                            source.info.num_classes)  # fmt: skip
     if split != "test" and val_fraction > 0.0:
         tr, va = split_indices(len(y), float(val_fraction), int(seed))
         idx = va if split == "val" else tr
         x, y = x[idx], y[idx]
     inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     targets = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
-    expected = source.info.in_shape
+    expected = source.variant_info(args).in_shape
     if tuple(inputs.shape[1:]) != tuple(expected):
         raise DataError(
             f"dataset {name!r} gave inputs of shape {tuple(inputs.shape[1:])}, expected {expected}: "
             f"the files under the data root are not the official ones"
         )
-    return NamedTensorDataset(inputs, targets, dataset_name=name, split=split)
+    label = format_label(source.name, args)
+    return NamedTensorDataset(inputs, targets, dataset_name=label, split=split, dataset_args=args)

@@ -3,6 +3,10 @@
 Inputs are ``(1, 8, 8)`` images scaled to [0, 1] (pixel counts 0..16 divided by 16). The
 train/test split (1437/360, stratified by class) is drawn once with seed 0 and never depends
 on the ``seed`` of :func:`graphtickets.data.load`, so the test set never changes.
+
+Variants: ``classes`` (a class subset), ``label_perm`` (a seeded relabelling) and
+``pixel_perm`` (the 64 pixels permuted by one seeded permutation); see
+:mod:`graphtickets.data.variants`.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def _arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, y, test
 
 
-@register_dataset("digits", INFO)
+@register_dataset("digits", INFO, transforms=("classes", "label_perm", "pixel_perm"))
 def _load(split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
     x, y, test = _arrays()
     mask = test if split == "test" else ~test

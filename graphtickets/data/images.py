@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from graphtickets.data.core import DatasetInfo, register_dataset
+from graphtickets.data.variants import Param
 from graphtickets.errors import DataError
 
 __all__ = [
@@ -224,6 +225,12 @@ def _load_idx_dataset(
     return x, labels
 
 
+#: The variants every image dataset offers: class subsets, relabelling, permuted pixels.
+_TRANSFORMS = ("classes", "label_perm", "pixel_perm")
+
+_STANDARDIZE = {"standardize": Param("standardize", "bool", True, doc="standardise per channel (else [0, 1])")}
+
+
 def _idx_info(description: str, citation: str) -> DatasetInfo:
     return DatasetInfo(in_shape=(1, 28, 28), num_classes=10, description=description,
                        citation=citation, needs_files=True)  # fmt: skip
@@ -236,7 +243,7 @@ def _register_idx(name: str, tv_class: str, info: DatasetInfo) -> None:
         return _load_idx_dataset(name, tv_class, split, root, download)
 
     loader.__name__ = loader.__qualname__ = f"_load_{name}"
-    register_dataset(name, info)(loader)
+    register_dataset(name, info, transforms=_TRANSFORMS)(loader)
 
 
 _register_idx("mnist", "MNIST", _idx_info(
@@ -334,7 +341,7 @@ def _register_cifar(name: str) -> None:
         citation=_CITE_CIFAR,
         needs_files=True,
     )
-    register_dataset(name, info)(loader)
+    register_dataset(name, info, params=_STANDARDIZE, transforms=_TRANSFORMS)(loader)
 
 
 for _name in _CIFAR:

@@ -1,5 +1,8 @@
 """Tickets as graphs: layered, relational (You et al. 2020) and per-layer bipartite graphs.
 
+``derived`` registers the derived pruning method ``relational`` (a WS-flex graph at the
+sources' clustering and path length); imports go down to ``pruning``, never up to ``analysis``.
+
 >>> import graphtickets as gt
 >>> from torch import nn
 >>> g = gt.graphs.layered_graph(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), input_shape=(3,))
@@ -9,8 +12,10 @@
 
 from __future__ import annotations
 
+from graphtickets.graphs import derived as _derived  # noqa: F401  (registers the method "relational")
 from graphtickets.graphs.base import Graph, edge_arrays, from_edges
 from graphtickets.graphs.bipartite import BipartiteGraph, layer_bipartite
+from graphtickets.graphs.compact import compact
 from graphtickets.graphs.generators import ws_flex
 from graphtickets.graphs.layered import LayeredGraph, layered_graph
 from graphtickets.graphs.relational import (
@@ -37,4 +42,5 @@ __all__ = [
     "default_layers",
     "group_ids",
     "group_sizes",
+    "compact",
 ]

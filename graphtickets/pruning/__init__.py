@@ -6,6 +6,9 @@ turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_
 driver of every scoring method); ``select`` (top-k selection); one module per method
 (``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
 ``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``derived`` (tickets built from the structure other tickets share: consensus, profile,
+degrees, local; with ``_counting``, the mask counting shared with ``analysis``; ``relational``
+is registered by :mod:`graphtickets.graphs.derived`, which needs the graph code);
 ``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
@@ -64,6 +67,8 @@ __all__ = [
     "imp_rounds",
     "imp_at",
     "family",
+    "held_out_sources",
+    "init_seed",
 ]
 
 # Each module registers its methods on import. Add new method modules here.
@@ -76,10 +81,12 @@ _METHOD_MODULES = [
     "early_bird",
     "gem_miner",
     "elastic",
+    "derived",  # tickets built from other tickets (consensus, profile, degrees, local)
     "trajectory",  # after the methods: attaches MethodSpec.trajectory (IMP's rounds)
 ]
 
 for _m in _METHOD_MODULES:
     importlib.import_module(f"graphtickets.pruning.{_m}")
 
+from graphtickets.pruning.derived import held_out_sources, init_seed  # noqa: E402  (after the registrations)
 from graphtickets.pruning.imp import family, imp_at, imp_rounds  # noqa: E402  (after the registrations)

@@ -176,7 +176,8 @@ class MethodSpec:
         Whether ``data`` (batches of ``(inputs, targets)``) is required.
     kind : str
         ``"baseline"``, ``"init"`` (pruning at initialization), ``"train"`` (found by
-        training) or ``"transform"`` (made from another ticket).
+        training), ``"transform"`` (made from another ticket) or ``"derived"`` (built from the
+        structure several tickets share: :mod:`graphtickets.pruning.derived`).
     summary : str
         One line for listings.
     reference : str
@@ -188,8 +189,8 @@ class MethodSpec:
         whether the method takes ``epochs``.
     family : str
         For tables and reports: ``"baseline"``, ``"at init"``, ``"trained"`` (found by
-        training: a method whose ``data_use`` is ``"epochs"``) or ``"transform"``. Default:
-        derived from ``kind`` and ``data_use``.
+        training: a method whose ``data_use`` is ``"epochs"``), ``"transform"`` or
+        ``"derived"``. Default: derived from ``kind`` and ``data_use``.
     trajectory : callable, optional
         ``trajectory(model, *, densities, data, seed, **hparams) -> {density: Ticket}``: one
         run that serves several densities (IMP's rounds). Callers that need several densities
@@ -203,6 +204,10 @@ class MethodSpec:
         from the ticket's ``meta`` (IMP's rounds, Early-Bird's distance curve, Gem-Miner's
         accuracies), under the result keys the study's figures read. Callers read them here
         instead of knowing methods by name.
+    min_sources : int
+        How many source tickets (``sources=[...]``) the method needs at least; 0 for a
+        method that builds from the model (and data) alone. Callers (the study, the contract
+        test) supply that many tickets of other methods to a method with ``min_sources > 0``.
     """
 
     name: str
@@ -216,13 +221,14 @@ class MethodSpec:
     trajectory: Callable[..., dict[float, Ticket]] | None = None
     options: type | None = None
     extras: Callable[[Ticket], dict[str, Any]] | None = None
+    min_sources: int = 0
 
     def __post_init__(self) -> None:
         use = self.data_use or ("none" if not self.needs_data else "epochs" if "epochs" in self.hparams() else "batches")
         if use not in DATA_USES:
             raise GraphticketsError(f"method {self.name!r}: data_use must be one of {DATA_USES}, got {use!r}")
         fam = self.family or (
-            "transform" if self.kind == "transform" else "baseline" if self.kind == "baseline"
+            self.kind if self.kind in ("transform", "derived") else "baseline" if self.kind == "baseline"
             else "trained" if self.kind == "train" or use == "epochs" else "at init"
         )
         object.__setattr__(self, "data_use", use)
@@ -263,11 +269,12 @@ def register_method(
     trajectory: Callable[..., dict[float, Ticket]] | None = None,
     extras: Callable[[Ticket], dict[str, Any]] | None = None,
     options: type | None = None,
+    min_sources: int = 0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as the pruning method ``name`` in :data:`METHODS`.
 
-    ``data_use``, ``family``, ``trajectory``, ``extras`` and ``options`` are described in
-    :class:`MethodSpec` (the first two are derived when not given).
+    ``data_use``, ``family``, ``trajectory``, ``extras``, ``options`` and ``min_sources`` are
+    described in :class:`MethodSpec` (the first two are derived when not given).
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -279,7 +286,7 @@ def register_method(
             name,
             MethodSpec(name=name, fn=fn, needs_data=needs_data, kind=kind, summary=summary, reference=reference,
                        data_use=data_use or "", family=family or "", trajectory=trajectory, extras=extras,
-                       options=options),
+                       options=options, min_sources=min_sources),
         )
         return fn
 
