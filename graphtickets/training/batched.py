@@ -65,7 +65,6 @@ from torch import nn
 from graphtickets.errors import GraphticketsError
 from graphtickets.training.loop import History, resolve_device
 from graphtickets.training.optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
-from graphtickets.training.stacked import ConvPlan, conv_plan, plan_problem
 from graphtickets.training.regime import (
     Masks,
     Regime,
@@ -78,6 +77,7 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
+from graphtickets.training.stacked import ConvPlan, conv_plan, plan_problem
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 
@@ -445,8 +445,9 @@ def train_many(
     with seeded(dev, seed):
         iterations, stopped = _run_epochs(run, data, regime, eval_data, hists, first or 0)
         run.take_rewind(iterations)
-    for h, rw in zip(hists, run.rewinds or [None] * k, strict=True):
-        h.rewind = rw
+    if run.rewinds is not None:
+        for h, rw in zip(hists, run.rewinds, strict=True):
+            h.rewind = rw
     _unstack(st, models)
     for m, was in zip(models, was_training, strict=True):
         m.train(was)
