@@ -68,7 +68,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -253,6 +253,17 @@ class ImpOptions:
 
 
 @dataclass
+class _Train:
+    """One training a trajectory asks for: ``train(net, data, masks=masks, **settings)``; the
+    driver (:func:`_drive` alone, :func:`imp_rounds_many` together) sends the History back."""
+
+    net: nn.Module
+    data: Iterable[Any]
+    masks: dict[str, torch.Tensor] | None
+    settings: dict[str, Any]
+
+
+@dataclass
 class _Trajectory:
     """One IMP run: the network trained round after round, and the tickets found on the way."""
 
@@ -268,7 +279,8 @@ class _Trajectory:
     summary: list[dict[str, Any]] = field(default_factory=list)
     found: list[tuple[float, MethodResult]] = field(default_factory=list)
 
-    def record(self, r: int, m: dict[str, torch.Tensor], d: float, *, target: bool, on_path: bool, side: bool) -> None:
+    def record(self, r: int, m: dict[str, torch.Tensor], d: float, *, target: bool, on_path: bool,
+               side: bool) -> Generator[_Train, Any, None]:
         """Train ``m`` from the rewind point (a copy when ``side``) and keep the ticket."""
         from graphtickets import training
 
@@ -281,7 +293,7 @@ class _Trajectory:
             net = self.work if not side else copy.deepcopy(self.work)
             training.restore(net, self.rewind_state)
             training.enforce_masks(net, m)
-            h = training.train(net, _own_data(self.data) if side else self.data, masks=m, **self.settings)
+            h = yield _Train(net, _own_data(self.data) if side else self.data, m, dict(self.settings))
             info.update(_trained(h))
             if not side:
                 self.cost["epochs"] += len(h.epochs)
@@ -294,7 +306,7 @@ class _Trajectory:
 
 
 def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n_last: int,
-           names: list[str], total: int) -> tuple[_Trajectory, dict[str, Any]]:
+           names: list[str], total: int) -> Generator[_Train, Any, tuple[_Trajectory, dict[str, Any]]]:
     """Train the dense network (a copy); the trajectory starts from its rewind point."""
     from graphtickets import training
 
@@ -302,7 +314,7 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
     t0 = time.perf_counter()
     settings = opts.training(seed)
     init_state = training.snapshot(work)
-    hist = training.train(work, data, rewind_iteration=opts.rewind if opts.rewind > 0 else None, **settings)
+    hist = yield _Train(work, data, None, {**settings, "rewind_iteration": opts.rewind if opts.rewind > 0 else None})
     if opts.rewind > 0:
         if hist.rewind is None or opts.rewind >= hist.iterations:
             raise GraphticketsError(
@@ -320,10 +332,35 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
     return run, dense
 
 
+def _train_one(req: _Train) -> Any:
+    from graphtickets import training
+
+    return training.train(req.net, req.data, masks=req.masks, **req.settings)
+
+
+def _drive(steps: Generator[_Train, Any, Any]) -> Any:
+    """Run a trajectory's generator, each training it asks for by :func:`~graphtickets.training.train`."""
+    try:
+        req = next(steps)
+        while True:
+            req = steps.send(_train_one(req))
+    except StopIteration as stop:
+        return stop.value
+
+
 def _search(
     model: nn.Module, targets: list[float], data: Iterable[Any], seed: int, opts: ImpOptions
 ) -> list[tuple[float, MethodResult]]:
-    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket.
+    """The IMP trajectory to the lowest of ``targets`` (trained alone): see :func:`_steps`."""
+    result: list[tuple[float, MethodResult]] = _drive(_steps(model, targets, data, seed, opts))
+    return result
+
+
+def _steps(
+    model: nn.Module, targets: list[float], data: Iterable[Any], seed: int, opts: ImpOptions
+) -> Generator[_Train, Any, list[tuple[float, MethodResult]]]:
+    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket,
+    as a generator that yields every training it needs (:class:`_Train`) and takes its History.
 
     ``data`` comes through :func:`reiterable` already, called once by the caller: iterating a
     :class:`~graphtickets.data.Batches` (which ``reiterable`` does to tell it from a one-shot
@@ -338,7 +375,7 @@ def _search(
     names, masks = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
     # a single prunable layer is all there is: no separate classifier rate
     classifier = names[-1] if out_rate is not None and len(names) > 1 else None
-    run, dense = _start(model, data, seed, opts, n_last, names, sum(m.numel() for m in masks.values()))
+    run, dense = yield from _start(model, data, seed, opts, n_last, names, sum(m.numel() for m in masks.values()))
     for r in range(1, n_last + 1):
         params = dict(run.work.named_parameters())
         scores = {n: params[n].detach().abs().cpu() for n in names}
@@ -353,10 +390,10 @@ def _search(
             if main is not None and all(torch.equal(cut[n], main[n]) for n in names):
                 main_target = d  # the target is this round of the trajectory
             else:
-                run.record(r, cut, d, target=True, on_path=False, side=True)
+                yield from run.record(r, cut, d, target=True, on_path=False, side=True)
         if main is not None:
-            run.record(r, main, d_round if main_target is None else main_target, target=main_target is not None,
-                       on_path=True, side=False)
+            yield from run.record(r, main, d_round if main_target is None else main_target,
+                                  target=main_target is not None, on_path=True, side=False)
             masks = main
     carried = {k: v for k, v in run.rewind_state.items() if v.is_floating_point()} if opts.rewind > 0 else None
     family_seconds = time.perf_counter() - run.t0
