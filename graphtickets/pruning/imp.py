@@ -81,7 +81,7 @@ from graphtickets.pruning.core import MethodResult, make_ticket, register_method
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["ImpOptions", "imp_rounds", "imp_at", "imp_extras", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
+__all__ = ["ImpOptions", "imp_rounds", "imp_rounds_many", "imp_at", "imp_extras", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
 
 log = logging.getLogger("graphtickets.pruning.imp")
 
@@ -505,6 +505,121 @@ def imp_rounds(
     found = _search(model, targets, data, seed, opts)
     return [make_ticket(model, "imp", res, density=d, seed=seed, hparams=opts.provenance(), data=data,
                         dataset=dataset) for d, res in found]  # fmt: skip
+
+
+def _batch_key(req: _Train) -> tuple[Any, ...]:
+    """Trainings with equal keys may be trained together (everything but the seed and the data)."""
+    return tuple((k, id(v) if k == "eval_data" else v) for k, v in sorted(req.settings.items()) if k != "seed")
+
+
+def _lengths_equal(reqs: list[_Train]) -> bool:
+    try:
+        return len({len(r.data) for r in reqs}) == 1  # type: ignore[arg-type]
+    except TypeError:  # no length: cannot be checked before training, so train them alone
+        return False
+
+
+def _train_group(reqs: list[_Train], engine: str) -> tuple[list[Any], str]:
+    """Train ``reqs`` (equal :func:`_batch_key`) together where :func:`can_batch` allows it, else
+    one by one; returns their Histories and how they were trained."""
+    from graphtickets.training import can_batch, train_many
+
+    st = {k: v for k, v in reqs[0].settings.items() if k != "seed"}
+    why = "one training" if len(reqs) < 2 else None
+    why = why or (None if _lengths_equal(reqs) else "the data give different (or unknown) numbers of batches")
+    why = why or can_batch([r.net for r in reqs], [r.masks for r in reqs], optimizer=st["optimizer"],
+                           rewind_iteration=st.get("rewind_iteration"), engine=engine)  # fmt: skip
+    if why is not None:
+        return [_train_one(r) for r in reqs], f"alone: {why}"
+    hists = train_many([r.net for r in reqs], [r.data for r in reqs], masks=[r.masks for r in reqs],
+                       per_ticket_data=True, seed=int(reqs[0].settings["seed"]), engine=engine, **st)  # fmt: skip
+    return hists, f"together K={len(reqs)}"
+
+
+def imp_rounds_many(
+    models: Sequence[nn.Module],
+    *,
+    data: Sequence[Iterable[Any]],
+    seeds: Sequence[int],
+    density: float | None = None,
+    densities: Iterable[float] | None = None,
+    dataset: str | None = None,
+    engine: str = "stacked",
+    **options: Any,
+) -> list[list[Ticket]]:
+    """Several IMP trajectories of one architecture, their trainings advanced together.
+
+    Trajectory ``i`` is exactly :func:`imp_rounds` ``(models[i], data=data[i], seed=seeds[i],
+    density=..., densities=..., **options)``: its own initial weights, data order, masks and
+    rewinding point. Round by round, the trainings the trajectories ask for at the same time (the
+    dense training, then each round's retraining and side cuts) are trained by one
+    :func:`graphtickets.training.train_many` call with per-ticket data, where
+    :func:`~graphtickets.training.can_batch` allows it (else one by one, as alone). The result
+    equals the separate runs' to float32 rounding (the batched products sum in another order).
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        The networks at initialization (not modified), one per trajectory.
+    data : sequence of iterables
+        Trajectory ``i``'s training batches (its own object: a :class:`graphtickets.data.Batches`
+        counts its epochs, so two trajectories never share one).
+    seeds : sequence of int
+        Trajectory ``i``'s training seed. Trainings batched together run under the first one's
+        seed: only draws from torch's default generator inside training depend on it (a
+        ``DataLoader(shuffle=True)`` without its own generator; dropout is never batched), so
+        pass :func:`graphtickets.data.batches` or lists when seeds differ.
+    density, densities, dataset, **options
+        As :func:`imp_rounds` (the same for every trajectory; ``eval_data`` is shared).
+    engine : {"stacked", "auto", "vmap"}, default "stacked"
+        The batched trainer's engine (``"stacked"``: only where it is faster than one by one).
+
+    Returns
+    -------
+    list of list of Ticket
+        Trajectory ``i``'s family, as :func:`imp_rounds` returns it; each ticket's
+        ``meta["trained_together"]`` lists how its trajectory's trainings ran.
+
+    Examples
+    --------
+    >>> import torch, graphtickets as gt
+    >>> models = [gt.models.build("mlp", in_shape=(8,), num_classes=2, widths=(6,), seed=s) for s in range(2)]
+    >>> g = torch.Generator().manual_seed(0)
+    >>> data = [[(torch.randn(16, 8, generator=g), torch.randint(0, 2, (16,), generator=g))] for _ in models]
+    >>> fams = imp_rounds_many(models, data=data, seeds=[0, 1], density=0.5, epochs=1)
+    >>> [[t.meta["round"] for t in fam] for fam in fams]
+    [[1, 2, 3, 4], [1, 2, 3, 4]]
+    """
+    if len(models) != len(data) or len(models) != len(seeds) or not models:
+        raise GraphticketsError("imp_rounds_many needs one data source and one seed per model (and at least one model)")
+    opts = ImpOptions(**options)
+    targets = _targets(density, densities)
+    datas = [reiterable(d, "imp") for d in data]
+    gens = [_steps(m, targets, d, int(s), opts) for m, d, s in zip(models, datas, seeds, strict=True)]
+    found: dict[int, list[tuple[float, MethodResult]]] = {}
+    how: list[list[str]] = [[] for _ in gens]
+    pending = {i: next(g) for i, g in enumerate(gens)}
+    while pending:
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, req in pending.items():
+            groups.setdefault(_batch_key(req), []).append(i)
+        for idx in groups.values():
+            hists, note = _train_group([pending[i] for i in idx], engine)
+            for i, h in zip(idx, hists, strict=True):
+                how[i].append(note)
+                try:
+                    pending[i] = gens[i].send(h)
+                except StopIteration as stop:
+                    found[i] = stop.value
+                    del pending[i]
+    out = []
+    for i, m in enumerate(models):
+        fam = [make_ticket(m, "imp", res, density=d, seed=int(seeds[i]), hparams=opts.provenance(), data=datas[i],
+                           dataset=dataset) for d, res in found[i]]  # fmt: skip
+        for t in fam:
+            t.meta["trained_together"] = sorted(set(how[i]))
+        out.append(fam)
+    return out
 
 
 def _at(densities: Sequence[float | None], kept: Sequence[int], total: int, density: float) -> int | None:
