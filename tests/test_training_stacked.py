@@ -131,13 +131,16 @@ def test_per_ticket_data_rewind_and_start_epoch() -> None:
     models = [_build("cnn1d_bn", s) for s in range(K)]
     masks = _masks(models)
     datas = [_data((40,), seed=10 + k) for k in range(K)]
-    kw: dict[str, Any] = {"epochs": 3, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine", "start_epoch": 1}
+    big = _data((40,), n_batches=1, batch=450, seed=3)[:1]  # evaluated in chunks by the engine
+    kw: dict[str, Any] = {"epochs": 3, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine", "start_epoch": 1,
+                          "eval_data": big}
     seq, bat = [copy.deepcopy(m) for m in models], [copy.deepcopy(m) for m in models]
     hs = [train(m, d, masks=mk, rewind_iteration=3, **kw) for m, d, mk in zip(seq, datas, masks, strict=True)]
     hb = train_many(bat, datas, masks=masks, per_ticket_data=True, rewind_iteration=3, **kw)
     _close(seq, bat)
     for a, b in zip(hs, hb, strict=True):
         assert [e["lr"] for e in b.epochs] == [e["lr"] for e in a.epochs] and len(b.epochs) == 2
+        assert b.final()["eval_loss"] == pytest.approx(a.final()["eval_loss"], rel=1e-4)
         assert a.rewind is not None and b.rewind is not None and list(a.rewind) == list(b.rewind)
         for n in a.rewind:
             torch.testing.assert_close(b.rewind[n], a.rewind[n], atol=2e-5, rtol=1e-4)

@@ -83,6 +83,9 @@ __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 
 log = logging.getLogger("graphtickets.training")
 
+#: Examples per forward pass of the conv engine in evaluation (larger batches are split).
+_EVAL_CHUNK = 200
+
 #: Engines of :func:`train_many` (``"auto"`` picks ``"stacked"`` where it applies).
 ENGINES = ("auto", "stacked", "vmap")
 
@@ -560,7 +563,11 @@ class _Batched:
         if self.stacked is not None:
             return self.stacked.forward(x).transpose(1, 2)
         if self.plan is not None:
-            return self.plan.forward(x, train=train)
+            if train or x.shape[1] <= _EVAL_CHUNK:
+                return self.plan.forward(x, train=train)
+            # eval mode (running statistics): chunks of the batch give the same logits, and keep
+            # K tickets' patch matrices of a large evaluation batch within the caches
+            return torch.cat([self.plan.forward(c, train=False) for c in x.split(_EVAL_CHUNK, dim=1)], dim=1)
         assert self.skeleton is not None
         self.skeleton.train(train)
         return _vmap_forward(self.skeleton, self.st.params, self.st.buffers, x)
