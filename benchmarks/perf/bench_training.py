@@ -23,6 +23,12 @@ medians of the repeats are reported with min and max:
     vmap engine. ``max_acc_diff`` (final test accuracy) and ``max_weight_diff`` check that both
     give the same tickets.
 
+``imp_many_<model>_T<n>``
+    :func:`graphtickets.pruning.imp_rounds_many` of ``n`` IMP trajectories (seeds 0..n-1: own
+    init, own data order; density 0.5 = 4 rounds) against ``n`` :func:`imp_rounds` calls;
+    ``max_mask_flips`` (differing mask entries over the kept count, worst ticket) checks the rounds
+    agree: 0, or a few weights at the magnitude cut where float32 rounding reorders near-ties.
+
 Everything runs on one thread (``torch.set_num_threads(1)``).
 
 Usage::
@@ -202,6 +208,31 @@ def batched_case(name: str, *, k: int, epochs: int, repeats: int, max_batches: i
                max_acc_diff=acc_diff, max_weight_diff=w_diff, epochs=epochs, engine=engine, device=device)  # fmt: skip
 
 
+def imp_many_case(name: str, *, n: int, epochs: int, density: float, repeats: int) -> dict[str, Any]:
+    """``n`` IMP trajectories (seeds 0..n-1, each its own init and data order) by
+    :func:`graphtickets.pruning.imp_rounds_many` against ``n`` :func:`imp_rounds` calls (SGD as the
+    study trains, batches of 100); checks that both give the same masks."""
+    train_ds = gt.data.load("mnist1d", split="train")
+    models = [_model(name, s) for s in range(n)]
+    kw: dict[str, Any] = {"density": density, "epochs": epochs, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                          "weight_decay": 1e-4}
+
+    def data(s: int) -> Any:
+        return gt.data.batches(train_ds, batch_size=100, seed=s)
+
+    def ours() -> list[list[gt.Ticket]]:
+        return gt.pruning.imp_rounds_many(models, data=[data(s) for s in range(n)], seeds=list(range(n)), **kw)
+
+    def base() -> list[list[gt.Ticket]]:
+        return [gt.pruning.imp_rounds(m, data=data(s), seed=s, **kw) for s, m in enumerate(models)]
+
+    t_o, t_b, outs_o, outs_b = _interleaved(ours, base, repeats)
+    flips = max(sum(int((a.masks[k] != b.masks[k]).sum()) for k in a.masks) / max(b.kept, 1)
+                for fa, fb in zip(outs_o[-1], outs_b[-1], strict=True) for a, b in zip(fa, fb, strict=True))  # fmt: skip
+    return row("training", f"imp_many_{name}_T{n}", n, t_o, t_b, f"{n} imp_rounds() calls", max_mask_flips=flips,
+               rounds=len(outs_o[-1][0]), epochs=epochs)  # fmt: skip
+
+
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, conv: str = "conv2",
         repeats: int | None = None) -> pd.DataFrame:
     """All figures of the training suite (harness rows); also writes ``DIR/bench_training.csv``."""
@@ -223,6 +254,8 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, conv: str
                      target=BATCHED_TARGET, engine="stacked"),
         batched_case("resnet1d", k=2 if tiny else 16, epochs=1, repeats=1 if tiny else 3, max_batches=2 if tiny else 6,
                      target=BATCHED_TARGET, engine="stacked"),
+        imp_many_case("mlp", n=2 if tiny else 6, epochs=1 if tiny else 3, density=0.5, repeats=1 if tiny else 3),
+        imp_many_case("cnn1d", n=2 if tiny else 6, epochs=1, density=0.5, repeats=1 if tiny else 2),
     ]  # fmt: skip
     df = pd.DataFrame(rows)
     df.to_csv(out_dir / "bench_training.csv", index=False)
