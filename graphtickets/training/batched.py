@@ -18,6 +18,9 @@ Two engines compute the batched passes:
     ``ReLU`` between them): forward and backward written out with batched matrix products
     (``torch.baddbmm``/``bmm``) into buffers allocated once; the cross-entropy gradient is
     ``(softmax - onehot) / batch``. No autograd graph, no per-step allocation.
+    Conv nets (convolutions, BatchNorm, residual adds, pooling, flatten, Linear layers; see
+    :mod:`graphtickets.training.stacked`): the model's fx trace run on stacked channels-last
+    tensors, convolutions as batched matrix products, differentiated by autograd.
 ``"vmap"``
     Any other supported network (convolutions, BatchNorm, residual blocks): the model is run
     with :func:`torch.func.functional_call` under :func:`torch.func.vmap` over the stacked
@@ -30,7 +33,8 @@ not, why (a sentence), so that a caller (the study) can fall back to :func:`trai
 
 Speed (one CPU thread, ``benchmarks/perf``): 16 MNIST-1D MLP (100, 100) tickets trained
 together with the stacked engine take 3-4.5x less time than 16 one-by-one :func:`train`
-calls. The vmap engine is *not* faster than one-by-one training for small conv nets on a CPU
+calls; 16 cnn1d tickets 2.2-3x, 16 resnet1d tickets 1.0-1.2x (compute-bound: one-by-one
+training already spends about 70 % of its time in the convolution kernels). The vmap engine is *not* faster than one-by-one training for small conv nets on a CPU
 (0.8-1.2x on Conv-2, K = 2-8: the grouped convolutions are compute-bound either way); it
 gives the same results and may pay off on a GPU. A caller that batches for speed on a CPU
 asks ``can_batch(..., engine="stacked")``.
