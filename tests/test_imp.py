@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -292,3 +293,40 @@ def test_imp_rounds_and_prune_read_a_batches_object_alike() -> None:
     model, data = fresh()
     single = gt.pruning.prune(model, "imp", density=0.3, data=data, **kw)
     assert all(torch.equal(imp_at(family_, 0.3).masks[n], single.masks[n]) for n in single.masks)
+
+
+# ---------------------------------------------------------------------------- trajectories together
+def _families_close(a: list[Any], b: list[Any]) -> None:
+    assert [t.meta["round"] for t in a] == [t.meta["round"] for t in b]
+    for ta, tb in zip(a, b, strict=True):
+        assert ta.config["density"] == tb.config["density"] and ta.meta["target"] == tb.meta["target"]
+        for n in ta.masks:
+            assert torch.equal(ta.masks[n], tb.masks[n]), (ta.meta["round"], n)
+        for key in ("train_accuracy", "eval_accuracy"):
+            if ta.meta.get(key) is not None:
+                assert abs(ta.meta[key] - tb.meta[key]) <= 0.002
+
+
+@pytest.mark.parametrize("rewind", [0, 3])
+def test_imp_rounds_many_equals_the_runs_alone(rewind: int) -> None:
+    """Seeds with their own init and data order advance together; the same rounds and masks."""
+    from graphtickets.pruning import imp_rounds_many, imp_trajectory_many
+
+    g = torch.Generator().manual_seed(4)
+    ds = torch.utils.data.TensorDataset(torch.randn(96, 40, generator=g), torch.randint(0, 10, (96,), generator=g))
+    models = [gt.models.build("cnn1d", in_shape=(40,), num_classes=10, channels=4, batchnorm=True, seed=s) for s in range(3)]
+    ev = [(torch.randn(32, 40, generator=g), torch.randint(0, 10, (32,), generator=g))]
+    kw: dict[str, Any] = {"densities": [0.6, 0.45], "epochs": 2, "optimizer": "sgd", "lr": 0.05, "rewind": rewind,
+                          "eval_data": ev}
+    data = lambda s: gt.data.batches(ds, batch_size=24, seed=10 + s)  # noqa: E731
+    alone = [imp_rounds(m, data=data(s), seed=s, **kw) for s, m in enumerate(models)]
+    together = imp_rounds_many(models, data=[data(s) for s in range(3)], seeds=[0, 1, 2], **kw)
+    for a, b in zip(alone, together, strict=True):
+        _families_close(a, b)
+        assert any(n.startswith("together K=3") for n in b[0].meta["trained_together"])
+        if rewind:
+            for n, v in a[0].weights.items():
+                torch.testing.assert_close(b[0].weights[n], v, atol=1e-5, rtol=1e-4)
+    picked = imp_trajectory_many(models, densities=[0.45], data=[data(s) for s in range(3)], seeds=[0, 1, 2],
+                                 epochs=1, optimizer="sgd", lr=0.05)  # fmt: skip
+    assert [round(p[0.45].density, 2) for p in picked] == [0.45] * 3

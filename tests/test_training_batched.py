@@ -169,14 +169,17 @@ def test_can_batch_reasons() -> None:
     assert "instance" in can_batch(mlps, optimizer=torch.optim.SGD(mlps[0].parameters(), lr=0.1))  # type: ignore[operator]
     assert "rmsprop" in can_batch(mlps, optimizer="rmsprop")  # type: ignore[operator]
     assert "callback" in can_batch(mlps, callback=lambda *a: None)  # type: ignore[operator]
-    assert "rewind_iteration" in can_batch(mlps, rewind_iteration=3)  # type: ignore[operator]
+    assert can_batch(mlps, rewind_iteration=3) is None  # rewinding is batched too
     assert "loss_fn" in can_batch(mlps, loss_fn=nn.functional.mse_loss)  # type: ignore[operator]
     assert "differs" in can_batch([_mlp(0), gt.models.build("mlp", in_shape=(12,), num_classes=5, widths=(16, 8))])  # type: ignore[operator]
     drop = [nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2)) for _ in range(2)]
     assert "dropout" in can_batch(drop)  # type: ignore[operator]
     rnn = [nn.Sequential(nn.Linear(4, 4), nn.GRU(4, 4)) for _ in range(2)]
     assert "GRU" in can_batch(rnn)  # type: ignore[operator]
-    assert "plain MLP" in can_batch([_conv_bn(0), _conv_bn(1)], engine="stacked")  # type: ignore[operator]
+    assert can_batch([_conv_bn(0), _conv_bn(1)], engine="stacked") is None  # the conv engine runs it
+    grouped = [nn.Sequential(nn.Unflatten(1, (4, 3)), nn.Conv1d(4, 4, 3, groups=2), nn.Flatten()) for _ in range(2)]
+    assert "grouped" in can_batch(grouped, engine="stacked")  # type: ignore[operator]
+    assert can_batch(grouped) is None  # the vmap engine runs it
     assert "masks[1]" in can_batch(mlps, [None, {"nope": torch.ones(2, dtype=torch.bool)}])  # type: ignore[operator]
     assert "one entry" in can_batch(mlps, [None])  # type: ignore[operator]
     with pytest.raises(gt.GraphticketsError, match="rmsprop"):

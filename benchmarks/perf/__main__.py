@@ -26,7 +26,7 @@ from benchmarks.perf import report
 
 SUITES = ("training", "pruning", "graphs", "analysis", "study", "rerun")
 #: Suites run only when named in ``--only`` (too long for the default run).
-EXTRA_SUITES = ("default_study",)
+EXTRA_SUITES = ("default_study", "training_gpu")
 
 log = logging.getLogger("benchmarks.perf")
 

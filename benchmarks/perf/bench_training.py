@@ -14,13 +14,20 @@ medians of the repeats are reported with min and max:
     plain loop in a fresh process (each in its own subprocess, repeated); both after
     ``import torch, graphtickets``. The plain loop's first ``torch.optim`` optimizer imports
     ``torch._dynamo`` (about a second); ``train()`` with an optimizer name does not.
-``batched_<model>_K<k>``
+``batched_<model>_K<k>[_<engine>]``
     :func:`graphtickets.training.batched.train_many` of K tickets (one architecture, K random
     masks at density 0.05, K initialisations) against K one-by-one ``train()`` calls with the
     same arguments and batches (Adam, MNIST-1D, batches of 128, evaluation on the test split
     after every epoch, as the study trains). Ratio = one-by-one / batched; target 3 for the
-    MLP. ``max_acc_diff`` (final test accuracy) and ``max_weight_diff`` check that both give
-    the same tickets.
+    MLP and (``_stacked``, the conv engine) for cnn1d and resnet1d at K = 16; ``conv2`` runs on the
+    vmap engine. ``max_acc_diff`` (final test accuracy) and ``max_weight_diff`` check that both
+    give the same tickets.
+
+``imp_many_<model>_T<n>``
+    :func:`graphtickets.pruning.imp_rounds_many` of ``n`` IMP trajectories (seeds 0..n-1: own
+    init, own data order; density 0.5 = 4 rounds) against ``n`` :func:`imp_rounds` calls;
+    ``max_mask_flips`` (differing mask entries over the kept count, worst ticket) checks the rounds
+    agree: 0, or a few weights at the magnitude cut where float32 rounding reorders near-ties.
 
 Everything runs on one thread (``torch.set_num_threads(1)``).
 
@@ -167,7 +174,7 @@ def first_call_case(repeats: int) -> dict[str, Any]:
 
 
 def batched_case(name: str, *, k: int, epochs: int, repeats: int, max_batches: int | None,
-                 target: float | None) -> dict[str, Any]:
+                 target: float | None, engine: str = "auto", device: str = "cpu") -> dict[str, Any]:
     train_ds = gt.data.load("mnist1d", split="train")
     test_ds = gt.data.load("mnist1d", split="test")
     models = [_model(name, s) for s in range(k)]
@@ -178,11 +185,11 @@ def batched_case(name: str, *, k: int, epochs: int, repeats: int, max_batches: i
         b = gt.data.batches(train_ds, batch_size=128, seed=1)
         return list(b)[:max_batches] if max_batches else b
 
-    kw: dict[str, Any] = {"epochs": epochs, "optimizer": "adam", "lr": 1.2e-3, "eval_data": test_b}
+    kw: dict[str, Any] = {"epochs": epochs, "optimizer": "adam", "lr": 1.2e-3, "eval_data": test_b, "device": device}
 
     def ours() -> tuple[list[nn.Module], list[Any]]:
         nets = [copy.deepcopy(m) for m in models]
-        hists = train_many(nets, data(), masks=masks, **kw)
+        hists = train_many(nets, data(), masks=masks, engine=engine, **kw)
         return nets, hists
 
     def base() -> tuple[list[nn.Module], list[Any]]:
@@ -195,8 +202,35 @@ def batched_case(name: str, *, k: int, epochs: int, repeats: int, max_batches: i
     acc_diff = max(abs(a.final()["eval_accuracy"] - b.final()["eval_accuracy"]) for a, b in zip(h_o, h_b, strict=True))
     w_diff = max(float((a - b).abs().max()) for na, nb in zip(nets_o, nets_b, strict=True)
                  for a, b in zip(na.state_dict().values(), nb.state_dict().values(), strict=True) if a.is_floating_point())  # fmt: skip
-    return row("training", f"batched_{name}_K{k}", k, t_o, t_b, f"{k} one-by-one train() calls", target=target,
-               max_acc_diff=acc_diff, max_weight_diff=w_diff, epochs=epochs)  # fmt: skip
+    tag = "" if engine == "auto" else f"_{engine}"
+    tag += "" if device == "cpu" else f"_{device}"
+    return row("training", f"batched_{name}_K{k}{tag}", k, t_o, t_b, f"{k} one-by-one train() calls", target=target,
+               max_acc_diff=acc_diff, max_weight_diff=w_diff, epochs=epochs, engine=engine, device=device)  # fmt: skip
+
+
+def imp_many_case(name: str, *, n: int, epochs: int, density: float, repeats: int) -> dict[str, Any]:
+    """``n`` IMP trajectories (seeds 0..n-1, each its own init and data order) by
+    :func:`graphtickets.pruning.imp_rounds_many` against ``n`` :func:`imp_rounds` calls (SGD as the
+    study trains, batches of 100); checks that both give the same masks."""
+    train_ds = gt.data.load("mnist1d", split="train")
+    models = [_model(name, s) for s in range(n)]
+    kw: dict[str, Any] = {"density": density, "epochs": epochs, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                          "weight_decay": 1e-4}
+
+    def data(s: int) -> Any:
+        return gt.data.batches(train_ds, batch_size=100, seed=s)
+
+    def ours() -> list[list[gt.Ticket]]:
+        return gt.pruning.imp_rounds_many(models, data=[data(s) for s in range(n)], seeds=list(range(n)), **kw)
+
+    def base() -> list[list[gt.Ticket]]:
+        return [gt.pruning.imp_rounds(m, data=data(s), seed=s, **kw) for s, m in enumerate(models)]
+
+    t_o, t_b, outs_o, outs_b = _interleaved(ours, base, repeats)
+    flips = max(sum(int((a.masks[k] != b.masks[k]).sum()) for k in a.masks) / max(b.kept, 1)
+                for fa, fb in zip(outs_o[-1], outs_b[-1], strict=True) for a, b in zip(fa, fb, strict=True))  # fmt: skip
+    return row("training", f"imp_many_{name}_T{n}", n, t_o, t_b, f"{n} imp_rounds() calls", max_mask_flips=flips,
+               rounds=len(outs_o[-1][0]), epochs=epochs)  # fmt: skip
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, conv: str = "conv2",
@@ -214,7 +248,14 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, conv: str
         batched_case("mlp", k=4 if tiny else 16, epochs=1 if tiny else 2, repeats=r, max_batches=mb,
                      target=BATCHED_TARGET),
         batched_case(conv, k=2 if tiny else 8, epochs=1, repeats=1 if tiny else 3, max_batches=2 if tiny else 8,
-                     target=None),
+                     target=None, engine="vmap"),
+        # the stacked conv engine (issue 28): K = 16 MNIST-1D conv tickets on one core
+        batched_case("cnn1d", k=4 if tiny else 16, epochs=1, repeats=1 if tiny else 3, max_batches=2 if tiny else 16,
+                     target=BATCHED_TARGET, engine="stacked"),
+        batched_case("resnet1d", k=2 if tiny else 16, epochs=1, repeats=1 if tiny else 3, max_batches=2 if tiny else 6,
+                     target=BATCHED_TARGET, engine="stacked"),
+        imp_many_case("mlp", n=2 if tiny else 6, epochs=1 if tiny else 3, density=0.5, repeats=1 if tiny else 3),
+        imp_many_case("cnn1d", n=2 if tiny else 6, epochs=1, density=0.5, repeats=1 if tiny else 2),
     ]  # fmt: skip
     df = pd.DataFrame(rows)
     df.to_csv(out_dir / "bench_training.csv", index=False)

@@ -65,6 +65,8 @@ __all__ = [
     "invert_scores",
     "collapsed_layers",
     "imp_rounds",
+    "imp_rounds_many",
+    "imp_trajectory_many",
     "imp_at",
     "family",
     "held_out_sources",
@@ -89,4 +91,5 @@ for _m in _METHOD_MODULES:
     importlib.import_module(f"graphtickets.pruning.{_m}")
 
 from graphtickets.pruning.derived import held_out_sources, init_seed  # noqa: E402  (after the registrations)
-from graphtickets.pruning.imp import family, imp_at, imp_rounds  # noqa: E402  (after the registrations)
+from graphtickets.pruning.imp import family, imp_at, imp_rounds, imp_rounds_many  # noqa: E402  (after the registrations)
+from graphtickets.pruning.trajectory import imp_trajectory_many  # noqa: E402

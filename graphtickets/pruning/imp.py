@@ -68,7 +68,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -81,7 +81,7 @@ from graphtickets.pruning.core import MethodResult, make_ticket, register_method
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["ImpOptions", "imp_rounds", "imp_at", "imp_extras", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
+__all__ = ["ImpOptions", "imp_rounds", "imp_rounds_many", "imp_at", "imp_extras", "classifier_rate", "n_rounds", "round_densities", "reiterable", "family"]
 
 log = logging.getLogger("graphtickets.pruning.imp")
 
@@ -254,6 +254,17 @@ class ImpOptions:
 
 
 @dataclass
+class _Train:
+    """One training a trajectory asks for: ``train(net, data, masks=masks, **settings)``; the
+    driver (:func:`_drive` alone, :func:`imp_rounds_many` together) sends the History back."""
+
+    net: nn.Module
+    data: Iterable[Any]
+    masks: dict[str, torch.Tensor] | None
+    settings: dict[str, Any]
+
+
+@dataclass
 class _Trajectory:
     """One IMP run: the network trained round after round, and the tickets found on the way."""
 
@@ -269,7 +280,8 @@ class _Trajectory:
     summary: list[dict[str, Any]] = field(default_factory=list)
     found: list[tuple[float, MethodResult]] = field(default_factory=list)
 
-    def record(self, r: int, m: dict[str, torch.Tensor], d: float, *, target: bool, on_path: bool, side: bool) -> None:
+    def record(self, r: int, m: dict[str, torch.Tensor], d: float, *, target: bool, on_path: bool,
+               side: bool) -> Generator[_Train, Any, None]:
         """Train ``m`` from the rewind point (a copy when ``side``) and keep the ticket."""
         from graphtickets import training
 
@@ -282,7 +294,7 @@ class _Trajectory:
             net = self.work if not side else copy.deepcopy(self.work)
             training.restore(net, self.rewind_state)
             training.enforce_masks(net, m)
-            h = training.train(net, _own_data(self.data) if side else self.data, masks=m, **self.settings)
+            h = yield _Train(net, _own_data(self.data) if side else self.data, m, dict(self.settings))
             info.update(_trained(h))
             if not side:
                 self.cost["epochs"] += len(h.epochs)
@@ -295,7 +307,7 @@ class _Trajectory:
 
 
 def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n_last: int,
-           names: list[str], total: int) -> tuple[_Trajectory, dict[str, Any]]:
+           names: list[str], total: int) -> Generator[_Train, Any, tuple[_Trajectory, dict[str, Any]]]:
     """Train the dense network (a copy); the trajectory starts from its rewind point."""
     from graphtickets import training
 
@@ -303,7 +315,7 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
     t0 = time.perf_counter()
     settings = opts.training(seed)
     init_state = training.snapshot(work)
-    hist = training.train(work, data, rewind_iteration=opts.rewind if opts.rewind > 0 else None, **settings)
+    hist = yield _Train(work, data, None, {**settings, "rewind_iteration": opts.rewind if opts.rewind > 0 else None})
     if opts.rewind > 0:
         if hist.rewind is None or opts.rewind >= hist.iterations:
             raise GraphticketsError(
@@ -321,10 +333,35 @@ def _start(model: nn.Module, data: Iterable[Any], seed: int, opts: ImpOptions, n
     return run, dense
 
 
+def _train_one(req: _Train) -> Any:
+    from graphtickets import training
+
+    return training.train(req.net, req.data, masks=req.masks, **req.settings)
+
+
+def _drive(steps: Generator[_Train, Any, Any]) -> Any:
+    """Run a trajectory's generator, each training it asks for by :func:`~graphtickets.training.train`."""
+    try:
+        req = next(steps)
+        while True:
+            req = steps.send(_train_one(req))
+    except StopIteration as stop:
+        return stop.value
+
+
 def _search(
     model: nn.Module, targets: list[float], data: Iterable[Any], seed: int, opts: ImpOptions
 ) -> list[tuple[float, MethodResult]]:
-    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket.
+    """The IMP trajectory to the lowest of ``targets`` (trained alone): see :func:`_steps`."""
+    result: list[tuple[float, MethodResult]] = _drive(_steps(model, targets, data, seed, opts))
+    return result
+
+
+def _steps(
+    model: nn.Module, targets: list[float], data: Iterable[Any], seed: int, opts: ImpOptions
+) -> Generator[_Train, Any, list[tuple[float, MethodResult]]]:
+    """The IMP trajectory to the lowest of ``targets``: ``(requested density, result)`` per ticket,
+    as a generator that yields every training it needs (:class:`_Train`) and takes its History.
 
     ``data`` comes through :func:`reiterable` already (which leaves a
     :class:`~graphtickets.data.Batches` at its epoch: every ``iter()`` of one is an epoch).
@@ -338,7 +375,7 @@ def _search(
     names, masks = resolve_params(model, keep_classifier_dense=opts.keep_classifier_dense)
     # a single prunable layer is all there is: no separate classifier rate
     classifier = names[-1] if out_rate is not None and len(names) > 1 else None
-    run, dense = _start(model, data, seed, opts, n_last, names, sum(m.numel() for m in masks.values()))
+    run, dense = yield from _start(model, data, seed, opts, n_last, names, sum(m.numel() for m in masks.values()))
     for r in range(1, n_last + 1):
         params = dict(run.work.named_parameters())
         scores = {n: params[n].detach().abs().cpu() for n in names}
@@ -353,10 +390,10 @@ def _search(
             if main is not None and all(torch.equal(cut[n], main[n]) for n in names):
                 main_target = d  # the target is this round of the trajectory
             else:
-                run.record(r, cut, d, target=True, on_path=False, side=True)
+                yield from run.record(r, cut, d, target=True, on_path=False, side=True)
         if main is not None:
-            run.record(r, main, d_round if main_target is None else main_target, target=main_target is not None,
-                       on_path=True, side=False)
+            yield from run.record(r, main, d_round if main_target is None else main_target,
+                                  target=main_target is not None, on_path=True, side=False)
             masks = main
     carried = {k: v for k, v in run.rewind_state.items() if v.is_floating_point()} if opts.rewind > 0 else None
     family_seconds = time.perf_counter() - run.t0
@@ -468,6 +505,121 @@ def imp_rounds(
     found = _search(model, targets, data, seed, opts)
     return [make_ticket(model, "imp", res, density=d, seed=seed, hparams=opts.provenance(), data=data,
                         dataset=dataset) for d, res in found]  # fmt: skip
+
+
+def _batch_key(req: _Train) -> tuple[Any, ...]:
+    """Trainings with equal keys may be trained together (everything but the seed and the data)."""
+    return tuple((k, id(v) if k == "eval_data" else v) for k, v in sorted(req.settings.items()) if k != "seed")
+
+
+def _lengths_equal(reqs: list[_Train]) -> bool:
+    try:
+        return len({len(r.data) for r in reqs}) == 1  # type: ignore[arg-type]
+    except TypeError:  # no length: cannot be checked before training, so train them alone
+        return False
+
+
+def _train_group(reqs: list[_Train], engine: str) -> tuple[list[Any], str]:
+    """Train ``reqs`` (equal :func:`_batch_key`) together where :func:`can_batch` allows it, else
+    one by one; returns their Histories and how they were trained."""
+    from graphtickets.training import can_batch, train_many
+
+    st = {k: v for k, v in reqs[0].settings.items() if k != "seed"}
+    why = "one training" if len(reqs) < 2 else None
+    why = why or (None if _lengths_equal(reqs) else "the data give different (or unknown) numbers of batches")
+    why = why or can_batch([r.net for r in reqs], [r.masks for r in reqs], optimizer=st["optimizer"],
+                           rewind_iteration=st.get("rewind_iteration"), engine=engine)  # fmt: skip
+    if why is not None:
+        return [_train_one(r) for r in reqs], f"alone: {why}"
+    hists = train_many([r.net for r in reqs], [r.data for r in reqs], masks=[r.masks for r in reqs],
+                       per_ticket_data=True, seed=int(reqs[0].settings["seed"]), engine=engine, **st)  # fmt: skip
+    return hists, f"together K={len(reqs)}"
+
+
+def imp_rounds_many(
+    models: Sequence[nn.Module],
+    *,
+    data: Sequence[Iterable[Any]],
+    seeds: Sequence[int],
+    density: float | None = None,
+    densities: Iterable[float] | None = None,
+    dataset: str | None = None,
+    engine: str = "stacked",
+    **options: Any,
+) -> list[list[Ticket]]:
+    """Several IMP trajectories of one architecture, their trainings advanced together.
+
+    Trajectory ``i`` is exactly :func:`imp_rounds` ``(models[i], data=data[i], seed=seeds[i],
+    density=..., densities=..., **options)``: its own initial weights, data order, masks and
+    rewinding point. Round by round, the trainings the trajectories ask for at the same time (the
+    dense training, then each round's retraining and side cuts) are trained by one
+    :func:`graphtickets.training.train_many` call with per-ticket data, where
+    :func:`~graphtickets.training.can_batch` allows it (else one by one, as alone). The result
+    equals the separate runs' to float32 rounding (the batched products sum in another order).
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        The networks at initialization (not modified), one per trajectory.
+    data : sequence of iterables
+        Trajectory ``i``'s training batches (its own object: a :class:`graphtickets.data.Batches`
+        counts its epochs, so two trajectories never share one).
+    seeds : sequence of int
+        Trajectory ``i``'s training seed. Trainings batched together run under the first one's
+        seed: only draws from torch's default generator inside training depend on it (a
+        ``DataLoader(shuffle=True)`` without its own generator; dropout is never batched), so
+        pass :func:`graphtickets.data.batches` or lists when seeds differ.
+    density, densities, dataset, **options
+        As :func:`imp_rounds` (the same for every trajectory; ``eval_data`` is shared).
+    engine : {"stacked", "auto", "vmap"}, default "stacked"
+        The batched trainer's engine (``"stacked"``: only where it is faster than one by one).
+
+    Returns
+    -------
+    list of list of Ticket
+        Trajectory ``i``'s family, as :func:`imp_rounds` returns it; each ticket's
+        ``meta["trained_together"]`` lists how its trajectory's trainings ran.
+
+    Examples
+    --------
+    >>> import torch, graphtickets as gt
+    >>> models = [gt.models.build("mlp", in_shape=(8,), num_classes=2, widths=(6,), seed=s) for s in range(2)]
+    >>> g = torch.Generator().manual_seed(0)
+    >>> data = [[(torch.randn(16, 8, generator=g), torch.randint(0, 2, (16,), generator=g))] for _ in models]
+    >>> fams = imp_rounds_many(models, data=data, seeds=[0, 1], density=0.5, epochs=1)
+    >>> [[t.meta["round"] for t in fam] for fam in fams]
+    [[1, 2, 3, 4], [1, 2, 3, 4]]
+    """
+    if len(models) != len(data) or len(models) != len(seeds) or not models:
+        raise GraphticketsError("imp_rounds_many needs one data source and one seed per model (and at least one model)")
+    opts = ImpOptions(**options)
+    targets = _targets(density, densities)
+    datas = [reiterable(d, "imp") for d in data]
+    gens = [_steps(m, targets, d, int(s), opts) for m, d, s in zip(models, datas, seeds, strict=True)]
+    found: dict[int, list[tuple[float, MethodResult]]] = {}
+    how: list[list[str]] = [[] for _ in gens]
+    pending = {i: next(g) for i, g in enumerate(gens)}
+    while pending:
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, req in pending.items():
+            groups.setdefault(_batch_key(req), []).append(i)
+        for idx in groups.values():
+            hists, note = _train_group([pending[i] for i in idx], engine)
+            for i, h in zip(idx, hists, strict=True):
+                how[i].append(note)
+                try:
+                    pending[i] = gens[i].send(h)
+                except StopIteration as stop:
+                    found[i] = stop.value
+                    del pending[i]
+    out = []
+    for i, m in enumerate(models):
+        fam = [make_ticket(m, "imp", res, density=d, seed=int(seeds[i]), hparams=opts.provenance(), data=datas[i],
+                           dataset=dataset) for d, res in found[i]]  # fmt: skip
+        for t in fam:
+            t.meta["trained_together"] = sorted(set(how[i]))
+        out.append(fam)
+    return out
 
 
 def _at(densities: Sequence[float | None], kept: Sequence[int], total: int, density: float) -> int | None:

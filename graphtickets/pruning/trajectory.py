@@ -25,10 +25,10 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import set_trajectory
-from graphtickets.pruning.imp import imp_at, imp_rounds
+from graphtickets.pruning.imp import imp_at, imp_rounds, imp_rounds_many
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["imp_trajectory", "nearest_rounds"]
+__all__ = ["imp_trajectory", "imp_trajectory_many", "nearest_rounds"]
 
 
 def nearest_rounds(tickets: Sequence[Ticket], densities: Iterable[float]) -> dict[float, Ticket]:
@@ -89,6 +89,21 @@ def imp_trajectory(
         raise GraphticketsError("give at least one density")
     fam = imp_rounds(model, densities=ds, data=data, seed=seed, **hparams)
     return {d: _requested(imp_at(fam, d), d, ds) for d in ds}
+
+
+def imp_trajectory_many(
+    models: Sequence[nn.Module], *, densities: Iterable[float], data: Sequence[Iterable[Any]], seeds: Sequence[int],
+    **hparams: Any,
+) -> list[dict[float, Ticket]]:
+    """:func:`imp_trajectory` of several trajectories of one architecture, trained together
+    (:func:`~graphtickets.pruning.imp.imp_rounds_many`): entry ``i`` equals
+    ``imp_trajectory(models[i], densities=..., data=data[i], seed=seeds[i], **hparams)`` to
+    float32 rounding."""
+    ds = sorted({check_density(d) for d in densities}, reverse=True)
+    if not ds:
+        raise GraphticketsError("give at least one density")
+    fams = imp_rounds_many(models, densities=ds, data=data, seeds=seeds, **hparams)
+    return [{d: _requested(imp_at(fam, d), d, ds) for d in ds} for fam in fams]
 
 
 set_trajectory("imp", imp_trajectory)

@@ -18,6 +18,9 @@ Two engines compute the batched passes:
     ``ReLU`` between them): forward and backward written out with batched matrix products
     (``torch.baddbmm``/``bmm``) into buffers allocated once; the cross-entropy gradient is
     ``(softmax - onehot) / batch``. No autograd graph, no per-step allocation.
+    Conv nets (convolutions, BatchNorm, residual adds, pooling, flatten, Linear layers; see
+    :mod:`graphtickets.training.stacked`): the model's fx trace run on stacked channels-last
+    tensors, convolutions as batched matrix products, differentiated by autograd.
 ``"vmap"``
     Any other supported network (convolutions, BatchNorm, residual blocks): the model is run
     with :func:`torch.func.functional_call` under :func:`torch.func.vmap` over the stacked
@@ -30,7 +33,8 @@ not, why (a sentence), so that a caller (the study) can fall back to :func:`trai
 
 Speed (one CPU thread, ``benchmarks/perf``): 16 MNIST-1D MLP (100, 100) tickets trained
 together with the stacked engine take 3-4.5x less time than 16 one-by-one :func:`train`
-calls. The vmap engine is *not* faster than one-by-one training for small conv nets on a CPU
+calls; 16 cnn1d tickets 2.2-3x, 16 resnet1d tickets 1.0-1.2x (compute-bound: one-by-one
+training already spends about 70 % of its time in the convolution kernels). The vmap engine is *not* faster than one-by-one training for small conv nets on a CPU
 (0.8-1.2x on Conv-2, K = 2-8: the grouped convolutions are compute-bound either way); it
 gives the same results and may pay off on a GPU. A caller that batches for speed on a CPU
 asks ``can_batch(..., engine="stacked")``.
@@ -55,7 +59,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +73,7 @@ from graphtickets.training.regime import (
     Masks,
     Regime,
     check_data,
+    check_int,
     iterate,
     mask_dict,
     no_batches,
@@ -76,10 +81,14 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
+from graphtickets.training.stacked import ConvPlan, conv_plan, plan_problem
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
 
 log = logging.getLogger("graphtickets.training")
+
+#: Examples per forward pass of the conv engine in evaluation (larger batches are split).
+_EVAL_CHUNK = 200
 
 #: Engines of :func:`train_many` (``"auto"`` picks ``"stacked"`` where it applies).
 ENGINES = ("auto", "stacked", "vmap")
@@ -143,8 +152,10 @@ def can_batch(
     optimizer, loss_fn, callback, extra_loss, rewind_iteration
         The options the caller would pass to :func:`graphtickets.training.train`; the batched
         trainer supports an optimizer *name* among ``"sgd"``, ``"adam"``, ``"adamw"``, the
-        default cross-entropy loss, and none of the other three.
+        default cross-entropy loss, ``rewind_iteration``, and neither of the other two.
     engine : {"auto", "stacked", "vmap"}
+        ``"stacked"``: the two fast engines only (plain MLPs, and the conv nets of
+        :mod:`graphtickets.training.stacked`); the reason names what they cannot run.
 
     Returns
     -------
@@ -173,8 +184,7 @@ def can_batch(
         return "an optimizer instance cannot be batched; pass its name ('sgd', 'adam', 'adamw')"
     if lean_kind(optimizer) is None:
         return f"optimizer {optimizer!r} is not one of the batched optimizers {LEAN_KINDS}"
-    for name, value in (("loss_fn", loss_fn), ("callback", callback), ("extra_loss", extra_loss),
-                        ("rewind_iteration", rewind_iteration)):  # fmt: skip
+    for name, value in (("loss_fn", loss_fn), ("callback", callback), ("extra_loss", extra_loss)):
         if value is not None:
             return f"{name} is not supported by the batched trainer (train these tickets one by one)"
     sig = _signature(models[0])
@@ -195,7 +205,9 @@ def can_batch(
         if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.track_running_stats and mod.momentum is None:
             return f"module {name!r} is BatchNorm with momentum=None (cumulative averages) — not batched"
     if engine == "stacked" and _stacked_plan(models[0]) is None:
-        return "engine 'stacked' needs a plain MLP: nn.Sequential([Flatten,] Linear, ReLU, ..., Linear)"
+        problem = plan_problem(models[0])
+        if problem is not None:
+            return f"engine 'stacked' cannot run this network: {problem}"
     if masks is not None:
         for i, (m, mk) in enumerate(zip(models, masks, strict=True)):
             try:
@@ -244,10 +256,11 @@ class _Stacked:
         return bufs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(K, C, B)``; the layers' inputs stay in the buffers for :meth:`backward`."""
-        k, batch = self.w[0].shape[0], x.shape[0]
+        """Logits ``(K, C, B)`` of inputs ``(K, B, ...)``; the layers' inputs stay in the buffers
+        for :meth:`backward`."""
+        k, batch = self.w[0].shape[0], x.shape[1]
         hs, _ = self._buffers(batch)
-        hs[0].copy_(x.reshape(batch, -1).unsqueeze(0).expand(k, batch, -1))
+        hs[0].copy_(x.reshape(k, batch, -1))
         last = len(self.w) - 1
         for i in range(last):
             w, b, out = self.w[i], self.b[i], hs[i + 1]
@@ -262,10 +275,11 @@ class _Stacked:
         return torch.bmm(w, hs[last].transpose(1, 2))
 
     def backward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Gradients of the per-ticket mean cross-entropy into ``.grad``; returns the losses ``(K,)``."""
+        """Gradients of the per-ticket mean cross-entropy (targets ``y`` ``(K, B)``) into ``.grad``;
+        returns the losses ``(K,)``."""
         k, _, batch = logits.shape
         hs, dhs = self._buffers(batch)
-        yk = y.view(1, 1, batch).expand(k, 1, batch)
+        yk = y.unsqueeze(1)
         logp = torch.log_softmax(logits, dim=1)
         losses = logp.gather(1, yk).view(k, batch).mean(dim=1).neg_()
         dz = logp.exp_()  # softmax; gradient of the mean cross-entropy: (softmax - onehot) / B
@@ -296,11 +310,11 @@ def _vmap_forward(skeleton: nn.Module, params: dict[str, torch.Tensor],
     def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xx: torch.Tensor) -> torch.Tensor:
         return functional_call(skeleton, (p, b), (xx,))
 
-    return vmap(one, in_dims=(0, 0, None), randomness="error")(params, buffers, x)
+    return vmap(one, in_dims=(0, 0, 0), randomness="error")(params, buffers, x)
 
 
 def _labels(y: torch.Tensor, logits: torch.Tensor) -> None:
-    if y.is_floating_point() or y.is_complex() or y.dim() != 1 or logits.dim() != 3:
+    if y.is_floating_point() or y.is_complex() or y.dim() != 2 or logits.dim() != 3:
         raise GraphticketsError(
             "the batched trainer needs class-index targets (a 1-D integer tensor per batch) and "
             "(batch, classes) outputs; train these tickets one by one with graphtickets.training.train"
@@ -308,9 +322,9 @@ def _labels(y: torch.Tensor, logits: torch.Tensor) -> None:
 
 
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-ticket mean cross-entropy ``(K,)`` of logits ``(K, B, C)``."""
+    """Per-ticket mean cross-entropy ``(K,)`` of logits ``(K, B, C)`` and targets ``(K, B)``."""
     k, batch, c = logits.shape
-    per = nn.functional.cross_entropy(logits.reshape(k * batch, c), y.repeat(k), reduction="none")
+    per = nn.functional.cross_entropy(logits.reshape(k * batch, c), y.reshape(k * batch), reduction="none")
     return per.view(k, batch).mean(dim=1)
 
 
@@ -336,6 +350,9 @@ def train_many(
     max_iterations: int | None = None,
     engine: str = "auto",
     fused: bool | None = None,
+    per_ticket_data: bool = False,
+    rewind_iteration: int | None = None,
+    start_epoch: int = 0,
 ) -> list[History]:
     """Train K models of one architecture together, each with its own mask, on the same batches.
 
@@ -350,8 +367,11 @@ def train_many(
         K networks of one architecture (same modules, parameter names and shapes); trained
         **in place** (their final weights and buffers are written back) and moved to
         ``device``. Their train/eval mode is restored.
-    data : re-iterable of (inputs, targets)
-        Iterated **once per epoch for all tickets**; targets are class indices.
+    data : re-iterable of (inputs, targets), or K of them with ``per_ticket_data``
+        Iterated **once per epoch for all tickets**; targets are class indices. With
+        ``per_ticket_data=True``, a sequence of K re-iterables: ``data[k]`` is ticket k's own
+        (each iterated once per epoch, as ``train(models[k], data[k], ...)`` would; they must
+        give equal numbers of batches of equal shapes).
     masks : sequence of dict or Ticket or None, optional
         One per model (``True`` = kept). Pruned weights are zeroed first and their gradients
         zeroed before every step, so they, their momentum and Adam moments stay exactly zero.
@@ -371,6 +391,12 @@ def train_many(
     fused : bool, optional
         Adam/AdamW only: use torch's fused Adam kernel on the stacks (``None``: on for CPU and
         CUDA float32 weights). The same update up to float rounding, several times faster.
+    per_ticket_data : bool, default False
+        ``data`` holds one data source per ticket (see ``data``).
+    rewind_iteration, start_epoch
+        As in :func:`graphtickets.training.train`: each ticket's ``History.rewind`` is its
+        state after that many steps; training starts at 0-based epoch ``start_epoch`` of the
+        schedule (IMP's rewound rounds).
 
     Returns
     -------
@@ -378,7 +404,7 @@ def train_many(
         One per model, as :func:`train` returns: per-epoch ``loss``/``accuracy`` (means over
         the epoch's training batches, that ticket's own), ``eval_loss``/``eval_accuracy``,
         ``lr``, ``iterations``; ``seconds`` are each ticket's share (the batched wall time
-        divided by K). ``rewind`` is always ``None`` (rewinding is not batched).
+        divided by K). ``rewind``: each ticket's state after ``rewind_iteration`` steps.
 
     Raises
     ------
@@ -404,7 +430,9 @@ def train_many(
                             gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
     kind = optimizer.lower()
     check_settings(kind, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-    check_data(data, regime.epochs)
+    rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
+    first = check_int("start_epoch", start_epoch, low=0)
+    _check_data(data, regime.epochs, len(models), per_ticket_data)
     dev = resolve_device(device)
     k = len(models)
     was_training = [m.training for m in models]
@@ -417,11 +445,16 @@ def train_many(
             st.params[n].dtype == torch.float32 for n in st.trainable)  # fmt: skip
     opt = make_optimizer([st.params[n] for n in st.trainable], kind, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, nesterov=nesterov, lean=True, fused=fused)  # fmt: skip
-    run = _Batched(st, eng, opt, dev)
-    hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=None) for _ in range(k)]
+    run = _Batched(st, eng, opt, dev, per_ticket=per_ticket_data, rewind_at=rewind_at,
+                   keys=list(models[0].state_dict()))  # fmt: skip
+    hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at) for _ in range(k)]
     t0 = time.perf_counter()
     with seeded(dev, seed):
-        iterations, stopped = _run_epochs(run, data, regime, eval_data, hists)
+        iterations, stopped = _run_epochs(run, data, regime, eval_data, hists, first or 0)
+        run.take_rewind(iterations)
+    if run.rewinds is not None:
+        for h, rw in zip(hists, run.rewinds, strict=True):
+            h.rewind = rw
     _unstack(st, models)
     for m, was in zip(models, was_training, strict=True):
         m.train(was)
@@ -487,9 +520,11 @@ def _unstack(st: _Stacks, models: Sequence[nn.Module]) -> None:
             b.copy_(st.buffers[n][i])
 
 
-def _engine(model: nn.Module, st: _Stacks, engine: str) -> _Stacked | nn.Module:
-    """The stacked engine for a plain MLP with every parameter trainable (``engine`` "auto" or
-    "stacked"), else the vmap engine's skeleton: a copy of ``model`` on the meta device."""
+def _engine(model: nn.Module, st: _Stacks, engine: str) -> _Stacked | ConvPlan | nn.Module:
+    """The engine: for ``engine`` "auto" or "stacked", the MLP engine for a plain MLP with every
+    parameter trainable, else the conv engine's plan where it runs the network; otherwise
+    ("vmap", or "auto" when neither applies) the vmap engine's skeleton, a copy of ``model``
+    on the meta device."""
     plan = _stacked_plan(model) if engine in ("auto", "stacked") else None
     if plan is not None and len(st.trainable) == len(st.params):
         names_of = {id(p): n for n, p in model.named_parameters()}
@@ -498,17 +533,27 @@ def _engine(model: nn.Module, st: _Stacks, engine: str) -> _Stacked | nn.Module:
             assert isinstance(lin, nn.Linear)
             layer_names.append((names_of[id(lin.weight)], names_of[id(lin.bias)] if lin.bias is not None else None))
         return _Stacked(st.params, layer_names)
-    if engine == "stacked":
-        raise GraphticketsError("engine 'stacked' needs every parameter trainable; use engine='vmap'")
+    if engine in ("auto", "stacked"):
+        try:
+            return conv_plan(model, st.params, st.buffers)
+        except GraphticketsError:
+            if engine == "stacked":
+                raise
     return copy.deepcopy(model).to("meta")
 
 
 class _Batched:
     """The K tickets as one batched model: forward passes and training steps on the stacks."""
 
-    def __init__(self, st: _Stacks, engine: _Stacked | nn.Module, opt: Any, dev: torch.device) -> None:
+    def __init__(self, st: _Stacks, engine: _Stacked | ConvPlan | nn.Module, opt: Any, dev: torch.device, *,
+                 per_ticket: bool = False, rewind_at: int | None = None, keys: Sequence[str] = ()) -> None:
         self.st = st
+        self.per_ticket = per_ticket
+        self.rewind_at = rewind_at
+        self.keys = list(keys)
+        self.rewinds: list[dict[str, torch.Tensor]] | None = None
         self.stacked = engine if isinstance(engine, _Stacked) else None
+        self.plan = engine if isinstance(engine, ConvPlan) else None
         self.skeleton = engine if isinstance(engine, nn.Module) else None
         self.opt = opt
         self.dev = dev
@@ -517,9 +562,16 @@ class _Batched:
                        for n in st.trainable if n in st.pruned]  # fmt: skip
 
     def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """Logits ``(K, B, C)`` (for the stacked engine a transposed view of ``(K, C, B)``)."""
+        """Logits ``(K, B, C)`` of inputs ``(K, B, ...)`` (for the MLP engine a transposed view
+        of ``(K, C, B)``)."""
         if self.stacked is not None:
             return self.stacked.forward(x).transpose(1, 2)
+        if self.plan is not None:
+            if train or x.shape[1] <= _EVAL_CHUNK:
+                return self.plan.forward(x, train=train)
+            # eval mode (running statistics): chunks of the batch give the same logits, and keep
+            # K tickets' patch matrices of a large evaluation batch within the caches
+            return torch.cat([self.plan.forward(c, train=False) for c in x.split(_EVAL_CHUNK, dim=1)], dim=1)
         assert self.skeleton is not None
         self.skeleton.train(train)
         return _vmap_forward(self.skeleton, self.st.params, self.st.buffers, x)
@@ -537,6 +589,17 @@ class _Batched:
         losses = _ce(logits, y)
         losses.sum().backward()
         return losses.detach(), logits.detach()
+
+    @torch.no_grad()
+    def take_rewind(self, iterations: int) -> None:
+        """Keep each ticket's state (CPU clones, ``state_dict`` keys) if exactly ``rewind_at``
+        steps are done (and it was not kept yet)."""
+        if self.rewind_at is None or self.rewinds is not None or iterations != self.rewind_at:
+            return
+        both = {**self.st.params, **self.st.buffers}
+        for n, pr in self.st.pruned.items():
+            self.st.params[n].masked_fill_(pr, 0.0)
+        self.rewinds = [{n: both[n][i].detach().to("cpu", copy=True) for n in self.keys} for i in range(self.k)]
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step of every ticket; returns the losses ``(K,)`` and logits."""
@@ -561,7 +624,7 @@ class _Meter:
 
     @torch.no_grad()
     def add(self, losses: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        b = int(y.shape[0])
+        b = int(y.shape[-1])
         self.loss += losses.to(torch.float64) * b
         self.correct += (logits.contiguous().argmax(dim=-1) == y).sum(dim=1)
         self.n += b
@@ -570,19 +633,29 @@ class _Meter:
         return (self.loss / self.n).tolist(), (self.correct / self.n).tolist()
 
 
+def _check_data(data: Any, epochs: int, k: int, per_ticket: bool) -> None:
+    if not per_ticket:
+        check_data(data, epochs)
+        return
+    if not isinstance(data, Sequence) or len(data) != k:
+        raise GraphticketsError(f"per_ticket_data=True needs data as a sequence of {k} data sources (one per model)")
+    for d in data:
+        check_data(d, epochs)
+
+
 def _run_epochs(run: _Batched, data: Iterable[Any], regime: Regime, eval_data: Iterable[Any] | None,
-                hists: list[History]) -> tuple[int, str]:
-    """Train every epoch of ``regime`` (appending each ticket's rows to ``hists``); returns the
-    optimizer steps taken and why training ended."""
+                hists: list[History], first: int = 0) -> tuple[int, str]:
+    """Train epochs ``first ..`` of ``regime`` (appending each ticket's rows to ``hists``);
+    returns the optimizer steps taken and why training ended."""
     iterations, stopped, k = 0, "epochs", run.k
-    for epoch in range(regime.epochs):
+    for epoch in range(first, regime.epochs):
         if regime.spent(iterations):
             return iterations, "max_iterations"
         t_epoch = time.perf_counter()
         lr_now = set_lr(run.opt, [float(regime.lr)], regime.factor(epoch))
         meter, iterations = _train_epoch(run, data, iterations, regime)
         if meter.n == 0:
-            raise no_batches(epoch, 0)
+            raise no_batches(epoch, first)
         if regime.spent(iterations):
             stopped = "max_iterations"
         losses, accs = meter.means()
@@ -601,12 +674,36 @@ def _run_epochs(run: _Batched, data: Iterable[Any], regime: Regime, eval_data: I
     return iterations, stopped
 
 
+def _batches(data: Any, k: int, dev: torch.device, per_ticket: bool,
+             what: str = "data") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass: inputs ``(K, B, ...)`` and targets ``(K, B)`` per step (expanded views of one
+    batch, or with ``per_ticket`` ticket k's batch from ``data[k]``)."""
+    if not per_ticket:
+        for batch in iterate(data, what):
+            x, y = split_batch(batch, dev)
+            yield x.unsqueeze(0).expand(k, *x.shape), y.unsqueeze(0).expand(k, *y.shape)
+        return
+    its = [iterate(d, f"{what}[{i}]") for i, d in enumerate(data)]
+    while True:
+        got = [next(it, None) for it in its]
+        if all(b is None for b in got):
+            return
+        if any(b is None for b in got):
+            raise GraphticketsError(f"the tickets' {what} give different numbers of batches; "
+                                    f"per-ticket data must give equal numbers of equal-sized batches")  # fmt: skip
+        pairs = [split_batch(b, dev) for b in got]
+        if len({(tuple(x.shape), tuple(y.shape)) for x, y in pairs}) > 1:
+            raise GraphticketsError(f"the tickets' {what} give batches of different shapes in one step; "
+                                    f"per-ticket data must give equal numbers of equal-sized batches")  # fmt: skip
+        yield torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+
+
 def _train_epoch(run: _Batched, data: Iterable[Any], iterations: int, regime: Regime) -> tuple[_Meter, int]:
     """One pass over ``data`` for all K tickets (stopping at ``max_iterations``); returns the
     epoch's meter and the optimizer steps taken so far."""
     meter = _Meter(run.k, run.dev)
-    for batch in iterate(data, "data"):
-        x, y = split_batch(batch, run.dev)
+    for x, y in _batches(data, run.k, run.dev, run.per_ticket):
+        run.take_rewind(iterations)
         losses, logits = run.step(x, y)
         iterations += 1
         meter.add(losses, logits, y)
@@ -628,13 +725,12 @@ def _evaluate_many(forward: Callable[..., torch.Tensor], data: Iterable[Any], de
                    k: int) -> tuple[list[float], list[float]]:
     meter = _Meter(k, dev)
     with torch.no_grad():
-        for batch in iterate(data, "eval_data"):
-            x, y = split_batch(batch, dev)
+        for x, y in _batches(data, k, dev, False, "eval_data"):
             logits = forward(x, train=False)
             _labels(y, logits)
-            b = int(y.shape[0])
+            b = int(y.shape[1])
             logp = torch.log_softmax(logits.transpose(1, 2).contiguous(), dim=1)  # (K, C, B): vectorised over B
-            yk = y.view(1, 1, b).expand(k, 1, b)
+            yk = y.unsqueeze(1)
             meter.add(logp.gather(1, yk).view(k, b).mean(dim=1).neg(), logits, y)
     if meter.n == 0:
         raise GraphticketsError("eval_data gave no batches")
