@@ -5,7 +5,8 @@ What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
 turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
 driver of every scoring method); ``select`` (top-k selection); one module per method
 (``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
-``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``;
+the ``sparse_training`` subpackage: ``set``, ``rigl``, ``gmp`` and ``smart_ratio``);
 ``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
@@ -76,6 +77,7 @@ _METHOD_MODULES = [
     "early_bird",
     "gem_miner",
     "elastic",
+    "sparse_training",  # set, rigl, gmp (train sparse / prune while training), smart_ratio
     "trajectory",  # after the methods: attaches MethodSpec.trajectory (IMP's rounds)
 ]
 
