@@ -177,6 +177,9 @@ HP: dict[str, dict[str, object]] = {
     "early_bird": {"epochs": 3, "window": 2},
     "early_magnitude": {"epochs": 3, "window": 2},
     "gem_miner": {"epochs": 2, "finetune_epochs": 0},
+    "rigl": {"epochs": 2, "delta_t": 1},
+    "gmp": {"epochs": 2, "frequency": 1},
+    "set": {"epochs": 2},
 }
 
 

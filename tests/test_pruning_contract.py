@@ -29,6 +29,10 @@ TEST_HPARAMS: dict[str, dict[str, Any]] = {
     "early_bird": {"epochs": 2},
     "early_magnitude": {"epochs": 2},
     "gem_miner": {"epochs": 1},
+    # two batches x 1 epoch = 2 steps: an update every step (the defaults, 100, exceed the run)
+    "rigl": {"delta_t": 1},
+    "gmp": {"frequency": 1},
+    "set": {"epochs": 2},  # one SET update (after epoch 1)
 }
 #: Budget hyperparameters set to 1 for "train" methods that accept them (unless in TEST_HPARAMS).
 TRAIN_BUDGET_KEYS = ("epochs", "iterations", "steps", "train_epochs")

@@ -19,6 +19,7 @@ What lives where
 ``distances/``          the distance registry :data:`DISTANCES` and ``distance()``, one module
                         per family: ``overlap``, ``ged``, ``alignment``, ``features``
 ``function``            the function family of distances (agreement, kappa, CKA), loss barrier
+``stability``           stability to SGD noise: two trainings, the error barrier between them
 ``compare``             ``compare()`` many tickets (with nulls), ``pivot``, ``summarize``
 ``consensus``           how many tickets keep each weight, against shuffled masks
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
@@ -47,6 +48,7 @@ from graphtickets.analysis import function as _function
 from graphtickets.analysis import inference as _inference
 from graphtickets.analysis import metrics as _metrics
 from graphtickets.analysis import spectral as _spectral
+from graphtickets.analysis import stability as _stability
 from graphtickets.analysis import stats as _stats
 from graphtickets.analysis import structure as _structure
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
@@ -77,6 +79,7 @@ from graphtickets.analysis.paths import (
     path_length,
 )
 from graphtickets.analysis.spectral import *  # noqa: F403
+from graphtickets.analysis.stability import *  # noqa: F403
 from graphtickets.analysis.stats import *  # noqa: F403
 from graphtickets.analysis.structure import *  # noqa: F403
 
@@ -97,3 +100,4 @@ __all__ += _correlation.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__
+__all__ += _stability.__all__

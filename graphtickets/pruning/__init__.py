@@ -5,7 +5,8 @@ What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
 turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
 driver of every scoring method); ``select`` (top-k selection); one module per method
 (``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
-``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
+``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``;
+the ``sparse_training`` subpackage: ``set``, ``rigl``, ``gmp`` and ``smart_ratio``);
 ``derived`` (tickets built from the structure other tickets share: consensus, profile,
 degrees, local; with ``_counting``, the mask counting shared with ``analysis``; ``relational``
 is registered by :mod:`graphtickets.graphs.derived`, which needs the graph code);
@@ -84,6 +85,7 @@ _METHOD_MODULES = [
     "gem_miner",
     "elastic",
     "derived",  # tickets built from other tickets (consensus, profile, degrees, local)
+    "sparse_training",  # set, rigl, gmp (train sparse / prune while training), smart_ratio
     "trajectory",  # after the methods: attaches MethodSpec.trajectory (IMP's rounds)
 ]
 

@@ -29,7 +29,7 @@ from graphtickets.pruning.core import (
 )
 from graphtickets.pruning.select import select_topk
 
-__all__ = ["erk_densities", "magnitude_scores", "random_scores"]
+__all__ = ["erk_densities", "scaled_densities", "exact_counts", "magnitude_scores", "random_scores"]
 
 
 def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
@@ -48,12 +48,27 @@ def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict
     (1.0, 5002)
     """
     sizes = {n: int(np.prod(s)) for n, s in shapes.items()}
-    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    return scaled_densities({n: sum(s) / sizes[n] for n, s in shapes.items()}, sizes, density)
+
+
+def scaled_densities(raw: Mapping[str, float], sizes: Mapping[str, int], density: float) -> dict[str, float]:
+    """Layer densities ``eps * raw_l`` with ``eps`` such that ``sum_l eps raw_l n_l = density N``.
+
+    A layer whose density would exceed 1 is made dense and ``eps`` is solved again for the
+    others (the rule of Evci et al.'s ERK, used for ER, ERK and smart-ratio densities).
+
+    >>> d = scaled_densities({"a": 1.0, "b": 3.0}, {"a": 10, "b": 10}, 0.4)
+    >>> d["a"], d["b"]
+    (0.2, 0.6000000000000001)
+    >>> scaled_densities({"a": 1.0, "b": 9.0}, {"a": 10, "b": 10}, 0.6)["b"]
+    1.0
+    """
     total = sum(sizes.values())
     dense: set[str] = set()
+    eps = 0.0
     while True:
         budget = density * total - sum(sizes[n] for n in dense)
-        rest = [n for n in shapes if n not in dense]
+        rest = [n for n in raw if n not in dense]
         if not rest:
             break
         eps = budget / sum(raw[n] * sizes[n] for n in rest)
@@ -61,11 +76,16 @@ def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict
         if not over:
             break
         dense.update(over)
-    return {n: 1.0 if n in dense else float(eps * raw[n]) for n in shapes}
+    return {n: 1.0 if n in dense else float(eps * raw[n]) for n in raw}
 
 
-def _exact_counts(densities: Mapping[str, float], sizes: Mapping[str, int], k: int) -> dict[str, int]:
-    """Integer counts close to ``density * size`` per layer that add up to exactly ``k``."""
+def exact_counts(densities: Mapping[str, float], sizes: Mapping[str, int], k: int) -> dict[str, int]:
+    """Integer counts close to ``density * size`` per layer that add up to exactly ``k``
+    (floors first, then one more for the largest fractional parts, ties in layer order).
+
+    >>> exact_counts({"a": 0.27, "b": 0.33}, {"a": 10, "b": 10}, 6)   # 2.7 and 3.3: a gets the extra one
+    {'a': 3, 'b': 3}
+    """
     want = {n: densities[n] * sizes[n] for n in sizes}
     counts = {n: min(sizes[n], int(np.floor(want[n]))) for n in sizes}
     short = k - sum(counts.values())
@@ -136,7 +156,7 @@ def _erk(model: nn.Module, *, density: float, seed: int, options: ScoringOptions
     shapes = {n: tuple(start[n].shape) for n in names}
     sizes = {n: start[n].numel() for n in names}
     dens = erk_densities(shapes, density)
-    counts = _exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
+    counts = exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
     scores = random_scores(model, start, None, torch.Generator().manual_seed(seed))
     if options.invert:
         scores = {n: -s for n, s in scores.items()}

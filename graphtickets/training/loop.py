@@ -93,6 +93,8 @@ log = logging.getLogger("graphtickets.training")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Optimizer = torch.optim.Optimizer | LeanOptimizer
 Pairs = list[tuple[nn.Parameter, torch.Tensor]]
+#: ``on_step(iteration, model, batch) -> new masks or None`` (see :func:`train`).
+StepHook = Callable[[int, nn.Module, Batch], Masks]
 
 
 # ---------------------------------------------------------------------------- history
@@ -467,6 +469,7 @@ def train(
     loss_fn: LossFn | None = None,
     callback: Callable[[int, nn.Module, History], bool | None] | None = None,
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+    on_step: StepHook | None = None,
 ) -> History:
     """Train ``model`` in place on ``data`` with the pruned weights held at exactly zero.
 
@@ -521,6 +524,13 @@ def train(
     extra_loss : callable, optional
         ``extra_loss(model) -> scalar tensor`` added to the loss of every step (e.g. the L1
         penalty on BatchNorm scales of network slimming). Not included in ``History`` losses.
+    on_step : callable, optional
+        ``on_step(iteration, model, batch) -> masks or None`` after every optimizer step
+        (``iteration`` 1-based, ``batch`` the one just used). Returning masks (a dict or a
+        Ticket) replaces the enforced masks from then on: newly pruned weights and their
+        optimizer state (momentum, Adam moments) are zeroed, newly kept ones train from the
+        value they have (0 unless the hook set one). The sparse-training methods (SET, RigL,
+        gradual magnitude pruning) move their masks this way.
 
     Returns
     -------
@@ -555,7 +565,8 @@ def train(
         [p for p in model.parameters() if p.requires_grad], optimizer, lr=lr, momentum=momentum,
         weight_decay=weight_decay, nesterov=nesterov, lean=True)  # fmt: skip
     loop = _Loop(model=model, opt=opt, pairs=pairs, loss_fn=loss_fn or nn.functional.cross_entropy,
-                 extra_loss=extra_loss, device=device, base_lrs=[float(g["lr"]) for g in opt.param_groups])  # fmt: skip
+                 extra_loss=extra_loss, device=device, base_lrs=[float(g["lr"]) for g in opt.param_groups],
+                 on_step=on_step)  # fmt: skip
     hist = History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at)
     was_training = model.training
     t0 = time.perf_counter()
@@ -604,6 +615,7 @@ class _Loop:
     extra_loss: Callable[[nn.Module], torch.Tensor] | None
     device: torch.device
     base_lrs: list[float]
+    on_step: StepHook | None = None
 
 
 def _step(loop: _Loop, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -619,6 +631,18 @@ def _step(loop: _Loop, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.
     loop.opt.step()
     _zero(loop.pairs)
     return loss, out, y
+
+
+def _after_step(loop: _Loop, iteration: int, batch: Batch) -> None:
+    """Run ``loop.on_step``; masks it returns replace the enforced ones (pruned weights and
+    their optimizer state zeroed)."""
+    if loop.on_step is None:
+        return
+    new = loop.on_step(iteration, loop.model, batch)
+    if new is not None:
+        loop.pairs = _pruned_on_device(loop.model, new)
+        _zero(loop.pairs)
+        _zero_state(loop.opt, loop.pairs)
 
 
 def _take_rewind(hist: History, model: nn.Module) -> None:
@@ -638,6 +662,7 @@ def _train_epoch(loop: _Loop, data: Iterable[Batch], hist: History, regime: Regi
         loss, out, y = _step(loop, batch)
         hist.iterations += 1
         meter.add(loss, out, y)
+        _after_step(loop, hist.iterations, batch)
         if regime.spent(hist.iterations):
             hist.stopped = "max_iterations"
             break
