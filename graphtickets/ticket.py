@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from graphtickets._json import plain
+from graphtickets._json import canonical_json, plain
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
 
@@ -167,13 +167,9 @@ def _strip_timings(obj: Any) -> Any:
     return obj
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
 def _header_bytes(header: Mapping[str, Any]) -> bytes:
     """The canonical safetensors header: sorted compact JSON, padded with spaces to 8 bytes."""
-    raw = _canonical(header).encode()
+    raw = canonical_json(header).encode()
     return raw + b" " * (-(8 + len(raw)) % 8)
 
 
@@ -543,7 +539,7 @@ class Ticket:
         tensors = {_MASK_PREFIX + n: m.contiguous() for n, m in self.masks.items()}
         if self.weights is not None:
             tensors.update({_WEIGHT_PREFIX + n: w.detach().contiguous() for n, w in self.weights.items()})
-        prov = _canonical(_strip_timings(self.provenance()))
+        prov = canonical_json(_strip_timings(self.provenance()))
         header = _layout(tensors, {"graphtickets": prov, _FILE_DIGEST: _ZERO_DIGEST})
         order = sorted(tensors)
         header["__metadata__"][_FILE_DIGEST] = file_digest(header, (_tensor_bytes(tensors[n]) for n in order))

@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "graphtickets"
 
 #: Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS: dict[str, int] = {
-    "errors": 0, "_json": 0, "_version": 0, "_registry": 0, "_trace": 0,
+    "errors": 0, "_json": 0, "_version": 0, "_registry": 0, "_trace": 0, "_rules": 0,
     "data": 1, "models": 1, "ticket": 1, "interop": 1,
     "training": 2,
     "pruning": 3,

@@ -60,7 +60,7 @@ def checked(check: Any, *args: Any, **kw: Any) -> Any:
 
 def size_option(args: argparse.Namespace, option: str, *, low: int, limit: str | None = None) -> int:
     """The integer option ``--<option>``, checked: ``>= low`` and within ``LIMITS[limit]`` unless --allow-large."""
-    from graphtickets.study.config import check_size
+    from graphtickets._rules import check_size
 
     value = getattr(args, option.replace("-", "_"))
     return int(checked(check_size, f"--{option}", value, low=low, limit=limit,
@@ -68,7 +68,7 @@ def size_option(args: argparse.Namespace, option: str, *, low: int, limit: str |
 
 
 def seed_option(args: argparse.Namespace) -> int:
-    from graphtickets.study.config import check_seed
+    from graphtickets._rules import check_seed
 
     return int(checked(check_seed, args.seed, "--seed"))
 

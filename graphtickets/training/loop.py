@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from graphtickets._rules import check_int
 from graphtickets.errors import GraphticketsError
 from graphtickets.training.optim import OPTIMIZERS, LeanOptimizer, make_optimizer
 from graphtickets.training.regime import (
@@ -61,7 +62,6 @@ from graphtickets.training.regime import (
     Masks,
     Regime,
     check_data,
-    check_int,
     iterate,
     lr_at_epoch,
     mask_dict,
