@@ -20,6 +20,7 @@ It sits at the bottom of the package (layer 0): it imports only :mod:`graphticke
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from graphtickets.errors import GraphticketsError
@@ -51,7 +52,8 @@ SEED_RANGE = "[0, 2**63 - 1]"
 
 
 def check_seed(v: Any, what: str = "seed", *, error: type[Exception] = GraphticketsError) -> int:
-    """``v`` if it is an integer seed in ``[0, MAX_SEED]`` (``True``, ``1.0``, ``"1"`` are refused).
+    """``int(v)`` if it is an integer seed in ``[0, MAX_SEED]`` (``True``, ``1.0``, ``"1"`` are refused;
+    numpy and torch integers are integers).
 
     Parameters
     ----------
@@ -65,7 +67,7 @@ def check_seed(v: Any, what: str = "seed", *, error: type[Exception] = Graphtick
     Returns
     -------
     int
-        ``v``.
+        ``v`` as a Python int.
 
     Examples
     --------
@@ -76,11 +78,11 @@ def check_seed(v: Any, what: str = "seed", *, error: type[Exception] = Graphtick
     ...
     graphtickets.errors.GraphticketsError: seed -1 is outside [0, 2**63 - 1]; use a smaller non-negative integer
     """
-    if isinstance(v, bool) or not isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise error(f"{what} must be an integer in {SEED_RANGE}, got {type(v).__name__} {v!r}")
-    if not 0 <= v <= MAX_SEED:
+    if not 0 <= int(v) <= MAX_SEED:
         raise error(f"{what} {v} is outside {SEED_RANGE}; use a smaller non-negative integer")
-    return v
+    return int(v)
 
 
 def check_size(what: str, v: Any, *, low: int, limit: str | None = None, allow_large: bool = False) -> int:

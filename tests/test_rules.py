@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 from graphtickets import _rules
 from graphtickets.errors import GraphticketsError
@@ -45,3 +48,82 @@ def test_the_error_class_can_be_named() -> None:
 
     with pytest.raises(ModelError):
         _rules.check_seed(-1, error=ModelError)
+
+
+# ---------------------------------------------------------------------------- one seed range everywhere
+SEED_TAIL = "is outside [0, 2**63 - 1]; use a smaller non-negative integer"
+
+
+def _tiny() -> torch.nn.Module:
+    import graphtickets as gt
+
+    return gt.models.build("mlp", in_shape=(4,), num_classes=2, widths=[3])
+
+
+def _batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(5, 4, generator=g), torch.tensor([0, 1, 0, 1, 1]))]
+
+
+def _prune(seed: int, tmp_path: Path) -> None:
+    import graphtickets as gt
+
+    gt.pruning.prune(_tiny(), "random", density=0.5, seed=seed)
+
+
+def _train(seed: int, tmp_path: Path) -> None:
+    from graphtickets import training
+
+    training.train(_tiny(), _batches(), epochs=1, lr=0.1, seed=seed)
+
+
+def _train_many(seed: int, tmp_path: Path) -> None:
+    from graphtickets import training
+
+    training.train_many([_tiny(), _tiny()], _batches(), epochs=1, lr=0.1, optimizer="sgd", seed=seed)
+
+
+def _build(seed: int, tmp_path: Path) -> None:
+    import graphtickets as gt
+
+    gt.models.build("mlp", in_shape=(4,), num_classes=2, widths=[3], seed=seed)
+
+
+def _config(seed: int, tmp_path: Path) -> None:
+    from graphtickets.study import load_config
+
+    load_config({"name": "t", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [4]}],
+                 "methods": ["random"], "densities": [0.5], "seeds": [seed]})
+
+
+def _cli(seed: int, tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from graphtickets.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["prune", "--method", "random", "--density", "0.5", "--dataset", "digits", "--model-arg",
+                   "widths=[4]", "--seed", str(seed), "--out", str(tmp_path / "t.safetensors")])
+    if rc != 0:
+        raise GraphticketsError(err.getvalue())
+
+
+ENTRY_POINTS = {"prune": _prune, "train": _train, "train_many": _train_many, "build": _build, "config": _config,
+                "cli": _cli}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("seed", [0, 2**63 - 1])
+def test_every_entry_point_accepts_the_ends_of_the_seed_range(entry: str, seed: int, tmp_path: Path) -> None:
+    ENTRY_POINTS[entry](seed, tmp_path)
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_every_entry_point_refuses_a_seed_just_outside_with_the_same_message(entry: str, seed: int,
+                                                                             tmp_path: Path) -> None:
+    with pytest.raises(GraphticketsError) as info:
+        ENTRY_POINTS[entry](seed, tmp_path)
+    assert f"{seed} {SEED_TAIL}" in " ".join(str(info.value).split())

@@ -62,6 +62,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import check_seed
 from graphtickets.errors import GraphticketsError
 from graphtickets.training.loop import History, resolve_device
 from graphtickets.training.optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
@@ -362,7 +363,7 @@ def train_many(
         Evaluated after every epoch (eval mode, no gradients), per ticket.
     device : str or torch.device, default "cpu"
     seed : int, default 0
-        Seeds torch's default generator inside a ``fork_rng`` block, as :func:`train` does
+        In ``[0, 2**63 - 1]``. Seeds torch's default generator inside a ``fork_rng`` block, as :func:`train` does
         (a shuffling ``DataLoader`` then gives the order each one-by-one run would see).
     max_iterations : int, optional
         Stop after this many optimizer steps (the same for every ticket).
@@ -405,6 +406,7 @@ def train_many(
     kind = optimizer.lower()
     check_settings(kind, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     check_data(data, regime.epochs)
+    seed = check_seed(seed)
     dev = resolve_device(device)
     k = len(models)
     was_training = [m.training for m in models]
