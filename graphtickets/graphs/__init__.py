@@ -9,7 +9,19 @@
 
 from __future__ import annotations
 
-from graphtickets.graphs.base import Graph, edge_arrays, from_edges
+from graphtickets.graphs.base import (
+    Graph,
+    as_graph,
+    edge_arrays,
+    from_edges,
+    from_igraph,
+    from_networkx,
+    from_pyg,
+    from_scipy,
+    to_igraph,
+    to_networkx,
+    to_pyg,
+)
 from graphtickets.graphs.bipartite import BipartiteGraph, layer_bipartite
 from graphtickets.graphs.generators import ws_flex
 from graphtickets.graphs.layered import LayeredGraph, layered_graph
@@ -29,6 +41,14 @@ __all__ = [
     "BipartiteGraph",
     "edge_arrays",
     "from_edges",
+    "as_graph",
+    "to_networkx",
+    "from_networkx",
+    "to_igraph",
+    "from_igraph",
+    "to_pyg",
+    "from_pyg",
+    "from_scipy",
     "layered_graph",
     "relational_graph",
     "layer_bipartite",
