@@ -587,7 +587,7 @@ def plan_rounds(
     masks (all ones or ``prior``) and the density after each round.
 
     Used by :func:`score_prune`, whose ``engine`` hook (SynFlow's
-    :mod:`~graphtickets.pruning.synflow_engine`) runs the rounds it plans.
+    :mod:`~graphtickets.pruning.synflow.engine`) runs the rounds it plans.
 
     Raises
     ------
