@@ -18,12 +18,13 @@ from it.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plain", "plain_leaf", "py_scalar", "finite_or_none", "WALK_ON"]
+__all__ = ["plain", "plain_leaf", "py_scalar", "finite_or_none", "canonical_json", "WALK_ON"]
 
 
 class _WalkOn:
@@ -110,3 +111,15 @@ def plain(
     if isinstance(value, (list, tuple)):
         return [plain(v, leaf=leaf, before=before) for v in value]
     return leaf(value)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace, ASCII only, NaN refused (tuples become lists).
+
+    The one canonical form of the package: a ticket file's header and its provenance hash,
+    and a study cell's id, are computed from it.
+
+    >>> canonical_json({"b": (1, 2), "a": None})
+    '{"a":null,"b":[1,2]}'
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)

@@ -11,8 +11,18 @@ Other pruning code stores a ticket in one of three ways, and each reads into a
   ``torch.load(weights_only=True)`` only: a file that needs pickle is refused;
 * **a plain** ``.npz`` of boolean (or 0/1) arrays keyed by parameter name.
 
+A model pruned with ``torch.nn.utils.prune`` (``weight_orig`` and a ``weight_mask`` buffer)
+is the fourth: :func:`to_torch_prune` applies a ticket that way, :func:`from_torch_prune`
+reads one back.
+
 :func:`load` reads any of these (or a graphtickets ticket file) and :func:`save` writes one;
 the ``graphtickets import`` and ``graphtickets export`` commands call them.
+
+**Where the code is.** This module is the public home of every foreign ticket format. The
+tensor-level core (masks from a state dict and back, ``torch.nn.utils.prune`` buffers) is in
+:mod:`graphtickets._masks`, which the Ticket's shortcuts (``Ticket.from_state_dict``,
+``t.to_state_dict``, ``t.to_torch_prune``, ``Ticket.from_torch_prune``) call as well: the
+ticket module never imports this one, so there is no import cycle between them.
 
 **What counts as pruned.** A checkpoint has no mask, so the rule is: *a prunable weight stored
 as exactly zero (``0.0`` or ``-0.0``) is pruned; every other value, NaN included, is kept.*
@@ -48,12 +58,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from graphtickets._masks import (
+    as_tensor,
+    binary,
+    check_shapes,
+    looks_binary,
+    model_spec,
+    prunable,
+    strip_prefix,
+)
 from graphtickets.errors import TicketError
-from graphtickets.ticket import Ticket, mask_mismatch, prunable
+from graphtickets.ticket import Ticket
 
 __all__ = [
     "from_state_dict",
     "to_state_dict",
+    "from_torch_prune",
+    "to_torch_prune",
     "from_masks",
     "to_masks",
     "load",
@@ -67,76 +88,6 @@ __all__ = [
 FORMATS = ("state_dict", "masks", "open_lth", "npz", "ticket")
 
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "mask", "masks", "net", "weights")
-
-
-# ---------------------------------------------------------------------------- helpers
-def _model_spec(model: nn.Module) -> Any:
-    return getattr(model, "gt_spec", None)
-
-
-def _strip_prefix(d: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """``d`` with a ``module.`` prefix (``DataParallel``/DDP checkpoints) removed when that makes
-    its keys match ``names``."""
-    out = dict(d)
-    wanted = set(names)
-    if out and not (wanted & set(out)) and all(k.startswith("module.") for k in out):
-        out = {k[len("module."):]: v for k, v in out.items()}
-    return out
-
-
-def _as_tensor(name: str, v: Any) -> torch.Tensor:
-    if isinstance(v, torch.Tensor):
-        return v.detach().to("cpu")
-    if isinstance(v, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(v))
-    raise TicketError(f"entry {name!r} is a {type(v).__name__}, not a tensor or array")
-
-
-def _binary(name: str, v: torch.Tensor) -> torch.Tensor:
-    """A 0/1 (or bool) tensor as ``torch.bool``; anything else is an error."""
-    if v.dtype == torch.bool:
-        return v.clone()
-    if v.is_floating_point() or v.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
-        ok = (v == 0) | (v == 1)
-        if not bool(ok.all()):
-            raise TicketError(
-                f"mask {name!r} holds values other than 0 and 1; a mask file holds 0/1 or bool "
-                f"tensors (is this a checkpoint of weights? read it with from_state_dict)"
-            )
-        return v != 0
-    raise TicketError(f"mask {name!r} has dtype {v.dtype}; masks are bool or 0/1 tensors")
-
-
-def _looks_binary(v: torch.Tensor) -> bool:
-    """Whether ``v`` is bool or holds only 0 and 1."""
-    if v.dtype == torch.bool:
-        return True
-    if v.is_complex():
-        return False
-    return bool(((v == 0) | (v == 1)).all())
-
-
-def _check_shapes(model: nn.Module, masks: Mapping[str, torch.Tensor], where: str) -> None:
-    unknown, bad_shape = mask_mismatch(model, masks)
-    if unknown:
-        have = ", ".join(list(dict(model.named_parameters()))[:8])
-        raise TicketError(
-            f"{where} names parameters the model does not have: {unknown[:5]}; the model's "
-            f"parameters are [{have}, ...] — build the model the file was saved from, or rename "
-            f"its keys"
-        )
-    if bad_shape is not None:
-        n, mask_shape, param_shape = bad_shape
-        raise TicketError(
-            f"{where}: {n!r} has shape {mask_shape} but the model's parameter has "
-            f"{param_shape} — the file belongs to a model of other widths"
-        )
-
-
-def _provenance(model: nn.Module, method: str, fmt: str, source: str | None, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    config: dict[str, Any] = {"method": method, "hparams": {}, "model": _model_spec(model), "dataset": None}
-    meta: dict[str, Any] = {"imported": {"format": fmt, **({"source": source} if source else {}), **extra}}
-    return config, meta
 
 
 # ---------------------------------------------------------------------------- state dicts
@@ -205,55 +156,10 @@ def from_state_dict(
     >>> t.layer_counts()["fc1.weight"]
     (8, 12)
     """
-    if not isinstance(state_dict, Mapping):
-        raise TicketError(f"a state dict is a mapping of parameter names to tensors, got {type(state_dict).__name__}")
-    names = list(params) if params is not None else list(prunable(model))
-    if not names:
-        raise TicketError("the model has no prunable parameters (Linear/Conv weights); pass params=[...]")
-    sd = _strip_prefix(state_dict, [*names, *(f"{n}_orig" for n in names)])
-    masks: dict[str, torch.Tensor] = {}
-    explicit = 0
-    for n in names:
-        if f"{n}_mask" in sd:
-            masks[n] = _binary(f"{n}_mask", _as_tensor(n, sd[f"{n}_mask"]))
-            explicit += 1
-        elif n in sd:
-            masks[n] = _as_tensor(n, sd[n]) != 0
-        elif f"{n}_orig" in sd:
-            raise TicketError(f"the checkpoint has {n}_orig but no {n}_mask; cannot tell which weights were pruned")
-        else:
-            have = ", ".join(list(sd)[:8])
-            raise TicketError(
-                f"the checkpoint has no entry {n!r} (a prunable parameter of the model); it has "
-                f"[{have}, ...] — pass params=[...] to read fewer parameters, or the matching model"
-            )
-    _check_shapes(model, masks, "the checkpoint")
-    kept_weights: dict[str, torch.Tensor] | None = None
-    if weights:
-        own = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-        kept_weights = {}
-        for k, v in sd.items():
-            if k.endswith("_mask") and k[: -len("_mask")] in masks:
-                continue
-            key = k[: -len("_orig")] if k.endswith("_orig") and k[: -len("_orig")] in masks else k
-            if key in own or f"{key}_orig" in own:
-                t = _as_tensor(k, v).clone()
-                if key in masks and k.endswith("_orig"):
-                    t = t * masks[key].to(t.dtype)
-                kept_weights[key] = t
-    if sum(int(m.count_nonzero()) for m in masks.values()) == 0:
-        raise TicketError("every prunable weight of the checkpoint is zero: it holds no ticket")
-    config, meta = _provenance(
-        model, method, "state_dict", source,
-        rule="explicit <name>_mask" if explicit == len(masks) else "zero = pruned",
-    )
-    config["dataset"] = dataset
-    ticket = Ticket(masks=masks, method=method, config=config, meta=meta, weights=kept_weights)
-    ticket.config["density"] = ticket.density
-    return ticket
+    return Ticket.from_state_dict(model, state_dict, method=method, params=params, weights=weights, dataset=dataset,
+                                  source=source)
 
 
-@torch.no_grad()
 def to_state_dict(ticket: Ticket, model: nn.Module, *, masks: bool = False) -> dict[str, torch.Tensor]:
     """``model.state_dict()`` with the ticket applied: pruned weights stored as zeros.
 
@@ -289,30 +195,37 @@ def to_state_dict(ticket: Ticket, model: nn.Module, *, masks: bool = False) -> d
     >>> int((sd["fc1.weight"] == 0).sum()) == 12 - t.layer_counts()["fc1.weight"][0]
     True
     """
-    ticket.check(model)
-    if any(n.endswith("_orig") for n, _ in model.named_parameters()):
-        raise TicketError(
-            "the model is wrapped by torch.nn.utils.prune (it has *_orig parameters); call "
-            "torch.nn.utils.prune.remove on its modules first, or use its own state_dict()"
-        )
-    sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-    if ticket.weights is not None:
-        for n, w in ticket.weights.items():
-            if n in sd:
-                sd[n] = w.detach().to("cpu").to(sd[n].dtype).clone()
-    for n, m in ticket.masks.items():
-        w = sd[n]
-        if not masks:
-            zero_kept = m & (w == 0)
-            if bool(zero_kept.any()):
-                raise TicketError(
-                    f"{int(zero_kept.sum())} kept weight(s) of {n!r} are exactly zero and would read "
-                    f"back as pruned; write the masks too (masks=True, CLI --with-masks)"
-                )
-        sd[n] = w * m.to(w.dtype)
-        if masks:
-            sd[f"{n}_mask"] = m.clone()
-    return sd
+    return ticket.to_state_dict(model, masks=masks)
+
+
+# ---------------------------------------------------------------------------- torch.nn.utils.prune
+def to_torch_prune(ticket: Ticket, model: nn.Module) -> nn.Module:
+    """Apply ``ticket`` to ``model`` with ``torch.nn.utils.prune.custom_from_mask``.
+
+    Each masked parameter ``<name>`` becomes ``<name>_orig`` with a ``<name>_mask`` buffer, as
+    ``torch.nn.utils.prune`` leaves a module; ``model`` is changed in place and returned.
+    Same as ``ticket.to_torch_prune(model)``.
+
+    Examples
+    --------
+    >>> import graphtickets as gt
+    >>> model = gt.models.build("mlp", in_shape=(4,), num_classes=2, widths=(3,))
+    >>> t = gt.pruning.prune(model, "random", density=0.5)
+    >>> pruned = to_torch_prune(t, model)
+    >>> from_torch_prune(pruned, method="random").masks.keys() == t.masks.keys()
+    True
+    """
+    return ticket.to_torch_prune(model)
+
+
+def from_torch_prune(model: nn.Module, *, method: str = "torch_prune", **kw: Any) -> Ticket:
+    """The ticket of a model pruned with ``torch.nn.utils.prune``: its ``<name>_mask`` buffers.
+
+    ``kw`` (``config``, ``meta``, ...) go to :class:`~graphtickets.ticket.Ticket`. Raises
+    :class:`~graphtickets.errors.TicketError` when the model has no ``*_mask`` buffer. Same as
+    ``Ticket.from_torch_prune(model)``.
+    """
+    return Ticket.from_torch_prune(model, method=method, **kw)
 
 
 # ---------------------------------------------------------------------------- masks
@@ -358,18 +271,18 @@ def from_masks(
     for k, v in masks.items():
         if not isinstance(k, str):
             raise TicketError(f"mask keys must be parameter names (str), got {k!r}")
-        out[k] = _binary(k, _as_tensor(k, v))
+        out[k] = binary(k, as_tensor(k, v))
     if model is not None:
         # parameter names as the ticket keys them (a torch-pruned model's weight_orig -> weight)
         names = [n.removesuffix("_orig") for n, _ in model.named_parameters()]
-        out = _strip_prefix(out, [*names, *(f"{n}_mask" for n in names)])
+        out = strip_prefix(out, [*names, *(f"{n}_mask" for n in names)])
         known = set(names)
         out = {k.removesuffix("_mask") if k not in known and k.removesuffix("_mask") in known else k: v
                for k, v in out.items()}
-        _check_shapes(model, out, "the mask file")
+        check_shapes(model, out, "the mask file")
         order = {n: i for i, n in enumerate(names)}
         out = dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
-    spec = _model_spec(model) if model is not None else None
+    spec = model_spec(model) if model is not None else None
     config: dict[str, Any] = {"method": method, "hparams": {}, "model": spec, "dataset": dataset}
     meta: dict[str, Any] = {"imported": {"format": fmt, **({"source": source} if source else {})}}
     ticket = Ticket(masks=out, method=method, config=config, meta=meta)
@@ -451,7 +364,7 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     tensors = {str(k): v for k, v in data.items() if isinstance(v, (torch.Tensor, np.ndarray))}
     if not tensors:
         raise TicketError(f"{str(p)!r} holds no tensors")
-    return {k: _as_tensor(k, v) for k, v in tensors.items()}
+    return {k: as_tensor(k, v) for k, v in tensors.items()}
 
 
 def load(
@@ -513,7 +426,7 @@ def load(
         if any(k.endswith("_orig") for k in tensors):
             kind = "state_dict"
         else:
-            kind = "masks" if relevant and all(_looks_binary(v) for v in relevant) else "state_dict"
+            kind = "masks" if relevant and all(looks_binary(v) for v in relevant) else "state_dict"
     if kind == "masks":
         t = from_masks(model, tensors, method=method, fmt=f"masks{p.suffix.lower()}", dataset=dataset, source=p.name)
     else:
@@ -647,7 +560,7 @@ def imported_ticket(
         )
     t.method = method
     t.config["method"] = method
-    t.config["model"] = _model_spec(model)
+    t.config["model"] = model_spec(model)
     if density is not None:
         t.config["density"] = float(density)
     return t

@@ -36,11 +36,21 @@ import torch
 from torch import nn
 
 from graphtickets._io import OutputError, output_kind, write_output
-from graphtickets._json import plain
+from graphtickets._json import canonical_json, plain
+from graphtickets._masks import (
+    apply_torch_prune,
+    check_mask_tensor,
+    mask_mismatch,
+    masked_state_dict,
+    prunable,
+    state_dict_fields,
+    torch_prune_masks,
+)
 from graphtickets._version import __version__
 from graphtickets.errors import TicketError
 
-__all__ = ["Ticket", "prunable", "check_density", "FORMAT", "file_digest", "recorded_digest"]
+__all__ = ["Ticket", "prunable", "check_density", "check_mask_tensor", "mask_mismatch", "FORMAT", "file_digest",
+           "recorded_digest"]
 
 log = logging.getLogger("graphtickets")
 
@@ -61,68 +71,6 @@ _DTYPES: dict[torch.dtype, str] = {
     torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32",
     torch.float64: "F64",
 }  # fmt: skip
-
-_PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def prunable(
-    model: nn.Module,
-    *,
-    include_bias: bool = False,
-    exclude: Iterable[str] = (),
-    keep_classifier_dense: bool = False,
-) -> dict[str, nn.Parameter]:
-    """Return the prunable parameters of ``model``, keyed by ``named_parameters()`` names.
-
-    By default these are the weights of ``Linear`` and ``Conv1d/2d/3d`` modules, never
-    biases or normalisation layers.
-
-    Parameters
-    ----------
-    model : nn.Module
-        The network.
-    include_bias : bool, default False
-        Also return the biases of those modules.
-    exclude : iterable of str
-        Parameter names (or module names) to leave out.
-    keep_classifier_dense : bool, default False
-        Leave out the last prunable module (the classifier), as open_lth does.
-
-    Returns
-    -------
-    dict[str, nn.Parameter]
-        In the order of ``model.named_parameters()``.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> sorted(prunable(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))))
-    ['0.weight', '2.weight']
-    """
-    excluded = set(exclude)
-    modules = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE_TYPES)]
-    if keep_classifier_dense and modules:
-        excluded.add(modules[-1][0])
-    out: dict[str, nn.Parameter] = {}
-    for mname, module in modules:
-        if mname in excluded:
-            continue
-        for pname in ("weight", "bias") if include_bias else ("weight",):
-            p = getattr(module, pname, None)
-            full = f"{mname}.{pname}" if mname else pname
-            if isinstance(p, nn.Parameter) and full not in excluded:
-                out[full] = p
-    order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
-    missing = [n for n in out if n not in order]
-    if missing:  # parametrized / pruned modules expose weight_orig instead
-        for n in missing:
-            base = n.rsplit(".", 1)
-            alt = f"{base[0]}.{base[1]}_orig" if len(base) == 2 else f"{n}_orig"
-            if alt not in order:
-                raise TicketError(f"parameter {n!r} is not a named parameter of the model")
-        return out
-    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
-
 
 def check_density(density: float, name: str = "density") -> float:
     """Validate a density (the fraction of weights KEPT): a number in (0, 1].
@@ -167,13 +115,9 @@ def _strip_timings(obj: Any) -> Any:
     return obj
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
 def _header_bytes(header: Mapping[str, Any]) -> bytes:
     """The canonical safetensors header: sorted compact JSON, padded with spaces to 8 bytes."""
-    raw = _canonical(header).encode()
+    raw = canonical_json(header).encode()
     return raw + b" " * (-(8 + len(raw)) % 8)
 
 
@@ -218,60 +162,6 @@ def file_digest(header: Mapping[str, Any], data: Iterable[bytes | memoryview]) -
     for chunk in data:
         h.update(chunk)
     return h.hexdigest()
-
-
-def check_mask_tensor(name: Any, mask: Any) -> None:
-    """Raise :class:`TicketError` unless ``mask`` is a ``torch.bool`` tensor (``name``: its key).
-
-    The one check of a mask's type, shared by :class:`Ticket` and the trainers.
-
-    Examples
-    --------
-    >>> check_mask_tensor("fc.weight", torch.ones(2, dtype=torch.bool))
-    >>> check_mask_tensor("fc.weight", torch.ones(2))
-    Traceback (most recent call last):
-    ...
-    graphtickets.errors.TicketError: mask 'fc.weight' has dtype torch.float32; masks must be torch.bool (convert with mask.bool() if it holds only 0/1)
-    """
-    if not isinstance(mask, torch.Tensor):
-        raise TicketError(f"mask {name!r} must be a torch.bool tensor, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TicketError(
-            f"mask {name!r} has dtype {mask.dtype}; masks must be torch.bool "
-            f"(convert with mask.bool() if it holds only 0/1)"
-        )
-
-
-def mask_mismatch(
-    model: nn.Module, masks: Mapping[str, torch.Tensor]
-) -> tuple[list[str], tuple[str, tuple[int, ...], tuple[int, ...]] | None]:
-    """How ``masks`` fail to fit ``model``: the names that match no parameter, and the first
-    mask whose shape is not its parameter's, as ``(name, mask shape, parameter shape)``.
-
-    A mask named ``n`` matches parameter ``n``, or ``n_orig`` on a model pruned with
-    ``torch.nn.utils.prune``. Shapes are compared only when every name matches. Callers word
-    the error for their context (a ticket, a file, a training call).
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(3, 2, dtype=torch.bool)})
-    ([], None)
-    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(2, 2, dtype=torch.bool), "w": torch.ones(1)})
-    (['w'], None)
-    >>> mask_mismatch(nn.Linear(2, 3), {"weight": torch.ones(2, 2, dtype=torch.bool)})
-    ([], ('weight', (2, 2), (3, 2)))
-    """
-    params = dict(model.named_parameters())
-    unknown = [n for n in masks if n not in params and f"{n}_orig" not in params]
-    if unknown:
-        return unknown, None
-    for n, m in masks.items():
-        p = params.get(n, params.get(f"{n}_orig"))
-        assert p is not None
-        if tuple(m.shape) != tuple(p.shape):
-            return [], (n, tuple(m.shape), tuple(p.shape))
-    return [], None
 
 
 @dataclass
@@ -414,29 +304,16 @@ class Ticket:
         return model
 
     def to_torch_prune(self, model: nn.Module) -> nn.Module:
-        """Apply with ``torch.nn.utils.prune.custom_from_mask`` (``weight_orig``/``weight_mask``)."""
-        from torch.nn.utils import prune as tprune
-
+        """Apply with ``torch.nn.utils.prune.custom_from_mask`` (``weight_orig``/``weight_mask``).
+        See :func:`graphtickets.interop.to_torch_prune`."""
         self.check(model)
-        modules = dict(model.named_modules())
-        for n, m in self.masks.items():
-            mod_name, _, pname = n.rpartition(".")
-            module = modules[mod_name]
-            tprune.custom_from_mask(module, pname, mask=m.to(getattr(module, pname).device))
-        return model
+        return apply_torch_prune(model, self.masks)
 
     @classmethod
     def from_torch_prune(cls, model: nn.Module, *, method: str = "torch_prune", **kw: Any) -> Ticket:
-        """Read a ticket from a model pruned with ``torch.nn.utils.prune`` (its ``*_mask`` buffers)."""
-        masks: dict[str, torch.Tensor] = {}
-        for name, buf in model.named_buffers():
-            if name.endswith("_mask"):
-                masks[name[: -len("_mask")]] = buf.detach().bool().cpu().clone()
-        if not masks:
-            raise TicketError(
-                "the model has no '*_mask' buffers: it was not pruned with torch.nn.utils.prune"
-            )
-        return cls(masks=masks, method=method, **kw)
+        """Read a ticket from a model pruned with ``torch.nn.utils.prune`` (its ``*_mask`` buffers).
+        See :func:`graphtickets.interop.from_torch_prune`."""
+        return cls(masks=torch_prune_masks(model), method=method, **kw)
 
     @classmethod
     def from_state_dict(
@@ -448,16 +325,15 @@ class Ticket:
         present, give the masks instead. See :func:`graphtickets.interop.from_state_dict`
         (keyword arguments ``params``, ``weights``, ``dataset``, ``source``).
         """
-        from graphtickets import interop
-
-        return interop.from_state_dict(model, state_dict, method=method, **kw)
+        ticket = cls(**state_dict_fields(model, state_dict, method=method, **kw))
+        ticket.config["density"] = ticket.density
+        return ticket
 
     def to_state_dict(self, model: nn.Module, *, masks: bool = False) -> dict[str, torch.Tensor]:
         """``model.state_dict()`` with this ticket applied (pruned weights as zeros); ``model``
         is not changed. See :func:`graphtickets.interop.to_state_dict`."""
-        from graphtickets import interop
-
-        return interop.to_state_dict(self, model, masks=masks)
+        self.check(model)
+        return masked_state_dict(model, self.masks, self.weights, with_masks=masks)
 
     def build_model(self) -> nn.Module:
         """Rebuild the model this ticket was found on (from ``config['model']``), masked."""
@@ -543,7 +419,7 @@ class Ticket:
         tensors = {_MASK_PREFIX + n: m.contiguous() for n, m in self.masks.items()}
         if self.weights is not None:
             tensors.update({_WEIGHT_PREFIX + n: w.detach().contiguous() for n, w in self.weights.items()})
-        prov = _canonical(_strip_timings(self.provenance()))
+        prov = canonical_json(_strip_timings(self.provenance()))
         header = _layout(tensors, {"graphtickets": prov, _FILE_DIGEST: _ZERO_DIGEST})
         order = sorted(tensors)
         header["__metadata__"][_FILE_DIGEST] = file_digest(header, (_tensor_bytes(tensors[n]) for n in order))

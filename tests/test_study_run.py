@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 import graphtickets as gt
-from graphtickets.cli.study import add_commands
+from graphtickets.cli import study as study_cli
+from graphtickets.cli import tickets as tickets_cli
 from graphtickets.study import run
 
 TIMING = ["seconds", "search_seconds", "train_seconds"]
@@ -39,7 +40,10 @@ def _stable(df: pd.DataFrame) -> pd.DataFrame:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graphtickets")
-    add_commands(p.add_subparsers(dest="command", required=True))
+    sub = p.add_subparsers(dest="command", required=True)
+    study_cli.add_commands(sub)  # run, report
+    for add in tickets_cli.COMMANDS.values():  # compare, graph, ...
+        add(sub)
     return p
 
 

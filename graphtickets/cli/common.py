@@ -1,8 +1,9 @@
-"""Helpers every command-line module shares (:mod:`graphtickets.cli`, :mod:`graphtickets.cli.study`,
-:mod:`graphtickets.cli.interop`): option checks, ``key=value`` parsing, reading a ticket.
+"""Helpers every command-line module shares (:mod:`graphtickets.cli.listings`,
+:mod:`graphtickets.cli.tickets`, :mod:`graphtickets.cli.study`, :mod:`graphtickets.cli.interop`):
+option checks, ``key=value`` parsing, reading a ticket, printing a table.
 
-They live here, below the three, so that the command modules import this one and never
-each other's private helpers (no import cycle between them).
+They live here, below the command modules, so that those import this one and never each
+other's private helpers (no import cycle between them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import Any
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["parse_assignments", "checked", "size_option", "seed_option", "number_option", "check_out_file",
-           "load_ticket", "check_fits"]
+           "load_ticket", "check_fits", "table"]
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """``rows`` under ``header`` as left-aligned text columns, with a dashed rule under the header."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
 
 
 def parse_assignments(items: Sequence[str] | None, what: str = "hyperparameter") -> dict[str, Any]:
@@ -50,7 +60,7 @@ def checked(check: Any, *args: Any, **kw: Any) -> Any:
 
 def size_option(args: argparse.Namespace, option: str, *, low: int, limit: str | None = None) -> int:
     """The integer option ``--<option>``, checked: ``>= low`` and within ``LIMITS[limit]`` unless --allow-large."""
-    from graphtickets.study.config import check_size
+    from graphtickets._rules import check_size
 
     value = getattr(args, option.replace("-", "_"))
     return int(checked(check_size, f"--{option}", value, low=low, limit=limit,
@@ -58,7 +68,7 @@ def size_option(args: argparse.Namespace, option: str, *, low: int, limit: str |
 
 
 def seed_option(args: argparse.Namespace) -> int:
-    from graphtickets.study.config import check_seed
+    from graphtickets._rules import check_seed
 
     return int(checked(check_seed, args.seed, "--seed"))
 

@@ -1,18 +1,19 @@
 """The ``import`` and ``export`` subcommands of ``graphtickets`` (tickets from other tools and back).
 
-:func:`add_commands` adds them to the top-level parser (:mod:`graphtickets.cli`); the work is
+:data:`COMMANDS` adds them to the top-level parser (:func:`graphtickets.cli.main.build_parser`); the work is
 done by :mod:`graphtickets.interop`.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from graphtickets.errors import GraphticketsError
 
-__all__ = ["add_commands", "cmd_import", "cmd_export"]
+__all__ = ["COMMANDS", "add_commands", "cmd_import", "cmd_export"]
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -86,8 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: Any) -> None:
-    """Add ``import`` and ``export`` to an argparse subparsers object."""
+def _add_import(subparsers: Any) -> None:
     i = subparsers.add_parser(
         "import", help="read a ticket from another tool's file (sparse state dict, masks, .npz)",
         description="Read a sparse checkpoint (pruned weights stored as zeros), a dict of 0/1 mask "
@@ -109,6 +109,8 @@ def add_commands(subparsers: Any) -> None:
     i.add_argument("--out", help="ticket file to write (default: FILE.ticket.safetensors)")
     i.set_defaults(handler=cmd_import)
 
+
+def _add_export(subparsers: Any) -> None:
     e = subparsers.add_parser(
         "export", help="write a ticket for another tool (state dict, masks, open_lth, .npz)",
         description="state_dict: the model's state dict with pruned weights as zeros; masks: a dict "
@@ -122,3 +124,13 @@ def add_commands(subparsers: Any) -> None:
                    help="state_dict: also write <name>_mask entries (exact even where a kept weight is 0)")
     e.add_argument("--out", help="file to write (default: next to the ticket)")
     e.set_defaults(handler=cmd_export)
+
+
+#: Command name -> the function that adds it to an argparse subparsers object.
+COMMANDS: dict[str, Callable[[Any], None]] = {"import": _add_import, "export": _add_export}
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``import`` and ``export`` to an argparse subparsers object."""
+    for add in COMMANDS.values():
+        add(subparsers)

@@ -1,30 +1,23 @@
-"""The study subcommands of ``graphtickets``: ``run``, ``report``, ``compare``, ``graph``.
+"""The study subcommands of ``graphtickets``: ``run`` and ``report``.
 
-:func:`add_commands` adds them to the top-level parser (:mod:`graphtickets.cli`); each
-handler takes the parsed arguments and returns an exit code. Bad input raises a
-:class:`~graphtickets.errors.GraphticketsError`, which the top level prints as one line.
+:func:`add_commands` adds them to a parser's subcommands (:data:`COMMANDS` one by one, for
+:func:`graphtickets.cli.main.build_parser`); each handler takes the parsed arguments and
+returns an exit code. Bad input raises a :class:`~graphtickets.errors.GraphticketsError`,
+which the top level prints as one line. The commands on ticket files (``compare``, ``graph``,
+...) are in :mod:`graphtickets.cli.tickets`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from graphtickets.errors import GraphticketsError
 
-__all__ = ["add_commands", "cmd_run", "cmd_report", "cmd_compare", "cmd_graph"]
-
-
-def _out_file(path: str | Path, what: str) -> Path:
-    """``path`` as a file to write: its folder is created; a directory there is an error."""
-    from graphtickets.cli.common import check_out_file as check_out
-
-    check_out(str(path), what)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
+__all__ = ["COMMANDS", "add_commands", "cmd_run", "cmd_report"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -67,122 +60,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``graphtickets report DIR``: rebuild tables, figures and report from the store."""
-    from graphtickets.study.config import validate
-    from graphtickets.study.grid import expand
-    from graphtickets.study.report import write_report
-    from graphtickets.study.store import DB_NAME, Store, check_db, folder_lock
-    from graphtickets.study.tabular import sibling_table, tables, write_tables
+    """``graphtickets report DIR``: rebuild tables, figures and report from the store
+    (:func:`graphtickets.study.rebuild.rebuild_report`)."""
+    from graphtickets.study.rebuild import rebuild_report
 
-    out = Path(args.dir)
-    if not (out / DB_NAME).is_file():
-        raise GraphticketsError(f"{out} holds no study ({DB_NAME} is missing); run `graphtickets run --out {out}` first")
-    check_db(out)  # an empty or damaged store is named, and nothing is written
-    with folder_lock(out), Store(out) as store:
-        raw = store.get_meta("study")
-        study = validate(raw, source=str(out / DB_NAME)) if raw else None
-        cells = expand(study) if study is not None else None
-        tk, dist = tables(store, cells)
-        if tk.empty:  # never replace good outputs with an empty report
-            raise GraphticketsError(
-                f"{out / DB_NAME} holds no finished cell, so there is nothing to report; the existing tables and "
-                f"report were left as they are (run `graphtickets run CONFIG --out {out}` to compute the cells)"
-            )
-        write_tables(out, tk, dist, sibling_table(store, cells))
-        md, page = write_report(out, tk, dist, study=study, store=store)
-        _mark_current(out, store, study, cells)
+    md, page = rebuild_report(Path(args.dir))
     print(f"{md}\n{page}")
     return 0
 
 
-def _mark_current(out: Path, store: Any, study: Any, cells: Any) -> None:
-    """Record the inputs the rebuilt tables and report came from (the next ``run`` then skips them)."""
-    from graphtickets.study.runner import mark_built as _mark_built
-    from graphtickets.study.runner import report_inputs
-
-    digest = report_inputs(store, study, cells)
-    for what in ("tables", "report"):
-        _mark_built(out, what, digest)
-
-
-def _out_file_check(path: str, what: str) -> None:
-    from graphtickets.cli.common import check_out_file as check_out
-
-    check_out(path, what)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """``graphtickets compare T1 T2 ... [--kinds ...] [--nulls N] [--out CSV]``."""
-    from graphtickets import analysis
-    from graphtickets.cli.common import load_ticket as _load
-    from graphtickets.cli.common import seed_option as _seed
-    from graphtickets.cli.common import size_option as _size
-    from graphtickets.data import batches, load
-
-    if len(args.tickets) < 2:
-        raise GraphticketsError("compare needs at least two ticket files")
-    _size(args, "nulls", low=0, limit="null_samples")
-    _seed(args)
-    for k in args.kinds or []:
-        analysis.DISTANCES.get_or_raise(k)
-    if args.out:
-        _out_file_check(args.out, "CSV")
-    tickets = {}
-    for p in args.tickets:
-        name = Path(p).stem
-        while name in tickets:
-            name += "'"
-        tickets[name] = _load(p, args)
-    first = next(iter(tickets.values()))
-    model = first.build_model() if first.config.get("model") else None
-    data, kinds = None, args.kinds
-    if args.functional:  # what trained tickets compute on the dataset's test split
-        from graphtickets.cli.common import check_fits as _check_fits
-
-        dataset = args.dataset or first.config.get("dataset")
-        if not dataset:
-            raise GraphticketsError("the tickets record no dataset; pass --dataset NAME for --functional")
-        _check_fits(first, dataset, args.tickets[0])
-        test = load(dataset, split="test", root=args.root)
-        data = batches(test, batch_size=1000, shuffle=False)
-        kinds = kinds or list(analysis.FUNCTION_KINDS)
-    table = analysis.compare(tickets, model, kinds=kinds, null_samples=args.nulls, seed=args.seed, data=data,
-                                effective=args.effective)
-    with_pd = table.copy()
-    print(with_pd.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    if args.out:
-        table.to_csv(_out_file(args.out, "CSV"), index=False)
-        print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_graph(args: argparse.Namespace) -> int:
-    """``graphtickets graph TICKET --format graphml|edgelist|pyg [--kind layered|relational] [--out PATH]``."""
-    from graphtickets.cli.common import load_ticket as _load
-    from graphtickets.graphs import layered_graph, relational_graph
-
-    if args.out:
-        _out_file_check(args.out, "graph")
-    ticket = _load(args.ticket, args)
-    if not ticket.config.get("model"):
-        raise GraphticketsError(f"{args.ticket} records no model spec; graphs need the architecture")
-    model = ticket.build_model()
-    g = layered_graph(model, ticket) if args.kind == "layered" else relational_graph(model, ticket)
-    ext = {"graphml": ".graphml", "edgelist": ".edgelist", "pyg": ".pt"}[args.format]
-    out = _out_file(args.out or Path(args.ticket).with_suffix("").as_posix() + f".{args.kind}{ext}", "graph")
-    if args.format == "pyg":
-        import torch
-
-        torch.save(g.to_pyg(), out)
-    else:
-        g.write(out, args.format)
-    n_edges = int(g.adjacency.nnz)
-    print(f"{out}: {args.kind} graph, {g.adjacency.shape[0]} nodes, {n_edges} edges ({args.format})")
-    return 0
-
-
-def add_commands(subparsers: Any) -> None:
-    """Add ``run``, ``report``, ``compare`` and ``graph`` to an argparse subparsers object."""
+# ---------------------------------------------------------------------------- parser
+def _add_run(subparsers: Any) -> None:
     r = subparsers.add_parser("run", help="run a study (default: the bundled MNIST-1D study)")
     r.add_argument("config", nargs="?", default=None,
                    help="study YAML (default: the bundled default study; a bare name like 'quick' picks a bundled one)")
@@ -206,30 +94,18 @@ def add_commands(subparsers: Any) -> None:
     add_cluster_arguments(r)
     r.set_defaults(handler=cmd_run)
 
+
+def _add_report(subparsers: Any) -> None:
     p = subparsers.add_parser("report", help="rebuild a study's tables, figures and report from its store")
     p.add_argument("dir", help="the study's output folder")
     p.set_defaults(handler=cmd_report)
 
-    c = subparsers.add_parser("compare", help="pairwise distances between ticket files")
-    c.add_argument("tickets", nargs="+", help="ticket files (.safetensors)")
-    c.add_argument("--kinds", nargs="+", default=None, help="distance kinds (default: every default kind)")
-    c.add_argument("--nulls", type=int, default=0, help="shuffled null samples per pair (adds z-scores)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", default=None, help="also write the table as CSV")
-    c.add_argument("--allow-large", action="store_true", help="lift the documented limit of --nulls")
-    c.add_argument("--no-verify", action="store_true", help="read tickets whose sha256 is missing or wrong")
-    c.add_argument("--functional", action="store_true",
-                   help="functional distances (agreement, kappa, error consistency, CKA) of trained tickets "
-                        "(files from `graphtickets train --save-weights`) on the dataset's test split")
-    c.add_argument("--dataset", default=None, help="dataset for --functional (default: the one the tickets record)")
-    c.add_argument("--root", default=None, help="data folder")
-    c.add_argument("--effective", action="store_true", help="structural distances on the effective masks")
-    c.set_defaults(handler=cmd_compare)
 
-    g = subparsers.add_parser("graph", help="export a ticket's graph")
-    g.add_argument("ticket", help="ticket file")
-    g.add_argument("--format", choices=("graphml", "edgelist", "pyg"), default="graphml")
-    g.add_argument("--kind", choices=("layered", "relational"), default="layered")
-    g.add_argument("--out", default=None, help="output file (default: next to the ticket)")
-    g.add_argument("--no-verify", action="store_true", help="read a ticket whose sha256 is missing or wrong")
-    g.set_defaults(handler=cmd_graph)
+#: Command name -> the function that adds it to an argparse subparsers object.
+COMMANDS: dict[str, Callable[[Any], None]] = {"run": _add_run, "report": _add_report}
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``run`` and ``report`` to an argparse subparsers object."""
+    for add in COMMANDS.values():
+        add(subparsers)

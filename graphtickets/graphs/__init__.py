@@ -13,7 +13,19 @@ sources' clustering and path length); imports go down to ``pruning``, never up t
 from __future__ import annotations
 
 from graphtickets.graphs import derived as _derived  # noqa: F401  (registers the method "relational")
-from graphtickets.graphs.base import Graph, edge_arrays, from_edges
+from graphtickets.graphs.base import (
+    Graph,
+    as_graph,
+    edge_arrays,
+    from_edges,
+    from_igraph,
+    from_networkx,
+    from_pyg,
+    from_scipy,
+    to_igraph,
+    to_networkx,
+    to_pyg,
+)
 from graphtickets.graphs.bipartite import BipartiteGraph, layer_bipartite
 from graphtickets.graphs.compact import compact
 from graphtickets.graphs.generators import ws_flex
@@ -34,6 +46,14 @@ __all__ = [
     "BipartiteGraph",
     "edge_arrays",
     "from_edges",
+    "as_graph",
+    "to_networkx",
+    "from_networkx",
+    "to_igraph",
+    "from_igraph",
+    "to_pyg",
+    "from_pyg",
+    "from_scipy",
     "layered_graph",
     "relational_graph",
     "layer_bipartite",

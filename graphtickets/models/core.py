@@ -19,6 +19,7 @@ from torch import nn
 
 from graphtickets._json import plain
 from graphtickets._registry import Registry
+from graphtickets._rules import check_seed
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["MODELS", "INITS", "ModelError", "register_model", "build", "build_from_spec", "spec_of", "initialize"]
@@ -139,7 +140,7 @@ def build(
     num_classes : int
         Number of outputs.
     seed : int, default 0
-        Seed of the initialisation.
+        Seed of the initialisation, in ``[0, 2**63 - 1]`` (:func:`graphtickets._rules.check_seed`).
     init : {"default", "kaiming_normal"}, default "default"
         Initialisation scheme (:func:`initialize`). A non-default scheme is recorded in the
         spec (``gt_spec["init"]``) so that :func:`build_from_spec` rebuilds the same weights;
@@ -171,7 +172,7 @@ def build(
     builder = MODELS.get_or_raise(name)
     shape = _check_shape(in_shape)
     n_cls = _check_int(num_classes, "num_classes", 1)
-    seed_i = _check_int(seed, "seed", -(2**63))
+    seed_i = check_seed(seed, error=ModelError)
     sig = inspect.signature(builder)
     options = [p for p in sig.parameters if p not in ("in_shape", "num_classes")]
     unknown = [k for k in kw if k not in sig.parameters or k in ("in_shape", "num_classes")]

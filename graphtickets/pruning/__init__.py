@@ -4,12 +4,13 @@ What lives where: ``core`` (the registry :data:`METHODS`, :class:`MethodSpec`,
 :class:`MethodResult` that every method returns, :func:`prune` and :func:`make_ticket` that
 turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_prune`, the
 driver of every scoring method); ``select`` (top-k selection); one module per method
-(``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
-``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``;
-the ``sparse_training`` subpackage: ``set``, ``rigl``, ``gmp`` and ``smart_ratio``);
-``derived`` (tickets built from the structure other tickets share: consensus, profile,
-degrees, local; with ``_counting``, the mask counting shared with ``analysis``; ``relational``
-is registered by :mod:`graphtickets.graphs.derived`, which needs the graph code);
+(``baselines``: random and magnitude, ``snip``, ``grasp``, the ``synflow`` subpackage (the method,
+its fast ``engine`` and its autograd-free flow ``program``), ``imp`` with ``trajectory``,
+``early_bird`` with its rule ``early_bird_rule`` and the channel structure ``channels``,
+``gem_miner``, ``elastic``; the ``sparse_training`` subpackage: ``set``, ``rigl``, ``gmp`` and
+``smart_ratio``); ``derived`` (tickets built from the structure other tickets share: consensus,
+profile, degrees, local; with ``_counting``, the mask counting shared with ``analysis``;
+``relational`` is registered by :mod:`graphtickets.graphs.derived`, which needs the graph code);
 ``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
@@ -23,6 +24,7 @@ True
 from __future__ import annotations
 
 import importlib
+import sys
 
 from graphtickets.pruning.ablations import invert_scores, reinit, shuffle
 from graphtickets.pruning.collapse import collapsed_layers
@@ -94,4 +96,11 @@ for _m in _METHOD_MODULES:
 
 from graphtickets.pruning.derived import held_out_sources, init_seed  # noqa: E402  (after the registrations)
 from graphtickets.pruning.imp import family, imp_at, imp_rounds, imp_rounds_many  # noqa: E402  (after the registrations)
+from graphtickets.pruning.synflow import engine as synflow_engine  # noqa: E402
+from graphtickets.pruning.synflow import program as synflow_program  # noqa: E402
 from graphtickets.pruning.trajectory import imp_trajectory_many  # noqa: E402
+
+# The flat names of SynFlow's modules before the subpackage (issue 29): the same module objects,
+# so ``graphtickets.pruning.synflow_engine.PROGRAM = False`` still switches the engine.
+sys.modules[f"{__name__}.synflow_engine"] = synflow_engine
+sys.modules[f"{__name__}.synflow_program"] = synflow_program

@@ -37,6 +37,7 @@ from torch import nn
 
 from graphtickets._json import WALK_ON, plain
 from graphtickets._registry import Registry
+from graphtickets._rules import check_seed
 from graphtickets._version import __version__
 from graphtickets.data.core import dataset_name
 from graphtickets.errors import GraphticketsError
@@ -407,23 +408,15 @@ def make_ticket(
 
 
 # ---------------------------------------------------------------------------- prune
-_SEED_LIMIT = 2**64  # torch.Generator.manual_seed and numpy's default_rng both take [0, 2**64)
-
-
-def _check_model_and_seed(model: Any, seed: Any) -> None:
-    """Refuse a ``model`` that is not an ``nn.Module`` and a seed outside ``[0, 2**64)``."""
+def _check_model_and_seed(model: Any, seed: Any) -> int:
+    """The seed as an int; refuse a ``model`` that is not an ``nn.Module`` and a seed outside
+    ``[0, 2**63 - 1]`` (:func:`graphtickets._rules.check_seed`)."""
     if not isinstance(model, nn.Module):
         raise GraphticketsError(
             f"model must be a torch nn.Module at initialization, got {type(model).__name__}; "
             f"build one with gt.models.build(name, in_shape=..., num_classes=...)"
         )
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise GraphticketsError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < _SEED_LIMIT:
-        raise GraphticketsError(
-            f"seed must be an int in [0, 2**64) (the range random generators accept), got {seed}; "
-            f"use e.g. seed % 2**64"
-        )
+    return check_seed(seed)
 
 
 def _check_request(spec: MethodSpec, density: float | None, data: Any, hparams: Mapping[str, Any]) -> float | None:
@@ -508,7 +501,7 @@ def prune(
     >>> t.method, t.density
     ('random', 0.5)
     """
-    _check_model_and_seed(model, seed)
+    seed = _check_model_and_seed(model, seed)
     spec = METHODS.get_or_raise(method)
     density = _check_request(spec, density, data, hparams)
     t0 = time.perf_counter()
@@ -601,7 +594,7 @@ def plan_rounds(
     masks (all ones or ``prior``) and the density after each round.
 
     Used by :func:`score_prune`, whose ``engine`` hook (SynFlow's
-    :mod:`~graphtickets.pruning.synflow_engine`) runs the rounds it plans.
+    :mod:`~graphtickets.pruning.synflow.engine`) runs the rounds it plans.
 
     Raises
     ------

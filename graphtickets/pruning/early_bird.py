@@ -4,7 +4,10 @@ At the end of every epoch the mask the target density would give is computed; th
 ``window`` (5) masks are kept and training stops when the largest normalized Hamming
 distance between the newest mask and the others falls to ``tol`` (0.1) or below. The
 detection rule is a pure function (:func:`detect`, :func:`distance_curve`) with a thin
-stateful wrapper (:class:`EarlyBirdDetector`) used as the training callback.
+stateful wrapper (:class:`EarlyBirdDetector`) used as the training callback; they live in
+:mod:`graphtickets.pruning.early_bird_rule`, and the channel structure of channel mode
+(:func:`bn_channels`, :func:`channel_to_weight_masks`, ...) in :mod:`graphtickets.pruning.channels`;
+this module holds the drawing and the two methods and re-exports both.
 
 Normalisation of the distance (``normalize``). The paper divides the Hamming distance by the
 number of positions (channels). Two masks that each keep ``k`` of ``N`` positions differ in
@@ -79,17 +82,32 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import fx, nn
+from torch import nn
 
 from graphtickets._json import finite_or_none
-from graphtickets._trace import WEIGHT_MODULES, node_role, symbolic_graph
-from graphtickets.errors import GraphticketsError, UnsupportedModuleError
+from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.channels import (
+    BATCHNORMS,
+    bn_channels,
+    channel_consumers,
+    channel_mask,
+    channel_to_weight_masks,
+    gamma_scores,
+    has_batchnorm,
+    solve_channel_density,
+)
 from graphtickets.pruning.core import MethodResult, register_method, resolve_params
+from graphtickets.pruning.early_bird_rule import (
+    EarlyBirdDetector,
+    detect,
+    distance_curve,
+    mask_distance,
+)
 from graphtickets.pruning.imp import reiterable
 from graphtickets.pruning.select import select_topk
 from graphtickets.ticket import Ticket
@@ -110,337 +128,11 @@ __all__ = [
 
 log = logging.getLogger("graphtickets.pruning.early_bird")
 
-_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-MaskLike = torch.Tensor | Mapping[str, torch.Tensor]
-
-
-def _flat(mask: MaskLike) -> torch.Tensor:
-    if isinstance(mask, Mapping):
-        return torch.cat([m.detach().reshape(-1).to("cpu", torch.bool) for m in mask.values()])
-    return mask.detach().reshape(-1).to("cpu", torch.bool)
-
-
-_NORMALIZE = ("positions", "kept")
-
-
-def mask_distance(a: MaskLike, b: MaskLike, normalize: str = "positions") -> float:
-    """Normalized Hamming distance between two masks.
-
-    Masks are bool tensors or dicts of them (compared in key order).
-
-    Parameters
-    ----------
-    a, b : bool tensor or dict of them
-    normalize : {"positions", "kept"}, default "positions"
-        ``"positions"``: the fraction of all positions where the masks differ (the paper's).
-        ``"kept"``: ``|a xor b| / (|a| + |b|)``, the differing positions over the kept ones
-        of both masks; for masks keeping ``k`` positions each this is ``|a xor b| / 2k``, in
-        [0, 1] at any density (1 for disjoint masks). Two empty masks are at distance 0.
-
-    Examples
-    --------
-    >>> a, b = torch.tensor([True, False, True, True]), torch.tensor([True, True, True, False])
-    >>> mask_distance(a, b)
-    0.5
-    >>> mask_distance(a, b, normalize="kept")   # 2 differing / (3 + 3) kept
-    0.3333333333333333
-    """
-    if normalize not in _NORMALIZE:
-        raise GraphticketsError(f"normalize must be 'positions' or 'kept', got {normalize!r}")
-    fa, fb = _flat(a), _flat(b)
-    if fa.shape != fb.shape:
-        raise GraphticketsError(f"masks of different sizes ({fa.numel()} vs {fb.numel()}) cannot be compared")
-    diff = float((fa ^ fb).count_nonzero())
-    if normalize == "kept":
-        return diff / max(int(fa.count_nonzero()) + int(fb.count_nonzero()), 1)
-    return diff / max(fa.numel(), 1)
-
-
-def distance_curve(masks: Sequence[MaskLike], window: int = 5, normalize: str = "positions") -> list[float]:
-    """For each mask, the largest distance to the ``window - 1`` masks before it.
-
-    Entry ``i`` is ``max_{i - window < j < i} d(m_i, m_j)`` (:func:`mask_distance` with
-    ``normalize``); it is NaN while fewer than ``window`` masks have been seen
-    (``i < window - 1``), as the detector then cannot fire.
-    """
-    if window < 2:
-        raise GraphticketsError(f"window must be >= 2 (the newest mask and at least one other), got {window}")
-    out: list[float] = []
-    for i in range(len(masks)):
-        if i < window - 1:
-            out.append(math.nan)
-        else:
-            out.append(max(mask_distance(masks[i], masks[j], normalize) for j in range(i - window + 1, i)))
-    return out
-
-
-def detect(masks: Sequence[MaskLike], tol: float = 0.1, window: int = 5, normalize: str = "positions") -> int | None:
-    """Index of the first mask at which the Early-Bird rule fires, or None.
-
-    The rule fires at mask ``i`` when at least ``window`` masks have been seen and the
-    largest normalized Hamming distance between mask ``i`` and each of the ``window - 1``
-    masks before it is ``<= tol``.
-
-    Examples
-    --------
-    >>> a, b = torch.zeros(10, dtype=torch.bool), torch.ones(10, dtype=torch.bool)
-    >>> detect([a, b, a, a, a, a, a], tol=0.1, window=3)   # fires at the 3rd equal mask in a row
-    4
-    """
-    for i, d in enumerate(distance_curve(masks, window, normalize)):
-        if not math.isnan(d) and d <= tol:
-            return i
-    return None
-
-
-class EarlyBirdDetector:
-    """Stateful form of :func:`detect`: feed masks one by one with :meth:`update`.
-
-    Parameters
-    ----------
-    tol : float, default 0.1
-    window : int, default 5
-    normalize : {"positions", "kept"}, default "positions"
-        See :func:`mask_distance`.
-
-    Attributes
-    ----------
-    distances : list of float
-        :func:`distance_curve` of the masks seen so far.
-    fired_at : int or None
-        Index of the mask at which the rule fired.
-    """
-
-    def __init__(self, tol: float = 0.1, window: int = 5, normalize: str = "positions") -> None:
-        if window < 2:
-            raise GraphticketsError(f"window must be >= 2, got {window}")
-        if normalize not in _NORMALIZE:
-            raise GraphticketsError(f"normalize must be 'positions' or 'kept', got {normalize!r}")
-        self.normalize = normalize
-        self.tol = float(tol)
-        self.window = int(window)
-        self.recent: list[torch.Tensor] = []
-        self.distances: list[float] = []
-        self.fired_at: int | None = None
-        self.seen = 0
-
-    def update(self, mask: MaskLike) -> bool:
-        """Add the newest mask; True when the rule fires (now or before)."""
-        flat = _flat(mask).clone()
-        self.recent.append(flat)
-        self.recent = self.recent[-self.window :]
-        if len(self.recent) < self.window:
-            d = math.nan
-        else:
-            d = max(mask_distance(flat, m, self.normalize) for m in self.recent[:-1])
-        self.distances.append(d)
-        if self.fired_at is None and not math.isnan(d) and d <= self.tol:
-            self.fired_at = self.seen
-        self.seen += 1
-        return self.fired_at is not None
-
-
-# ------------------------------------------------------------------------- channels
-def bn_channels(model: nn.Module) -> dict[str, str]:
-    """``{BatchNorm module name: name of the Conv/Linear weight whose outputs it normalizes}``.
-
-    Found on the fx trace of :func:`graphtickets._trace.symbolic_graph` (the BatchNorm's
-    input node); when the model cannot be traced, the nearest preceding Conv/Linear (in
-    module order) with as many outputs is used.
-    """
-    modules = dict(model.named_modules())
-    out: dict[str, str] = {}
-    try:
-        gm = symbolic_graph(model)
-    except UnsupportedModuleError:  # an untraceable model: fall back to module order
-        log.debug("fx trace failed; pairing BatchNorm layers with the preceding layer")
-    else:
-        for node in gm.graph.nodes:
-            if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
-                src = node.args[0] if node.args else None
-                if isinstance(src, fx.Node) and node_role(gm, src) == "weight":
-                    out[str(node.target)] = f"{src.target}.weight"
-        return out
-    last: tuple[str, nn.Module] | None = None
-    for name, mod in model.named_modules():
-        if isinstance(mod, WEIGHT_MODULES):
-            last = (name, mod)
-        elif isinstance(mod, _BN) and last is not None:
-            w = last[1].weight
-            if isinstance(w, torch.Tensor) and w.shape[0] == mod.num_features:
-                out[name] = f"{last[0]}.weight"
-    return out
-
-
-def _gamma_scores(model: nn.Module) -> dict[str, torch.Tensor]:
-    modules = dict(model.named_modules())
-    return {
-        n: modules[n].weight.detach().abs().cpu().clone()
-        for n in bn_channels(model)
-        if getattr(modules[n], "weight", None) is not None
-    }
-
-
-def channel_mask(model: nn.Module, density: float) -> dict[str, torch.Tensor]:
-    """Keep the ``round(density * C)`` BatchNorm channels with the largest ``|gamma|`` (global)."""
-    scores = _gamma_scores(model)
-    if not scores:
-        raise GraphticketsError(
-            "Early-Bird channel mode needs BatchNorm layers with affine weights after Conv/Linear "
-            "layers; use mode='weight' for networks without BatchNorm"
-        )
-    return select_topk(scores, density)
-
-
-def channel_consumers(model: nn.Module) -> dict[str, list[str]]:
-    """``{BatchNorm module name: weights of the Conv/Linear layers consuming its channels}``.
-
-    Traced on the fx graph of :func:`graphtickets._trace.symbolic_graph` from each BatchNorm's
-    output through what :func:`graphtickets._trace.node_role` calls channelwise (activations,
-    dropout, pooling) and reshapes (``nn.Flatten``, ``torch.flatten``, ``.view``/``.reshape``)
-    to the next Conv/Linear layers. A BatchNorm whose output reaches anything else (a residual ``+``, a
-    concatenation, another BatchNorm, the network output) gets an empty list: its channels'
-    outgoing weights cannot be removed by pruning the channel alone. Untraceable models give
-    empty lists too.
-    """
-    modules = dict(model.named_modules())
-    try:
-        gm = symbolic_graph(model)
-    except UnsupportedModuleError:  # untraceable: no consumer is cleared
-        log.debug("fx trace failed; pruned channels keep their outgoing weights")
-        return {n: [] for n in bn_channels(model)}
-    out: dict[str, list[str]] = {}
-    for node in gm.graph.nodes:
-        if node.op == "call_module" and isinstance(modules.get(node.target), _BN):
-            out[str(node.target)] = _consumers(gm, node)
-    return out
-
-
-def _consumers(gm: fx.GraphModule, bn: fx.Node) -> list[str]:
-    """The weights of the Conv/Linear layers reached from ``bn`` through channelwise ops and
-    reshapes (:func:`graphtickets._trace.node_role`); empty when anything else is reached."""
-    found: list[str] = []
-    todo = list(bn.users)
-    seen: set[fx.Node] = set()
-    while todo:
-        u = todo.pop()
-        if u in seen:
-            continue
-        seen.add(u)
-        role = node_role(gm, u)
-        if role == "weight":
-            found.append(f"{u.target}.weight")
-        elif role in ("channelwise", "reshape"):
-            todo.extend(u.users)
-        else:
-            return []
-    return sorted(set(found))
-
-
-def _consumer_slice(w: torch.Tensor, n_channels: int) -> int | None:
-    """Inputs of weight ``w`` per channel of an ``n_channels`` layer, or None if they do not tile."""
-    n_in = w.shape[1]
-    if w.dim() > 2:  # Conv: one input channel per channel (groups=1 only)
-        return 1 if n_in == n_channels else None
-    return n_in // n_channels if n_in % n_channels == 0 else None
-
-
-def channel_to_weight_masks(
-    model: nn.Module,
-    channels: Mapping[str, torch.Tensor],
-    names: Iterable[str],
-    *,
-    consumers: bool = True,
-    _graph: tuple[dict[str, str], dict[str, list[str]]] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Weight masks for the prunable parameters ``names`` with every weight of pruned channels off.
-
-    Parameters
-    ----------
-    model : nn.Module
-    channels : dict[str, bool tensor]
-        Kept channels per BatchNorm module name (:func:`channel_mask`).
-    names : iterable of str
-        Prunable parameter names to return masks for.
-    consumers : bool, default True
-        Also turn off the consuming layers' input slices of pruned channels
-        (:func:`channel_consumers`); False turns off only the producing rows.
-
-    Returns
-    -------
-    dict[str, torch.Tensor]
-        Producing layer: output rows ``w[c]`` of pruned channels off. Consuming layer
-        (when traced, see :func:`channel_consumers`): inputs ``w[:, c]`` (Conv) or the block
-        ``w[:, c*S:(c+1)*S]`` after a flatten of ``S`` positions per channel (Linear) off.
-    """
-    pairs, cons = _graph if _graph is not None else (bn_channels(model), channel_consumers(model) if consumers else {})
-    params = dict(model.named_parameters())
-    out = {n: torch.ones(params[n].shape, dtype=torch.bool) for n in names}
-    for bn, w in pairs.items():
-        if bn not in channels:
-            continue
-        keep = channels[bn].to(torch.bool)
-        if w in out:
-            shape = (-1,) + (1,) * (out[w].dim() - 1)
-            out[w] = out[w] & keep.view(shape).expand_as(out[w])
-        if not consumers:
-            continue
-        for c in cons.get(bn, []):
-            if c not in out:
-                continue
-            per = _consumer_slice(out[c], keep.numel())
-            if per is None:
-                log.debug("channels of %s do not tile the inputs of %s; its inputs stay on", bn, c)
-                continue
-            cols = keep.repeat_interleave(per)
-            shape = (1, -1) + (1,) * (out[c].dim() - 2)
-            out[c] = out[c] & cols.view(shape).expand_as(out[c])
-    return out
-
-
-def solve_channel_density(model: nn.Module, density: float, names: Iterable[str]) -> float:
-    """The channel density whose structured weight mask keeps about ``density`` of the weights.
-
-    Every BatchNorm layer keeps the same fraction ``c`` of its channels (``round(c * C)``);
-    the result is the smallest ``c`` (to 1e-4, by bisection) whose weight mask
-    (:func:`channel_to_weight_masks`, consumers included) keeps at least
-    ``round(density * N)`` of the ``N`` prunable weights.
-    """
-    names = list(names)
-    graph = (bn_channels(model), channel_consumers(model))
-    modules = dict(model.named_modules())
-    sizes = {bn: int(modules[bn].num_features) for bn in graph[0]}
-    n_total = sum(int(dict(model.named_parameters())[n].numel()) for n in names)
-    k = int(round(density * n_total))
-
-    def kept(c: float) -> int:
-        ch = {}
-        for bn, size in sizes.items():
-            m = torch.zeros(size, dtype=torch.bool)
-            m[: int(round(c * size))] = True
-            ch[bn] = m
-        return sum(int(m.count_nonzero()) for m in channel_to_weight_masks(model, ch, names, _graph=graph).values())
-
-    lo, hi = 0.0, 1.0
-    while hi - lo > 1e-4:
-        mid = (lo + hi) / 2
-        if kept(mid) >= k:
-            hi = mid
-        else:
-            lo = mid
-    return min(1.0, hi)
-
-
-def _has_bn(model: nn.Module) -> bool:
-    return any(isinstance(m, _BN) for m in model.modules())
-
-
 def _l1_gamma(s: float) -> Any:
     def extra(model: nn.Module) -> torch.Tensor:
         total = None
         for m in model.modules():
-            if isinstance(m, _BN) and m.weight is not None:
+            if isinstance(m, BATCHNORMS) and m.weight is not None:
                 v = m.weight.abs().sum()
                 total = v if total is None else total + v
         assert total is not None
@@ -526,13 +218,13 @@ class _Drawing:
         self.drawn["state"] = {n: p.detach().cpu().clone() for n, p in m.named_parameters()}
         self.drawn["channels"] = mask
         if self.mode == "channel":
-            self.drawn["gamma"] = _gamma_scores(m)
+            self.drawn["gamma"] = gamma_scores(m)
 
     def __call__(self, epoch: int, m: nn.Module, history: Any) -> bool:
         mask = self.mask(m)
         self.masks_at.append(mask)
         if self.mode == "channel":
-            self.gamma_l1.append(float(sum(g.sum() for g in _gamma_scores(m).values())))
+            self.gamma_l1.append(float(sum(g.sum() for g in gamma_scores(m).values())))
         fired = self.detector.update(mask)
         if fired:
             self.keep(m, mask)
@@ -724,7 +416,7 @@ def early_bird(
         )
     if mode not in ("channel", "auto"):
         raise GraphticketsError(f"early_bird's mode is 'channel' (the only one), got {mode!r}")
-    if not _has_bn(model) or not _gamma_scores(model):
+    if not has_batchnorm(model) or not gamma_scores(model):
         raise GraphticketsError(
             "early_bird draws channel masks from BatchNorm scales, and this model has no BatchNorm "
             "after its Conv/Linear layers: build it with BatchNorm, e.g. gt.models.build('mlp', ..., "

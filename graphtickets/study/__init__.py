@@ -18,7 +18,9 @@ pruning, graphs and analysis):
 - ``figures``, ``alike`` (statistics of likeness), ``across`` (per-architecture statements),
   ``report`` -- the figures and the report, computed from the tables;
 - ``runner`` -- :func:`run`: cells -> store -> comparisons -> tables -> report, resumable;
-- ``cluster``, ``cli`` -- the command line (``graphtickets run / report / ...``) and cluster jobs.
+- ``rebuild`` -- ``graphtickets report DIR``: the tables and report rebuilt from a finished store;
+- ``cluster`` -- cluster jobs (``graphtickets run --cluster ...``); the command line itself is
+  :mod:`graphtickets.cli`.
 
 >>> from graphtickets.study import load_config, expand
 >>> cfg = load_config({"name": "t", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [8]}],
@@ -77,8 +79,8 @@ _HOME = {
 _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 
-_MODULES = {"across", "alike", "cell", "cli", "cluster", "comparisons", "config", "executors", "figures", "grid",
-            "methods", "progress", "report", "rerun", "runner", "store", "tabular"}
+_MODULES = {"across", "alike", "cell", "cluster", "comparisons", "config", "executors", "figures", "grid",
+            "methods", "progress", "rebuild", "report", "rerun", "runner", "store", "tabular"}
 
 
 def __getattr__(name: str) -> Any:

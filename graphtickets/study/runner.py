@@ -84,34 +84,40 @@ def default_out(study: StudyConfig) -> Path:
 
 
 class _Below(logging.Filter):
-    """Drops graphtickets records below ``level`` (keeps a console at its verbosity)."""
+    """What a console shows during a study: graphtickets records at ``level`` or above, and
+    other libraries' records (Dask's scheduler, ...) only from WARNING up; the rest goes to
+    ``study.log`` alone."""
 
     def __init__(self, level: int) -> None:
         super().__init__()
         self.level = level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name.startswith("graphtickets") and record.levelno < self.level)
+        if record.name.startswith("graphtickets"):
+            return record.levelno >= self.level
+        return record.levelno >= logging.WARNING
 
 
 @contextlib.contextmanager
 def _study_logging(out_dir: Path) -> Iterator[None]:
-    logger = logging.getLogger("graphtickets")
+    """Write every record of the study (graphtickets' and third-party, INFO and up) to
+    ``out_dir/study.log``; keep the consoles at their verbosity, without third-party INFO."""
+    logger, root = logging.getLogger("graphtickets"), logging.getLogger()
     before = logger.level
     effective = logger.getEffectiveLevel()
     handler = logging.FileHandler(out_dir / "study.log")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     flt = _Below(effective)
-    root_handlers = list(logging.getLogger().handlers) + list(logger.handlers)
+    root_handlers = list(root.handlers) + list(logger.handlers)
     for h in root_handlers:
         h.addFilter(flt)
-    logger.addHandler(handler)
+    root.addHandler(handler)  # graphtickets' records reach it by propagation, once
     logger.setLevel(min(effective, logging.INFO))
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        root.removeHandler(handler)
         handler.close()
         logger.setLevel(before)
         for h in root_handlers:

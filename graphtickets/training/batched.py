@@ -66,6 +66,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import check_seed
 from graphtickets.errors import GraphticketsError
 from graphtickets.training.loop import History, resolve_device
 from graphtickets.training.optim import LEAN_KINDS, check_settings, lean_kind, make_optimizer
@@ -382,7 +383,7 @@ def train_many(
         Evaluated after every epoch (eval mode, no gradients), per ticket.
     device : str or torch.device, default "cpu"
     seed : int, default 0
-        Seeds torch's default generator inside a ``fork_rng`` block, as :func:`train` does
+        In ``[0, 2**63 - 1]``. Seeds torch's default generator inside a ``fork_rng`` block, as :func:`train` does
         (a shuffling ``DataLoader`` then gives the order each one-by-one run would see).
     max_iterations : int, optional
         Stop after this many optimizer steps (the same for every ticket).
@@ -433,6 +434,7 @@ def train_many(
     rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
     first = check_int("start_epoch", start_epoch, low=0)
     _check_data(data, regime.epochs, len(models), per_ticket_data)
+    seed = check_seed(seed)
     dev = resolve_device(device)
     k = len(models)
     was_training = [m.training for m in models]

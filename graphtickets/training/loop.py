@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from graphtickets._rules import check_int, check_seed
 from graphtickets.errors import GraphticketsError
 from graphtickets.training.optim import OPTIMIZERS, LeanOptimizer, make_optimizer
 from graphtickets.training.regime import (
@@ -61,7 +62,6 @@ from graphtickets.training.regime import (
     Masks,
     Regime,
     check_data,
-    check_int,
     iterate,
     lr_at_epoch,
     mask_dict,
@@ -504,7 +504,7 @@ def train(
     device : str or torch.device, default "cpu"
         Model and batches are moved here with ``.to(device)``.
     seed : int, default 0
-        Seeds torch's default generator inside a ``fork_rng`` block (dropout, shuffling
+        In ``[0, 2**63 - 1]``. Seeds torch's default generator inside a ``fork_rng`` block (dropout, shuffling
         loaders); the caller's global random state is unchanged.
     rewind_iteration : int, optional
         Save the ``state_dict`` after exactly this many optimizer steps (before step
@@ -557,6 +557,7 @@ def train(
     rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
     first = check_int("start_epoch", start_epoch, low=0)
     assert first is not None
+    seed = check_seed(seed)
     check_data(data, regime.epochs)
     device = resolve_device(device)
     model.to(device)

@@ -32,8 +32,8 @@ from torch.optim import adam as _adam
 from torch.optim import sgd as _sgd
 
 from graphtickets._registry import Registry
+from graphtickets._rules import check_number
 from graphtickets.errors import GraphticketsError
-from graphtickets.training.regime import check_number
 
 __all__ = ["LeanOptimizer", "LEAN_KINDS", "OPTIMIZERS", "make_optimizer", "lean_kind"]
 

@@ -1,5 +1,5 @@
 """What :func:`graphtickets.training.train` and :func:`graphtickets.training.batched.train_many`
-share (private): argument checks, the training regime, batches, masks, seeding.
+share (private): the training regime, batches, masks, seeding.
 
 Both trainers check their arguments, iterate their data and seed torch's generator the same
 way, so the pieces live here once: :class:`Regime` (epochs, learning-rate schedule, step
@@ -8,8 +8,8 @@ budget, checked once), :func:`check_data`, :func:`split_batch` / :func:`iterate`
 and :func:`no_batches` (the error of an epoch without batches). :func:`lr_at_epoch` and
 :data:`SCHEDULES` are public through :mod:`graphtickets.training`.
 
-Imports go one way: this module imports only :mod:`graphtickets.ticket` and
-:mod:`graphtickets.errors`; ``optim``, ``loop`` and ``batched`` import it.
+Imports go one way: this module imports only :mod:`graphtickets.ticket`, :mod:`graphtickets._rules`
+(the number checks) and :mod:`graphtickets.errors`; ``optim``, ``loop`` and ``batched`` import it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import check_int, check_number
 from graphtickets.errors import GraphticketsError, TicketError
 from graphtickets.ticket import Ticket, check_mask_tensor, mask_mismatch
 
@@ -32,8 +33,6 @@ __all__ = [
     "SCHEDULES",
     "Regime",
     "check_data",
-    "check_int",
-    "check_number",
     "iterate",
     "known_empty",
     "lr_at_epoch",
@@ -52,27 +51,6 @@ SCHEDULES = (None, "cosine", "step")
 
 
 # ---------------------------------------------------------------------------- argument checks
-def check_number(name: str, value: Any, *, low: float, low_open: bool) -> float:
-    """``float(value)``, or :class:`GraphticketsError` unless it is a finite number ``>= low``
-    (``> low`` with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise GraphticketsError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (low_open and value == low):
-        sign = ">" if low_open else ">="
-        raise GraphticketsError(f"{name} must be {sign} {low}, got {value!r}")
-    return float(value)
-
-
-def check_int(name: str, value: Any, *, low: int, allow_none: bool = False) -> int | None:
-    """``int(value)`` (or ``None`` when allowed), or :class:`GraphticketsError` unless it is an
-    integer ``>= low``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise GraphticketsError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _count(name: str, value: Any) -> int:
     """:func:`check_int` of a count ``>= 0`` that may not be ``None``."""
     out = check_int(name, value, low=0)

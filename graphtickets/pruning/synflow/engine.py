@@ -1,12 +1,12 @@
 """The fast SynFlow rounds: a float64 flow with our own weight gradients, and a selection
 that touches only the survivors near the threshold.
 
-:func:`graphtickets.pruning.synflow.synflow` calls :func:`run_rounds`; nothing here is
+:func:`graphtickets.pruning.synflow.synflow` (in ``method``) calls :func:`run_rounds`; nothing here is
 public API.
 
 **The flow.** Where every node of the linearized float64 copy is one it knows (Conv2d, Linear,
 ReLU, residual add, pooling, flatten; no conv of ``synflow_program.LARGEST_CONV`` weights or
-more), the flow runs without autograd as a :class:`~graphtickets.pruning.synflow_program.Program`
+more), the flow runs without autograd as a :class:`~graphtickets.pruning.synflow.program.Program`
 (``PROGRAM = False`` turns that off). Otherwise every scored Conv2d (``groups=1``, zero
 padding) and Linear of the copy is replaced by a :class:`_FlowModule`, a custom autograd function around a
 :class:`_Layer`. A conv runs forward as PyTorch's float64 convolution in channels_last (the
@@ -46,7 +46,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.select import smallest
-from graphtickets.pruning.synflow_program import (
+from graphtickets.pruning.synflow.program import (
     CsrPair,
     MatLayer,
     Program,
@@ -56,7 +56,7 @@ from graphtickets.pruning.synflow_program import (
     set_offsets,
     transposed_offsets,
 )
-from graphtickets.pruning.synflow_program import build as build_program
+from graphtickets.pruning.synflow.program import build as build_program
 
 __all__: list[str] = []
 

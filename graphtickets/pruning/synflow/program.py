@@ -1,6 +1,6 @@
 """The SynFlow flow without autograd: an explicit forward and backward over the traced network.
 
-:func:`graphtickets.pruning.synflow_engine.run_rounds` uses it when every node of the
+:func:`graphtickets.pruning.synflow.engine.run_rounds` uses it when every node of the
 linearized, BatchNorm-folded float64 copy is one it knows (:func:`build`): ``Conv2d``
 (``groups=1``, zero padding) and ``Linear`` as matrix products, ReLU, residual ``add``,
 average and max pooling, ``Flatten``/``torch.flatten``, an unfolded BatchNorm (a per-channel

@@ -33,12 +33,12 @@ Speed: :func:`synflow` plugs an engine into :func:`~graphtickets.pruning.score_p
 instead of its generic round loop (a deep copy, autograd's fresh gradient tensors and a full
 selection over all weights in every round): the engine keeps ONE absolute-valued float64
 copy with BatchNorm folded into the layer before it, and runs the rounds in
-:mod:`graphtickets.pruning.synflow_engine`: Conv2d/Linear weight gradients written by one
+:mod:`graphtickets.pruning.synflow.engine`: Conv2d/Linear weight gradients written by one
 matrix product into buffers allocated once (channels_last convolutions; CSR products for
 large convolutions once most of their weights are gone), and a selection that partitions
 only the survivors below a sampled bound on the threshold. Networks made of Conv2d, Linear,
 ReLU, residual adds, pooling and flatten (ResNets, MLPs, Conv-2) run the flow without autograd
-as a program over the traced network (:mod:`graphtickets.pruning.synflow_program`: im2col
+as a program over the traced network (:mod:`graphtickets.pruning.synflow.program`: im2col
 products, CSR and sampled products once a layer is thin). The arithmetic stays float64 and
 ties are broken by position as in the generic path, so the mask is the same (``fast=False``
 runs the generic path; the tests compare both, and the engine's gradients with autograd).
@@ -63,7 +63,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import Engine, MethodResult, register_scorer, score_prune
-from graphtickets.pruning.synflow_engine import finite_flow, run_rounds
+from graphtickets.pruning.synflow.engine import finite_flow, run_rounds
 
 __all__ = ["synflow_scores", "synflow", "linearized_copy", "bias_names", "infer_in_shape"]
 
@@ -218,7 +218,7 @@ def _fold_batchnorm(work: nn.Module) -> nn.Module:
 
 
 def _fast_engine(in_shape: tuple[int, ...]) -> Engine:
-    """SynFlow's rounds on one linearized float64 copy (:mod:`~graphtickets.pruning.synflow_engine`)."""
+    """SynFlow's rounds on one linearized float64 copy (:mod:`~graphtickets.pruning.synflow.engine`)."""
 
     def engine(model: nn.Module, names: Sequence[str], masks: dict[str, torch.Tensor], targets: Sequence[float], *,
                scope: str, invert: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
