@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
 }
 #: The modules the package root may hold (the core); everything else lives in a subpackage.
 CORE = {"__init__", "__main__", "errors", "_version", "_json", "_rules", "_registry", "_trace", "_masks", "ticket",
-        "interop"}
+        "interop", "_io"}
 #: The subpackages of the root.
 SUBPACKAGES = {"data", "models", "training", "pruning", "graphs", "analysis", "study", "cli"}
 #: The longest a function may be (lines of code: no blank lines, comments or docstring).
