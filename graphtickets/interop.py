@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from graphtickets._io import write_output
 from graphtickets._masks import (
     as_tensor,
     binary,
@@ -493,15 +494,17 @@ def save(
     else:
         tensors = to_masks(ticket)
     if format == "npz" or p.suffix.lower() == ".npz":
-        np.savez(p, **{k: v.numpy() for k, v in tensors.items()})  # type: ignore[arg-type]
-        # np.savez appends .npz to a name without it
-        return p if p.suffix.lower() == ".npz" else p.with_name(p.name + ".npz")
+        arrays = {k: v.numpy() for k, v in tensors.items()}
+        # as np.savez does with a file name: .npz appended to a name without it
+        q = p if p.suffix.lower() == ".npz" else p.with_name(p.name + ".npz")
+        write_output(q, lambda fh: np.savez(fh, **arrays), what="exported ticket")  # type: ignore[arg-type]
+        return q
     if p.suffix.lower() == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(p))
+        write_output(p, save({k: v.contiguous() for k, v in tensors.items()}), what="exported ticket")
         return p
-    torch.save(tensors, p)
+    write_output(p, lambda fh: torch.save(tensors, fh), what="exported ticket")
     return p
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from graphtickets._io import write_output
 from graphtickets.cli.common import (
     check_fits,
     check_out_file,
@@ -189,7 +190,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                              effective=args.effective)
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:
-        frame.to_csv(_out_file(args.out, "CSV"), index=False)
+        write_output(_out_file(args.out, "CSV"), frame.to_csv(index=False), what="CSV table")
         print(f"wrote {args.out}")
     return 0
 
@@ -210,7 +211,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.format == "pyg":
         import torch
 
-        torch.save(g.to_pyg(), out)
+        data = g.to_pyg()
+        write_output(out, lambda f: torch.save(data, f), what="graph")
     else:
         g.write(out, args.format)
     n_edges = int(g.adjacency.nnz)

@@ -26,15 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from graphtickets._io import write_output
 from graphtickets.data.core import DatasetInfo, register_dataset
 from graphtickets.data.variants import Param, check_args
 from graphtickets.errors import DataError
@@ -173,16 +172,8 @@ def cache_path(root: Path, args: dict[str, Any]) -> Path:
 
 
 def _write_atomic(path: Path, arrays: dict[str, np.ndarray], args: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            payload: dict[str, Any] = {"args": np.array(json.dumps(args, sort_keys=True)), **arrays}
-            np.savez(fh, **payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    payload: dict[str, Any] = {"args": np.array(json.dumps(args, sort_keys=True)), **arrays}
+    write_output(path, lambda fh: np.savez(fh, **payload), what="MNIST-1D cache")
 
 
 def _read(path: Path) -> dict[str, np.ndarray] | None:

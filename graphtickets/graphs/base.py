@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from graphtickets._io import write_output
 from graphtickets._json import py_scalar
 from graphtickets.errors import GraphticketsError
 
@@ -156,13 +157,17 @@ class Graph:
         path = Path(path)
         fmt = format or {".graphml": "graphml", ".edgelist": "edgelist", ".txt": "edgelist", ".tsv": "edgelist"}.get(path.suffix)
         if fmt == "graphml":
-            nx.write_graphml(self.to_networkx(), path)
+            g = self.to_networkx()
+            write_output(path, lambda f: nx.write_graphml(g, f), what="graph")
         elif fmt == "edgelist":
             src, dst, w = self.edges()
             header = f"# {self.kind} {'directed' if self.directed else 'undirected'} nodes={self.n_nodes}\n# src dst weight\n"
-            with open(path, "w") as f:
-                f.write(header)
+
+            def body(f: Any) -> None:
+                f.write(header.encode())
                 np.savetxt(f, np.column_stack([src, dst, w]), fmt=["%d", "%d", "%.17g"])
+
+            write_output(path, body, what="graph")
         else:
             raise GraphticketsError(
                 f"unknown graph format {format or path.suffix!r}; use 'graphml' or 'edgelist'"

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphtickets._io import write_output
 from graphtickets.study.alike import FDR, paired_difference
 from graphtickets.study.grid import DENSE
 
@@ -273,14 +274,11 @@ def slug(label: str) -> str:
 
 def write_holds(out: str | Path, table: pd.DataFrame) -> Path:
     """``tables/architectures.csv`` (atomic)."""
-    import os
 
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "architectures.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_output(path, table.to_csv(index=False), what="table")
     return path
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from graphtickets._io import write_output
 from graphtickets.study.grid import DENSE, model_rows
 
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
@@ -308,7 +309,7 @@ def structure_function_figure(dist: pd.DataFrame, folder: Path, sf: pd.DataFrame
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "structure_function.png"
-    fig.savefig(path, dpi=110)
+    write_output(path, lambda f: fig.savefig(f, dpi=110, format="png"), what="figure")
     plt.close(fig)
     return [path]
 
@@ -492,7 +493,7 @@ def consensus_figure(hists: dict[tuple[float, int], tuple[np.ndarray, np.ndarray
     fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "consensus.png"
-    fig.savefig(path, dpi=110)
+    write_output(path, lambda f: fig.savefig(f, dpi=110, format="png"), what="figure")
     plt.close(fig)
     return [path]
 

@@ -6,6 +6,7 @@ returns the paths it wrote (empty when the study has nothing to show, e.g. no Ea
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphtickets._io import write_output
 from graphtickets.study.grid import DENSE, model_rows
 from graphtickets.study.methods import method_order
 
@@ -108,14 +110,16 @@ def _text_color(rgba: Any) -> str:
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
 
 
+def _savefig(fig: Any, ext: str, f: Any) -> None:
+    fig.savefig(f, dpi=120, bbox_inches="tight", format=ext)
+
+
 def _save(fig: Any, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "svg"):
         p = folder / f"{name}.{ext}"
-        tmp = folder / f".{name}.tmp.{ext}"
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=ext)
-        os.replace(tmp, p)
+        write_output(p, functools.partial(_savefig, fig, ext), what="figure")
         paths.append(p)
     _plt().close(fig)
     return paths

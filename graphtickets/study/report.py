@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphtickets._io import write_output
 from graphtickets.study import across
 from graphtickets.study import alike as _alike
 from graphtickets.study.alike import paired_difference
@@ -860,8 +861,6 @@ def write_report(
         blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_output(path, text, what="report")
     log.info("report: %s, %s", md, page)
     return md, page

@@ -44,6 +44,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from graphtickets._io import write_output
+
 __all__ = ["nothing_to_do", "record", "STAMP_KEY"]
 
 #: The entry of ``report.inputs.json`` that holds the stamp.
@@ -313,7 +315,5 @@ def record(args: argparse.Namespace, cells: int) -> bool:
             "built": {what: built.get(what) for what in ("tables", "report")},
             "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        tmp = out / f"{_BUILT_NAME}.tmp"
-        tmp.write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, out / _BUILT_NAME)
+        write_output(out / _BUILT_NAME, json.dumps(built, indent=1, sort_keys=True) + "\n", what="study file")
     return True

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from graphtickets._io import write_output
 from graphtickets.errors import ConfigError, DataError
 from graphtickets.study.cell import (
     CellOutcome,
@@ -494,9 +495,7 @@ def mark_built(out: Path, what: str, digest: str) -> None:
         if figs.is_dir():
             files += sorted(f"figures/{p.name}" for p in figs.iterdir() if p.is_file())
     stamp[what] = {"digest": digest, "files": files}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_output(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n", what="study file")
 
 
 #: The old name, still imported by ``graphtickets/study/cli.py`` (owned elsewhere): use :func:`mark_built`.

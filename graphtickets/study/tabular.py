@@ -8,12 +8,14 @@ replicates; :func:`write_tables` writes them as CSV and Parquet.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from graphtickets._io import write_output
 from graphtickets.study.grid import DENSE, Cell, GroupKey, ModelKey, SiblingKey
 from graphtickets.study.methods import family_of, kind_of
 from graphtickets.study.store import Store
@@ -175,6 +177,10 @@ def torch_equal(a: Any, b: Any) -> bool:
     return bool(a.shape == b.shape and torch.equal(a, b))
 
 
+def _parquet(df: pd.DataFrame, f: Any) -> None:
+    df.to_parquet(f, index=False)
+
+
 def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: pd.DataFrame,
                  siblings: pd.DataFrame | None = None) -> list[Path]:
     """``tables/tickets.{csv,parquet}`` and ``tables/distances.{csv,parquet}`` (atomic writes),
@@ -188,11 +194,9 @@ def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: 
     for name, df in named:
         for ext in ("csv", "parquet"):
             path = folder / f"{name}.{ext}"
-            tmp = path.with_suffix(f".{ext}.tmp")
             if ext == "csv":
-                df.to_csv(tmp, index=False)
+                write_output(path, df.to_csv(index=False), what="table")
             else:
-                df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+                write_output(path, functools.partial(_parquet, df), what="table")
             written.append(path)
     return written
