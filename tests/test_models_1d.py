@@ -190,8 +190,11 @@ def test_every_method_on_1d_models(method: str, model_name: str) -> None:
     before = copy.deepcopy(model.state_dict())
     data = _batches()
     spec = METHODS[method]
-    kw = dict(HP.get(method, {}))
+    kw: dict = dict(HP.get(method, {}))
     assert set(kw) <= set(spec.hparams()), f"HP[{method!r}] passes options {method!r} does not take"
+    if spec.family == "derived":  # built from other tickets of the same model
+        kw["sources"] = [gt.pruning.prune(model, m, density=0.2, data=data, seed=s)
+                         for m, s in (("snip", 2), ("magnitude", 3), ("random", 4))]
     if method == "early_bird" and not any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
         # Early-Bird draws channel masks from BatchNorm scales: a model without BatchNorm is refused
         with pytest.raises(GraphticketsError, match="batchnorm=True"):
