@@ -81,21 +81,8 @@ DENSE = "dense"
 STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
 
 
-#: Documented upper bounds of sizes: a value above one is refused (it would run for ever or
-#: exhaust memory) unless the config says ``allow_large: true`` (CLI: ``--allow-large``).
-LIMITS: dict[str, int] = {
-    "epochs": 1000,        # train.epochs and every method's epochs / finetune_epochs / prune_every
-    "rounds": 10_000,      # pruning rounds (SynFlow's 100 is the usual maximum)
-    "window": 1000,        # Early-Bird's window
-    "null_samples": 10_000,  # null samples per pair (and per kind)
-    "batches": 10_000,     # batches given to pruning-at-init scorers
-    "batch_size": 65_536,  # training, evaluation and pruning batch sizes
-    "workers": 256,        # --workers of a LocalCluster
-    "replicates": 100,     # sibling tickets per (method, density, init seed)
-    "params": 200_000_000,  # parameters of one model of the grid (800 MB of float32 weights)
-}  # fmt: skip
-#: Seeds are integers in [0, MAX_SEED] (what SQLite and torch generators hold).
-MAX_SEED = 2**63 - 1
+#: Size bounds and the seed range are the rules module's (one home: graphtickets/_rules.py).
+from graphtickets._rules import LIMITS, MAX_SEED  # noqa: E402
 
 
 def check_seed(v: Any, what: str = "seed") -> int:
