@@ -172,3 +172,59 @@ def test_no_cli_module_imports_the_study_config() -> None:
     bad = [f"{path.relative_to(PKG.parent)}:{line}" for name, path in _modules() if name.startswith("graphtickets.cli")
            for line, target in _imports(ast.parse(path.read_text())) if target.startswith("graphtickets.study.config")]
     assert not bad, "CLI modules import graphtickets.study.config: " + ", ".join(bad)
+
+
+#: The dicts ``study/cell.py`` may read by string key: results and metadata it builds or gets
+#: back (ticket ``meta``, ``extras``, ``results``, the driver's ``given`` tickets, evaluation
+#: ``final`` numbers, ``history`` rows, a ticket's ``cost``, keyword dicts ``kw``, a method's
+#: ``known`` hyperparameters, graph ``nodes``/``columns``) -- never a cell's config.
+CELL_RESULT_DICTS = {"meta", "extras", "results", "given", "final", "history", "cost", "scost", "kw", "known",
+                     "nodes", "columns"}
+
+
+def _receiver(node: ast.expr) -> str:
+    """The name a string-key read reads from: the first name or attribute under its chain of
+    calls and subscripts (``ticket.meta.get("cost", {}).get("s")`` -> ``meta``,
+    ``config["method"]["hparams"]`` -> ``config``)."""
+    while True:
+        if isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        else:
+            break
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return type(node).__name__
+
+
+def _string_key_reads(tree: ast.AST) -> Iterator[tuple[int, str, str]]:
+    """``(line, receiver, key)`` of every ``x["k"]``, ``x.get/pop/setdefault("k", ...)`` and ``"k" in x``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            yield node.lineno, _receiver(node.value), node.slice.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("get", "pop", "setdefault") and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            yield node.lineno, _receiver(node.func.value), node.args[0].value
+        elif (isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)
+              and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)):
+            for right in node.comparators:
+                yield node.lineno, _receiver(right), node.left.value
+
+
+def test_cell_reads_the_typed_cell_never_string_keys_of_a_cell_config() -> None:
+    """``study/cell.py`` reads a cell through its :class:`~graphtickets.study.spec.CellSpec` fields.
+
+    Precisely: every string-key read in the module (a subscript with a ``str`` constant,
+    ``.get``/``.pop``/``.setdefault`` with a ``str`` constant first argument, ``"k" in x``)
+    reads from one of :data:`CELL_RESULT_DICTS` (see :func:`_receiver` for the name a read
+    reads from). A cell's config (``config["method"]["hparams"]``, ``method.get("regime")``,
+    ``"import" in method``) is read by ``CellSpec.from_config`` in ``study/spec.py`` only.
+    """
+    path = PKG / "study" / "cell.py"
+    bad = [f"{path.relative_to(PKG.parent)}:{line} reads {key!r} from {recv}"
+           for line, recv, key in _string_key_reads(ast.parse(path.read_text())) if recv not in CELL_RESULT_DICTS]
+    assert not bad, "string-key reads of a cell config (read CellSpec fields instead):\n" + "\n".join(bad)

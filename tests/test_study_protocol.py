@@ -53,7 +53,7 @@ def _count_imp_runs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 # ---------------------------------------------------------------------------- item 6: weights
 def test_rewound_imp_ticket_first_training_step_starts_from_theta_k(monkeypatch: pytest.MonkeyPatch) -> None:
     cell = _imp_cell(rewind=3)
-    ctx = _Context.of(cell.config, root=None, download=False, device="cpu")
+    ctx = _Context.of(cell.spec, root=None, download=False, device="cpu")
     theta0 = ctx.build()
     tc = trajectory_config(cell.config)
     assert tc is not None
@@ -94,7 +94,7 @@ def test_tickets_without_weights_start_from_the_model_init(monkeypatch: pytest.M
 
     monkeypatch.setattr(gt.training, "train", spy)
     out = run_cell(cell.config, cell_id=cell.id)
-    init = dict(_Context.of(cell.config, root=None, download=False, device="cpu").build().named_parameters())
+    init = dict(_Context.of(cell.spec, root=None, download=False, device="cpu").build().named_parameters())
     assert out.results["start"] == "init"
     masks = out.ticket.masks
     assert all(torch.equal(seen[-1][n], init[n].detach() * masks[n]) for n in masks)
@@ -278,7 +278,7 @@ def test_schedule_reaches_the_training_of_every_ticket(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(gt.training, "train", spy)
     assert run_cell(copy.deepcopy(cell.config)).ok
-    assert seen["schedule"] == "cosine" and seen["optimizer"] == "sgd"
+    assert seen["settings"].schedule == "cosine" and seen["settings"].optimizer == "sgd"  # the cell's TrainSettings whole
     # without a schedule the cell config (and so the cell id) is what it was before the key existed
     (plain,) = expand(load_config({**cfg, "train": {"epochs": 2}}))
     assert "schedule" not in plain.config["train"]

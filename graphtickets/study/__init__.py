@@ -5,8 +5,11 @@ package imports :mod:`graphtickets.study`, which sits on top of data, models, tr
 pruning, graphs and analysis):
 
 - ``store`` -- the SQLite store of cells, tickets, trajectories, distances (imports no study module);
+- ``spec`` -- typed cells: :class:`~graphtickets.study.spec.CellSpec` (data, model, method, ticket
+  source, training, ...) and its canonical content, ``DENSE`` (imports no study module);
 - ``config`` -- the study config (pydantic), its checks, ``--quick``, ``DENSE``; reads ``store.check_db``;
-- ``grid`` -- the cells of a config, their stable ids, the comparison group keys, ``DENSE``;
+- ``grid`` -- the cells of a config (typed :class:`~graphtickets.study.spec.CellSpec`), their
+  stable ids, the comparison group keys, ``DENSE``;
 - ``methods`` -- what the study reads from the method registry (kind, family, order, the
   pruning-at-init set, the trained method with a trajectory, the random baseline): the study
   holds no method names;
@@ -42,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from graphtickets.study.config import StudyConfig, default_config_path, load_config
     from graphtickets.study.grid import Cell, cell_id, expand
     from graphtickets.study.runner import StudyResult, run
+    from graphtickets.study.spec import CellSpec
     from graphtickets.study.store import Store, StudyLockedError, folder_lock
     from graphtickets.study.tabular import tables, write_tables
 
@@ -52,6 +56,7 @@ __all__ = [
     "load_config",
     "default_config_path",
     "Cell",
+    "CellSpec",
     "expand",
     "cell_id",
     "run_cell",
@@ -71,6 +76,7 @@ _HOME = {
     "cell": ("CellOutcome", "run_cell", "run_cell_safe"),
     "config": ("StudyConfig", "default_config_path", "load_config"),
     "grid": ("Cell", "cell_id", "expand"),
+    "spec": ("CellSpec",),
     "comparisons": ("analyze",),
     "runner": ("StudyResult", "run"),
     "tabular": ("tables", "write_tables"),
@@ -80,7 +86,7 @@ _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 
 _MODULES = {"across", "alike", "cell", "cluster", "comparisons", "config", "executors", "figures", "grid",
-            "methods", "progress", "rebuild", "report", "rerun", "runner", "store", "tabular"}
+            "methods", "progress", "rebuild", "report", "rerun", "runner", "spec", "store", "tabular"}
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,21 @@ import torch
 
 from graphtickets._json import plain
 from graphtickets.errors import GraphticketsError
-from graphtickets.study.grid import DENSE
+from graphtickets.study.spec import (
+    DENSE,
+    CellSpec,
+    Dense,
+    FromSource,
+    FromTrajectory,
+    Imported,
+    MethodCall,
+    ModelSpec,
+    Own,
+    TicketSource,
+    TrajectorySpec,
+)
 from graphtickets.ticket import Ticket
+from graphtickets.training.settings import TrainSettings
 
 __all__ = [
     "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
@@ -97,6 +110,11 @@ def _dataset(name: str, split: str, root: str | None, download: bool) -> Any:
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = data.load(name, split=split, root=root, download=download)
     return _DATA_CACHE[key]
+
+
+def _plain(obj: Any) -> Any:
+    """Mappings as dicts, lists/tuples as lists; leaves kept as they are (config values)."""
+    return plain(obj, leaf=lambda v: v)
 
 
 def _finite(x: Any) -> float | None:
@@ -177,48 +195,60 @@ def sibling_seed(seed: int, purpose: str, replicate: int = 0) -> int:
 
 @dataclass
 class _Context:
-    """What every step of a cell (or a trajectory) needs: data, seeds, the model at init."""
+    """What every step of a cell (or a trajectory) needs: data, seeds, batch sizes, the model at init."""
 
     dataset: str
     seed: int
     train_seed: int
     replicate: int
-    train: Mapping[str, Any]
-    prune_data: Mapping[str, Any]
+    settings: TrainSettings | None
+    batch_size: int
+    prune_batch_size: int
+    prune_batches: int
     train_ds: Any
     test_batches: Any
-    model_spec: dict[str, Any]
+    model: ModelSpec
     device: str
 
     @classmethod
-    def of(cls, config: Mapping[str, Any], *, root: str | None, download: bool, device: str,
-           train: Mapping[str, Any] | None = None, prune_data: Mapping[str, Any] | None = None) -> _Context:
+    def of(cls, spec: CellSpec | TrajectorySpec, *, root: str | None, download: bool, device: str) -> _Context:
+        """The context of a cell, or of a trajectory (its batch size serves training and pruning, one batch)."""
         from graphtickets import data
 
-        ds_name, seed = config["dataset"]["name"], int(config["seed"])
-        replicate = int(config.get("replicate", 0))
-        tcfg = train if train is not None else config["train"]
+        if isinstance(spec, CellSpec):
+            settings, batch, eval_batch = spec.train.settings, spec.train.batch_size, spec.train.eval_batch_size
+            prune_batch, prune_batches = spec.prune_data.batch_size, spec.prune_data.batches
+        else:
+            settings, batch, eval_batch, prune_batch, prune_batches = None, spec.batch_size, spec.eval_batch_size, spec.batch_size, 1
+        ds_name, seed, replicate = spec.data.name, int(spec.seed), int(spec.replicate)
         test_ds = _dataset(ds_name, "test", root, download)
         return cls(
-            dataset=ds_name, seed=seed, train_seed=sibling_seed(seed, "train", replicate), replicate=replicate, train=tcfg,
-            prune_data=prune_data if prune_data is not None else config["prune_data"],
+            dataset=ds_name, seed=seed, train_seed=sibling_seed(seed, "train", replicate), replicate=replicate,
+            settings=settings, batch_size=int(batch), prune_batch_size=int(prune_batch), prune_batches=int(prune_batches),
             train_ds=_dataset(ds_name, "train", root, download),
-            test_batches=data.batches(test_ds, batch_size=int(tcfg["eval_batch_size"]), shuffle=False),
-            model_spec=dict(config["model"]), device=device,
+            test_batches=data.batches(test_ds, batch_size=int(eval_batch), shuffle=False),
+            model=spec.model, device=device,
         )
+
+    @property
+    def train(self) -> TrainSettings:
+        """The settings the cell's tickets are trained with (a trajectory has none)."""
+        if self.settings is None:
+            raise GraphticketsError("a trajectory trains no ticket of its own; its method trains as it is set")
+        return self.settings
 
     def prune_seed(self, method: str) -> int:
         """The seed method ``method`` is given (:func:`sibling_seed` of ``"prune:<method>"``)."""
         return sibling_seed(self.seed, f"prune:{method}", self.replicate)
 
-    def build(self, **override: Any) -> torch.nn.Module:
+    def build(self, override: Mapping[str, Any] | None = None) -> torch.nn.Module:
         """The model at initialization (cell seed), with ``override`` keyword arguments."""
         from graphtickets import data, models
 
-        spec = {**self.model_spec, **override}
-        name = spec.pop("name")
+        spec = self.model.updated(override or {})
         info = data.info(self.dataset)
-        return models.build(name, in_shape=info.in_shape, num_classes=info.num_classes, seed=self.seed, **spec)
+        return models.build(spec.name, in_shape=info.in_shape, num_classes=info.num_classes, seed=self.seed,
+                            **spec.kwargs)
 
     def batches(self, batch_size: int) -> Any:
         """A fresh shuffled iterator of training batches (every method sees the same shuffles)."""
@@ -238,8 +268,8 @@ class _Context:
         if spec.data_use == "none":
             return None
         if spec.data_use == "batches":
-            return data.take(self.batches(self.prune_data["batch_size"]), int(self.prune_data["batches"]))
-        return self.batches(self.train["batch_size"] if regime == "study" else self.prune_data["batch_size"])
+            return data.take(self.batches(self.prune_batch_size), self.prune_batches)
+        return self.batches(self.batch_size if regime == "study" else self.prune_batch_size)
 
     def method_kw(self, spec: Any, hparams: Mapping[str, Any]) -> dict[str, Any]:
         """``hparams`` plus what the study supplies where the method takes it (eval data, device)."""
@@ -252,40 +282,38 @@ class _Context:
         return kw
 
 
-def _find(ctx: _Context, target: torch.nn.Module, name: str, hparams: Mapping[str, Any], regime: str,
-          density: float, **extra: Any) -> Ticket:
-    """``prune(target, name, ...)`` with the data, seed and extras the study supplies."""
+def _find(ctx: _Context, target: torch.nn.Module, method: MethodCall, density: float, **extra: Any) -> Ticket:
+    """``prune(target, method.name, ...)`` with the data, seed and extras the study supplies."""
     from graphtickets import pruning
 
-    spec = pruning.METHODS.get_or_raise(name)
+    spec = pruning.METHODS.get_or_raise(method.name)
     return pruning.prune(
-        target, name, density=density, data=ctx.method_data(spec, regime), seed=ctx.prune_seed(name),
-        dataset=ctx.dataset, **ctx.method_kw(spec, hparams), **extra,
+        target, method.name, density=density, data=ctx.method_data(spec, method.regime),
+        seed=ctx.prune_seed(method.name), dataset=ctx.dataset, **ctx.method_kw(spec, method.hparams), **extra,
     )
 
 
 def run_trajectory(
-    config: Mapping[str, Any], *, root: str | None = None, device: str = "cpu", download: bool = False
+    spec: TrajectorySpec | Mapping[str, Any], *, root: str | None = None, device: str = "cpu", download: bool = False
 ) -> dict[float, Ticket]:
-    """Run one trajectory (:func:`graphtickets.study.grid.trajectory_config`): ``{density: Ticket}``.
+    """Run one trajectory (:meth:`graphtickets.study.spec.CellSpec.trajectory`): ``{density: Ticket}``.
 
     The method's :attr:`~graphtickets.pruning.core.MethodSpec.trajectory` is called once for
-    all densities, with the data, seed and extras a cell would give the method.
+    all densities, with the data, seed and extras a cell would give the method. ``spec`` may
+    also be its canonical config (:meth:`TrajectorySpec.config`).
     """
     from graphtickets import pruning
 
+    if not isinstance(spec, TrajectorySpec):
+        spec = TrajectorySpec.from_config(spec)
     with one_thread():
-        ctx = _Context.of(config, root=root, download=download, device=device,
-                          train={"batch_size": config["batch_size"], "eval_batch_size": config["eval_batch_size"]},
-                          prune_data={"batch_size": config["batch_size"], "batches": 1})
-        method = config["method"]
-        spec = pruning.METHODS.get_or_raise(method["name"])
-        if spec.trajectory is None:
-            raise GraphticketsError(f"method {spec.name!r} has no trajectory; run it per density")
-        regime = method.get("regime", "own")
-        return spec.trajectory(
-            ctx.build(), densities=[float(d) for d in config["densities"]], data=ctx.method_data(spec, regime),
-            seed=ctx.prune_seed(spec.name), **ctx.method_kw(spec, method["hparams"]),
+        ctx = _Context.of(spec, root=root, download=download, device=device)
+        method = pruning.METHODS.get_or_raise(spec.method.name)
+        if method.trajectory is None:
+            raise GraphticketsError(f"method {method.name!r} has no trajectory; run it per density")
+        return method.trajectory(
+            ctx.build(), densities=[float(d) for d in spec.densities], data=ctx.method_data(method, spec.method.regime),
+            seed=ctx.prune_seed(method.name), **ctx.method_kw(method, spec.method.hparams),
         )
 
 
@@ -304,65 +332,101 @@ class TrajectoryOutcome:
         return self.error is None
 
 
-def run_trajectory_safe(config: Mapping[str, Any], trajectory_id: str = "", **kw: Any) -> TrajectoryOutcome:
+def run_trajectory_safe(spec: TrajectorySpec | Mapping[str, Any], trajectory_id: str = "", **kw: Any) -> TrajectoryOutcome:
     """:func:`run_trajectory`, a failure coming back as an outcome with the traceback."""
     t0 = time.perf_counter()
     try:
-        tickets = run_trajectory(config, **kw)
+        tickets = run_trajectory(spec, **kw)
         return TrajectoryOutcome(id=trajectory_id, tickets=tickets, seconds=time.perf_counter() - t0)
     except Exception:  # noqa: BLE001 - one failing unit never stops the others
         return TrajectoryOutcome(id=trajectory_id, error=traceback.format_exc(), seconds=time.perf_counter() - t0)
 
 
-def _from_trajectory(ctx: _Context, config: Mapping[str, Any], given: Mapping[str, Ticket], key: str,
-                     root: str | None, download: bool) -> Ticket:
-    """The trajectory's ticket at the cell's density: given by the driver, or run here."""
-    if key in given:
-        return given[key]
-    from graphtickets.study.grid import trajectory_config
+@dataclass
+class _Finding:
+    """What a ticket finder gets: the cell, its context and model, the tickets found before."""
 
-    tc = trajectory_config(config)
-    assert tc is not None
-    return run_trajectory(tc, root=root, device=ctx.device, download=download)[float(config["density"])]
+    ctx: _Context
+    spec: CellSpec
+    model: torch.nn.Module
+    given: Mapping[str, Ticket]
+    root: str | None
+    download: bool
+
+    def from_trajectory(self, key: str) -> Ticket:
+        """The trajectory's ticket at the cell's density: given by the driver (``given[key]``), or run here."""
+        if key in self.given:
+            return self.given[key]
+        tc = self.spec.trajectory()
+        assert tc is not None
+        return run_trajectory(tc, root=self.root, device=self.ctx.device, download=self.download)[float(self.spec.density)]
+
+
+def _own_ticket(f: _Finding, source: Own) -> tuple[Ticket, dict[str, Any]]:
+    """The method's ticket at the cell's density."""
+    return _find(f.ctx, f.model, f.spec.method, float(f.spec.density)), {}
+
+
+def _trajectory_ticket(f: _Finding, source: FromTrajectory) -> tuple[Ticket, dict[str, Any]]:
+    """The ticket of the method's trajectory at the cell's density."""
+    return f.from_trajectory("ticket"), {}
+
+
+def _imported_ticket(f: _Finding, source: Imported) -> tuple[Ticket, dict[str, Any]]:
+    """The cell's file (:func:`imported`)."""
+    return imported(f.ctx, f.spec, f.model), {}
+
+
+def _transformed_ticket(f: _Finding, source: FromSource) -> tuple[Ticket, dict[str, Any]]:
+    """The transform (Elastic) of the source method's ticket, found on the source's model variant."""
+    ctx, density = f.ctx, float(f.spec.density)
+    smodel = ctx.build(source.source.model)
+    found = f.from_trajectory("source") if source.trajectory is not None else _find(ctx, smodel, source.source, density)
+    ticket = _find(ctx, f.model, f.spec.method, density, source=found, source_model=smodel)
+    _add_source_cost(ticket, found)
+    extras: dict[str, Any] = {"source": {
+        "method": found.method, "density": found.density, "model": smodel.gt_spec,
+        "accuracy": _finite(found.meta.get("eval_accuracy")),
+    }}
+    extras.update({f"source_{k}": v for k, v in _method_extras(found).items()})
+    return ticket, extras
+
+
+def _dense_ticket(f: _Finding, source: Dense) -> tuple[Ticket, dict[str, Any]]:
+    """The reference: the dense network (every weight kept), trained like every ticket."""
+    from graphtickets import pruning
+
+    full = pruning.prune(f.model, _random_baseline(), density=1.0, seed=f.ctx.seed)
+    ticket = full.replace(full.masks, method=DENSE)
+    ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
+    return ticket, {}
+
+
+#: How a cell's ticket is found, by the kind of its ticket source (one finder per kind).
+FINDERS: dict[type, Callable[[_Finding, Any], tuple[Ticket, dict[str, Any]]]] = {
+    Own: _own_ticket, FromTrajectory: _trajectory_ticket, Imported: _imported_ticket, FromSource: _transformed_ticket,
+    Dense: _dense_ticket,
+}
 
 
 def find_ticket(
-    ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module, given: Mapping[str, Ticket],
+    ctx: _Context, spec: CellSpec, model: torch.nn.Module, given: Mapping[str, Ticket],
     *, root: str | None = None, download: bool = False,
 ) -> tuple[Ticket, dict[str, Any]]:
-    """The method's ticket of a cell (not yet varied by an ablation) and its extra results."""
-    from graphtickets import pruning
+    """The method's ticket of a cell (not yet varied by an ablation) and its extra results.
 
-    method, density = config["method"], float(config["density"])
-    regime = method.get("regime", "own")
+    ``given["ticket"]`` (found before: by a trajectory, or the base cell of an ablation) is
+    taken as it is; else the finder of the cell's ticket source (:data:`FINDERS`) finds it.
+    The dense reference is always built anew and gets no method extras.
+    """
+    source: TicketSource = spec.ticket
+    if isinstance(source, Dense):
+        return _dense_ticket(_Finding(ctx, spec, model, given, root, download), source)
     extras: dict[str, Any] = {}
-    if method["name"] == DENSE:  # the reference: the dense network, trained like every ticket
-        full = pruning.prune(model, _random_baseline(), density=1.0, seed=ctx.seed)
-        ticket = full.replace(full.masks, method=DENSE)
-        ticket.meta["cost"] = {"seconds": 0.0, "epochs": 0}
-        return ticket, extras
-    if "ticket" in given:  # found before: by a trajectory, or the base cell of an ablation
+    if "ticket" in given:
         ticket = given["ticket"]
-    elif "import" in method:
-        ticket = imported(ctx, config, model)
-    elif "source" not in method and "trajectory" in config:
-        ticket = _from_trajectory(ctx, config, given, "ticket", root, download)
-    elif "source" in method:
-        src = method["source"]
-        smodel = ctx.build(**src["model"])
-        if "trajectory" in config:
-            source = _from_trajectory(ctx, config, given, "source", root, download)
-        else:
-            source = _find(ctx, smodel, src["method"], src["hparams"], src.get("regime", "own"), density)
-        ticket = _find(ctx, model, method["name"], method["hparams"], regime, density, source=source, source_model=smodel)
-        _add_source_cost(ticket, source)
-        extras["source"] = {
-            "method": source.method, "density": source.density, "model": smodel.gt_spec,
-            "accuracy": _finite(source.meta.get("eval_accuracy")),
-        }
-        extras.update({f"source_{k}": v for k, v in _method_extras(source).items()})
     else:
-        ticket = _find(ctx, model, method["name"], method["hparams"], regime, density)
+        ticket, extras = FINDERS[type(source)](_Finding(ctx, spec, model, given, root, download), source)
     extras.update(_method_extras(ticket))
     if "density_requested" in ticket.meta:
         extras["density_served"] = _finite(ticket.density)
@@ -379,7 +443,7 @@ def _random_baseline() -> str:
     return name
 
 
-def imported(ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module) -> Ticket:
+def imported(ctx: _Context, spec: CellSpec, model: torch.nn.Module) -> Ticket:
     """The ticket of an imported "method" (``methods.<name>.import``): the cell's file, for its model.
 
     Read with :func:`graphtickets.interop.imported_ticket` (masks only: it trains from the
@@ -389,12 +453,12 @@ def imported(ctx: _Context, config: Mapping[str, Any], model: torch.nn.Module) -
     """
     from graphtickets import interop
 
-    method, density = config["method"], float(config["density"])
-    imp = method["import"]
-    path = imp["files"][repr(density)][str(int(config["seed"]))]
+    imp, density = spec.ticket, float(spec.density)
+    assert isinstance(imp, Imported)
+    path = imp.path(density, spec.seed)
     t0 = time.perf_counter()
-    ticket = interop.imported_ticket(path, model, method=method["name"], density=density, tolerance=float(imp["tolerance"]),
-                                     kind=imp["kind"], dataset=ctx.dataset)
+    ticket = interop.imported_ticket(path, model, method=spec.method.name, density=density, tolerance=float(imp.tolerance),
+                                     kind=imp.file_kind, dataset=ctx.dataset)
     ticket.meta["cost"] = {"seconds": time.perf_counter() - t0}
     ticket.meta["imported_from"] = path
     return ticket
@@ -446,15 +510,11 @@ def train_ticket(ctx: _Context, net: torch.nn.Module, ticket: Ticket) -> tuple[l
     """Train ``net`` with the study's regime (mask enforced); ``(history, final test numbers, seconds)``."""
     from graphtickets import training
 
-    tcfg = ctx.train
     t0 = time.perf_counter()
     history: list[dict[str, Any]] = []
-    if int(tcfg["epochs"]) > 0:
-        hist = training.train(
-            net, ctx.batches(tcfg["batch_size"]), masks=ticket, epochs=int(tcfg["epochs"]), optimizer=tcfg["optimizer"],
-            lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"], schedule=tcfg.get("schedule"),
-            eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed,
-        )
+    if int(ctx.train.epochs) > 0:
+        hist = training.train(net, ctx.batches(ctx.batch_size), masks=ticket, settings=ctx.train,
+                              eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed)
         history = [{k: _finite(v) for k, v in e.items()} for e in hist.epochs]
     final = training.evaluate(net, ctx.test_batches, masks=ticket, device=ctx.device)
     return history, final, time.perf_counter() - t0
@@ -464,7 +524,7 @@ def train_ticket(ctx: _Context, net: torch.nn.Module, ticket: Ticket) -> tuple[l
 class _Prepared:
     """A cell found and varied, its network ready to train (what :func:`prepare_cell` returns)."""
 
-    config: Mapping[str, Any]
+    spec: CellSpec
     cell_id: str
     ctx: _Context
     model: torch.nn.Module
@@ -478,26 +538,32 @@ class _Prepared:
     seconds: float
 
 
+def _spec(cell: CellSpec | Mapping[str, Any]) -> CellSpec:
+    """``cell`` as a :class:`CellSpec` (a canonical cell config is read back)."""
+    return cell if isinstance(cell, CellSpec) else CellSpec.from_config(cell)
+
+
 def prepare_cell(
-    config: Mapping[str, Any], *, cell_id: str = "", root: str | None = None, device: str = "cpu",
+    cell: CellSpec | Mapping[str, Any], *, cell_id: str = "", root: str | None = None, device: str = "cpu",
     download: bool = False, given: Mapping[str, Ticket] | None = None,
 ) -> _Prepared:
     """The first part of :func:`run_cell`: find the ticket, vary it, build the network it trains from."""
     t0 = time.perf_counter()
     given = dict(given or {})
     with one_thread():
-        ctx = _Context.of(config, root=root, download=download, device=device)
-        model = ctx.build(**config["method"].get("model", {}))  # a method may run on a variant of the model
-        ticket, extras = find_ticket(ctx, config, model, given, root=root, download=download)
+        spec = _spec(cell)
+        ctx = _Context.of(spec, root=root, download=download, device=device)
+        model = ctx.build(spec.method.model)  # a method may run on a variant of the model
+        ticket, extras = find_ticket(ctx, spec, model, given, root=root, download=download)
         # None when unknown (e.g. a ticket read back from a file, which never stores timings)
         search_seconds = _finite(ticket.meta.get("cost", {}).get("seconds"))
-        kind = (config.get("ablation") or {}).get("kind")
+        kind = spec.ablation
         base = ticket
         if kind:
             ticket, model = vary(ticket, model, kind, ctx.seed)
-            extras["ablation"] = {"kind": kind, "of": config["method"]["name"]}
+            extras["ablation"] = {"kind": kind, "of": spec.method.name}
         net, start = start_network(model, ticket)
-    return _Prepared(config=config, cell_id=cell_id, ctx=ctx, model=model, ticket=ticket, base=base, kind=kind,
+    return _Prepared(spec=spec, cell_id=cell_id, ctx=ctx, model=model, ticket=ticket, base=base, kind=kind,
                      extras=extras, search_seconds=search_seconds, net=net, start=start,
                      seconds=time.perf_counter() - t0)
 
@@ -511,7 +577,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
     """
     t_cell = time.perf_counter()
     with one_thread():
-        ticket, model, kind, ctx, config = p.ticket, p.model, p.kind, p.ctx, p.config
+        ticket, model, kind, spec = p.ticket, p.model, p.kind, p.spec
         t1 = time.perf_counter()
         same = kind is not None and all(torch.equal(m, p.base.masks[n]) for n, m in ticket.masks.items())
         metrics, gextras = ({}, {}) if same else graph_measures(ticket, model)  # reinit: the base cell's graphs
@@ -523,7 +589,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
             "loss": _finite(final["loss"]),
             "train_accuracy": history[-1].get("accuracy") if history else None,
             "density": ticket.density,
-            "density_requested": float(config["density"]),
+            "density_requested": float(spec.density),
             "kept": ticket.kept,
             "total": ticket.total,
             "layer_densities": ticket.layer_densities(),
@@ -541,7 +607,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
         if trained is not None:
             results["trained"] = trained
         ticket.meta["study"] = {
-            "cell": p.cell_id, "test_accuracy": results["accuracy"], "train": dict(ctx.train), "history": history,
+            "cell": p.cell_id, "test_accuracy": results["accuracy"], "train": spec.train.config(), "history": history,
             "start": p.start,
         }
     from graphtickets.analysis.function import with_trained_weights
@@ -553,7 +619,7 @@ def finish_cell(p: _Prepared, history: list[dict[str, Any]], final: Mapping[str,
 
 
 def run_cell(
-    config: Mapping[str, Any],
+    cell: CellSpec | Mapping[str, Any],
     *,
     cell_id: str = "",
     root: str | None = None,
@@ -565,8 +631,9 @@ def run_cell(
 
     Parameters
     ----------
-    config : dict
-        A cell config (:attr:`graphtickets.study.grid.Cell.config`).
+    cell : CellSpec or dict
+        The cell (:attr:`graphtickets.study.grid.Cell.spec`), or its canonical config
+        (:attr:`~graphtickets.study.grid.Cell.config`).
     cell_id : str
         Recorded in the outcome.
     root : str, optional
@@ -586,22 +653,22 @@ def run_cell(
     CellOutcome
         Raises on failure (see :func:`run_cell_safe` for the catching variant).
     """
-    p = prepare_cell(config, cell_id=cell_id, root=root, device=device, download=download, given=given)
+    p = prepare_cell(cell, cell_id=cell_id, root=root, device=device, download=download, given=given)
     with one_thread():
         history, final, train_seconds = train_ticket(p.ctx, p.net, p.ticket)
     return finish_cell(p, history, final, train_seconds)
 
 
-def run_cell_safe(config: Mapping[str, Any], **kw: Any) -> CellOutcome:
+def run_cell_safe(cell: CellSpec | Mapping[str, Any], **kw: Any) -> CellOutcome:
     """:func:`run_cell`, but a failure comes back as an outcome with the traceback in ``error``."""
     t0 = time.perf_counter()
     try:
-        return run_cell(config, **kw)
+        return run_cell(cell, **kw)
     except Exception:  # noqa: BLE001 - one failing cell never stops the others
         return CellOutcome(id=kw.get("cell_id", ""), error=traceback.format_exc(), seconds=time.perf_counter() - t0)
 
 
-def train_key(config: Mapping[str, Any]) -> str:
+def train_key(cell: CellSpec | Mapping[str, Any]) -> str:
     """Cells with equal keys train on the same batches and may be trained together (:func:`run_cells_batched_safe`).
 
     The key holds what the batches and the network's architecture depend on: dataset, model
@@ -611,9 +678,9 @@ def train_key(config: Mapping[str, Any]) -> str:
     """
     import json
 
-    what = {"dataset": config["dataset"], "model": config["model"], "variant": config["method"].get("model", {}),
-            "seed": config["seed"], "replicate": int(config.get("replicate", 0)), "density": config["density"],
-            "train": config["train"]}
+    spec = _spec(cell)
+    what = {"dataset": spec.data.config(), "model": spec.model.config(), "variant": _plain(spec.method.model),
+            "seed": spec.seed, "replicate": int(spec.replicate), "density": spec.density, "train": spec.train.config()}
     return json.dumps(what, sort_keys=True, default=str)
 
 
@@ -624,14 +691,10 @@ def _train_together(ps: list[_Prepared]) -> list[tuple[list[dict[str, Any]], dic
     from graphtickets.training.batched import train_many
 
     ctx = ps[0].ctx
-    tcfg = ctx.train
     t0 = time.perf_counter()
-    hists = train_many(
-        [p.net for p in ps], ctx.batches(tcfg["batch_size"]), masks=[p.ticket for p in ps], epochs=int(tcfg["epochs"]),
-        optimizer=tcfg["optimizer"], lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"],
-        schedule=tcfg.get("schedule"), eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed,
-        engine="stacked",
-    )
+    hists = train_many([p.net for p in ps], ctx.batches(ctx.batch_size), masks=[p.ticket for p in ps],
+                       settings=ctx.train, eval_data=ctx.test_batches, device=ctx.device, seed=ctx.train_seed,
+                       engine="stacked")
     share = (time.perf_counter() - t0) / len(ps)
     out = []
     for p, hist in zip(ps, hists, strict=True):
@@ -648,16 +711,16 @@ def _why_alone(ps: list[_Prepared]) -> str | None:
 
     if len(ps) < 2:
         return "one cell"
-    if int(ps[0].ctx.train["epochs"]) <= 0:
+    if int(ps[0].ctx.train.epochs) <= 0:
         return "no training (epochs = 0)"
-    keys = {train_key(p.config) for p in ps}
+    keys = {train_key(p.spec) for p in ps}
     if len(keys) > 1:
         return "the cells train on different batches or models"
-    return can_batch([p.net for p in ps], [p.ticket for p in ps], optimizer=ps[0].ctx.train["optimizer"], engine="stacked")
+    return can_batch([p.net for p in ps], [p.ticket for p in ps], optimizer=ps[0].ctx.train.optimizer, engine="stacked")
 
 
 def run_cells_batched_safe(
-    configs: Sequence[Mapping[str, Any]], ids: Sequence[str], givens: Mapping[str, Mapping[str, Ticket]] | None = None,
+    configs: Sequence[CellSpec | Mapping[str, Any]], ids: Sequence[str], givens: Mapping[str, Mapping[str, Ticket]] | None = None,
     **kw: Any,
 ) -> list[CellOutcome]:
     """Run cells that train on the same batches (equal :func:`train_key`), training their tickets together.
@@ -673,7 +736,7 @@ def run_cells_batched_safe(
     Parameters
     ----------
     configs, ids : list
-        The cell configs and their ids (same length).
+        The cells (:class:`CellSpec` or canonical configs) and their ids (same length).
     givens : dict, optional
         ``{cell id: given}`` as :func:`run_cell` takes ``given``.
     **kw
@@ -708,7 +771,7 @@ def run_cells_batched_safe(
             redo = []
             for i, p in ready:
                 try:
-                    redo.append((i, prepare_cell(p.config, cell_id=p.cell_id, given=givens.get(p.cell_id), **kw)))
+                    redo.append((i, prepare_cell(p.spec, cell_id=p.cell_id, given=givens.get(p.cell_id), **kw)))
                 except Exception:  # noqa: BLE001
                     outcomes[i] = CellOutcome(id=p.cell_id, error=traceback.format_exc(), seconds=p.seconds)
             ready = redo

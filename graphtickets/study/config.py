@@ -43,6 +43,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from graphtickets.errors import ConfigError, GraphticketsError
+from graphtickets.study.spec import (  # DENSE: the dense reference, not a registered method
+    DENSE,
+    model_label,
+)
 
 __all__ = [
     "DENSE",
@@ -73,9 +77,6 @@ __all__ = [
     "regime_hparams",
 ]
 
-#: The method name of the dense reference cells (also :data:`graphtickets.study.grid.DENSE`): the
-#: study's own reference, not a registered method.
-DENSE = "dense"
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
 STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
@@ -277,11 +278,7 @@ class ModelConfig(BaseModel):
 
     def label(self) -> str:
         """A short name: ``mlp(100,100)``."""
-        kw = self.kwargs()
-        if not kw:
-            return self.name
-        vals = [",".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{k}={v}" for k, v in kw.items()]
-        return f"{self.name}({';'.join(vals)})"
+        return model_label(self.name, self.kwargs())
 
 
 class SourceConfig(_Strict):

@@ -10,26 +10,39 @@ re-runs only the cells it touches (the idea of open_lth's hashed run folders).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphtickets._json import plain
-from graphtickets.study.config import DENSE, StudyConfig, TrainConfig, regime_hparams
+from graphtickets.study.config import StudyConfig, TrainConfig, regime_hparams
+from graphtickets.study.spec import (
+    CELL_FORMAT,
+    DENSE,
+    TRAJECTORY_FORMAT,
+    CellSpec,
+    DataSpec,
+    Dense,
+    FromSource,
+    FromTrajectory,
+    Imported,
+    MethodCall,
+    ModelSpec,
+    Own,
+    PruneDataSpec,
+    TicketSource,
+    TrainSpec,
+    TrajectorySpec,
+)
 
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
     "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings", "GroupKey", "ModelKey", "SiblingKey",
-    "SIBLINGS", "model_rows",
+    "SIBLINGS", "model_rows", "CellSpec", "TrajectorySpec",
 ]
-
-#: Version of the cell config layout; part of every hash.
-CELL_FORMAT = "graphtickets.cell/1"
-#: Version of the trajectory config layout; part of its hash.
-TRAJECTORY_FORMAT = "graphtickets.trajectory/1"
-
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace (tuples become lists)."""
@@ -51,33 +64,63 @@ def cell_id(config: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the grid.
+    """One point of the grid: its typed :class:`~graphtickets.study.spec.CellSpec` and its id.
 
     Attributes
     ----------
+    spec : CellSpec
+        What the cell is (what :func:`graphtickets.study.cell.run_cell` takes).
     id : str
         :func:`cell_id` of ``config``.
     config : dict
-        The canonical cell config (what :func:`graphtickets.study.cell.run_cell` takes).
-    dataset, model, method : str
-        Names for tables (``model`` is a label such as ``mlp(100,100)``).
-    density : float
-    seed : int
-        The init seed (the model's initial weights).
-    replicate : int
-        The sibling index (``replicates: R`` gives 0..R-1): everything stochastic after the
-        initialization is seeded from ``(seed, replicate)``; replicate 0 is the study's
-        ticket (compared with the other methods), the others are its siblings.
+        The canonical cell config, ``spec.config()`` (what the id hashes and the store keeps).
+
+    The names for tables follow from ``spec``: ``dataset``, ``model`` (a label such as
+    ``mlp(100,100)``), ``method`` (``snip+shuffle`` for an ablation), ``density``, ``seed``
+    (the init seed: the model's initial weights) and ``replicate`` (the sibling index:
+    ``replicates: R`` gives 0..R-1; everything stochastic after the initialization is seeded
+    from ``(seed, replicate)``; replicate 0 is the study's ticket, compared with the other
+    methods, the others are its siblings).
     """
 
-    id: str
-    config: dict[str, Any]
-    dataset: str
-    model: str
-    method: str
-    density: float
-    seed: int
-    replicate: int = 0
+    spec: CellSpec
+    id: str = field(init=False)
+    config: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        config = self.spec.config()
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "id", cell_id(config))
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's name."""
+        return self.spec.data.name
+
+    @property
+    def model(self) -> str:
+        """The model's label (``mlp(100,100)``)."""
+        return self.spec.model.label()
+
+    @property
+    def method(self) -> str:
+        """The method's name in tables (``snip+shuffle`` for an ablation of ``snip``)."""
+        return variant_label(self.spec.method.name, self.variant)
+
+    @property
+    def density(self) -> float:
+        """The density the cell asks for."""
+        return self.spec.density
+
+    @property
+    def seed(self) -> int:
+        """The init seed."""
+        return self.spec.seed
+
+    @property
+    def replicate(self) -> int:
+        """The sibling index (0: the study's ticket)."""
+        return self.spec.replicate
 
     @property
     def group(self) -> GroupKey:
@@ -97,23 +140,23 @@ class Cell:
     @property
     def base_method(self) -> str:
         """The method that finds the ticket (``snip`` for the ``snip+shuffle`` ablation)."""
-        return str(self.config["method"]["name"])
+        return self.spec.method.name
 
     @property
     def variant(self) -> str:
         """The ablation (``shuffle``, ``reinit``) or ``""`` for the method's own ticket."""
-        return str((self.config.get("ablation") or {}).get("kind", ""))
+        return self.spec.ablation or ""
 
     @property
     def base(self) -> str | None:
         """Id of the cell whose ticket this ablation varies (None for a method's own cell)."""
-        return cell_id(base_config(self.config)) if self.variant else None
+        return cell_id(self.spec.base().config()) if self.variant else None
 
     @property
     def trajectory(self) -> str | None:
         """Id of the trajectory that finds this cell's ticket (or its elastic source), if any."""
-        tc = trajectory_config(self.config)
-        return cell_id(tc) if tc is not None else None
+        tc = self.spec.trajectory()
+        return cell_id(tc.config()) if tc is not None else None
 
     @property
     def label(self) -> str:
@@ -128,18 +171,26 @@ class Trajectory:
 
     Attributes
     ----------
+    spec : TrajectorySpec
+        What the run is (:meth:`CellSpec.trajectory` of its cells): dataset, model, method
+        with its hyperparameters, seed, densities, the batch size of its data.
+    label : str
+        ``imp s=0 (mnist1d, mlp(100,100)) d=0.2,0.05``.
     id : str
         :func:`cell_id` of ``config`` (the same stable hash as cells).
     config : dict
-        :func:`trajectory_config` of its cells: dataset, model spec, method with its
-        hyperparameters, seed, densities, the batch size of its data.
-    label : str
-        ``imp s=0 (mnist1d, mlp(100,100)) d=0.2,0.05``.
+        ``spec.config()``, the canonical trajectory config.
     """
 
-    id: str
-    config: dict[str, Any]
+    spec: TrajectorySpec
     label: str
+    id: str = field(init=False)
+    config: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        config = self.spec.config()
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "id", cell_id(config))
 
 
 def variant_label(method: str, variant: str) -> str:
@@ -149,50 +200,30 @@ def variant_label(method: str, variant: str) -> str:
 
 def base_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config of the cell an ablation cell varies (``config`` without its ``ablation``)."""
-    return {k: v for k, v in config.items() if k != "ablation"}
+    return CellSpec.from_config(config).base().config()
 
 
 def trajectory_config(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """The trajectory a cell config takes its ticket from (None when it has none).
 
-    A cell whose method (or, for a transform, whose source method) has a trajectory records
-    ``"trajectory": {"densities": [...]}``; everything else of the trajectory follows from
-    the cell: dataset, model (the source's for a transform), method and hyperparameters,
-    seed, and the batch size of the training data.
+    :meth:`CellSpec.trajectory` of the config's cell, as its canonical config.
     """
-    t = config.get("trajectory")
-    if t is None:
-        return None
-    method = config["method"]
-    model = dict(config["model"])
-    if "source" in method:
-        src = method["source"]
-        model = {**model, **src["model"]}
-        method = {"name": src["method"], "hparams": src["hparams"], **({"regime": "study"} if src.get("regime") == "study" else {})}
-    else:
-        model = {**model, **method.get("model", {})}
-        method = {k: v for k, v in method.items() if k in ("name", "hparams", "regime")}
-    batch = config["train"]["batch_size"] if method.get("regime") == "study" else config["prune_data"]["batch_size"]
-    return {
-        "format": TRAJECTORY_FORMAT, "dataset": config["dataset"], "model": model, "method": method,
-        "seed": config["seed"], "densities": list(t["densities"]), "batch_size": batch,
-        "eval_batch_size": config["train"]["eval_batch_size"],
-        **({"replicate": config["replicate"]} if config.get("replicate") else {}),  # one trajectory per sibling
-    }
+    tc = CellSpec.from_config(config).trajectory()
+    return tc.config() if tc is not None else None
 
 
 def trajectories(cells: list[Cell]) -> list[Trajectory]:
     """The distinct trajectories the cells take their tickets from, in grid order."""
     out: dict[str, Trajectory] = {}
     for c in cells:
-        tc = trajectory_config(c.config)
+        tc = c.spec.trajectory()
         if tc is not None:
-            tid = cell_id(tc)
+            tid = cell_id(tc.config())
             if tid not in out:
-                ds = ",".join(f"{d:g}" for d in tc["densities"])
+                ds = ",".join(f"{d:g}" for d in tc.densities)
                 r = f" r={c.replicate}" if c.replicate else ""
-                out[tid] = Trajectory(id=tid, config=tc, label=f"{tc['method']['name']} s={c.seed}{r} ({c.dataset}, {c.model}"
-                                      + (", source" if "source" in c.config["method"] else "") + f") d={ds}")
+                source = ", source" if isinstance(c.spec.ticket, FromSource) else ""
+                out[tid] = Trajectory(spec=tc, label=f"{tc.method.name} s={c.seed}{r} ({c.dataset}, {c.model}{source}) d={ds}")
     return list(out.values())
 
 
@@ -308,25 +339,23 @@ def _plain(obj: Any) -> Any:
     return plain(obj, leaf=lambda v: v)
 
 
-def _method_entry(m: Any, study: StudyConfig, train: TrainConfig) -> dict[str, Any]:
-    """The method part of a cell config: name, hyperparameters (the model's regime ``train`` filled in), source."""
+def _method_of(m: Any, study: StudyConfig, train: TrainConfig, densities: tuple[float, ...]) -> tuple[MethodCall, TicketSource]:
+    """A method entry as a cell calls it, and where its tickets come from (the model's regime ``train`` filled in)."""
+    from graphtickets.pruning import METHODS
+
     hparams = regime_hparams(m.name, m.hparams, train) if m.regime == "study" else dict(m.hparams)
-    method: dict[str, Any] = {"name": m.name, "hparams": _plain(hparams)}
+    method = MethodCall(name=m.name, hparams=_plain(hparams), regime=m.regime, model=_plain(m.model))
     if m.imported is not None:  # tickets made elsewhere: their files (and digests) enter the cell ids
         from graphtickets.study.config import import_entry
 
-        method["import"] = import_entry(m.imported, study.densities, study.seeds)
-    if m.regime == "study":
-        method["regime"] = "study"
-    if m.model:
-        method["model"] = _plain(m.model)
+        return method, Imported.from_config(import_entry(m.imported, study.densities, study.seeds))
+    finder = m.source.method if m.source is not None else m.name
+    trajectory = densities if finder in METHODS and METHODS[finder].trajectory is not None else None  # one run serves every density
     if m.source is not None:
-        src = m.source.model_dump()
-        if src.pop("regime") == "study":
-            src["hparams"] = regime_hparams(src["method"], src["hparams"], train)
-            src["regime"] = "study"
-        method["source"] = _plain(src)
-    return method
+        src = m.source
+        shp = regime_hparams(src.method, src.hparams, train) if src.regime == "study" else dict(src.hparams)
+        return method, FromSource(MethodCall(src.method, _plain(shp), src.regime, _plain(src.model)), trajectory)
+    return method, (FromTrajectory(trajectory) if trajectory is not None else Own())
 
 
 def siblings(cells: list[Cell], replicates: int) -> list[Cell]:
@@ -335,18 +364,13 @@ def siblings(cells: list[Cell], replicates: int) -> list[Cell]:
     A sibling's config is its cell's plus ``"replicate": r`` (only for r > 0, so the ids of
     replicate 0 -- every cell of a study without replicates -- stay what they were).
 
-    >>> from graphtickets.study.grid import Cell
-    >>> c = Cell(id="x", config={"seed": 0}, dataset="d", model="m", method="snip", density=0.1, seed=0)
-    >>> [(s.replicate, s.config) for s in siblings([c], 2)]
-    [(1, {'seed': 0, 'replicate': 1})]
+    >>> from graphtickets.study.config import load_config
+    >>> c = expand(load_config({"name": "s", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [8]}],
+    ...                         "methods": ["random"], "densities": [0.5], "dense_reference": False}))[0]
+    >>> [(s.replicate, s.config["replicate"], s.base_method) for s in siblings([c], 3)]
+    [(1, 1, 'random'), (2, 2, 'random')]
     """
-    out: list[Cell] = []
-    for r in range(1, int(replicates)):
-        for c in cells:
-            config = {**c.config, "replicate": r}
-            out.append(Cell(id=cell_id(config), config=config, dataset=c.dataset, model=c.model, method=c.method,
-                            density=c.density, seed=c.seed, replicate=r))
-    return out
+    return [Cell(c.spec.sibling(r)) for r in range(1, int(replicates)) for c in cells]
 
 
 def expand(study: StudyConfig) -> list[Cell]:
@@ -364,62 +388,31 @@ def expand(study: StudyConfig) -> list[Cell]:
         ``ablations``, one cell per ablation and method cell (method ``snip+shuffle``;
         its config is the method cell's plus ``"ablation": {"kind": ...}``). A cell whose
         method has a trajectory (IMP) records the densities it serves
-        (``"trajectory": {"densities": [...]}``, see :func:`trajectory_config`). With
+        (``"trajectory": {"densities": [...]}``, see :meth:`CellSpec.trajectory`). With
         ``replicates: R``, R - 1 sibling cells per method cell (:func:`siblings`), after the
         method cells and before the ablations (which vary replicate 0 only). A model's own
         settings (:meth:`~graphtickets.study.config.StudyConfig.methods_for`,
         :meth:`~graphtickets.study.config.StudyConfig.train_for`) decide its cells; a model
         without them has the cells (and ids) it would have without the feature.
     """
-    from graphtickets.pruning import METHODS
-
     cells: list[Cell] = []
-    pdata = study.prune_data.model_dump()
-    densities = sorted({float(d) for d in study.densities}, reverse=True)
+    pdata = PruneDataSpec(**study.prune_data.model_dump())
+    densities = tuple(sorted({float(d) for d in study.densities}, reverse=True))
     for ds in study.datasets:
         for mc in study.models:
             # a model's own settings (models[i].methods / .train) replace the study's for its cells only
-            model_train, model_methods = study.train_for(mc), study.methods_for(mc)
-            train = model_train.fields()
-            methods = [_method_entry(m, study, model_train) for m in model_methods]
-            model = {"name": mc.name, **_plain(mc.kwargs())}
-            base_cells: list[Cell] = []
-            for density in study.densities:
-                for seed in study.seeds:
-                    for m, method in zip(model_methods, methods, strict=True):
-                        config = {
-                            "format": CELL_FORMAT,
-                            "dataset": {"name": ds.name},
-                            "model": model,
-                            "method": method,
-                            "density": float(density),
-                            "seed": int(seed),
-                            "train": train,
-                            "prune_data": pdata,
-                        }
-                        finder = m.source.method if m.source is not None else m.name
-                        if finder in METHODS and METHODS[finder].trajectory is not None:  # one run serves every density
-                            config["trajectory"] = {"densities": densities}
-                        base_cells.append(
-                            Cell(
-                                id=cell_id(config), config=config, dataset=ds.name, model=mc.label(),
-                                method=m.name, density=float(density), seed=int(seed),
-                            )
-                        )
+            model_train = study.train_for(mc)
+            train = TrainSpec.from_config(model_train.fields())
+            methods = [_method_of(m, study, model_train, densities) for m in study.methods_for(mc)]
+            cell = functools.partial(CellSpec, data=DataSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
+                                     train=train, prune_data=pdata)
+            base_cells = [Cell(cell(method=method, ticket=ticket, density=float(density), seed=int(seed)))
+                          for density in study.densities for seed in study.seeds for method, ticket in methods]
             cells += base_cells
             cells += siblings(base_cells, study.replicates)
             for kind in study.ablations:  # the sanity checks of replicate 0's tickets (siblings are not varied)
-                for c in base_cells:
-                    config = {**c.config, "ablation": {"kind": kind}}
-                    cells.append(Cell(id=cell_id(config), config=config, dataset=c.dataset, model=c.model,
-                                      method=variant_label(c.method, kind), density=c.density, seed=c.seed))
+                cells += [Cell(replace(c.spec, ablation=kind)) for c in base_cells]
             if study.dense_reference:  # one dense network per dataset, model and seed, after the tickets
-                for seed in study.seeds:
-                    config = {
-                        "format": CELL_FORMAT, "dataset": {"name": ds.name}, "model": model,
-                        "method": {"name": DENSE, "hparams": {}}, "density": 1.0, "seed": int(seed),
-                        "train": train, "prune_data": pdata,
-                    }
-                    cells.append(Cell(id=cell_id(config), config=config, dataset=ds.name, model=mc.label(),
-                                      method=DENSE, density=1.0, seed=int(seed)))
+                cells += [Cell(cell(method=MethodCall(DENSE), ticket=Dense(), density=1.0, seed=int(seed)))
+                          for seed in study.seeds]
     return cells

@@ -41,6 +41,7 @@ from graphtickets.study.config import (
 from graphtickets.study.executors import make_executor, priority
 from graphtickets.study.grid import Cell, expand, trajectories
 from graphtickets.study.progress import Progress
+from graphtickets.study.spec import FromSource
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
 
@@ -285,7 +286,7 @@ def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resum
     ex = lazy.get()
     log.info("running %d trajectories (one run serves every density) with %s", len(units), ex.description)
     fn = functools.partial(run_trajectory_safe, **ex.kw)
-    for tid, outcome, err in ex.calls(fn, [(t.id, (t.config, t.id)) for t in units.values()]):
+    for tid, outcome, err in ex.calls(fn, [(t.id, (t.spec, t.id)) for t in units.values()]):
         t = units[tid]
         if err is None and outcome is not None and outcome.ok:
             store.record_trajectory(t, outcome.tickets, seconds=outcome.seconds)
@@ -324,7 +325,7 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
             continue
         if tid not in loaded:
             loaded[tid] = store.load_trajectory(tid)
-        inputs[c.id] = {("source" if "source" in c.config["method"] else "ticket"): loaded[tid][c.density]}
+        inputs[c.id] = {("source" if isinstance(c.spec.ticket, FromSource) else "ticket"): loaded[tid][c.density]}
     return inputs, blocked
 
 
@@ -377,10 +378,10 @@ def _batched_map(executor: Any, cells: list[Cell], inputs: Mapping[str, Mapping[
 
     groups: dict[str, list[Cell]] = {}
     for c in cells:
-        groups.setdefault(train_key(c.config), []).append(c)
+        groups.setdefault(train_key(c.spec), []).append(c)
     order = sorted(groups.values(), key=lambda g: max(priority(c) for c in g), reverse=True)  # longest first
     jobs = [(f"{g[0].group}/{i}",
-             ([c.config for c in g], [c.id for c in g], {c.id: inputs[c.id] for c in g if c.id in inputs}))
+             ([c.spec for c in g], [c.id for c in g], {c.id: inputs[c.id] for c in g if c.id in inputs}))
             for i, g in enumerate(order)]
     members = {key: g for (key, _), g in zip(jobs, order, strict=True)}
     fn = functools.partial(run_cells_batched_safe, **executor.kw)

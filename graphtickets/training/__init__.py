@@ -7,6 +7,8 @@ What lives where:
   :func:`resolve_device`;
 - :mod:`graphtickets.training.batched`: :func:`train_many` and :func:`can_batch` (many tickets
   of one architecture trained together);
+- :mod:`graphtickets.training.settings`: :class:`TrainSettings`, the settings both trainers
+  take whole (``settings=``) beside their keyword form;
 - :mod:`graphtickets.training.regime`: what both share (the checked training regime, the
   learning-rate schedule :func:`lr_at_epoch`, batches, masks, seeding);
 - :mod:`graphtickets.training.optim`: the optimizers (:data:`OPTIMIZERS`, the one factory
@@ -32,9 +34,10 @@ from graphtickets.training.loop import (
     snapshot,
     train,
 )
+from graphtickets.training.settings import TrainSettings
 
 __all__ = [
-    "History", "train", "evaluate", "enforce_masks", "snapshot", "restore", "make_optimizer",
+    "History", "TrainSettings", "train", "evaluate", "enforce_masks", "snapshot", "restore", "make_optimizer",
     "lr_at_epoch", "OPTIMIZERS", "SCHEDULES", "resolve_device",
     "can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES",
 ]

@@ -82,6 +82,7 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
+from graphtickets.training.settings import TrainSettings
 from graphtickets.training.stacked import ConvPlan, conv_plan, plan_problem
 
 __all__ = ["can_batch", "train_many", "ENGINES", "SUPPORTED_MODULES"]
@@ -335,6 +336,7 @@ def train_many(
     data: Iterable[Any],
     *,
     masks: Sequence[Masks] | None = None,
+    settings: TrainSettings | None = None,
     epochs: int = 1,
     optimizer: str = "sgd",
     lr: float = 0.1,
@@ -376,6 +378,9 @@ def train_many(
     masks : sequence of dict or Ticket or None, optional
         One per model (``True`` = kept). Pruned weights are zeroed first and their gradients
         zeroed before every step, so they, their momentum and Adam moments stay exactly zero.
+    settings : TrainSettings, optional
+        The training settings whole, as :func:`graphtickets.training.train` takes them (the
+        keywords below then stay at their defaults).
     epochs, optimizer, lr, momentum, weight_decay, nesterov, schedule, milestones, gamma, warmup
         As in :func:`graphtickets.training.train` (``optimizer`` by name: ``"sgd"``, ``"adam"``
         or ``"adamw"``), the same for every ticket.
@@ -424,13 +429,17 @@ def train_many(
     >>> [h.iterations for h in hists], bool((nets[2][0].weight[~masks[2]["0.weight"]] == 0).all())
     ([2, 2, 2], True)
     """
-    reason = can_batch(models, masks, optimizer=optimizer, engine=engine)
+    s = TrainSettings.of(settings, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, nesterov=nesterov, schedule=schedule, milestones=milestones,
+                         gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
+    reason = can_batch(models, masks, optimizer=s.optimizer, engine=engine)
     if reason is not None:
         raise GraphticketsError(f"these tickets cannot be trained together: {reason}")
-    regime = Regime.checked(epochs=epochs, lr=lr, schedule=schedule, milestones=milestones,
-                            gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
-    kind = optimizer.lower()
-    check_settings(kind, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    assert isinstance(s.optimizer, str)  # can_batch takes names only
+    regime = Regime.checked(epochs=s.epochs, lr=s.lr, schedule=s.schedule, milestones=s.milestones,
+                            gamma=s.gamma, warmup=s.warmup, max_iterations=s.max_iterations)  # fmt: skip
+    kind = s.optimizer.lower()
+    check_settings(kind, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.nesterov)
     rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
     first = check_int("start_epoch", start_epoch, low=0)
     _check_data(data, regime.epochs, len(models), per_ticket_data)
@@ -445,8 +454,8 @@ def train_many(
     if fused is None:
         fused = kind != "sgd" and dev.type in ("cpu", "cuda") and all(
             st.params[n].dtype == torch.float32 for n in st.trainable)  # fmt: skip
-    opt = make_optimizer([st.params[n] for n in st.trainable], kind, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, nesterov=nesterov, lean=True, fused=fused)  # fmt: skip
+    opt = make_optimizer([st.params[n] for n in st.trainable], kind, lr=s.lr, momentum=s.momentum,
+                         weight_decay=s.weight_decay, nesterov=s.nesterov, lean=True, fused=fused)  # fmt: skip
     run = _Batched(st, eng, opt, dev, per_ticket=per_ticket_data, rewind_at=rewind_at,
                    keys=list(models[0].state_dict()))  # fmt: skip
     hists = [History(epochs=[], iterations=0, seconds=0.0, rewind=None, rewind_iteration=rewind_at) for _ in range(k)]

@@ -70,6 +70,7 @@ from graphtickets.training.regime import (
     set_lr,
     split_batch,
 )
+from graphtickets.training.settings import TrainSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -450,6 +451,7 @@ def train(
     data: Iterable[Batch],
     *,
     masks: Masks = None,
+    settings: TrainSettings | None = None,
     epochs: int = 1,
     optimizer: str | torch.optim.Optimizer = "sgd",
     lr: float = 0.1,
@@ -485,6 +487,10 @@ def train(
         weights are zeroed first; their gradients are zeroed before every step (momentum,
         Adam moments and weight decay then stay zero there) and the weights are zeroed again
         after every step.
+    settings : TrainSettings, optional
+        The training settings whole (``epochs`` .. ``warmup``, ``max_iterations``): the same
+        as giving them as keywords, which are then left at their defaults
+        (:meth:`TrainSettings.of`).
     epochs : int, default 1
         Passes over ``data`` (0: nothing is trained).
     optimizer : {"sgd", "adam", "adamw"} or torch.optim.Optimizer, default "sgd"
@@ -552,8 +558,11 @@ def train(
     Frankle & Carbin, ICLR 2019 (sparse retraining with a fixed mask); Frankle et al.,
     ICML 2020 (rewinding to iteration k).
     """
-    regime = Regime.checked(epochs=epochs, lr=lr, schedule=schedule, milestones=milestones,
-                            gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
+    s = TrainSettings.of(settings, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, nesterov=nesterov, schedule=schedule, milestones=milestones,
+                         gamma=gamma, warmup=warmup, max_iterations=max_iterations)  # fmt: skip
+    regime = Regime.checked(epochs=s.epochs, lr=s.lr, schedule=s.schedule, milestones=s.milestones,
+                            gamma=s.gamma, warmup=s.warmup, max_iterations=s.max_iterations)  # fmt: skip
     rewind_at = check_int("rewind_iteration", rewind_iteration, low=0, allow_none=True)
     first = check_int("start_epoch", start_epoch, low=0)
     assert first is not None
@@ -562,9 +571,9 @@ def train(
     device = resolve_device(device)
     model.to(device)
     pairs = _pruned_on_device(model, masks)
-    opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
-        [p for p in model.parameters() if p.requires_grad], optimizer, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, nesterov=nesterov, lean=True)  # fmt: skip
+    opt = s.optimizer if isinstance(s.optimizer, torch.optim.Optimizer) else make_optimizer(
+        [p for p in model.parameters() if p.requires_grad], s.optimizer, lr=s.lr, momentum=s.momentum,
+        weight_decay=s.weight_decay, nesterov=s.nesterov, lean=True)  # fmt: skip
     loop = _Loop(model=model, opt=opt, pairs=pairs, loss_fn=loss_fn or nn.functional.cross_entropy,
                  extra_loss=extra_loss, device=device, base_lrs=[float(g["lr"]) for g in opt.param_groups],
                  on_step=on_step)  # fmt: skip
