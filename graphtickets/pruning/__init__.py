@@ -6,7 +6,8 @@ turn it into a Ticket with provenance, :class:`ScoringOptions` and :func:`score_
 driver of every scoring method); ``select`` (top-k selection); one module per method
 (``baselines``: random and magnitude, ``snip``, ``grasp``, ``synflow`` with its fast engine in
 ``synflow_engine`` and its autograd-free flow in ``synflow_program``, ``imp`` with ``trajectory``, ``early_bird``, ``gem_miner``, ``elastic``);
-``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
+``ablations`` (shuffle, in_degree, rewire, reinit, inverted scores; the registry
+:data:`ABLATIONS`), ``randomize`` (the ladder of null masks, drawn in batches) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
 the low modules ``_json``/``_trace``/``_registry``, never ``graphs``, ``analysis`` or ``study``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 
-from graphtickets.pruning.ablations import invert_scores, reinit, shuffle
+from graphtickets.pruning.ablations import ABLATIONS, AblationSpec, in_degree, invert_scores, reinit, rewire, shuffle
 from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
     DATA_USES,
@@ -58,7 +59,11 @@ __all__ = [
     "masked_copy",
     "resolve_params",
     "shuffle",
+    "in_degree",
+    "rewire",
     "reinit",
+    "ABLATIONS",
+    "AblationSpec",
     "invert_scores",
     "collapsed_layers",
     "imp_rounds",
