@@ -21,7 +21,15 @@ from __future__ import annotations
 
 import importlib
 
-from graphtickets.pruning.ablations import ABLATIONS, AblationSpec, in_degree, invert_scores, reinit, rewire, shuffle
+from graphtickets.pruning.ablations import (
+    ABLATIONS,
+    AblationSpec,
+    in_degree,
+    invert_scores,
+    reinit,
+    rewire,
+    shuffle,
+)
 from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
     DATA_USES,

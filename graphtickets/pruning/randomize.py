@@ -57,6 +57,9 @@ __all__ = [
 #: The null levels, from least to most kept.
 LEVELS = ("global", "layer", "fan_in", "degrees")
 
+#: The chance that a pair of edges is proposed for a swap in a round of :func:`draw_degrees`.
+_ACTIVE = 0.8
+
 #: A seed: an int, a sequence of ints (e.g. ``(base, group, sample)``) or a SeedSequence.
 SeedLike = int | Sequence[int] | np.random.SeedSequence
 
@@ -180,13 +183,17 @@ def _swap_round(
     """One round of the chain on every draw at once; returns the accepted swaps per draw.
 
     ``occ``: flat ``(n * R * C,)`` occupancy; ``cols``: ``(n, E)`` column of every edge (edge
-    ``e`` stays in row ``rows[e]``). The edges of each draw are paired at random; a pair
-    ``(r1, c1), (r2, c2)`` with ``r1 != r2``, ``c1 != c2`` is a candidate, its *box* the cells
-    ``{r1, r2} x {c1, c2}``. A candidate whose box shares a cell with another candidate's box
-    is dropped; the others swap to ``(r1, c2), (r2, c1)`` when both cells are empty. Boxes do
-    not change under their own swap and touch no other kept box, so for a fixed pairing the
-    round is an involution between states: the chain is symmetric and its stationary law is
-    uniform over the matrices with the given margins.
+    ``e`` stays in row ``rows[e]``). The edges of each draw are paired at random and each pair
+    is active with probability :data:`_ACTIVE`, both independently of the state; an active
+    pair ``(r1, c1), (r2, c2)`` with ``r1 != r2``, ``c1 != c2`` is a candidate, its *box* the
+    cells ``{r1, r2} x {c1, c2}``. A candidate whose box shares a cell with another
+    candidate's box is dropped; the others swap to ``(r1, c2), (r2, c1)`` when both cells are
+    empty. Boxes do not change under their own swap and touch no other kept box, so for a
+    fixed pairing and activity the round is an involution between states: the chain is
+    symmetric and its stationary law is uniform over the matrices with the given margins.
+    A round with a single active pair is a single swap, so every swap of Ryser's theorem can
+    happen alone (without the activity coin, swaps can be forced to come in groups and
+    some matrices are never reached).
     """
     n, e = cols.shape
     half = e // 2
@@ -194,7 +201,8 @@ def _swap_round(
     i, j = perm[:, :half], perm[:, half : 2 * half]
     r1, r2 = rows[i], rows[j]
     c1, c2 = np.take_along_axis(cols, i, 1), np.take_along_axis(cols, j, 1)
-    d, p = np.nonzero((r1 != r2) & (c1 != c2))
+    active = rng.random(r1.shape) < _ACTIVE  # drawn before looking at the state
+    d, p = np.nonzero(active & (r1 != r2) & (c1 != c2))
     if d.size == 0:
         return np.zeros(n, dtype=np.int64)
     r1, r2, c1, c2 = r1[d, p], r2[d, p], c1[d, p], c2[d, p]
