@@ -10,7 +10,13 @@ import torch
 from scipy import stats
 
 import graphtickets as gt
-from graphtickets.pruning.randomize import draw_degrees, draw_fan_in, draw_layer, draw_masks, fixed_reason
+from graphtickets.pruning.randomize import (
+    draw_degrees,
+    draw_fan_in,
+    draw_layer,
+    draw_masks,
+    fixed_reason,
+)
 
 
 def _mask(shape: tuple[int, ...], density: float, seed: int = 0) -> np.ndarray:
