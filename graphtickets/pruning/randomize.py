@@ -197,7 +197,7 @@ def _swap_round(
     """
     n, e = cols.shape
     half = e // 2
-    perm = rng.permuted(np.broadcast_to(np.arange(e), (n, e)), axis=1)
+    perm = rng.permuted(np.broadcast_to(np.arange(e, dtype=cols.dtype), (n, e)), axis=1)
     i, j = perm[:, :half], perm[:, half : 2 * half]
     r1, r2 = rows[i], rows[j]
     c1, c2 = np.take_along_axis(cols, i, 1), np.take_along_axis(cols, j, 1)
@@ -206,7 +206,7 @@ def _swap_round(
     if d.size == 0:
         return np.zeros(n, dtype=np.int64)
     r1, r2, c1, c2 = r1[d, p], r2[d, p], c1[d, p], c2[d, p]
-    base = d * (occ.size // n)
+    base = d.astype(cols.dtype) * (occ.size // n)
     cells = np.stack([base + r1 * ncols + c1, base + r2 * ncols + c2, base + r1 * ncols + c2, base + r2 * ncols + c1])
     ok = ~_clashing(cells, scratch) & ~occ[cells[2]] & ~occ[cells[3]]
     cells = cells[:, ok]
@@ -266,6 +266,8 @@ def draw_degrees(
         return ~out, swaps
     out = np.tile(m, (n, 1, 1))
     rows, cols0 = np.nonzero(m)
+    small = np.int32 if out.size < 2**31 else np.int64  # cell ids fit: half the memory traffic
+    rows, cols0 = rows.astype(small), cols0.astype(small)
     swaps = np.zeros(n, dtype=np.int64)
     if rows.size < 2 or _rigid(m):
         return out, swaps
