@@ -22,6 +22,8 @@ What lives where
 ``compare``             ``compare()`` many tickets (with nulls), ``pivot``, ``summarize``
 ``consensus``           how many tickets keep each weight, against shuffled masks
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
+``geometry``            input geometry of the first layer: locality, fan-out per position,
+                        receptive-field centres
 ``ladder``              the ladder of nulls (global, layer, fan-in, degrees) per pair and kind,
                         and the share of the likeness each level explains
 ``effective``           effective masks (live weights on some input -> output path)
@@ -41,6 +43,7 @@ from graphtickets.analysis import community as _community
 from graphtickets.analysis import consensus as _consensus
 from graphtickets.analysis import effective as _effective
 from graphtickets.analysis import function as _function
+from graphtickets.analysis import geometry as _geometry
 from graphtickets.analysis import ladder as _ladder
 from graphtickets.analysis import metrics as _metrics
 from graphtickets.analysis import spectral as _spectral
@@ -60,6 +63,7 @@ from graphtickets.analysis.distances import (
 )
 from graphtickets.analysis.effective import *  # noqa: F403
 from graphtickets.analysis.function import *  # noqa: F403
+from graphtickets.analysis.geometry import *  # noqa: F403
 from graphtickets.analysis.ladder import *  # noqa: F403
 from graphtickets.analysis.metrics import *  # noqa: F403
 from graphtickets.analysis.nulls import rewire_preserving_degrees, shuffle_within_layers
@@ -89,4 +93,5 @@ __all__ += _stats.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__
+__all__ += _geometry.__all__
 __all__ += _ladder.__all__
