@@ -24,6 +24,8 @@ What lives where
 ``nulls``               null tickets: shuffled within layers, rewired keeping degrees
 ``geometry``            input geometry of the first layer: locality, fan-out per position,
                         receptive-field centres
+``units``               live hidden units, and their overlap between tickets (hypergeometric)
+``allocation``          shared allocation: Kendall's W of layer-density profiles, permutation test
 ``ladder``              the ladder of nulls (global, layer, fan-in, degrees) per pair and kind,
                         and the share of the likeness each level explains
 ``effective``           effective masks (live weights on some input -> output path)
@@ -39,6 +41,7 @@ other way round. Each family module's ``__all__`` is what this package exports f
 
 from __future__ import annotations
 
+from graphtickets.analysis import allocation as _allocation
 from graphtickets.analysis import community as _community
 from graphtickets.analysis import consensus as _consensus
 from graphtickets.analysis import effective as _effective
@@ -49,7 +52,9 @@ from graphtickets.analysis import metrics as _metrics
 from graphtickets.analysis import spectral as _spectral
 from graphtickets.analysis import stats as _stats
 from graphtickets.analysis import structure as _structure
+from graphtickets.analysis import units as _units
 from graphtickets.analysis._util import as_graph, from_networkx, gini, simple_undirected
+from graphtickets.analysis.allocation import *  # noqa: F403
 from graphtickets.analysis.community import *  # noqa: F403
 from graphtickets.analysis.compare import compare, pivot, summarize
 from graphtickets.analysis.consensus import *  # noqa: F403
@@ -77,6 +82,7 @@ from graphtickets.analysis.paths import (
 from graphtickets.analysis.spectral import *  # noqa: F403
 from graphtickets.analysis.stats import *  # noqa: F403
 from graphtickets.analysis.structure import *  # noqa: F403
+from graphtickets.analysis.units import *  # noqa: F403
 
 __all__ = [
     "DISTANCES", "DistanceSpec", "distance", "distance_details", "ged_bounds", "align_units",
@@ -93,5 +99,7 @@ __all__ += _stats.__all__
 __all__ += _consensus.__all__
 __all__ += _effective.__all__
 __all__ += _function.__all__
+__all__ += _units.__all__
+__all__ += _allocation.__all__
 __all__ += _geometry.__all__
 __all__ += _ladder.__all__
