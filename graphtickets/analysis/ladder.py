@@ -140,7 +140,7 @@ def _from_prepared(pa: Mapping[str, Mapping[str, np.ndarray]], pb: Mapping[str, 
 def _ticket_seed(seed: SeedLike, name: str, level: str, chunk: int) -> np.random.SeedSequence:
     """The stream of one ticket's draws at one level (and chunk), independent of the others."""
     ss = seed_sequence(seed)
-    ent = ss.entropy
+    ent: Any = ss.entropy
     base = [int(x) for x in (ent if isinstance(ent, (list, tuple)) else [ent])]
     return np.random.SeedSequence(base + [zlib.crc32(name.encode()), LEVELS.index(level), chunk], spawn_key=ss.spawn_key)
 

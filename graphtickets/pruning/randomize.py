@@ -83,6 +83,9 @@ def as_rows(mask: np.ndarray | torch.Tensor) -> np.ndarray:
 def draw_layer(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` uniform random permutations of a mask (any shape): ``(n, *mask.shape)``, same count.
 
+    Each draw is a uniform random set of ``count`` positions (``Generator.choice`` without
+    replacement of the rarer of kept and pruned positions: cheap for sparse tickets).
+
     Examples
     --------
     >>> d = draw_layer(np.array([True, False, False]), 4, np.random.default_rng(0))
@@ -90,8 +93,12 @@ def draw_layer(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     ((4, 3), [1, 1, 1, 1])
     """
     m = np.asarray(mask, dtype=bool)
-    flat = np.broadcast_to(m.reshape(1, -1), (n, m.size))
-    return rng.permuted(flat, axis=1).reshape((n, *m.shape))
+    k, size = int(m.sum()), m.size
+    minority = min(k, size - k)  # draw the rarer of kept / pruned positions
+    out = np.full((n, size), k > size - k)
+    for d in range(n):  # a loop over draws; each draw picks its positions in C (Floyd / a partial shuffle)
+        out[d, rng.choice(size, minority, replace=False)] = k <= size - k
+    return out.reshape((n, *m.shape))
 
 
 def draw_fan_in(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
