@@ -104,3 +104,5 @@ def test_slow_kinds_build_null_tickets(mlp: torch.nn.Module) -> None:
     assert set(tab.loc[tab["kind"] == "jaccard", "n_null"]) == {50}
     assert DISTANCES["degree"].feature is not None
     assert "shares need the global level" in ladder_shares(tab)["note"].iloc[0]
+    capped = null_ladder(ts, mlp, kinds=["jaccard"], samples=50, seed=0, samples_by_level={"degrees": 7})
+    assert capped.set_index("level")["n_null"].to_dict() == {"global": 50, "layer": 50, "fan_in": 50, "degrees": 7}
