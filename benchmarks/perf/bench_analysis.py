@@ -11,7 +11,10 @@ baseline / ours):
 * ``mask_dist``: jaccard + ged of two VGG-16 tickets vs one xor pass over their masks;
 * ``graph_dist``: jaccard, ged, ged_approx, spectral, netlsd, degree between two WS-flex
   graphs of growing size;
-* ``ged_approx``: permutation-invariant GED bounds of two MLP tickets with 512-unit layers.
+* ``ged_approx``: permutation-invariant GED bounds of two MLP tickets with 512-unit layers;
+* ``ladder``: degree-preserving null draws (the batched swap chain vs a Python swap loop per
+  draw) and :func:`~graphtickets.analysis.null_ladder` per level on 10 tickets of the
+  default MLP at d = 0.05 (1,000 draws, 4 batched kinds).
 
 Run::
 
@@ -154,7 +157,48 @@ def suite_ged_approx(width: int, repeat: int) -> list[dict[str, Any]]:
                 per_layer_s=t.median / 3)]  # fmt: skip
 
 
-SUITES = ("CL", "L_sampled", "mask_dist", "graph_dist", "ged_approx")
+def _naive_rewire(m: np.ndarray, rng: np.random.Generator, swaps_per_edge: float) -> np.ndarray:
+    """The textbook Maslov-Sneppen chain, one swap attempt at a time in Python (the baseline)."""
+    cur = m.copy()
+    rows, cols = (list(x) for x in np.nonzero(cur))
+    e, done = len(rows), 0
+    while done < swaps_per_edge * e:
+        i, j = int(rng.integers(e)), int(rng.integers(e))
+        r1, c1, r2, c2 = rows[i], cols[i], rows[j], cols[j]
+        if r1 != r2 and c1 != c2 and not cur[r1, c2] and not cur[r2, c1]:
+            cur[r1, c1] = cur[r2, c2] = False
+            cur[r1, c2] = cur[r2, c1] = True
+            cols[i], cols[j] = c2, c1
+            done += 1
+    return cur
+
+
+def suite_ladder(tiny: bool) -> list[dict[str, Any]]:
+    """Degree-preserving null draws of the default MLP's fc2 (100 x 100 at d = 0.05): the batched
+    chain (all draws at once) against the naive per-draw loop (timed on a few draws, per draw),
+    and the whole ladder (4 levels, 4 batched kinds) of 10 tickets."""
+    import graphtickets as gt
+    from graphtickets.analysis import null_ladder
+    from graphtickets.pruning.randomize import draw_degrees
+
+    n = 50 if tiny else 1000
+    m = np.random.default_rng(0).random((100, 100)) < 0.05
+    ours = _once(lambda: draw_degrees(m, n, np.random.default_rng(1), swaps_per_edge=5.0))[0]
+    k = 2 if tiny else 10
+    base = _once(lambda: [_naive_rewire(m, np.random.default_rng(s), 5.0) for s in range(k)])[0]
+    per_ours, per_base = ours.median / n, base.median / k
+    rows = [row("ladder", "degrees_fc2_per_draw", n, type(ours)(per_ours, per_ours, per_ours, 1),
+                type(base)(per_base, per_base, per_base, 1), "python_swap_loop", draws=n, edges=int(m.sum()))]  # fmt: skip
+    net = gt.models.build("mlp", in_shape=(40,), num_classes=10, widths=(100, 100), init="kaiming_normal", seed=0)
+    ts = {f"r{s}": gt.pruning.prune(net, "random", density=0.05, seed=s, scope="global") for s in range(3 if tiny else 10)}
+    kinds = ["jaccard", "hamming", "layer_density", "ged"]
+    for level in ("global", "layer", "fan_in", "degrees"):
+        t = _once(lambda level=level: null_ladder(ts, net, kinds=kinds, samples=n, levels=[level]))[0]
+        rows.append(row("ladder", f"null_ladder_{level}", len(ts), t, draws=n, pairs=len(ts) * (len(ts) - 1) // 2))
+    return rows
+
+
+SUITES = ("CL", "L_sampled", "mask_dist", "graph_dist", "ged_approx", "ladder")
 
 
 def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: int | None = None,
@@ -180,6 +224,8 @@ def run(tiny: bool = False, out: Path | str = Path("results/perf"), *, repeat: i
         rows += suite_graph([64, 256] if tiny else [256, 1024, 4096], rep)
     if "ged_approx" in want:
         rows += suite_ged_approx(32 if tiny else 512, rep)
+    if "ladder" in want:
+        rows += suite_ladder(tiny)
     df = pd.DataFrame(rows)
     if not df.empty:
         # the issue's targets: C+L of a 4096-node graph >= 20x networkx; jaccard + ged of two

@@ -29,7 +29,7 @@ import numpy as np
 from torch import nn
 
 from graphtickets._registry import Registry
-from graphtickets.analysis import community, paths, spectral, structure
+from graphtickets.analysis import community, geometry, paths, spectral, structure
 from graphtickets.analysis._util import as_graph
 from graphtickets.errors import GraphticketsError
 from graphtickets.graphs import layer_bipartite, layered_graph, relational_graph
@@ -236,6 +236,19 @@ def _layer_paths(g: Graph) -> dict[str, float]:
 def _ramanujan(g: Graph) -> dict[str, float]:
     r = spectral.ramanujan(g)
     return {k: float(r[k]) for k in ("mu0", "mu_hat", "delta_s", "delta_r", "weighted_gap", "disconnected")}
+
+
+def _reads_ordered_input(g: Graph) -> bool:
+    return geometry.graph_first_layer(g) is not None
+
+
+@register_metric("locality", _reads_ordered_input, ("locality", "locality_span", "locality_pairwise"))
+def _locality(g: Graph) -> dict[str, float]:
+    """Input locality of the Linear first layer (:func:`~graphtickets.analysis.locality`); NaN
+    when no unit keeps two inputs. A graph whose ``meta['ordered_inputs']`` is False is skipped."""
+    layer = geometry.graph_first_layer(g)
+    return geometry.locality_of_mask(layer).as_dict() if layer is not None else {"locality": float("nan"),
+            "locality_span": float("nan"), "locality_pairwise": float("nan")}  # fmt: skip
 
 
 def metrics(graph: Any, *, names: Iterable[str] | None = None) -> dict[str, float]:

@@ -17,15 +17,12 @@ References
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from graphtickets.errors import GraphticketsError
+from graphtickets.pruning.randomize import draw_degrees
 from graphtickets.ticket import Ticket
 
 __all__ = ["shuffle_within_layers", "rewire_preserving_degrees", "rewire_matrix"]
-
-_MAX_ROUNDS = 10_000
-
 
 def shuffle_within_layers(ticket: Ticket, seed: int = 0) -> Ticket:
     """The ticket with each layer's mask randomly permuted (same kept count per layer).
@@ -52,12 +49,11 @@ def shuffle_within_layers(ticket: Ticket, seed: int = 0) -> Ticket:
 def rewire_matrix(m: np.ndarray, rng: np.random.Generator, swaps_per_edge: float = 10.0) -> np.ndarray:
     """Degree-preserving random rewiring of a boolean matrix (row and column sums kept).
 
-    Vectorized checkerboard swaps: each round pairs up the edges at random (disjoint pairs),
-    proposes ``(r1, c1), (r2, c2) -> (r1, c2), (r2, c1)`` for every pair, and accepts the
-    proposals whose two new cells are empty and not proposed twice in the round; accepted
-    swaps touch disjoint edges and disjoint empty cells, so they apply at once. Rounds repeat
-    until ``swaps_per_edge * edges`` swaps were accepted (or no swap can be). A matrix more
-    than half full is rewired through its complement (same degrees, more room to swap).
+    One draw of :func:`graphtickets.pruning.randomize.draw_degrees`: a chain of checkerboard
+    swaps whose rounds apply many non-overlapping swaps at once and sample uniformly among
+    the matrices with the same margins; ``swaps_per_edge * edges`` accepted swaps. A matrix
+    more than half full is rewired through its complement; margins with a single realization
+    (a full block, all-or-nothing rows) come back unchanged.
 
     Parameters
     ----------
@@ -74,45 +70,8 @@ def rewire_matrix(m: np.ndarray, rng: np.random.Generator, swaps_per_edge: float
     m = np.asarray(m, dtype=bool)
     if m.ndim != 2:
         raise GraphticketsError("rewire_matrix takes a 2-D boolean matrix")
-    if m.sum() * 2 > m.size:
-        return ~rewire_matrix(~m, rng, swaps_per_edge)
-    rows, cols = np.nonzero(m)
-    e = rows.size
-    if e < 2 or m.shape[0] < 2 or m.shape[1] < 2:
-        return m.copy()
-    cur = m.copy()
-    ncols = m.shape[1]
-    target = int(swaps_per_edge * e)
-    done, stale = 0, 0
-    for _ in range(_MAX_ROUNDS):
-        if done >= target:
-            break
-        perm = rng.permutation(e)
-        half = e // 2
-        i, j = perm[:half], perm[half : 2 * half]
-        r1, c1, r2, c2 = rows[i], cols[i], rows[j], cols[j]
-        ok = (r1 != r2) & (c1 != c2) & ~cur[r1, c2] & ~cur[r2, c1]
-        new = np.concatenate([r1 * ncols + c2, r2 * ncols + c1])
-        uniq, counts = np.unique(new[np.concatenate([ok, ok])], return_counts=True)
-        dup = uniq[counts > 1]
-        if dup.size:
-            ok &= ~np.isin(r1 * ncols + c2, dup) & ~np.isin(r2 * ncols + c1, dup)
-        k = int(ok.sum())
-        if k == 0:
-            stale += 1
-            if stale > 50:  # no admissible swap (e.g. a full block): nothing to rewire
-                break
-            continue
-        stale = 0
-        i, j = i[ok], j[ok]
-        r1, c1, r2, c2 = r1[ok], c1[ok], r2[ok], c2[ok]
-        cur[r1, c1] = False
-        cur[r2, c2] = False
-        cur[r1, c2] = True
-        cur[r2, c1] = True
-        cols[i], cols[j] = c2, c1
-        done += k
-    return cur
+    out, _ = draw_degrees(m, 1, rng, swaps_per_edge=swaps_per_edge)
+    return out[0]
 
 
 def rewire_preserving_degrees(ticket: Ticket, seed: int = 0, *, swaps_per_edge: float = 10.0) -> Ticket:
@@ -121,22 +80,23 @@ def rewire_preserving_degrees(ticket: Ticket, seed: int = 0, *, swaps_per_edge: 
     Each layer is the bipartite graph of its mask as an ``(out, in * prod(kernel))`` matrix:
     a Linear layer's ``(out, in)`` mask; a conv layer unrolled (Hoang et al. 2023), so every
     output channel keeps its number of live weights and every (input channel, kernel
-    position) keeps its fan-out -- hence every input channel keeps its total fan-out. Swaps
-    are the checkerboard swaps of :func:`rewire_matrix` (Maslov & Sneppen 2002),
-    ``swaps_per_edge`` accepted swaps per live weight.
+    position) keeps its fan-out -- hence every input channel keeps its total fan-out.
+    Delegates to :func:`graphtickets.pruning.rewire` (checkerboard swaps, Maslov & Sneppen
+    2002; ``swaps_per_edge`` accepted swaps per live weight).
 
     Parameters
     ----------
     ticket : Ticket
     seed : int
-        Each layer draws from its own stream (``SeedSequence(seed).spawn``), in mask order.
+        Each layer draws from its own stream (``SeedSequence(seed).spawn``, in mask order).
     swaps_per_edge : float, default 10
         Milo et al. (2003) find mixing after a few swaps per edge; 10 is conservative.
 
     Returns
     -------
     Ticket
-        Same method and config; ``meta['ablation'] = {'kind': 'rewire', 'seed', 'swaps_per_edge'}``.
+        Same method and config; ``meta['ablation']`` as :func:`graphtickets.pruning.rewire`
+        writes it (``kind='rewire'``, ``seed``, ``swaps_per_edge``, ``swaps``, ``fixed``).
 
     Examples
     --------
@@ -150,13 +110,6 @@ def rewire_preserving_degrees(ticket: Ticket, seed: int = 0, *, swaps_per_edge: 
     ----------
     Maslov & Sneppen, Science 2002; Milo et al. 2003; Hoang et al., ICLR 2023 (unrolled convs).
     """
-    streams = np.random.SeedSequence(seed).spawn(len(ticket.masks))
-    masks = {}
-    for (name, m), ss in zip(ticket.masks.items(), streams, strict=True):
-        if m.dim() < 2:
-            masks[name] = m.clone()
-            continue
-        flat = m.reshape(m.shape[0], -1).numpy()
-        out = rewire_matrix(flat, np.random.default_rng(ss), swaps_per_edge)
-        masks[name] = torch.from_numpy(out.reshape(tuple(m.shape)).copy())
-    return ticket.replace(masks, ablation={"kind": "rewire", "seed": seed, "swaps_per_edge": swaps_per_edge, "of": ticket.method})
+    from graphtickets.pruning.ablations import rewire
+
+    return rewire(ticket, seed=seed, swaps_per_edge=swaps_per_edge)

@@ -11,7 +11,8 @@ its fast ``engine`` and its autograd-free flow ``program``), ``imp`` with ``traj
 ``smart_ratio``); ``derived`` (tickets built from the structure other tickets share: consensus,
 profile, degrees, local; with ``_counting``, the mask counting shared with ``analysis``;
 ``relational`` is registered by :mod:`graphtickets.graphs.derived`, which needs the graph code);
-``ablations`` (shuffle, reinit, inverted scores) and ``collapse`` (layer collapse).
+``ablations`` (shuffle, in_degree, rewire, reinit, inverted scores; the registry
+:data:`ABLATIONS`), ``randomize`` (the ladder of null masks, drawn in batches) and ``collapse`` (layer collapse).
 
 Imports point one way: this package imports ``ticket``, ``models``, ``data``, ``training`` and
 the low modules ``_json``/``_trace``/``_registry``, never ``graphs``, ``analysis`` or ``study``.
@@ -26,7 +27,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-from graphtickets.pruning.ablations import invert_scores, reinit, shuffle
+from graphtickets.pruning.ablations import (
+    ABLATIONS,
+    AblationSpec,
+    in_degree,
+    invert_scores,
+    reinit,
+    rewire,
+    shuffle,
+)
 from graphtickets.pruning.collapse import collapsed_layers
 from graphtickets.pruning.core import (
     DATA_USES,
@@ -64,7 +73,11 @@ __all__ = [
     "masked_copy",
     "resolve_params",
     "shuffle",
+    "in_degree",
+    "rewire",
     "reinit",
+    "ABLATIONS",
+    "AblationSpec",
     "invert_scores",
     "collapsed_layers",
     "imp_rounds",
