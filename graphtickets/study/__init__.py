@@ -86,7 +86,7 @@ _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 
 _MODULES = {"across", "alike", "cell", "cluster", "comparisons", "config", "executors", "figures", "grid",
-            "methods", "progress", "rebuild", "report", "rerun", "runner", "spec", "store", "tabular"}
+            "methods", "progress", "rebuild", "report", "rerun", "runner", "sections", "spec", "store", "tabular"}
 
 
 def __getattr__(name: str) -> Any:

@@ -22,6 +22,7 @@ def rebuild_report(out: Path) -> tuple[Path, Path]:
     Raises :class:`~graphtickets.errors.GraphticketsError` (and writes nothing) when ``out``
     holds no study, its store is empty or damaged, or no cell has finished.
     """
+    from graphtickets.study import sections
     from graphtickets.study.config import validate
     from graphtickets.study.grid import expand
     from graphtickets.study.report import write_report
@@ -41,8 +42,11 @@ def rebuild_report(out: Path) -> tuple[Path, Path]:
                 f"{out / DB_NAME} holds no finished cell, so there is nothing to report; the existing tables and "
                 f"report were left as they are (run `graphtickets run CONFIG --out {out}` to compute the cells)"
             )
+        sec = sections.compute_all(sections.Context(out=out, tickets=tk, distances=dist, store=store, study=study,
+                                                    cells=cells or []))  # fmt: skip
         write_tables(out, tk, dist, sibling_table(store, cells))
-        md, page = write_report(out, tk, dist, study=study, store=store)
+        tests = sections.write_tables(out, sec) if sec else None
+        md, page = write_report(out, tk, dist, study=study, store=store, sections=sec, tests=tests)
         _mark_current(out, store, study, cells)
     return md, page
 

@@ -14,7 +14,7 @@ import html
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 from graphtickets._io import write_output
 from graphtickets.study import across
 from graphtickets.study import alike as _alike
+from graphtickets.study import sections as _sections
 from graphtickets.study.alike import paired_difference
 from graphtickets.study.comparisons import null_counts
 from graphtickets.study.figures import FIGURES, make_figures
@@ -508,6 +509,7 @@ def build_report(
     out: Path, tk: pd.DataFrame, dist: pd.DataFrame, figures: dict[str, list[Path]], *, study: Any = None,
     status: dict[str, int] | None = None, config_path: str | None = None, store: Any = None,
     setting_figures: dict[tuple[str, str], dict[str, list[Path]]] | None = None,
+    sections: Mapping[str, Mapping[str, pd.DataFrame]] | None = None, tests: pd.DataFrame | None = None,
 ) -> list[tuple[str, Any]]:
     """The report as a list of blocks ``(kind, payload)``: h1/h2/h3/p/ul/table/img/code.
 
@@ -515,7 +517,9 @@ def build_report(
     setting, each with its own figures (``setting_figures``), after a table of what holds on
     every setting and what on only some (:mod:`graphtickets.study.across`, also written to
     ``tables/architectures.csv``). Sections: title and question, setup (:func:`_setup_lines`),
-    findings (:func:`_findings_blocks`, per setting or once), how to reproduce.
+    findings (:func:`_findings_blocks`, per setting or once), how to reproduce. With ``sections``
+    (the tables of :mod:`graphtickets.study.sections`, and their ``tests`` with the global q) the
+    report opens with the Answer and each section's blocks follow the findings.
     """
     sib = _study_siblings(store, tk, dist)
     all_tk = tk
@@ -523,12 +527,18 @@ def build_report(
         tk = tk[tk["replicate"].fillna(0) == 0]
     per = _per_setting(tk, all_tk, dist, sib)
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {getattr(study, 'name', out.name)}"), ("p", _QUESTION)]
+    ctx = _sections.Context(out=out, tickets=all_tk, distances=dist, store=store, study=study)
+    if sections:
+        blocks += _sections.answer_blocks(sections, tests if tests is not None else _sections.collect_tests(sections),
+                                          ctx.figures)
     if study is not None:
         blocks += [("h2", "Setup"), ("ul", _setup_lines(study, status, all_tk))]
     if per:
         blocks += _per_setting_blocks(out, per, setting_figures or {}, store)
     else:
         blocks += _findings_blocks(out, tk, all_tk, dist, findings(tk, dist, sib), figures, store)
+    if sections:
+        blocks += _sections.render_all(sections, ctx)
     return blocks + _reproduce_blocks(out, config_path)
 
 
@@ -806,6 +816,7 @@ def _render_md(blocks: Sequence[tuple[str, Any]], out: Path) -> str:
 def _inline(text: str) -> str:
     s = html.escape(text)
     s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    s = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', s)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
 
 
@@ -836,9 +847,14 @@ def _render_html(blocks: Sequence[tuple[str, Any]], title: str) -> str:
 
 def write_report(
     out: str | os.PathLike[str], tk: pd.DataFrame, dist: pd.DataFrame, *, study: Any = None, store: Any = None,
-    config_path: str | None = None,
+    config_path: str | None = None, sections: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
+    tests: pd.DataFrame | None = None,
 ) -> tuple[Path, Path]:
-    """Figures, ``report.md`` and ``report.html`` in ``out``; returns the two report paths."""
+    """Figures, ``report.md`` and ``report.html`` in ``out``; returns the two report paths.
+
+    ``sections``/``tests``: what :func:`graphtickets.study.sections.compute_all` and
+    :func:`~graphtickets.study.sections.write_tables` gave (the report reads them, never computes them).
+    """
     out = Path(out)
     results: dict[str, Any] = {}
     status = None
@@ -855,10 +871,11 @@ def write_report(
         by = {st: make_figures(*across.split(own, dist, None, st)[:2], results,
                                out / "figures" / across.slug(across.setting_label(st, many))) for st in sets}
         blocks = build_report(out, tk, dist, {}, study=study, status=status, config_path=config_path, store=store,
-                              setting_figures=by)
+                              setting_figures=by, sections=sections, tests=tests)
     else:
         figs = make_figures(own, dist, results, out / "figures")
-        blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store)
+        blocks = build_report(out, tk, dist, figs, study=study, status=status, config_path=config_path, store=store,
+                              sections=sections, tests=tests)
     md, page = out / "report.md", out / "report.html"
     for path, text in ((md, _render_md(blocks, out)), (page, _render_html(blocks, f"graphtickets study {getattr(study, 'name', '')}"))):
         write_output(path, text, what="report")

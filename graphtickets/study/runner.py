@@ -24,6 +24,7 @@ import pandas as pd
 
 from graphtickets._io import write_output
 from graphtickets.errors import ConfigError, DataError
+from graphtickets.study import sections
 from graphtickets.study.cell import (
     CellOutcome,
     run_cells_batched_safe,
@@ -256,13 +257,21 @@ def run(
             lazy.close()
         tk, dist = tables(store, cells)
         digest = report_inputs(store, study, cells)
-        if not _built(out, "tables", digest):
+        need_tables, need_report = not _built(out, "tables", digest), report and not _built(out, "report", digest)
+        sec: dict[str, dict[str, pd.DataFrame]] = {}
+        if need_tables or need_report:  # the sections' analysis: their tables, then the report reads them
+            sec = sections.compute_all(sections.Context(out=out, tickets=tk, distances=dist, store=store,
+                                                        study=study, cells=cells))  # fmt: skip
+        if need_tables:
             write_tables(out, tk, dist, sibling_table(store, cells))
+            tests = sections.write_tables(out, sec) if sec else None
             mark_built(out, "tables", digest)
-        if report and not _built(out, "report", digest):
+        else:
+            tests = sections.collect_tests(sec) if need_report and sec else None
+        if need_report:
             from graphtickets.study.report import write_report
 
-            write_report(out, tk, dist, study=study, store=store)
+            write_report(out, tk, dist, study=study, store=store, sections=sec, tests=tests)
             mark_built(out, "report", digest)
         elif report:
             log.info("report: inputs unchanged since it was built (%s), not rebuilt", digest)

@@ -20,7 +20,7 @@ from graphtickets.study.grid import DENSE, Cell, GroupKey, ModelKey, SiblingKey
 from graphtickets.study.methods import family_of, kind_of
 from graphtickets.study.store import Store
 
-__all__ = ["tables", "sibling_table", "write_tables", "torch_equal"]
+__all__ = ["tables", "sibling_table", "write_tables", "write_named", "torch_equal"]
 
 
 def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -185,12 +185,17 @@ def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: 
                  siblings: pd.DataFrame | None = None) -> list[Path]:
     """``tables/tickets.{csv,parquet}`` and ``tables/distances.{csv,parquet}`` (atomic writes),
     and ``tables/siblings.{csv,parquet}`` when ``siblings`` (:func:`sibling_table`) has rows."""
-    folder = Path(out) / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
     named = [("tickets", tickets), ("distances", distances)]
     if siblings is not None and not siblings.empty:
         named.append(("siblings", siblings))
+    return write_named(out, named)
+
+
+def write_named(out: str | os.PathLike[str], named: list[tuple[str, pd.DataFrame]]) -> list[Path]:
+    """Each ``(name, table)`` as ``out/tables/<name>.csv`` and ``.parquet`` (atomic writes)."""
+    folder = Path(out) / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
     for name, df in named:
         for ext in ("csv", "parquet"):
             path = folder / f"{name}.{ext}"
