@@ -529,8 +529,8 @@ def build_report(
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {getattr(study, 'name', out.name)}"), ("p", _QUESTION)]
     ctx = _sections.Context(out=out, tickets=all_tk, distances=dist, store=store, study=study)
     if sections:
-        blocks += _sections.answer_blocks(sections, tests if tests is not None else _sections.collect_tests(sections),
-                                          ctx.figures)
+        tests = tests if tests is not None else _sections.collect_tests(sections)
+        blocks += _sections.answer_blocks(sections, tests, ctx.figures)
     if study is not None:
         blocks += [("h2", "Setup"), ("ul", _setup_lines(study, status, all_tk))]
     if per:
@@ -538,7 +538,7 @@ def build_report(
     else:
         blocks += _findings_blocks(out, tk, all_tk, dist, findings(tk, dist, sib), figures, store)
     if sections:
-        blocks += _sections.render_all(sections, ctx)
+        blocks += _sections.render_all(sections, ctx, tests)
     return blocks + _reproduce_blocks(out, config_path)
 
 
