@@ -15,6 +15,7 @@ import pandas as pd
 from graphtickets.study.grid import DENSE, model_rows
 
 __all__ = ["first_replicate", "own_tickets", "settings", "setting_label", "tests_frame", "pair_name", "group_rows",
+           "of_setting", "FAMILIES", "family", "representatives",
            "q_of", "SETTING"]
 
 #: The columns that name a setting (one dataset and one model: an architecture).
@@ -79,3 +80,27 @@ def q_of(tables: Mapping[str, pd.DataFrame]) -> dict[str, float]:
         return {}
     q = t["q"] if "q" in t else pd.Series(np.nan, index=t.index)
     return {str(k): float(v) for k, v in zip(t["test"], q, strict=True)}
+
+
+#: Families of structural distance kinds that carry (nearly) the same information: a section
+#: reports per family and never averages across families.
+FAMILIES = {
+    "jaccard": "mask overlap", "hamming": "mask overlap", "ged": "mask overlap", "ged_normalized": "mask overlap",
+    "aligned_jaccard": "overlap after unit matching", "ged_approx": "overlap after unit matching",
+    "layer_density": "layer allocation", "spectral": "spectrum", "netlsd": "spectrum", "degree": "degrees",
+    "agreement": "predictions", "agreement_kappa": "predictions", "error_consistency": "errors",
+    "cka": "representations",
+}
+
+
+def family(kind: str) -> str:
+    """The family of a distance kind (the kind itself when it has none)."""
+    return FAMILIES.get(str(kind), str(kind))
+
+
+def representatives(kinds: Iterable[str]) -> dict[str, str]:
+    """family -> its representative kind: the first of ``kinds`` (in their order) of each family."""
+    out: dict[str, str] = {}
+    for k in kinds:
+        out.setdefault(family(k), str(k))
+    return out
