@@ -99,8 +99,10 @@ def family(kind: str) -> str:
 
 
 def representatives(kinds: Iterable[str]) -> dict[str, str]:
-    """family -> its representative kind: the first of ``kinds`` (in their order) of each family."""
+    """family -> its representative kind: of each family, the first of ``kinds`` in :data:`FAMILIES` order
+    (jaccard for mask overlap, agreement for predictions); kinds of no family represent themselves."""
+    order = {k: i for i, k in enumerate(FAMILIES)}
     out: dict[str, str] = {}
-    for k in kinds:
+    for k in sorted(map(str, kinds), key=lambda k: order.get(k, len(order))):
         out.setdefault(family(k), str(k))
     return out
