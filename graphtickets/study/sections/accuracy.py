@@ -165,7 +165,7 @@ def render(tables: Mapping[str, pd.DataFrame], ctx: Context) -> list[Block]:
         f"sibling floor); the init seed is the unit: mean over {n} init seed{'s' if n != 1 else ''} with its "
         f"{CONFIDENCE:.0%} Student t interval (df = seeds - 1 = {max(n - 1, 0)})"
         + (f"; with fewer than {MIN_SEEDS_FOR_CI} seeds the values themselves, no interval" if n < MIN_SEEDS_FOR_CI
-           else "") + f". The dense row is the unpruned network (d=1). Table: `tables/accuracy.csv`."))]
+           else "") + ". The dense row is the unpruned network (d=1). Table: `tables/accuracy.csv`."))]
     for st in settings(acc):
         a = of_setting(acc, st)
         wide = a.assign(cell=[_cell(r) for r in a.itertuples(index=False)]).pivot_table(

@@ -21,7 +21,6 @@ structural kind and comparison group (density, init seed), the excess over sibli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from math import comb
 
 import numpy as np
 import pandas as pd
