@@ -370,8 +370,10 @@ def build_report(
     per = _per_setting(tk, all_tk, dist, sib)
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {getattr(study, 'name', out.name)}"), ("p", _QUESTION)]
     ctx = _sections.Context(out=out, tickets=all_tk, distances=dist, store=store, study=study)
-    if sections:
+    section_blocks: list[tuple[str, Any]] = []
+    if sections:  # rendered first: the figures they draw are the Answer's summary figure
         tests = tests if tests is not None else _sections.collect_tests(sections)
+        section_blocks = _sections.render_all(sections, ctx, tests)
         blocks += _sections.answer_blocks(sections, tests, ctx.figures)
     if study is not None:
         blocks += [("h2", "Setup"), ("ul", _setup_lines(study, status, all_tk))]
@@ -379,9 +381,7 @@ def build_report(
         blocks += _per_setting_blocks(out, per, setting_figures or {}, store)
     else:
         blocks += _findings_blocks(out, tk, all_tk, dist, findings(tk, dist, sib), figures, store)
-    if sections:
-        blocks += _sections.render_all(sections, ctx, tests)
-    return blocks + _reproduce_blocks(out, config_path)
+    return blocks + section_blocks + _reproduce_blocks(out, config_path)
 
 
 _QUESTION = ("**Question.** What do sparse networks (lottery tickets) found by different methods on the "
