@@ -89,7 +89,7 @@ DEGREE_EXTEND_AT = 0.07
 #: Families of methods whose pairs are tested together: name -> which method names belong.
 METHOD_FAMILIES = ("data-driven", "data-free")
 #: The ladder table's columns (besides those of :data:`graphtickets.analysis.LADDER_COLUMNS`).
-LADDER_TABLE_COLUMNS = ["group", "dataset", "model", "density", "seed", "pair", "a", "b", "kind", "question", "level",
+LADDER_TABLE_COLUMNS = ["group", "setting", "dataset", "model", "density", "seed", "pair", "a", "b", "kind", "question", "level",
                         "value", "null_mean", "null_sd", "z", "n_null", "n_as_extreme", "p", "share", "applies", "note"]
 #: The section's summary figure (under ``figures/``).
 FIGURE = "ladder.png"
@@ -286,48 +286,68 @@ def _over_seeds(per_seed: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*by, "effect", "p", "seeds", "n_null"])
 
 
+#: The tests table's columns besides :data:`~graphtickets.study.sections.TEST_COLUMNS`.
+TEST_EXTRA = ["setting", "pair", "methods", "kind", "level", "n_null"]
+
+
+def _test_id(setting: str, many: bool, *parts: str) -> str:
+    return ":".join([*([setting] if many else []), *parts])
+
+
 def _tests(ladder: pd.DataFrame, families: pd.DataFrame) -> pd.DataFrame:
-    """The ``tests`` table: one per pair x kind x level and per family of methods x kind x level."""
+    """The ``tests`` table: per setting (dataset/model), one per pair x kind x level and per family
+    of methods x kind x level, the seeds combined. Ids: ``pair:<a ~ b>:<kind>:<level>`` and
+    ``methods:<family>:<kind>:<level>`` (prefixed ``<dataset>/<model>:`` when the study has several)."""
     from graphtickets.study.sections import TEST_COLUMNS
 
     rows = []
-    pairs = _over_seeds(_within_seed(ladder, ["pair", "kind", "level"], "z"), ["pair", "kind", "level"])
-    for r in pairs.itertuples(index=False):
-        rows.append({"test": f"pair:{r.pair}:{r.kind}:{r.level}", "family": TESTED[r.kind][0],
-                     "question": f"{r.pair} more alike by {r.kind} than {_LEVEL_WORDS[r.level]}",
-                     "statistic": r.effect, "p": r.p, "unit": "init seed", "n": r.seeds, "n_null": r.n_null})
+    many = ladder["setting"].nunique() > 1
+    by = ["setting", "pair", "kind", "level"]
+    for r in _over_seeds(_within_seed(ladder, by, "z"), by).itertuples(index=False):
+        rows.append({"test": _test_id(r.setting, many, "pair", r.pair, r.kind, r.level), "family": TESTED[r.kind][0],
+                     "question": f"{r.pair} more alike by {r.kind} than {_LEVEL_WORDS[r.level]}"
+                                 + (f" ({r.setting})" if many else ""),
+                     "statistic": r.effect, "p": r.p, "unit": "init seed", "n": r.seeds, "setting": r.setting,
+                     "pair": r.pair, "methods": "", "kind": r.kind, "level": r.level, "n_null": r.n_null})
     if not families.empty:
-        fam = _over_seeds(_within_seed(families, ["family_of_methods", "kind", "level"], "statistic"),
-                          ["family_of_methods", "kind", "level"])
-        for r in fam.itertuples(index=False):
-            rows.append({"test": f"methods:{r.family_of_methods}:{r.kind}:{r.level}", "family": TESTED[r.kind][0],
+        by = ["setting", "family_of_methods", "kind", "level"]
+        for r in _over_seeds(_within_seed(families, by, "statistic"), by).itertuples(index=False):
+            rows.append({"test": _test_id(r.setting, many, "methods", r.family_of_methods, r.kind, r.level),
+                         "family": TESTED[r.kind][0],
                          "question": f"pairs of {r.family_of_methods} methods more alike by {r.kind} than "
-                                     f"{_LEVEL_WORDS[r.level]} (mean standardized distance over the pairs)",
-                         "statistic": r.effect, "p": r.p, "unit": "init seed", "n": r.seeds, "n_null": r.n_null})
-    return pd.DataFrame(rows, columns=[*TEST_COLUMNS, "n_null"])
+                                     f"{_LEVEL_WORDS[r.level]} (mean standardized distance over the pairs)"
+                                     + (f" ({r.setting})" if many else ""),
+                         "statistic": r.effect, "p": r.p, "unit": "init seed", "n": r.seeds, "setting": r.setting,
+                         "pair": "", "methods": r.family_of_methods, "kind": r.kind, "level": r.level,
+                         "n_null": r.n_null})
+    return pd.DataFrame(rows, columns=[*TEST_COLUMNS, *TEST_EXTRA])
 
 
 def _shares(ladder: pd.DataFrame) -> pd.DataFrame:
     """``ladder_shares`` per group (``jaccard``), then the mean within a seed and over seeds, per
-    pair and per family of methods."""
+    setting and family of methods (``pair`` empty) and per setting and pair (``family_of_methods``
+    empty); ``seeds``: the seeds averaged."""
     from graphtickets.analysis import ladder_shares
 
-    parts = [ladder_shares(g).assign(density=d, seed=s)
-             for (d, s), g in ladder[ladder["kind"] == "jaccard"].groupby(["density", "seed"], sort=False)]
+    jac = ladder[ladder["kind"] == "jaccard"]
+    parts = [ladder_shares(g).assign(setting=k[0], seed=k[2])
+             for k, g in jac.groupby(["setting", "density", "seed"], sort=False)]
     if not parts:
         return pd.DataFrame()
     sh = pd.concat(parts, ignore_index=True)
     cols = ["beyond_chance", "allocation", "fan_in", "fan_out", "unit_degrees", "wiring"]
-    sh["family_of_methods"] = [fa if fa == _method_family(b) else "" for fa, b in
-                               zip(map(_method_family, sh["a"]), sh["b"], strict=True)]
-    per_pair = sh.groupby(["pair", "seed"], sort=False)[cols].mean().groupby(level="pair", sort=False).mean()
-    per_pair = per_pair.reset_index().assign(family_of_methods="")
-    fam = sh[sh["family_of_methods"].isin(METHOD_FAMILIES)]
-    per_fam = (fam.groupby(["family_of_methods", "seed"], sort=False)[cols].mean()
-               .groupby(level="family_of_methods", sort=False).mean().reset_index().assign(pair=""))
-    out = pd.concat([per_fam, per_pair], ignore_index=True)
-    seeds = int(sh["seed"].nunique())
-    return out[["family_of_methods", "pair", *cols]].assign(kind="jaccard", seeds=seeds)
+    fa, fb = sh["a"].map(_method_family), sh["b"].map(_method_family)
+    sh["family_of_methods"] = np.where(fa.notna() & (fa == fb), fa, "")
+
+    def mean(df: pd.DataFrame, key: str) -> pd.DataFrame:
+        per = df.groupby(["setting", key, "seed"], sort=False)[cols].mean()
+        out = per.groupby(level=["setting", key], sort=False).mean()
+        return out.assign(seeds=per.groupby(level=["setting", key], sort=False).size()).reset_index()
+
+    fam = mean(sh[sh["family_of_methods"] != ""], "family_of_methods").assign(pair="")
+    pairs = mean(sh, "pair").assign(family_of_methods="")
+    out = pd.concat([fam, pairs], ignore_index=True)
+    return out[["setting", "family_of_methods", "pair", *cols, "seeds"]].assign(kind="jaccard")
 
 
 def _skipped(ladder: pd.DataFrame) -> pd.DataFrame:
@@ -353,8 +373,8 @@ def ladder_tables(groups: Iterable[tuple[Any, Mapping[str, Any]]]) -> dict[str, 
     for key, tickets in groups:
         label = str(key)
         rows, _, fam_draws = group_ladder(tickets, label)
-        meta = {"group": label, "dataset": key.dataset, "model": key.model, "density": float(key.density),
-                "seed": int(key.seed)}
+        meta = {"group": label, "setting": f"{key.dataset}/{key.model}", "dataset": key.dataset, "model": key.model,
+                "density": float(key.density), "seed": int(key.seed)}
         rows = rows.assign(**meta, question=rows["kind"].map(lambda k: TESTED[k][0]))
         parts.append(rows)
         fams += [{**meta, **f} for f in _family_rows(rows, fam_draws)]
@@ -372,3 +392,159 @@ def ladder_tables(groups: Iterable[tuple[Any, Mapping[str, Any]]]) -> dict[str, 
 def compute(ctx: Context) -> dict[str, pd.DataFrame]:
     """The ladder of every comparison group of the study (see the module docstring)."""
     return ladder_tables(_groups(ctx))
+
+
+_ORDER = [("layer_density", "global"), ("jaccard", "global"), ("jaccard", "layer"), ("jaccard", "fan_in"),
+          ("jaccard", "degrees")]
+_COLUMN_NAMES = ["allocation\n(layer_density, global)", "jaccard\nglobal", "jaccard\nlayer", "jaccard\nfan_in",
+                 "jaccard\ndegrees"]
+
+
+def _pair_matrix(tests: pd.DataFrame) -> pd.DataFrame:
+    """Per pair (rows) and (kind, level) (columns): the seed-combined effect (mean z) of its test."""
+    t = tests[tests["pair"].fillna("") != ""]
+    if t["setting"].nunique() > 1:
+        t = t.assign(pair=t["setting"] + ": " + t["pair"])
+    wide = t.pivot_table(index="pair", columns=["kind", "level"], values="statistic", aggfunc="first")
+    wide = wide.reindex(columns=pd.MultiIndex.from_tuples([c for c in _ORDER if c in wide.columns]))
+    return wide.sort_values(("jaccard", "global") if ("jaccard", "global") in wide else wide.columns[0])
+
+
+def figure(tables: Mapping[str, pd.DataFrame], folder: Path) -> Path | None:
+    """``ladder.png``: per pair of methods, the z of each test of the ladder (left) and the shares
+    of its mask overlap beyond chance (right: allocation, fan-in, fan-out, wiring)."""
+    from graphtickets._io import write_output
+    from graphtickets.study.figures import _plt
+
+    tests, shares = tables.get("tests"), tables.get("ladder_shares")
+    if tests is None or tests.empty:
+        return None
+    wide = _pair_matrix(tests)
+    if wide.empty:
+        return None
+    plt = _plt()
+    h = 1.6 + 0.17 * len(wide)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, h), gridspec_kw={"width_ratios": [1.1, 1]}, sharey=True)
+    z = np.clip(wide.to_numpy(float), -10, 10)
+    im = ax.imshow(z, aspect="auto", cmap="RdBu", vmin=-10, vmax=10, interpolation="nearest")
+    ax.set_xticks(range(wide.shape[1]), [_COLUMN_NAMES[_ORDER.index(c)] for c in wide.columns], fontsize=7)
+    ax.set_yticks(range(len(wide)), wide.index, fontsize=6)
+    ax.set_title("z against each null (mean over seeds; <0: more alike; clipped at +-10)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    if shares is not None and not shares.empty:
+        sp = shares[shares["pair"] != ""]
+        sp = sp.assign(pair=sp["setting"] + ": " + sp["pair"]) if sp["setting"].nunique() > 1 else sp
+        per = sp.set_index("pair").reindex(wide.index)
+        left = np.zeros(len(per))
+        for col, colour in (("allocation", "tab:blue"), ("fan_in", "tab:orange"), ("fan_out", "tab:green"),
+                            ("wiring", "tab:red")):
+            v = per[col].to_numpy(float)
+            v = np.where(np.isfinite(v), v, 0.0)
+            bx.barh(range(len(per)), v, left=left, color=colour, label=col, height=0.8)
+            left = left + v
+        bx.axvline(0, color="k", lw=0.5)
+        bx.axvline(1, color="k", lw=0.5, ls=":")
+        bx.legend(fontsize=7, loc="lower right")
+    bx.set_title("share of the jaccard likeness beyond chance (mean over seeds)", fontsize=8)
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FIGURE
+    write_output(path, lambda f: fig.savefig(f, dpi=90, format="png"), what="figure")
+    plt.close(fig)
+    return path
+
+
+def _family_table(tests: pd.DataFrame) -> pd.DataFrame:
+    t = tests[tests["methods"].fillna("") != ""]
+    return pd.DataFrame({"setting": t["setting"], "methods": t["methods"], "kind": t["kind"], "level": t["level"],
+                         "mean z": t["statistic"], "p": t["p"], "seeds": t["n"],
+                         "n_null (least)": t["n_null"]}).reset_index(drop=True)
+
+
+def render(tables: Mapping[str, pd.DataFrame], ctx: Context) -> list[Block]:
+    """The ladder's blocks: what was tested and how, the figure, the tests per family of methods
+    and per pair (most alike first), the shares, and what was not tested and why."""
+    tests = tables.get("tests", pd.DataFrame())
+    if tests.empty:
+        return []
+    blocks: list[Block] = [("h2", "What tickets share, level by level: the null ladder"), ("p", (
+        "Every pair of methods' tickets (replicate 0) is compared, per density and init seed, against nulls that keep "
+        "more and more of each ticket: global (uniform random at its density), layer (each layer's density), fan_in "
+        "(each unit's fan-in), degrees (each unit's fan-in and fan-out, degree-preserving swaps). One-sided empirical "
+        f"p = (1 + #null <= value) / (1 + n_null): {DRAWS} draws per group at the cheap levels; at degrees "
+        f"{DEGREE_FIRST}, extended to {DEGREE_DRAWS} where the first stage gives p <= {DEGREE_EXTEND_AT:g}. The init "
+        "seed is the unit: the densities of a seed are combined first (Bonferroni), then the seeds (Fisher). z is an "
+        "effect size only; q (one Benjamini-Hochberg over every test of the report) is in tables/tests.csv."))]
+    path = figure(tables, ctx.figures)
+    if path is not None:
+        blocks.append(("img", (path, "The null ladder per pair of methods: z against each null, and the shares of "
+                                     "the likeness beyond chance")))
+    blocks += [("h3", "Families of methods (the pairs within each family tested together)"),
+               ("table", _family_table(tests).set_index(["setting", "methods", "kind", "level"]))]
+    wide = _pair_matrix(tests)
+    if not wide.empty:
+        wide.columns = [f"{k} @ {lv}" for k, lv in wide.columns]
+        blocks += [("h3", "Per pair: mean z against each null (the 15 most alike by jaccard against the global null; "
+                          "all in tables/tests.csv)"), ("table", wide.head(15).round(2))]
+    shares = tables.get("ladder_shares")
+    if shares is not None and not shares.empty:
+        blocks += [("h3", "Shares of the mask overlap beyond chance (jaccard; per family of methods, then per pair)"),
+                   ("table", shares.drop(columns=["kind"]).head(20).round(3).set_index(["setting", "family_of_methods",
+                                                                                       "pair"]))]
+    skipped = tables.get("ladder_skipped")
+    if skipped is not None and not skipped.empty:
+        blocks += [("h3", "Not tested, and why"), ("ul", [f"{r.what}: {r.reason}" for r in skipped.itertuples()])]
+    return blocks
+
+
+_CLAIMS = {
+    ("layer_density", "global"): ("Tickets of {fam} methods share their layer allocation beyond chance (layer_density "
+                                  "against uniform random masks at the same density: mean z = {z:.1f})",
+                                  "The data do not show that tickets of {fam} methods share their layer allocation "
+                                  "beyond chance."),
+    ("jaccard", "layer"): ("Beyond layer allocation, tickets of {fam} methods keep the same weights more often than "
+                           "chance (jaccard against the layer-shuffled null: mean z = {z:.1f})",
+                           "The data do not show that tickets of {fam} methods keep the same weights beyond their "
+                           "layer allocation."),
+    ("jaccard", "fan_in"): ("Beyond each unit's fan-in, tickets of {fam} methods still share weights (jaccard against "
+                            "the fan-in null: mean z = {z:.1f})",
+                            "The data do not show that tickets of {fam} methods share weights beyond their units' "
+                            "fan-ins."),
+    ("jaccard", "degrees"): ("Beyond unit degrees (fan-in and fan-out), tickets of {fam} methods share exact wiring "
+                             "(jaccard against the degree-preserving null: mean z = {z:.1f})",
+                             "The data do not show that tickets of {fam} methods share exact wiring beyond their "
+                             "unit degrees."),
+}
+
+
+def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
+    """Per setting and family of methods: allocation, then weights beyond allocation, beyond fan-in,
+    beyond degrees (each on its family test), and the shares of the overlap beyond chance."""
+    tests = tables.get("tests", pd.DataFrame())
+    if tests.empty:
+        return []
+    fams = tests[tests["methods"].fillna("") != ""]
+    shares = tables.get("ladder_shares", pd.DataFrame())
+    many = tests["setting"].nunique() > 1
+    out = []
+    for r in fams[np.isfinite(fams["p"].to_numpy(float))].itertuples(index=False):
+        where = f" on {r.setting}" if many else ""
+        base = (10 if r.methods == METHOD_FAMILIES[0] else 30) + (0 if r.setting == tests["setting"].iloc[0] else 40)
+        fam = r.methods + where
+        if (r.kind, r.level) in _CLAIMS:
+            text, absent = _CLAIMS[(r.kind, r.level)]
+            out.append(Claim(test=r.test, text=text.format(fam=fam, z=r.statistic), absent=absent.format(fam=fam),
+                             figure=FIGURE, priority=base + _ORDER.index((r.kind, r.level))))
+        if (r.kind, r.level) != ("jaccard", "global") or shares.empty:
+            continue
+        row = shares[(shares["setting"] == r.setting) & (shares["family_of_methods"] == r.methods)]
+        if not row.empty and np.isfinite(row["allocation"].iloc[0]):
+            sh = row.iloc[0]
+            out.append(Claim(test=r.test, figure=FIGURE, priority=base + len(_ORDER), text=(
+                f"Of the mask overlap of {fam} methods' tickets beyond chance (jaccard), layer allocation explains "
+                f"{sh['allocation']:.0%}, unit degrees {sh['unit_degrees']:.0%} and the wiring {sh['wiring']:.0%} "
+                f"(mean over pairs and seeds; its test: more alike than uniform random masks)")))
+    return sorted(out, key=lambda c: c.priority)
+
+
+register(Section(name="ladder", title="The null ladder", order=20, compute=compute, render=render, claims=claims))
