@@ -44,7 +44,6 @@ References
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import zlib
