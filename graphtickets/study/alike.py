@@ -32,7 +32,7 @@ from graphtickets._io import write_output
 from graphtickets.study.grid import DENSE, model_rows
 
 __all__ = ["function_kinds", "structure_kinds", "pair_table", "functional_table", "stratified_mantel",
-           "structure_function", "structure_function_sentence", "structure_function_figure", "null_tests",
+           "structure_function", "structure_function_sentence", "structure_function_figure",
            "accuracy_ci", "distance_ci", "consensus_tables", "consensus_figure",
            "effective_table", "EFFECTIVE_KINDS", "FDR", "sibling_floor", "identical_sibling_methods", "excess_table",
            "paired_difference"]
@@ -312,43 +312,6 @@ def structure_function_figure(dist: pd.DataFrame, folder: Path, sf: pd.DataFrame
     write_output(path, lambda f: fig.savefig(f, dpi=110, format="png"), what="figure")
     plt.close(fig)
     return [path]
-
-
-def null_tests(dist: pd.DataFrame, *, min_nulls: int = 10, alpha: float = FDR) -> pd.DataFrame:
-    """One test per (method pair, structural kind) against the null, Benjamini-Hochberg over all of them.
-
-    Per group (density, init seed) a pair has ``z = (d - null_mean) / null_std`` from its
-    nulls (rows with fewer than ``min_nulls`` nulls, or no null variation, are left out).
-    The groups' z-scores are combined by Stouffer's method, ``Z = sum(z) / sqrt(n)``, and
-    ``p = 2 * (1 - Phi(|Z|))`` (two-sided, normal approximation of the null distance); ``q``
-    are the BH-adjusted p-values over all tested combinations, ``significant`` is ``q <= alpha``.
-
-    Returns
-    -------
-    DataFrame
-        ``pair, kind, z, Z, p, q, significant, closer, n`` (``z`` the mean z, ``closer``:
-        ``Z < 0``, the pair more alike than the null); empty without z-scores.
-    """
-    from scipy.stats import norm
-
-    from graphtickets.analysis import fdr_bh
-
-    cols = ["pair", "kind", "z", "Z", "p", "q", "significant", "closer", "n"]
-    if dist.empty or "z" not in dist:
-        return pd.DataFrame(columns=cols)
-    d = dist[~model_rows(dist) & dist["z"].notna()]
-    if "null_n" in d:
-        d = d[d["null_n"] >= min_nulls]
-    d = d[d["kind"].isin(structure_kinds(d["kind"].unique()))]
-    if d.empty:
-        return pd.DataFrame(columns=cols)
-    d = d.assign(pair=[" ~ ".join(sorted((str(a), str(b)))) for a, b in zip(d["a"], d["b"], strict=True)])
-    g = d.groupby(["pair", "kind"])["z"]
-    out = pd.DataFrame({"z": g.mean(), "n": g.size(), "Z": g.sum() / np.sqrt(g.size())}).reset_index()
-    out["p"] = 2.0 * norm.sf(np.abs(out["Z"].to_numpy()))
-    q, rej = fdr_bh(out["p"].to_numpy(), alpha=alpha)
-    out["q"], out["significant"], out["closer"] = q, rej, out["Z"] < 0
-    return out[cols]
 
 
 def _ci_text(ci: Any) -> str:

@@ -157,11 +157,6 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     if not pairs.empty:
         _most_alike_finding(out, pairs)
         _sibling_findings(out, dist, siblings)
-    tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
-    if not tests.empty:
-        _excess_vs_null_finding(out, tests, say)
-        _null_finding(out, tests, pairs, say)
-        _calibration_finding(tests, say)
     if fkinds:
         _functional_findings(out, dist)
     _trained_vs_at_init_finding(out, tk)
@@ -231,52 +226,6 @@ def _most_alike_finding(out: dict[str, Any], pairs: pd.DataFrame) -> None:
     out["alike"] = alike
     fam = pd.concat(ranks).groupby(["pair", "family"])["rank"].mean()
     out["consensus"] = fam.groupby(level="pair").mean().sort_values()
-
-
-def _excess_vs_null_finding(out: dict[str, Any], tests: pd.DataFrame, say: Say) -> None:
-    """Honesty: which of the pairs closest to their sibling floor beat the null (after BH)."""
-    if "excess_ranking" not in out:
-        return
-    beat = tests[tests["significant"] & tests["closer"]].groupby("pair").size()
-    n_kinds = tests.groupby("pair").size()
-    top = out["excess_ranking"].head(3)
-    say("Of these pairs closest to their sibling floor, closer than the layer-shuffled null after "
-        f"Benjamini-Hochberg (FDR {_alike.FDR:g}): " + "; ".join(
-            f"{p} in {int(beat.get(p, 0))} of {int(n_kinds.get(p, 0))} kinds" for p in top.index) + ".")
-
-
-def _null_finding(out: dict[str, Any], tests: pd.DataFrame, pairs: pd.DataFrame, say: Say) -> None:
-    """``out["null_tests"]`` and ``out["z"]``: the pairs more / less alike than the layer-shuffled null (BH)."""
-    below = tests[tests["significant"] & tests["closer"]]
-    above = tests[tests["significant"] & ~tests["closer"]]
-    out["z"] = {"below": below, "above": above}
-    out["null_tests"] = tests
-    frac = len(below) / len(tests)
-    nan_kinds = sorted(set(pairs["kind"]) - set(tests["kind"]))
-    say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
-        f"densities kept; z from at least {MIN_NULLS} nulls, combined over densities and seeds by Stouffer's "
-        f"method, two-sided normal p), Benjamini-Hochberg over all {len(tests)} (pair, kind) tests: "
-        f"{len(below) + len(above)} survive at FDR {_alike.FDR:g}: {len(below)} ({frac:.0%}) more alike than "
-        f"the null and {len(above)} less alike; the other {len(tests) - len(below) - len(above)} are not "
-        f"distinguishable from the layer-shuffled null."
-        + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
-    if not below.empty:
-        strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
-        say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
-            f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
-            for r in strongest.sort_values("z").itertuples()) + ".")
-
-
-def _calibration_finding(tests: pd.DataFrame, say: Say) -> None:
-    """The random baseline's mask-overlap z against any other ticket: near 0 by construction."""
-    rb = random_baseline()
-    if rb is None:
-        return
-    rnd = tests[tests["pair"].str.contains(rf"\b{re.escape(rb)}\b") & tests["kind"].isin(["jaccard", "hamming"])]
-    if not rnd.empty:
-        say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
-            f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
-            f"layer-shuffled null, so this should be near 0).")
 
 
 def _trained_vs_at_init_finding(out: dict[str, Any], tk: pd.DataFrame) -> None:
@@ -527,14 +476,9 @@ def _methods_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _test_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The tests against the null and the trained method vs pruning at init (the sanity checks: section ``sanity``)."""
+    """The trained method vs pruning at init (the sanity checks are the section ``sanity``, the tests
+    against nulls the null ladder's section: :mod:`graphtickets.study.sections.ladder`)."""
     blocks: list[tuple[str, Any]] = []
-    if "null_tests" in f:
-        nt = f["null_tests"].sort_values(["q", "z"]).set_index(["pair", "kind"])
-        blocks += [("h2", f"Tests against the layer-shuffled null: Stouffer-combined z over densities and seeds, "
-                          f"Benjamini-Hochberg q over all {len(nt)} (pair, kind) tests "
-                          f"({int(nt['significant'].sum())} survive at FDR 0.05; the 30 smallest q shown)"),
-                   ("table", nt.head(30))]
     if "imp_vs_pai" in f:
         blocks += [("h2", f"{display_name(f['imp_vs_pai_method'])} vs pruning at init"),
                    ("table", f["imp_vs_pai"].set_index("quantity"))]

@@ -59,7 +59,7 @@ FDR = 0.05
 MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
-MODULES: list[str] = ["accuracy", "sanity", "siblings", "structure_function", "consensus", "effective"]
+MODULES: list[str] = ["ladder", "accuracy", "sanity", "siblings", "structure_function", "consensus", "effective"]
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,8 @@ def render_all(tables: Mapping[str, Mapping[str, pd.DataFrame]], ctx: Context,
     blocks: list[Block] = []
     for name, tabs in tables.items():
         if tests is not None and "tests" in tabs and "section" in tests:
-            mine = tests[tests["section"] == name].drop(columns="section").reset_index(drop=True)
+            own = [c for c in tabs["tests"].columns if c in tests and c not in ("q", "significant")]
+            mine = tests.loc[tests["section"] == name, [*own, "q", "significant"]].reset_index(drop=True)  # its columns only
             tabs = {**tabs, "tests": mine}
         blocks += sections[name].render(tabs, ctx)
     return blocks
