@@ -178,7 +178,8 @@ def stability_group(configs: Sequence[Any], ids: Sequence[str], given: Mapping[s
             raise ConfigError("stability_group: the cells do not train on the same batches (train_key differs)")
         ctx = ps[0].ctx
         seed_b = stability_seed(ctx.seed)
-        ends_a, again = [], []
+        ends_a: list[torch.nn.Module] = []
+        again: list[int] = []
         for p in ps:
             trained = given[p.cell_id].get("trained")
             if trained is not None:
