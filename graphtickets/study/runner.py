@@ -44,7 +44,7 @@ from graphtickets.study.executors import make_executor, priority
 from graphtickets.study.grid import Cell, expand, trajectories
 from graphtickets.study.progress import Progress
 from graphtickets.study.spec import FromSource
-from graphtickets.study.stability import run_stability
+from graphtickets.study.stability import check_stability, run_stability
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
 
@@ -231,6 +231,7 @@ def run(
     if workers is None:  # every usable core on a CPU; one process drives an accelerator
         workers = min(default_workers(), LIMITS["workers"]) if study.device == "cpu" else 1
     check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
+    check_stability(study)
     _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)

@@ -48,7 +48,7 @@ from graphtickets.study.progress import Progress
 from graphtickets.study.store import Store
 from graphtickets.ticket import Ticket
 
-__all__ = ["run_stability", "stability_group", "stability_cells", "stability_seed", "stored", "has_table", "TABLE"]
+__all__ = ["run_stability", "check_stability", "stability_group", "stability_cells", "stability_seed", "stored", "has_table", "TABLE"]
 
 log = logging.getLogger("graphtickets.study")
 
@@ -93,6 +93,22 @@ def stored(store: Store) -> pd.DataFrame:
     return pd.read_sql_query(f"SELECT * FROM {TABLE} ORDER BY cell_id", store.conn)
 
 
+def check_stability(study: StudyConfig) -> None:
+    """Refuse ``analysis.stability.densities`` that name no density of the study (before any cell runs).
+
+    Raises
+    ------
+    ConfigError
+    """
+    cfg = study.analysis.stability
+    if cfg is None or cfg.densities is None:
+        return
+    wanted = [float(d) for d in cfg.densities]
+    if not any(abs(d - float(s)) <= 1e-12 for d in wanted for s in study.densities):
+        raise ConfigError(f"analysis.stability.densities {wanted} names no density of the study "
+                          f"({', '.join(f'{d:g}' for d in study.densities)}); list some of those")
+
+
 def stability_cells(study: StudyConfig, cells: Sequence[Cell], done: set[str]) -> list[Cell]:
     """The finished cells whose ticket is measured: methods' own tickets (replicate 0, no
     ablation, no dense reference) at the configured densities.
@@ -105,10 +121,8 @@ def stability_cells(study: StudyConfig, cells: Sequence[Cell], done: set[str]) -
     cfg = study.analysis.stability
     if cfg is None:
         return []
+    check_stability(study)
     wanted = None if cfg.densities is None else [float(d) for d in cfg.densities]
-    if wanted is not None and not any(abs(d - float(s)) <= 1e-12 for d in wanted for s in study.densities):
-        raise ConfigError(f"analysis.stability.densities {wanted} names no density of the study "
-                          f"({', '.join(f'{d:g}' for d in study.densities)}); list some of those")
 
     def chosen(c: Cell) -> bool:
         return wanted is None or any(abs(float(c.density) - d) <= 1e-12 for d in wanted)
