@@ -127,5 +127,5 @@ def render(tables: Mapping[str, pd.DataFrame], ctx: Context) -> list[Block]:
     return blocks
 
 
-sections.register(Section(name="sparse_training", title="Methods that train sparse", order=61, compute=compute,
+sections.register(Section(name="sparse_training", title="Methods that train sparse", order=15, compute=compute,
                           render=render))

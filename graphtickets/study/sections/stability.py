@@ -194,4 +194,4 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return out
 
 
-sections.register(Section(name="stability", title="Stability", order=60, compute=compute, render=render, claims=claims))
+sections.register(Section(name="stability", title="Stability", order=65, compute=compute, render=render, claims=claims))
