@@ -435,6 +435,25 @@ class PruneDataConfig(_Strict):
     batches: int = Field(default=10, ge=1, description="batches given to snip/grasp/... (init methods)")
 
 
+class StabilityConfig(_Strict):
+    """``analysis.stability``: a second training of every method's ticket and the error barrier
+    between the two (Frankle et al. 2020; :mod:`graphtickets.study.stability`)."""
+
+    densities: list[float] | None = Field(
+        default=None, description="the densities whose tickets are measured; default every density of the study"
+    )
+    points: int = Field(default=11, ge=2, le=101, description="points on the linear path, its two ends included")
+
+    @field_validator("densities")
+    @classmethod
+    def _densities(cls, v: list[float] | None) -> list[float] | None:
+        for d in v or []:
+            if not 0.0 < d <= 1.0:
+                raise ValueError(f"a density is a fraction of weights kept in (0, 1], got {d!r}")
+        _no_duplicates("", v or [])
+        return v
+
+
 class AnalysisConfig(_Strict):
     """What is compared after the cells."""
 
@@ -450,6 +469,19 @@ class AnalysisConfig(_Strict):
         description="also compare what the trained tickets compute (agreement, agreement_kappa, "
         "error_consistency, cka on the test split) and correlate structure with function",
     )
+    stability: StabilityConfig | None = Field(
+        default=None,
+        description="train every method's ticket (replicate 0, no ablation) a second time with another data "
+        "order and measure the error barrier on the linear path between the two trainings; true or a mapping "
+        "{densities: [...], points: 11}; default off",
+    )
+
+    @field_validator("stability", mode="before")
+    @classmethod
+    def _stability(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return {} if v else None
+        return v
 
     @field_validator("kinds")
     @classmethod

@@ -2,7 +2,8 @@
 
 :func:`run` is what ``graphtickets run`` calls. It is resumable: finished cells and
 comparison groups already in the store are skipped, failed cells are retried. It runs, in
-order, the comparisons (:mod:`~graphtickets.study.comparisons`), the tables
+order, the comparisons (:mod:`~graphtickets.study.comparisons`), the stability step
+(:mod:`~graphtickets.study.stability`, with ``analysis.stability``), the tables
 (:mod:`~graphtickets.study.tabular`) and the report (:mod:`~graphtickets.study.report`), and rebuilds only what
 changed (:func:`report_inputs`).
 """
@@ -43,6 +44,7 @@ from graphtickets.study.executors import make_executor, priority
 from graphtickets.study.grid import Cell, expand, trajectories
 from graphtickets.study.progress import Progress
 from graphtickets.study.spec import FromSource
+from graphtickets.study.stability import check_stability, run_stability
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
 
@@ -229,6 +231,7 @@ def run(
     if workers is None:  # every usable core on a CPU; one process drives an accelerator
         workers = min(default_workers(), LIMITS["workers"]) if study.device == "cpu" else 1
     check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
+    check_stability(study)
     _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)
@@ -253,6 +256,7 @@ def run(
             if todo:
                 ran, failed = _run_cells(store, study, cells, todo, lazy, progress, errors, resume, batched)
             analyze(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
+            run_stability(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
         finally:
             lazy.close()
         tk, dist = tables(store, cells)

@@ -182,6 +182,12 @@ def set_method(
     """
     zeta = check_fraction("zeta", zeta)
     opts = SparseOptions(**options)
+    if isinstance(opts.epochs, int) and not isinstance(opts.epochs, bool) and opts.epochs == 1:
+        raise GraphticketsError(
+            "set evolves its topology after every epoch but the last: with epochs=1 no update would happen "
+            "(the ticket would be its random Erdős–Rényi start); use epochs in [2, ...] (or smart_ratio/random for "
+            "a random ticket)"
+        )
     data, _ = prepared(data, "set", opts)
     per_epoch = steps_per_epoch(data)
     masks, dens = random_mask(model, density, distribution, torch.Generator().manual_seed(seed),

@@ -59,7 +59,8 @@ FDR = 0.05
 MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
-MODULES: list[str] = ["ladder", "accuracy", "sanity", "siblings", "structure_function", "consensus", "effective"]
+MODULES: list[str] = ["ladder", "accuracy", "sparse_training", "sanity", "siblings", "structure_function",
+                      "consensus", "stability", "effective"]
 
 
 @dataclass(frozen=True)
