@@ -24,7 +24,6 @@ from graphtickets.study.spec import (
     DENSE,
     TRAJECTORY_FORMAT,
     CellSpec,
-    DataSpec,
     Dense,
     FromSource,
     FromTrajectory,
@@ -33,6 +32,7 @@ from graphtickets.study.spec import (
     ModelSpec,
     Own,
     PruneDataSpec,
+    TaskSpec,
     TicketSource,
     TrainSpec,
     TrajectorySpec,
@@ -404,7 +404,7 @@ def expand(study: StudyConfig) -> list[Cell]:
             model_train = study.train_for(mc)
             train = TrainSpec.from_config(model_train.fields())
             methods = [_method_of(m, study, model_train, densities) for m in study.methods_for(mc)]
-            cell = functools.partial(CellSpec, data=DataSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
+            cell = functools.partial(CellSpec, data=TaskSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
                                      train=train, prune_data=pdata)
             base_cells = [Cell(cell(method=method, ticket=ticket, density=float(density), seed=int(seed)))
                           for density in study.densities for seed in study.seeds for method, ticket in methods]
