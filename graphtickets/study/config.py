@@ -52,6 +52,7 @@ __all__ = [
     "DENSE",
     "StudyConfig",
     "DatasetConfig",
+    "task_label",
     "ModelConfig",
     "MethodConfig",
     "ImportConfig",
@@ -179,20 +180,59 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    """A dataset of the grid: a name of ``gt.data.DATASETS`` and how to load it."""
+    """A dataset (a task) of the grid: a name of ``gt.data.DATASETS``, its variant arguments, how to load it.
+
+    An entry is a name (``mnist1d``), a label (``mnist1d[shuffle_seq]``) or a mapping whose keys
+    beside ``name``, ``root`` and ``download`` are the dataset's variant arguments
+    (``{name: mnist1d, shuffle_seq: true, data_seed: 7}``; :class:`graphtickets.data.DataSpec`
+    checks them strictly). ``name`` holds the task's canonical label afterwards (the plain
+    dataset's name when no argument differs from its default), which cells, tables and tickets
+    carry and ``gt.data.load`` reads back.
+    """
 
     name: str
     root: str | None = Field(default=None, description="data folder (default $GRAPHTICKETS_DATA)")
     download: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _variant(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping) or not isinstance(v.get("name"), str):
+            return v
+        entry = dict(v)
+        args = {k: entry.pop(k) for k in list(entry) if k not in ("name", "root", "download")}
+        entry["name"] = task_label({"name": entry["name"], **args})
+        return entry
+
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
+        return task_label(v)
+
+    def data_spec(self) -> Any:
+        """The task as a :class:`graphtickets.data.DataSpec` (name and variant arguments)."""
         from graphtickets import data
 
-        if v not in data.DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; known datasets: {', '.join(sorted(data.DATASETS))}")
-        return v
+        return data.DataSpec.parse(self.name)
+
+
+def task_label(entry: Any) -> str:
+    """The canonical label of a dataset entry (a name, a label or ``{name: ..., <argument>: ...}``).
+
+    Raises
+    ------
+    ValueError
+        An unknown dataset (the message lists the known ones) or a variant argument the dataset
+        does not take, of a wrong type or out of range (the message lists those it takes).
+    """
+    from graphtickets import data
+
+    if isinstance(entry, str) and entry.split("[", 1)[0] not in data.DATASETS:
+        raise ValueError(f"unknown dataset {entry!r}; known datasets: {', '.join(sorted(data.DATASETS))}")
+    try:
+        return str(data.DataSpec.parse(entry).label)
+    except GraphticketsError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class ModelConfig(BaseModel):
