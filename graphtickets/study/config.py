@@ -52,6 +52,7 @@ __all__ = [
     "DENSE",
     "StudyConfig",
     "DatasetConfig",
+    "TransferConfig",
     "task_label",
     "ModelConfig",
     "MethodConfig",
@@ -848,6 +849,32 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
     return m
 
 
+class TransferConfig(_Strict):
+    """The transfer axis (Morcos et al. 2019): tickets found on one task, trained and tested on another.
+
+    ``found_on`` and ``trained_on`` are dataset entries (names, labels or ``{name: ..., <argument>:
+    ...}``) of the study's ``datasets:``; for every ``X`` of ``found_on`` and ``Y != X`` of
+    ``trained_on`` each ticket of ``X``'s cells is trained from the same initial weights on ``Y``
+    and tested on ``Y`` (``Y``'s own cells are the ``Y -> Y`` reference).
+    """
+
+    found_on: list[str]
+    trained_on: list[str]
+
+    @field_validator("found_on", "trained_on", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        if isinstance(v, (str, Mapping)):
+            v = [v]
+        if not isinstance(v, list) or not v:
+            raise ValueError("give a list of tasks (dataset entries of datasets:), e.g. [mnist1d]")
+        return [task_label(x) for x in v]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """``(found on, trained on)`` label pairs of different tasks, in config order."""
+        return [(x, y) for x in self.found_on for y in self.trained_on if x != y]
+
+
 class StudyConfig(_Strict):
     """A whole study (see the module docstring for the YAML form)."""
 
@@ -874,6 +901,8 @@ class StudyConfig(_Strict):
                     "everything stochastic afterwards (data order, pruning batches, random draws); 1 = none",
     )
     quick: QuickConfig = Field(default_factory=QuickConfig)
+    transfer: TransferConfig | None = Field(
+        default=None, description="tickets found on one task trained and tested on another (TransferConfig)")
     allow_large: bool = Field(default=False, description="lift the documented size limits (LIMITS); not part of cell ids")
 
     @field_validator("ablations")
@@ -975,6 +1004,33 @@ class StudyConfig(_Strict):
         check_size("replicates", self.replicates, low=1, limit="replicates", allow_large=big)
         for k, n in self.analysis.null_samples_by_kind.items():
             check_size(f"analysis.null_samples_by_kind.{k}", n, low=0, limit="null_samples", allow_large=big)
+        return self
+
+    @model_validator(mode="after")
+    def _check_transfer(self) -> StudyConfig:
+        """Every transfer task one of the datasets, each pair of the same input shape and class count."""
+        from graphtickets import data
+
+        t = self.transfer
+        if t is None:
+            return self
+        names = [d.name for d in self.datasets]
+        for key in ("found_on", "trained_on"):
+            tasks = getattr(t, key)
+            _no_duplicates(f"transfer.{key}", tasks)
+            for label in tasks:
+                if label not in names:
+                    raise ValueError(f"transfer.{key}: {label!r} is not one of the study's datasets ({', '.join(names)}); "
+                                     f"add it to datasets: (its own cells find the tickets and are the reference)")
+        if not t.pairs():
+            raise ValueError("transfer: no pair of different tasks (found_on and trained_on are one task); "
+                             "give trained_on a task other than found_on")
+        for x, y in t.pairs():
+            a, b = data.info(x), data.info(y)
+            if (tuple(a.in_shape), a.num_classes) != (tuple(b.in_shape), b.num_classes):
+                raise ValueError(f"transfer: {x} (input {tuple(a.in_shape)}, {a.num_classes} classes) and {y} (input "
+                                 f"{tuple(b.in_shape)}, {b.num_classes} classes) differ; a ticket found on one does not "
+                                 f"fit the other's model: transfer between tasks of one input shape and class count")
         return self
 
     @model_validator(mode="after")

@@ -294,9 +294,14 @@ class CellSpec:
     prune_data: PruneDataSpec
     replicate: int = 0
     ablation: str | None = None
+    found_on: TaskSpec | None = None
 
     def config(self) -> dict[str, Any]:
-        """The canonical cell config (what the id hashes; fields only where set)."""
+        """The canonical cell config (what the id hashes; fields only where set).
+
+        A transfer cell (``found_on`` set: its ticket is the one found on that task, trained and
+        tested on ``data``) adds ``"transfer": {"found_on": ...}``; no other cell has the key.
+        """
         method = self.method.config()
         if isinstance(self.ticket, Imported):  # the files (and digests) enter the cell ids
             method["import"] = self.ticket.config()
@@ -314,6 +319,8 @@ class CellSpec:
             out["replicate"] = self.replicate
         if self.ablation:
             out["ablation"] = {"kind": self.ablation}
+        if self.found_on is not None:
+            out["transfer"] = {"found_on": self.found_on.config()}
         return out
 
     @property
@@ -334,6 +341,10 @@ class CellSpec:
         """The cell an ablation varies (this cell without its ablation)."""
         return replace(self, ablation=None)
 
+    def found(self) -> CellSpec:
+        """The cell that finds this cell's ticket: without its ablation, on the task it was found on."""
+        return replace(self, ablation=None, found_on=None, data=self.found_on or self.data)
+
     def sibling(self, replicate: int) -> CellSpec:
         """Sibling ``replicate`` of this cell (same initial weights, its own seeds afterwards)."""
         return replace(self, replicate=int(replicate))
@@ -344,6 +355,8 @@ class CellSpec:
         Everything of it follows from the cell: dataset, model (the source's for a transform),
         method and hyper-parameters, seed, and the batch size of the data it trains on.
         """
+        if self.found_on is not None:  # a transferred ticket comes from its found-on cell's trajectory
+            return self.found().trajectory()
         densities = self.trajectory_densities
         if densities is None:
             return None
@@ -366,7 +379,7 @@ class CellSpec:
             For a config of another format or with keys a cell does not have.
         """
         _only("cell", config, ("format", "dataset", "model", "method", "density", "seed", "train", "prune_data",
-                               "trajectory", "replicate", "ablation"))
+                               "trajectory", "replicate", "ablation", "transfer"))
         if config.get("format") != CELL_FORMAT:
             raise GraphticketsError(f"not a cell config of format {CELL_FORMAT!r} (format {config.get('format')!r}); "
                                     f"build cells with graphtickets.study.grid.expand")
@@ -380,6 +393,7 @@ class CellSpec:
             train=TrainSpec.from_config(config["train"]),
             prune_data=PruneDataSpec(config["prune_data"]["batch_size"], config["prune_data"]["batches"]),
             replicate=config.get("replicate", 0), ablation=(config.get("ablation") or {}).get("kind"),
+            found_on=TaskSpec(config["transfer"]["found_on"]["name"]) if "transfer" in config else None,
         )
 
 
