@@ -143,3 +143,42 @@ def test_transfer_section_tables(study: Path) -> None:
     assert (tests["section"] == "transfer").any() and np.isfinite(tests.loc[tests["section"] == "transfer", "q"]).any()
     report = (study / "report.md").read_text()
     assert "Transfer" in report and "same mask" in report
+
+
+def test_gap_and_distance_by_hand(study: Path) -> None:
+    import graphtickets as gt
+    from graphtickets.study.sections import transfer as sec
+
+    cells = expand(load_config(_config()))
+    tr = pd.read_csv(study / "tables" / "transfer.csv")
+    same = pd.read_csv(study / "tables" / "transfer_same.csv")
+    with Store(study) as store:
+        rows = store.cells().set_index("id")
+        acc = {c.id: rows.loc[c.id, "results"]["accuracy"] for c in cells}
+        x, y = "digits", "digits[label_perm=1]"
+        own = {c.seed: c for c in cells if (c.base_method, c.dataset, c.found_on) == ("snip", y, "")}
+        moved = {c.seed: c for c in cells if (c.base_method, c.dataset, c.found_on) == ("snip", y, x)}
+        gaps = [acc[own[s].id] - acc[moved[s].id] for s in (0, 1)]
+        row = tr[(tr["method"] == "snip") & (tr["found_on"] == x) & (tr["trained_on"] == y)].iloc[0]
+        assert row["gap"] == pytest.approx(np.mean(gaps))
+        from scipy import stats
+        assert row["p"] == pytest.approx(stats.ttest_rel([acc[own[s].id] for s in (0, 1)],
+                                                         [acc[moved[s].id] for s in (0, 1)]).pvalue)
+        fx = {c.seed: c for c in cells if (c.base_method, c.dataset, c.found_on) == ("snip", x, "")}
+        model = gt.models.build("mlp", in_shape=(1, 8, 8), num_classes=10, widths=[16])
+        d = [gt.analysis.distance(store.load_ticket(fx[s].id), store.load_ticket(own[s].id), "jaccard", model=model)
+             for s in (0, 1)]
+    r = same[(same["method"] == "snip")].iloc[0]
+    assert r["distance"] == pytest.approx(np.mean(d))
+    assert 1 / (1 + sec.NULL_DRAWS) <= r["p"] <= 1 and r["draws"] == sec.NULL_DRAWS
+
+
+def test_no_transfer_no_section(tmp_path: Path) -> None:
+    from graphtickets.study.sections import Context
+    from graphtickets.study.sections import transfer as sec
+
+    plain = _config()
+    del plain["transfer"]
+    ctx = Context(out=tmp_path, tickets=pd.DataFrame({"method": ["snip"]}), distances=pd.DataFrame(),
+                  store=object(), study=load_config(plain))
+    assert sec.compute(ctx) == {}
