@@ -182,3 +182,23 @@ def test_no_transfer_no_section(tmp_path: Path) -> None:
     ctx = Context(out=tmp_path, tickets=pd.DataFrame({"method": ["snip"]}), distances=pd.DataFrame(),
                   store=object(), study=load_config(plain))
     assert sec.compute(ctx) == {}
+
+
+def test_bundled_transfer_study() -> None:
+    from graphtickets.pruning import METHODS
+    from graphtickets.study.config import default_config_path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "studies"
+    assert (default_config_path().parent / "transfer.yaml").read_text() == (root / "transfer.yaml").read_text()
+    study = load_config("transfer")  # `graphtickets run transfer` finds the packaged copy
+    assert study.name == "transfer" and study.transfer is not None
+    assert {m.name for m in study.methods} == {n for n, s in METHODS.items() if s.family != "derived"}
+    assert study.densities == [0.2, 0.05] and len(study.seeds) == 3
+    tasks = [d.name for d in study.datasets]
+    assert tasks[0] == "mnist1d" and "mnist1d[shuffle_seq]" in tasks and len(tasks) == 3
+    assert set(study.transfer.found_on) == set(study.transfer.trained_on) == set(tasks)
+    cells = expand(study)
+    moved = [c for c in cells if c.found_on]
+    free = {"random", "magnitude", "synflow", "smart_ratio"}
+    assert not {c.base_method for c in moved} & free
+    assert len(moved) == (len(study.methods) - len(free)) * 6 * 2 * 3
