@@ -594,7 +594,11 @@ def prepare_cell(
         spec = _spec(cell)
         ctx = _Context.of(spec, root=root, download=download, device=device)
         model = ctx.build(spec.method.model)  # a method may run on a variant of the model
-        ticket, extras = find_ticket(ctx, spec, model, given, root=root, download=download)
+        found = spec.found()  # a transfer cell's ticket is found on its found-on task (same initial weights)
+        fctx = ctx if found.data == spec.data else _Context.of(found, root=root, download=download, device=device)
+        ticket, extras = find_ticket(fctx, found, model, given, root=root, download=download)
+        if spec.found_on is not None:
+            extras["transfer"] = {"found_on": spec.found_on.name, "trained_on": spec.data.name}
         # None when unknown (e.g. a ticket read back from a file, which never stores timings)
         search_seconds = _finite(ticket.meta.get("cost", {}).get("seconds"))
         kind = spec.ablation

@@ -35,14 +35,15 @@ Key = GroupKey | ModelKey | SiblingKey
 
 
 def _compared(c: Cell, done: set[str]) -> bool:
-    """Whether a finished cell's ticket enters the comparisons: not the dense reference, not an ablation.
+    """Whether a finished cell's ticket enters the comparisons: not the dense reference, not an ablation,
+    not a transfer cell (its ticket is its found-on cell's, compared there).
 
     Ablation variants are sanity checks of a method's ticket, not tickets of another method:
     a re-initialized variant has the very masks of its method (distance 0), a shuffled one is
     the layer-shuffled null itself. Kept out of the pairwise distances, they cannot make the
     "most alike" ranking; the report compares them by accuracy only.
     """
-    return c.id in done and c.method != DENSE and not c.variant and not c.replicate
+    return c.id in done and c.method != DENSE and not c.variant and not c.replicate and not c.found_on
 
 
 def _groups(cells: list[Cell], done: set[str]) -> dict[GroupKey, list[Cell]]:
@@ -71,7 +72,7 @@ def sibling_groups(cells: list[Cell], done: set[str]) -> dict[SiblingKey, list[C
     """
     out: dict[SiblingKey, list[Cell]] = {}
     for c in cells:
-        if c.id in done and c.method != DENSE and not c.variant:
+        if c.id in done and c.method != DENSE and not c.variant and not c.found_on:
             out.setdefault(c.sibling_group, []).append(c)
     return {k: sorted(v, key=lambda c: c.replicate) for k, v in out.items() if len(v) >= 2}
 

@@ -52,6 +52,8 @@ __all__ = [
     "DENSE",
     "StudyConfig",
     "DatasetConfig",
+    "TransferConfig",
+    "task_label",
     "ModelConfig",
     "MethodConfig",
     "ImportConfig",
@@ -133,20 +135,59 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    """A dataset of the grid: a name of ``gt.data.DATASETS`` and how to load it."""
+    """A dataset (a task) of the grid: a name of ``gt.data.DATASETS``, its variant arguments, how to load it.
+
+    An entry is a name (``mnist1d``), a label (``mnist1d[shuffle_seq]``) or a mapping whose keys
+    beside ``name``, ``root`` and ``download`` are the dataset's variant arguments
+    (``{name: mnist1d, shuffle_seq: true, data_seed: 7}``; :class:`graphtickets.data.DataSpec`
+    checks them strictly). ``name`` holds the task's canonical label afterwards (the plain
+    dataset's name when no argument differs from its default), which cells, tables and tickets
+    carry and ``gt.data.load`` reads back.
+    """
 
     name: str
     root: str | None = Field(default=None, description="data folder (default $GRAPHTICKETS_DATA)")
     download: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _variant(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping) or not isinstance(v.get("name"), str):
+            return v
+        entry = dict(v)
+        args = {k: entry.pop(k) for k in list(entry) if k not in ("name", "root", "download")}
+        entry["name"] = task_label({"name": entry["name"], **args})
+        return entry
+
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
+        return task_label(v)
+
+    def data_spec(self) -> Any:
+        """The task as a :class:`graphtickets.data.DataSpec` (name and variant arguments)."""
         from graphtickets import data
 
-        if v not in data.DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; known datasets: {', '.join(sorted(data.DATASETS))}")
-        return v
+        return data.DataSpec.parse(self.name)
+
+
+def task_label(entry: Any) -> str:
+    """The canonical label of a dataset entry (a name, a label or ``{name: ..., <argument>: ...}``).
+
+    Raises
+    ------
+    ValueError
+        An unknown dataset (the message lists the known ones) or a variant argument the dataset
+        does not take, of a wrong type or out of range (the message lists those it takes).
+    """
+    from graphtickets import data
+
+    if isinstance(entry, str) and entry.split("[", 1)[0] not in data.DATASETS:
+        raise ValueError(f"unknown dataset {entry!r}; known datasets: {', '.join(sorted(data.DATASETS))}")
+    try:
+        return str(data.DataSpec.parse(entry).label)
+    except GraphticketsError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class ModelConfig(BaseModel):
@@ -794,6 +835,32 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
     return m
 
 
+class TransferConfig(_Strict):
+    """The transfer axis (Morcos et al. 2019): tickets found on one task, trained and tested on another.
+
+    ``found_on`` and ``trained_on`` are dataset entries (names, labels or ``{name: ..., <argument>:
+    ...}``) of the study's ``datasets:``; for every ``X`` of ``found_on`` and ``Y != X`` of
+    ``trained_on`` each ticket of ``X``'s cells is trained from the same initial weights on ``Y``
+    and tested on ``Y`` (``Y``'s own cells are the ``Y -> Y`` reference).
+    """
+
+    found_on: list[str]
+    trained_on: list[str]
+
+    @field_validator("found_on", "trained_on", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        if isinstance(v, (str, Mapping)):
+            v = [v]
+        if not isinstance(v, list) or not v:
+            raise ValueError("give a list of tasks (dataset entries of datasets:), e.g. [mnist1d]")
+        return [task_label(x) for x in v]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """``(found on, trained on)`` label pairs of different tasks, in config order."""
+        return [(x, y) for x in self.found_on for y in self.trained_on if x != y]
+
+
 class StudyConfig(_Strict):
     """A whole study (see the module docstring for the YAML form)."""
 
@@ -820,6 +887,8 @@ class StudyConfig(_Strict):
                     "everything stochastic afterwards (data order, pruning batches, random draws); 1 = none",
     )
     quick: QuickConfig = Field(default_factory=QuickConfig)
+    transfer: TransferConfig | None = Field(
+        default=None, description="tickets found on one task trained and tested on another (TransferConfig)")
     allow_large: bool = Field(default=False, description="lift the documented size limits (LIMITS); not part of cell ids")
 
     @field_validator("ablations")
@@ -921,6 +990,33 @@ class StudyConfig(_Strict):
         check_size("replicates", self.replicates, low=1, limit="replicates", allow_large=big)
         for k, n in self.analysis.null_samples_by_kind.items():
             check_size(f"analysis.null_samples_by_kind.{k}", n, low=0, limit="null_samples", allow_large=big)
+        return self
+
+    @model_validator(mode="after")
+    def _check_transfer(self) -> StudyConfig:
+        """Every transfer task one of the datasets, each pair of the same input shape and class count."""
+        from graphtickets import data
+
+        t = self.transfer
+        if t is None:
+            return self
+        names = [d.name for d in self.datasets]
+        for key in ("found_on", "trained_on"):
+            tasks = getattr(t, key)
+            _no_duplicates(f"transfer.{key}", tasks)
+            for label in tasks:
+                if label not in names:
+                    raise ValueError(f"transfer.{key}: {label!r} is not one of the study's datasets ({', '.join(names)}); "
+                                     f"add it to datasets: (its own cells find the tickets and are the reference)")
+        if not t.pairs():
+            raise ValueError("transfer: no pair of different tasks (found_on and trained_on are one task); "
+                             "give trained_on a task other than found_on")
+        for x, y in t.pairs():
+            a, b = data.info(x), data.info(y)
+            if (tuple(a.in_shape), a.num_classes) != (tuple(b.in_shape), b.num_classes):
+                raise ValueError(f"transfer: {x} (input {tuple(a.in_shape)}, {a.num_classes} classes) and {y} (input "
+                                 f"{tuple(b.in_shape)}, {b.num_classes} classes) differ; a ticket found on one does not "
+                                 f"fit the other's model: transfer between tasks of one input shape and class count")
         return self
 
     @model_validator(mode="after")

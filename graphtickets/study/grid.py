@@ -24,7 +24,6 @@ from graphtickets.study.spec import (
     DENSE,
     TRAJECTORY_FORMAT,
     CellSpec,
-    DataSpec,
     Dense,
     FromSource,
     FromTrajectory,
@@ -33,6 +32,7 @@ from graphtickets.study.spec import (
     ModelSpec,
     Own,
     PruneDataSpec,
+    TaskSpec,
     TicketSource,
     TrainSpec,
     TrajectorySpec,
@@ -41,7 +41,7 @@ from graphtickets.study.spec import (
 __all__ = [
     "Cell", "Trajectory", "expand", "trajectories", "trajectory_config", "base_config", "cell_id", "canonical_json",
     "CELL_FORMAT", "TRAJECTORY_FORMAT", "DENSE", "variant_label", "siblings", "GroupKey", "ModelKey", "SiblingKey",
-    "SIBLINGS", "model_rows", "CellSpec", "TrajectorySpec",
+    "SIBLINGS", "model_rows", "CellSpec", "TrajectorySpec", "transfer_cells", "data_free",
 ]
 
 def canonical_json(obj: Any) -> str:
@@ -149,8 +149,13 @@ class Cell:
 
     @property
     def base(self) -> str | None:
-        """Id of the cell whose ticket this ablation varies (None for a method's own cell)."""
-        return cell_id(self.spec.base().config()) if self.variant else None
+        """Id of the cell whose ticket this ablation or transfer cell takes (None for a method's own cell)."""
+        return cell_id(self.spec.found().config()) if self.variant or self.found_on else None
+
+    @property
+    def found_on(self) -> str:
+        """The task a transfer cell's ticket was found on (``""``: its own task, every other cell)."""
+        return self.spec.found_on.name if self.spec.found_on is not None else ""
 
     @property
     def trajectory(self) -> str | None:
@@ -162,7 +167,8 @@ class Cell:
     def label(self) -> str:
         """``method d=0.05 s=0 (mnist1d, mlp(100,100))``."""
         r = f" r={self.replicate}" if self.replicate else ""
-        return f"{self.method} d={self.density:g} s={self.seed}{r} ({self.dataset}, {self.model})"
+        found = f" found on {self.found_on}" if self.found_on else ""
+        return f"{self.method} d={self.density:g} s={self.seed}{r} ({self.dataset}{found}, {self.model})"
 
 
 @dataclass(frozen=True)
@@ -404,7 +410,7 @@ def expand(study: StudyConfig) -> list[Cell]:
             model_train = study.train_for(mc)
             train = TrainSpec.from_config(model_train.fields())
             methods = [_method_of(m, study, model_train, densities) for m in study.methods_for(mc)]
-            cell = functools.partial(CellSpec, data=DataSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
+            cell = functools.partial(CellSpec, data=TaskSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
                                      train=train, prune_data=pdata)
             base_cells = [Cell(cell(method=method, ticket=ticket, density=float(density), seed=int(seed)))
                           for density in study.densities for seed in study.seeds for method, ticket in methods]
@@ -415,4 +421,41 @@ def expand(study: StudyConfig) -> list[Cell]:
             if study.dense_reference:  # one dense network per dataset, model and seed, after the tickets
                 cells += [Cell(cell(method=MethodCall(DENSE), ticket=Dense(), density=1.0, seed=int(seed)))
                           for seed in study.seeds]
-    return cells
+    return cells + transfer_cells(study, cells)
+
+
+def data_free(spec: CellSpec) -> bool:
+    """Whether a cell's ticket is found without data (its mask is the same whatever the task).
+
+    True for methods whose :attr:`~graphtickets.pruning.MethodSpec.data_use` is ``"none"``
+    (random, magnitude at init, SynFlow, Smart-Ratio), and for a transform whose source is such
+    a method; imported tickets and the dense reference count as data-free too (no task finds them).
+    """
+    from graphtickets.pruning import METHODS
+
+    if isinstance(spec.ticket, (Dense, Imported)):
+        return True
+    name = spec.ticket.source.name if isinstance(spec.ticket, FromSource) else spec.method.name
+    return name in METHODS and METHODS[name].data_use == "none" and (
+        not isinstance(spec.ticket, FromSource) or METHODS[spec.method.name].data_use == "none")
+
+
+def transfer_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
+    """The transfer cells of ``study`` (none without ``transfer:``): for every pair ``(X, Y)`` of
+    :meth:`~graphtickets.study.config.TransferConfig.pairs`, each method cell of ``X`` (every
+    replicate) trained and tested on ``Y`` from the same initial weights, and the ablations of
+    replicate 0's, as the own cells have them.
+
+    Data-free tickets (:func:`data_free`) get no transfer cell: their mask on ``X`` is their mask
+    on ``Y``, so ``X -> Y`` is ``Y``'s own cell (the report says so).
+    """
+    if study.transfer is None:
+        return []
+    out: list[Cell] = []
+    for x, y in study.transfer.pairs():
+        own = [c for c in cells if c.dataset == x and not c.variant and not data_free(c.spec)]
+        moved = [Cell(replace(c.spec, data=TaskSpec(y), found_on=TaskSpec(x))) for c in own]
+        out += moved
+        for kind in study.ablations:
+            out += [Cell(replace(c.spec, ablation=kind)) for c in moved if not c.replicate]
+    return out

@@ -312,7 +312,7 @@ def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resum
     import functools
 
     done = store.trajectory_done_ids() if resume else set()
-    units = {t.id: t for t in trajectories([c for c in todo if not c.variant]) if t.id not in done}
+    units = {t.id: t for t in trajectories([c for c in todo if c.base is None]) if t.id not in done}
     failed: dict[str, str] = {}
     if not units:
         return failed
@@ -350,11 +350,12 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
     done = store.done_ids()
     loaded: dict[str, dict[float, Any]] = {}
     for c in cells:
-        if c.variant:
+        if c.base is not None:  # an ablation or a transfer cell: the ticket of the cell that found it
             if c.base in done:
                 inputs[c.id] = {"ticket": store.load_ticket(str(c.base))}
             else:
-                blocked[c.id] = f"the cell it varies ({c.base_method} d={c.density:g} s={c.seed}) did not finish"
+                what = "it varies" if not c.found_on else f"found its ticket on {c.found_on}"
+                blocked[c.id] = f"the cell {what} ({c.base_method} d={c.density:g} s={c.seed}) did not finish"
             continue
         tid = c.trajectory
         if tid is None:
@@ -370,7 +371,7 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
 
 def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[Cell], lazy: _LazyExecutor,
                progress: bool, errors: dict[str, str], resume: bool = True, batched: bool = False) -> tuple[int, int]:
-    """Trajectories, then the method cells, then the ablation cells; ``(ran, failed)``.
+    """Trajectories, then the method cells, then the ablation and transfer cells; ``(ran, failed)``.
 
     Every unit is written to the store as it finishes (a trajectory's tickets, a cell's
     ticket and row), so a run killed at any point resumes where it stopped.
@@ -379,7 +380,7 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
     bar = Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
     try:
         t_failed = _run_trajectories(store, todo, lazy, resume, together=batched)
-        for phase in ([c for c in todo if not c.variant], [c for c in todo if c.variant]):
+        for phase in ([c for c in todo if c.base is None], [c for c in todo if c.base is not None]):
             if not phase:
                 continue
             inputs, blocked = _inputs(store, phase, t_failed)

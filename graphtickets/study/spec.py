@@ -3,7 +3,8 @@
 :func:`graphtickets.study.grid.expand` builds a :class:`CellSpec` per cell;
 :mod:`graphtickets.study.cell` runs it, reading its fields. What a cell is:
 
-- ``data`` (:class:`DataSpec`), ``model`` (:class:`ModelSpec`), ``density``, ``seed`` and
+- ``data`` (:class:`TaskSpec`: the task by its label, not :class:`graphtickets.data.DataSpec`),
+  ``model`` (:class:`ModelSpec`), ``density``, ``seed`` and
   ``replicate`` (the sibling index);
 - ``method`` (:class:`MethodCall`): the method's name, hyper-parameters, training regime and
   the model variant it runs on;
@@ -37,7 +38,7 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.training.settings import TrainSettings
 
 __all__ = [
-    "DENSE", "CELL_FORMAT", "TRAJECTORY_FORMAT", "DataSpec", "ModelSpec", "MethodCall", "Own", "FromTrajectory",
+    "DENSE", "CELL_FORMAT", "TRAJECTORY_FORMAT", "TaskSpec", "ModelSpec", "MethodCall", "Own", "FromTrajectory",
     "Imported", "FromSource", "Dense", "TicketSource", "TICKET_SOURCES", "TrainSpec", "PruneDataSpec", "CellSpec",
     "TrajectorySpec", "model_label",
 ]
@@ -69,14 +70,25 @@ def model_label(name: str, kwargs: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- parts of a cell
 @dataclass(frozen=True)
-class DataSpec:
-    """The dataset a cell trains and evaluates on (a name of ``gt.data.DATASETS``)."""
+class TaskSpec:
+    """The task a cell trains and evaluates on, by its name: a key of ``gt.data.DATASETS`` or the
+    canonical label of a variant (``mnist1d[shuffle_seq]``, :attr:`graphtickets.data.DataSpec.label`).
+
+    Named apart from :class:`graphtickets.data.DataSpec` (the parsed task with its arguments,
+    :meth:`data_spec`): a cell keeps only the label, which ``gt.data.load``/``info`` read.
+    """
 
     name: str
 
     def config(self) -> dict[str, Any]:
         """The canonical form (``{"name": ...}``)."""
         return {"name": self.name}
+
+    def data_spec(self) -> Any:
+        """The parsed task (:class:`graphtickets.data.DataSpec`: its name and variant arguments)."""
+        from graphtickets.data import DataSpec
+
+        return DataSpec.parse(self.name)
 
 
 @dataclass(frozen=True)
@@ -272,7 +284,7 @@ class CellSpec:
     :meth:`config` is the canonical content its id hashes.
     """
 
-    data: DataSpec
+    data: TaskSpec
     model: ModelSpec
     method: MethodCall
     ticket: TicketSource
@@ -282,9 +294,14 @@ class CellSpec:
     prune_data: PruneDataSpec
     replicate: int = 0
     ablation: str | None = None
+    found_on: TaskSpec | None = None
 
     def config(self) -> dict[str, Any]:
-        """The canonical cell config (what the id hashes; fields only where set)."""
+        """The canonical cell config (what the id hashes; fields only where set).
+
+        A transfer cell (``found_on`` set: its ticket is the one found on that task, trained and
+        tested on ``data``) adds ``"transfer": {"found_on": ...}``; no other cell has the key.
+        """
         method = self.method.config()
         if isinstance(self.ticket, Imported):  # the files (and digests) enter the cell ids
             method["import"] = self.ticket.config()
@@ -302,6 +319,8 @@ class CellSpec:
             out["replicate"] = self.replicate
         if self.ablation:
             out["ablation"] = {"kind": self.ablation}
+        if self.found_on is not None:
+            out["transfer"] = {"found_on": self.found_on.config()}
         return out
 
     @property
@@ -322,6 +341,10 @@ class CellSpec:
         """The cell an ablation varies (this cell without its ablation)."""
         return replace(self, ablation=None)
 
+    def found(self) -> CellSpec:
+        """The cell that finds this cell's ticket: without its ablation, on the task it was found on."""
+        return replace(self, ablation=None, found_on=None, data=self.found_on or self.data)
+
     def sibling(self, replicate: int) -> CellSpec:
         """Sibling ``replicate`` of this cell (same initial weights, its own seeds afterwards)."""
         return replace(self, replicate=int(replicate))
@@ -332,6 +355,8 @@ class CellSpec:
         Everything of it follows from the cell: dataset, model (the source's for a transform),
         method and hyper-parameters, seed, and the batch size of the data it trains on.
         """
+        if self.found_on is not None:  # a transferred ticket comes from its found-on cell's trajectory
+            return self.found().trajectory()
         densities = self.trajectory_densities
         if densities is None:
             return None
@@ -354,7 +379,7 @@ class CellSpec:
             For a config of another format or with keys a cell does not have.
         """
         _only("cell", config, ("format", "dataset", "model", "method", "density", "seed", "train", "prune_data",
-                               "trajectory", "replicate", "ablation"))
+                               "trajectory", "replicate", "ablation", "transfer"))
         if config.get("format") != CELL_FORMAT:
             raise GraphticketsError(f"not a cell config of format {CELL_FORMAT!r} (format {config.get('format')!r}); "
                                     f"build cells with graphtickets.study.grid.expand")
@@ -363,11 +388,12 @@ class CellSpec:
         method = MethodCall(name=m["name"], hparams=m["hparams"], regime=m.get("regime", "own"), model=m.get("model", {}))
         model = dict(config["model"])
         return cls(
-            data=DataSpec(config["dataset"]["name"]), model=ModelSpec(model.pop("name"), model), method=method,
+            data=TaskSpec(config["dataset"]["name"]), model=ModelSpec(model.pop("name"), model), method=method,
             ticket=_ticket_of(m, config.get("trajectory")), density=config["density"], seed=config["seed"],
             train=TrainSpec.from_config(config["train"]),
             prune_data=PruneDataSpec(config["prune_data"]["batch_size"], config["prune_data"]["batches"]),
             replicate=config.get("replicate", 0), ablation=(config.get("ablation") or {}).get("kind"),
+            found_on=TaskSpec(config["transfer"]["found_on"]["name"]) if "transfer" in config else None,
         )
 
 
@@ -393,7 +419,7 @@ class TrajectorySpec:
     ``method.model`` is empty: ``model`` is already the model the method runs on.
     """
 
-    data: DataSpec
+    data: TaskSpec
     model: ModelSpec
     method: MethodCall
     seed: int
@@ -421,7 +447,7 @@ class TrajectorySpec:
         m, model = config["method"], dict(config["model"])
         _only("trajectory method", m, ("name", "hparams", "regime"))
         return cls(
-            data=DataSpec(config["dataset"]["name"]), model=ModelSpec(model.pop("name"), model),
+            data=TaskSpec(config["dataset"]["name"]), model=ModelSpec(model.pop("name"), model),
             method=MethodCall(m["name"], m["hparams"], m.get("regime", "own")), seed=config["seed"],
             densities=tuple(config["densities"]), batch_size=config["batch_size"],
             eval_batch_size=config["eval_batch_size"], replicate=config.get("replicate", 0),

@@ -23,8 +23,11 @@ from graphtickets.study.store import Store
 __all__ = ["tables", "sibling_table", "write_tables", "write_named", "torch_equal"]
 
 
-def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tables(store: Store, cells: list[Cell] | None = None, *, transferred: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tickets table (one row per finished cell) and the distances table of ``cells``.
+
+    Transfer cells (a ticket found on another task) are not in it: ``transferred=True`` gives
+    the table of those alone instead, with a ``found_on`` column (the task the ticket was found on).
 
     Columns of ``tickets``: ``id, dataset, model, method, kind, family, base_method, variant,
     density, seed, accuracy, loss,
@@ -38,6 +41,8 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
     if cells is not None:
         df = df[df["id"].isin({c.id for c in cells})]
     df = df[df["status"] == "done"].reset_index(drop=True)
+    moved = pd.Series([bool(cfg.get("transfer")) for cfg in df["config"]], index=df.index, dtype=bool)
+    df = df[moved == transferred].reset_index(drop=True)
     rows = []
     for r in df.itertuples(index=False):
         res = r.results
@@ -52,6 +57,8 @@ def tables(store: Store, cells: list[Cell] | None = None) -> tuple[pd.DataFrame,
             "search_seconds": res.get("search_seconds"), "search_epochs": res.get("search_epochs"),
             "train_seconds": res.get("train_seconds"), "seconds": r.seconds,
         }
+        if transferred:
+            row["found_on"] = str(r.config["transfer"]["found_on"]["name"])
         lds = res.get("layer_densities") or {}
         for name in res.get("layer_order") or []:  # network order (the JSON mapping is sorted)
             if name in lds:

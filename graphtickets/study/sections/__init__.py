@@ -60,7 +60,7 @@ MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
 MODULES: list[str] = ["ladder", "accuracy", "sparse_training", "sanity", "siblings", "structure_function",
-                      "consensus", "stability", "effective"]
+                      "consensus", "stability", "transfer", "effective"]
 
 
 @dataclass(frozen=True)
