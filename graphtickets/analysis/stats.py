@@ -508,6 +508,8 @@ def sibling_excess(
     if missing:
         raise GraphticketsError(f"sibling_excess needs columns {need}; {missing} are missing")
     cols = ["a", "b", "kind", "excess", "low", "high", "df", "units", "groups", "excluded", "status", "floor_from"]
+    num = {c: pd.to_numeric(rows[c], errors="coerce") for c in ("value", "null_mean", "null_std", "within_a", "within_b")}
+    rows = rows.assign(**num)  # a kind compared without nulls has None there: NaN, excluded below
     scored = [_excess_row(r, det, rtol) for r in rows.itertuples(index=False)]
     d = rows.assign(_e=[s[0] for s in scored], _s=[s[1] for s in scored], _f=[s[2] for s in scored])
     out = []
