@@ -446,8 +446,11 @@ class TrainConfig(_Strict):
 #: The training settings a method with ``regime: study`` takes from ``train`` (where it has them).
 REGIME_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule")
 
-#: Ablations a study can add for every method's ticket (``ablations: [shuffle, reinit]``).
-ABLATIONS = ("shuffle", "reinit")
+#: Ablations a study can add for every method's ticket (``ablations: [shuffle, in_degree, rewire,
+#: reinit]``): the names of :data:`graphtickets.pruning.ablations.ABLATIONS`, the registry.
+from graphtickets.pruning.ablations import ABLATIONS as _ABLATION_REGISTRY  # noqa: E402
+
+ABLATIONS = tuple(_ABLATION_REGISTRY)
 
 
 def regime_hparams(method: str, hparams: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
@@ -826,7 +829,8 @@ class StudyConfig(_Strict):
     ablations: list[str] = Field(
         default_factory=list,
         description="sanity checks for every method's ticket, trained like it: shuffle (masks shuffled within "
-                    "each layer), reinit (same masks, new initial weights)",
+                    "each layer), in_degree (each unit's fan-in kept), rewire (each unit's fan-in and fan-out "
+                    "kept), reinit (same masks, new initial weights)",
     )
     replicates: int = Field(
         default=1,

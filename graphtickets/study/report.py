@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from graphtickets._io import write_output
+from graphtickets.pruning.ablations import ABLATIONS
 from graphtickets.study import across
 from graphtickets.study import alike as _alike
 from graphtickets.study import sections as _sections
@@ -47,7 +48,7 @@ log = logging.getLogger("graphtickets.study")
 _DENSE_ROW = f"{DENSE} (d=1)"
 #: Confidence level of the sanity-check intervals.
 SANITY_LEVEL = 0.95
-_VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
+_VARIANT_NAMES = {name: a.label for name, a in ABLATIONS.items()}  # shuffle: "layer-shuffled", ...
 _KEY_METRICS = [
     ("layered.effective_fraction", "effective fraction of kept weights (on an input-output path)"),
     ("layered.dead_fraction", "fraction of dead units"),
@@ -620,6 +621,8 @@ def _setup_options(study: Any, status: dict[str, int] | None, all_tk: pd.DataFra
     if study.ablations:
         setup.append("sanity checks: for every method's ticket, " + " and ".join(
             {"shuffle": "its masks shuffled within each layer (method+shuffle)",
+             "in_degree": "each unit's kept inputs moved, its fan-in kept (method+in_degree)",
+             "rewire": "rewired keeping each unit's fan-in and fan-out (method+rewire)",
              "reinit": "its masks on a newly initialized network (method+reinit)"}.get(a, a) for a in study.ablations)
             + ", trained identically")
     if status:
