@@ -55,7 +55,8 @@ def _erk(ctx: Context, g: pd.DataFrame, cols: list[str], density: float) -> np.n
 
 def _rows(ctx: Context, g: pd.DataFrame, prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     cols = [c for c in layer_columns(g) if g[c].notna().all()]
-    table, tests = [], []
+    table: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
     if len(cols) < 2:
         return table, tests
     for d, gd in g.groupby("density", sort=False):

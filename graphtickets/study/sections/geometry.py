@@ -78,7 +78,9 @@ def _mean_rho(profiles: np.ndarray) -> np.ndarray:
 
 def _measure(ctx: Context, g: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[Any, Any], str | None]:
     """Per ticket: locality rows, fan-out rows, first layers by (density, seed); or the skip reason."""
-    loc, fan, layers = [], [], {}
+    loc: list[dict[str, Any]] = []
+    fan: list[dict[str, Any]] = []
+    layers: dict[Any, Any] = {}
     for r in g.itertuples(index=False):
         model, ticket = load_model_ticket(ctx, str(r.id))
         res = geo.locality(model, ticket)
@@ -117,7 +119,8 @@ def _locality_tests(loc: pd.DataFrame, prefix: str) -> list[dict[str, Any]]:
 
 
 def _agreement(layers: dict[Any, Any], prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    table, by_density = [], {}
+    table: list[dict[str, Any]] = []
+    by_density: dict[Any, list[Any]] = {}
     for (d, s), per in layers.items():
         if len(per) < 2:
             continue

@@ -66,7 +66,8 @@ def _group(live: dict[str, pd.DataFrame], seed: int) -> tuple[float, np.ndarray,
     methods = list(live)
     layers = list(dict.fromkeys(live[methods[0]]["layer"]))
     rng = np.random.default_rng(seed)
-    stat, null, total, pairs = 0.0, np.zeros(NULL_DRAWS), 0, {}
+    stat, null, total = 0.0, np.zeros(NULL_DRAWS), 0
+    pairs: dict[tuple[str, str], list[Any]] = {}
     for layer in layers:
         m = np.stack([live[k].loc[live[k]["layer"] == layer, "live"].to_numpy(bool) for k in methods])
         sizes = m.sum(1)
