@@ -28,6 +28,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,13 +186,16 @@ def _figure(fan: pd.DataFrame, ctx: Context) -> str | None:
     densities = sorted(fan["density"].unique(), reverse=True)
     methods = ordered_methods(fan["method"])
     colors = _colors(methods)
-    fig, axes = plt.subplots(1, len(densities), figsize=(5.5 * len(densities), 3.6), squeeze=False)
-    for ax, d in zip(axes[0], densities, strict=True):
+    names = list(dict.fromkeys(fan["setting"].fillna("").astype(str))) if "setting" in fan else [""]
+    fig, axes = plt.subplots(len(names), len(densities), figsize=(5.5 * len(densities), 3.6 * len(names)), squeeze=False)
+    for (i, name), (j, d) in itertools.product(enumerate(names), enumerate(densities)):
+        ax = axes[i][j]
+        here = fan[(fan["setting"].fillna("").astype(str) == name)] if "setting" in fan else fan
         for m in methods:
-            s = fan[(fan["density"] == d) & (fan["method"] == m)].sort_values("position")
+            s = here[(here["density"] == d) & (here["method"] == m)].sort_values("position")
             share = s["fanout"] / max(float(s["fanout"].sum()), 1.0)
             ax.plot(s["position"], share, color=colors.get(m), lw=1.2, label=m)
-        ax.set_title(f"density {d:g}")
+        ax.set_title(f"{name + ', ' if name else ''}density {d:g}", fontsize=9)
         ax.set_xlabel("input position (flattened)")
     axes[0][0].set_ylabel("share of kept first-layer weights")
     axes[0][-1].legend(fontsize=6, ncol=2)

@@ -22,6 +22,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,20 +130,22 @@ def _figure(table: pd.DataFrame, ctx: Context) -> str | None:
     densities = sorted(table["density"].unique(), reverse=True)
     methods = ordered_methods(table["method"])
     levels = [lv for lv in LEVELS if lv in set(table["level"])]
-    fig, axes = plt.subplots(1, len(densities), figsize=(max(5.0, 0.7 * len(methods)) * len(densities) / 1.3, 3.8),
-                             squeeze=False, sharey=True)
+    names = list(dict.fromkeys(table["setting"].fillna("").astype(str))) if "setting" in table else [""]
+    fig, axes = plt.subplots(len(names), len(densities), squeeze=False, sharey=True,
+                             figsize=(max(5.0, 0.7 * len(methods)) * len(densities) / 1.3, 3.8 * len(names)))
     width = 0.8 / len(levels)
-    for ax, d in zip(axes[0], densities, strict=True):
-        sub = table[table["density"] == d]
-        for j, lv in enumerate(levels):
+    for (i, name), (j, d) in itertools.product(enumerate(names), enumerate(densities)):
+        ax = axes[i][j]
+        sub = table[(table["density"] == d) & ((table["setting"].fillna("").astype(str) == name) if "setting" in table else True)]
+        for k, lv in enumerate(levels):
             s = sub[sub["level"] == lv].set_index("method").reindex(methods)
-            x = np.arange(len(methods)) + (j - (len(levels) - 1) / 2) * width
+            x = np.arange(len(methods)) + (k - (len(levels) - 1) / 2) * width
             err = np.vstack([s["gap"] - s["gap_low"], s["gap_high"] - s["gap"]])
             err = np.where(np.isfinite(err), err, 0.0)
             ax.bar(x, s["gap"], width, yerr=err, capsize=2, label=ABLATIONS[lv].label if lv in ABLATIONS else lv)
         ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_xticks(np.arange(len(methods)), methods, rotation=45, ha="right")
-        ax.set_title(f"density {d:g}")
+        ax.set_title(f"{name + ', ' if name else ''}density {d:g}", fontsize=9)
     axes[0][0].set_ylabel("acc(ticket) - acc(variant)")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("Trained ladder: the ticket's accuracy gap over each ablation (mean, 95% t-interval over seeds)")
