@@ -70,10 +70,14 @@ def tests_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def load_model_ticket(ctx: Any, cell_id: str) -> tuple[Any, Any]:
     """``(model, ticket)`` of a finished cell: the ticket from the store, its model rebuilt from its spec."""
+    from graphtickets.errors import GraphticketsError
     from graphtickets.models import build_from_spec
 
     ticket = ctx.store.load_ticket(cell_id)
-    return build_from_spec(ticket.config["model"]), ticket
+    spec = ticket.config.get("model")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise GraphticketsError(f"the ticket of cell {cell_id} records no model spec to rebuild its network from")
+    return build_from_spec(spec), ticket
 
 
 def fmt_p(q: float) -> str:

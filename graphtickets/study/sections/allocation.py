@@ -25,6 +25,7 @@ import pandas as pd
 
 from graphtickets.analysis.allocation import shared_allocation
 from graphtickets.analysis.inference import combine_independent
+from graphtickets.errors import GraphticketsError
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
 from graphtickets.study.sections._common import (
@@ -47,7 +48,10 @@ def _erk(ctx: Context, g: pd.DataFrame, cols: list[str], density: float) -> np.n
 
     if ctx.store is None or "id" not in g:
         return None
-    _, ticket = load_model_ticket(ctx, str(g["id"].iloc[0]))
+    try:
+        _, ticket = load_model_ticket(ctx, str(g["id"].iloc[0]))
+    except GraphticketsError:  # no model spec: no ERK reference (the raw test still runs)
+        return None
     shapes = {n: tuple(m.shape) for n, m in ticket.masks.items()}
     erk = erk_densities(shapes, float(density))
     return np.array([erk.get(c.removeprefix("layer."), np.nan) for c in cols], dtype=np.float64)

@@ -155,7 +155,7 @@ def compute(ctx: Context) -> dict[str, pd.DataFrame]:
     for prefix, g in settings(own):
         try:
             loc, fan, layers, why = _measure(ctx, g)
-        except GraphticketsError as e:  # a first layer that is neither Linear nor Conv1d/2d
+        except GraphticketsError as e:  # a first layer neither Linear nor Conv1d/2d, a ticket without its model
             loc, fan, layers, why = [], [], {}, str(e)
         if why is not None:
             skipped.append({"setting": prefix.rstrip(":") or "all", "reason": why})

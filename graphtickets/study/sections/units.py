@@ -29,6 +29,7 @@ import pandas as pd
 
 from graphtickets.analysis.inference import joint_null_test
 from graphtickets.analysis.units import live_units, overlap_tail
+from graphtickets.errors import GraphticketsError
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
 from graphtickets.study.sections._common import (
@@ -91,35 +92,56 @@ def compute(ctx: Context) -> dict[str, pd.DataFrame]:
     own = own_tickets(ctx.tickets)
     if own.empty or ctx.store is None or "id" not in own:
         return {}
-    counts, overlap, tests = [], [], []
+    counts, overlap, tests, skipped = [], [], [], []
     for prefix, g in settings(own):
-        by_density: dict[float, list[tuple[Any, Any]]] = {}
-        for (d, s), gg in g.groupby(["density", "seed"], sort=False):
-            live = _live(ctx, gg)
-            for m, lu in live.items():
-                for layer, gl in lu.groupby("layer", sort=False):
-                    counts.append({"setting": prefix.rstrip(":"), "method": m, "density": d, "seed": s, "layer": layer,
-                                   "units": len(gl), "live": int(gl["live"].sum())})  # fmt: skip
-            if len(live) < 2:
-                continue
-            stat, null, rows, _ = _group(live, seed=int(s) * 7919 + int(round(float(d) * 1e6)))
-            overlap += [{"setting": prefix.rstrip(":"), "density": d, "seed": s, **r} for r in rows]
-            by_density.setdefault(float(d), []).append((np.array([stat]), null[None, :]))
-        for d, units in by_density.items():
-            jt = joint_null_test(units)
-            tests.append({"test": f"{prefix}d={d:g}", "question": f"do the methods keep the same hidden units alive at d = {d:g}?",
-                          "family": "shared live units", "statistic": float(np.mean([u[0][0] for u in units])),
-                          "p": jt.test.p_farther, "unit": "init seed", "n": len(units), "density": d,
-                          "effect_z": jt.effect, "n_null": NULL_DRAWS})  # fmt: skip
-    if not counts:
-        return {}
-    return {"units": pd.DataFrame(counts), "units_overlap": pd.DataFrame(overlap), "tests": tests_table(tests)}
+        try:
+            c, o, t = _setting(ctx, g, prefix)
+        except GraphticketsError as e:  # a ticket without its model spec, a graph that cannot be built
+            skipped.append({"setting": prefix.rstrip(":") or "all", "reason": str(e)})
+            continue
+        counts += c
+        overlap += o
+        tests += t
+    out: dict[str, pd.DataFrame] = {}
+    if counts:
+        out.update(units=pd.DataFrame(counts), units_overlap=pd.DataFrame(overlap), tests=tests_table(tests))
+    if skipped:
+        out["units_skipped"] = pd.DataFrame(skipped)
+    return out
+
+
+def _setting(ctx: Context, g: pd.DataFrame, prefix: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """The live-unit counts, pair overlaps and tests of one (dataset, model)."""
+    counts: list[dict[str, Any]] = []
+    overlap: list[dict[str, Any]] = []
+    tests: list[dict[str, Any]] = []
+    by_density: dict[float, list[tuple[Any, Any]]] = {}
+    for (d, s), gg in g.groupby(["density", "seed"], sort=False):
+        live = _live(ctx, gg)
+        for m, lu in live.items():
+            for layer, gl in lu.groupby("layer", sort=False):
+                counts.append({"setting": prefix.rstrip(":"), "method": m, "density": d, "seed": s, "layer": layer,
+                               "units": len(gl), "live": int(gl["live"].sum())})  # fmt: skip
+        if len(live) < 2:
+            continue
+        stat, null, rows, _ = _group(live, seed=int(s) * 7919 + int(round(float(d) * 1e6)))
+        overlap += [{"setting": prefix.rstrip(":"), "density": d, "seed": s, **r} for r in rows]
+        by_density.setdefault(float(d), []).append((np.array([stat]), null[None, :]))
+    for d, units in by_density.items():
+        jt = joint_null_test(units)
+        tests.append({"test": f"{prefix}d={d:g}", "question": f"do the methods keep the same hidden units alive at d = {d:g}?",
+                      "family": "shared live units", "statistic": float(np.mean([u[0][0] for u in units])),
+                      "p": jt.test.p_farther, "unit": "init seed", "n": len(units), "density": d,
+                      "effect_z": jt.effect, "n_null": NULL_DRAWS})  # fmt: skip
+    return counts, overlap, tests
 
 
 def render(tables: Mapping[str, pd.DataFrame], ctx: Context) -> list[Block]:
     counts = tables.get("units", pd.DataFrame())
-    blocks: list[Block] = [
-        ("h2", "Live hidden units: which stay alive, and whether methods keep the same ones"),
+    blocks: list[Block] = [("h2", "Live hidden units: which stay alive, and whether methods keep the same ones")]
+    for r in tables.get("units_skipped", pd.DataFrame()).itertuples(index=False):
+        blocks.append(("p", f"Live units skipped ({r.setting}): {r.reason}."))
+    blocks += [
         ("p", "A hidden unit is live when it lies on an input -> output path of the ticket. Overlap of two tickets' "
               "live units against two random sets of the same sizes per layer (hypergeometric; per pair in "
               f"`tables/units_overlap.csv`); the test per density: the mean over pairs of (both - expected) / units "
