@@ -21,8 +21,9 @@ Example (``benchmarks/studies/quick.yaml`` has a complete one)::
     train: {epochs: 3}
     quick: {seeds: [0], densities: [0.2], train: {epochs: 1}}
 
-More keys: ``ablations: [shuffle, reinit]`` (sanity checks: every method's ticket also trained
-layer-shuffled and re-initialized, as ``snip+shuffle``, ``snip+reinit``); per method
+More keys: ``ablations: [shuffle, in_degree, rewire, reinit]`` (the trained ladder: every method's
+ticket also trained layer-shuffled, with each unit's fan-in kept, rewired keeping fan-ins and
+fan-outs, and re-initialized, as ``snip+shuffle``, ``snip+in_degree``, ...); per method
 ``regime: study`` (a method that trains takes the study's ``train`` settings it has, e.g. IMP's
 rounds) and ``model: {...}`` (the method runs on a variant of the study model that keeps its
 prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``; ``replicates: R``

@@ -188,7 +188,7 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
         label = ABLATIONS[r.level].label
         keeps = ABLATIONS[r.level].keeps
         word = "beat" if r.statistic > 0 else "fall behind"
-        out.append(Claim(test=r.test, figure=FIGURE, priority={"shuffle": 20, "in_degree": 22, "rewire": 21}[r.level],
+        out.append(Claim(test=r.test, figure=FIGURE, priority={"shuffle": 20, "in_degree": 21, "rewire": 22}[r.level],
                          text=f"Trained alike, tickets {word} their {label} variants (which keep {keeps}): "
                               f"accuracy gap {r.statistic:+.3f} [{r.low:+.3f}, {r.high:+.3f}] (mean over methods and "
                               f"densities, t over {r.n} init seeds, df = {r.df})",
