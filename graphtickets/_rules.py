@@ -183,8 +183,9 @@ class Rule:
 
     @classmethod
     def floats(cls, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-               high_open: bool = False) -> Rule:
-        return cls("float", low=low, high=high, low_open=low_open, high_open=high_open)
+               high_open: bool = False, words: tuple[str, ...] = ()) -> Rule:
+        """A number in the interval, or one of ``words`` (named values such as IMP's ``"half"``)."""
+        return cls("float", low=low, high=high, low_open=low_open, high_open=high_open, choices=words)
 
     @classmethod
     def choice(cls, *choices: str) -> Rule:
@@ -195,13 +196,21 @@ class Rule:
         if self.kind == "int":
             check_size(what, v, low=int(self.low or 0), limit=self.limit, allow_large=allow_large)
         elif self.kind == "float":
+            if isinstance(v, str) and self.choices:
+                if v not in self.choices:
+                    raise GraphticketsError(f"{what} must be a number or one of {', '.join(map(repr, self.choices))}, "
+                                            f"got {v!r}")
+                return
             check_in_range(what, v, low=self.low, high=self.high, low_open=self.low_open, high_open=self.high_open)
         elif not isinstance(v, str) or v not in self.choices:
             raise GraphticketsError(f"{what} must be one of {', '.join(map(repr, self.choices))}, got {v!r}")
 
 
 #: The rules of hyper-parameters by name that apply to every method taking that name, unless the
-#: method declares its own (``MethodSpec.constraints``).
+#: method declares its own (``MethodSpec.constraints``). Names whose meaning differs between
+#: methods (``schedule``: a scoring method's pruning schedule or a training run's learning-rate
+#: schedule; ``distribution``: random's or SET's/RigL's layer densities) have no common rule:
+#: each method declares them.
 COMMON_RULES: dict[str, Rule] = {
     "epochs": Rule.ints(1, "epochs"), "finetune_epochs": Rule.ints(0, "epochs"),
     "max_epochs": Rule.ints(1, "epochs"), "prune_every": Rule.ints(1, "epochs"),
@@ -212,7 +221,6 @@ COMMON_RULES: dict[str, Rule] = {
     "tol": Rule.floats(0.0, 1.0), "temperature": Rule.floats(0.0, low_open=True),
     "rate": Rule.floats(0.0, 1.0, low_open=True, high_open=True), "output_rate": Rule.floats(0.0, 1.0, high_open=True),
     "channel_density": Rule.floats(0.0, 1.0, low_open=True),
-    "scope": Rule.choice("global", "layer"), "schedule": Rule.choice("exponential", "linear"),
-    "distribution": Rule.choice("uniform", "erk"),
+    "scope": Rule.choice("global", "layer"),
     "mode": Rule.choice("auto", "channel", "weight"), "normalize": Rule.choice("auto", "positions", "kept"),
 }  # fmt: skip

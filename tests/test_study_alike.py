@@ -198,8 +198,10 @@ def test_accuracy_and_distance_ci_over_init_seeds() -> None:
 
     tk = pd.DataFrame({"method": ["m"] * 4, "density": [0.2] * 4, "seed": [0, 0, 1, 2], "accuracy": [0.5, 0.7, 0.7, 0.8]})
     ci = accuracy_ci(tk)  # seed 0's two siblings count once (0.6)
-    ref = gt.analysis.bootstrap_ci([0.6, 0.7, 0.8])
-    assert ci.loc["m", "d=0.2"] == f"{ref.estimate:.3f} [{ref.low:.3f}, {ref.high:.3f}]"
+    from scipy import stats
+
+    lo, hi = stats.t.interval(0.95, 2, loc=0.7, scale=stats.sem([0.6, 0.7, 0.8]))  # Student t, df = 2 (not the bootstrap)
+    assert ci.loc["m", "d=0.2"] == f"0.700 [{lo:.3f}, {hi:.3f}]" == "0.700 [0.452, 0.948]"
     assert accuracy_ci(tk[tk["seed"] == 1]).loc["m", "d=0.2"] == "0.700"
     dci = distance_ci(_z_dist())
     row = dci[(dci["pair"] == "a ~ b") & (dci["kind"] == "jaccard")].iloc[0]

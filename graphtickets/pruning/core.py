@@ -325,6 +325,19 @@ def register_method(
     return deco
 
 
+#: The rules of :class:`ScoringOptions` that every scoring method declares (``schedule``: the
+#: pruning schedule over ``rounds``).
+SCORING_RULES: dict[str, Rule] = {"schedule": Rule.choice("exponential", "linear")}
+
+
+def training_rules() -> dict[str, Rule]:
+    """The rules of a method that runs a training (``schedule``: the learning-rate schedule of
+    :func:`graphtickets.training.train`), for the methods that take the training options."""
+    from graphtickets.training.regime import SCHEDULES
+
+    return {"schedule": Rule.choice(*[s for s in SCHEDULES if s is not None])}
+
+
 def register_scorer(
     name: str, *, needs_data: bool, kind: str, summary: str, reference: str,
     data_use: str | None = None, family: str | None = None, constraints: Mapping[str, Rule] | None = None,
@@ -350,7 +363,8 @@ def register_scorer(
     >>> del METHODS["doc_cube"]
     """
     return register_method(name, needs_data=needs_data, kind=kind, summary=summary, reference=reference,
-                           data_use=data_use, family=family, options=ScoringOptions, constraints=constraints)
+                           data_use=data_use, family=family, options=ScoringOptions,
+                           constraints={**SCORING_RULES, **(constraints or {})})
 
 
 def set_trajectory(name: str, trajectory: Callable[..., dict[float, Ticket]]) -> None:

@@ -40,9 +40,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import MethodResult, register_method
+from graphtickets.pruning.core import MethodResult, register_method, training_rules
 from graphtickets.pruning.sparse_training.common import (
+    DISTRIBUTIONS,
     SparseOptions,
     check_fraction,
     counts_of,
@@ -131,6 +133,7 @@ class _SetHook:
               "connectivity (Nature Communications)",
     options=SparseOptions,
     extras=sparse_extras,
+    constraints={**training_rules(), "distribution": Rule.choice(*DISTRIBUTIONS)},
 )
 def set_method(
     model: nn.Module,

@@ -1,98 +1,108 @@
-"""What the sections on shared structure have in common: the tickets they read, seed-level tests.
+"""What the statistics sections share: the rows they read, settings, the tests-table builder.
 
-Not a section itself (no ``register``): the helpers of :mod:`.trained_ladder`, :mod:`.geometry`,
-:mod:`.units`, :mod:`.allocation` and :mod:`.structure_accuracy`.
+Not a section (no ``register``): helpers of :mod:`~graphtickets.study.sections.accuracy`,
+``sanity``, ``siblings``, ``structure_function``, ``consensus`` and ``effective``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from graphtickets.analysis.inference import t_interval
-from graphtickets.study.grid import DENSE
-from graphtickets.study.methods import method_order
-from graphtickets.study.sections import TEST_COLUMNS
+from graphtickets.study.grid import DENSE, model_rows
 
-__all__ = ["own_tickets", "settings", "seed_t_test", "tests_table", "load_model_ticket", "fmt_p", "layer_columns",
-           "ordered_methods", "by_seed_mean"]
+__all__ = ["first_replicate", "own_tickets", "settings", "setting_label", "tests_frame", "pair_name", "group_rows",
+           "of_setting", "FAMILIES", "family", "representatives",
+           "q_of", "SETTING"]
+
+#: The columns that name a setting (one dataset and one model: an architecture).
+SETTING = ["dataset", "model"]
+
+
+def first_replicate(tk: pd.DataFrame) -> pd.DataFrame:
+    """Replicate 0 of every cell (siblings enter only the sibling floor): the rows of every accuracy table."""
+    return tk[tk["replicate"].fillna(0) == 0] if "replicate" in tk else tk
 
 
 def own_tickets(tk: pd.DataFrame) -> pd.DataFrame:
-    """The methods' own tickets: replicate 0, no ablation variant, no dense reference."""
-    if tk is None or tk.empty or "method" not in tk:
-        return pd.DataFrame()
-    out = tk[tk["method"] != DENSE]
-    if "variant" in out:
-        out = out[out["variant"].fillna("") == ""]
-    if "replicate" in out:
-        out = out[out["replicate"].fillna(0) == 0]
-    return out.reset_index(drop=True)
+    """The methods' own tickets of replicate 0: no dense reference, no ablation variant."""
+    t = first_replicate(tk)
+    t = t[t["method"] != DENSE]
+    return t[t["variant"].fillna("") == ""] if "variant" in t else t
 
 
-def settings(tk: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    """``(prefix, rows)`` per (dataset, model): the prefix names a setting in test ids when there are several."""
-    if tk.empty:
-        return
-    keys = [k for k in ("dataset", "model") if k in tk]
-    if not keys:
-        yield "", tk
-        return
-    groups = list(tk.groupby(keys, sort=False))
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        yield ("" if len(groups) == 1 else "/".join(str(k) for k in key) + ":"), g
+def settings(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The ``(dataset, model)`` settings of a table, in order of appearance."""
+    if df.empty or any(c not in df for c in SETTING):
+        return []
+    return list(dict.fromkeys(zip(df["dataset"].astype(str), df["model"].astype(str), strict=True)))
 
 
-def seed_t_test(values: Sequence[float] | np.ndarray, *, null: float = 0.0) -> dict[str, Any]:
-    """The mean over independent units (init seeds) with its 95 % t-interval and the two-sided t test
-    of ``mean == null``: ``estimate, low, high, df, n, p`` (``p`` NaN with fewer than 2 units or
-    no spread -- a test not made)."""
-    ci = t_interval(values)
-    x = np.asarray(ci.values, dtype=np.float64)
-    p = float("nan")
-    if ci.n >= 2 and np.std(x) > 1e-12 * max(1.0, float(np.abs(x).max())):
-        p = float(sps.ttest_1samp(x, null).pvalue)
-    return {"estimate": ci.estimate, "low": ci.low, "high": ci.high, "df": ci.df, "n": ci.n, "p": p}
+def setting_label(setting: tuple[str, str], many: bool) -> str:
+    """``"dataset/model"``, or an empty string when the study has one setting (tests need no prefix)."""
+    return f"{setting[0]}/{setting[1]}" if many else ""
 
 
-def tests_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a tests table (:data:`~graphtickets.study.sections.TEST_COLUMNS` first, extras after)."""
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=TEST_COLUMNS)
-    return df[[*TEST_COLUMNS, *[c for c in df.columns if c not in TEST_COLUMNS]]]
+def of_setting(df: pd.DataFrame, setting: tuple[str, str]) -> pd.DataFrame:
+    """The rows of ``df`` of one setting."""
+    return df[(df["dataset"].astype(str) == setting[0]) & (df["model"].astype(str) == setting[1])]
 
 
-def load_model_ticket(ctx: Any, cell_id: str) -> tuple[Any, Any]:
-    """``(model, ticket)`` of a finished cell: the ticket from the store, its model rebuilt from its spec."""
-    from graphtickets.errors import GraphticketsError
-    from graphtickets.models import build_from_spec
-
-    ticket = ctx.store.load_ticket(cell_id)
-    spec = ticket.config.get("model")
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise GraphticketsError(f"the ticket of cell {cell_id} records no model spec to rebuild its network from")
-    return build_from_spec(spec), ticket
+def pair_name(a: Any, b: Any) -> str:
+    """An unordered method pair, ``"a ~ b"`` with the names sorted."""
+    return " ~ ".join(sorted((str(a), str(b))))
 
 
-def fmt_p(q: float) -> str:
-    return "not tested" if not np.isfinite(q) else f"{q:.2g}"
+def group_rows(dist: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the per-(density, init seed) comparison groups (no per-model map rows)."""
+    if dist.empty or "group" not in dist:
+        return dist.iloc[0:0]
+    return dist[~model_rows(dist)]
 
 
-def layer_columns(tk: pd.DataFrame) -> list[str]:
-    """The ``layer.<param>`` layer-density columns (network order)."""
-    return [c for c in tk.columns if c.startswith("layer.")]
+def tests_frame(rows: Iterable[Mapping[str, Any]], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """A ``tests`` table (:data:`~graphtickets.study.sections.TEST_COLUMNS` then ``extra``) from row dicts."""
+    from graphtickets.study.sections import TEST_COLUMNS
+
+    cols = [*TEST_COLUMNS, *extra]
+    out = pd.DataFrame(list(rows), columns=cols)
+    out["p"] = pd.to_numeric(out["p"], errors="coerce").astype(float)
+    return out
 
 
-def ordered_methods(methods: Any) -> list[str]:
-    return method_order(sorted(set(map(str, methods))))
+def q_of(tables: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+    """test id -> global ``q`` of a section's tests table (NaN where the report has not adjusted it yet)."""
+    t = tables.get("tests")
+    if t is None or t.empty:
+        return {}
+    q = t["q"] if "q" in t else pd.Series(np.nan, index=t.index)
+    return {str(k): float(v) for k, v in zip(t["test"], q, strict=True)}
 
 
-def by_seed_mean(df: pd.DataFrame, value: str, keys: Sequence[str]) -> pd.DataFrame:
-    """Mean of ``value`` per ``keys`` + seed (densities of one seed combined within the seed first)."""
-    return df.groupby([*keys, "seed"], sort=False)[value].mean().reset_index()
+#: Families of structural distance kinds that carry (nearly) the same information: a section
+#: reports per family and never averages across families.
+FAMILIES = {
+    "jaccard": "mask overlap", "hamming": "mask overlap", "ged": "mask overlap", "ged_normalized": "mask overlap",
+    "aligned_jaccard": "overlap after unit matching", "ged_approx": "overlap after unit matching",
+    "layer_density": "layer allocation", "spectral": "spectrum", "netlsd": "spectrum", "degree": "degrees",
+    "agreement": "predictions", "agreement_kappa": "predictions", "error_consistency": "errors",
+    "cka": "representations",
+}
+
+
+def family(kind: str) -> str:
+    """The family of a distance kind (the kind itself when it has none)."""
+    return FAMILIES.get(str(kind), str(kind))
+
+
+def representatives(kinds: Iterable[str]) -> dict[str, str]:
+    """family -> its representative kind: of each family, the first of ``kinds`` in :data:`FAMILIES` order
+    (jaccard for mask overlap, agreement for predictions); kinds of no family represent themselves."""
+    order = {k: i for i, k in enumerate(FAMILIES)}
+    out: dict[str, str] = {}
+    for k in sorted(map(str, kinds), key=lambda k: order.get(k, len(order))):
+        out.setdefault(family(k), str(k))
+    return out

@@ -28,7 +28,7 @@ from graphtickets.analysis.inference import combine_independent
 from graphtickets.errors import GraphticketsError
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
-from graphtickets.study.sections._common import (
+from graphtickets.study.sections._share import (
     fmt_p,
     layer_columns,
     load_model_ticket,
@@ -147,5 +147,5 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return out
 
 
-sections.register(Section(name="allocation", title="Shared layer allocation", order=45, compute=compute,
+sections.register(Section(name="allocation", title="Shared layer allocation", order=48, compute=compute,
                           render=render, claims=claims))

@@ -42,7 +42,7 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.randomize import draw_fan_in
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
-from graphtickets.study.sections._common import (
+from graphtickets.study.sections._share import (
     load_model_ticket,
     ordered_methods,
     own_tickets,
@@ -251,5 +251,5 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return out
 
 
-sections.register(Section(name="geometry", title="Input geometry", order=40, compute=compute, render=render,
+sections.register(Section(name="geometry", title="Input geometry", order=44, compute=compute, render=render,
                           claims=claims))

@@ -30,7 +30,7 @@ import pandas as pd
 from graphtickets.analysis.correlation import partial_correlation
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
-from graphtickets.study.sections._common import (
+from graphtickets.study.sections._share import (
     fmt_p,
     layer_columns,
     own_tickets,
@@ -137,5 +137,5 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return out
 
 
-sections.register(Section(name="structure_accuracy", title="Structure vs accuracy beyond density", order=50,
+sections.register(Section(name="structure_accuracy", title="Structure vs accuracy beyond density", order=55,
                           compute=compute, render=render, claims=claims))

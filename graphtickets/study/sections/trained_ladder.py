@@ -32,7 +32,7 @@ import pandas as pd
 from graphtickets.pruning.ablations import ABLATIONS
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
-from graphtickets.study.sections._common import (
+from graphtickets.study.sections._share import (
     fmt_p,
     ordered_methods,
     own_tickets,

@@ -32,7 +32,7 @@ from graphtickets.analysis.units import live_units, overlap_tail
 from graphtickets.errors import GraphticketsError
 from graphtickets.study import sections
 from graphtickets.study.sections import Block, Claim, Context, Section
-from graphtickets.study.sections._common import (
+from graphtickets.study.sections._share import (
     fmt_p,
     load_model_ticket,
     own_tickets,
@@ -174,5 +174,5 @@ def claims(tables: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return out
 
 
-sections.register(Section(name="units", title="Live hidden units", order=42, compute=compute, render=render,
+sections.register(Section(name="units", title="Live hidden units", order=46, compute=compute, render=render,
                           claims=claims))
