@@ -156,16 +156,16 @@ def test_default_study_covers_every_method_and_the_issue_grid() -> None:
     found = {n for n, s in METHODS.items() if s.family != "derived"}
     assert {m.name for m in study.methods} == found
     assert study.densities == [0.2, 0.05] and len(study.seeds) == 3
-    assert study.ablations == ["shuffle", "reinit"]
+    assert study.ablations == ["shuffle", "in_degree", "rewire", "reinit"]  # the trained ladder (issue 24)
     # the regime chosen on the validation split (benchmarks/results/regime/mlp/chosen.json)
     regime = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/regime/mlp/chosen.json").read_text())["regime"]
     assert {k: getattr(study.train, k) for k in ("optimizer", "lr", "epochs", "batch_size", "weight_decay", "momentum",
                                                  "schedule")} == {k: v for k, v in regime.items() if k != "steps_full_train"}
     cells = expand(study)
-    # every method x 2 densities x 3 seeds, twice more for the ablations, once more for the sibling
+    # every method x 2 densities x 3 seeds, four times more for the ablations, once more for the sibling
     # replicate (replicates: 2; not ablated), + one dense reference per seed
     assert study.replicates == 2
-    assert len(cells) == len(found) * 2 * 3 * (3 + 1) + 3
+    assert len(cells) == len(found) * 2 * 3 * (1 + 4 + 1) + 3
     imp = next(c for c in cells if c.method == "imp")
     assert imp.config["method"]["hparams"]["epochs"] == study.train.epochs  # IMP rounds trained like the tickets
     assert imp.config["trajectory"] == {"densities": [0.2, 0.05]}

@@ -139,3 +139,12 @@ def test_a_study_writes_section_tables_and_opens_with_the_answer(registry: dict[
     assert "## Toy section" in md and md.index("## Toy section") > md.index("## Answer")
     html = (out / "report.html").read_text()
     assert html.index("Answer") < html.index("Setup") < html.index("Toy section")
+
+
+def test_answer_states_what_holds_before_what_does_not(registry: dict[str, Section], tmp_path: Path) -> None:
+    claims = [Claim(test="t0", text="early fails", absent="The data do not show the first.", priority=1),
+              Claim(test="t1", text="late holds", priority=90)]
+    sections.register(_section("s", [0.9, 1e-5], claims=claims))
+    tabs = sections.compute_all(_ctx(tmp_path))
+    said = [t for t, _ in sections.answer(tabs, sections.collect_tests(tabs))]
+    assert said == ["late holds (q < 0.001)", "The data do not show the first."]

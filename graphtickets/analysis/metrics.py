@@ -207,6 +207,21 @@ def _dead(g: Graph) -> dict[str, float]:
     return structure.dead_units(g)
 
 
+@register_metric("live_units", _layered, ("live_units", "live_fraction"), prefixes=("live_units/",))
+def _live_units(g: Graph) -> dict[str, float]:
+    """Hidden units on some input -> output path (:func:`~graphtickets.analysis.units.live_units`):
+    ``live_units`` (count), ``live_fraction`` (of the hidden units) and ``live_units/<layer>`` per
+    hidden layer (network order)."""
+    on_path, _ = structure.effective_mask(g)
+    hidden = (g.nodes["role"].astype(str) == "hidden").to_numpy()
+    layer = g.nodes["layer"].astype(str).to_numpy()
+    live = np.asarray(on_path, dtype=bool) & hidden
+    out = {"live_units": float(live.sum()), "live_fraction": float(live.sum() / max(int(hidden.sum()), 1))}
+    for name in dict.fromkeys(layer[hidden]):
+        out[f"live_units/{name}"] = float((live & (layer == name)).sum())
+    return out
+
+
 @register_metric("collapsed_layers", _layered, ("collapsed_layers",))
 def _collapsed(g: Graph) -> dict[str, float]:
     return {"collapsed_layers": float(len(structure.collapsed_layers(g)))}

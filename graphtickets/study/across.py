@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from graphtickets._io import write_output
+from graphtickets.pruning.ablations import ABLATIONS
 from graphtickets.study.alike import FDR, paired_difference
 from graphtickets.study.grid import DENSE
 
@@ -55,7 +56,7 @@ TOP_ALIKE = 3
 #: Columns of every statements table (``test``: the test a statement comes from; both directions of an
 #: order share one).
 STATEMENT_COLUMNS = ["topic", "statement", "holds", "detail", "test"]
-_VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
+_VARIANT_NAMES = {name: a.label for name, a in ABLATIONS.items()}  # shuffle: "layer-shuffled", ...
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

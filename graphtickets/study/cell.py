@@ -515,18 +515,19 @@ def _add_source_cost(ticket: Ticket, source: Ticket) -> None:
 def vary(ticket: Ticket, model: torch.nn.Module, kind: str, seed: int) -> tuple[Ticket, torch.nn.Module]:
     """An ablation of ``ticket`` and the model it trains from (Frankle et al. 2021; Su et al. 2020).
 
-    ``shuffle``: every layer's mask permuted at random (:func:`graphtickets.pruning.shuffle`,
-    same count per layer), trained from the same initial weights (the ticket's own weights
-    when it carries them); ``reinit``: the same masks on a network initialized anew
-    (:func:`graphtickets.pruning.reinit`, seed ``derived_seed(seed, "ablation:reinit")``).
+    ``kind`` names an entry of :data:`graphtickets.pruning.ablations.ABLATIONS`, drawn with the
+    seed ``derived_seed(seed, "ablation:<kind>")``: ``shuffle`` (every layer's mask permuted,
+    same count per layer), ``in_degree`` (every unit's fan-in kept), ``rewire`` (every unit's
+    fan-in and fan-out kept, degree-preserving swaps) -- each trained from the same initial
+    weights (the ticket's own weights when it carries them) -- and ``reinit`` (the same masks on
+    a network initialized anew).
     """
-    from graphtickets import pruning
+    from graphtickets.pruning.ablations import ABLATIONS
 
-    if kind == "shuffle":
-        return pruning.shuffle(ticket, seed=derived_seed(seed, "ablation:shuffle")), model
-    if kind == "reinit":
-        return pruning.reinit(ticket, model, seed=derived_seed(seed, "ablation:reinit"))
-    raise GraphticketsError(f"unknown ablation {kind!r}; use shuffle or reinit")
+    spec = ABLATIONS.get(kind)
+    if spec is None:
+        raise GraphticketsError(f"unknown ablation {kind!r}; use any of {', '.join(ABLATIONS)}")
+    return spec.fn(ticket, model, derived_seed(seed, f"ablation:{kind}"))
 
 
 def start_network(model: torch.nn.Module, ticket: Ticket) -> tuple[torch.nn.Module, str]:

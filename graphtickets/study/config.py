@@ -21,8 +21,9 @@ Example (``benchmarks/studies/quick.yaml`` has a complete one)::
     train: {epochs: 3}
     quick: {seeds: [0], densities: [0.2], train: {epochs: 1}}
 
-More keys: ``ablations: [shuffle, reinit]`` (sanity checks: every method's ticket also trained
-layer-shuffled and re-initialized, as ``snip+shuffle``, ``snip+reinit``); per method
+More keys: ``ablations: [shuffle, in_degree, rewire, reinit]`` (the trained ladder: every method's
+ticket also trained layer-shuffled, with each unit's fan-in kept, rewired keeping fan-ins and
+fan-outs, and re-initialized, as ``snip+shuffle``, ``snip+in_degree``, ...); per method
 ``regime: study`` (a method that trains takes the study's ``train`` settings it has, e.g. IMP's
 rounds) and ``model: {...}`` (the method runs on a variant of the study model that keeps its
 prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``; ``replicates: R``
@@ -441,8 +442,11 @@ class TrainConfig(_Strict):
 #: The training settings a method with ``regime: study`` takes from ``train`` (where it has them).
 REGIME_FIELDS = ("epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule")
 
-#: Ablations a study can add for every method's ticket (``ablations: [shuffle, reinit]``).
-ABLATIONS = ("shuffle", "reinit")
+#: Ablations a study can add for every method's ticket (``ablations: [shuffle, in_degree, rewire,
+#: reinit]``): the names of :data:`graphtickets.pruning.ablations.ABLATIONS`, the registry.
+from graphtickets.pruning.ablations import ABLATIONS as _ABLATION_REGISTRY  # noqa: E402
+
+ABLATIONS = tuple(_ABLATION_REGISTRY)
 
 
 def regime_hparams(method: str, hparams: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
@@ -879,7 +883,8 @@ class StudyConfig(_Strict):
     ablations: list[str] = Field(
         default_factory=list,
         description="sanity checks for every method's ticket, trained like it: shuffle (masks shuffled within "
-                    "each layer), reinit (same masks, new initial weights)",
+                    "each layer), in_degree (each unit's fan-in kept), rewire (each unit's fan-in and fan-out "
+                    "kept), reinit (same masks, new initial weights)",
     )
     replicates: int = Field(
         default=1,

@@ -79,7 +79,8 @@ def sanity_checks(tk: pd.DataFrame, folder: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(densities), figsize=(max(5.0, 0.9 * len(methods)) * len(densities) / 1.4, 3.8),
                              squeeze=False, sharey=True)
     width = 0.8 / len(variants)
-    shades = {v: c for v, c in zip(variants, ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=False)}
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray"]
+    shades = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
     for ax, d in zip(axes[0], densities, strict=True):
         for j, v in enumerate(variants):
             sub = g[(g["density"] == d) & (g["variant"].fillna("") == v)]
@@ -91,7 +92,7 @@ def sanity_checks(tk: pd.DataFrame, folder: Path) -> list[Path]:
         ax.set_title(f"density {d:g}")
     axes[0][0].set_ylabel("test accuracy")
     axes[0][-1].legend(fontsize=8)
-    fig.suptitle("Sanity checks: each method's ticket vs its layer-shuffled and re-initialized variants")
+    fig.suptitle("Sanity checks: each method's ticket vs its ablation variants")
     return _save(fig, folder, "sanity_checks")
 
 
@@ -535,7 +536,7 @@ FIGURES = {
     "clustering_path_length": "Relational graphs on the clustering / path-length plane (You et al. 2020, Fig. 1).",
     "degree_distributions": "Degree distributions of the hidden units in the layered graphs.",
     "laplacian_spectra": "Normalized Laplacian spectra of the layered graphs.",
-    "sanity_checks": "Sanity checks: test accuracy of each method's ticket (blue) and of its layer-shuffled and re-initialized variants, trained identically (bars: mean over seeds, whiskers: min-max).",
+    "sanity_checks": "Sanity checks: test accuracy of each method's ticket (blue) and of its ablation variants (layer-shuffled, fan-in kept, degree-preserving rewired, re-initialized: those the study trains), trained identically (bars: mean over seeds, whiskers: min-max).",
     "early_bird_distance": "Early-Bird: distance between consecutive masks and the detection epoch where the rule fired (epochs before the window fills have no distance; a run where it never fired is labelled so and keeps its last epoch's mask).",
     "imp_rounds": "IMP: test accuracy of every round's ticket (after imp.epochs of training, not the study's full training).",
 }

@@ -411,6 +411,8 @@ def _setup_options(study: Any, status: dict[str, int] | None, all_tk: pd.DataFra
     if study.ablations:
         setup.append("sanity checks: for every method's ticket, " + " and ".join(
             {"shuffle": "its masks shuffled within each layer (method+shuffle)",
+             "in_degree": "each unit's kept inputs moved, its fan-in kept (method+in_degree)",
+             "rewire": "rewired keeping each unit's fan-in and fan-out (method+rewire)",
              "reinit": "its masks on a newly initialized network (method+reinit)"}.get(a, a) for a in study.ablations)
             + ", trained identically")
     if status:

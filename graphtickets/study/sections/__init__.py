@@ -60,7 +60,8 @@ MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
 MODULES: list[str] = ["ladder", "accuracy", "sparse_training", "sanity", "siblings", "structure_function",
-                      "consensus", "stability", "transfer", "effective"]
+                      "consensus", "stability", "transfer", "effective", "trained_ladder", "geometry", "units",
+                      "allocation", "structure_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def answer(tables: Mapping[str, Mapping[str, pd.DataFrame]], tests: pd.DataFrame
 
     A claim whose test has ``q <= FDR`` gives its ``text`` with the statistic and ``q``; one
     whose test fails (or was not made) gives its ``absent`` sentence if it has one. At most
-    :data:`MAX_ANSWER`, by priority then report order.
+    :data:`MAX_ANSWER`: the stated claims first, then the absent ones, each by priority then
+    report order.
     """
     q = {(r.section, r.test): (r.q, r.statistic) for r in tests.itertuples(index=False)}
     cands = []
@@ -186,11 +188,11 @@ def answer(tables: Mapping[str, Mapping[str, pd.DataFrame]], tests: pd.DataFrame
         for c in sections[name].claims(tabs):
             qv, stat = q.get((name, c.test), (np.nan, np.nan))
             if np.isfinite(qv) and qv <= FDR:
-                cands.append((c.priority, i, f"{c.text} ({_q(qv)})", c.figure))
+                cands.append((0, c.priority, i, f"{c.text} ({_q(qv)})", c.figure))
             elif c.absent is not None:
-                cands.append((c.priority, i, c.absent, None))
-    cands.sort(key=lambda t: (t[0], t[1]))
-    return [(text, fig) for _, _, text, fig in cands[:MAX_ANSWER]]
+                cands.append((1, c.priority, i, c.absent, None))
+    cands.sort(key=lambda t: t[:3])  # what holds first, then what the data do not show
+    return [(text, fig) for *_, text, fig in cands[:MAX_ANSWER]]
 
 
 def _q(q: float) -> str:

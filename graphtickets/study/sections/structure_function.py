@@ -109,7 +109,8 @@ def render(tables: Mapping[str, pd.DataFrame], ctx: Context) -> list[Block]:
     if t is None or t.empty:
         return []
     q = q_of(tables)
-    shown = t.assign(q=[q.get(str(x), np.nan) for x in t["test"]]).rename(columns={"statistic": "rho", "n": "methods"})
+    shown = t.drop(columns=["methods"], errors="ignore")  # n is the number of methods (a "methods" column would duplicate)
+    shown = shown.assign(q=[q.get(str(x), np.nan) for x in shown["test"]]).rename(columns={"statistic": "rho", "n": "methods"})
     exact = shown[shown["exact"]]
     floor = f"; with {int(exact['methods'].max())} methods every relabelling is enumerated (smallest p = 1/{int(exact['permutations'].max())})" if len(exact) else ""
     blocks: list[Block] = [("h2", "Does structure predict function?"), ("p", (
