@@ -185,7 +185,20 @@ def torch_equal(a: Any, b: Any) -> bool:
 
 
 def _parquet(df: pd.DataFrame, f: Any) -> None:
-    df.to_parquet(f, index=False)
+    df.to_parquet(f, index=False) if not _mixed(df) else _plain(df).to_parquet(f, index=False)
+
+
+def _mixed(df: pd.DataFrame) -> list[str]:
+    """Object columns holding values of more than one type (e.g. the tests of several sections
+    put together, where one section's extra column holds names and another's counts)."""
+    return [c for c in df.columns if df[c].dtype == object
+            and len({type(v) for v in df[c] if v is not None and not (isinstance(v, float) and v != v)}) > 1]
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its mixed object columns as text (missing values stay missing): Parquet needs one type."""
+    return df.assign(**{c: df[c].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+                        for c in _mixed(df)})
 
 
 def write_tables(out: str | os.PathLike[str], tickets: pd.DataFrame, distances: pd.DataFrame,
