@@ -18,7 +18,7 @@ from graphtickets.study.config import load_config
 from graphtickets.study.grid import expand
 from graphtickets.study.store import Store
 
-#: Two methods that find tickets, a baseline (not a source), one derived method; two seeds; untrained tickets.
+#: Two methods that find tickets, a baseline (not a source), one derived method; two seeds, one epoch.
 TINY: dict[str, Any] = {
     "name": "tiny-derived",
     "datasets": ["digits"],
@@ -26,7 +26,7 @@ TINY: dict[str, Any] = {
     "methods": {"random": {"scope": "global"}, "snip": {}, "synflow": {}, "consensus": {}},
     "densities": [0.2],
     "seeds": [0, 1],
-    "train": {"epochs": 0},
+    "train": {"epochs": 1},
     "prune_data": {"batch_size": 32, "batches": 1},
     "dense_reference": False,
     "analysis": {"kinds": ["jaccard"], "null_samples": 0, "mds_kind": "jaccard", "functional": False},
@@ -129,3 +129,38 @@ def test_same_init_only_needs_one_seed_and_a_model_may_drop_sources() -> None:
     assert sorted(c.method for c in cells) == ["consensus", "snip", "synflow"]
     with pytest.raises(ConfigError, match="only synflow"):
         load_config({**TINY, "models": [{"name": "mlp", "widths": [16, 16], "methods": {"snip": False}}]})
+
+
+def test_the_prior_section_writes_its_tables_and_tests(tiny: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    tk = pd.read_csv(tiny / "tables" / "tickets.csv")
+    prior = pd.read_csv(tiny / "tables" / "prior.csv")
+    tests = pd.read_csv(tiny / "tables" / "tests.csv")
+    assert sorted(prior["method"]) == ["consensus", "consensus:held_out"]
+    acc = tk.pivot_table(index="seed", columns="method", values="accuracy")
+    best = max(["snip", "synflow"], key=lambda m: acc[m].mean())
+    for r in prior.itertuples(index=False):
+        d = (acc[r.method] - acc["random"]).to_numpy()
+        assert r.best_method == best and r.n_seeds == 2
+        np.testing.assert_allclose(r.diff_vs_random, d.mean())
+        with np.errstate(divide="ignore", invalid="ignore"):  # a seed where best and random tie has no gap
+            frac = d / (acc[best] - acc["random"]).to_numpy()
+        frac = frac[np.isfinite(frac)]
+        if frac.size:
+            np.testing.assert_allclose(r.gap_closed, frac.mean())
+        if d.std() > 0:  # the one-sample t test written out: t = mean / (s / sqrt(n)), two-sided, df = n - 1
+            t = d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
+            from scipy.stats import t as tdist
+
+            np.testing.assert_allclose(r.p, 2 * tdist.sf(abs(t), d.size - 1))
+        assert r.test in set(tests["test"])
+    mine = tests[tests["section"] == "prior"]
+    assert {f.split(":")[0] for f in mine["test"]} == {"prior_vs_random", "held_out_vs_same", "beats_at_init"}
+    assert (mine["unit"] == "init seed").all() and "q" in tests
+    comp = pd.read_csv(tiny / "tables" / "compact.csv")
+    assert sorted(comp["method"]) == sorted(tk.loc[tk["seed"] == 0, "method"])
+    assert (comp["params_compact"] <= comp["params_dense"]).all() and comp["accuracy_compact"].between(0, 1).all()
+    # the sparse ticket's parameters: its live weights plus the biases (mlp 64-16-16-10: 42 biases)
+    np.testing.assert_array_equal(comp["params_sparse"], tk.loc[tk["seed"] == 0, "kept"].iloc[0] + 16 + 16 + 10)

@@ -59,7 +59,7 @@ FDR = 0.05
 MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
-MODULES: list[str] = []
+MODULES: list[str] = ["prior"]
 
 
 @dataclass(frozen=True)
