@@ -28,6 +28,14 @@ rounds) and ``model: {...}`` (the method runs on a variant of the study model th
 prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``; ``replicates: R``
 (R sibling tickets per method, density and init seed: the same initial weights, other seeds for
 data order, pruning batches and random draws; the noise floor of the comparisons).
+
+Derived methods (family ``derived``: consensus, profile, degrees, local, relational) are built
+from the study's other methods' tickets (every method but the baselines and the derived ones)
+of the same dataset, model and density: at each seed a same-init cell (the tickets of that
+seed) and a held-out cell (``<method>:held_out``: the tickets of every other seed only);
+``built_from: same_init`` or ``held_out`` keeps one of the two (default ``both``)::
+
+    methods: {random: {}, snip: {}, synflow: {}, consensus: {}, profile: {built_from: held_out}}
 """
 
 from __future__ import annotations

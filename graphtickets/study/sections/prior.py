@@ -19,7 +19,7 @@ seeds' tickets, nothing of this init). This section asks, per dataset and model:
   held-out prior with the highest mean accuracy (every test enters the global BH).
 
 Table ``compact``: for replicate 0, the first seed and the lowest density of each dataset and
-model (one network per method: kept cheap), the ticket as an architecture
+model, one network per method (the derived methods' held-out tickets only: kept cheap), the ticket as an architecture
 (:func:`graphtickets.graphs.compact.compact`) trained dense from the same initial weights with
 the study's regime, against the sparse ticket: parameters (the sparse ticket's live weights
 plus every non-prunable parameter; the compact net's every parameter) and test accuracy.
@@ -166,7 +166,8 @@ def _compact_table(ctx: sections.Context, own: pd.DataFrame) -> pd.DataFrame:
     cells = {c.id: c for c in ctx.cells}
     rows = []
     for (_ds, _model), sub in own.groupby(["dataset", "model"], sort=False):
-        sub = sub[(sub["seed"] == sub["seed"].min()) & (sub["density"] == sub["density"].min())]
+        sub = sub[(sub["seed"] == sub["seed"].min()) & (sub["density"] == sub["density"].min())
+                  & ~((sub["family"] == "derived") & ~sub["method"].str.endswith(HELD_OUT))]
         for r in sub.itertuples(index=False):
             cell = cells.get(r.id)
             if cell is None:
@@ -245,7 +246,8 @@ def render(tables: Mapping[str, pd.DataFrame], ctx: sections.Context) -> list[se
     comp = tables.get("compact", pd.DataFrame())
     if not comp.empty:
         blocks.append(("h3", "Tickets as architectures"))
-        blocks.append(("p", "Each method's ticket (first seed, lowest density) compacted into a smaller dense network "
+        blocks.append(("p", "Each method's ticket (first seed, lowest density; of the derived methods the held-out "
+                            "ones) compacted into a smaller dense network "
                             "(dead and cut-off units removed) and trained dense with the study's regime from the same "
                             "initial weights, against the sparse ticket."))
         blocks.append(("table", comp.round(4)))
