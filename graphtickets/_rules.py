@@ -9,7 +9,9 @@ is held to the same rule, with the same message, whether it comes through
 - :func:`check_size` -- an integer ``>= low`` and, unless lifted, ``<= LIMITS[limit]``;
 - :func:`check_in_range` -- a finite number in an interval (hyper-parameter values);
 - :func:`check_number`, :func:`check_int` -- a finite number ``>= low`` (or ``> low``), an
-  integer ``>= low`` (training arguments).
+  integer ``>= low`` (training arguments);
+- :class:`Rule` -- the allowed values of one method hyper-parameter (methods declare theirs on
+  their ``MethodSpec``; :data:`COMMON_RULES` those of shared training options).
 
 Each raises :class:`~graphtickets.errors.GraphticketsError` (a ``ValueError``, so pydantic
 validators report it as a validation error), or the ``error`` class a caller names.
@@ -19,6 +21,7 @@ It sits at the bottom of the package (layer 0): it imports only :mod:`graphticke
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from typing import Any
@@ -26,7 +29,7 @@ from typing import Any
 from graphtickets.errors import GraphticketsError
 
 __all__ = ["LIMITS", "MAX_SEED", "SEED_RANGE", "check_seed", "check_size", "check_in_range", "check_number",
-           "check_int"]
+           "check_int", "Rule", "COMMON_RULES"]
 
 #: Documented upper bounds of sizes: a value above one is refused (it would run for ever or
 #: exhaust memory) unless the config says ``allow_large: true`` (CLI: ``--allow-large``).
@@ -146,3 +149,78 @@ def check_int(name: str, value: Any, *, low: int, allow_none: bool = False) -> i
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise GraphticketsError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+# --------------------------------------------------------------------------- hyper-parameter values
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The allowed values of one hyper-parameter: an integer size, a number in an interval, or a choice.
+
+    ``kind`` is ``"int"`` (an integer ``>= low``, at most ``LIMITS[limit]`` unless lifted),
+    ``"float"`` (a finite number in the interval ``low``..``high``, each end open or closed) or
+    ``"choice"`` (one of ``choices``). A method declares its rules on its
+    :class:`~graphtickets.pruning.MethodSpec` (``constraints``); :data:`COMMON_RULES` holds those
+    of the training options many methods share.
+
+    >>> Rule.floats(0.0, 1.0, low_open=True).check("rate", 0.2)
+    >>> Rule.ints(1, "epochs").check("epochs", 0)
+    Traceback (most recent call last):
+    ...
+    graphtickets.errors.GraphticketsError: epochs must be an integer >= 1, got 0
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    limit: str | None = None
+    choices: tuple[str, ...] = ()
+
+    @classmethod
+    def ints(cls, low: int, limit: str | None = None) -> Rule:
+        return cls("int", low=low, limit=limit)
+
+    @classmethod
+    def floats(cls, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+               high_open: bool = False, words: tuple[str, ...] = ()) -> Rule:
+        """A number in the interval, or one of ``words`` (named values such as IMP's ``"half"``)."""
+        return cls("float", low=low, high=high, low_open=low_open, high_open=high_open, choices=words)
+
+    @classmethod
+    def choice(cls, *choices: str) -> Rule:
+        return cls("choice", choices=tuple(choices))
+
+    def check(self, what: str, v: Any, *, allow_large: bool = False) -> None:
+        """Raise :class:`GraphticketsError` naming ``what``, ``v`` and the allowed values unless ``v`` fits."""
+        if self.kind == "int":
+            check_size(what, v, low=int(self.low or 0), limit=self.limit, allow_large=allow_large)
+        elif self.kind == "float":
+            if isinstance(v, str) and self.choices:
+                if v not in self.choices:
+                    raise GraphticketsError(f"{what} must be a number or one of {', '.join(map(repr, self.choices))}, "
+                                            f"got {v!r}")
+                return
+            check_in_range(what, v, low=self.low, high=self.high, low_open=self.low_open, high_open=self.high_open)
+        elif not isinstance(v, str) or v not in self.choices:
+            raise GraphticketsError(f"{what} must be one of {', '.join(map(repr, self.choices))}, got {v!r}")
+
+
+#: The rules of hyper-parameters by name that apply to every method taking that name, unless the
+#: method declares its own (``MethodSpec.constraints``). Names whose meaning differs between
+#: methods (``schedule``: a scoring method's pruning schedule or a training run's learning-rate
+#: schedule; ``distribution``: random's or SET's/RigL's layer densities) have no common rule:
+#: each method declares them.
+COMMON_RULES: dict[str, Rule] = {
+    "epochs": Rule.ints(1, "epochs"), "finetune_epochs": Rule.ints(0, "epochs"),
+    "max_epochs": Rule.ints(1, "epochs"), "prune_every": Rule.ints(1, "epochs"),
+    "rounds": Rule.ints(1, "rounds"), "window": Rule.ints(2, "window"), "rewind": Rule.ints(0),
+    "lr": Rule.floats(0.0, low_open=True), "finetune_lr": Rule.floats(0.0, low_open=True),
+    "momentum": Rule.floats(0.0, 1.0, high_open=True), "weight_decay": Rule.floats(0.0),
+    "lam": Rule.floats(0.0), "l1": Rule.floats(0.0),
+    "tol": Rule.floats(0.0, 1.0), "temperature": Rule.floats(0.0, low_open=True),
+    "rate": Rule.floats(0.0, 1.0, low_open=True, high_open=True), "output_rate": Rule.floats(0.0, 1.0, high_open=True),
+    "channel_density": Rule.floats(0.0, 1.0, low_open=True),
+    "scope": Rule.choice("global", "layer"),
+    "mode": Rule.choice("auto", "channel", "weight"), "normalize": Rule.choice("auto", "positions", "kept"),
+}  # fmt: skip

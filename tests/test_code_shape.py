@@ -166,8 +166,6 @@ def test_readme_layout_agrees_with_layers() -> None:
     assert not inverted, f"README and LAYERS disagree on the order of {inverted}"
 
 
-@pytest.mark.xfail(strict=True, reason="cli/tickets.py's prune still takes check_hparam_values from study.config "
-                                        "until the hyper-parameter constraints move onto MethodSpec (issue 29, house-study)")
 def test_no_cli_module_imports_the_study_config() -> None:
     bad = [f"{path.relative_to(PKG.parent)}:{line}" for name, path in _modules() if name.startswith("graphtickets.cli")
            for line, target in _imports(ast.parse(path.read_text())) if target.startswith("graphtickets.study.config")]

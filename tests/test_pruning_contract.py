@@ -184,3 +184,36 @@ def test_readme_recipe_adds_a_scoring_method(tiny_mlp: nn.Module) -> None:
             gt.pruning.prune(tiny_mlp, "test_square", density=DENSITY, temperature=1.0)
     finally:
         del METHODS["test_square"]
+
+
+@pytest.mark.parametrize("name", _names())
+def test_method_rules_name_its_hyperparameters_and_pass_its_defaults(name: str) -> None:
+    # every rule is about a hyperparameter the method has, and the method's own defaults pass them
+    spec = METHODS[name]
+    rules, defaults = spec.rules(), spec.hparams()
+    assert set(rules) <= set(defaults), f"{name}: rules for {sorted(set(rules) - set(defaults))}"
+    spec.check_values(f"methods.{name}", defaults)
+
+
+@pytest.mark.parametrize(("name", "key", "good", "bad"), [
+    ("set", "distribution", "er", "normal"), ("rigl", "distribution", "erk", "er2"),
+    ("random", "distribution", "erk", "er"), ("imp", "schedule", "cosine", "linear"),
+    ("rigl", "schedule", "step", "exponential"), ("snip", "schedule", "linear", "cosine"),
+])
+def test_a_name_means_what_its_method_says(name: str, key: str, good: str, bad: str) -> None:
+    # ``schedule``/``distribution`` mean different things to different methods: each holds its own
+    spec = METHODS[name]
+    spec.check_values(f"methods.{name}", {key: good})
+    with pytest.raises(ValueError, match=rf"methods\.{name}\.{key} must be one of .*got '{bad}'"):
+        spec.check_values(f"methods.{name}", {key: bad})
+
+
+def test_imp_output_rate_takes_its_named_value() -> None:
+    # the default "half" (Frankle & Carbin) is a valid value; another word or a rate of 1 is not
+    imp = METHODS["imp"]
+    imp.check_values("methods.imp", {"output_rate": "half"})
+    imp.check_values("methods.imp", {"output_rate": 0.1})
+    with pytest.raises(ValueError, match=r"output_rate must be a number or one of 'half', got 'third'"):
+        imp.check_values("methods.imp", {"output_rate": "third"})
+    with pytest.raises(ValueError, match=r"output_rate must be in \[0.0, 1.0\), got 1.0"):
+        imp.check_values("methods.imp", {"output_rate": 1.0})

@@ -222,3 +222,14 @@ def test_cell_id_ignores_key_order_and_where_things_run() -> None:
     assert cell_id({"x": 1, "y": 2}) == cell_id({"y": 2, "x": 1})
     changed = expand(load_config({**BASE, "methods": {"random": {}, "imp": {"epochs": 2}}}))
     assert changed[0].id == a[0].id and changed[1].id != a[1].id
+
+
+def test_method_values_follow_the_method_s_own_rules() -> None:
+    # SET's default layer densities ("er") and IMP's cosine learning-rate schedule are valid values,
+    # though random's ``distribution`` and the scoring methods' ``schedule`` allow other ones
+    base = {"name": "r", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [8]}], "densities": [0.5],
+            "seeds": [0], "train": {"epochs": 1}}
+    ok = load_config({**base, "methods": {"set": {"distribution": "er"}, "imp": {"schedule": "cosine"}}})
+    assert {m.name for m in ok.methods} >= {"set", "imp"}
+    with pytest.raises(ConfigError, match=r"methods\.imp\.schedule must be one of 'cosine', 'step'"):
+        load_config({**base, "methods": {"imp": {"schedule": "linear"}}})

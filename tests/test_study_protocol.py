@@ -184,7 +184,12 @@ def test_ablation_cells_are_labelled_trained_identically_and_kept_out_of_the_dis
     assert set(res.distances["a"]) | set(res.distances["b"]) <= {"magnitude", "snip"} | set(tk["id"])
     assert not (set(res.distances["a"]) | set(res.distances["b"])) & set(tk.loc[tk["variant"] != "", "id"])
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "Sanity check of snip's ticket" in report and "snip+shuffle" in report
+    # the sanity checks are tests of the report (section ``sanity``): verdicts from the one BH over all tests
+    assert "Sanity checks: each ticket against its ablation variants" in report and "snip+shuffle" in report
+    tests = pd.read_csv(tmp_path / "out" / "tables" / "tests.csv")
+    sanity = tests[tests["section"] == "sanity"]
+    assert not sanity.empty and sanity["test"].str.startswith(("snip vs", "magnitude vs")).all()
+    assert sanity["q"].notna().all() and (sanity["unit"] == "init seed (paired t-test)").all()
     assert (tmp_path / "out" / "figures" / "sanity_checks.png").exists()
 
 

@@ -84,7 +84,8 @@ def test_tiny_study_writes_tables_figures_and_report(tiny_run: Path) -> None:
                  "clustering_path_length", "degree_distributions", "laplacian_spectra", "imp_rounds"):
         assert f"{name}.png" in figs and f"{name}.svg" in figs, name
     md = (tiny_run / "report.md").read_text()
-    assert "## Findings" in md and "Most alike tickets" in md and "shuffled null" in md
+    assert "## Findings" in md and "Most alike pairs per distance kind" in md and "shuffled null" in md
+    assert "## Answer" in md and "tests in this report" in md and "## Test accuracy per method and density" in md
     assert "dense network" in md and "explained by layer densities alone" not in md
     assert "nulls per pair" in md and "layer_density" in md
     assert "IMP vs pruning at init" not in md or "snip" in md  # no PaI method in the tiny study

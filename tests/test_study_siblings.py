@@ -172,8 +172,12 @@ def test_tiny_study_keeps_sibling_distances_apart(tiny_sib: Path) -> None:
     with Store(tiny_sib) as st:
         assert len(sibling_table(st)) == len(sib)
     report = (tiny_sib / "report.md").read_text()
-    assert "Identical siblings: magnitude gave the very same masks" in report
-    assert "Most alike relative to the sibling noise floor" in report
+    # section ``siblings``: deterministic-given-init methods named and kept out of the floor, excess unclipped per kind
+    assert "Deterministic given the init (identical masks for every replicate, measured): magnitude" in report
+    assert "Excess over siblings" in report and "never averaged across families" in report
+    ex = pd.read_csv(tiny_sib / "tables" / "siblings_excess.csv")
+    assert set(ex["status"]) <= {"ok", "deterministic", "null cannot vary", "floor reaches the null", "no siblings"}
+    assert (ex.loc[ex["pair"] == "magnitude ~ random", "floor_from"] == "b").all()  # magnitude's floor 0 left out
 
 
 def test_excess_over_siblings_matches_a_hand_computation_from_the_store(tiny_sib: Path) -> None:

@@ -38,7 +38,7 @@ from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.randomize import LEVELS, SeedLike, draw_masks, seed_sequence
 from graphtickets.ticket import Ticket
 
-__all__ = ["null_ladder", "ladder_shares", "LADDER_COLUMNS", "BATCHED_KINDS", "SHARE_NAMES", "batched_distances"]
+__all__ = ["null_ladder", "ladder_shares", "with_shares", "LADDER_COLUMNS", "BATCHED_KINDS", "SHARE_NAMES", "batched_distances"]
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,7 @@ def null_ladder(
     swaps_per_edge: float = 5.0,
     options: Mapping[str, Any] | None = None,
     samples_by_level: Mapping[str, int] | None = None,
+    return_draws: bool = False,
 ) -> pd.DataFrame:
     """Every pair's distance against the nulls of each level of the ladder.
 
@@ -321,6 +322,10 @@ def null_ladder(
         At most this many draws at a level (e.g. ``{"degrees": 200}``: the swap chain is the
         costly level, ~1.5 s per ticket for 1,000 draws of the default MLP at d = 0.05 and
         4x that at d = 0.2 on one core).
+    return_draws : bool, default False
+        Also keep every null distance, in draw order, in ``table.attrs["draws"]``: ``{(pair,
+        kind, level): (n_null,) array}`` (for tests over several pairs at once, or sequential
+        rules, that need the draws themselves).
 
     Returns
     -------
@@ -353,6 +358,7 @@ def null_ladder(
     chosen, lv = _check_kinds(kinds, levels)
     opts = dict(options or {})
     rows: list[dict[str, Any]] = []
+    kept: dict[tuple[str, str, str], np.ndarray] = {}
     observed = {(a, b, k): _observed(k, model, named[a], named[b], opts)
                 for a, b in itertools.combinations(named, 2) for k in chosen}  # fmt: skip
     for level in lv:
@@ -363,6 +369,8 @@ def null_ladder(
             n_layers = 1 if level == "global" else len(named[a].masks)
             applies, note = _level_note(level, {a: fixed[a], b: fixed[b]}, {a: n_layers, b: n_layers})
             st = _stats(observed[(a, b, k)], v)
+            if return_draws:
+                kept[(f"{a} ~ {b}", k, level)] = v
             if st.pop("flat") or not applies:
                 st["z"] = float("nan")
                 note = "; ".join(x for x in (note, NO_NULL_VARIATION if applies else "") if x)
@@ -372,7 +380,10 @@ def null_ladder(
     order = {x: i for i, x in enumerate(LEVELS)}
     table = table.sort_values(["a", "b", "kind", "level"], key=lambda s: s.map(order) if s.name == "level" else s,
                               kind="stable").reset_index(drop=True)  # fmt: skip
-    return _add_shares(table)
+    table = _add_shares(table)
+    if return_draws:
+        table.attrs["draws"] = kept
+    return table
 
 
 def _add_shares(table: pd.DataFrame) -> pd.DataFrame:
@@ -392,6 +403,21 @@ def _add_shares(table: pd.DataFrame) -> pd.DataFrame:
         means = g["null_mean"].to_numpy()
         table.loc[idx[1:], "share"] = (means[:-1] - means[1:]) / gap
     return table
+
+
+def with_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (rows of :func:`null_ladder`, e.g. put together from calls at different levels or
+    with draws added) with ``share`` filled again from its ``value`` and ``null_mean``.
+
+    Rows are ordered by pair, kind and level first (the shares are differences between
+    consecutive levels); ``share`` is overwritten and the notes of :func:`null_ladder` about
+    shares are added where they apply.
+    """
+    order = {x: i for i, x in enumerate(LEVELS)}
+    t = table.sort_values(["a", "b", "kind", "level"], key=lambda s: s.map(order) if s.name == "level" else s,
+                          kind="stable").reset_index(drop=True)  # fmt: skip
+    t["share"] = np.nan
+    return _add_shares(t)
 
 
 def _join(notes: pd.Series, extra: str) -> list[str]:

@@ -5,6 +5,9 @@ different data orders, end where the straight line between them has no higher er
 ends. :func:`stability` trains the two copies (the batch order drawn with two seeds) and
 measures the path; :func:`linear_path` measures the path between any two networks of one
 architecture, and :func:`path_barrier` reads the barrier off a path.
+:func:`joint_rank_correlation` asks whether the stable tickets are the accurate ones: the
+Spearman correlation of two values over objects (methods) within blocks (density x seed), with
+a permutation p that permutes the object labels jointly across blocks.
 
 The barrier is Frankle et al.'s *instability*: on the path ``theta(alpha) = (1 - alpha)
 theta_a + alpha theta_b`` (every parameter and floating buffer interpolated, BatchNorm
@@ -28,18 +31,23 @@ References
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import Ticket
 
-__all__ = ["StabilityResult", "LinearPath", "stability", "linear_path", "path_barrier"]
+__all__ = ["StabilityResult", "LinearPath", "stability", "linear_path", "path_barrier", "RankAssociation",
+           "joint_rank_correlation"]
 
 
 def path_barrier(values: Sequence[float]) -> float:
@@ -235,3 +243,136 @@ def stability(
     path = linear_path(nets[0], nets[1], eval_batches, points=points, device=device)
     return StabilityResult(path.error_barrier, path.loss_barrier, path, (path.errors[0], path.errors[-1]),
                            (int(seeds[0]), int(seeds[1])), time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class RankAssociation:
+    """What :func:`joint_rank_correlation` found.
+
+    Attributes
+    ----------
+    rho : float
+        The mean within-block Spearman correlation (blocks averaged within their unit first,
+        then over units); NaN when no block has two non-constant rankings.
+    p : float
+        Two-sided permutation p-value (exact over every permutation when there are at most
+        ``permutations`` of them, else ``(1 + k) / (1 + n)`` over ``n`` random ones); NaN with
+        fewer than 3 objects.
+    objects, blocks, units : int
+        Objects present in every block (the others are left out), blocks, units.
+    permutations : int
+        Permutations drawn (or enumerated).
+    exact : bool
+        Whether every permutation was enumerated.
+    """
+
+    rho: float
+    p: float
+    objects: int
+    blocks: int
+    units: int
+    permutations: int
+    exact: bool
+
+
+def _zrank_rows(a: np.ndarray) -> np.ndarray:
+    """Each row's ranks (ties averaged), centred and scaled to unit sd; NaN rows where constant."""
+    from scipy.stats import rankdata
+
+    r = rankdata(a, axis=1)
+    r = r - r.mean(axis=1, keepdims=True)
+    sd = r.std(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sd > 0, r / np.where(sd > 0, sd, 1.0), np.nan)
+
+
+def _combine(rhos: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
+    """Mean over units of the mean over each unit's blocks (axis 0 of ``rhos``), NaN blocks skipped."""
+    per_unit = []
+    for u in np.unique(unit_of):
+        sel = rhos[unit_of == u]
+        ok = np.isfinite(sel)
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_unit.append(np.where(n > 0, np.where(ok, sel, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan))
+    stack = np.stack(per_unit)
+    ok = np.isfinite(stack)
+    n = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, stack, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+
+
+def joint_rank_correlation(table: pd.DataFrame, x: str, y: str, *, label: str = "method",
+                           block: Sequence[str] = ("density", "seed"), unit: str | None = "seed",
+                           permutations: int = 9999, seed: int = 0) -> RankAssociation:
+    """Spearman correlation of ``x`` and ``y`` over objects within blocks, with a joint permutation p.
+
+    In every block (e.g. one density and init seed) the objects (``label``, e.g. methods) are
+    ranked by ``x`` and by ``y`` and Spearman's rho taken; the statistic is the mean rho, the
+    blocks of one ``unit`` (init seed) averaged first. Under the null that an object's ``x``
+    says nothing of its ``y``, the object labels of ``x`` are exchangeable -- jointly: the same
+    objects recur in every block (a method is itself at every seed), so one permutation is
+    applied to every block (as in a restricted Mantel test). Only objects present in every
+    block enter; a block whose ``x`` or ``y`` is constant has no rho and is skipped.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per object and block (duplicates are averaged).
+    x, y : str
+        The two columns.
+    label : str, default "method"
+    block : sequence of str, default ("density", "seed")
+    unit : str or None, default "seed"
+        A column of ``block``: the unit the blocks are combined within first (None: every
+        block counts alike).
+    permutations : int, default 9999
+        Random permutations; all of them are enumerated when there are no more.
+    seed : int, default 0
+
+    Returns
+    -------
+    RankAssociation
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"method": list("abcd"), "seed": 0, "x": [1, 2, 3, 4], "y": [4, 3, 2, 1]})
+    >>> r = joint_rank_correlation(t, "x", "y", block=["seed"])
+    >>> r.rho, r.exact, r.p  # 2 of the 24 orders are as extreme (rho = -1 and +1)
+    (-1.0, True, 0.08333333333333333)
+    """
+    keys = list(block)
+    if unit is not None and unit not in keys:
+        raise GraphticketsError(f"unit {unit!r} must be one of the block columns {keys}")
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise GraphticketsError(f"permutations must be an integer >= 1, got {permutations!r}")
+    t = table[[label, *keys, x, y]].dropna()
+    t = t.groupby([*keys, label], sort=True)[[x, y]].mean().reset_index()
+    groups = list(t.groupby(keys, sort=True))
+    common = sorted(set.intersection(*[set(g[label]) for _, g in groups])) if groups else []
+    nb, m = len(groups), len(common)
+    nan = float("nan")
+    if m < 3:
+        return RankAssociation(nan, nan, m, nb, 0, 0, False)
+    xs = np.stack([g.set_index(label).loc[common, x].to_numpy(np.float64) for _, g in groups])
+    ys = np.stack([g.set_index(label).loc[common, y].to_numpy(np.float64) for _, g in groups])
+    keyvals = [k if isinstance(k, tuple) else (k,) for k, _ in groups]
+    unit_of = np.array([kv[keys.index(unit)] if unit is not None else 0 for kv in keyvals])
+    zx, zy = _zrank_rows(xs), _zrank_rows(ys)
+    stat = float(_combine((zx * zy).mean(axis=1)[:, None], unit_of)[0])
+    if not math.isfinite(stat):
+        return RankAssociation(nan, nan, m, nb, len(np.unique(unit_of)), 0, False)
+    exact = math.factorial(m) <= permutations
+    if exact:
+        perms = np.array(list(itertools.permutations(range(m))))
+    else:
+        rng = np.random.default_rng(seed)
+        perms = np.stack([rng.permutation(m) for _ in range(permutations)])
+    null = np.empty(len(perms))
+    for i in range(0, len(perms), 2048):
+        chunk = perms[i:i + 2048]
+        rh = (zx[:, chunk] * zy[:, None, :]).mean(axis=2)  # blocks x chunk
+        null[i:i + len(chunk)] = _combine(rh, unit_of)
+    k = int(np.sum(np.abs(null) >= abs(stat) - 1e-12))
+    p = k / len(perms) if exact else (1 + k) / (1 + len(perms))
+    return RankAssociation(stat, float(min(1.0, p)), m, nb, len(np.unique(unit_of)), len(perms), exact)

@@ -33,7 +33,6 @@ __all__ = ["COMMANDS", "cmd_prune", "cmd_train", "cmd_info", "cmd_compare", "cmd
 def cmd_prune(args: argparse.Namespace) -> int:
     """``graphtickets prune --method NAME --density D [...]``: find a ticket and write its file."""
     from graphtickets import data, models, pruning
-    from graphtickets.study.config import check_hparam_values
     from graphtickets.ticket import check_density
 
     spec = pruning.METHODS.get_or_raise(args.method)
@@ -50,7 +49,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         raise GraphticketsError(
             f"-p {', '.join(supplied)}: set by the command itself (--density, --seed, --dataset); remove it"
         )
-    checked(check_hparam_values, "-p", hparams, allow_large=args.allow_large)
+    checked(spec.check_values, "-p", hparams, allow_large=args.allow_large)
     model = models.build(
         args.model, in_shape=info.in_shape, num_classes=info.num_classes, seed=args.seed, **model_kw
     )

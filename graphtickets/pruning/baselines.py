@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import (
     MethodResult,
@@ -117,6 +118,7 @@ def magnitude_scores(model: nn.Module, masks: Mapping[str, torch.Tensor], data: 
     kind="baseline",
     summary="random masks: uniform density per layer, or ERK layer densities",
     reference="Frankle et al. 2021 (ICLR); ERK: Evci et al. 2020 (ICML)",
+    constraints={"distribution": Rule.choice("uniform", "erk")},
 )
 def random_method(
     model: nn.Module,

@@ -37,7 +37,7 @@ from torch import nn
 
 from graphtickets._json import WALK_ON, plain
 from graphtickets._registry import Registry
-from graphtickets._rules import check_seed
+from graphtickets._rules import COMMON_RULES, Rule, check_seed
 from graphtickets._version import __version__
 from graphtickets.data.core import dataset_name
 from graphtickets.errors import GraphticketsError
@@ -209,6 +209,12 @@ class MethodSpec:
         How many source tickets (``sources=[...]``) the method needs at least; 0 for a
         method that builds from the model (and data) alone. Callers (the study, the contract
         test) supply that many tickets of other methods to a method with ``min_sources > 0``.
+    constraints : mapping of str to Rule
+        The allowed values of the method's own hyper-parameters (:class:`graphtickets._rules.Rule`);
+        a hyper-parameter without one follows :data:`graphtickets._rules.COMMON_RULES` by name
+        (the training options many methods share), and ``optimizer`` names must be known
+        optimizers. :meth:`check_values` applies them (a study config at load, ``graphtickets
+        prune``), so a bad value fails before anything runs.
     """
 
     name: str
@@ -223,6 +229,7 @@ class MethodSpec:
     options: type | None = None
     extras: Callable[[Ticket], dict[str, Any]] | None = None
     min_sources: int = 0
+    constraints: Mapping[str, Rule] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         use = self.data_use or ("none" if not self.needs_data else "epochs" if "epochs" in self.hparams() else "batches")
@@ -255,6 +262,29 @@ class MethodSpec:
         shared = {f.name: str(f.type) for f in dataclasses.fields(self.options)} if self.options else {}
         return {**shared, **{n: str(p.annotation) for n, p in self._own().items()}}
 
+    def rules(self) -> dict[str, Rule]:
+        """The rule of every hyper-parameter that has one: the method's own, else the common one."""
+        from graphtickets.training import OPTIMIZERS
+
+        names = set(self.hparams()) | set(self.constraints)
+        out = {n: self.constraints.get(n) or COMMON_RULES.get(n) for n in names}
+        for n in ("optimizer", "finetune_optimizer"):
+            if n in names and n not in self.constraints:
+                out[n] = Rule.choice(*sorted(OPTIMIZERS))
+        return {n: r for n, r in sorted(out.items()) if r is not None}
+
+    def check_values(self, where: str, hparams: Mapping[str, Any], *, allow_large: bool = False) -> None:
+        """Raise :class:`GraphticketsError` naming ``where.<name>``, the value and the allowed ones for
+        the first value of ``hparams`` that breaks its rule (:meth:`rules`); ``None`` values (the
+        method's default) and names without a rule pass.
+
+        >>> METHODS["imp"].check_values("methods.imp", {"epochs": 2, "rate": 0.2})
+        """
+        rules = self.rules()
+        for k, v in hparams.items():
+            if v is not None and k in rules:
+                rules[k].check(f"{where}.{k}", v, allow_large=allow_large)
+
     def result_extras(self, ticket: Ticket) -> dict[str, Any]:
         """:attr:`extras` of ``ticket`` (empty for a method without extra outputs)."""
         return {} if self.extras is None else self.extras(ticket)
@@ -271,11 +301,12 @@ def register_method(
     extras: Callable[[Ticket], dict[str, Any]] | None = None,
     options: type | None = None,
     min_sources: int = 0,
+    constraints: Mapping[str, Rule] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as the pruning method ``name`` in :data:`METHODS`.
 
-    ``data_use``, ``family``, ``trajectory``, ``extras``, ``options`` and ``min_sources`` are
-    described in :class:`MethodSpec` (the first two are derived when not given).
+    ``data_use``, ``family``, ``trajectory``, ``extras``, ``options``, ``min_sources`` and
+    ``constraints`` are described in :class:`MethodSpec` (the first two are derived when not given).
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -287,16 +318,29 @@ def register_method(
             name,
             MethodSpec(name=name, fn=fn, needs_data=needs_data, kind=kind, summary=summary, reference=reference,
                        data_use=data_use or "", family=family or "", trajectory=trajectory, extras=extras,
-                       options=options, min_sources=min_sources),
+                       options=options, min_sources=min_sources, constraints=dict(constraints or {})),
         )
         return fn
 
     return deco
 
 
+#: The rules of :class:`ScoringOptions` that every scoring method declares (``schedule``: the
+#: pruning schedule over ``rounds``).
+SCORING_RULES: dict[str, Rule] = {"schedule": Rule.choice("exponential", "linear")}
+
+
+def training_rules() -> dict[str, Rule]:
+    """The rules of a method that runs a training (``schedule``: the learning-rate schedule of
+    :func:`graphtickets.training.train`), for the methods that take the training options."""
+    from graphtickets.training.regime import SCHEDULES
+
+    return {"schedule": Rule.choice(*[s for s in SCHEDULES if s is not None])}
+
+
 def register_scorer(
     name: str, *, needs_data: bool, kind: str, summary: str, reference: str,
-    data_use: str | None = None, family: str | None = None,
+    data_use: str | None = None, family: str | None = None, constraints: Mapping[str, Rule] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a scoring method: ``fn(model, *, density, data, seed, <own options>,
     **options)`` that calls :func:`score_prune` with ``**options``.
@@ -319,7 +363,8 @@ def register_scorer(
     >>> del METHODS["doc_cube"]
     """
     return register_method(name, needs_data=needs_data, kind=kind, summary=summary, reference=reference,
-                           data_use=data_use, family=family, options=ScoringOptions)
+                           data_use=data_use, family=family, options=ScoringOptions,
+                           constraints={**SCORING_RULES, **(constraints or {})})
 
 
 def set_trajectory(name: str, trajectory: Callable[..., dict[float, Ticket]]) -> None:

@@ -76,8 +76,15 @@ import torch
 from torch import nn
 
 from graphtickets._json import finite_or_none
+from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import MethodResult, make_ticket, register_method, resolve_params
+from graphtickets.pruning.core import (
+    MethodResult,
+    make_ticket,
+    register_method,
+    resolve_params,
+    training_rules,
+)
 from graphtickets.pruning.select import keep_count, select_topk
 from graphtickets.ticket import Ticket, check_density
 
@@ -688,6 +695,7 @@ def imp_extras(ticket: Ticket) -> dict[str, Any]:
     reference="Frankle & Carbin 2019 (ICLR); rewinding: Frankle et al. 2020 (ICML)",
     options=ImpOptions,
     extras=imp_extras,
+    constraints={**training_rules(), "output_rate": Rule.floats(0.0, 1.0, high_open=True, words=("half",))},
 )
 def imp(
     model: nn.Module,

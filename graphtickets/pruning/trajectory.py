@@ -28,7 +28,7 @@ from graphtickets.pruning.core import set_trajectory
 from graphtickets.pruning.imp import imp_at, imp_rounds, imp_rounds_many
 from graphtickets.ticket import Ticket, check_density
 
-__all__ = ["imp_trajectory", "imp_trajectory_many", "nearest_rounds"]
+__all__ = ["TRAJECTORIES_MANY", "imp_trajectory", "imp_trajectory_many", "nearest_rounds"]
 
 
 def nearest_rounds(tickets: Sequence[Ticket], densities: Iterable[float]) -> dict[float, Ticket]:
@@ -107,3 +107,9 @@ def imp_trajectory_many(
 
 
 set_trajectory("imp", imp_trajectory)
+
+#: Methods whose trajectories of one architecture can run together: name -> a function
+#: ``f(models, *, densities, data, seeds, **hparams) -> [{density: Ticket}, ...]`` whose entry ``i``
+#: equals the method's :attr:`~graphtickets.pruning.core.MethodSpec.trajectory` of ``models[i]``
+#: with ``data[i]`` and ``seeds[i]`` (to float32 rounding).
+TRAJECTORIES_MANY: dict[str, Any] = {"imp": imp_trajectory_many}

@@ -11,10 +11,11 @@ every setting with the statistics the report uses, never a bare ranking:
 * **sanity checks** -- "A beats (is worse than) its layer-shuffled / re-initialized variant at
   d": the report's paired sanity intervals (:func:`~graphtickets.study.report.sanity_table`),
   their p-values Benjamini-Hochberg corrected over the setting's checks;
-* **most alike** -- "P is among the 3 most alike pairs relative to the sibling floor and closer
-  than the layer-shuffled null in at least half of its kinds": the excess-over-siblings ranking
-  (the mean percentile rank over distance families without siblings) and the BH-corrected null
-  tests (:func:`~graphtickets.study.alike.null_tests`);
+* **most alike** -- "P is among the 3 most alike pairs relative to the sibling floor": the
+  excess-over-siblings ranking (the mean percentile rank over distance families without
+  siblings) -- a ranking, not a test, and said so in its detail; whether a pair is more alike
+  than a null is tested once, by the null ladder (:mod:`graphtickets.study.sections.ladder`,
+  calibrated empirical p-values in ``tables/tests.csv``);
 * **structure -> function** -- "distance S predicts functional distance F": Spearman's rho with
   the within-group permutation p, BH over the combinations
   (:func:`~graphtickets.study.alike.structure_function`).
@@ -150,29 +151,26 @@ def sanity_statements(sanity: pd.DataFrame | None, alpha: float = FDR) -> pd.Dat
 
 
 def alike_statements(f: Mapping[str, Any], top: int = TOP_ALIKE) -> pd.DataFrame:
-    """"P is among the ``top`` most alike pairs ... and closer than the null", one row per ranked pair.
+    """"P is among the ``top`` most alike pairs ...", one row per ranked pair.
 
     The ranking is the findings' excess over siblings (``f["excess_ranking"]``: 0 = as alike
     as siblings, 1 = as different as the layer-shuffled null) or, without siblings, the mean
     percentile rank over distance families (``f["consensus"]``). A pair's statement holds when
-    it ranks within ``top`` AND is closer than the layer-shuffled null after Benjamini-Hochberg
-    (``f["null_tests"]``) in at least half of its tested kinds (and at least one).
+    it ranks within ``top``; it is a ranking, not a test (the detail says so): the tests against
+    nulls are the null ladder's (:mod:`graphtickets.study.sections.ladder`).
     """
     siblings = f.get("excess_ranking")
     ranking = siblings if siblings is not None and len(siblings) else f.get("consensus")
     if ranking is None or not len(ranking):
         return _frame([])
     what = "relative to the sibling floor" if ranking is siblings else "by mean rank over distance families"
-    tests = f.get("null_tests")
     rows = []
     for rank, (pair, value) in enumerate(ranking.items(), start=1):
-        mine = tests[tests["pair"] == pair] if tests is not None and not tests.empty else pd.DataFrame()
-        beat = int((mine["significant"] & mine["closer"]).sum()) if not mine.empty else 0
-        n = len(mine)
         rows.append({"topic": "most alike",
-                     "statement": f"{pair} among the {top} most alike pairs ({what}) and closer than the null",
-                     "holds": bool(rank <= top and beat >= 1 and 2 * beat >= n),
-                     "detail": f"rank {rank} ({float(value):.2f}); closer than the null (BH) in {beat} of {n} kinds",
+                     "statement": f"{pair} among the {top} most alike pairs ({what})",
+                     "holds": bool(rank <= top),
+                     "detail": f"rank {rank} ({float(value):.2f}); a ranking, not a test (tests against nulls: the "
+                               f"null ladder, tables/tests.csv)",
                      "test": str(pair)})
     return _frame(rows)
 

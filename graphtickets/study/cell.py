@@ -45,7 +45,7 @@ from graphtickets.ticket import Ticket
 from graphtickets.training.settings import TrainSettings
 
 __all__ = [
-    "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe",
+    "CellOutcome", "TrajectoryOutcome", "run_cell", "run_cell_safe", "run_trajectory", "run_trajectory_safe", "run_trajectories_together_safe",
     "find_ticket", "imported", "vary", "start_network", "train_ticket", "graph_measures", "derived_seed", "sibling_seed",
     "prepare_cell", "finish_cell", "run_cells_batched_safe", "train_key", "one_thread",
 ]
@@ -341,6 +341,46 @@ def run_trajectory_safe(spec: TrajectorySpec | Mapping[str, Any], trajectory_id:
         return TrajectoryOutcome(id=trajectory_id, tickets=tickets, seconds=time.perf_counter() - t0)
     except Exception:  # noqa: BLE001 - one failing unit never stops the others
         return TrajectoryOutcome(id=trajectory_id, error=traceback.format_exc(), seconds=time.perf_counter() - t0)
+
+
+def run_trajectories_together(
+    specs: Sequence[TrajectorySpec], *, root: str | None = None, device: str = "cpu", download: bool = False
+) -> list[dict[float, Ticket]]:
+    """Several trajectories that differ only in seed and replicate, trained together.
+
+    Entry ``i`` equals :func:`run_trajectory` ``(specs[i])`` to float32 rounding: the method's
+    batched trajectory (:data:`graphtickets.pruning.trajectory.TRAJECTORIES_MANY`) gets every
+    trajectory's own model (its seed), data order and pruning seed; a method without one runs
+    them one after another.
+    """
+    from graphtickets import pruning
+    from graphtickets.pruning.trajectory import TRAJECTORIES_MANY
+
+    many = TRAJECTORIES_MANY.get(specs[0].method.name) if specs else None
+    if many is None or len(specs) == 1:
+        return [run_trajectory(s, root=root, device=device, download=download) for s in specs]
+    with one_thread():
+        ctxs = [_Context.of(s, root=root, download=download, device=device) for s in specs]
+        method = pruning.METHODS.get_or_raise(specs[0].method.name)
+        return many(
+            [c.build() for c in ctxs], densities=[float(d) for d in specs[0].densities],
+            data=[c.method_data(method, specs[0].method.regime) for c in ctxs],
+            seeds=[c.prune_seed(method.name) for c in ctxs], **ctxs[0].method_kw(method, specs[0].method.hparams),
+        )
+
+
+def run_trajectories_together_safe(specs: Sequence[TrajectorySpec], ids: Sequence[str],
+                                   **kw: Any) -> list[TrajectoryOutcome]:
+    """:func:`run_trajectories_together`, a failure coming back as one failed outcome per trajectory
+    (``seconds``: the group's wall time shared out evenly)."""
+    t0 = time.perf_counter()
+    try:
+        found = run_trajectories_together(specs, **kw)
+        share = (time.perf_counter() - t0) / len(specs)
+        return [TrajectoryOutcome(id=i, tickets=t, seconds=share) for i, t in zip(ids, found, strict=True)]
+    except Exception:  # noqa: BLE001 - one failing unit never stops the others
+        err, share = traceback.format_exc(), (time.perf_counter() - t0) / max(len(specs), 1)
+        return [TrajectoryOutcome(id=i, error=err, seconds=share) for i in ids]
 
 
 @dataclass

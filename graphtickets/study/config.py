@@ -127,65 +127,19 @@ def check_size(what: str, v: Any, *, low: int, limit: str | None = None, allow_l
     return v
 
 
-def _number(what: str, v: Any, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> None:
-    import math
+def check_hparam_values(where: str, method: str, hparams: Mapping[str, Any], *, allow_large: bool = False) -> None:
+    """Check the VALUES of ``method``'s hyperparameters against the rules its ``MethodSpec`` declares.
 
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{what} must be a finite number, got {type(v).__name__} {v!r}")
-    lo_ok = low is None or (v > low if low_open else v >= low)
-    hi_ok = high is None or (v < high if high_open else v <= high)
-    if not (lo_ok and hi_ok):
-        lo = "" if low is None else f"{'(' if low_open else '['}{low}, "
-        hi = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
-        raise ValueError(f"{what} must be in {lo or '(-inf, '}{hi}, got {v!r}")
+    Raises ``ValueError`` naming ``where.<name>``, the value and the allowed range
+    (:meth:`graphtickets.pruning.MethodSpec.check_values`); an unknown method passes (it is
+    named by the method check). Used at config load, so a bad value fails before any cell runs.
 
-
-#: Value rules of method hyperparameters, by name: (kind, low, high, low_open, high_open, limit)
-#: for numbers; a tuple of choices for strings. ``None`` values pass (they mean "default").
-_HPARAM_RULES: dict[str, Any] = {
-    "epochs": ("int", 1, "epochs"), "finetune_epochs": ("int", 0, "epochs"),
-    "max_epochs": ("int", 1, "epochs"), "prune_every": ("int", 1, "epochs"),
-    "rounds": ("int", 1, "rounds"), "window": ("int", 2, "window"), "rewind": ("int", 0, None),
-    "lr": ("float", 0.0, None, True, False), "finetune_lr": ("float", 0.0, None, True, False),
-    "momentum": ("float", 0.0, 1.0, False, True), "weight_decay": ("float", 0.0, None, False, False),
-    "lam": ("float", 0.0, None, False, False), "l1": ("float", 0.0, None, False, False),
-    "tol": ("float", 0.0, 1.0, False, False), "temperature": ("float", 0.0, None, True, False),
-    "rate": ("float", 0.0, 1.0, True, True), "output_rate": ("float", 0.0, 1.0, False, True),
-    "channel_density": ("float", 0.0, 1.0, True, False),
-    "scope": ("global", "layer"), "schedule": ("exponential", "linear"), "distribution": ("uniform", "erk"),
-    "mode": ("auto", "channel", "weight"), "normalize": ("auto", "positions", "kept"),
-}  # fmt: skip
-
-
-def check_hparam_values(where: str, hparams: Mapping[str, Any], *, allow_large: bool = False) -> None:
-    """Check the VALUES of method hyperparameters by name (ranges, choices, size limits).
-
-    Raises ``ValueError`` naming ``where.<name>``, the value and the allowed range; names
-    without a rule (and ``None`` values) pass. Used at config load and by ``graphtickets prune``,
-    so a bad value fails before any cell runs.
-
-    >>> check_hparam_values("methods.imp", {"epochs": 2, "rate": 0.2})
+    >>> check_hparam_values("methods.imp", "imp", {"epochs": 2, "rate": 0.2})
     """
-    from graphtickets.training import OPTIMIZERS
+    from graphtickets.pruning import METHODS
 
-    for k, v in hparams.items():
-        if v is None:
-            continue
-        what = f"{where}.{k}"
-        if k in ("optimizer", "finetune_optimizer"):
-            if not isinstance(v, str) or v not in OPTIMIZERS:
-                raise ValueError(f"{what}: unknown optimizer {v!r}; use one of {', '.join(sorted(OPTIMIZERS))}")
-            continue
-        rule = _HPARAM_RULES.get(k)
-        if rule is None:
-            continue
-        if rule[0] == "int":
-            check_size(what, v, low=rule[1], limit=rule[2], allow_large=allow_large)
-        elif rule[0] == "float":
-            _number(what, v, low=rule[1], high=rule[2], low_open=rule[3], high_open=rule[4])
-        elif not isinstance(v, str) or v not in rule:
-            raise ValueError(f"{what} must be one of {', '.join(map(repr, rule))}, got {v!r}")
+    if method in METHODS:
+        METHODS[method].check_values(where, hparams, allow_large=allow_large)
 
 
 class _Strict(BaseModel):
@@ -500,6 +454,25 @@ class PruneDataConfig(_Strict):
     batches: int = Field(default=10, ge=1, description="batches given to snip/grasp/... (init methods)")
 
 
+class StabilityConfig(_Strict):
+    """``analysis.stability``: a second training of every method's ticket and the error barrier
+    between the two (Frankle et al. 2020; :mod:`graphtickets.study.stability`)."""
+
+    densities: list[float] | None = Field(
+        default=None, description="the densities whose tickets are measured; default every density of the study"
+    )
+    points: int = Field(default=11, ge=2, le=101, description="points on the linear path, its two ends included")
+
+    @field_validator("densities")
+    @classmethod
+    def _densities(cls, v: list[float] | None) -> list[float] | None:
+        for d in v or []:
+            if not 0.0 < d <= 1.0:
+                raise ValueError(f"a density is a fraction of weights kept in (0, 1], got {d!r}")
+        _no_duplicates("", v or [])
+        return v
+
+
 class AnalysisConfig(_Strict):
     """What is compared after the cells."""
 
@@ -515,6 +488,19 @@ class AnalysisConfig(_Strict):
         description="also compare what the trained tickets compute (agreement, agreement_kappa, "
         "error_consistency, cka on the test split) and correlate structure with function",
     )
+    stability: StabilityConfig | None = Field(
+        default=None,
+        description="train every method's ticket (replicate 0, no ablation) a second time with another data "
+        "order and measure the error barrier on the linear path between the two trainings; true or a mapping "
+        "{densities: [...], points: 11}; default off",
+    )
+
+    @field_validator("stability", mode="before")
+    @classmethod
+    def _stability(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            return {} if v else None
+        return v
 
     @field_validator("kinds")
     @classmethod
@@ -816,7 +802,7 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
         raise ValueError(f"{where}.built_from: only derived methods (family derived: "
                          f"{', '.join(sorted(k for k, s in METHODS.items() if s.family == 'derived'))}) take it; remove it")
     _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
-    check_hparam_values(where, m.hparams, allow_large=allow_large)
+    check_hparam_values(where, m.name, m.hparams, allow_large=allow_large)
     if m.source is not None and m.source.method in METHODS:
         sknown = METHODS[m.source.method].hparams()
         sbad = sorted(set(m.source.hparams) - set(sknown))
@@ -827,7 +813,7 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
                 f"{', '.join(sorted(k for k in sknown if k not in STUDY_SUPPLIED))}"
             )
         _check_hparam_types(f"{where}.source.hparams", m.source.hparams, sknown, _numeric_ok(m.source.method))
-        check_hparam_values(f"{where}.source.hparams", m.source.hparams, allow_large=allow_large)
+        check_hparam_values(f"{where}.source.hparams", m.source.method, m.source.hparams, allow_large=allow_large)
     followers = [(where, m.name, m.hparams, m.regime)]
     if m.source is not None:
         followers.append((f"{where}.source", m.source.method, m.source.hparams, m.source.regime))

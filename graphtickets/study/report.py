@@ -37,6 +37,7 @@ from graphtickets.study.methods import (
     random_baseline,
     trajectory_trained,
 )
+from graphtickets.study.sections.sanity import SANITY_LEVEL, sanity_table
 from graphtickets.study.tabular import sibling_table
 
 __all__ = ["findings", "write_report", "build_report", "sanity_table", "paired_difference", "SANITY_LEVEL"]
@@ -45,9 +46,6 @@ log = logging.getLogger("graphtickets.study")
 
 #: The dense reference's row of the accuracy table.
 _DENSE_ROW = f"{DENSE} (d=1)"
-#: Confidence level of the sanity-check intervals.
-SANITY_LEVEL = 0.95
-_VARIANT_NAMES = {"shuffle": "layer-shuffled", "reinit": "re-initialized"}
 _KEY_METRICS = [
     ("layered.effective_fraction", "effective fraction of kept weights (on an input-output path)"),
     ("layered.dead_fraction", "fraction of dead units"),
@@ -114,77 +112,26 @@ def _pai_methods(tk: pd.DataFrame) -> list[str]:
     return at_init(tk["method"])
 
 
-def sanity_table(tk: pd.DataFrame) -> pd.DataFrame:
-    """Per method, density and ablation: the ticket's accuracy against its variant's, paired by seed.
-
-    Columns: ``method, density, variant, n`` (paired seeds), ``ticket``, ``variant_accuracy``
-    (means), ``difference`` (mean of ticket - variant), ``ci_low, ci_high`` (the
-    :data:`SANITY_LEVEL` paired t-interval), ``p`` and ``verdict``: ``beats`` (interval above
-    0), ``worse`` (below 0), ``no clear difference`` (contains 0) or ``one seed`` (no test).
-    """
-    cols = ["method", "density", "variant", "n", "ticket", "variant_accuracy", "difference", "ci_low", "ci_high", "p", "verdict"]
-    if "variant" not in tk or not (tk["variant"].fillna("") != "").any():
-        return pd.DataFrame(columns=cols)
-    own = tk[tk["variant"].fillna("") == ""]
-    rows = []
-    for (m, d, v), g in tk[tk["variant"].fillna("") != ""].groupby(["base_method", "density", "variant"]):
-        base = own[(own["method"] == m) & (own["density"] == d)].set_index("seed")["accuracy"]
-        var = g.set_index("seed")["accuracy"]
-        seeds = sorted(set(base.index) & set(var.index))
-        r = paired_difference(base.reindex(seeds).to_numpy(), var.reindex(seeds).to_numpy(), level=SANITY_LEVEL)
-        verdict = ("one seed" if r["n"] < 2 else "beats" if r["low"] > 0 else "worse" if r["high"] < 0
-                   else "no clear difference")
-        rows.append({"method": m, "density": d, "variant": v, "n": r["n"], "ticket": float(base.reindex(seeds).mean()),
-                     "variant_accuracy": float(var.reindex(seeds).mean()), "difference": r["mean"],
-                     "ci_low": r["low"], "ci_high": r["high"], "p": r["p"], "verdict": verdict})
-    out = pd.DataFrame(rows, columns=cols)
-    order = {m: i for i, m in enumerate(method_order(list(out["method"])))}
-    return out.sort_values(["method", "variant", "density"], key=lambda c: c.map(order) if c.name == "method"
-                           else (-c if c.name == "density" else c)).reset_index(drop=True)
-
-
-def _sanity_sentences(table: pd.DataFrame) -> list[str]:
-    """One sentence per method: against each variant, per density, what the paired interval says."""
-    out = []
-    for m in method_order(list(table["method"].unique())):
-        g = table[table["method"] == m]
-        parts = []
-        for v, gv in g.groupby("variant", sort=False):
-            items = []
-            for r in gv.itertuples(index=False):
-                if r.verdict == "one seed":
-                    items.append(f"d={r.density:g}: one seed, no test ({r.difference:+.3f})")
-                    continue
-                word = {"beats": "beats it", "worse": "is WORSE", "no clear difference": "no clear difference"}[r.verdict]
-                items.append(f"d={r.density:g}: {word} ({r.difference:+.3f}, {SANITY_LEVEL:.0%} CI "
-                             f"{r.ci_low:+.3f} to {r.ci_high:+.3f}, {r.n} seeds)")
-            parts.append(f"against its {_VARIANT_NAMES.get(str(v), str(v))} variant " + "; ".join(items))
-        verdicts = set(g["verdict"])
-        summary = ("with one seed there is no test: run more seeds for a statement" if verdicts == {"one seed"}
-                   else "it beats every variant at every density beyond the seed spread" if verdicts == {"beats"}
-                   else "the data do not show it beating its variants" if "beats" not in verdicts
-                   else "it beats some variants, not all")
-        out.append(f"Sanity check of {m}'s ticket (test accuracy of ticket minus variant, paired by seed): "
-                   + "; ".join(parts) + f" — {summary}.")
-    return out
-
-
 def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The study's findings as numbers and sentences.
+    """The study's findings as tables (and the sentences that rest on a test).
 
-    ``siblings`` (:func:`graphtickets.study.tabular.sibling_table`, with ``replicates`` > 1)
-    adds the sibling noise floor: ``floor`` (:func:`~graphtickets.study.alike.sibling_floor`),
-    ``excess`` (:func:`~graphtickets.study.alike.excess_table`) and the "most alike" ranking
-    relative to the floor. Tickets of sibling replicates (``replicate`` > 0) enter nothing else.
-    Each finding is one function below, called in report order.
+    The per-method facts are tables, not sentences: ``methods`` (:func:`methods_table`: per
+    method and density, accuracy and its rank, chance, collapse, the closest method by mask
+    overlap), ``alike``, ``imp_vs_pai``, ``functional``; the tested statements are the report
+    sections' (:mod:`graphtickets.study.sections`: accuracy intervals, sanity checks, excess over
+    siblings, structure -> function, consensus), stated in the Answer by their global q.
+    ``siblings`` (:func:`graphtickets.study.tabular.sibling_table`) adds ``floor`` and the
+    (clipped, family-averaged) ``excess``/``excess_ranking`` the across-architecture table reads.
+    Tickets of sibling replicates (``replicate`` > 0) enter nothing else.
 
     Returns
     -------
     dict
-        ``sentences`` (list of str, in report order), ``accuracy`` (method x density mean
-        table), ``alike`` (the lowest mean-distance pairs per kind), ``z`` (pairs whose mean
-        z is below -2 / above 2, per kind), ``imp_vs_pai`` (metric means of the trained method
-        with a trajectory, IMP, and of pruning at init) with ``imp_vs_pai_method`` (its name).
+        ``sentences`` (only those resting on a test; in report order), ``accuracy`` (method x
+        density mean table), ``methods``, ``sanity`` (:func:`sanity_table`), ``alike`` (the
+        lowest mean-distance pairs per kind), ``consensus`` (mean percentile rank per pair),
+        ``null_tests``/``z``, ``functional``, ``structure_function``, ``imp_vs_pai`` with
+        ``imp_vs_pai_method``.
     """
     out: dict[str, Any] = {"sentences": []}
     say = out["sentences"].append
@@ -200,26 +147,19 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
     if tk.empty:
         say("Only the dense reference finished; there are no tickets to compare yet.")
         return out
-    acc = _accuracy_finding(out, tk, every, dense, say)
-    later = _sanity_finding(out, every, say)  # its verdicts are said after the accuracy sentences
-    _per_density_finding(acc, tk, say)
-    _collapse_finding(out, tk, say)
-    for sentence in later:
-        say(sentence)
+    _accuracy_finding(out, tk, every, dense)
+    sanity = sanity_table(every)
+    if not sanity.empty:
+        out["sanity"] = sanity
     fkinds = _alike.function_kinds(dist["kind"].unique()) if "kind" in dist else []
     pairs = _pairs(dist[~dist["kind"].isin(fkinds)] if fkinds else dist)  # structure here; function below
+    out["methods"] = methods_table(tk, dist)
     if not pairs.empty:
-        _most_alike_finding(out, pairs, say)
-        _sibling_findings(out, dist, siblings, say)
-        _jaccard_finding(out, say)
-    tests = _alike.null_tests(dist, min_nulls=MIN_NULLS) if "z" in pairs and pairs["z"].notna().any() else pd.DataFrame()
-    if not tests.empty:
-        _excess_vs_null_finding(out, tests, say)
-        _null_finding(out, tests, pairs, say)
-        _calibration_finding(tests, say)
+        _most_alike_finding(out, pairs)
+        _sibling_findings(out, dist, siblings)
     if fkinds:
-        _functional_findings(out, dist, say)
-    _trained_vs_at_init_finding(out, tk, pairs, say)
+        _functional_findings(out, dist)
+    _trained_vs_at_init_finding(out, tk)
     return out
 
 
@@ -227,82 +167,55 @@ def findings(tk: pd.DataFrame, dist: pd.DataFrame, siblings: pd.DataFrame | None
 Say = Callable[[str], None]
 
 
-def _accuracy_finding(out: dict[str, Any], tk: pd.DataFrame, every: pd.DataFrame, dense: pd.DataFrame,
-                      say: Say) -> pd.DataFrame:
-    """``out["accuracy"]`` (every method and variant x density, the dense row) and the dense network's sentence.
-
-    Returns the rows of the methods' own tickets (and the dense row), which the later findings read.
-    """
+def _accuracy_finding(out: dict[str, Any], tk: pd.DataFrame, every: pd.DataFrame, dense: pd.DataFrame) -> None:
+    """``out["accuracy"]``: mean test accuracy of every method and variant x density, and the dense row."""
     acc_all = every.pivot_table(index="method", columns="density", values="accuracy", aggfunc="mean")
     acc_all = acc_all.reindex(index=method_order(acc_all.index), columns=sorted(acc_all.columns, reverse=True))
-    acc = acc_all.loc[[m for m in acc_all.index if m in set(tk["method"])]]
-    dense_acc = float(dense["accuracy"].mean()) if not dense.empty and dense["accuracy"].notna().any() else None
-    if dense_acc is not None:
-        acc.loc[_DENSE_ROW] = dense_acc
-        lo, hi = float(dense["accuracy"].min()), float(dense["accuracy"].max())
-        acc_all.loc[_DENSE_ROW] = dense_acc
-        best = acc.drop(index=_DENSE_ROW).max()
-        say(f"The dense network, trained the same way, reaches {dense_acc:.3f} test accuracy"
-            + (f" (seeds: {lo:.3f}-{hi:.3f})" if len(dense) > 1 else "") + "; the best ticket reaches "
-            + ", ".join(f"{best[d]:.3f} at density {d:g}" for d in acc.columns if np.isfinite(best[d])) + ".")
+    if not dense.empty and dense["accuracy"].notna().any():
+        acc_all.loc[_DENSE_ROW] = float(dense["accuracy"].mean())
     out["accuracy"] = acc_all
-    return acc
 
 
-def _sanity_finding(out: dict[str, Any], every: pd.DataFrame, say: Say) -> list[str]:
-    """``out["sanity"]`` (:func:`sanity_table`) and what the ablations are; returns the verdict sentences."""
-    sanity = sanity_table(every)
-    if sanity.empty:
-        return []
-    out["sanity"] = sanity
-    say("Ablation variants (method+shuffle, method+reinit) are sanity checks of each method's ticket, trained "
-        "identically (same data order; shuffle: same initial weights); they are kept out of the pairwise "
-        "distances and the 'most alike' ranking (a re-initialized variant has its method's very masks).")
-    later = _sanity_sentences(sanity)
-    tested = int((sanity["verdict"] != "one seed").sum())
-    if tested:
-        later.append(f"These are {tested} paired tests at the {SANITY_LEVEL:.0%} level, not corrected for multiple "
-                     f"comparisons: about {(1 - SANITY_LEVEL) * tested:.1f} of them would read 'beats' or 'worse' "
-                     "by chance alone, so read a single verdict with care.")
-    return later
+def methods_table(tk: pd.DataFrame, dist: pd.DataFrame) -> pd.DataFrame:
+    """Per method and density (the methods' own tickets, replicate 0): what the old finding sentences said.
 
-
-def _per_density_finding(acc: pd.DataFrame, tk: pd.DataFrame, say: Say) -> None:
-    """Per density: the most and least accurate tickets (against the seed spread) and the random baseline's."""
-    spread = tk.groupby(["method", "density"])["accuracy"].agg(lambda x: x.max() - x.min())
+    Columns ``method, density, seeds, accuracy`` (mean over init seeds), ``rank`` (1 = most
+    accurate ticket at that density), ``spread`` (max - min over seeds), ``vs_random`` (mean
+    accuracy minus the random baseline's), ``at_chance`` (within :data:`CHANCE_MARGIN` of chance),
+    ``collapsed_layers`` (mean), ``closest`` (the method at the smallest mean Jaccard distance at
+    that density) and ``jaccard``. Descriptive: the tests are the report sections'.
+    """
+    cols = ["method", "density", "seeds", "accuracy", "rank", "spread", "vs_random", "at_chance", "collapsed_layers",
+            "closest", "jaccard"]
+    if tk.empty:
+        return pd.DataFrame(columns=cols)
+    g = tk.groupby(["method", "density"])
+    t = pd.DataFrame({"seeds": g["seed"].nunique(), "accuracy": g["accuracy"].mean(),
+                      "spread": g["accuracy"].max() - g["accuracy"].min()}).reset_index()
+    t["rank"] = t.groupby("density")["accuracy"].rank(ascending=False, method="min")
     rnd = random_baseline()
-    for d in acc.columns:
-        col = acc.drop(index=_DENSE_ROW, errors="ignore")[d].dropna()
-        if len(col) < 2:
-            continue
-        top2 = col.sort_values(ascending=False)
-        gap = float(top2.iloc[0] - top2.iloc[1])
-        sd = float(spread.xs(d, level="density").max()) if d in spread.index.get_level_values("density") else 0.0
-        within = f" (ahead of {top2.index[1]} by {gap:.3f}, within the seed spread of {sd:.3f})" if 0 < sd and gap < sd else ""
-        say(f"At density {d:g}, the most accurate trained tickets are {col.idxmax()}'s ({col.max():.3f}){within} "
-            f"and the least accurate {col.idxmin()}'s ({col.min():.3f})"
-            + (f"; {rnd} gets {col.get(rnd, float('nan')):.3f}." if rnd is not None else "."))
-
-
-def _collapse_finding(out: dict[str, Any], tk: pd.DataFrame, say: Say) -> None:
-    """``out["collapsed"]``: methods at chance accuracy (within :data:`CHANCE_MARGIN`), with their collapsed layers."""
+    base = t[t["method"] == rnd].set_index("density")["accuracy"] if rnd is not None else pd.Series(dtype=float)
+    t["vs_random"] = t["accuracy"] - t["density"].map(base)
     chance = _chance(tk)
-    if chance is None:
-        return
-    low = tk.groupby(["method", "density"])["accuracy"].mean()
-    low = low[low <= chance + CHANCE_MARGIN]
-    out["collapsed"] = low
-    for m, g in low.groupby(level="method"):
-        ds = [d for _, d in g.index]
-        cl = ""
-        if "layered.collapsed_layers" in tk:
-            n = tk[(tk["method"] == m) & tk["density"].isin(ds)]["layered.collapsed_layers"].mean()
-            cl = f"; on average {n:.1f} of its layers have collapsed (no input-output path through them)" if n > 0 else ""
-        say(f"{m} collapses to chance at density {', '.join(f'{d:g}' for d in ds)}: test accuracy "
-            f"{', '.join(f'{v:.3f}' for v in g.to_numpy())} vs chance {chance:.2f}{cl}.")
+    t["at_chance"] = t["accuracy"] <= chance + CHANCE_MARGIN if chance is not None else False
+    t["collapsed_layers"] = (g["layered.collapsed_layers"].mean().to_numpy() if "layered.collapsed_layers" in tk
+                             else np.nan)
+    t["closest"], t["jaccard"] = None, np.nan
+    j = dist[~model_rows(dist) & (dist["kind"] == "jaccard")] if "kind" in dist and not dist.empty else pd.DataFrame()
+    if not j.empty:
+        both = pd.concat([j[["density", "a", "b", "value"]],
+                          j[["density", "b", "a", "value"]].rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+        mean = both.groupby(["density", "a", "b"])["value"].mean().reset_index()
+        best = mean.loc[mean.groupby(["density", "a"])["value"].idxmin()].set_index(["a", "density"])
+        key = list(zip(t["method"], t["density"], strict=True))
+        t["closest"] = [best["b"].get(k) for k in key]
+        t["jaccard"] = [best["value"].get(k, np.nan) for k in key]
+    order = {m: i for i, m in enumerate(method_order(list(t["method"].unique())))}
+    return t[cols].sort_values(["method", "density"], ascending=[True, False], key=lambda c: c.map(order)
+                               if c.name == "method" else c).reset_index(drop=True)
 
 
-def _most_alike_finding(out: dict[str, Any], pairs: pd.DataFrame, say: Say) -> None:
+def _most_alike_finding(out: dict[str, Any], pairs: pd.DataFrame) -> None:
     """``out["alike"]`` (the 3 closest pairs per kind) and ``out["consensus"]``: the ranking over distance families."""
     alike: dict[str, pd.DataFrame] = {}
     ranks = []
@@ -312,96 +225,19 @@ def _most_alike_finding(out: dict[str, Any], pairs: pd.DataFrame, say: Say) -> N
         ranks.append(g.assign(rank=g["value"].rank(pct=True), family=_family(str(kind)))[["pair", "family", "rank"]])
     out["alike"] = alike
     fam = pd.concat(ranks).groupby(["pair", "family"])["rank"].mean()
-    consensus = fam.groupby(level="pair").mean().sort_values()
-    out["consensus"] = consensus
-    families = sorted(set(fam.index.get_level_values("family")))
-    top = consensus.head(3)
-    say("Most alike tickets, averaged over the distance families (" + ", ".join(families) + "; kinds within a "
-        "family are averaged first; mean percentile rank of the pair's distance, lower = more alike): "
-        + "; ".join(f"{p} ({r:.2f})" for p, r in top.items())
-        + f". Least alike: {consensus.index[-1]} ({consensus.iloc[-1]:.2f}).")
+    out["consensus"] = fam.groupby(level="pair").mean().sort_values()
 
 
-def _jaccard_finding(out: dict[str, Any], say: Say) -> None:
-    """The closest pair by mask overlap (Jaccard distance), when the study measures it."""
-    if "jaccard" in out["alike"]:
-        j = out["alike"]["jaccard"].iloc[0]
-        say(f"By mask overlap (Jaccard distance, same initialization) the closest pair is {j['pair']} "
-            f"at {j['value']:.3f}.")
-
-
-def _excess_vs_null_finding(out: dict[str, Any], tests: pd.DataFrame, say: Say) -> None:
-    """Honesty: which of the pairs closest to their sibling floor beat the null (after BH)."""
-    if "excess_ranking" not in out:
-        return
-    beat = tests[tests["significant"] & tests["closer"]].groupby("pair").size()
-    n_kinds = tests.groupby("pair").size()
-    top = out["excess_ranking"].head(3)
-    say("Of these pairs closest to their sibling floor, closer than the layer-shuffled null after "
-        f"Benjamini-Hochberg (FDR {_alike.FDR:g}): " + "; ".join(
-            f"{p} in {int(beat.get(p, 0))} of {int(n_kinds.get(p, 0))} kinds" for p in top.index) + ".")
-
-
-def _null_finding(out: dict[str, Any], tests: pd.DataFrame, pairs: pd.DataFrame, say: Say) -> None:
-    """``out["null_tests"]`` and ``out["z"]``: the pairs more / less alike than the layer-shuffled null (BH)."""
-    below = tests[tests["significant"] & tests["closer"]]
-    above = tests[tests["significant"] & ~tests["closer"]]
-    out["z"] = {"below": below, "above": above}
-    out["null_tests"] = tests
-    frac = len(below) / len(tests)
-    nan_kinds = sorted(set(pairs["kind"]) - set(tests["kind"]))
-    say(f"Against the symmetric layer-shuffled null (both tickets' masks shuffled within every layer, layer "
-        f"densities kept; z from at least {MIN_NULLS} nulls, combined over densities and seeds by Stouffer's "
-        f"method, two-sided normal p), Benjamini-Hochberg over all {len(tests)} (pair, kind) tests: "
-        f"{len(below) + len(above)} survive at FDR {_alike.FDR:g}: {len(below)} ({frac:.0%}) more alike than "
-        f"the null and {len(above)} less alike; the other {len(tests) - len(below) - len(above)} are not "
-        f"distinguishable from the layer-shuffled null."
-        + (f" No z for {', '.join(nan_kinds)} (no null variation, or fewer than {MIN_NULLS} nulls)." if nan_kinds else ""))
-    if not below.empty:
-        strongest = below.assign(family=below["kind"].map(_family)).sort_values("z").groupby("family").head(1)
-        say("Strongest likeness beyond layer densities (surviving BH), per distance family: " + "; ".join(
-            f"{r.pair} by {r.kind} (mean z = {r.z:.1f}, BH q = {r.q:.2g})"
-            for r in strongest.sort_values("z").itertuples()) + ".")
-
-
-def _calibration_finding(tests: pd.DataFrame, say: Say) -> None:
-    """The random baseline's mask-overlap z against any other ticket: near 0 by construction."""
-    rb = random_baseline()
-    if rb is None:
-        return
-    rnd = tests[tests["pair"].str.contains(rf"\b{re.escape(rb)}\b") & tests["kind"].isin(["jaccard", "hamming"])]
-    if not rnd.empty:
-        say(f"Calibration: mask-overlap distances (jaccard, hamming) between the random baseline and any "
-            f"other ticket have mean z = {rnd['z'].mean():.2f} (a uniformly random mask cannot beat the "
-            f"layer-shuffled null, so this should be near 0).")
-
-
-def _trained_vs_at_init_finding(out: dict[str, Any], tk: pd.DataFrame, pairs: pd.DataFrame, say: Say) -> None:
+def _trained_vs_at_init_finding(out: dict[str, Any], tk: pd.DataFrame) -> None:
     """``out["imp_vs_pai"]``: the trained method with a trajectory (IMP; the first in method order when
-    several) against the pruning-at-init methods, by accuracy, key metrics and mask overlap."""
+    several) against the pruning-at-init methods, by accuracy and key metrics (a table)."""
     trained = trajectory_trained(tk["method"])
     pai_methods = _pai_methods(tk)
     if not trained or not pai_methods:
         return
     ref = trained[0]
-    cmp_ = _mean_table(tk[tk["method"] == ref], tk[tk["method"].isin(pai_methods)], ref, list(tk.columns))
-    out["imp_vs_pai"] = cmp_
+    out["imp_vs_pai"] = _mean_table(tk[tk["method"] == ref], tk[tk["method"].isin(pai_methods)], ref, list(tk.columns))
     out["imp_vs_pai_method"] = ref
-    name, other = display_name(ref), "pruning at init"
-    big = cmp_.iloc[1:].assign(rel=lambda f: (f["difference"].abs() / f[[ref, other]].abs().max(axis=1).replace(0, np.nan)))
-    big = big.dropna(subset=["rel"]).sort_values("rel", ascending=False).head(3)
-    acc_row = cmp_.iloc[0]
-    say(f"{name} vs pruning at init ({', '.join(pai_methods)}): test accuracy "
-        f"{acc_row[ref]:.3f} vs {acc_row[other]:.3f} (mean over densities and seeds). "
-        "Largest structural differences: " + "; ".join(
-            f"{r.quantity} {r[ref]:.3g} vs {r[other]:.3g}" for _, r in big.iterrows()) + ".")
-    if not pairs.empty and "jaccard" in set(pairs["kind"]):
-        j = pairs[pairs["kind"] == "jaccard"].set_index("pair")["value"]
-        to_pai = [j[p] for p in j.index if ref in p.split(" ~ ") and any(m in p.split(" ~ ") for m in pai_methods)]
-        among = [j[p] for p in j.index if all(m in pai_methods for m in p.split(" ~ "))]
-        if to_pai and among:
-            say(f"{name}'s masks are at mean Jaccard distance {np.mean(to_pai):.3f} from the pruning-at-init masks, "
-                f"which are at {np.mean(among):.3f} from each other.")
 
 
 def _mean_table(ref_rows: pd.DataFrame, pai_rows: pd.DataFrame, ref: str, columns: list[str]) -> pd.DataFrame:
@@ -414,73 +250,28 @@ def _mean_table(ref_rows: pd.DataFrame, pai_rows: pd.DataFrame, ref: str, column
     return pd.DataFrame(rows)
 
 
-def _sibling_findings(out: dict[str, Any], dist: pd.DataFrame, siblings: pd.DataFrame | None, say: Any) -> None:
-    """The sibling noise floor and the "most alike" ranking relative to it (excess over siblings)."""
+def _sibling_findings(out: dict[str, Any], dist: pd.DataFrame, siblings: pd.DataFrame | None) -> None:
+    """``out["floor"]`` (the sibling noise floor) and, for the across-architecture table, the clipped
+    ``excess`` and its ranking (the report's excess is the ``siblings`` section's, unclipped, per kind)."""
     if siblings is None or siblings.empty:
         return
     out["floor"] = _alike.sibling_floor(siblings)
-    same = _alike.identical_sibling_methods(siblings)
-    if same:
-        say(f"Identical siblings: {', '.join(same)} gave the very same masks for every replicate (same initial "
-            "weights, other seeds for data order, pruning batches and random draws): "
-            + ("these methods draw" if len(same) > 1 else "the method draws") + " nothing at random given the "
-            "initialization, so the sibling floor is exactly 0 by construction, not a measured noise level.")
     ex = _alike.excess_table(dist, siblings)
     if ex.empty or not ex["excess"].notna().any():
         return
     out["excess"] = ex
     fam = ex.dropna(subset=["excess"]).assign(family=ex["kind"].map(_family)).groupby(["pair", "family"])["excess"].mean()
-    ranking = fam.groupby(level="pair").mean().sort_values()
-    out["excess_ranking"] = ranking
-    top = ranking.head(3)
-    say("Most alike relative to the sibling noise floor (excess over siblings, 0 = as alike as two runs of one "
-        "method from the same initialization, 1 = as different as the layer-shuffled null; mean over densities, "
-        "seeds and distance families): " + "; ".join(f"{p} ({v:.2f})" for p, v in top.items())
-        + f". Least alike: {ranking.index[-1]} ({ranking.iloc[-1]:.2f}).")
+    out["excess_ranking"] = fam.groupby(level="pair").mean().sort_values()
 
 
-def _functional_findings(out: dict[str, Any], dist: pd.DataFrame, say: Any) -> None:
-    """The function family (what trained tickets compute) and the structure -> function correlation."""
+def _functional_findings(out: dict[str, Any], dist: pd.DataFrame) -> None:
+    """``out["functional"]`` (what trained tickets compute) and, for the across-architecture table,
+    ``structure_function`` (the report's test is the ``structure_function`` section's)."""
     ft = _alike.functional_table(dist)
     if ft.empty:
         return
     out["functional"] = ft
-    if "agreement" in ft and len(ft) >= 1:
-        best, worst = ft["agreement"].idxmin(), ft["agreement"].idxmax()
-        extra = ""
-        if "cka" in ft:
-            extra = f"; by representations (1 - linear CKA) the closest pair is {ft['cka'].idxmin()} at {ft['cka'].min():.3f}"
-        least = f", the pair that agrees least {worst} ({ft.loc[worst, 'agreement']:.1%})" if len(ft) > 1 else ""
-        say(f"What the trained tickets compute (test split, no null: null tickets are not trained): the pair whose "
-            f"predictions agree most is {best} (they disagree on {ft.loc[best, 'agreement']:.1%} of test inputs)"
-            f"{least}{extra}.")
-    sf = _alike.structure_function(dist)
-    out["structure_function"] = sf
-    sentence = _alike.structure_function_sentence(sf)
-    if sentence:
-        say(sentence)
-
-
-def _consensus_blocks(store: Any, tk: pd.DataFrame, folder: Path) -> list[tuple[str, Any]]:
-    """Consensus across methods per (density, init seed): core sizes vs expectation, histogram, layers."""
-    ct = _alike.consensus_tables(store, tk)
-    if not ct:
-        return []
-    cores = ct["cores"]
-    mean = cores.groupby(level="density")[["tickets", "all", "expected_all", "core_k", "expected_k"]].mean()
-    sentence = "Consensus across methods (mean over init seeds): " + "; ".join(
-        f"at density {d:g}, {r['all']:.0f} weights are kept by all {r['tickets']:.0f} methods (expected "
-        f"{r['expected_all']:.1f} if their masks were independent within each layer) and {r['core_k']:.0f} by a "
-        f"majority (expected {r['expected_k']:.1f})" for d, r in mean.iterrows()) + "."
-    blocks: list[tuple[str, Any]] = [
-        ("h2", "Consensus across methods: weights kept by all / by a majority of the methods, per density and init "
-               "seed, against the exact expectation under independent layer-shuffled masks"),
-        ("p", sentence), ("table", cores),
-        ("h2", "Where the majority core sits, per layer (mean over init seeds)"), ("table", ct["layers"]),
-    ]
-    for p in _alike.consensus_figure(ct["histograms"], folder):
-        blocks.append(("img", (p, "Consensus: how many weights exactly j methods keep, observed vs expected")))
-    return blocks
+    out["structure_function"] = _alike.structure_function(dist)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -528,18 +319,18 @@ def build_report(
     per = _per_setting(tk, all_tk, dist, sib)
     blocks: list[tuple[str, Any]] = [("h1", f"graphtickets study: {getattr(study, 'name', out.name)}"), ("p", _QUESTION)]
     ctx = _sections.Context(out=out, tickets=all_tk, distances=dist, store=store, study=study)
-    if sections:
-        blocks += _sections.answer_blocks(sections, tests if tests is not None else _sections.collect_tests(sections),
-                                          ctx.figures)
+    section_blocks: list[tuple[str, Any]] = []
+    if sections:  # rendered first: the figures they draw are the Answer's summary figure
+        tests = tests if tests is not None else _sections.collect_tests(sections)
+        section_blocks = _sections.render_all(sections, ctx, tests)
+        blocks += _sections.answer_blocks(sections, tests, ctx.figures)
     if study is not None:
         blocks += [("h2", "Setup"), ("ul", _setup_lines(study, status, all_tk))]
     if per:
         blocks += _per_setting_blocks(out, per, setting_figures or {}, store)
     else:
         blocks += _findings_blocks(out, tk, all_tk, dist, findings(tk, dist, sib), figures, store)
-    if sections:
-        blocks += _sections.render_all(sections, ctx)
-    return blocks + _reproduce_blocks(out, config_path)
+    return blocks + section_blocks + _reproduce_blocks(out, config_path)
 
 
 _QUESTION = ("**Question.** What do sparse networks (lottery tickets) found by different methods on the "
@@ -659,49 +450,35 @@ def _findings_blocks(out: Path, tk: pd.DataFrame, all_tk: pd.DataFrame, dist: pd
     """The report's findings, tables and figures (``tk``: replicate 0; ``all_tk``: with siblings).
 
     ``fig_dir``: where the figures made here go (default ``out/figures``). One function per
-    section, in report order.
+    part, in report order; the accuracy intervals, sanity checks, excess over siblings, structure
+    -> function, consensus and effective masks are report sections (computed in the analysis stage).
     """
-    folder = fig_dir or out / "figures"
-    blocks: list[tuple[str, Any]] = [("h2", "Findings"), ("ul", f["sentences"])]
-    blocks += _accuracy_blocks(f, tk, all_tk)
+    blocks: list[tuple[str, Any]] = [("h2", "Findings")]
+    if f["sentences"]:
+        blocks.append(("ul", f["sentences"]))
+    blocks += _methods_blocks(f)
     blocks += _test_blocks(f)
     blocks += _alike_blocks(f, dist)
     blocks += _sibling_blocks(f)
-    blocks += _function_blocks(f, dist, folder)
-    if store is not None and not tk.empty:
-        blocks += _consensus_blocks(store, tk, folder)
-        blocks += _effective_blocks(store, tk)
+    blocks += _function_blocks(f)
     blocks += _cost_blocks(tk)
     return blocks + _figure_blocks(figures)
 
 
-def _accuracy_blocks(f: dict[str, Any], tk: pd.DataFrame, all_tk: pd.DataFrame) -> list[tuple[str, Any]]:
-    """The accuracy table (the dense row included) and, with two or more seeds, its bootstrap intervals."""
-    blocks: list[tuple[str, Any]] = []
-    if "accuracy" in f:
-        blocks += [("h2", "Test accuracy (mean over seeds; the dense row is the unpruned network)"),
-                   ("table", f["accuracy"].rename(columns=lambda c: f"d={c:g}"))]
-    if not tk.empty:
-        own_tk = all_tk[all_tk["variant"].fillna("") == ""] if "variant" in all_tk else all_tk
-        ci = _alike.accuracy_ci(own_tk)
-        if not ci.empty and own_tk["seed"].nunique() > 1:
-            blocks += [("h2", "Test accuracy: mean and 95% percentile-bootstrap interval over init seeds"),
-                       ("table", ci.reindex(method_order(ci.index)))]
-    return blocks
+def _methods_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The per-method table (what the finding sentences said; descriptive, no test)."""
+    m = f.get("methods")
+    if m is None or m.empty:
+        return []
+    return [("h3", "Per method and density (replicate 0, mean over init seeds; descriptive: the tested statements "
+                   "are in the Answer and the sections below; rank 1 = most accurate; closest: the method at the "
+                   "smallest mean Jaccard distance)"), ("table", m.set_index(["method", "density"]))]
 
 
 def _test_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The tests against the null, the sanity checks, and the trained method vs pruning at init."""
+    """The trained method vs pruning at init (the sanity checks are the section ``sanity``, the tests
+    against nulls the null ladder's section: :mod:`graphtickets.study.sections.ladder`)."""
     blocks: list[tuple[str, Any]] = []
-    if "null_tests" in f:
-        nt = f["null_tests"].sort_values(["q", "z"]).set_index(["pair", "kind"])
-        blocks += [("h2", f"Tests against the layer-shuffled null: Stouffer-combined z over densities and seeds, "
-                          f"Benjamini-Hochberg q over all {len(nt)} (pair, kind) tests "
-                          f"({int(nt['significant'].sum())} survive at FDR 0.05; the 30 smallest q shown)"),
-                   ("table", nt.head(30))]
-    if "sanity" in f:
-        blocks += [("h2", f"Sanity checks: ticket vs its ablation variants (paired by seed, {SANITY_LEVEL:.0%} t-interval)"),
-                   ("table", f["sanity"].set_index(["method", "density", "variant"]))]
     if "imp_vs_pai" in f:
         blocks += [("h2", f"{display_name(f['imp_vs_pai_method'])} vs pruning at init"),
                    ("table", f["imp_vs_pai"].set_index("quantity"))]
@@ -709,7 +486,7 @@ def _test_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _alike_blocks(f: dict[str, Any], dist: pd.DataFrame) -> list[tuple[str, Any]]:
-    """The most alike pairs per kind, with bootstrap intervals over init seeds where there are several."""
+    """The most alike pairs per kind, with t intervals over init seeds where there are several."""
     if "alike" not in f:
         return []
     rows = pd.concat([g.assign(kind=k) for k, g in f["alike"].items()])[
@@ -718,61 +495,28 @@ def _alike_blocks(f: dict[str, Any], dist: pd.DataFrame) -> list[tuple[str, Any]
     if not dci.empty and (dci["seeds"] > 1).any():
         rows = rows.merge(dci[["pair", "kind", "low", "high"]].rename(columns={"low": "ci_low", "high": "ci_high"}),
                           on=["pair", "kind"], how="left")
-    return [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% bootstrap "
-                   "interval over init seeds)"), ("table", rows.set_index("kind"))]
+    return [("h2", "Most alike pairs per distance kind (mean over densities and seeds; ci: 95% Student t interval "
+                   "over init seeds, df = seeds - 1, densities averaged within the seed first)"),
+            ("table", rows.set_index("kind"))]
 
 
 def _sibling_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The sibling noise floor and the excess over it per pair and kind."""
-    blocks: list[tuple[str, Any]] = []
-    if "floor" in f:
-        blocks += [("h2", "Sibling noise floor: distance between tickets of one method from the same initial weights "
-                          "with other stochastic seeds (mean over densities, seeds and sibling pairs; identical: "
-                          "sibling pairs with the very same masks)"),
-                   ("table", f["floor"].set_index(["method", "kind"]))]
-    if "excess" in f:
-        blocks += [("h2", "Excess over siblings per pair and kind: (d - floor) / (null - floor), floor = mean of the "
-                          "two methods' sibling distances, clipped to [0, 1] (0 = as alike as siblings, 1 = as "
-                          "different as the layer-shuffled null; mean over densities and seeds)"),
-                   ("table", f["excess"].sort_values(["kind", "excess"]).set_index(["kind", "pair"]))]
-    return blocks
-
-
-def _function_blocks(f: dict[str, Any], dist: pd.DataFrame, folder: Path) -> list[tuple[str, Any]]:
-    """What the trained tickets compute, and whether structure predicts it (with its figure, made in ``folder``)."""
-    blocks: list[tuple[str, Any]] = []
-    if "functional" in f:
-        blocks += [("h2", "What trained tickets compute: functional distances (mean over densities and seeds; "
-                          "agreement = fraction of test inputs predicted differently, agreement_kappa = 1 - Cohen's "
-                          "kappa, error_consistency = 1 - Geirhos' kappa of the errors, cka = 1 - linear CKA of the "
-                          "hidden representations)"),
-                   ("table", f["functional"])]
-    if "structure_function" in f and not f["structure_function"].empty:
-        blocks += [("h2", "Does structure predict function? (Spearman rho across all pairs, within-group "
-                          "permutation p, Benjamini-Hochberg q)"),
-                   ("table", f["structure_function"].set_index(["structure", "function"]))]
-        for p in _alike.structure_function_figure(dist, folder, f["structure_function"]):
-            blocks.append(("img", (p, "Structure vs function: every functional distance against every structural one, "
-                                      "one dot per pair of tickets")))
-    return blocks
-
-
-def _effective_blocks(store: Any, tk: pd.DataFrame) -> list[tuple[str, Any]]:
-    """Distances on the effective masks (weights on no input-output path removed) where they differ from plain."""
-    eff = _alike.effective_table(store, tk)
-    if eff.empty:
+    """The sibling noise floor (the excess over it: section ``siblings``)."""
+    if "floor" not in f:
         return []
-    differ = eff[eff["difference"].abs() > 1e-12]
-    note = (f"{len(differ)} of {len(eff)} (pair, kind) mean distances change when the weights on no "
-            "input-output path are removed (shown); the others are equal." if len(differ) else
-            f"All {len(eff)} (pair, kind) mean distances are the same on the effective masks: no ticket "
-            "keeps weights off every input-output path that another removes.")
-    blocks: list[tuple[str, Any]] = [
-        ("h2", "Effective-mask distances (weights on no input-output path removed) vs plain, mean over "
-               "densities and seeds"), ("p", note)]
-    if len(differ):
-        blocks.append(("table", differ.set_index(["pair", "kind"])))
-    return blocks
+    return [("h2", "Sibling noise floor: distance between tickets of one method from the same initial weights "
+                   "with other stochastic seeds (mean over densities, seeds and sibling pairs; identical: "
+                   "sibling pairs with the very same masks)"), ("table", f["floor"].set_index(["method", "kind"]))]
+
+
+def _function_blocks(f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What the trained tickets compute (whether structure predicts it: section ``structure_function``)."""
+    if "functional" not in f:
+        return []
+    return [("h2", "What trained tickets compute: functional distances (mean over densities and seeds; "
+                   "agreement = fraction of test inputs predicted differently, agreement_kappa = 1 - Cohen's "
+                   "kappa, error_consistency = 1 - Geirhos' kappa of the errors, cka = 1 - linear CKA of the "
+                   "hidden representations)"), ("table", f["functional"])]
 
 
 def _cost_blocks(tk: pd.DataFrame) -> list[tuple[str, Any]]:

@@ -2,7 +2,8 @@
 
 :func:`run` is what ``graphtickets run`` calls. It is resumable: finished cells and
 comparison groups already in the store are skipped, failed cells are retried. It runs, in
-order, the comparisons (:mod:`~graphtickets.study.comparisons`), the tables
+order, the comparisons (:mod:`~graphtickets.study.comparisons`), the stability step
+(:mod:`~graphtickets.study.stability`, with ``analysis.stability``), the tables
 (:mod:`~graphtickets.study.tabular`) and the report (:mod:`~graphtickets.study.report`), and rebuilds only what
 changed (:func:`report_inputs`).
 """
@@ -28,7 +29,7 @@ from graphtickets.study import sections
 from graphtickets.study.cell import (
     CellOutcome,
     run_cells_batched_safe,
-    run_trajectory_safe,
+    run_trajectories_together_safe,
     train_key,
 )
 from graphtickets.study.comparisons import analyze
@@ -43,6 +44,7 @@ from graphtickets.study.executors import make_executor, priority
 from graphtickets.study.grid import Cell, expand, trajectories
 from graphtickets.study.progress import Progress
 from graphtickets.study.spec import Derived, FromSource
+from graphtickets.study.stability import check_stability, run_stability
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
 
@@ -202,8 +204,10 @@ def run(
         ablation, at one density and seed) together, as one batched model, where
         :func:`~graphtickets.training.batched.can_batch` allows it (plain MLPs), each cell
         alone where not (:func:`~graphtickets.study.cell.run_cells_batched_safe`; results
-        equal one-by-one training to float32 rounding). False: every cell alone. Not part
-        of the cell ids.
+        equal one-by-one training to float32 rounding); the IMP trajectories of one
+        architecture that differ only in seed and replicate train together too
+        (:func:`~graphtickets.pruning.imp_trajectory_many`). False: every cell and every
+        trajectory alone. Not part of the cell ids.
 
     Returns
     -------
@@ -229,6 +233,7 @@ def run(
     if workers is None:  # every usable core on a CPU; one process drives an accelerator
         workers = min(default_workers(), LIMITS["workers"]) if study.device == "cpu" else 1
     check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
+    check_stability(study)
     _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)
@@ -253,6 +258,7 @@ def run(
             if todo:
                 ran, failed = _run_cells(store, study, cells, todo, lazy, progress, errors, resume, batched)
             analyze(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
+            run_stability(store, study, cells, resume=resume, executor=lazy.get, progress=progress)
         finally:
             lazy.close()
         tk, dist = tables(store, cells)
@@ -283,8 +289,26 @@ def run(
 
 
 # ---------------------------------------------------------------------------- units of work
-def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resume: bool = True) -> dict[str, str]:
-    """Run the trajectories the ``todo`` cells need that the store lacks; ``{id: error}`` of failed ones."""
+def _trajectory_jobs(units: Mapping[str, Any], together: bool) -> list[tuple[str, list[str]]]:
+    """The trajectory jobs: ``(key, [trajectory ids])``; with ``together``, the trajectories that
+    differ only in seed and replicate (one method, model, data, densities) are one job."""
+    if not together:
+        return [(tid, [tid]) for tid in units]
+    groups: dict[str, list[str]] = {}
+    for tid, t in units.items():
+        cfg = {k: v for k, v in t.spec.config().items() if k not in ("seed", "replicate")}
+        groups.setdefault(json.dumps(cfg, sort_keys=True, default=str), []).append(tid)
+    return [(ids[0], ids) for ids in groups.values()]
+
+
+def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resume: bool = True,
+                      together: bool = False) -> dict[str, str]:
+    """Run the trajectories the ``todo`` cells need that the store lacks; ``{id: error}`` of failed ones.
+
+    With ``together``, the trajectories of one method and architecture that differ only in seed
+    and replicate run as one job (:func:`~graphtickets.study.cell.run_trajectories_together_safe`:
+    IMP's rounds of all of them trained together), else each alone.
+    """
     import functools
 
     done = store.trajectory_done_ids() if resume else set()
@@ -293,19 +317,25 @@ def _run_trajectories(store: Store, todo: list[Cell], lazy: _LazyExecutor, resum
     if not units:
         return failed
     ex = lazy.get()
-    log.info("running %d trajectories (one run serves every density) with %s", len(units), ex.description)
-    fn = functools.partial(run_trajectory_safe, **ex.kw)
-    for tid, outcome, err in ex.calls(fn, [(t.id, (t.spec, t.id)) for t in units.values()]):
-        t = units[tid]
-        if err is None and outcome is not None and outcome.ok:
-            store.record_trajectory(t, outcome.tickets, seconds=outcome.seconds)
-            log.info("trajectory %s [%s] done in %.1fs: densities %s", t.label, t.id, outcome.seconds,
-                     ", ".join(f"{tk.density:.4g}" for tk in outcome.tickets.values()))
-        else:
-            error = err or (outcome.error if outcome is not None else None) or "unknown error"
-            store.record_trajectory_failed(t, error, seconds=getattr(outcome, "seconds", 0.0) or 0.0)
-            failed[tid] = error.strip().splitlines()[-1]
-            log.error("FAILED trajectory %s [%s]:\n%s", t.label, t.id, error)
+    jobs = _trajectory_jobs(units, together)
+    log.info("running %d trajectories as %d jobs (one run serves every density) with %s", len(units), len(jobs),
+             ex.description)
+    fn = functools.partial(run_trajectories_together_safe, **ex.kw)
+    members = dict(jobs)
+    calls = [(key, ([units[i].spec for i in ids], ids)) for key, ids in jobs]
+    for key, outcomes, err in ex.calls(fn, calls):
+        for i, tid in enumerate(members[key]):
+            t, outcome = units[tid], (outcomes[i] if err is None and outcomes else None)
+            if outcome is not None and outcome.ok:
+                store.record_trajectory(t, outcome.tickets, seconds=outcome.seconds)
+                log.info("trajectory %s [%s] done in %.1fs%s: densities %s", t.label, t.id, outcome.seconds,
+                         f" (with {len(members[key]) - 1} others)" if len(members[key]) > 1 else "",
+                         ", ".join(f"{tk.density:.4g}" for tk in outcome.tickets.values()))
+            else:
+                error = err or (outcome.error if outcome is not None else None) or "unknown error"
+                store.record_trajectory_failed(t, error, seconds=getattr(outcome, "seconds", 0.0) or 0.0)
+                failed[tid] = error.strip().splitlines()[-1]
+                log.error("FAILED trajectory %s [%s]:\n%s", t.label, t.id, error)
     return failed
 
 
@@ -357,7 +387,7 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
     ran = failed = 0
     bar = Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
     try:
-        t_failed = _run_trajectories(store, todo, lazy, resume)
+        t_failed = _run_trajectories(store, todo, lazy, resume, together=batched)
         later = {c.id for c in todo if isinstance(c.spec.ticket, Derived)}
         for phase in ([c for c in todo if not c.variant and c.id not in later],
                       [c for c in todo if not c.variant and c.id in later], [c for c in todo if c.variant]):

@@ -40,9 +40,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import MethodResult, register_method
+from graphtickets.pruning.core import MethodResult, register_method, training_rules
 from graphtickets.pruning.sparse_training.common import (
+    DISTRIBUTIONS,
     SparseOptions,
     check_fraction,
     counts_of,
@@ -131,6 +133,7 @@ class _SetHook:
               "connectivity (Nature Communications)",
     options=SparseOptions,
     extras=sparse_extras,
+    constraints={**training_rules(), "distribution": Rule.choice(*DISTRIBUTIONS)},
 )
 def set_method(
     model: nn.Module,
@@ -179,6 +182,12 @@ def set_method(
     """
     zeta = check_fraction("zeta", zeta)
     opts = SparseOptions(**options)
+    if isinstance(opts.epochs, int) and not isinstance(opts.epochs, bool) and opts.epochs == 1:
+        raise GraphticketsError(
+            "set evolves its topology after every epoch but the last: with epochs=1 no update would happen "
+            "(the ticket would be its random Erdős–Rényi start); use epochs in [2, ...] (or smart_ratio/random for "
+            "a random ticket)"
+        )
     data, _ = prepared(data, "set", opts)
     per_epoch = steps_per_epoch(data)
     masks, dens = random_mask(model, density, distribution, torch.Generator().manual_seed(seed),

@@ -39,7 +39,7 @@ from torch import nn
 
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.baselines import exact_counts
-from graphtickets.pruning.core import MethodResult, register_method, resolve_params
+from graphtickets.pruning.core import MethodResult, register_method, resolve_params, training_rules
 from graphtickets.pruning.select import select_topk
 from graphtickets.pruning.sparse_training.common import (
     SparseOptions,
@@ -108,6 +108,7 @@ class _GmpHook:
     reference="Zhu & Gupta 2017, To prune, or not to prune (arXiv:1710.01878; ICLR 2018 workshop)",
     options=SparseOptions,
     extras=sparse_extras,
+    constraints=training_rules(),
 )
 def gmp(
     model: nn.Module,

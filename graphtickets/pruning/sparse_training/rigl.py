@@ -45,9 +45,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.core import MethodResult, register_method
+from graphtickets.pruning.core import MethodResult, register_method, training_rules
 from graphtickets.pruning.sparse_training.common import (
+    DISTRIBUTIONS,
     SparseOptions,
     check_fraction,
     counts_of,
@@ -152,6 +154,7 @@ class _RigLHook:
     reference="Evci et al. 2020, Rigging the Lottery: Making All Tickets Winners (ICML)",
     options=SparseOptions,
     extras=sparse_extras,
+    constraints={**training_rules(), "distribution": Rule.choice(*DISTRIBUTIONS)},
 )
 def rigl(
     model: nn.Module,

@@ -59,7 +59,8 @@ FDR = 0.05
 MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
-MODULES: list[str] = ["prior"]
+MODULES: list[str] = ["ladder", "accuracy", "sparse_training", "sanity", "siblings", "structure_function",
+                      "consensus", "stability", "effective", "prior"]
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,20 @@ def answer_blocks(tables: Mapping[str, Mapping[str, pd.DataFrame]], tests: pd.Da
     return blocks
 
 
-def render_all(tables: Mapping[str, Mapping[str, pd.DataFrame]], ctx: Context) -> list[Block]:
-    """Every section's blocks, in report order."""
+def render_all(tables: Mapping[str, Mapping[str, pd.DataFrame]], ctx: Context,
+               tests: pd.DataFrame | None = None) -> list[Block]:
+    """Every section's blocks, in report order.
+
+    With ``tests`` (:func:`collect_tests`: every section's tests with the global ``q``), each
+    section's ``tests`` table is handed to its ``render`` as its rows of ``tests`` (with ``q`` and
+    ``significant``), so a verdict it prints is the report's corrected one.
+    """
     sections = load()
     blocks: list[Block] = []
     for name, tabs in tables.items():
+        if tests is not None and "tests" in tabs and "section" in tests:
+            own = [c for c in tabs["tests"].columns if c in tests and c not in ("q", "significant")]
+            mine = tests.loc[tests["section"] == name, [*own, "q", "significant"]].reset_index(drop=True)  # its columns only
+            tabs = {**tabs, "tests": mine}
         blocks += sections[name].render(tabs, ctx)
     return blocks
