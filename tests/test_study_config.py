@@ -143,7 +143,7 @@ def test_every_bundled_study_validates() -> None:
         study = load_config(f)
         assert expand(study) and expand(study.apply_quick())
     # the packaged studies equal the benchmark ones (`graphtickets run mnist1d_full` finds the bundled copy)
-    for name in ("default", "mnist1d_full"):
+    for name in ("default", "mnist1d_full", "structure"):
         assert (default_config_path().parent / f"{name}.yaml").read_text() == (root / f"{name}.yaml").read_text()
     assert load_config("mnist1d_full").name == "mnist1d_full"
 

@@ -22,6 +22,7 @@ from graphtickets.study.spec import (
     TICKET_SOURCES,
     CellSpec,
     Dense,
+    Derived,
     FromSource,
     FromTrajectory,
     Imported,
@@ -78,20 +79,26 @@ def test_each_ticket_source_kind_appears_where_the_config_says(tmp_path: Path) -
     study = load_config({
         "name": "kinds", "datasets": ["digits"], "models": [{"name": "mlp", "widths": [8]}], "densities": [0.5],
         "methods": {"random": {}, "imp": {"epochs": 1}, "elastic": {"source": {"method": "snip", "model": {"widths": [8, 8]}}},
-                    "other": {"import": {"files": str(tmp_path / "t_d{density}_s{seed}.npz"), "kind": "masks"}}},
+                    "other": {"import": {"files": str(tmp_path / "t_d{density}_s{seed}.npz"), "kind": "masks"}},
+                    "consensus": {"built_from": "same_init"}},
         "ablations": ["shuffle"], "replicates": 2,
     })
     cells = expand(study)
     kinds = {c.method: type(c.spec.ticket) for c in cells if c.replicate == 0}
     assert kinds == {"random": Own, "imp": FromTrajectory, "elastic": FromSource, "other": Imported, "dense": Dense,
                      "random+shuffle": Own, "imp+shuffle": FromTrajectory, "elastic+shuffle": FromSource,
-                     "other+shuffle": Imported}
+                     "other+shuffle": Imported, "consensus": Derived, "consensus+shuffle": Derived}
     assert set(kinds.values()) == set(TICKET_SOURCES)
     for c in cells:
         assert CellSpec.from_config(c.config) == c.spec and cell_id(c.spec.config()) == c.id
     other = next(c for c in cells if c.method == "other")
     assert isinstance(other.spec.ticket, Imported) and other.spec.ticket.path(0.5, 0).endswith("t_d0.5_s0.npz")
     # a sibling is its cell plus the replicate; an ablation its cell plus the kind
+    # a derived cell names its sources: the non-baseline methods' cells of its density and seed
+    cons = next(c for c in cells if c.method == "consensus" and c.replicate == 0)
+    by_id = {c.id: c for c in cells}
+    assert isinstance(cons.spec.ticket, Derived) and not cons.spec.ticket.held_out
+    assert sorted(by_id[i].method for i in cons.spec.ticket.sources) == ["elastic", "imp", "other"]
     snip_src = next(c for c in cells if c.method == "elastic" and c.replicate == 1)
     assert snip_src.config["replicate"] == 1 and snip_src.spec.trajectory() is None  # snip has no trajectory
 

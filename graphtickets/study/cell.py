@@ -31,6 +31,7 @@ from graphtickets.study.spec import (
     DENSE,
     CellSpec,
     Dense,
+    Derived,
     FromSource,
     FromTrajectory,
     Imported,
@@ -432,6 +433,26 @@ def _transformed_ticket(f: _Finding, source: FromSource) -> tuple[Ticket, dict[s
     return ticket, extras
 
 
+def _derived_ticket(f: _Finding, source: Derived) -> tuple[Ticket, dict[str, Any]]:
+    """A derived method's ticket, built from its source cells' tickets (``given["sources"]``, in the
+    order of ``source.sources``; the driver loads them from the store after their cells finished)."""
+    from graphtickets.pruning import init_seed
+
+    sources: Any = f.given.get("sources")  # a list of tickets (given maps names to tickets or lists)
+    if sources is None or len(sources) != len(source.sources):
+        raise GraphticketsError(
+            f"the derived cell {f.spec.method.name} d={f.spec.density:g} s={f.spec.seed} is built from the tickets of "
+            f"{len(source.sources)} other cells; pass them as given={{'sources': [...]}} (the study runner does, "
+            f"after those cells finished)"
+        )
+    ticket = _find(f.ctx, f.model, f.spec.method, float(f.spec.density), sources=list(sources),
+                   held_out=bool(source.held_out))
+    ticket.meta["source_cells"] = list(source.sources)
+    return ticket, {"derived": {"held_out": bool(source.held_out), "source_cells": list(source.sources),
+                                "source_methods": sorted({t.method for t in sources}),
+                                "source_seeds": sorted({s for t in sources if (s := init_seed(t)) is not None})}}
+
+
 def _dense_ticket(f: _Finding, source: Dense) -> tuple[Ticket, dict[str, Any]]:
     """The reference: the dense network (every weight kept), trained like every ticket."""
     from graphtickets import pruning
@@ -445,7 +466,7 @@ def _dense_ticket(f: _Finding, source: Dense) -> tuple[Ticket, dict[str, Any]]:
 #: How a cell's ticket is found, by the kind of its ticket source (one finder per kind).
 FINDERS: dict[type, Callable[[_Finding, Any], tuple[Ticket, dict[str, Any]]]] = {
     Own: _own_ticket, FromTrajectory: _trajectory_ticket, Imported: _imported_ticket, FromSource: _transformed_ticket,
-    Dense: _dense_ticket,
+    Derived: _derived_ticket, Dense: _dense_ticket,
 }
 
 
@@ -689,8 +710,9 @@ def run_cell(
         Allow fetching missing dataset files.
     given : dict, optional
         Tickets found before, by the driver's store: ``"ticket"`` (the cell's ticket from its
-        trajectory, or the method's ticket an ablation varies) and ``"source"`` (an elastic
-        cell's source ticket from its trajectory). Without them the cell finds them itself
+        trajectory, or the method's ticket an ablation varies), ``"source"`` (an elastic
+        cell's source ticket from its trajectory) and ``"sources"`` (a derived cell's source
+        tickets, required: a derived cell does not find them itself). Without them the cell finds them itself
         (same result, more work).
 
     Returns

@@ -29,6 +29,14 @@ rounds) and ``model: {...}`` (the method runs on a variant of the study model th
 prunable weights, e.g. ``batchnorm: true`` for Early-Bird); ``train.schedule``; ``replicates: R``
 (R sibling tickets per method, density and init seed: the same initial weights, other seeds for
 data order, pruning batches and random draws; the noise floor of the comparisons).
+
+Derived methods (family ``derived``: consensus, profile, degrees, local, relational) are built
+from the study's other methods' tickets (every method but the baselines and the derived ones)
+of the same dataset, model and density: at each seed a same-init cell (the tickets of that
+seed) and a held-out cell (``<method>:held_out``: the tickets of every other seed only);
+``built_from: same_init`` or ``held_out`` keeps one of the two (default ``both``)::
+
+    methods: {random: {}, snip: {}, synflow: {}, consensus: {}, profile: {built_from: held_out}}
 """
 
 from __future__ import annotations
@@ -67,6 +75,8 @@ __all__ = [
     "load_config",
     "default_config_path",
     "STUDY_SUPPLIED",
+    "BUILT_FROM",
+    "derived_sources",
     "check_device",
     "LIMITS",
     "MAX_SEED",
@@ -82,7 +92,11 @@ __all__ = [
 
 
 #: Method hyperparameters the study supplies itself (a config may not set them).
-STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed")
+STUDY_SUPPLIED = ("data", "eval_data", "device", "source", "source_model", "dataset", "density", "seed", "sources",
+                  "held_out")
+
+#: Which tickets a derived method's cells are built from (``methods.<name>.built_from``).
+BUILT_FROM = ("both", "same_init", "held_out")
 
 
 #: Size bounds and the seed range are the rules module's (one home: graphtickets/_rules.py).
@@ -408,6 +422,11 @@ class MethodConfig(_Strict):
                     "(epochs, optimizer, lr, momentum, weight_decay, schedule; unless set here) and training "
                     "batches of train.batch_size",
     )
+    built_from: str = Field(
+        default="both", pattern="^(both|same_init|held_out)$",
+        description="derived methods only: build each ticket from the study's methods' tickets of the same init "
+                    "(same_init), of the other seeds only (held_out: table name <method>:held_out), or both",
+    )
 
 
 class TrainConfig(_Strict):
@@ -676,7 +695,7 @@ def merge_method(m: MethodConfig, over: Mapping[str, Any]) -> MethodConfig:
     """
     data = m.model_dump()
     body = dict(over)
-    for key in ("model", "regime"):
+    for key in ("model", "regime", "built_from"):
         if key in body:
             data[key] = body.pop(key)
     if "source" in body:
@@ -769,6 +788,14 @@ def _same_prunable(where: str, name: str, kwargs: Mapping[str, Any], override: M
         )
 
 
+def derived_sources(methods: list[MethodConfig]) -> list[MethodConfig]:
+    """The methods whose tickets a derived method is built from: every one but baselines, derived
+    methods (and the dense reference, which is not a method entry); imported tickets count."""
+    from graphtickets.pruning import METHODS
+
+    return [m for m in methods if m.imported is not None or METHODS[m.name].family not in ("baseline", "derived")]
+
+
 def _check_densities(v: list[float]) -> list[float]:
     if not v:
         raise ValueError("give at least one density, e.g. densities: [0.2, 0.05]")
@@ -787,6 +814,7 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
 
     Imported methods pass unchecked here (:meth:`StudyConfig._check_imports` checks them).
     """
+    import graphtickets.graphs  # noqa: F401  (registers the derived method relational)
     from graphtickets.pruning import METHODS
 
     if m.imported is not None:
@@ -815,6 +843,9 @@ def _check_method(where: str, m: MethodConfig, train: TrainConfig, *, allow_larg
             )
     elif m.source is not None:
         raise ValueError(f"{where}.source: only transform methods (elastic) take a source; remove it")
+    if m.built_from != "both" and METHODS[m.name].family != "derived":
+        raise ValueError(f"{where}.built_from: only derived methods (family derived: "
+                         f"{', '.join(sorted(k for k, s in METHODS.items() if s.family == 'derived'))}) take it; remove it")
     _check_hparam_types(where, m.hparams, known, _numeric_ok(m.name))
     check_hparam_values(where, m.name, m.hparams, allow_large=allow_large)
     if m.source is not None and m.source.method in METHODS:
@@ -946,7 +977,10 @@ class StudyConfig(_Strict):
                 regime = body.pop("regime", None)
                 model = body.pop("model", None)
                 imported = body.pop("import", body.pop("imported", None))
+                built_from = body.pop("built_from", None)
                 entry: dict[str, Any] = {"name": name, "hparams": body}
+                if built_from is not None:
+                    entry["built_from"] = built_from
                 if imported is not None:
                     entry["imported"] = imported
                 if source is not None:
@@ -1110,6 +1144,34 @@ class StudyConfig(_Strict):
                     raise ValueError(f"{exc}{hint}") from None
             for ds in self.datasets:
                 _try_build(where, mc.name, mc.kwargs(), ds.name, allow_large=self.allow_large)
+        return self
+
+    @model_validator(mode="after")
+    def _check_derived(self) -> StudyConfig:
+        """A derived method needs two source methods on its model, and held-out tickets two seeds."""
+        from graphtickets.pruning import METHODS
+
+        for i, mc in enumerate(self.models):
+            methods = self.methods_for(mc)
+            derived = [m for m in methods if m.imported is None and METHODS[m.name].family == "derived"]
+            if not derived:
+                continue
+            names = ", ".join(m.name for m in derived)
+            where = f"models[{i}] ({mc.name})" if len(self.models) > 1 else "methods"
+            sources = derived_sources(methods)
+            if len(sources) < 2:
+                have = f"only {sources[0].name}" if sources else "none"
+                raise ValueError(
+                    f"{where}: the derived methods {names} are built from the tickets of the study's other methods "
+                    f"(not baselines, not derived) and need at least two of them; this study has {have}: add methods "
+                    f"that find tickets, e.g. snip and synflow"
+                )
+            held = [m.name for m in derived if m.built_from in ("both", "held_out")]
+            if held and len(self.seeds) < 2:
+                raise ValueError(
+                    f"methods.{held[0]}: held-out tickets are built from the other seeds' tickets, and this study "
+                    f"has one seed ({self.seeds[0]}); give two or more seeds, or built_from: same_init"
+                )
         return self
 
     def _model_train(self, where: str, mc: ModelConfig) -> TrainConfig:

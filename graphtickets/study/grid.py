@@ -25,6 +25,7 @@ from graphtickets.study.spec import (
     TRAJECTORY_FORMAT,
     CellSpec,
     Dense,
+    Derived,
     FromSource,
     FromTrajectory,
     Imported,
@@ -36,6 +37,7 @@ from graphtickets.study.spec import (
     TicketSource,
     TrainSpec,
     TrajectorySpec,
+    derived_label,
 )
 
 __all__ = [
@@ -104,8 +106,10 @@ class Cell:
 
     @property
     def method(self) -> str:
-        """The method's name in tables (``snip+shuffle`` for an ablation of ``snip``)."""
-        return variant_label(self.spec.method.name, self.variant)
+        """The method's name in tables (``snip+shuffle`` for an ablation of ``snip``; a held-out
+        derived ticket's ``consensus:held_out``, :func:`~graphtickets.study.spec.derived_label`)."""
+        held = isinstance(self.spec.ticket, Derived) and self.spec.ticket.held_out
+        return variant_label(derived_label(self.spec.method.name, held), self.variant)
 
     @property
     def density(self) -> float:
@@ -364,6 +368,40 @@ def _method_of(m: Any, study: StudyConfig, train: TrainConfig, densities: tuple[
     return method, (FromTrajectory(trajectory) if trajectory is not None else Own())
 
 
+def _is_derived(m: Any) -> bool:
+    """Whether a method entry is a derived method (built from the other methods' tickets)."""
+    from graphtickets.pruning import METHODS
+
+    return m.imported is None and m.name in METHODS and METHODS[m.name].family == "derived"
+
+
+def _derived_cells(study: StudyConfig, entries: list[Any], found: list[Cell], cell: Any) -> list[Cell]:
+    """The cells of the derived methods of one dataset and model, built from the ``found`` cells.
+
+    At each density and seed, a derived method's same-init cell takes the tickets of the source
+    methods (:func:`~graphtickets.study.config.derived_sources`) at that density and seed; its
+    held-out cell those at that density and every *other* seed (``built_from`` says which cells
+    the method has). The source cells' ids enter the cell's config (:class:`Derived`).
+    """
+    from graphtickets.study.config import derived_sources
+
+    derived = [m for m in entries if _is_derived(m)]
+    if not derived:
+        return []
+    names = {m.name for m in derived_sources(entries)}
+    pool = [c for c in found if c.base_method in names]
+    out = []
+    for density in study.densities:
+        for seed in study.seeds:
+            for m in derived:
+                call = MethodCall(name=m.name, hparams=_plain(m.hparams), model=_plain(m.model))
+                for held in {"both": (False, True), "same_init": (False,), "held_out": (True,)}[m.built_from]:
+                    ids = sorted(c.id for c in pool if c.density == float(density) and (c.seed != int(seed)) == held)
+                    out.append(Cell(cell(method=call, ticket=Derived(tuple(ids), held), density=float(density),
+                                         seed=int(seed))))
+    return out
+
+
 def siblings(cells: list[Cell], replicates: int) -> list[Cell]:
     """The sibling cells of ``cells`` (replicates 1..R-1 of each; none for R = 1).
 
@@ -409,11 +447,14 @@ def expand(study: StudyConfig) -> list[Cell]:
             # a model's own settings (models[i].methods / .train) replace the study's for its cells only
             model_train = study.train_for(mc)
             train = TrainSpec.from_config(model_train.fields())
-            methods = [_method_of(m, study, model_train, densities) for m in study.methods_for(mc)]
+            entries = study.methods_for(mc)
+            finders = [m for m in entries if not _is_derived(m)]
+            methods = [_method_of(m, study, model_train, densities) for m in finders]
             cell = functools.partial(CellSpec, data=TaskSpec(ds.name), model=ModelSpec(mc.name, _plain(mc.kwargs())),
                                      train=train, prune_data=pdata)
             base_cells = [Cell(cell(method=method, ticket=ticket, density=float(density), seed=int(seed)))
                           for density in study.densities for seed in study.seeds for method, ticket in methods]
+            base_cells += _derived_cells(study, entries, base_cells, cell)
             cells += base_cells
             cells += siblings(base_cells, study.replicates)
             for kind in study.ablations:  # the sanity checks of replicate 0's tickets (siblings are not varied)

@@ -22,12 +22,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from graphtickets.study.config import DENSE
+from graphtickets.study.spec import HELD_OUT
 
 __all__ = ["AT_INIT", "FAMILY_ORDER", "REFERENCE", "method_order", "kind_of", "family_of", "at_init",
            "trajectory_trained", "random_baseline", "display_name"]
 
 #: Order of the method families in tables and figures (``MethodSpec.family``).
-FAMILY_ORDER = ("baseline", "at init", "trained", "transform")
+FAMILY_ORDER = ("baseline", "at init", "trained", "transform", "derived")
 #: The family of the pruning-at-init methods (``MethodSpec.family``).
 AT_INIT = "at init"
 #: The kind and family of the dense reference cells in the tables.
@@ -36,6 +37,7 @@ REFERENCE = "reference"
 
 def _spec(name: str) -> Any:
     """The registered spec of ``name``, or None (the dense reference, an imported method, an ablation label)."""
+    import graphtickets.graphs  # noqa: F401  (registers the derived method relational)
     from graphtickets.pruning import METHODS
 
     return METHODS.get(name)
@@ -54,20 +56,22 @@ def family_of(name: str) -> str:
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
-    """Methods in a fixed order: by family (baselines, at init, trained, transforms), then registration.
+    """Methods in a fixed order: by family (baselines, at init, trained, transforms, derived), then registration.
 
-    An ablation variant (``snip+shuffle``) follows its method.
+    An ablation variant (``snip+shuffle``) follows its method; a held-out derived ticket
+    (``consensus:held_out``) follows the same-init one.
     """
     from graphtickets.pruning import METHODS
 
     ms = list(dict.fromkeys(methods))
     names = list(METHODS)
 
-    def key(m: str) -> tuple[int, int, str, str]:
-        base, _, variant = str(m).partition("+")
+    def key(m: str) -> tuple[int, int, str, bool, str]:
+        label, _, variant = str(m).partition("+")
+        base = label.removesuffix(HELD_OUT)
         spec = METHODS.get(base)
         fam = FAMILY_ORDER.index(spec.family) if spec is not None and spec.family in FAMILY_ORDER else len(FAMILY_ORDER)
-        return (fam, names.index(base) if base in names else len(names), base, variant)
+        return (fam, names.index(base) if base in names else len(names), base, label != base, variant)
 
     return sorted(ms, key=key)
 

@@ -43,7 +43,7 @@ from graphtickets.study.config import (
 from graphtickets.study.executors import make_executor, priority
 from graphtickets.study.grid import Cell, expand, trajectories
 from graphtickets.study.progress import Progress
-from graphtickets.study.spec import FromSource
+from graphtickets.study.spec import Derived, FromSource
 from graphtickets.study.stability import check_stability, run_stability
 from graphtickets.study.store import Store, folder_lock
 from graphtickets.study.tabular import sibling_table, tables, write_tables
@@ -343,13 +343,21 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
     """Tickets found before, per cell (``given``), and the cells that cannot run (``{id: why}``).
 
     A trajectory cell gets its trajectory's ticket at its density (``source`` for a
-    transform); an ablation cell gets its method cell's ticket.
+    transform); an ablation cell gets its method cell's ticket; a derived cell its source
+    cells' tickets (``sources``, in the order of its config).
     """
     inputs: dict[str, dict[str, Any]] = {}
     blocked: dict[str, str] = {}
     done = store.done_ids()
     loaded: dict[str, dict[float, Any]] = {}
     for c in cells:
+        if isinstance(c.spec.ticket, Derived) and c.base is None:
+            missing = [i for i in c.spec.ticket.sources if i not in done]
+            if missing:
+                blocked[c.id] = f"{len(missing)} of the {len(c.spec.ticket.sources)} cells it is built from did not finish"
+            else:
+                inputs[c.id] = {"sources": [store.load_ticket(i) for i in c.spec.ticket.sources]}
+            continue
         if c.base is not None:  # an ablation or a transfer cell: the ticket of the cell that found it
             if c.base in done:
                 inputs[c.id] = {"ticket": store.load_ticket(str(c.base))}
@@ -371,7 +379,8 @@ def _inputs(store: Store, cells: list[Cell], failed: Mapping[str, str]) -> tuple
 
 def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[Cell], lazy: _LazyExecutor,
                progress: bool, errors: dict[str, str], resume: bool = True, batched: bool = False) -> tuple[int, int]:
-    """Trajectories, then the method cells, then the ablation and transfer cells; ``(ran, failed)``.
+    """Trajectories, then the method cells, then the derived cells (built from the method cells'
+    tickets), then the ablation and transfer cells; ``(ran, failed)``.
 
     Every unit is written to the store as it finishes (a trajectory's tickets, a cell's
     ticket and row), so a run killed at any point resumes where it stopped.
@@ -380,7 +389,9 @@ def _run_cells(store: Store, study: StudyConfig, cells: list[Cell], todo: list[C
     bar = Progress(len(cells), len(cells) - len(todo), f"{study.name} cells", "cell", progress)
     try:
         t_failed = _run_trajectories(store, todo, lazy, resume, together=batched)
-        for phase in ([c for c in todo if c.base is None], [c for c in todo if c.base is not None]):
+        later = {c.id for c in todo if isinstance(c.spec.ticket, Derived) and c.base is None}
+        for phase in ([c for c in todo if c.base is None and c.id not in later],
+                      [c for c in todo if c.id in later], [c for c in todo if c.base is not None]):
             if not phase:
                 continue
             inputs, blocked = _inputs(store, phase, t_failed)

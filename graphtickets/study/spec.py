@@ -12,7 +12,8 @@
   :class:`Own` (the method finds it at the cell's density), :class:`FromTrajectory` (one run
   of the method serves every density: IMP's rounds), :class:`Imported` (a file made
   elsewhere), :class:`FromSource` (a transform of another method's ticket on another model:
-  Elastic) and :class:`Dense` (the unpruned reference);
+  Elastic), :class:`Derived` (built from other cells' tickets: the ``derived`` family) and
+  :class:`Dense` (the unpruned reference);
 - ``ablation``: the sanity check that varies the ticket (``shuffle``, ``reinit``) or None;
 - ``train`` (:class:`TrainSpec`: the :class:`~graphtickets.training.TrainSettings` the
   trainers take whole, and the batch sizes) and ``prune_data`` (:class:`PruneDataSpec`).
@@ -39,7 +40,8 @@ from graphtickets.training.settings import TrainSettings
 
 __all__ = [
     "DENSE", "CELL_FORMAT", "TRAJECTORY_FORMAT", "TaskSpec", "ModelSpec", "MethodCall", "Own", "FromTrajectory",
-    "Imported", "FromSource", "Dense", "TicketSource", "TICKET_SOURCES", "TrainSpec", "PruneDataSpec", "CellSpec",
+    "Imported", "FromSource", "Derived", "Dense", "HELD_OUT", "derived_label", "TicketSource", "TICKET_SOURCES",
+    "TrainSpec", "PruneDataSpec", "CellSpec",
     "TrajectorySpec", "model_label",
 ]
 
@@ -47,6 +49,8 @@ __all__ = [
 DENSE = "dense"
 #: Version of the cell config layout; part of every hash.
 CELL_FORMAT = "graphtickets.cell/1"
+#: What a held-out derived ticket's method carries in tables: ``consensus`` -> ``consensus:held_out``.
+HELD_OUT = ":held_out"
 #: Version of the trajectory config layout; part of its hash.
 TRAJECTORY_FORMAT = "graphtickets.trajectory/1"
 
@@ -215,6 +219,34 @@ class FromSource:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A ticket built from other cells' tickets (a method of family ``derived``: consensus, profile, ...).
+
+    ``sources``: the ids of the cells whose tickets it is built from (the study's methods at
+    the cell's dataset, model and density, replicate 0: of the cell's own init seed, or, with
+    ``held_out``, of every other seed only). The ids enter the cell id, so a source that
+    changes re-builds the derived ticket; the runner runs the cell after its sources.
+    """
+
+    sources: tuple[str, ...]
+    held_out: bool = False
+    kind: ClassVar[str] = "derived"
+
+    def config(self) -> dict[str, Any]:
+        """The canonical form (the cell's ``method.derived``)."""
+        return {"held_out": bool(self.held_out), "sources": list(self.sources)}
+
+
+def derived_label(name: str, held_out: bool) -> str:
+    """The name a derived method's cells carry in tables: ``consensus`` or ``consensus:held_out``.
+
+    >>> derived_label("consensus", True), derived_label("consensus", False)
+    ('consensus:held_out', 'consensus')
+    """
+    return f"{name}{HELD_OUT}" if held_out else name
+
+
+@dataclass(frozen=True)
 class Dense:
     """The dense reference: every weight kept (method :data:`DENSE`)."""
 
@@ -222,9 +254,9 @@ class Dense:
 
 
 #: Where a cell's ticket comes from.
-TicketSource = Own | FromTrajectory | Imported | FromSource | Dense
+TicketSource = Own | FromTrajectory | Imported | FromSource | Derived | Dense
 #: Every ticket-source kind (:mod:`graphtickets.study.cell` has a finder for each).
-TICKET_SOURCES: tuple[type, ...] = (Own, FromTrajectory, Imported, FromSource, Dense)
+TICKET_SOURCES: tuple[type, ...] = (Own, FromTrajectory, Imported, FromSource, Derived, Dense)
 
 
 # ---------------------------------------------------------------------------- training and pruning data
@@ -307,6 +339,8 @@ class CellSpec:
             method["import"] = self.ticket.config()
         if isinstance(self.ticket, FromSource):
             method["source"] = self.ticket.config()
+        if isinstance(self.ticket, Derived):
+            method["derived"] = self.ticket.config()
         out: dict[str, Any] = {
             "format": CELL_FORMAT, "dataset": self.data.config(), "model": self.model.config(), "method": method,
             "density": self.density, "seed": self.seed, "train": self.train.config(),
@@ -384,7 +418,7 @@ class CellSpec:
             raise GraphticketsError(f"not a cell config of format {CELL_FORMAT!r} (format {config.get('format')!r}); "
                                     f"build cells with graphtickets.study.grid.expand")
         m = config["method"]
-        _only("cell method", m, ("name", "hparams", "regime", "model", "import", "source"))
+        _only("cell method", m, ("name", "hparams", "regime", "model", "import", "source", "derived"))
         method = MethodCall(name=m["name"], hparams=m["hparams"], regime=m.get("regime", "own"), model=m.get("model", {}))
         model = dict(config["model"])
         return cls(
@@ -404,6 +438,9 @@ def _ticket_of(method: Mapping[str, Any], trajectory: Mapping[str, Any] | None) 
         return Dense()
     if "import" in method:
         return Imported.from_config(method["import"])
+    if "derived" in method:
+        d = method["derived"]
+        return Derived(sources=tuple(d["sources"]), held_out=bool(d["held_out"]))
     if "source" in method:
         src = method["source"]
         return FromSource(MethodCall(src["method"], src["hparams"], src.get("regime", "own"), src["model"]), densities)

@@ -60,8 +60,8 @@ MAX_ANSWER = 10
 
 #: The modules of this package that define sections (imported by :func:`load`), in report order.
 MODULES: list[str] = ["ladder", "accuracy", "sparse_training", "sanity", "siblings", "structure_function",
-                      "consensus", "stability", "transfer", "effective", "trained_ladder", "geometry", "units",
-                      "allocation", "structure_accuracy"]
+                      "consensus", "stability", "transfer", "effective", "prior", "trained_ladder", "geometry",
+                      "units", "allocation", "structure_accuracy"]
 
 
 @dataclass(frozen=True)
