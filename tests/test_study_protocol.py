@@ -109,7 +109,7 @@ def test_one_imp_run_serves_every_density_and_the_elastic_source(monkeypatch: py
     study = load_config(cfg)
     cells = expand(study)
     assert len(trajectories(cells)) == 4  # (imp, elastic's source) x 2 seeds; not x 2 densities
-    res = run(cfg, tmp_path / "out", progress=False, report=False)
+    res = run(cfg, tmp_path / "out", progress=False, report=False, batched=False)  # one by one: the counted path (together: test_study_trajectories_together)
     assert res.failed == 0 and res.done == len(cells)
     assert sorted(calls) == [0.2] * 4  # each trajectory ran once, to the smallest density
     tk = res.tickets
