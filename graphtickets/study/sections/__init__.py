@@ -214,8 +214,7 @@ def answer_blocks(tables: Mapping[str, Mapping[str, pd.DataFrame]], tests: pd.Da
     """The report's opening: the Answer's sentences, the number of tests, the summary figure
     (the first stated sentence's figure, from ``figures``)."""
     said = answer(tables, tests)
-    m = int(tests.attrs.get("tests", int(np.isfinite(pd.to_numeric(tests.get("p", pd.Series(dtype=float)),
-                                                                      errors="coerce")).sum())))
+    m = int(tests.attrs.get("tests", tests["p"].notna().sum()))  # attrs: set by collect_tests
     blocks: list[Block] = [("h2", "Answer")]
     if not said:
         blocks.append(("p", "No part of the study has a result to state yet (no section made a test)."))
