@@ -36,3 +36,24 @@ def test_readme_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     table = namespace["table"]
     assert {"a", "b", "kind", "value", "z"} <= set(table.columns)  # type: ignore[attr-defined]
     assert len(table) and table["value"].notna().all()  # type: ignore[attr-defined]
+
+
+def _method_table() -> dict[str, str]:
+    """``{method name: kind}`` of the README's method table (its rows start with a backquoted name)."""
+    rows = re.findall(r"^\| `([a-z_<>:]+)` \| ([a-z ]+) \|", (ROOT / "README.md").read_text(), flags=re.M)
+    return {name: kind.strip() for name, kind in rows}
+
+
+def test_readme_method_table_lists_every_registered_method() -> None:
+    # every method a user can name (the registry, with the graph-built `relational`) has its row,
+    # and every row names a registered method (or the `:held_out` form of the derived ones)
+    import graphtickets.graphs.derived  # noqa: F401  (registers `relational`)
+    from graphtickets.pruning.core import METHODS
+
+    table = _method_table()
+    missing = sorted(set(METHODS) - set(table))
+    assert not missing, f"the README's method table has no row for {missing}: add one per method"
+    unknown = sorted(n for n in table if n not in METHODS and n != "<derived>:held_out")
+    assert not unknown, f"the README's method table lists {unknown}, which no registry entry has"
+    derived = {n for n, spec in METHODS.items() if spec.kind == "derived"}
+    assert derived and all(table[n] == "derived" for n in derived)
