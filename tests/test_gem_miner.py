@@ -11,6 +11,7 @@ from torch import nn
 
 import graphtickets as gt
 from graphtickets.pruning.gem_miner import GemMinerResult, gem_mine, prune_epochs, ste_mask
+from graphtickets.pruning.select import draw_generator
 
 
 def _data(n_batches: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -35,7 +36,7 @@ def test_one_score_step_matches_hand_update() -> None:
         net[0].weight.copy_(torch.randn((3, 6), generator=torch.Generator().manual_seed(0)))
     x, y = _data(1)[0]
     w = net[0].weight.detach().clone()
-    s0 = torch.rand(w.shape, generator=torch.Generator().manual_seed(7))
+    s0 = torch.rand(w.shape, generator=draw_generator(7))
     w_eff = (w * (s0 > 0.5)).requires_grad_(True)
     F.cross_entropy(F.linear(x, w_eff), y).backward()
     assert w_eff.grad is not None
@@ -49,7 +50,7 @@ def test_one_score_step_matches_hand_update() -> None:
 def test_penalty_enters_the_score_gradient() -> None:
     net = nn.Sequential(nn.Linear(6, 3, bias=False))
     nn.init.zeros_(net[0].weight)  # no CE gradient reaches the scores: only the penalty acts
-    s0 = torch.rand((3, 6), generator=torch.Generator().manual_seed(3))
+    s0 = torch.rand((3, 6), generator=draw_generator(3))
     res = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=0.1, momentum=0.0)
     assert torch.allclose(res.scores["0.weight"], (s0 - 0.1 * 0.5 * 2 * s0).clamp(0, 1), atol=1e-7)
 
@@ -69,7 +70,7 @@ def test_clamping_after_every_step_by_hand() -> None:
     # the clamp been applied only at the end, step 2 would start from -2 s and give 4 s > 0.
     net = nn.Sequential(nn.Linear(6, 3, bias=False))
     nn.init.zeros_(net[0].weight)
-    s0 = torch.rand((3, 6), generator=torch.Generator().manual_seed(3))
+    s0 = torch.rand((3, 6), generator=draw_generator(3))
     one = gem_mine(net, density=1.0, data=_data(1), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=3.0, momentum=0.0)
     assert torch.equal(one.scores["0.weight"], torch.zeros(3, 6))  # -2 s clamped
     two = gem_mine(net, density=1.0, data=_data(2), seed=3, epochs=1, lam=0.5, optimizer="sgd", lr=3.0, momentum=0.0)

@@ -28,7 +28,7 @@ from graphtickets.pruning.core import (
     resolve_params,
     score_prune,
 )
-from graphtickets.pruning.select import select_topk
+from graphtickets.pruning.select import draw_generator, select_topk
 
 __all__ = ["erk_densities", "scaled_densities", "exact_counts", "magnitude_scores", "random_scores"]
 
@@ -159,7 +159,7 @@ def _erk(model: nn.Module, *, density: float, seed: int, options: ScoringOptions
     sizes = {n: start[n].numel() for n in names}
     dens = erk_densities(shapes, density)
     counts = exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
-    scores = random_scores(model, start, None, torch.Generator().manual_seed(seed))
+    scores = random_scores(model, start, None, draw_generator(seed))
     if options.invert:
         scores = {n: -s for n, s in scores.items()}
     masks = select_topk(scores, density, counts=counts)

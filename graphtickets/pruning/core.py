@@ -41,7 +41,7 @@ from graphtickets._rules import COMMON_RULES, Rule, check_seed
 from graphtickets._version import __version__
 from graphtickets.data.core import dataset_name
 from graphtickets.errors import GraphticketsError
-from graphtickets.pruning.select import select_topk
+from graphtickets.pruning.select import draw_generator, select_topk
 from graphtickets.ticket import Ticket, check_density, prunable
 
 __all__ = [
@@ -708,7 +708,7 @@ def score_prune(
         masks, found = engine(model, names, masks, targets, scope=opts.scope, invert=opts.invert)
         meta.update(found)
     else:
-        gen = torch.Generator().manual_seed(seed)
+        gen = draw_generator(seed)
         for d in targets:
             scores = scorer(masked_copy(model, masks), masks, data, gen, **scorer_kw)
             scores = {n: -scores[n] if opts.invert else scores[n] for n in names}

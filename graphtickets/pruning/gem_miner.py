@@ -82,7 +82,7 @@ from graphtickets.pruning.core import (
     schedule_densities,
 )
 from graphtickets.pruning.imp import reiterable
-from graphtickets.pruning.select import keep_count
+from graphtickets.pruning.select import draw_generator, keep_count
 from graphtickets.ticket import Ticket, check_density
 from graphtickets.training import make_optimizer
 
@@ -293,7 +293,7 @@ def _start_mining(model: nn.Module, density: float, seed: int, opts: MiningOptio
     work = copy.deepcopy(model).to(opts.device)
     for p in work.parameters():
         p.requires_grad_(False)
-    gen = torch.Generator().manual_seed(seed)
+    gen = draw_generator(seed)
     scores = {n: torch.rand(permanent[n].shape, generator=gen).to(opts.device).requires_grad_(True) for n in names}
     initial, _ = select_random_ties(scores, density, np.random.default_rng([seed, 1]))
     if opts.optimizer not in ("sgd", "adam"):

@@ -20,7 +20,24 @@ import torch
 from graphtickets.errors import GraphticketsError
 from graphtickets.ticket import check_density
 
-__all__ = ["select_topk", "keep_count", "topk_flat", "smallest"]
+__all__ = ["select_topk", "keep_count", "topk_flat", "smallest", "draw_generator"]
+
+#: Mixed into a method's seed (:func:`draw_generator`): the ASCII of "mask".
+_DRAW_STREAM = 0x6D61736B
+
+
+def draw_generator(seed: int) -> torch.Generator:
+    """The torch generator a method's random draws (random scores and masks) come from.
+
+    Not ``torch.Generator().manual_seed(seed)``: a model built with ``seed`` is initialised from
+    torch's generator seeded with that very seed, so uniform scores drawn from the same stream
+    repeat the uniform draws of the default (Kaiming-uniform) initialisation: a random ticket of
+    seed s on the model of seed s then keeps its largest signed weights (correlation 0.86 between
+    mask and weight on a 40-100-100-10 MLP). The seed is mixed with a constant through
+    :class:`numpy.random.SeedSequence`, so the draws are still a pure function of ``seed``.
+    """
+    state = np.random.SeedSequence([int(seed) % 2**63, _DRAW_STREAM]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) >> 1)
 
 _SAMPLE = 65536  # entries of the strided sample that bounds the threshold in :func:`smallest`
 

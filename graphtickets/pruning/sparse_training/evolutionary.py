@@ -43,6 +43,7 @@ from torch import nn
 from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import MethodResult, register_method, training_rules
+from graphtickets.pruning.select import draw_generator
 from graphtickets.pruning.sparse_training.common import (
     DISTRIBUTIONS,
     SparseOptions,
@@ -190,7 +191,7 @@ def set_method(
         )
     data, _ = prepared(data, "set", opts)
     per_epoch = steps_per_epoch(data)
-    masks, dens = random_mask(model, density, distribution, torch.Generator().manual_seed(seed),
+    masks, dens = random_mask(model, density, distribution, draw_generator(seed),
                               opts.keep_classifier_dense)
     hook = _SetHook(masks, per_epoch, opts.epochs, zeta, seed)
     before = counts_of(masks)

@@ -48,6 +48,7 @@ from torch import nn
 from graphtickets._rules import Rule
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.core import MethodResult, register_method, training_rules
+from graphtickets.pruning.select import draw_generator
 from graphtickets.pruning.sparse_training.common import (
     DISTRIBUTIONS,
     SparseOptions,
@@ -215,7 +216,7 @@ def rigl(
     opts = SparseOptions(**options)
     data, total = prepared(data, "rigl", opts)
     steps, t_end = rigl_update_steps(total, delta_t, end)
-    masks, dens = random_mask(model, density, distribution, torch.Generator().manual_seed(seed),
+    masks, dens = random_mask(model, density, distribution, draw_generator(seed),
                               opts.keep_classifier_dense)
     hook = _RigLHook(masks, steps, alpha, t_end)
     before = counts_of(masks)

@@ -48,7 +48,7 @@ from torch import nn
 from graphtickets.errors import GraphticketsError
 from graphtickets.pruning.baselines import exact_counts, scaled_densities
 from graphtickets.pruning.core import MethodResult, register_method, resolve_params
-from graphtickets.pruning.select import select_topk
+from graphtickets.pruning.select import draw_generator, select_topk
 from graphtickets.pruning.sparse_training.common import check_fraction
 
 __all__ = ["smart_ratio", "smart_ratio_densities"]
@@ -143,7 +143,7 @@ def smart_ratio(
     sizes = {n: start[n].numel() for n in names}
     dens, held = smart_ratio_densities(sizes, density, decay=decay, last_keep=last_keep)
     counts = exact_counts(dens, sizes, int(round(density * sum(sizes.values()))))
-    gen = torch.Generator().manual_seed(seed)
+    gen = draw_generator(seed)
     scores = {n: torch.rand(start[n].shape, generator=gen) for n in names}
     masks = select_topk(scores, density, counts=counts)
     return MethodResult(masks=masks, meta={"layer_densities": dens, "last_rule": held, "decay": decay})
