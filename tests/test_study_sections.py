@@ -148,3 +148,33 @@ def test_answer_states_what_holds_before_what_does_not(registry: dict[str, Secti
     tabs = sections.compute_all(_ctx(tmp_path))
     said = [t for t, _ in sections.answer(tabs, sections.collect_tests(tabs))]
     assert said == ["late holds (q < 0.001)", "The data do not show the first."]
+
+
+def test_skip_sections_leaves_a_section_out_and_says_so(registry: dict[str, Section], tmp_path: Path) -> None:
+    ran: list[str] = []
+
+    def section(name: str) -> Section:
+        def compute(ctx: Context) -> dict[str, pd.DataFrame]:
+            ran.append(name)
+            return {f"{name}_table": pd.DataFrame({"x": [1]})}
+        return Section(name=name, title=f"Title of {name}", order=0, compute=compute,
+                       render=lambda tables, ctx: [("h2", f"section {name}")])
+
+    sections.register(section("kept"))
+    sections.register(section("costly"))
+    out = tmp_path / "out"
+    run({**TINY, "analysis": {**TINY["analysis"], "skip_sections": ["costly"]}}, out, progress=False)
+    assert ran == ["kept"]
+    assert (out / "tables" / "kept_table.csv").exists() and not (out / "tables" / "costly_table.csv").exists()
+    md = (out / "report.md").read_text()
+    assert "## section kept" in md and "## section costly" not in md
+    assert "analysis.skip_sections): Title of costly." in md
+
+
+def test_an_unknown_skipped_section_is_refused_before_anything_is_written(registry: dict[str, Section],
+                                                                          tmp_path: Path) -> None:
+    sections.register(_section("kept", [0.5]))
+    out = tmp_path / "out"
+    with pytest.raises(GraphticketsError, match=r"skip_sections: no report section is called 'nosuch'.*kept"):
+        run({**TINY, "analysis": {**TINY["analysis"], "skip_sections": ["nosuch"]}}, out, progress=False)
+    assert not out.exists() or not any(out.iterdir())

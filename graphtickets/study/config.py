@@ -539,6 +539,19 @@ class AnalysisConfig(_Strict):
         "order and measure the error barrier on the linear path between the two trainings; true or a mapping "
         "{densities: [...], points: 11}; default off",
     )
+    skip_sections: list[str] = Field(
+        default_factory=list,
+        description="report sections not computed (their names as in graphtickets.study.sections), e.g. "
+        "[ladder] for a study about something else whose budget the ladder's nulls would exceed; default none",
+    )
+
+    @field_validator("skip_sections")
+    @classmethod
+    def _skip(cls, v: list[str]) -> list[str]:
+        # the names are checked against the registered sections when the study starts
+        # (graphtickets.study.runner: config sits below the sections and does not import them)
+        _no_duplicates("", v)
+        return v
 
     @field_validator("stability", mode="before")
     @classmethod

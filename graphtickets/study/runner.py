@@ -234,6 +234,7 @@ def run(
         workers = min(default_workers(), LIMITS["workers"]) if study.device == "cpu" else 1
     check_run_options(study, out, workers=workers, scheduler=scheduler, resume=resume)  # before any file
     check_stability(study)
+    sections.check_skipped(study.analysis.skip_sections)
     _check_data(study)
     out.mkdir(parents=True, exist_ok=True)
     cells = expand(study)

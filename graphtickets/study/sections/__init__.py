@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphtickets.errors import GraphticketsError
+from graphtickets.errors import ConfigError, GraphticketsError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Context", "Claim", "Section", "SECTIONS", "register", "load", "compute_all", "collect_tests",
-           "answer", "answer_blocks", "render_all", "write_tables", "TEST_COLUMNS", "FDR", "MAX_ANSWER", "Block"]
+           "answer", "answer_blocks", "check_skipped", "render_all", "write_tables", "TEST_COLUMNS", "FDR", "MAX_ANSWER", "Block"]
 
 #: One block of the report: ``(kind, payload)``.
 Block = tuple[str, Any]
@@ -131,17 +132,32 @@ def load() -> dict[str, Section]:
     return dict(sorted(SECTIONS.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 
+def check_skipped(names: Sequence[str]) -> None:
+    """Refuse a name of ``analysis.skip_sections`` that no section has (before the study starts)."""
+    known = load()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"analysis.skip_sections: no report section is called {', '.join(map(repr, unknown))}; "
+                                f"the sections: {', '.join(known)}")
+
+
 def compute_all(ctx: Context) -> dict[str, dict[str, pd.DataFrame]]:
     """Every section's tables (section name -> table name -> DataFrame), in report order.
 
     A section whose ``compute`` returns nothing is left out. Two sections naming the same table
     is an error (each table is one file ``tables/<name>.csv``); ``tests`` is the one name each
-    section may use.
+    section may use. Sections the study's ``analysis.skip_sections`` names are not computed.
     """
     out: dict[str, dict[str, pd.DataFrame]] = {}
     seen: dict[str, str] = {}
+    skip = set(getattr(getattr(ctx.study, "analysis", None), "skip_sections", None) or ())
     for name, sec in load().items():
+        if name in skip:
+            log.info("section %s not computed (analysis.skip_sections)", name)
+            continue
+        start = time.perf_counter()
         tabs = sec.compute(ctx) or {}
+        log.info("section %s computed in %.1f s", name, time.perf_counter() - start)
         for t, df in tabs.items():
             if t != "tests" and t in seen:
                 raise GraphticketsError(f"sections {seen[t]!r} and {name!r} both write tables/{t}.csv")
@@ -246,4 +262,8 @@ def render_all(tables: Mapping[str, Mapping[str, pd.DataFrame]], ctx: Context,
             mine = tests.loc[tests["section"] == name, [*own, "q", "significant"]].reset_index(drop=True)  # its columns only
             tabs = {**tabs, "tests": mine}
         blocks += sections[name].render(tabs, ctx)
+    skipped = [sections[n].title for n in getattr(getattr(ctx.study, "analysis", None), "skip_sections", None) or ()
+               if n in sections]
+    if skipped:
+        blocks.append(("p", f"Not computed in this study (its config's analysis.skip_sections): {'; '.join(skipped)}."))
     return blocks
