@@ -34,7 +34,6 @@ import torch
 
 from graphtickets.analysis.compare import name_tickets, null_seed
 from graphtickets.analysis.distances.overlap import check_one_architecture
-from graphtickets.analysis.nulls import shuffle_within_layers
 from graphtickets.errors import GraphticketsError, TicketError
 from graphtickets.ticket import Ticket
 
@@ -201,6 +200,35 @@ class Consensus:
                       meta={"consensus": {"k": kk, "of": list(self.names)}})  # fmt: skip
 
 
+def _null_histograms(named: Mapping[str, Ticket], samples: int, seed: int | str) -> np.ndarray:
+    """``(samples, n + 1)`` histograms of the vote counts when every ticket's masks are shuffled
+    within each layer, independently per ticket and sample.
+
+    Draw ``i`` of the ticket named ``nm`` keeps, in each layer (in mask order), the first ``k``
+    positions of one uniform random permutation from ``numpy.random.default_rng(null_seed(seed,
+    nm, i))``, ``k`` the ticket's own count in that layer: a uniformly random ``k``-subset, the
+    layer shuffle's law (:func:`~graphtickets.analysis.nulls.shuffle_within_layers`), drawn on
+    flat index arrays instead of building a shuffled ticket per draw (~100x faster).
+    """
+    n = len(named)
+    if samples <= 0:
+        return np.zeros((0, n + 1), dtype=np.int64)
+    first = next(iter(named.values()))
+    layers = list(first.masks)
+    sizes = [first.masks[p].numel() for p in layers]
+    kept = {nm: [int(t.masks[p].count_nonzero()) for p in layers] for nm, t in named.items()}
+    out = np.zeros((samples, n + 1), dtype=np.int64)
+    for i in range(samples):
+        counts = [np.zeros(size, dtype=np.int64) for size in sizes]
+        for nm in named:
+            rng = np.random.default_rng(null_seed(seed, nm, i))
+            for c, size, k in zip(counts, sizes, kept[nm], strict=True):
+                c[rng.permutation(size)[:k]] += 1
+        for c in counts:
+            out[i] += np.bincount(c, minlength=n + 1)
+    return out
+
+
 def consensus(
     tickets: Mapping[str, Ticket] | Sequence[Ticket],
     *,
@@ -275,11 +303,7 @@ def consensus(
             "core": int((c >= kk).sum()), "expected_core": float(numel * tail[kk]),
             "all": int((c == n).sum()), "expected_all": float(numel * pmf[n]), "any": int((c > 0).sum()),
         })  # fmt: skip
-    null_h = np.zeros((0, n + 1), dtype=np.int64)
-    if int(samples) > 0:
-        null_h = np.stack([
-            hist([shuffle_within_layers(named[nm], null_seed(seed, nm, s)) for nm in names])[1] for s in range(int(samples))
-        ])  # fmt: skip
+    null_h = _null_histograms(named, int(samples), seed)
     return Consensus(counts=counts, names=names, k=kk, histogram=histogram, expected=expected,
                      layers=pd.DataFrame(rows), null_histograms=null_h, _tail=tails,
                      _config=copy.deepcopy(first.config))  # fmt: skip
