@@ -105,7 +105,7 @@ def trained_conv_setup() -> tuple[nn.Module, list[gt.Ticket], gt.Ticket, list]:
     m = gt.models.build("conv2", in_shape=(3, 8, 8), num_classes=3, seed=0)
     ts = [gt.pruning.prune(m, "random", density=d, seed=s) for s, d in ((0, 0.3), (1, 0.5))]
     ts.append(gt.pruning.prune(m, "magnitude", density=0.4, seed=0))
-    trained, data = _trained(m, ts, (3, 8, 8), 512, 4, lr=1e-3)
+    trained, data = _trained(m, ts, (3, 8, 8), 512, 8, lr=1e-3)
     moved = kernel_shuffled(trained[0], 1)
     return m, trained, gt.Ticket(moved.masks, config=trained[0].config, weights=trained[0].weights), data
 

@@ -52,7 +52,10 @@ def gem_miner(model: nn.Module, *, density: float, next_epoch: Callable[[], Iter
         p.requires_grad_(False)
     names = prunable_names(work)
     params = dict(work.named_parameters())
-    gen = torch.Generator().manual_seed(seed)
+    # the documented stream of a method's random draws (graphtickets.pruning.select.draw_generator:
+    # the seed mixed through numpy's SeedSequence, apart from torch.manual_seed(seed))
+    state = np.random.SeedSequence([int(seed) % 2**63, 0x6D61736B]).generate_state(1, np.uint64)[0]
+    gen = torch.Generator().manual_seed(int(state) >> 1)
     scores = {n: torch.rand(params[n].shape, generator=gen).requires_grad_(True) for n in names}
     alive = {n: torch.ones(params[n].shape, dtype=torch.bool) for n in names}
     total = sum(p.numel() for p in scores.values())
