@@ -208,7 +208,8 @@ def _null_histograms(named: Mapping[str, Ticket], samples: int, seed: int | str)
     positions of one uniform random permutation from ``numpy.random.default_rng(null_seed(seed,
     nm, i))``, ``k`` the ticket's own count in that layer: a uniformly random ``k``-subset, the
     layer shuffle's law (:func:`~graphtickets.analysis.nulls.shuffle_within_layers`), drawn on
-    flat index arrays instead of building a shuffled ticket per draw (~100x faster).
+    flat index arrays instead of building a shuffled ticket per draw (50 draws of 14 MLP tickets:
+    1.6 s against 40.7 s, measured side by side under load).
     """
     n = len(named)
     if samples <= 0:

@@ -138,7 +138,12 @@ def check_skipped(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"analysis.skip_sections: no report section is called {', '.join(map(repr, unknown))}; "
-                                f"the sections: {', '.join(known)}")
+                          f"the sections: {', '.join(known)}")
+
+
+def _skipped(ctx: Context) -> list[str]:
+    """The section names the study's ``analysis.skip_sections`` leaves out (none without a study)."""
+    return list(getattr(getattr(ctx.study, "analysis", None), "skip_sections", None) or ())
 
 
 def compute_all(ctx: Context) -> dict[str, dict[str, pd.DataFrame]]:
@@ -150,7 +155,7 @@ def compute_all(ctx: Context) -> dict[str, dict[str, pd.DataFrame]]:
     """
     out: dict[str, dict[str, pd.DataFrame]] = {}
     seen: dict[str, str] = {}
-    skip = set(getattr(getattr(ctx.study, "analysis", None), "skip_sections", None) or ())
+    skip = set(_skipped(ctx))
     for name, sec in load().items():
         if name in skip:
             log.info("section %s not computed (analysis.skip_sections)", name)
@@ -262,8 +267,7 @@ def render_all(tables: Mapping[str, Mapping[str, pd.DataFrame]], ctx: Context,
             mine = tests.loc[tests["section"] == name, [*own, "q", "significant"]].reset_index(drop=True)  # its columns only
             tabs = {**tabs, "tests": mine}
         blocks += sections[name].render(tabs, ctx)
-    skipped = [sections[n].title for n in getattr(getattr(ctx.study, "analysis", None), "skip_sections", None) or ()
-               if n in sections]
+    skipped = [sections[n].title for n in _skipped(ctx) if n in sections]
     if skipped:
         blocks.append(("p", f"Not computed in this study (its config's analysis.skip_sections): {'; '.join(skipped)}."))
     return blocks
